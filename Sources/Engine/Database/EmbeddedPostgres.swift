@@ -1,0 +1,207 @@
+// The throwaway PostgreSQL cluster used when DATABASE_URL is unset: initdb'd once under
+// `.stockdrop/postgres`, listening only on a Unix socket inside its own data directory, and
+// reused by every later command. initdb and pg_ctl refuse to run as root, so as root they run
+// as the `postgres` user, which must be able to reach the data directory.
+import Foundation
+
+public struct EmbeddedPostgres: Sendable {
+    public enum Failure: Error, CustomStringConvertible {
+        case serverBinariesMissing
+        case command(String, status: Int32, output: String)
+        case unusableDirectory(String)
+
+        public var description: String {
+            switch self {
+            case .serverBinariesMissing:
+                return "PostgreSQL server binaries (initdb, pg_ctl) not found: install them with `apt-get install -y postgresql` (Debian package postgresql)"
+            case let .command(command, status, output):
+                return "`\(command)` failed with status \(status):\n\(output)"
+            case .unusableDirectory(let reason):
+                return reason
+            }
+        }
+    }
+
+    /// Where the cluster's files live (`…/postgres`); also its socket directory.
+    public let dataDirectory: String
+    /// Set when the data directory had to move to the temporary directory, saying why.
+    public let relocationNote: String?
+    let binDirectory: String
+    let home: String
+
+    /// The unix socket file name for the default port must fit sockaddr_un (108 bytes).
+    static let maxSocketPathBytes = 100
+    static let port = 5432
+
+    /// Resolves the directories for the checkout at `checkout` (default: current directory).
+    public init(checkout: String = FileManager.default.currentDirectoryPath) throws {
+        guard let binDirectory = Self.findServerBinaries() else { throw Failure.serverBinariesMissing }
+        self.binDirectory = binDirectory
+        let preferred = (checkout as NSString).appendingPathComponent(".stockdrop")
+        let reason = Self.whyUnusable(home: preferred)
+        if let reason {
+            let hash = Self.fnv1a(checkout)
+            home = (NSTemporaryDirectory() as NSString).appendingPathComponent("stockdrop-\(String(hash, radix: 16))")
+            relocationNote = "data directory kept under \(home) because \(reason)"
+        } else {
+            home = preferred
+            relocationNote = nil
+        }
+        dataDirectory = (home as NSString).appendingPathComponent("postgres")
+    }
+
+    /// A libpq URL for `database` on this cluster's socket.
+    public func url(database: String = Defaults.databaseName) -> String {
+        let host = dataDirectory.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "/-._~"))) ?? dataDirectory
+        return "postgresql://postgres@/\(database)?host=\(host)&port=\(Self.port)"
+    }
+
+    public var isRunning: Bool {
+        (try? run(pgCommand("pg_ctl"), ["-D", dataDirectory, "status"])) != nil
+    }
+
+    /// Initializes the cluster if needed and starts it if it is not running. Safe to call from
+    /// several processes at once: they serialize on a lock file.
+    public func start() throws {
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        try withLockFile {
+            if !FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") {
+                try initialize()
+            }
+            guard !isRunning else { return }
+            let options = [
+                "-c listen_addresses=''",
+                "-c unix_socket_directories='\(dataDirectory)'",
+                "-c port=\(Self.port)",
+                "-c max_connections=\(Defaults.embeddedMaxConnections)",
+                "-c shared_buffers=256MB",
+            ].joined(separator: " ")
+            try run(pgCommand("pg_ctl"), [
+                "-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-t", "60", "-o", options, "start",
+            ])
+        }
+    }
+
+    public func stop() throws {
+        guard isRunning else { return }
+        try run(pgCommand("pg_ctl"), ["-D", dataDirectory, "-m", "fast", "-w", "stop"])
+    }
+
+    /// Creates `name` unless it exists.
+    public func ensureDatabase(_ name: String) async throws {
+        let admin = try await PostgresConnection.connect(url(database: "postgres"))
+        defer { Task { await admin.close() } }
+        let exists = try await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [.text(name)])
+        if exists.isEmpty {
+            do {
+                try await admin.execute("CREATE DATABASE \(Self.quoted(name))")
+            } catch let error as PostgresError where error.sqlState == "42P04" {
+                // Created by a concurrent process between our check and our CREATE: fine.
+            }
+        }
+    }
+
+    /// Drops and recreates `name`, returning its URL: each test suite's database of its own.
+    public func freshDatabase(_ name: String) async throws -> String {
+        let admin = try await PostgresConnection.connect(url(database: "postgres"))
+        defer { Task { await admin.close() } }
+        try await admin.execute("DROP DATABASE IF EXISTS \(Self.quoted(name)) WITH (FORCE)")
+        try await admin.execute("CREATE DATABASE \(Self.quoted(name))")
+        return url(database: name)
+    }
+
+    // MARK: - Private
+
+    private func initialize() throws {
+        let manager = FileManager.default
+        if manager.fileExists(atPath: dataDirectory) { try manager.removeItem(atPath: dataDirectory) }
+        try manager.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true,
+                                    attributes: [.posixPermissions: 0o700])
+        if Self.isRoot, let user = getpwnam("postgres") {
+            guard chown(dataDirectory, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
+                throw Failure.unusableDirectory("cannot hand \(dataDirectory) to the postgres user (errno \(errno))")
+            }
+        }
+        try run(pgCommand("initdb"), [
+            "-D", dataDirectory, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions",
+        ])
+    }
+
+    private func withLockFile(_ body: () throws -> Void) throws {
+        let path = home + "/start.lock"
+        let descriptor = open(path, O_CREAT | O_RDWR, 0o644)
+        guard descriptor >= 0 else { throw Failure.unusableDirectory("cannot open \(path) (errno \(errno))") }
+        defer { close(descriptor) }
+        flock(descriptor, LOCK_EX)
+        defer { flock(descriptor, LOCK_UN) }
+        try body()
+    }
+
+    private func pgCommand(_ name: String) -> String { binDirectory + "/" + name }
+
+    /// Runs a server binary, as the postgres user when we are root.
+    @discardableResult
+    private func run(_ executable: String, _ arguments: [String]) throws -> String {
+        if Self.isRoot {
+            return try Self.execute(Self.runuser, ["-u", "postgres", "--", executable] + arguments)
+        }
+        return try Self.execute(executable, arguments)
+    }
+
+    static var isRoot: Bool { geteuid() == 0 }
+
+    static var runuser: String {
+        ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "runuser"
+    }
+
+    @discardableResult
+    static func execute(_ executable: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw Failure.command(([executable] + arguments).joined(separator: " "), status: process.terminationStatus, output: text)
+        }
+        return text
+    }
+
+    static func findServerBinaries() -> String? {
+        if let override = ProcessInfo.processInfo.environment["STOCKDROP_PG_BIN"] { return override }
+        let root = "/usr/lib/postgresql"
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return versions.compactMap(Int.init).sorted(by: >).lazy
+            .map { "\(root)/\($0)/bin" }
+            .first { FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl") && FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }
+    }
+
+    /// Why `home` cannot hold the cluster, or nil when it can.
+    static func whyUnusable(home: String) -> String? {
+        let socketPath = home + "/postgres/.s.PGSQL.\(port)"
+        if socketPath.utf8.count > maxSocketPathBytes {
+            return "the socket path under the checkout would exceed \(maxSocketPathBytes) bytes"
+        }
+        guard isRoot else { return nil }
+        // The postgres user needs to traverse every directory up to the data directory.
+        let parent = (home as NSString).deletingLastPathComponent
+        if (try? execute(runuser, ["-u", "postgres", "--", "test", "-x", parent])) == nil {
+            return "the postgres user cannot enter \(parent)"
+        }
+        return nil
+    }
+
+    static func quoted(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    static func fnv1a(_ text: String) -> UInt64 {
+        text.utf8.reduce(0xcbf2_9ce4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+    }
+}

@@ -1,0 +1,210 @@
+// The only file that touches libpq. A connection owns a thread of its own; every libpq call
+// runs there, so a slow query blocks that thread alone and never Swift's cooperative pool.
+import CLibPQ
+import Foundation
+
+/// Synchronous access to one open connection, handed to closures that run on the
+/// connection's own thread (`PostgresConnection.withSession`). Several statements in one
+/// closure cost one thread hop, which is how a batch transaction stays cheap.
+public final class PostgresSession {
+    fileprivate var handle: OpaquePointer?
+
+    fileprivate init(handle: OpaquePointer) { self.handle = handle }
+
+    /// True while the server link is usable; false after the connection broke or was closed.
+    public var isHealthy: Bool {
+        guard let handle else { return false }
+        return PQstatus(handle) == CONNECTION_OK
+    }
+
+    /// A parameterized statement (extended protocol: one statement, `$1`… placeholders).
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [PostgresValue] = []) throws -> PostgresRows {
+        let handle = try open()
+        let encoded = parameters.map(\.encoded)
+        let types = encoded.map(\.typeOID)
+        let lengths = encoded.map { Int32($0.bytes?.count ?? 0) }
+        let formats = encoded.map(\.format)
+        // Copy each parameter into a buffer of its own that stays valid for the call. Text
+        // parameters are read up to a NUL (libpq ignores their length), so every buffer ends in one.
+        let buffers: [UnsafeMutablePointer<CChar>?] = encoded.map { value in
+            guard let bytes = value.bytes else { return nil }
+            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+            bytes.withUnsafeBufferPointer { source in
+                source.withMemoryRebound(to: CChar.self) { source in
+                    if let base = source.baseAddress { buffer.update(from: base, count: bytes.count) }
+                }
+            }
+            buffer[bytes.count] = 0
+            return buffer
+        }
+        defer { buffers.forEach { $0?.deallocate() } }
+        let result = buffers.withUnsafeBufferPointer { values in
+            values.withMemoryRebound(to: UnsafePointer<CChar>?.self) { values in
+                PQexecParams(handle, sql, Int32(parameters.count), types, values.baseAddress, lengths, formats, 0)
+            }
+        }
+        return try Self.consume(result, on: handle)
+    }
+
+    /// Statements without parameters, possibly several separated by semicolons (simple
+    /// protocol): migrations and session settings.
+    public func execute(_ sql: String) throws {
+        let handle = try open()
+        _ = try Self.consume(PQexec(handle, sql), on: handle)
+    }
+
+    /// Runs `body` inside BEGIN … COMMIT; any error rolls back and is rethrown.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            if isHealthy { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    fileprivate func finish() {
+        if let handle { PQfinish(handle) }
+        handle = nil
+    }
+
+    private func open() throws -> OpaquePointer {
+        guard let handle else { throw PostgresError(kind: .closed, message: "connection is closed") }
+        return handle
+    }
+
+    private static func consume(_ result: OpaquePointer?, on handle: OpaquePointer) throws -> PostgresRows {
+        guard let result else {
+            throw PostgresError(kind: .connection, sqlState: "08006", message: errorMessage(handle))
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            return PostgresRows(columns: [], cells: [], affectedRows: affected(result))
+        case PGRES_TUPLES_OK:
+            return rows(of: result)
+        default:
+            throw error(of: result, on: handle)
+        }
+    }
+
+    private static func rows(of result: OpaquePointer) -> PostgresRows {
+        let rowCount = Int(PQntuples(result))
+        let columnCount = Int(PQnfields(result))
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        var cells: [String?] = []
+        cells.reserveCapacity(rowCount * columnCount)
+        for row in 0..<rowCount {
+            for column in 0..<columnCount {
+                if PQgetisnull(result, Int32(row), Int32(column)) == 1 {
+                    cells.append(nil)
+                } else {
+                    cells.append(String(cString: PQgetvalue(result, Int32(row), Int32(column))))
+                }
+            }
+        }
+        return PostgresRows(columns: columns, cells: cells, affectedRows: affected(result))
+    }
+
+    private static func affected(_ result: OpaquePointer) -> Int {
+        Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    private static func error(of result: OpaquePointer, on handle: OpaquePointer) -> PostgresError {
+        func field(_ code: Int32) -> String? {
+            guard let pointer = PQresultErrorField(result, code) else { return nil }
+            return String(cString: pointer)
+        }
+        let sqlState = field(Int32(UInt8(ascii: "C")))
+        let message = field(Int32(UInt8(ascii: "M"))) ?? errorMessage(handle)
+        let broken = PQstatus(handle) != CONNECTION_OK
+        return PostgresError(
+            kind: broken ? .connection : .server,
+            sqlState: sqlState ?? (broken ? "08006" : nil),
+            message: message,
+            detail: field(Int32(UInt8(ascii: "D"))),
+            constraint: field(Int32(UInt8(ascii: "n"))))
+    }
+
+    fileprivate static func errorMessage(_ handle: OpaquePointer) -> String {
+        String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// One PostgreSQL connection with an async face. Not shared between concurrent users: a pool
+/// (`PostgresPool`) hands it to one caller at a time; calls that do overlap simply queue on
+/// the connection's thread.
+public final class PostgresConnection: @unchecked Sendable {
+    // Touched only on `thread`, which serializes every use.
+    private let session: PostgresSession
+    private let thread: BlockingThread
+
+    private init(session: PostgresSession, thread: BlockingThread) {
+        self.session = session
+        self.thread = thread
+    }
+
+    /// Opens a connection from a libpq URL or key=value string, then pins the session to UTC
+    /// and ISO dates so timestamps parse the same everywhere.
+    public static func connect(_ url: String, applicationName: String = "stockdrop") async throws -> PostgresConnection {
+        let thread = BlockingThread(name: "postgres")
+        do {
+            let session = try await thread.run { () throws -> UncheckedBox<PostgresSession> in
+                guard let handle = PQconnectdb(url) else {
+                    throw PostgresError(kind: .connection, message: "out of memory opening a connection")
+                }
+                guard PQstatus(handle) == CONNECTION_OK else {
+                    let message = PostgresSession.errorMessage(handle)
+                    PQfinish(handle)
+                    throw PostgresError(kind: .connection, sqlState: "08001", message: message)
+                }
+                let session = PostgresSession(handle: handle)
+                let name = applicationName.replacingOccurrences(of: "'", with: "")
+                try session.execute("SET client_min_messages = warning; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET application_name = '\(name)'")
+                return UncheckedBox(session)
+            }
+            return PostgresConnection(session: session.value, thread: thread)
+        } catch {
+            thread.stop()
+            throw error
+        }
+    }
+
+    /// Runs `body` with the session on the connection's thread: the way to run several
+    /// statements (a transaction) for the price of one hop.
+    @discardableResult
+    public func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
+        let session = UncheckedBox(self.session)
+        return try await thread.run { try body(session.value) }
+    }
+
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [PostgresValue] = []) async throws -> PostgresRows {
+        try await withSession { try $0.query(sql, parameters) }
+    }
+
+    public func execute(_ sql: String) async throws {
+        try await withSession { try $0.execute(sql) }
+    }
+
+    public var isHealthy: Bool {
+        get async { (try? await withSession { $0.isHealthy }) ?? false }
+    }
+
+    /// Closes the server link and ends the thread once queued work is done.
+    public func close() async {
+        _ = try? await withSession { $0.finish() }
+        thread.stop()
+    }
+}
+
+/// Carries a non-Sendable value across the hop to a connection's thread, where only one
+/// closure at a time touches it.
+struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

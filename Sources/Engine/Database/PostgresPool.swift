@@ -1,0 +1,97 @@
+// A fixed-size pool of connections. Callers beyond the size wait in FIFO order; a connection
+// that broke is closed and replaced on its next lease rather than handed out again.
+import DequeModule
+
+public actor PostgresPool {
+    public nonisolated let url: String
+    public nonisolated let size: Int
+    private var idle: [PostgresConnection] = []
+    private var opened = 0
+    private var waiters: Deque<CheckedContinuation<PostgresConnection?, any Error>> = []
+    private var closed = false
+
+    public init(url: String, size: Int) {
+        precondition(size > 0, "a pool needs at least one connection")
+        self.url = url
+        self.size = size
+    }
+
+    /// Leases a connection for the duration of `body`.
+    public nonisolated func withConnection<T: Sendable>(
+        _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let connection = try await lease()
+        do {
+            let value = try await body(connection)
+            await release(connection)
+            return value
+        } catch {
+            await release(connection)
+            throw error
+        }
+    }
+
+    /// One hop to a pooled connection's thread with its synchronous session.
+    public nonisolated func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
+        try await withConnection { try await $0.withSession(body) }
+    }
+
+    @discardableResult
+    public nonisolated func query(_ sql: String, _ parameters: [PostgresValue] = []) async throws -> PostgresRows {
+        try await withSession { try $0.query(sql, parameters) }
+    }
+
+    public func close() async {
+        closed = true
+        let connections = idle
+        idle.removeAll()
+        for waiter in waiters { waiter.resume(throwing: PostgresError(kind: .closed, message: "pool is closed")) }
+        waiters.removeAll()
+        for connection in connections { await connection.close() }
+    }
+
+    private func lease() async throws -> PostgresConnection {
+        guard !closed else { throw PostgresError(kind: .closed, message: "pool is closed") }
+        if let connection = idle.popLast() { return connection }
+        if opened < size {
+            opened += 1
+            return try await openInReservedSlot()
+        }
+        // A nil wake-up hands over a freed slot, already counted in `opened`: open a new
+        // connection in it.
+        if let connection = try await withCheckedThrowingContinuation({ waiters.append($0) }) {
+            return connection
+        }
+        return try await openInReservedSlot()
+    }
+
+    private func openInReservedSlot() async throws -> PostgresConnection {
+        do {
+            return try await PostgresConnection.connect(url)
+        } catch {
+            opened -= 1
+            wakeOneForFreedSlot()
+            throw error
+        }
+    }
+
+    private func release(_ connection: PostgresConnection) async {
+        if !closed, await connection.isHealthy {
+            if waiters.isEmpty {
+                idle.append(connection)
+            } else {
+                waiters.removeFirst().resume(returning: connection)
+            }
+            return
+        }
+        opened -= 1
+        await connection.close()
+        wakeOneForFreedSlot()
+    }
+
+    private func wakeOneForFreedSlot() {
+        guard !waiters.isEmpty else { return }
+        opened += 1
+        waiters.removeFirst().resume(returning: nil)
+    }
+}

@@ -1,0 +1,104 @@
+// The only file that touches hiredis: a blocking Redis connection for publishing live events.
+// hiredis blocks, so like libpq it runs on a thread of its own, never on the cooperative pool.
+import CHiredis
+import Foundation
+
+public struct RedisError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { "Redis error: \(message)" }
+}
+
+/// A Redis reply, copied out of hiredis.
+public enum RedisReply: Sendable, Equatable {
+    case string(String)
+    case integer(Int64)
+    case array([RedisReply])
+    case null
+    case status(String)
+}
+
+public final class RedisConnection: @unchecked Sendable {
+    // Touched only inside `lock`.
+    private var context: UnsafeMutablePointer<redisContext>?
+    private let lock = NSLock()
+
+    /// Connects to `redis://host:port` or `unix:///path/to/socket`.
+    public init(url: String) throws {
+        let context: UnsafeMutablePointer<redisContext>?
+        if url.hasPrefix("unix://") {
+            context = redisConnectUnix(String(url.dropFirst("unix://".count)))
+        } else {
+            let address = URL(string: url)
+            context = redisConnect(address?.host ?? "127.0.0.1", Int32(address?.port ?? 6379))
+        }
+        guard let context else { throw RedisError(message: "cannot allocate a Redis context") }
+        if context.pointee.err != 0 {
+            let message = Self.errorText(context)
+            redisFree(context)
+            throw RedisError(message: "connecting to \(url): \(message)")
+        }
+        self.context = context
+    }
+
+    deinit { if let context { redisFree(context) } }
+
+    /// Sends one command with binary-safe arguments and waits for its reply.
+    public func command(_ arguments: [String]) throws -> RedisReply {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let context else { throw RedisError(message: "connection is closed") }
+        let bytes = arguments.map { Array($0.utf8) }
+        let pointers = bytes.map { bytes -> UnsafeMutablePointer<CChar> in
+            let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
+            bytes.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { pointer.update(from: $0.baseAddress!, count: bytes.count) } }
+            return pointer
+        }
+        defer { pointers.forEach { $0.deallocate() } }
+        var constPointers = pointers.map { UnsafePointer<CChar>?($0) }
+        let lengths = bytes.map(\.count)
+        let raw = constPointers.withUnsafeMutableBufferPointer { argv in
+            lengths.withUnsafeBufferPointer { argvlen in
+                redisCommandArgv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+            }
+        }
+        guard let raw else { throw RedisError(message: Self.errorText(context)) }
+        let reply = raw.assumingMemoryBound(to: redisReply.self)
+        defer { freeReplyObject(raw) }
+        return try Self.convert(reply.pointee)
+    }
+
+    /// Publishes `message` on `channel`; returns how many subscribers received it.
+    @discardableResult
+    public func publish(channel: String, message: String) throws -> Int64 {
+        guard case .integer(let receivers) = try command(["PUBLISH", channel, message]) else {
+            throw RedisError(message: "unexpected reply to PUBLISH")
+        }
+        return receivers
+    }
+
+    private static func convert(_ reply: redisReply) throws -> RedisReply {
+        switch reply.type {
+        case REDIS_REPLY_STRING:
+            return .string(String(decoding: UnsafeRawBufferPointer(start: reply.str, count: reply.len), as: UTF8.self))
+        case REDIS_REPLY_STATUS:
+            return .status(String(cString: reply.str))
+        case REDIS_REPLY_INTEGER:
+            return .integer(reply.integer)
+        case REDIS_REPLY_NIL:
+            return .null
+        case REDIS_REPLY_ARRAY:
+            return .array(try (0..<reply.elements).map { try convert(reply.element[$0]!.pointee) })
+        case REDIS_REPLY_ERROR:
+            throw RedisError(message: String(cString: reply.str))
+        default:
+            return .null
+        }
+    }
+
+    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { buffer in
+            String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+}

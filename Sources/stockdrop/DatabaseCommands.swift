@@ -1,0 +1,57 @@
+// `stockdrop migrate` and `stockdrop db start|stop|url`.
+import ArgumentParser
+import Engine
+import Foundation
+
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Apply missing schema migrations (DATABASE_URL, or the embedded database).")
+
+    func run() async throws {
+        let url = try await Database.prepare()
+        let connection = try await PostgresConnection.connect(url)
+        let version = try await Migrator.currentVersion(connection)
+        await connection.close()
+        print("schema at version \(version) (latest \(Migrations.latestVersion))")
+    }
+}
+
+struct DatabaseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "db",
+        abstract: "The embedded throwaway PostgreSQL used when DATABASE_URL is unset.",
+        subcommands: [Start.self, Stop.self, URLCommand.self])
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start (or reuse) the embedded cluster and migrate it.")
+        func run() async throws {
+            let embedded = try EmbeddedPostgres()
+            try embedded.start()
+            try await embedded.ensureDatabase(Defaults.databaseName)
+            let connection = try await PostgresConnection.connect(embedded.url())
+            try await Migrator.migrate(connection)
+            await connection.close()
+            if let note = embedded.relocationNote { print("note: \(note)") }
+            print(embedded.url())
+        }
+    }
+
+    struct Stop: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop the embedded cluster (its files stay for reuse).")
+        func run() throws {
+            try EmbeddedPostgres().stop()
+        }
+    }
+
+    struct URLCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "url", abstract: "Print the embedded cluster's DATABASE_URL.")
+        func run() throws {
+            let embedded = try EmbeddedPostgres()
+            if let note = embedded.relocationNote {
+                FileHandle.standardError.write(Data("note: \(note)\n".utf8))
+            }
+            print(embedded.url())
+        }
+    }
+}

@@ -1,0 +1,11 @@
+// The `stockdrop` command: argument parsing only; the work lives in the library targets.
+import ArgumentParser
+import Engine
+
+@main
+struct Stockdrop: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stockdrop",
+        abstract: "Limited-stock drops without oversell: engine, load harness and server.",
+        subcommands: [MigrateCommand.self, DatabaseCommand.self])
+}

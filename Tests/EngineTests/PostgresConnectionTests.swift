@@ -1,0 +1,174 @@
+// The libpq wrapper against a real PostgreSQL: types round-trip, errors carry SQLSTATE,
+// blocking calls stay off Swift's cooperative threads, and the pool keeps its size.
+import Engine
+import Foundation
+import Testing
+
+@Suite("libpq wrapper") struct PostgresConnectionTests {
+    @Test func roundTripsEveryColumnTypeTheSchemaUses() async throws {
+        let url = try await TestDatabase.fresh("wrapper_types", migrated: false)
+        let connection = try await PostgresConnection.connect(url)
+        defer { Task { await connection.close() } }
+        let moment = Date(timeIntervalSince1970: 1_795_000_000.123456)
+        let text = "Air Max '86 \"quoted\" \\ back ✓ 🚀"
+        let row = try #require(try await connection.query("""
+            SELECT $1::bigint AS big, $2::integer AS int, $3::text AS text, $4::boolean AS yes,
+                   $5::timestamptz AS at, $6::bytea AS raw, $7::bigint[] AS ids, $8::float8 AS ratio,
+                   $9::text AS missing, $10::bigint[] AS none, $11::text[] AS names, $12::boolean AS no,
+                   $13::bigint AS negative
+            """, [
+                .int64(Int64.max), .int32(-42), .text(text), .bool(true),
+                .timestamp(moment), .bytes([0, 1, 254, 255]), .int64Array([1, -2, Int64.min]), .double(0.25),
+                .null, .int64Array([]), .textArray(["a,b", "c\"d", "e\\f"]), .bool(false),
+                .int64(-7),
+            ]).first)
+        #expect(try row.int64("big") == Int64.max)
+        #expect(try row.int("int") == -42)
+        #expect(try row.string("text") == text)
+        #expect(try row.bool("yes") == true)
+        #expect(try row.bool("no") == false)
+        #expect(try abs(row.date("at").timeIntervalSince(moment)) < 0.000_001)
+        #expect(try row.bytes("raw") == [0, 1, 254, 255])
+        #expect(try row.int64Array("ids") == [1, -2, Int64.min])
+        #expect(try row.double("ratio") == 0.25)
+        #expect(try row.isNull("missing"))
+        #expect(try row.optionalDate("missing") == nil)
+        #expect(try row.int64Array("none") == [])
+        #expect(try row.int64("negative") == -7)
+        let names = try await connection.query("SELECT unnest($1::text[]) AS name", [.textArray(["a,b", "c\"d", "e\\f"])])
+        #expect(try names.rows.map { try $0.string("name") } == ["a,b", "c\"d", "e\\f"])
+    }
+
+    @Test func roundTripsTheSchemasTables() async throws {
+        let url = try await TestDatabase.fresh("wrapper_tables")
+        let connection = try await PostgresConnection.connect(url)
+        defer { Task { await connection.close() } }
+        let startsAt = Date(timeIntervalSince1970: 1_800_000_000.5)
+        let drop = try #require(try await connection.query("""
+            INSERT INTO drops (name, price_cents, total_stock, starts_at, per_user_limit, reserve_ttl_ms)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            RETURNING id, name, price_cents, total_stock, sold, reserved, starts_at, per_user_limit, reserve_ttl_ms, created_at
+            """, [.text("Jordan 1"), .int64(15_000), .int32(3), .timestamp(startsAt), .int32(2), .int32(2_000)]).first)
+        #expect(try drop.string("name") == "Jordan 1")
+        #expect(try drop.int64("price_cents") == 15_000)
+        #expect(try drop.int("total_stock") == 3)
+        #expect(try drop.int("sold") == 0)
+        #expect(try drop.date("starts_at") == startsAt)
+        #expect(try drop.int("per_user_limit") == 2)
+        #expect(try drop.int("reserve_ttl_ms") == 2_000)
+        #expect(try abs(drop.date("created_at").timeIntervalSinceNow) < 60)
+        let reservation = try #require(try await connection.query("""
+            INSERT INTO reservations (drop_id, user_id, status, expires_at) VALUES ($1, $2, 'ACTIVE', now() + interval '1 minute')
+            RETURNING id, status, ended_at
+            """, [.int64(try drop.int64("id")), .int64(77)]).first)
+        #expect(try reservation.string("status") == "ACTIVE")
+        #expect(try reservation.optionalDate("ended_at") == nil)
+    }
+
+    @Test func errorsCarrySQLStateAndMessage() async throws {
+        let url = try await TestDatabase.fresh("wrapper_errors", migrated: false)
+        let connection = try await PostgresConnection.connect(url)
+        defer { Task { await connection.close() } }
+        let syntax = await #expect(throws: PostgresError.self) { try await connection.query("SELEC 1") }
+        #expect(syntax?.sqlState == "42601")
+        #expect(syntax?.kind == .server)
+        let division = await #expect(throws: PostgresError.self) { try await connection.query("SELECT 1 / $1::integer", [.int32(0)]) }
+        #expect(division?.sqlState == "22012")
+        #expect(division?.message.contains("division by zero") == true)
+        // The connection stays usable after a statement error.
+        #expect(try await connection.query("SELECT 1 AS one").first?.int("one") == 1)
+        let refused = await #expect(throws: PostgresError.self) {
+            try await PostgresConnection.connect("postgresql://postgres@/nope?host=/nonexistent-dir")
+        }
+        #expect(refused?.isConnectionFailure == true)
+    }
+
+    @Test func transactionsRollBackOnError() async throws {
+        let url = try await TestDatabase.fresh("wrapper_transactions", migrated: false)
+        let connection = try await PostgresConnection.connect(url)
+        defer { Task { await connection.close() } }
+        try await connection.execute("CREATE TABLE t (v integer PRIMARY KEY)")
+        await #expect(throws: PostgresError.self) {
+            try await connection.withSession { session in
+                try session.transaction {
+                    try session.query("INSERT INTO t VALUES (1)")
+                    try session.query("INSERT INTO t VALUES (1)")
+                }
+            }
+        }
+        #expect(try await connection.query("SELECT count(*) AS n FROM t").first?.int("n") == 0)
+        try await connection.withSession { session in
+            try session.transaction { try session.query("INSERT INTO t VALUES (2)") }
+        }
+        #expect(try await connection.query("SELECT count(*) AS n FROM t").first?.int("n") == 1)
+    }
+
+    /// libpq blocks; if it ran on the cooperative pool (2 threads here), 20 sleeps of 0.5 s
+    /// would take 5 s and starve every other task meanwhile.
+    @Test func blockingQueriesNeverStallTheCooperativePool() async throws {
+        let url = try await TestDatabase.fresh("wrapper_blocking", migrated: false)
+        var connections: [PostgresConnection] = []
+        for _ in 0..<20 { connections.append(try await PostgresConnection.connect(url)) }
+        let ticks = TickCounter()
+        let ticker = Task {
+            while !Task.isCancelled {
+                await ticks.tick()
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for connection in connections {
+                group.addTask { try await connection.query("SELECT pg_sleep(0.5)") }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = ContinuousClock.now - started
+        ticker.cancel()
+        let count = await ticks.count
+        for connection in connections { await connection.close() }
+        // Serialized on two cooperative threads this would be 5 s; concurrent it is ~0.5 s.
+        #expect(elapsed < .seconds(3), "20 × pg_sleep(0.5) took \(elapsed)")
+        // A 10 ms ticker gets ~50 turns in 0.5 s when the pool is free, none when blocked.
+        #expect(count >= 10, "other tasks made only \(count) steps meanwhile")
+    }
+
+    @Test func poolNeverExceedsItsSizeAndReplacesBrokenConnections() async throws {
+        let url = try await TestDatabase.fresh("wrapper_pool", migrated: false)
+        let pool = PostgresPool(url: url, size: 4)
+        let gauge = ConcurrencyGauge()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<40 {
+                group.addTask {
+                    try await pool.withConnection { connection in
+                        await gauge.enter()
+                        try await connection.query("SELECT pg_sleep(0.01)")
+                        await gauge.leave()
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(await gauge.peak <= 4)
+        #expect(await gauge.peak >= 2)
+        // Kill every backend of the pool; the next leases must get working connections.
+        try await pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        for _ in 0..<12 {
+            _ = try? await pool.query("SELECT 1")
+        }
+        #expect(try await pool.query("SELECT 1 AS one").first?.int("one") == 1)
+        await pool.close()
+    }
+}
+
+actor TickCounter {
+    private(set) var count = 0
+    func tick() { count += 1 }
+}
+
+actor ConcurrencyGauge {
+    private var current = 0
+    private(set) var peak = 0
+    func enter() { current += 1; peak = max(peak, current) }
+    func leave() { current -= 1 }
+}

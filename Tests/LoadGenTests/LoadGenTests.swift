@@ -1,0 +1,2 @@
+import LoadGen
+import Testing
