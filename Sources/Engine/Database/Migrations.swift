@@ -9,7 +9,7 @@ public struct Migration: Sendable {
 }
 
 public enum Migrations {
-    public static let all: [Migration] = [initialSchema]
+    public static let all: [Migration] = [initialSchema, batchFunction]
 
     public static var latestVersion: Int { all.map(\.version).max() ?? 0 }
 
@@ -68,5 +68,163 @@ public enum Migrations {
         CREATE UNIQUE INDEX purchases_one_per_idempotency_key
             ON purchases (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
         CREATE INDEX purchases_latest_per_drop ON purchases (drop_id, id DESC);
+        """)
+
+    /// One batch of claims on one drop as a single statement: one round trip and one
+    /// transaction whatever the batch size, set-based inside (no per-row loop). The row lock
+    /// on the drop serializes batches from every engine instance and every rowlock request;
+    /// the CHECKs on `drops` back it up. Every time is the database's clock read after the
+    /// lock is held, so a purchase racing an expiry is decided here, once.
+    static let batchFunction = Migration(version: 2, name: "apply batch function", sql: """
+        CREATE FUNCTION stockdrop_us(t timestamptz) RETURNS bigint
+            LANGUAGE sql IMMUTABLE AS $$ SELECT (extract(epoch FROM t) * 1000000)::bigint $$;
+
+        CREATE FUNCTION stockdrop_apply_batch(p_drop bigint, p_kinds integer[], p_users bigint[], p_keys text[])
+        RETURNS TABLE (ord integer, code text, reservation_id bigint, user_id bigint, purchase_id bigint,
+                       created_us bigint, expires_us bigint, ended_us bigint, sold integer, reserved integer,
+                       price_cents bigint)
+        LANGUAGE plpgsql AS $fn$
+        #variable_conflict use_column
+        DECLARE
+            d drops%ROWTYPE;
+            v_now timestamptz;
+            v_started boolean;
+            v_expired_ids bigint[]; v_expired_users bigint[];
+            v_cancel_ords integer[]; v_cancel_ids bigint[]; v_cancel_users bigint[];
+            v_buy_ords integer[]; v_buy_holds bigint[]; v_buy_ids bigint[]; v_buy_users bigint[];
+            v_hold_ords integer[]; v_hold_users bigint[]; v_hold_ids bigint[];
+            v_sold integer; v_reserved integer;
+        BEGIN
+            SELECT * INTO d FROM drops WHERE drops.id = p_drop FOR UPDATE;
+            IF NOT FOUND THEN
+                RETURN QUERY SELECT i.ord::integer, 'unknown_drop'::text, NULL::bigint, i.u, NULL::bigint,
+                                    NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, NULL::bigint
+                             FROM unnest(p_users) WITH ORDINALITY AS i(u, ord);
+                RETURN;
+            END IF;
+            v_now := clock_timestamp();
+            v_started := d.starts_at IS NULL OR d.starts_at <= v_now;
+
+            -- 1. Overdue holds expire first: a purchase of one of them loses, by this clock.
+            WITH x AS (
+                UPDATE reservations r SET status = 'EXPIRED', ended_at = v_now
+                WHERE r.drop_id = p_drop AND r.status = 'ACTIVE' AND r.expires_at <= v_now
+                RETURNING r.id, r.user_id)
+            SELECT coalesce(array_agg(x.id), '{}'), coalesce(array_agg(x.user_id), '{}')
+            INTO v_expired_ids, v_expired_users FROM x;
+
+            -- 2. Cancels: the first purchase-or-cancel of each user acts on their ACTIVE hold.
+            WITH ops AS (
+                SELECT DISTINCT ON (i.u) i.kind, i.u, i.k, i.ord::integer AS ord
+                FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
+                WHERE i.kind IN (2, 3)
+                  AND NOT (i.kind = 2 AND i.k IS NOT NULL AND EXISTS (
+                      SELECT 1 FROM purchases p WHERE p.user_id = i.u AND p.idempotency_key = i.k))
+                ORDER BY i.u, i.ord),
+            c AS (
+                UPDATE reservations r SET status = 'CANCELLED', ended_at = v_now FROM ops
+                WHERE ops.kind = 3 AND r.drop_id = p_drop AND r.user_id = ops.u AND r.status = 'ACTIVE'
+                RETURNING r.id, r.user_id, ops.ord)
+            SELECT coalesce(array_agg(c.ord), '{}'), coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.user_id), '{}')
+            INTO v_cancel_ords, v_cancel_ids, v_cancel_users FROM c;
+
+            -- 3. Purchases complete ACTIVE, unexpired holds (overdue ones were expired in 1).
+            WITH ops AS (
+                SELECT DISTINCT ON (i.u) i.kind, i.u, i.k, i.ord::integer AS ord
+                FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
+                WHERE i.kind IN (2, 3)
+                  AND NOT (i.kind = 2 AND i.k IS NOT NULL AND EXISTS (
+                      SELECT 1 FROM purchases p WHERE p.user_id = i.u AND p.idempotency_key = i.k))
+                ORDER BY i.u, i.ord),
+            h AS (
+                UPDATE reservations r SET status = 'PURCHASED', ended_at = v_now FROM ops
+                WHERE ops.kind = 2 AND r.drop_id = p_drop AND r.user_id = ops.u AND r.status = 'ACTIVE'
+                RETURNING r.id, r.user_id, ops.k, ops.ord),
+            ins AS (
+                INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at)
+                SELECT h.id, p_drop, h.user_id, d.price_cents, h.k, v_now FROM h
+                RETURNING purchases.id, purchases.reservation_id)
+            SELECT coalesce(array_agg(h.ord), '{}'), coalesce(array_agg(h.id), '{}'),
+                   coalesce(array_agg(ins.id), '{}'), coalesce(array_agg(h.user_id), '{}')
+            INTO v_buy_ords, v_buy_holds, v_buy_ids, v_buy_users
+            FROM h JOIN ins ON ins.reservation_id = h.id;
+
+            v_sold := d.sold + cardinality(v_buy_ids);
+            v_reserved := d.reserved - cardinality(v_expired_ids) - cardinality(v_cancel_ids) - cardinality(v_buy_ids);
+
+            -- 4. Reserves in arrival order while stock lasts, one per user, within the limit.
+            IF v_started THEN
+                SELECT coalesce(array_agg(e.ord ORDER BY e.ord), '{}'), coalesce(array_agg(e.u ORDER BY e.ord), '{}')
+                INTO v_hold_ords, v_hold_users
+                FROM (
+                    SELECT r.ord, r.u FROM (
+                        SELECT DISTINCT ON (i.u) i.u, i.ord::integer AS ord
+                        FROM unnest(p_kinds, p_users) WITH ORDINALITY AS i(kind, u, ord)
+                        WHERE i.kind = 1 ORDER BY i.u, i.ord) r
+                    WHERE (SELECT count(*) FROM reservations x
+                           WHERE x.user_id = r.u AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')) < d.per_user_limit
+                      AND NOT EXISTS (SELECT 1 FROM reservations x
+                           WHERE x.user_id = r.u AND x.drop_id = p_drop AND x.status = 'ACTIVE')
+                    ORDER BY r.ord
+                    LIMIT greatest(d.total_stock - v_sold - v_reserved, 0)) e;
+                WITH ins AS (
+                    INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at)
+                    SELECT p_drop, u, 'ACTIVE', v_now, v_now + d.reserve_ttl_ms * interval '1 millisecond'
+                    FROM unnest(v_hold_users) AS u
+                    RETURNING reservations.id, reservations.user_id)
+                SELECT coalesce(array_agg(ins.id ORDER BY o.ord), '{}') INTO v_hold_ids
+                FROM ins JOIN unnest(v_hold_users, v_hold_ords) AS o(u, ord) ON o.u = ins.user_id;
+            ELSE
+                v_hold_ords := '{}'; v_hold_users := '{}'; v_hold_ids := '{}';
+            END IF;
+            v_reserved := v_reserved + cardinality(v_hold_ids);
+
+            UPDATE drops SET sold = v_sold, reserved = v_reserved WHERE drops.id = p_drop;
+
+            -- 5. One row per item, one per swept hold (ord -1) and the counters (ord 0).
+            RETURN QUERY
+                SELECT -1, 'swept', e.id, e.u, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, d.price_cents
+                FROM unnest(v_expired_ids, v_expired_users) AS e(id, u)
+                UNION ALL
+                SELECT c.ord, 'cancelled', c.id, c.u, NULL, r.created_at_us, r.expires_at_us, stockdrop_us(v_now), NULL, NULL, d.price_cents
+                FROM unnest(v_cancel_ords, v_cancel_ids, v_cancel_users) AS c(ord, id, u)
+                CROSS JOIN LATERAL (SELECT stockdrop_us(x.created_at) AS created_at_us, stockdrop_us(x.expires_at) AS expires_at_us
+                                    FROM reservations x WHERE x.id = c.id) r
+                UNION ALL
+                SELECT b.ord, 'purchased', b.hold, b.u, b.id, stockdrop_us(v_now), NULL, NULL, NULL, NULL, d.price_cents
+                FROM unnest(v_buy_ords, v_buy_holds, v_buy_ids, v_buy_users) AS b(ord, hold, id, u)
+                UNION ALL
+                SELECT h.ord, 'reserved', h.id, h.u, NULL, stockdrop_us(v_now),
+                       stockdrop_us(v_now + d.reserve_ttl_ms * interval '1 millisecond'), NULL, NULL, NULL, d.price_cents
+                FROM unnest(v_hold_ords, v_hold_ids, v_hold_users) AS h(ord, id, u)
+                UNION ALL
+                SELECT i.ord::integer,
+                       CASE
+                           WHEN i.kind = 1 AND NOT v_started THEN 'not_started'
+                           WHEN i.kind = 1 AND EXISTS (SELECT 1 FROM reservations x
+                                WHERE x.user_id = i.u AND x.drop_id = p_drop AND x.status = 'ACTIVE') THEN 'already_holding'
+                           WHEN i.kind = 1 AND (SELECT count(*) FROM reservations x
+                                WHERE x.user_id = i.u AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')) >= d.per_user_limit THEN 'limit_reached'
+                           WHEN i.kind = 1 THEN 'sold_out'
+                           WHEN i.kind = 2 AND pu.id IS NOT NULL THEN 'replayed'
+                           WHEN i.kind = 2 AND last.status = 'EXPIRED' THEN 'expired'
+                           ELSE 'no_active_reservation'
+                       END,
+                       pu.reservation_id, i.u, pu.id, stockdrop_us(pu.created_at), NULL, NULL, NULL, NULL, pu.price_cents
+                FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
+                LEFT JOIN LATERAL (
+                    SELECT p.id, p.reservation_id, p.created_at, p.price_cents FROM purchases p
+                    WHERE i.kind = 2 AND p.user_id = i.u AND p.drop_id = p_drop
+                      AND (i.k IS NULL OR p.idempotency_key = i.k)
+                    ORDER BY p.id DESC LIMIT 1) pu ON true
+                LEFT JOIN LATERAL (
+                    SELECT x.status FROM reservations x
+                    WHERE i.kind = 2 AND x.user_id = i.u AND x.drop_id = p_drop
+                    ORDER BY x.id DESC LIMIT 1) last ON true
+                WHERE i.ord::integer NOT IN (SELECT unnest(v_cancel_ords || v_buy_ords || v_hold_ords))
+                UNION ALL
+                SELECT 0, 'counters', NULL, NULL, NULL, stockdrop_us(v_now), NULL, NULL, v_sold, v_reserved, d.price_cents;
+        END
+        $fn$;
         """)
 }

@@ -13,7 +13,8 @@ public enum PostgresValue: Sendable, Equatable {
     case bytes([UInt8])
     case timestamp(Date)
     case int64Array([Int64])
-    case textArray([String])
+    /// Elements may be NULL.
+    case textArray([String?])
 
     /// A parameter as libpq wants it: type OID, bytes (nil for NULL) and format (0 text, 1 binary).
     struct Encoded {
@@ -81,9 +82,10 @@ public enum PostgresValue: Sendable, Equatable {
         return out
     }
 
-    /// `{"a","b \"c\""}`: every element quoted, backslashes and quotes escaped.
-    private static func textArrayLiteral(_ values: [String]) -> String {
+    /// `{"a",NULL,"b \"c\""}`: every element quoted, backslashes and quotes escaped.
+    private static func textArrayLiteral(_ values: [String?]) -> String {
         let elements = values.map { value -> String in
+            guard let value else { return "NULL" }
             let escaped = value.replacingOccurrences(of: "\\", with: "\\\\")
                 .replacingOccurrences(of: "\"", with: "\\\"")
             return "\"\(escaped)\""

@@ -1,0 +1,168 @@
+// One actor per drop: serializes every claim on the drop by feeding its DropMachine, and
+// performs the machine's effects (commit a batch, answer callers, arm the expiry timer).
+import Foundation
+
+actor DropActor {
+    private var machine: DropMachine
+    private let store: any DropStore
+    private let clock: any WallClock
+    private let drivesTimer: Bool
+    private var waiters: [DropMachine.Ticket: CheckedContinuation<DropMachine.Answer, any Error>] = [:]
+    private var timer: Task<Void, Never>?
+    private var timerAt: Date?
+    private var batchTask: Task<Void, Never>?
+
+    init(recovery: DropRecovery, store: any DropStore, clock: any WallClock, drivesTimer: Bool,
+         maxBatchClaims: Int, maxQueuedClaims: Int) {
+        self.store = store
+        self.clock = clock
+        self.drivesTimer = drivesTimer
+        machine = DropMachine(recovery: recovery, now: clock.now(), maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims)
+    }
+
+    /// Arms the timer for holds loaded at activation (and sweeps overdue ones at once).
+    func start() {
+        perform(machine.tick(now: clock.now()))
+    }
+
+    func reserve(user: UserID) async throws -> ReserveOutcome {
+        guard case .reserve(let outcome) = try await admit(machine.reserve(user: user, now: clock.now())) else {
+            preconditionFailure("reserve answered with another kind")
+        }
+        return outcome
+    }
+
+    func purchase(user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
+        guard case .purchase(let outcome) = try await admit(machine.purchase(user: user, idempotencyKey: idempotencyKey, now: clock.now())) else {
+            preconditionFailure("purchase answered with another kind")
+        }
+        return outcome
+    }
+
+    func cancel(user: UserID) async throws -> CancelOutcome {
+        guard case .cancel(let outcome) = try await admit(machine.cancel(user: user, now: clock.now())) else {
+            preconditionFailure("cancel answered with another kind")
+        }
+        return outcome
+    }
+
+    /// Sweeps due holds now (timers call it; so do simulations that step a ManualClock).
+    func tick() {
+        perform(machine.tick(now: clock.now()))
+    }
+
+    /// Waits until no batch is in flight and nothing is queued.
+    func drain() async {
+        while let task = batchTask { await task.value }
+    }
+
+    func stopTimer() {
+        timer?.cancel()
+        timer = nil
+        timerAt = nil
+    }
+
+    var activeHoldCount: Int { machine.activeHoldCount }
+    var queuedCount: Int { machine.queuedCount }
+
+    // MARK: - Effects
+
+    private func admit(_ admission: DropMachine.Admission) async throws -> DropMachine.Answer {
+        switch admission {
+        case .answered(let answer):
+            return answer
+        case .queued(let ticket, let effects):
+            if machine.needsRecovery && batchTask == nil { startRecovery() }
+            return try await withCheckedThrowingContinuation { continuation in
+                waiters[ticket] = continuation
+                perform(effects)
+            }
+        }
+    }
+
+    private func perform(_ effects: [DropMachine.Effect]) {
+        for effect in effects {
+            switch effect {
+            case .answer(let ticket, let answer):
+                waiters.removeValue(forKey: ticket)?.resume(returning: answer)
+            case .fail(let tickets, let error):
+                for ticket in tickets { waiters.removeValue(forKey: ticket)?.resume(throwing: error) }
+            case .commit(let batch):
+                commit(batch)
+            case .armTimer(let at):
+                arm(at)
+            case .recover:
+                startRecovery()
+            }
+        }
+    }
+
+    private func commit(_ batch: ClaimBatch) {
+        let store = self.store
+        batchTask = Task {
+            let result: Result<BatchOutcome, any Error>
+            do { result = .success(try await store.apply(batch)) } catch { result = .failure(error) }
+            self.finish(result)
+        }
+    }
+
+    private func finish(_ result: Result<BatchOutcome, any Error>) {
+        batchTask = nil
+        switch result {
+        case .success(let outcome):
+            perform(machine.committed(outcome, now: clock.now()))
+        case .failure(let error):
+            perform(machine.failed(Self.engineError(error, .batchFailed)))
+        }
+    }
+
+    private func startRecovery() {
+        guard batchTask == nil else { return }
+        let store = self.store
+        let dropID = machine.dropID
+        batchTask = Task {
+            do {
+                if let recovery = try await store.recover(dropID) {
+                    self.recovered(recovery)
+                } else {
+                    self.recoveryFailed(EngineError(.storeUnavailable, "drop \(dropID) vanished from the store"))
+                }
+            } catch {
+                self.recoveryFailed(Self.engineError(error, .storeUnavailable))
+            }
+        }
+    }
+
+    private func recovered(_ recovery: DropRecovery) {
+        batchTask = nil
+        perform(machine.recovered(recovery, now: clock.now()))
+    }
+
+    private func recoveryFailed(_ error: EngineError) {
+        batchTask = nil
+        perform(machine.recoveryFailed(error))
+    }
+
+    private func arm(_ at: Date) {
+        guard drivesTimer else { return }
+        if let timerAt, timerAt <= at, timer != nil { return }
+        timer?.cancel()
+        timerAt = at
+        let clock = self.clock
+        timer = Task {
+            do { try await clock.sleep(until: at) } catch { return }
+            self.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        timerAt = nil
+        tick()
+    }
+
+    nonisolated static func engineError(_ error: any Error, _ code: EngineError.Code) -> EngineError {
+        if let error = error as? EngineError { return error }
+        return EngineError(code, String(describing: error))
+    }
+}

@@ -1,0 +1,28 @@
+// What every strategy offers: the same operations with the same outcomes, so the load
+// harness and the server can swap the actor engine for the rowlock baseline.
+import Foundation
+
+public enum Strategy: String, Sendable, CaseIterable, Codable {
+    case actor, rowlock
+}
+
+public protocol Inventory: Sendable {
+    var strategy: Strategy { get }
+    func createDrop(_ spec: DropSpec) async throws -> DropRecord
+    func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot]
+    func snapshot(of drop: DropID) async throws -> DropSnapshot?
+    func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome
+    func purchase(drop: DropID, user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome
+    func cancel(drop: DropID, user: UserID) async throws -> CancelOutcome
+    func reservations(of user: UserID) async throws -> [Reservation]
+    /// Stops accepting work, lets batches in flight commit and answers every waiting caller.
+    func shutdown() async
+}
+
+extension Inventory {
+    /// Validates before any store sees the spec; both strategies share it.
+    static func validated(_ spec: DropSpec) throws -> DropSpec {
+        guard spec.problems.isEmpty else { throw EngineError(.invalidDrop, spec.problems.joined(separator: "; ")) }
+        return spec
+    }
+}

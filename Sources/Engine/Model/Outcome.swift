@@ -1,0 +1,96 @@
+// What a buyer is told. A rejection is a normal answer with a stable code, not a thrown
+// error; `throw` is kept for failures (database down, batch failed).
+import Foundation
+
+/// Stable codes: reports, the HTTP API and scripts depend on these strings.
+public enum RejectionCode: String, Sendable, Codable, CaseIterable {
+    case soldOut = "sold_out"
+    case alreadyHolding = "already_holding"
+    case limitReached = "limit_reached"
+    case notStarted = "not_started"
+    case unknownDrop = "unknown_drop"
+    case noActiveReservation = "no_active_reservation"
+    case expired = "expired"
+    case overloaded = "overloaded"
+}
+
+public enum ReserveOutcome: Sendable, Equatable {
+    case reserved(Reservation)
+    /// The user already holds a unit of this drop (the hold, when committed and known).
+    case alreadyHolding(Reservation?)
+    case soldOut
+    case limitReached
+    case notStarted(until: Date)
+    case unknownDrop
+    case overloaded
+
+    public var rejection: RejectionCode? {
+        switch self {
+        case .reserved: nil
+        case .alreadyHolding: .alreadyHolding
+        case .soldOut: .soldOut
+        case .limitReached: .limitReached
+        case .notStarted: .notStarted
+        case .unknownDrop: .unknownDrop
+        case .overloaded: .overloaded
+        }
+    }
+}
+
+public enum PurchaseOutcome: Sendable, Equatable {
+    /// `replayed` is true when an earlier purchase was returned (same reservation or key).
+    case purchased(Purchase, replayed: Bool)
+    case noActiveReservation
+    case expired
+    case unknownDrop
+    case overloaded
+
+    public var rejection: RejectionCode? {
+        switch self {
+        case .purchased: nil
+        case .noActiveReservation: .noActiveReservation
+        case .expired: .expired
+        case .unknownDrop: .unknownDrop
+        case .overloaded: .overloaded
+        }
+    }
+}
+
+public enum CancelOutcome: Sendable, Equatable {
+    case cancelled(Reservation)
+    case noActiveReservation
+    case unknownDrop
+    case overloaded
+
+    public var rejection: RejectionCode? {
+        switch self {
+        case .cancelled: nil
+        case .noActiveReservation: .noActiveReservation
+        case .unknownDrop: .unknownDrop
+        case .overloaded: .overloaded
+        }
+    }
+}
+
+/// A failure that crosses the module boundary: a code and context, extensible without
+/// breaking callers.
+public struct EngineError: Error, Sendable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Hashable, Sendable {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public static let batchFailed = Code(rawValue: "batch_failed")
+        public static let storeUnavailable = Code(rawValue: "store_unavailable")
+        public static let invalidDrop = Code(rawValue: "invalid_drop")
+        public static let shuttingDown = Code(rawValue: "shutting_down")
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}

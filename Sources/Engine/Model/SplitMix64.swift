@@ -1,0 +1,20 @@
+// A small, fast, seedable generator: the same seed replays the same choices everywhere
+// (simulation, load generation), which `SystemRandomNumberGenerator` cannot.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// True with probability `p` (0 never, 1 always).
+    public mutating func chance(_ p: Double) -> Bool {
+        p > 0 && Double.random(in: 0..<1, using: &self) < p
+    }
+}

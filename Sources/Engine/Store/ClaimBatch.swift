@@ -1,0 +1,85 @@
+// One transaction's worth of claims on one drop, and what the store decided for each.
+// Every store applies a batch the same way (DropStore's contract): lock the drop, expire
+// overdue holds by the store's clock, apply the first purchase or cancel per user, then the
+// reserves in arrival order while stock lasts, and update the counters.
+import Foundation
+
+public struct ClaimItem: Sendable, Equatable {
+    public enum Kind: Int32, Sendable { case reserve = 1, purchase = 2, cancel = 3 }
+    public let kind: Kind
+    public let userID: UserID
+    public let idempotencyKey: String?
+
+    public init(_ kind: Kind, user: UserID, idempotencyKey: String? = nil) {
+        self.kind = kind
+        self.userID = user
+        self.idempotencyKey = idempotencyKey
+    }
+}
+
+public struct ClaimBatch: Sendable, Equatable {
+    public let dropID: DropID
+    /// Empty is valid: a batch that only expires overdue holds (a sweep).
+    public let items: [ClaimItem]
+
+    public init(dropID: DropID, items: [ClaimItem]) {
+        self.dropID = dropID
+        self.items = items
+    }
+}
+
+/// The store's decision for one item.
+public enum ClaimResult: Sendable, Equatable {
+    case reserved(Reservation)
+    case purchased(Purchase, replayed: Bool)
+    case cancelled(Reservation)
+    case rejected(RejectionCode)
+}
+
+public struct BatchOutcome: Sendable, Equatable {
+    /// One result per item, in the batch's order.
+    public var results: [ClaimResult]
+    /// Holds this batch expired because they were overdue: (reservation, user).
+    public var expired: [ExpiredHold]
+    /// The drop's counters after the batch committed.
+    public var sold: Int
+    public var reserved: Int
+    /// The store's clock when it applied the batch.
+    public var committedAt: Date
+
+    public init(results: [ClaimResult], expired: [ExpiredHold], sold: Int, reserved: Int, committedAt: Date) {
+        self.results = results
+        self.expired = expired
+        self.sold = sold
+        self.reserved = reserved
+        self.committedAt = committedAt
+    }
+}
+
+public struct ExpiredHold: Sendable, Equatable {
+    public let reservationID: ReservationID
+    public let userID: UserID
+
+    public init(reservationID: ReservationID, userID: UserID) {
+        self.reservationID = reservationID
+        self.userID = userID
+    }
+}
+
+/// What an actor needs to take charge of a drop: the drop and its live state.
+public struct DropRecovery: Sendable, Equatable {
+    public var drop: DropRecord
+    /// ACTIVE reservations, overdue ones included (the actor expires them at once).
+    public var activeHolds: [Reservation]
+    /// Per user, reservations that ended PURCHASED (for the per-user limit).
+    public var purchasedCounts: [UserID: Int]
+    /// Purchases with their keys, for answering retries from memory.
+    public var purchases: [Purchase]
+
+    public init(drop: DropRecord, activeHolds: [Reservation], purchasedCounts: [UserID: Int], purchases: [Purchase]) {
+        self.drop = drop
+        self.activeHolds = activeHolds
+        self.purchasedCounts = purchasedCounts
+        self.purchases = purchases
+    }
+}

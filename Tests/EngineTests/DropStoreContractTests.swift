@@ -1,0 +1,116 @@
+// One contract, every store: PostgreSQL (the source of truth) and the in-memory store used by
+// simulations must decide every batch the same way.
+import Engine
+import Foundation
+import Testing
+
+@Suite("store contract") struct DropStoreContractTests {
+    static let kinds = ["memory", "postgres"]
+
+    private func spec(stock: Int, limit: Int = 1, ttlMilliseconds: Int = 60_000, startsAt: Date? = nil) -> DropSpec {
+        DropSpec(name: "Contract pair", priceCents: 12_500, totalStock: stock, startsAt: startsAt,
+                 perUserLimit: limit, reserveTTLMilliseconds: ttlMilliseconds)
+    }
+
+    @Test(arguments: kinds) func reservesInArrivalOrderWhileStockLasts(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_reserve")
+        defer { Task { await subject.close() } }
+        let drop = try await subject.store.createDrop(spec(stock: 2))
+        let outcome = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [
+            ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2), ClaimItem(.reserve, user: 3),
+        ]))
+        guard case .reserved(let first) = outcome.results[0], case .reserved(let second) = outcome.results[2] else {
+            Issue.record("expected two holds, got \(outcome.results)")
+            return
+        }
+        #expect(first.userID == 1 && second.userID == 2)
+        #expect(first.status == .active)
+        #expect(outcome.results[1] == .rejected(.alreadyHolding))
+        #expect(outcome.results[3] == .rejected(.soldOut))
+        #expect(outcome.sold == 0 && outcome.reserved == 2)
+        #expect(abs(first.expiresAt.timeIntervalSince(first.createdAt) - 60) < 0.001)
+        let unknown = try await subject.store.apply(ClaimBatch(dropID: drop.id + 999, items: [ClaimItem(.reserve, user: 1)]))
+        #expect(unknown.results == [.rejected(.unknownDrop)])
+    }
+
+    @Test(arguments: kinds) func purchasesAreIdempotentAndCancelsReturnStock(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_purchase")
+        defer { Task { await subject.close() } }
+        let drop = try await subject.store.createDrop(spec(stock: 2))
+        _ = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)]))
+        let bought = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [
+            ClaimItem(.purchase, user: 1, idempotencyKey: "k-1"), ClaimItem(.purchase, user: 1, idempotencyKey: "k-1"),
+            ClaimItem(.cancel, user: 2), ClaimItem(.cancel, user: 3), ClaimItem(.purchase, user: 4),
+        ]))
+        guard case .purchased(let purchase, replayed: false) = bought.results[0] else {
+            Issue.record("expected a purchase, got \(bought.results[0])")
+            return
+        }
+        #expect(purchase.priceCents == 12_500 && purchase.idempotencyKey == "k-1")
+        #expect(bought.results[1] == .purchased(purchase, replayed: true))
+        guard case .cancelled(let cancelled) = bought.results[2] else {
+            Issue.record("expected a cancel, got \(bought.results[2])")
+            return
+        }
+        #expect(cancelled.userID == 2)
+        #expect(bought.results[3] == .rejected(.noActiveReservation))
+        #expect(bought.results[4] == .rejected(.noActiveReservation))
+        #expect(bought.sold == 1 && bought.reserved == 0)
+        // Retries: by key, and without a key (same reservation), give the same purchase.
+        let retried = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [
+            ClaimItem(.purchase, user: 1, idempotencyKey: "k-1"), ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 1),
+        ]))
+        #expect(retried.results[0] == .purchased(purchase, replayed: true))
+        #expect(retried.results[1] == .purchased(purchase, replayed: true))
+        #expect(retried.results[2] == .rejected(.limitReached))
+        let snapshot = try #require(try await subject.store.snapshot(of: drop.id))
+        #expect(snapshot.drop.sold == 1 && snapshot.drop.available == 1)
+        #expect(snapshot.recentPurchases.map(\.purchaseID) == [purchase.id])
+    }
+
+    @Test(arguments: kinds) func overdueHoldsExpireBeforeAPurchaseCanTakeThem(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_expiry")
+        defer { Task { await subject.close() } }
+        let drop = try await subject.store.createDrop(spec(stock: 1, ttlMilliseconds: 1_000))
+        let held = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
+        guard case .reserved(let hold) = held.results[0] else {
+            Issue.record("expected a hold, got \(held.results)")
+            return
+        }
+        #expect(try await subject.store.dropsWithOverdueHolds().isEmpty)
+        try await subject.advance(1.5)
+        #expect(try await subject.store.dropsWithOverdueHolds() == [drop.id])
+        let late = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 2)]))
+        #expect(late.expired == [ExpiredHold(reservationID: hold.id, userID: 1)])
+        #expect(late.results[0] == .rejected(.expired))
+        guard case .reserved = late.results[1] else {
+            Issue.record("the expired unit should go to the next buyer, got \(late.results[1])")
+            return
+        }
+        #expect(late.sold == 0 && late.reserved == 1)
+        let recovery = try #require(try await subject.store.recover(drop.id))
+        #expect(recovery.activeHolds.map(\.userID) == [2])
+    }
+
+    @Test(arguments: kinds) func limitsAndStartTimesAreEnforced(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_limits")
+        defer { Task { await subject.close() } }
+        let later = try await subject.store.createDrop(spec(stock: 5, startsAt: Date().addingTimeInterval(3_600 * 24 * 365 * 20)))
+        let early = try await subject.store.apply(ClaimBatch(dropID: later.id, items: [ClaimItem(.reserve, user: 1)]))
+        #expect(early.results == [.rejected(.notStarted)])
+        let two = try await subject.store.createDrop(spec(stock: 5, limit: 2))
+        for _ in 0..<2 {
+            _ = try await subject.store.apply(ClaimBatch(dropID: two.id, items: [ClaimItem(.reserve, user: 9)]))
+            _ = try await subject.store.apply(ClaimBatch(dropID: two.id, items: [ClaimItem(.purchase, user: 9)]))
+        }
+        let third = try await subject.store.apply(ClaimBatch(dropID: two.id, items: [ClaimItem(.reserve, user: 9)]))
+        #expect(third.results == [.rejected(.limitReached)])
+        #expect(third.sold == 2)
+        let page = try await subject.store.listDrops(after: nil, limit: 1)
+        #expect(page.map(\.drop.id) == [later.id])
+        let next = try await subject.store.listDrops(after: later.id, limit: 10)
+        #expect(next.map(\.drop.id) == [two.id])
+        #expect(next.first?.recentPurchases.count == 2)
+        #expect(try await subject.store.reservations(of: 9).count == 2)
+    }
+}
