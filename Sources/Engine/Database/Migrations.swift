@@ -82,7 +82,7 @@ public enum Migrations {
         CREATE FUNCTION stockdrop_apply_batch(p_drop bigint, p_kinds integer[], p_users bigint[], p_keys text[])
         RETURNS TABLE (ord integer, code text, reservation_id bigint, user_id bigint, purchase_id bigint,
                        created_us bigint, expires_us bigint, ended_us bigint, sold integer, reserved integer,
-                       price_cents bigint)
+                       price_cents bigint, idempotency_key text)
         LANGUAGE plpgsql AS $fn$
         #variable_conflict use_column
         DECLARE
@@ -98,7 +98,7 @@ public enum Migrations {
             SELECT * INTO d FROM drops WHERE drops.id = p_drop FOR UPDATE;
             IF NOT FOUND THEN
                 RETURN QUERY SELECT i.ord::integer, 'unknown_drop'::text, NULL::bigint, i.u, NULL::bigint,
-                                    NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, NULL::bigint
+                                    NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, NULL::bigint, NULL::text
                              FROM unnest(p_users) WITH ORDINALITY AS i(u, ord);
                 RETURN;
             END IF;
@@ -183,19 +183,19 @@ public enum Migrations {
 
             -- 5. One row per item, one per swept hold (ord -1) and the counters (ord 0).
             RETURN QUERY
-                SELECT -1, 'swept', e.id, e.u, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, d.price_cents
+                SELECT -1, 'swept', e.id, e.u, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, d.price_cents, NULL::text
                 FROM unnest(v_expired_ids, v_expired_users) AS e(id, u)
                 UNION ALL
-                SELECT c.ord, 'cancelled', c.id, c.u, NULL, r.created_at_us, r.expires_at_us, stockdrop_us(v_now), NULL, NULL, d.price_cents
+                SELECT c.ord, 'cancelled', c.id, c.u, NULL, r.created_at_us, r.expires_at_us, stockdrop_us(v_now), NULL, NULL, d.price_cents, NULL
                 FROM unnest(v_cancel_ords, v_cancel_ids, v_cancel_users) AS c(ord, id, u)
                 CROSS JOIN LATERAL (SELECT stockdrop_us(x.created_at) AS created_at_us, stockdrop_us(x.expires_at) AS expires_at_us
                                     FROM reservations x WHERE x.id = c.id) r
                 UNION ALL
-                SELECT b.ord, 'purchased', b.hold, b.u, b.id, stockdrop_us(v_now), NULL, NULL, NULL, NULL, d.price_cents
+                SELECT b.ord, 'purchased', b.hold, b.u, b.id, stockdrop_us(v_now), NULL, NULL, NULL, NULL, d.price_cents, p_keys[b.ord]
                 FROM unnest(v_buy_ords, v_buy_holds, v_buy_ids, v_buy_users) AS b(ord, hold, id, u)
                 UNION ALL
                 SELECT h.ord, 'reserved', h.id, h.u, NULL, stockdrop_us(v_now),
-                       stockdrop_us(v_now + d.reserve_ttl_ms * interval '1 millisecond'), NULL, NULL, NULL, d.price_cents
+                       stockdrop_us(v_now + d.reserve_ttl_ms * interval '1 millisecond'), NULL, NULL, NULL, d.price_cents, NULL
                 FROM unnest(v_hold_ords, v_hold_ids, v_hold_users) AS h(ord, id, u)
                 UNION ALL
                 SELECT i.ord::integer,
@@ -210,10 +210,10 @@ public enum Migrations {
                            WHEN i.kind = 2 AND last.status = 'EXPIRED' THEN 'expired'
                            ELSE 'no_active_reservation'
                        END,
-                       pu.reservation_id, i.u, pu.id, stockdrop_us(pu.created_at), NULL, NULL, NULL, NULL, pu.price_cents
+                       pu.reservation_id, i.u, pu.id, stockdrop_us(pu.created_at), NULL, NULL, NULL, NULL, pu.price_cents, pu.idempotency_key
                 FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
                 LEFT JOIN LATERAL (
-                    SELECT p.id, p.reservation_id, p.created_at, p.price_cents FROM purchases p
+                    SELECT p.id, p.reservation_id, p.created_at, p.price_cents, p.idempotency_key FROM purchases p
                     WHERE i.kind = 2 AND p.user_id = i.u AND p.drop_id = p_drop
                       AND (i.k IS NULL OR p.idempotency_key = i.k)
                     ORDER BY p.id DESC LIMIT 1) pu ON true
@@ -223,7 +223,7 @@ public enum Migrations {
                     ORDER BY x.id DESC LIMIT 1) last ON true
                 WHERE i.ord::integer NOT IN (SELECT unnest(v_cancel_ords || v_buy_ords || v_hold_ords))
                 UNION ALL
-                SELECT 0, 'counters', NULL, NULL, NULL, stockdrop_us(v_now), NULL, NULL, v_sold, v_reserved, d.price_cents;
+                SELECT 0, 'counters', NULL, NULL, NULL, stockdrop_us(v_now), NULL, NULL, v_sold, v_reserved, d.price_cents, NULL;
         END
         $fn$;
         """)

@@ -67,7 +67,7 @@ public final class PostgresStore: DropStore {
         let users = batch.items.map(\.userID)
         let keys = batch.items.map { $0.idempotencyKey }
         let rows = try await pool.query(
-            "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents FROM stockdrop_apply_batch($1, $2::integer[], $3, $4)",
+            "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key FROM stockdrop_apply_batch($1, $2::integer[], $3, $4)",
             [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)])
         return try Self.outcome(of: batch, rows: rows)
     }
@@ -136,7 +136,7 @@ public final class PostgresStore: DropStore {
         case "purchased", "replayed":
             return .purchased(Purchase(
                 id: try row.int64("purchase_id"), reservationID: try row.int64("reservation_id"), dropID: dropID,
-                userID: item.userID, priceCents: try row.int64("price_cents"), idempotencyKey: item.idempotencyKey,
+                userID: item.userID, priceCents: try row.int64("price_cents"), idempotencyKey: try row.optionalString("idempotency_key"),
                 createdAt: try micros(row.int64("created_us"))), replayed: code == "replayed")
         default:
             guard let rejection = RejectionCode(rawValue: code) else {
