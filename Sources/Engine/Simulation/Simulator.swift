@@ -1,0 +1,290 @@
+// Deterministic simulation, after TigerBeetle's VOPR: the real DropMachine and the real
+// in-memory store, driven by one seeded generator and a ManualClock. The simulator plays the
+// actor's part itself, so it decides when a batch commits (slow commits), whether it fails
+// before or after committing (a lost acknowledgement), and when a drop's actor crashes and
+// recovers. The invariants are checked after every step; a failure names its seed and step.
+import Foundation
+
+public struct SimulationFailure: Error, CustomStringConvertible, Sendable {
+    public let seed: UInt64
+    public let step: Int
+    public let invariant: String
+    public let detail: String
+    public var description: String {
+        "invariant \"\(invariant)\" broken at seed \(seed), step \(step): \(detail)\nreplay: stockdrop simulate --seed \(seed) --steps \(step)"
+    }
+}
+
+public struct SimulationSummary: Sendable, CustomStringConvertible {
+    public var seed: UInt64
+    public var steps = 0
+    public var requests = 0
+    public var answeredFromMemory = 0
+    public var batchesCommitted = 0
+    public var batchesFailed = 0
+    public var acknowledgementsLost = 0
+    public var crashes = 0
+    public var reserved = 0
+    public var purchased = 0
+    public var expired = 0
+    public var description: String {
+        "seed \(seed): \(steps) steps, \(requests) requests (\(answeredFromMemory) answered from memory), \(batchesCommitted) batches committed, \(batchesFailed) failed, \(acknowledgementsLost) acks lost, \(crashes) crashes; \(reserved) holds, \(purchased) purchases, \(expired) expiries"
+    }
+}
+
+public actor Simulator {
+    private struct Request {
+        var drop: DropID
+        var item: ClaimItem
+    }
+    private struct Node {
+        var machine: DropMachine
+        var inFlight: ClaimBatch?
+    }
+
+    private let seed: UInt64
+    private var random: SplitMix64
+    private let clock = ManualClock()
+    private let store: InMemoryStore
+    private var nodes: [DropID: Node] = [:]
+    private var waiting: [DropID: [DropMachine.Ticket: Request]] = [:]
+    private var toldReserved: [ReservationID] = []
+    private var toldPurchased: [PurchaseID] = []
+    private var summary: SimulationSummary
+    private var step = 0
+    private let users: Int
+    private var faultsOn = true
+
+    public init(seed: UInt64, users: Int = 24) {
+        self.seed = seed
+        random = SplitMix64(seed: seed)
+        store = InMemoryStore(clock: clock, seed: seed ^ 0x5EED)
+        summary = SimulationSummary(seed: seed)
+        self.users = users
+    }
+
+    /// Runs `steps` steps, then drains past every TTL and checks that every hold expired.
+    public func run(steps: Int) async throws -> SimulationSummary {
+        for _ in 0..<Int.random(in: 1...3, using: &random) {
+            let spec = DropSpec(
+                name: "sim", priceCents: Int64.random(in: 0...50_000, using: &random),
+                totalStock: Int.random(in: 0...8, using: &random), perUserLimit: Int.random(in: 1...2, using: &random),
+                reserveTTLMilliseconds: Int.random(in: 1...5, using: &random) * 1_000)
+            let record = try await store.createDrop(spec)
+            try await activate(record.id)
+        }
+        while step < steps {
+            step += 1
+            try await randomEvent()
+            try await checkInvariants()
+        }
+        try await drainPastEveryTTL()
+        summary.steps = step
+        return summary
+    }
+
+    // MARK: - Events
+
+    private func randomEvent() async throws {
+        let roll = Int.random(in: 0..<100, using: &random)
+        let dropIDs = nodes.keys.sorted()
+        let drop = dropIDs[Int.random(in: 0..<dropIDs.count, using: &random)]
+        switch roll {
+        case 0..<50: try await request(on: drop)
+        case 50..<75: try await complete(drop)
+        case 75..<90:
+            clock.advance(by: Double(Int.random(in: 0...2_500, using: &random)) / 1000)
+            for id in dropIDs { try await perform(nodes[id]!.machine.tick(now: clock.now()), on: id) }
+        case 90..<97:
+            await store.setFaults(randomFaults())
+        default:
+            try await crash(drop)
+        }
+    }
+
+    private func request(on drop: DropID) async throws {
+        summary.requests += 1
+        let now = clock.now()
+        let roll = Int.random(in: 0..<10, using: &random)
+        // Most purchases and cancels come from users who hold something, as in real traffic.
+        let holders = nodes[drop]!.machine.holds.keys.sorted()
+        let user = roll >= 5 && !holders.isEmpty && Int.random(in: 0..<10, using: &random) < 8
+            ? holders[Int.random(in: 0..<holders.count, using: &random)]
+            : UserID(Int.random(in: 1...users, using: &random))
+        let item: ClaimItem
+        let admission: DropMachine.Admission
+        if roll < 5 {
+            item = ClaimItem(.reserve, user: user)
+            admission = nodes[drop]!.machine.reserve(user: user, now: now)
+        } else if roll < 8 {
+            let key = Bool.random(using: &random) ? "key-\(user)-\(Int.random(in: 0...2, using: &random))" : nil
+            item = ClaimItem(.purchase, user: user, idempotencyKey: key)
+            admission = nodes[drop]!.machine.purchase(user: user, idempotencyKey: key, now: now)
+        } else {
+            item = ClaimItem(.cancel, user: user)
+            admission = nodes[drop]!.machine.cancel(user: user, now: now)
+        }
+        switch admission {
+        case .answered(let answer):
+            summary.answeredFromMemory += 1
+            try await told(answer, for: Request(drop: drop, item: item))
+        case .queued(let ticket, let effects):
+            waiting[drop, default: [:]][ticket] = Request(drop: drop, item: item)
+            try await perform(effects, on: drop)
+        }
+    }
+
+    /// The drop's batch in flight reaches the store now (a slow commit is one that waits
+    /// for several steps before this event picks it).
+    private func complete(_ drop: DropID) async throws {
+        guard let batch = nodes[drop]?.inFlight else { return }
+        nodes[drop]!.inFlight = nil
+        do {
+            let outcome = try await store.apply(batch)
+            summary.batchesCommitted += 1
+            summary.expired += outcome.expired.count
+            try await perform(nodes[drop]!.machine.committed(outcome, now: clock.now()), on: drop)
+        } catch let error as EngineError {
+            summary.batchesFailed += 1
+            if error.message.contains("acknowledgement") { summary.acknowledgementsLost += 1 }
+            try await perform(nodes[drop]!.machine.failed(error), on: drop)
+        }
+    }
+
+    /// The drop's actor dies: its waiting callers never hear back (indeterminate), a batch in
+    /// flight may or may not have committed, and a new actor recovers from the store.
+    private func crash(_ drop: DropID) async throws {
+        summary.crashes += 1
+        if let batch = nodes[drop]?.inFlight, Bool.random(using: &random) {
+            _ = try? await store.apply(batch)
+        }
+        waiting[drop] = [:]
+        try await activate(drop)
+    }
+
+    private func activate(_ drop: DropID) async throws {
+        guard let recovery = try await store.recover(drop) else { return }
+        nodes[drop] = Node(machine: DropMachine(recovery: recovery, now: clock.now(), maxBatchClaims: 4, maxQueuedClaims: 16))
+        try await perform(nodes[drop]!.machine.tick(now: clock.now()), on: drop)
+    }
+
+    private func perform(_ effects: [DropMachine.Effect], on drop: DropID) async throws {
+        for effect in effects {
+            switch effect {
+            case .answer(let ticket, let answer):
+                if let request = waiting[drop]?.removeValue(forKey: ticket) { try await told(answer, for: request) }
+            case .fail(let tickets, _):
+                for ticket in tickets { waiting[drop]?.removeValue(forKey: ticket) }
+            case .commit(let batch):
+                precondition(nodes[drop]!.inFlight == nil, "two batches in flight for one drop")
+                nodes[drop]!.inFlight = batch
+            case .armTimer:
+                break  // the simulation ticks every drop whenever it moves the clock
+            case .recover:
+                if let recovery = try await store.recover(drop) {
+                    try await perform(nodes[drop]!.machine.recovered(recovery, now: clock.now()), on: drop)
+                }
+            }
+        }
+    }
+
+    private func randomFaults() -> InMemoryStore.Faults {
+        var faults = InMemoryStore.Faults()
+        guard faultsOn else { return faults }
+        faults.failBeforeCommit = [0, 0, 0.1, 0.3].randomElement(using: &random)!
+        faults.failAfterCommit = [0, 0, 0.1, 0.2].randomElement(using: &random)!
+        return faults
+    }
+
+    // MARK: - What clients were told, and the invariants
+
+    private func told(_ answer: DropMachine.Answer, for request: Request) async throws {
+        switch answer {
+        case .reserve(.reserved(let reservation)):
+            summary.reserved += 1
+            toldReserved.append(reservation.id)
+        case .reserve(.soldOut):
+            try await checkSoldOutWasTrue(request.drop)
+        case .purchase(.purchased(let purchase, let replayed)):
+            if !replayed { summary.purchased += 1 }
+            toldPurchased.append(purchase.id)
+        default:
+            break
+        }
+    }
+
+    /// Invariant 6 at the moment of the answer: every unit was held, sold, or promised to a
+    /// reserve already in flight.
+    private func checkSoldOutWasTrue(_ drop: DropID) async throws {
+        let contents = await store.contents()
+        guard let record = contents.drops.first(where: { $0.id == drop }) else { return }
+        let machine = nodes[drop]!.machine
+        let pending = record.spec.totalStock - machine.drop.sold - machine.drop.reserved - machine.availableForNewClaims
+        if record.sold + record.reserved + pending < record.spec.totalStock {
+            throw failure("6 no undersell", "drop \(drop) told sold out with \(record.available) available and \(pending) in flight")
+        }
+    }
+
+    private func checkInvariants() async throws {
+        let (drops, reservations, purchases) = await store.contents()
+        let reservationsByID = Dictionary(uniqueKeysWithValues: reservations.map { ($0.id, $0) })
+        for drop in drops {
+            let mine = reservations.filter { $0.dropID == drop.id }
+            let active = mine.filter { $0.status == .active }.count
+            let sold = purchases.filter { $0.dropID == drop.id }.count
+            guard drop.sold + drop.reserved <= drop.spec.totalStock else {
+                throw failure("1 no oversell", "drop \(drop.id): sold \(drop.sold) + reserved \(drop.reserved) > \(drop.spec.totalStock)")
+            }
+            guard drop.sold == sold, drop.reserved == active else {
+                throw failure("1 counters match rows", "drop \(drop.id): counters \(drop.sold)/\(drop.reserved), rows \(sold)/\(active)")
+            }
+            for (user, held) in Dictionary(grouping: mine, by: \.userID) {
+                let activeCount = held.filter { $0.status == .active }.count
+                let counted = held.filter { $0.status == .active || $0.status == .purchased }.count
+                guard activeCount <= 1, counted <= drop.spec.perUserLimit else {
+                    throw failure("3 per-user limit", "drop \(drop.id) user \(user): \(activeCount) active, \(counted) held or bought")
+                }
+            }
+        }
+        var purchasedHolds = Set<ReservationID>()
+        for purchase in purchases {
+            guard let hold = reservationsByID[purchase.reservationID], hold.status == .purchased,
+                  hold.userID == purchase.userID, hold.dropID == purchase.dropID, purchase.createdAt < hold.expiresAt,
+                  purchasedHolds.insert(hold.id).inserted else {
+                throw failure("2 purchase has one live hold", "purchase \(purchase.id) of reservation \(purchase.reservationID)")
+            }
+        }
+        let purchaseIDs = Set(purchases.map(\.id))
+        for id in toldReserved where reservationsByID[id] == nil {
+            throw failure("5 no lost acknowledged write", "reservation \(id) was acknowledged but is not in the store")
+        }
+        for id in toldPurchased where !purchaseIDs.contains(id) {
+            throw failure("5 no lost acknowledged write", "purchase \(id) was acknowledged but is not in the store")
+        }
+    }
+
+    /// Invariant 4: with faults off and every batch completed past the longest TTL, no hold
+    /// is ACTIVE past its expiry and every expired unit is available again.
+    private func drainPastEveryTTL() async throws {
+        faultsOn = false
+        await store.setFaults(InMemoryStore.Faults())
+        clock.advance(by: Double(Defaults.maxReserveTTLMilliseconds) / 1000)
+        for _ in 0..<8 {
+            for drop in nodes.keys.sorted() {
+                try await perform(nodes[drop]!.machine.tick(now: clock.now()), on: drop)
+                while nodes[drop]!.inFlight != nil { try await complete(drop) }
+            }
+        }
+        try await checkInvariants()
+        // Units return: the counters-match-rows check above proves `reserved` counts only the
+        // holds still ACTIVE, and none of those may be overdue.
+        let (_, reservations, _) = await store.contents()
+        if let overdue = reservations.first(where: { $0.status == .active && $0.expiresAt <= clock.now() }) {
+            throw failure("4 holds expire", "reservation \(overdue.id) is ACTIVE past its expiry")
+        }
+    }
+
+    private func failure(_ invariant: String, _ detail: String) -> SimulationFailure {
+        SimulationFailure(seed: seed, step: step, invariant: invariant, detail: detail)
+    }
+}
