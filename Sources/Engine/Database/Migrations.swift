@@ -114,6 +114,11 @@ public enum Migrations {
             INTO v_expired_ids, v_expired_users FROM x;
 
             -- 2. Cancels: the first purchase-or-cancel of each user acts on their ACTIVE hold.
+            -- Skipped (not merely empty) when the batch has none: the planner cannot know an
+            -- array's size and would otherwise scan every reservation of the drop.
+            v_cancel_ords := '{}'; v_cancel_ids := '{}'; v_cancel_users := '{}';
+            v_buy_ords := '{}'; v_buy_holds := '{}'; v_buy_ids := '{}'; v_buy_users := '{}';
+            IF 2 = ANY(p_kinds) OR 3 = ANY(p_kinds) THEN
             WITH ops AS (
                 SELECT DISTINCT ON (i.u) i.kind, i.u, i.k, i.ord::integer AS ord
                 FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
@@ -148,6 +153,7 @@ public enum Migrations {
                    coalesce(array_agg(ins.id), '{}'), coalesce(array_agg(h.user_id), '{}')
             INTO v_buy_ords, v_buy_holds, v_buy_ids, v_buy_users
             FROM h JOIN ins ON ins.reservation_id = h.id;
+            END IF;
 
             v_sold := d.sold + cardinality(v_buy_ids);
             v_reserved := d.reserved - cardinality(v_expired_ids) - cardinality(v_cancel_ids) - cardinality(v_buy_ids);

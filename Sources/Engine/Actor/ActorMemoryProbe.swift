@@ -1,0 +1,46 @@
+// Measures what an actor's memory costs per ACTIVE reservation: resident memory
+// (/proc/self/statm) before and after a DropMachine takes `holds` committed reservations.
+// Enough holds that page granularity and allocator slack are noise.
+import Foundation
+
+public enum ActorMemoryProbe {
+    public static func bytesPerActiveReservation(holds: Int = 1_000_000) -> Double {
+        let drop = DropRecord(id: 1, spec: DropSpec(name: "probe", priceCents: 1, totalStock: holds), sold: 0, reserved: 0, createdAt: Date())
+        let start = Date()
+        let before = residentBytes()
+        var machine = DropMachine(recovery: DropRecovery(drop: drop, activeHolds: [], purchasedCounts: [:], purchases: []), now: start,
+                                  maxBatchClaims: 1_024, maxQueuedClaims: holds)
+        var nextID: ReservationID = 1
+        var user: UserID = 1
+        while user <= UserID(holds) {
+            var tickets = 0
+            while tickets < 1_024, user <= UserID(holds) {
+                _ = machine.reserve(user: user, now: start)
+                user += 1
+                tickets += 1
+            }
+            // Commit the batch in flight as the store would, then the next one, until all are held.
+            while case .committing(let batch) = machine.phase {
+                let results = batch.map { waiting -> ClaimResult in
+                    defer { nextID += 1 }
+                    return .reserved(Reservation(id: nextID, dropID: 1, userID: waiting.item.userID, status: .active,
+                                                 createdAt: start, expiresAt: start.addingTimeInterval(60)))
+                }
+                let reserved = machine.drop.reserved + results.count
+                _ = machine.committed(BatchOutcome(results: results, expired: [], sold: 0, reserved: reserved, committedAt: start), now: start)
+            }
+        }
+        precondition(machine.activeHoldCount == holds)
+        let after = residentBytes()
+        withExtendedLifetime(machine) {}
+        return Double(after - before) / Double(holds)
+    }
+
+    /// Resident set size in bytes (Linux), 0 where /proc is missing.
+    public static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}

@@ -1,0 +1,155 @@
+// `stockdrop bench`: one hot drop, N concurrent callers for S seconds, per strategy, on a
+// database of its own. Phase 1 measures committed claims (a drop too large to sell out, every
+// caller a new buyer each time); phase 2 measures sold-out rejections (a drop with no stock).
+import Engine
+import Foundation
+import Synchronization
+
+public struct BenchOptions: Sendable {
+    public var strategies: [Strategy]
+    public var callers: Int
+    public var seconds: Double
+    public var rowLockPoolSize: Int
+    public var databaseURL: String?
+
+    public init(strategies: [Strategy], callers: Int, seconds: Double, rowLockPoolSize: Int = Defaults.rowLockPoolSize, databaseURL: String?) {
+        self.strategies = strategies
+        self.callers = callers
+        self.seconds = seconds
+        self.rowLockPoolSize = rowLockPoolSize
+        self.databaseURL = databaseURL
+    }
+}
+
+public struct BenchResult: Codable, Sendable {
+    public var strategy: Strategy
+    public var callers: Int
+    public var seconds: Double
+    public var committedClaims: Int
+    public var committedClaimsPerSecond: Double
+    /// Claims acknowledged as reserved that the database holds (must equal committedClaims).
+    public var committedClaimsInDatabase: Int
+    public var reserveLatencyMilliseconds: LatencySummary
+    public var rejections: Int
+    public var rejectionsPerSecond: Double
+    public var rejectionLatencyMilliseconds: LatencySummary
+    public var errors: Int
+    /// Heap bytes per ACTIVE reservation held in an actor's memory (actor strategy only).
+    public var actorBytesPerActiveReservation: Double?
+}
+
+public struct BenchReport: Codable, Sendable {
+    public var results: [BenchResult]
+    /// actor ÷ rowlock, when both ran.
+    public var committedClaimsRatio: Double?
+    public var rejectionsRatio: Double?
+}
+
+public enum Bench {
+    public static func run(_ options: BenchOptions, progress: @Sendable (String) -> Void) async throws -> BenchReport {
+        var results: [BenchResult] = []
+        for strategy in options.strategies {
+            progress("bench: \(strategy), \(options.callers) callers, \(options.seconds) s per phase")
+            results.append(try await run(strategy, options))
+        }
+        let actor = results.first { $0.strategy == .actor }
+        let rowlock = results.first { $0.strategy == .rowlock }
+        var report = BenchReport(results: results)
+        if let actor, let rowlock {
+            report.committedClaimsRatio = actor.committedClaimsPerSecond / max(rowlock.committedClaimsPerSecond, 1e-9)
+            report.rejectionsRatio = actor.rejectionsPerSecond / max(rowlock.rejectionsPerSecond, 1e-9)
+        }
+        return report
+    }
+
+    private static func run(_ strategy: Strategy, _ options: BenchOptions) async throws -> BenchResult {
+        let url = try await database(for: strategy, configured: options.databaseURL)
+        let pool = PostgresPool(url: url, size: strategy == .actor ? Defaults.actorPoolSize : options.rowLockPoolSize)
+        let store = PostgresStore(pool: pool)
+        let inventory: any Inventory = strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
+
+        let hot = try await inventory.createDrop(DropSpec(
+            name: "bench hot drop", priceCents: 1, totalStock: Defaults.maxTotalStock,
+            reserveTTLMilliseconds: Defaults.maxReserveTTLMilliseconds))
+        let nextUser = Atomic<Int64>(1)
+        let claims = try await hammer(callers: options.callers, seconds: options.seconds) {
+            let user = nextUser.wrappingAdd(1, ordering: .relaxed).oldValue
+            if case .reserved = try await inventory.reserve(drop: hot.id, user: user) { return true }
+            return false
+        }
+        let inDatabase = try await pool.query(
+            "SELECT count(*) AS n FROM reservations WHERE drop_id = $1", [.int64(hot.id)]).first?.int("n") ?? -1
+
+        let soldOut = try await inventory.createDrop(DropSpec(name: "bench sold-out drop", priceCents: 1, totalStock: 0))
+        let rejections = try await hammer(callers: options.callers, seconds: options.seconds) {
+            let user = nextUser.wrappingAdd(1, ordering: .relaxed).oldValue
+            return try await inventory.reserve(drop: soldOut.id, user: user) == .soldOut
+        }
+        await inventory.shutdown()
+        await pool.close()
+        return BenchResult(
+            strategy: strategy, callers: options.callers, seconds: options.seconds,
+            committedClaims: claims.successes, committedClaimsPerSecond: Double(claims.successes) / claims.elapsedSeconds,
+            committedClaimsInDatabase: inDatabase,
+            reserveLatencyMilliseconds: LatencySummary(microseconds: claims.latencies),
+            rejections: rejections.successes, rejectionsPerSecond: Double(rejections.successes) / rejections.elapsedSeconds,
+            rejectionLatencyMilliseconds: LatencySummary(microseconds: rejections.latencies),
+            errors: claims.errors + rejections.errors,
+            actorBytesPerActiveReservation: strategy == .actor ? ActorMemoryProbe.bytesPerActiveReservation() : nil)
+    }
+
+    struct Tally {
+        var successes = 0
+        var errors = 0
+        var latencies: [UInt32] = []
+        var elapsedSeconds = 0.0
+    }
+
+    /// `callers` tasks call `operation` back to back until the time is up (a closed model:
+    /// each caller waits for its answer, as a buyer's client does).
+    static func hammer(callers: Int, seconds: Double, _ operation: @escaping @Sendable () async throws -> Bool) async throws -> Tally {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let deadline = started.advanced(by: .milliseconds(Int64(seconds * 1000)))
+        var total = await withTaskGroup(of: Tally.self) { group in
+            for _ in 0..<callers {
+                group.addTask {
+                    var tally = Tally()
+                    tally.latencies.reserveCapacity(4_096)
+                    while clock.now < deadline {
+                        let sent = clock.now
+                        do {
+                            if try await operation() { tally.successes += 1 }
+                        } catch {
+                            tally.errors += 1
+                        }
+                        let micros = (clock.now - sent).components
+                        tally.latencies.append(UInt32(clamping: micros.seconds * 1_000_000 + micros.attoseconds / 1_000_000_000_000))
+                    }
+                    return tally
+                }
+            }
+            return await group.reduce(into: Tally()) { total, part in
+                total.successes += part.successes
+                total.errors += part.errors
+                total.latencies += part.latencies
+            }
+        }
+        let elapsed = (clock.now - started).components
+        total.elapsedSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        return total
+    }
+
+    /// A fresh, migrated database per strategy on the embedded cluster, so runs never see each
+    /// other's rows; with DATABASE_URL, that database (drops are new, so rows stay apart).
+    static func database(for strategy: Strategy, configured: String?) async throws -> String {
+        if let configured, !configured.isEmpty {
+            _ = try await Database.prepare(environment: ["DATABASE_URL": configured])
+            return configured
+        }
+        let embedded = try EmbeddedPostgres()
+        try embedded.start()
+        let url = try await embedded.freshDatabase("stockdrop_bench_\(strategy.rawValue)")
+        return try await Database.prepare(environment: ["DATABASE_URL": url])
+    }
+}

@@ -1,0 +1,38 @@
+// The bench's terminal table: strategies side by side, and their ratio.
+import Foundation
+
+extension BenchReport {
+    public var table: String {
+        func number(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
+        var rows: [(String, [String])] = [
+            ("callers", results.map { "\($0.callers)" }),
+            ("committed claims", results.map { "\($0.committedClaims)" }),
+            ("  in the database", results.map { "\($0.committedClaimsInDatabase)" }),
+            ("committed claims/s", results.map { number($0.committedClaimsPerSecond) }),
+            ("reserve p50 ms", results.map { number($0.reserveLatencyMilliseconds.p50, 2) }),
+            ("reserve p90 ms", results.map { number($0.reserveLatencyMilliseconds.p90, 2) }),
+            ("reserve p99 ms", results.map { number($0.reserveLatencyMilliseconds.p99, 2) }),
+            ("reserve p99.9 ms", results.map { number($0.reserveLatencyMilliseconds.p999, 2) }),
+            ("reserve max ms", results.map { number($0.reserveLatencyMilliseconds.max, 2) }),
+            ("sold-out rejections/s", results.map { number($0.rejectionsPerSecond) }),
+            ("rejection p99 ms", results.map { number($0.rejectionLatencyMilliseconds.p99, 3) }),
+            ("errors", results.map { "\($0.errors)" }),
+            ("actor bytes/ACTIVE hold", results.map { $0.actorBytesPerActiveReservation.map { number($0, 1) } ?? "-" }),
+        ]
+        var header = results.map(\.strategy.rawValue)
+        if let committedClaimsRatio, let rejectionsRatio {
+            header.append("actor/rowlock")
+            for index in rows.indices { rows[index].1.append("") }
+            rows[3].1[rows[3].1.count - 1] = number(committedClaimsRatio, 1) + "x"
+            rows[9].1[rows[9].1.count - 1] = number(rejectionsRatio, 1) + "x"
+        }
+        let labelWidth = rows.map(\.0.count).max() ?? 0
+        let columnWidth = max(14, (rows.flatMap(\.1) + header).map(\.count).max() ?? 0)
+        func line(_ label: String, _ cells: [String]) -> String {
+            label.padding(toLength: labelWidth, withPad: " ", startingAt: 0) + cells.map {
+                String(repeating: " ", count: max(0, columnWidth - $0.count) + 2) + $0
+            }.joined()
+        }
+        return ([line("", header)] + rows.map { line($0.0, $0.1) }).joined(separator: "\n")
+    }
+}

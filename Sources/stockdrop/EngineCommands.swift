@@ -1,0 +1,66 @@
+// `stockdrop bench` and `stockdrop simulate`.
+import ArgumentParser
+import Engine
+import Foundation
+import LoadGen
+
+extension Strategy: ExpressibleByArgument {}
+
+enum StrategyChoice: String, ExpressibleByArgument, CaseIterable {
+    case actor, rowlock, both
+    var strategies: [Strategy] { self == .both ? [.actor, .rowlock] : [Strategy(rawValue: rawValue)!] }
+}
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "One hot drop, N concurrent callers for S seconds: committed claims/s, rejections/s, latency.")
+
+    @Option(help: "actor | rowlock | both") var strategy: StrategyChoice = .both
+    @Option(help: "Concurrent callers.") var callers = 1_000
+    @Option(help: "Seconds per phase (commit, then sold-out).") var seconds = 5.0
+    @Option(help: "Connections of the rowlock strategy's pool.") var poolSize = Defaults.rowLockPoolSize
+    @Flag(help: "Print JSON for machines instead of the table.") var json = false
+
+    func validate() throws {
+        guard callers > 0, callers <= 100_000 else { throw ValidationError("--callers must be 1…100000") }
+        guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
+        guard poolSize > 0, poolSize <= 200 else { throw ValidationError("--pool-size must be 1…200") }
+    }
+
+    func run() async throws {
+        let options = BenchOptions(strategies: strategy.strategies, callers: callers, seconds: seconds, rowLockPoolSize: poolSize,
+                                   databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"])
+        let report = try await Bench.run(options) { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.table)
+        }
+    }
+}
+
+struct SimulateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Deterministic simulation with injected faults; prints the seed and step of any broken invariant.")
+
+    @Option(help: "The seed to run (or the first of --seeds).") var seed: UInt64 = 1
+    @Option(help: "Steps per seed.") var steps = 1_000
+    @Option(help: "How many consecutive seeds to run.") var seeds = 1
+
+    func run() async throws {
+        for offset in 0..<UInt64(max(1, seeds)) {
+            do {
+                print(try await Simulator(seed: seed + offset).run(steps: steps))
+            } catch let failure as SimulationFailure {
+                FileHandle.standardError.write(Data("\(failure)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+}
