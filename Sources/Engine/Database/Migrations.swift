@@ -167,10 +167,13 @@ public enum Migrations {
                         SELECT DISTINCT ON (i.u) i.u, i.ord::integer AS ord
                         FROM unnest(p_kinds, p_users) WITH ORDINALITY AS i(kind, u, ord)
                         WHERE i.kind = 1 ORDER BY i.u, i.ord) r
-                    WHERE (SELECT count(*) FROM reservations x
-                           WHERE x.user_id = r.u AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')) < d.per_user_limit
-                      AND NOT EXISTS (SELECT 1 FROM reservations x
-                           WHERE x.user_id = r.u AND x.drop_id = p_drop AND x.status = 'ACTIVE')
+                    -- One probe of reservations_by_user per candidate. (A separate NOT EXISTS was
+                    -- planned as a scan of the drop's every ACTIVE hold: 480 ms a batch at 12k holds.)
+                    CROSS JOIN LATERAL (
+                        SELECT count(*) AS held, count(*) FILTER (WHERE x.status = 'ACTIVE') AS active
+                        FROM reservations x
+                        WHERE x.user_id = r.u AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')) c
+                    WHERE c.held < d.per_user_limit AND c.active = 0
                     ORDER BY r.ord
                     LIMIT greatest(d.total_stock - v_sold - v_reserved, 0)) e;
                 WITH ins AS (
@@ -207,10 +210,8 @@ public enum Migrations {
                 SELECT i.ord::integer,
                        CASE
                            WHEN i.kind = 1 AND NOT v_started THEN 'not_started'
-                           WHEN i.kind = 1 AND EXISTS (SELECT 1 FROM reservations x
-                                WHERE x.user_id = i.u AND x.drop_id = p_drop AND x.status = 'ACTIVE') THEN 'already_holding'
-                           WHEN i.kind = 1 AND (SELECT count(*) FROM reservations x
-                                WHERE x.user_id = i.u AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')) >= d.per_user_limit THEN 'limit_reached'
+                           WHEN i.kind = 1 AND c.active > 0 THEN 'already_holding'
+                           WHEN i.kind = 1 AND c.held >= d.per_user_limit THEN 'limit_reached'
                            WHEN i.kind = 1 THEN 'sold_out'
                            WHEN i.kind = 2 AND pu.id IS NOT NULL THEN 'replayed'
                            WHEN i.kind = 2 AND last.status = 'EXPIRED' THEN 'expired'
@@ -218,6 +219,10 @@ public enum Migrations {
                        END,
                        pu.reservation_id, i.u, pu.id, stockdrop_us(pu.created_at), NULL, NULL, NULL, NULL, pu.price_cents, pu.idempotency_key
                 FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
+                LEFT JOIN LATERAL (
+                    SELECT count(*) AS held, count(*) FILTER (WHERE x.status = 'ACTIVE') AS active
+                    FROM reservations x
+                    WHERE i.kind = 1 AND x.user_id = i.u AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')) c ON true
                 LEFT JOIN LATERAL (
                     SELECT p.id, p.reservation_id, p.created_at, p.price_cents, p.idempotency_key FROM purchases p
                     WHERE i.kind = 2 AND p.user_id = i.u AND p.drop_id = p_drop

@@ -1,0 +1,78 @@
+// The pure state machine: group commit, answers from memory, bounds, failures, expiry.
+// No database, no clock, no sleeps: microseconds per case.
+@testable import Engine
+import Foundation
+import Testing
+
+@Suite("drop state machine") struct DropMachineTests {
+    let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func machine(stock: Int, maxBatch: Int = 3, maxQueue: Int = 5, holds: [Reservation] = []) -> DropMachine {
+        let drop = DropRecord(id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: stock, reserveTTLMilliseconds: 1_000),
+                              sold: 0, reserved: holds.count, createdAt: start)
+        return DropMachine(recovery: DropRecovery(drop: drop, activeHolds: holds, purchasedCounts: [:], purchases: []),
+                           now: start, maxBatchClaims: maxBatch, maxQueuedClaims: maxQueue)
+    }
+
+    func hold(_ id: ReservationID, user: UserID, expiresIn seconds: TimeInterval = 1) -> Reservation {
+        Reservation(id: id, dropID: 7, userID: user, status: .active, createdAt: start, expiresAt: start.addingTimeInterval(seconds))
+    }
+
+    func batch(_ effects: [DropMachine.Effect]) -> ClaimBatch? {
+        effects.lazy.compactMap { if case .commit(let batch) = $0 { batch } else { nil } }.first
+    }
+
+    @Test func groupCommitKeepsOneBatchInFlightAndGathersTheRest() {
+        var m = machine(stock: 100)
+        guard case .queued(_, let first) = m.reserve(user: 1, now: start) else { Issue.record("queued expected"); return }
+        #expect(batch(first)?.items == [ClaimItem(.reserve, user: 1)])
+        for user in 2...5 {
+            guard case .queued(_, let effects) = m.reserve(user: UserID(user), now: start) else { Issue.record("queued expected"); return }
+            #expect(effects.isEmpty, "a second batch must not start while one is in flight")
+        }
+        let committed = m.committed(BatchOutcome(results: [.reserved(hold(1, user: 1))], expired: [], sold: 0, reserved: 1, committedAt: start), now: start)
+        #expect(committed.contains { if case .answer = $0 { true } else { false } })
+        #expect(batch(committed)?.items.map(\.userID) == [2, 3, 4], "the next batch carries the queued claims, capped at 3")
+    }
+
+    @Test func answersThatNeedNoWriteComeFromMemory() {
+        var m = machine(stock: 1, holds: [hold(1, user: 1)])
+        guard case .answered(.reserve(.soldOut)) = m.reserve(user: 2, now: start) else { Issue.record("sold out expected"); return }
+        guard case .answered(.reserve(.alreadyHolding(let held))) = m.reserve(user: 1, now: start) else { Issue.record("holding expected"); return }
+        #expect(held?.id == 1)
+        guard case .answered(.purchase(.noActiveReservation)) = m.purchase(user: 3, idempotencyKey: nil, now: start) else { Issue.record("no hold expected"); return }
+        guard case .answered(.cancel(.noActiveReservation)) = m.cancel(user: 3, now: start) else { Issue.record("no hold expected"); return }
+        #expect(m.queuedCount == 0)
+    }
+
+    @Test func aFullQueueAnswersOverloadedAtOnce() {
+        var m = machine(stock: 100, maxBatch: 1, maxQueue: 2)
+        _ = m.reserve(user: 1, now: start)  // in flight
+        _ = m.reserve(user: 2, now: start)
+        _ = m.reserve(user: 3, now: start)
+        guard case .answered(.reserve(.overloaded)) = m.reserve(user: 4, now: start) else { Issue.record("overloaded expected"); return }
+    }
+
+    @Test func aFailedBatchFailsEveryCallerAndReloads() {
+        var m = machine(stock: 2)
+        guard case .queued(let ticket, _) = m.reserve(user: 1, now: start) else { Issue.record("queued expected"); return }
+        let effects = m.failed(EngineError(.batchFailed, "boom"))
+        #expect(effects.contains { if case .fail(let tickets, _) = $0 { tickets == [ticket] } else { false } })
+        #expect(effects.contains { if case .recover = $0 { true } else { false } })
+        #expect(m.availableForNewClaims == 2, "a failed reserve gives its unit back")
+    }
+
+    @Test func dueHoldsTriggerASweepBatch() {
+        var m = machine(stock: 1, holds: [hold(1, user: 1, expiresIn: 1)])
+        #expect(batch(m.tick(now: start)) == nil)
+        let due = m.tick(now: start.addingTimeInterval(1.5))
+        #expect(batch(due) == ClaimBatch(dropID: 7, items: []))
+        let after = m.committed(BatchOutcome(results: [], expired: [ExpiredHold(reservationID: 1, userID: 1)], sold: 0, reserved: 0,
+                                             committedAt: start.addingTimeInterval(1.5)), now: start.addingTimeInterval(1.5))
+        #expect(batch(after) == nil)
+        #expect(m.activeHoldCount == 0 && m.availableForNewClaims == 1)
+        guard case .answered(.purchase(.expired)) = m.purchase(user: 1, idempotencyKey: nil, now: start.addingTimeInterval(2)) else {
+            Issue.record("a late purchase hears expired"); return
+        }
+    }
+}
