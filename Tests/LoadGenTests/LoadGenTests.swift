@@ -1,2 +1,0 @@
-import LoadGen
-import Testing
