@@ -156,17 +156,24 @@ public struct EmbeddedPostgres: Sendable {
 
     @discardableResult
     static func execute(_ executable: String, _ arguments: [String]) throws -> String {
+        // Output goes to a file, not a pipe: `pg_ctl start` leaves the postmaster running with
+        // the inherited descriptor open, so a pipe would never reach end-of-file.
+        let outputPath = NSTemporaryDirectory() + "stockdrop-command-\(UUID().uuidString).log"
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        guard let output = FileHandle(forWritingAtPath: outputPath) else {
+            throw Failure.unusableDirectory("cannot write \(outputPath)")
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let output = Pipe()
         process.standardOutput = output
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
+        try? output.close()
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         guard process.terminationStatus == 0 else {
             throw Failure.command(([executable] + arguments).joined(separator: " "), status: process.terminationStatus, output: text)
         }
