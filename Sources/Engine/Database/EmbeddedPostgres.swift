@@ -129,7 +129,8 @@ public struct EmbeddedPostgres: Sendable {
 
     private func withLockFile(_ body: () throws -> Void) throws {
         let path = home + "/start.lock"
-        let descriptor = open(path, O_CREAT | O_RDWR, 0o644)
+        // O_CLOEXEC: the postmaster started under this lock must not inherit (and keep) it.
+        let descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw Failure.unusableDirectory("cannot open \(path) (errno \(errno))") }
         defer { close(descriptor) }
         flock(descriptor, LOCK_EX)
@@ -154,28 +155,46 @@ public struct EmbeddedPostgres: Sendable {
         ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "runuser"
     }
 
+    /// Runs a command to completion with its output in a file. Not Foundation's `Process`:
+    /// `pg_ctl start` leaves a daemon (the postmaster) that would inherit Process's
+    /// termination-watch descriptor and output pipe and hold them open, so the wait would
+    /// never end. posix_spawn with a clean signal mask and the output in a file avoids both.
     @discardableResult
     static func execute(_ executable: String, _ arguments: [String]) throws -> String {
-        // Output goes to a file, not a pipe: `pg_ctl start` leaves the postmaster running with
-        // the inherited descriptor open, so a pipe would never reach end-of-file.
         let outputPath = NSTemporaryDirectory() + "stockdrop-command-\(UUID().uuidString).log"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        guard let output = FileHandle(forWritingAtPath: outputPath) else {
-            throw Failure.unusableDirectory("cannot write \(outputPath)")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var defaultSignals = sigset_t()
+        sigfillset(&defaultSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard spawned == 0 else {
+            throw Failure.command(executable, status: spawned, output: "cannot start: \(String(cString: strerror(spawned)))")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try? output.close()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
-            throw Failure.command(([executable] + arguments).joined(separator: " "), status: process.terminationStatus, output: text)
+        // WIFEXITED && WEXITSTATUS == 0, spelled out: the macros are not imported into Swift.
+        let exitedNormally = status & 0x7f == 0
+        let exitStatus = (status >> 8) & 0xff
+        guard exitedNormally, exitStatus == 0 else {
+            throw Failure.command(([executable] + arguments).joined(separator: " "),
+                                  status: exitedNormally ? exitStatus : -(status & 0x7f), output: text)
         }
         return text
     }
