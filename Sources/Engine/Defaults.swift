@@ -23,6 +23,10 @@ extension Defaults {
     /// Claims waiting for the next batch of one drop; past it callers hear `overloaded` at once
     /// instead of memory growing without end. 64 batches' worth: ~0.5 s of work at 100k/s.
     public static let maxQueuedClaimsPerDrop = 65_536
+    /// How long an idle drop gathers claims before it starts a batch. Without it, the first
+    /// caller to come back after a batch commits alone, and the hundreds answered with it wait
+    /// behind that batch of one: measured here, batches alternated 1 and ~1,000 claims.
+    public static let batchGatherMicroseconds = 1_000
     /// When a sweep finds nothing due (the database's clock is a hair behind ours), wait this
     /// long before asking again rather than spinning.
     public static let sweepRetryMilliseconds = 5

@@ -25,14 +25,18 @@ import Testing
     @Test func groupCommitKeepsOneBatchInFlightAndGathersTheRest() {
         var m = machine(stock: 100)
         guard case .queued(_, let first) = m.reserve(user: 1, now: start) else { Issue.record("queued expected"); return }
-        #expect(batch(first)?.items == [ClaimItem(.reserve, user: 1)])
-        for user in 2...5 {
+        #expect(first.count == 1 && batch(first) == nil, "an idle drop gathers before it commits")
+        guard case .queued(_, let second) = m.reserve(user: 2, now: start) else { Issue.record("queued expected"); return }
+        #expect(second.isEmpty)
+        #expect(batch(m.flush(now: start))?.items == [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)])
+        for user in 3...6 {
             guard case .queued(_, let effects) = m.reserve(user: UserID(user), now: start) else { Issue.record("queued expected"); return }
             #expect(effects.isEmpty, "a second batch must not start while one is in flight")
         }
-        let committed = m.committed(BatchOutcome(results: [.reserved(hold(1, user: 1))], expired: [], sold: 0, reserved: 1, committedAt: start), now: start)
-        #expect(committed.contains { if case .answer = $0 { true } else { false } })
-        #expect(batch(committed)?.items.map(\.userID) == [2, 3, 4], "the next batch carries the queued claims, capped at 3")
+        let committed = m.committed(BatchOutcome(results: [.reserved(hold(1, user: 1)), .reserved(hold(2, user: 2))], expired: [],
+                                                 sold: 0, reserved: 2, committedAt: start), now: start)
+        #expect(committed.filter { if case .answer = $0 { true } else { false } }.count == 2)
+        #expect(batch(committed)?.items.map(\.userID) == [3, 4, 5], "the next batch carries the queued claims at once, capped at 3")
     }
 
     @Test func answersThatNeedNoWriteComeFromMemory() {
@@ -47,7 +51,8 @@ import Testing
 
     @Test func aFullQueueAnswersOverloadedAtOnce() {
         var m = machine(stock: 100, maxBatch: 1, maxQueue: 2)
-        _ = m.reserve(user: 1, now: start)  // in flight
+        _ = m.reserve(user: 1, now: start)
+        _ = m.flush(now: start)  // in flight
         _ = m.reserve(user: 2, now: start)
         _ = m.reserve(user: 3, now: start)
         guard case .answered(.reserve(.overloaded)) = m.reserve(user: 4, now: start) else { Issue.record("overloaded expected"); return }
@@ -56,6 +61,7 @@ import Testing
     @Test func aFailedBatchFailsEveryCallerAndReloads() {
         var m = machine(stock: 2)
         guard case .queued(let ticket, _) = m.reserve(user: 1, now: start) else { Issue.record("queued expected"); return }
+        _ = m.flush(now: start)
         let effects = m.failed(EngineError(.batchFailed, "boom"))
         #expect(effects.contains { if case .fail(let tickets, _) = $0 { tickets == [ticket] } else { false } })
         #expect(effects.contains { if case .recover = $0 { true } else { false } })

@@ -90,6 +90,14 @@ import Testing
             try await connection.query(insertHold, [.int64(dropID + 1000)])
         }
         #expect(orphanHold?.sqlState == "23503")
+        let deleteDrop = await #expect(throws: PostgresError.self) {
+            try await connection.query("DELETE FROM drops WHERE id = $1", [.int64(dropID)])
+        }
+        #expect(deleteDrop?.sqlState == "23503")
+        let moveHold = await #expect(throws: PostgresError.self) {
+            try await connection.query("UPDATE reservations SET drop_id = drop_id + 1000 WHERE id = $1", [.int64(reservationID)])
+        }
+        #expect(moveHold?.sqlState == "23503")
         let orphanPurchase = await #expect(throws: PostgresError.self) {
             try await connection.query(insertPurchase, [.int64(reservationID + 1000), .int64(dropID)])
         }

@@ -8,6 +8,7 @@ public final class ActorEngine: Inventory {
     public let store: any DropStore
     private let clock: any WallClock
     private let drivesTimers: Bool
+    private let gatherWindow: Duration
     private let maxBatchClaims: Int
     private let maxQueuedClaims: Int
 
@@ -20,10 +21,12 @@ public final class ActorEngine: Inventory {
 
     /// `drivesTimers: false` leaves expiry sweeps to `tickAll()`, for simulations that step time.
     public init(store: any DropStore, clock: any WallClock = SystemClock(), drivesTimers: Bool = true,
+                gatherWindow: Duration = .microseconds(Defaults.batchGatherMicroseconds),
                 maxBatchClaims: Int = Defaults.maxBatchClaims, maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop) {
         self.store = store
         self.clock = clock
         self.drivesTimers = drivesTimers
+        self.gatherWindow = gatherWindow
         self.maxBatchClaims = maxBatchClaims
         self.maxQueuedClaims = maxQueuedClaims
     }
@@ -128,7 +131,7 @@ public final class ActorEngine: Inventory {
             return nil
         }
         let actor = DropActor(recovery: recovery, store: store, clock: clock, drivesTimer: drivesTimers,
-                              maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims)
+                              gatherWindow: gatherWindow, maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims)
         registry.withLock { $0[drop] = .active(actor) }
         await actor.start()
         return actor

@@ -20,6 +20,7 @@ public enum ActorMemoryProbe {
                 tickets += 1
             }
             // Commit the batch in flight as the store would, then the next one, until all are held.
+            _ = machine.flush(now: start)
             while case .committing(let batch) = machine.phase {
                 let results = batch.map { waiting -> ClaimResult in
                     defer { nextID += 1 }

@@ -7,14 +7,16 @@ actor DropActor {
     private let store: any DropStore
     private let clock: any WallClock
     private let drivesTimer: Bool
+    private let gatherWindow: Duration
     private var waiters: [DropMachine.Ticket: CheckedContinuation<DropMachine.Answer, any Error>] = [:]
     private var timer: Task<Void, Never>?
     private var timerAt: Date?
     private var batchTask: Task<Void, Never>?
 
     init(recovery: DropRecovery, store: any DropStore, clock: any WallClock, drivesTimer: Bool,
-         maxBatchClaims: Int, maxQueuedClaims: Int) {
+         gatherWindow: Duration, maxBatchClaims: Int, maxQueuedClaims: Int) {
         self.store = store
+        self.gatherWindow = gatherWindow
         self.clock = clock
         self.drivesTimer = drivesTimer
         machine = DropMachine(recovery: recovery, now: clock.now(), maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims)
@@ -53,7 +55,15 @@ actor DropActor {
 
     /// Waits until no batch is in flight and nothing is queued.
     func drain() async {
-        while let task = batchTask { await task.value }
+        while true {
+            if let task = batchTask {
+                await task.value
+            } else if case .gathering = machine.phase {
+                flush()
+            } else {
+                return
+            }
+        }
     }
 
     func stopTimer() {
@@ -93,8 +103,24 @@ actor DropActor {
                 arm(at)
             case .recover:
                 startRecovery()
+            case .gather:
+                gather()
             }
         }
+    }
+
+    /// A scheduling delay, not domain time: it lets the callers answered by the last batch
+    /// come back before the next one starts, so it stays on the real clock.
+    private func gather() {
+        let window = gatherWindow
+        Task {
+            if window > .zero { try? await Task.sleep(for: window) } else { await Task.yield() }
+            self.flush()
+        }
+    }
+
+    private func flush() {
+        perform(machine.flush(now: clock.now()))
     }
 
     private func commit(_ batch: ClaimBatch) {

@@ -23,6 +23,9 @@ struct DropMachine {
         case armTimer(Date)
         /// Reload the drop from the store (`recovered`): memory may be stale.
         case recover
+        /// Claims arrived at an idle drop: call `flush` after the gather window, so the
+        /// claims arriving together travel in one batch.
+        case gather
     }
 
     /// What a request turned into: an answer now, or a place in the next batch.
@@ -49,7 +52,7 @@ struct DropMachine {
         var item: ClaimItem
     }
 
-    enum Phase { case idle, committing([Waiting]), recovering }
+    enum Phase { case idle, gathering, committing([Waiting]), recovering }
 
     private(set) var drop: DropRecord
     private(set) var holds: [UserID: Hold] = [:]
@@ -193,7 +196,18 @@ struct DropMachine {
         nextTicket += 1
         queue.append(Waiting(ticket: ticket, item: item))
         if item.kind == .reserve { reservesPending.insert(item.userID) }
-        return .queued(ticket, startBatchIfIdle(now: now))
+        if case .idle = phase {
+            phase = .gathering
+            return .queued(ticket, [.gather])
+        }
+        return .queued(ticket, [])
+    }
+
+    /// The gather window closed: the claims queued meanwhile form one batch.
+    mutating func flush(now: Date) -> [Effect] {
+        guard case .gathering = phase else { return [] }
+        phase = .idle
+        return startBatchIfIdle(now: now)
     }
 
     private mutating func startBatchIfIdle(now: Date) -> [Effect] {

@@ -3,6 +3,8 @@ import Foundation
 
 public struct PostgresRows: Sendable {
     public let columns: [String]
+    /// Column name to position, built once per result (rows look columns up by name).
+    let columnIndex: [String: Int]
     /// Row-major text cells; nil is SQL NULL.
     let cells: [String?]
     /// Rows touched by INSERT/UPDATE/DELETE (`PQcmdTuples`), 0 for other commands.
@@ -10,6 +12,7 @@ public struct PostgresRows: Sendable {
 
     init(columns: [String], cells: [String?], affectedRows: Int) {
         self.columns = columns
+        self.columnIndex = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
         self.cells = cells
         self.affectedRows = affectedRows
     }
@@ -34,7 +37,7 @@ public struct PostgresRow: Sendable {
     public func isNull(_ column: String) throws -> Bool { try raw(column) == nil }
 
     public func raw(_ column: String) throws -> String? {
-        guard let index = rows.columns.firstIndex(of: column) else {
+        guard let index = rows.columnIndex[column] else {
             throw PostgresError.decoding("no column \"\(column)\" in \(rows.columns)")
         }
         return rows.cells[offset + index]

@@ -137,6 +137,7 @@ public actor Simulator {
     /// The drop's batch in flight reaches the store now (a slow commit is one that waits
     /// for several steps before this event picks it).
     private func complete(_ drop: DropID) async throws {
+        try await perform(nodes[drop]!.machine.flush(now: clock.now()), on: drop)
         guard let batch = nodes[drop]?.inFlight else { return }
         nodes[drop]!.inFlight = nil
         do {
@@ -178,8 +179,8 @@ public actor Simulator {
             case .commit(let batch):
                 precondition(nodes[drop]!.inFlight == nil, "two batches in flight for one drop")
                 nodes[drop]!.inFlight = batch
-            case .armTimer:
-                break  // the simulation ticks every drop whenever it moves the clock
+            case .armTimer, .gather:
+                break  // the simulation ticks every drop when it moves the clock, and flushes in `complete`
             case .recover:
                 if let recovery = try await store.recover(drop) {
                     try await perform(nodes[drop]!.machine.recovered(recovery, now: clock.now()), on: drop)
@@ -272,7 +273,7 @@ public actor Simulator {
         for _ in 0..<8 {
             for drop in nodes.keys.sorted() {
                 try await perform(nodes[drop]!.machine.tick(now: clock.now()), on: drop)
-                while nodes[drop]!.inFlight != nil { try await complete(drop) }
+                repeat { try await complete(drop) } while nodes[drop]!.inFlight != nil
             }
         }
         try await checkInvariants()
