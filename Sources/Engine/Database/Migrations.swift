@@ -76,9 +76,6 @@ public enum Migrations {
     /// the CHECKs on `drops` back it up. Every time is the database's clock read after the
     /// lock is held, so a purchase racing an expiry is decided here, once.
     static let batchFunction = Migration(version: 2, name: "apply batch function", sql: """
-        CREATE FUNCTION stockdrop_us(t timestamptz) RETURNS bigint
-            LANGUAGE sql IMMUTABLE AS $$ SELECT (extract(epoch FROM t) * 1000000)::bigint $$;
-
         CREATE FUNCTION stockdrop_apply_batch(p_drop bigint, p_kinds integer[], p_users bigint[], p_keys text[])
         RETURNS TABLE (ord integer, code text, reservation_id bigint, user_id bigint, purchase_id bigint,
                        created_us bigint, expires_us bigint, ended_us bigint, sold integer, reserved integer,
@@ -88,6 +85,8 @@ public enum Migrations {
         DECLARE
             d drops%ROWTYPE;
             v_now timestamptz;
+            v_now_us bigint;
+            v_expires_us bigint;
             v_started boolean;
             v_expired_ids bigint[]; v_expired_users bigint[];
             v_cancel_ords integer[]; v_cancel_ids bigint[]; v_cancel_users bigint[];
@@ -103,6 +102,9 @@ public enum Migrations {
                 RETURN;
             END IF;
             v_now := clock_timestamp();
+            -- Times travel as microseconds since the epoch (cheap to parse), computed once.
+            v_now_us := (extract(epoch FROM v_now) * 1000000)::bigint;
+            v_expires_us := (extract(epoch FROM v_now + d.reserve_ttl_ms * interval '1 millisecond') * 1000000)::bigint;
             v_started := d.starts_at IS NULL OR d.starts_at <= v_now;
 
             -- 1. Overdue holds expire first: a purchase of one of them loses, by this clock.
@@ -195,16 +197,16 @@ public enum Migrations {
                 SELECT -1, 'swept', e.id, e.u, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, d.price_cents, NULL::text
                 FROM unnest(v_expired_ids, v_expired_users) AS e(id, u)
                 UNION ALL
-                SELECT c.ord, 'cancelled', c.id, c.u, NULL, r.created_at_us, r.expires_at_us, stockdrop_us(v_now), NULL, NULL, d.price_cents, NULL
+                SELECT c.ord, 'cancelled', c.id, c.u, NULL, r.created_at_us, r.expires_at_us, v_now_us, NULL, NULL, d.price_cents, NULL
                 FROM unnest(v_cancel_ords, v_cancel_ids, v_cancel_users) AS c(ord, id, u)
-                CROSS JOIN LATERAL (SELECT stockdrop_us(x.created_at) AS created_at_us, stockdrop_us(x.expires_at) AS expires_at_us
+                CROSS JOIN LATERAL (SELECT (extract(epoch FROM x.created_at) * 1000000)::bigint AS created_at_us, (extract(epoch FROM x.expires_at) * 1000000)::bigint AS expires_at_us
                                     FROM reservations x WHERE x.id = c.id) r
                 UNION ALL
-                SELECT b.ord, 'purchased', b.hold, b.u, b.id, stockdrop_us(v_now), NULL, NULL, NULL, NULL, d.price_cents, p_keys[b.ord]
+                SELECT b.ord, 'purchased', b.hold, b.u, b.id, v_now_us, NULL, NULL, NULL, NULL, d.price_cents, p_keys[b.ord]
                 FROM unnest(v_buy_ords, v_buy_holds, v_buy_ids, v_buy_users) AS b(ord, hold, id, u)
                 UNION ALL
-                SELECT h.ord, 'reserved', h.id, h.u, NULL, stockdrop_us(v_now),
-                       stockdrop_us(v_now + d.reserve_ttl_ms * interval '1 millisecond'), NULL, NULL, NULL, d.price_cents, NULL
+                SELECT h.ord, 'reserved', h.id, h.u, NULL, v_now_us,
+                       v_expires_us, NULL, NULL, NULL, d.price_cents, NULL
                 FROM unnest(v_hold_ords, v_hold_ids, v_hold_users) AS h(ord, id, u)
                 UNION ALL
                 SELECT i.ord::integer,
@@ -217,7 +219,7 @@ public enum Migrations {
                            WHEN i.kind = 2 AND last.status = 'EXPIRED' THEN 'expired'
                            ELSE 'no_active_reservation'
                        END,
-                       pu.reservation_id, i.u, pu.id, stockdrop_us(pu.created_at), NULL, NULL, NULL, NULL, pu.price_cents, pu.idempotency_key
+                       pu.reservation_id, i.u, pu.id, (extract(epoch FROM pu.created_at) * 1000000)::bigint, NULL, NULL, NULL, NULL, pu.price_cents, pu.idempotency_key
                 FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
                 LEFT JOIN LATERAL (
                     SELECT count(*) AS held, count(*) FILTER (WHERE x.status = 'ACTIVE') AS active
@@ -234,7 +236,7 @@ public enum Migrations {
                     ORDER BY x.id DESC LIMIT 1) last ON true
                 WHERE i.ord::integer NOT IN (SELECT unnest(v_cancel_ords || v_buy_ords || v_hold_ords))
                 UNION ALL
-                SELECT 0, 'counters', NULL, NULL, NULL, stockdrop_us(v_now), NULL, NULL, v_sold, v_reserved, d.price_cents, NULL;
+                SELECT 0, 'counters', NULL, NULL, NULL, v_now_us, NULL, NULL, v_sold, v_reserved, d.price_cents, NULL;
         END
         $fn$;
         """)
