@@ -25,8 +25,9 @@ extension Defaults {
     public static let maxQueuedClaimsPerDrop = 65_536
     /// How long an idle drop gathers claims before it starts a batch. Without it, the first
     /// caller to come back after a batch commits alone, and the hundreds answered with it wait
-    /// behind that batch of one: measured here, batches alternated 1 and ~1,000 claims.
-    public static let batchGatherMicroseconds = 1_000
+    /// behind that batch of one. 300 µs and 1 ms gave the same ~64k claims/s with 1,000
+    /// callers here; 300 µs had the lower p99 (22–24 ms against 25–26 ms).
+    public static let batchGatherMicroseconds = 300
     /// When a sweep finds nothing due (the database's clock is a hair behind ours), wait this
     /// long before asking again rather than spinning.
     public static let sweepRetryMilliseconds = 5

@@ -3,7 +3,6 @@
 // caller a new buyer each time); phase 2 measures sold-out rejections (a drop with no stock).
 import Engine
 import Foundation
-import Synchronization
 
 public struct BenchOptions: Sendable {
     public var strategies: [Strategy]
@@ -68,23 +67,22 @@ public enum Bench {
         let store = PostgresStore(pool: pool)
         let inventory: any Inventory = strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
 
+        // Sold-out rejections first: answered from memory (actor), they must not share the
+        // machine's two cores with the autovacuum that the commit phase's rows set off.
+        let soldOut = try await inventory.createDrop(DropSpec(name: "bench sold-out drop", priceCents: 1, totalStock: 0))
+        let rejections = try await hammer(callers: options.callers, seconds: options.seconds) { user in
+            try await inventory.reserve(drop: soldOut.id, user: user) == .soldOut
+        }
+
         let hot = try await inventory.createDrop(DropSpec(
             name: "bench hot drop", priceCents: 1, totalStock: Defaults.maxTotalStock,
             reserveTTLMilliseconds: Defaults.maxReserveTTLMilliseconds))
-        let nextUser = Atomic<Int64>(1)
-        let claims = try await hammer(callers: options.callers, seconds: options.seconds) {
-            let user = nextUser.wrappingAdd(1, ordering: .relaxed).oldValue
+        let claims = try await hammer(callers: options.callers, seconds: options.seconds) { user in
             if case .reserved = try await inventory.reserve(drop: hot.id, user: user) { return true }
             return false
         }
         let inDatabase = try await pool.query(
             "SELECT count(*) AS n FROM reservations WHERE drop_id = $1", [.int64(hot.id)]).first?.int("n") ?? -1
-
-        let soldOut = try await inventory.createDrop(DropSpec(name: "bench sold-out drop", priceCents: 1, totalStock: 0))
-        let rejections = try await hammer(callers: options.callers, seconds: options.seconds) {
-            let user = nextUser.wrappingAdd(1, ordering: .relaxed).oldValue
-            return try await inventory.reserve(drop: soldOut.id, user: user) == .soldOut
-        }
         await inventory.shutdown()
         await pool.close()
         return BenchResult(
@@ -106,20 +104,23 @@ public enum Bench {
     }
 
     /// `callers` tasks call `operation` back to back until the time is up (a closed model:
-    /// each caller waits for its answer, as a buyer's client does).
-    static func hammer(callers: Int, seconds: Double, _ operation: @escaping @Sendable () async throws -> Bool) async throws -> Tally {
+    /// each caller waits for its answer, as a buyer's client does). Each call gets a user id
+    /// of its own, made without shared state so the callers do not contend on a counter.
+    static func hammer(callers: Int, seconds: Double, _ operation: @escaping @Sendable (UserID) async throws -> Bool) async throws -> Tally {
         let clock = ContinuousClock()
         let started = clock.now
         let deadline = started.advanced(by: .milliseconds(Int64(seconds * 1000)))
         var total = await withTaskGroup(of: Tally.self) { group in
-            for _ in 0..<callers {
+            for caller in 0..<callers {
                 group.addTask {
                     var tally = Tally()
+                    var user = UserID(caller + 1) << 32
                     tally.latencies.reserveCapacity(4_096)
                     while clock.now < deadline {
                         let sent = clock.now
                         do {
-                            if try await operation() { tally.successes += 1 }
+                            user += 1
+                            if try await operation(user) { tally.successes += 1 }
                         } catch {
                             tally.errors += 1
                         }
