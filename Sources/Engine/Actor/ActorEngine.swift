@@ -3,7 +3,7 @@
 import Foundation
 import Synchronization
 
-public final class ActorEngine: Inventory {
+public final class ActorEngine: StoreBackedInventory {
     public let strategy = Strategy.actor
     public let store: any DropStore
     private let clock: any WallClock
@@ -29,22 +29,6 @@ public final class ActorEngine: Inventory {
         self.gatherWindow = gatherWindow
         self.maxBatchClaims = maxBatchClaims
         self.maxQueuedClaims = maxQueuedClaims
-    }
-
-    public func createDrop(_ spec: DropSpec) async throws -> DropRecord {
-        try await store.createDrop(Self.validated(spec))
-    }
-
-    public func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot] {
-        try await store.listDrops(after: cursor, limit: limit)
-    }
-
-    public func snapshot(of drop: DropID) async throws -> DropSnapshot? {
-        try await store.snapshot(of: drop)
-    }
-
-    public func reservations(of user: UserID) async throws -> [Reservation] {
-        try await store.reservations(of: user)
     }
 
     public func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome {

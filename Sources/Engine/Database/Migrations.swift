@@ -115,46 +115,40 @@ public enum Migrations {
             SELECT coalesce(array_agg(x.id), '{}'), coalesce(array_agg(x.user_id), '{}')
             INTO v_expired_ids, v_expired_users FROM x;
 
-            -- 2. Cancels: the first purchase-or-cancel of each user acts on their ACTIVE hold.
-            -- Skipped (not merely empty) when the batch has none: the planner cannot know an
-            -- array's size and would otherwise scan every reservation of the drop.
+            -- 2. Cancels and purchases: the first purchase-or-cancel of each user acts on their
+            -- ACTIVE hold (overdue ones were expired in 1, so a purchase finds only live holds);
+            -- a purchase whose key was used before is a replay and acts on nothing. Skipped (not
+            -- merely empty) when the batch has none: the planner cannot know an array's size
+            -- and would otherwise scan every reservation of the drop.
             v_cancel_ords := '{}'; v_cancel_ids := '{}'; v_cancel_users := '{}';
             v_buy_ords := '{}'; v_buy_holds := '{}'; v_buy_ids := '{}'; v_buy_users := '{}';
             IF 2 = ANY(p_kinds) OR 3 = ANY(p_kinds) THEN
-            WITH ops AS (
-                SELECT DISTINCT ON (i.u) i.kind, i.u, i.k, i.ord::integer AS ord
-                FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
-                WHERE i.kind IN (2, 3)
-                  AND NOT (i.kind = 2 AND i.k IS NOT NULL AND EXISTS (
-                      SELECT 1 FROM purchases p WHERE p.user_id = i.u AND p.idempotency_key = i.k))
-                ORDER BY i.u, i.ord),
-            c AS (
-                UPDATE reservations r SET status = 'CANCELLED', ended_at = v_now FROM ops
-                WHERE ops.kind = 3 AND r.drop_id = p_drop AND r.user_id = ops.u AND r.status = 'ACTIVE'
-                RETURNING r.id, r.user_id, ops.ord)
-            SELECT coalesce(array_agg(c.ord), '{}'), coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.user_id), '{}')
-            INTO v_cancel_ords, v_cancel_ids, v_cancel_users FROM c;
-
-            -- 3. Purchases complete ACTIVE, unexpired holds (overdue ones were expired in 1).
-            WITH ops AS (
-                SELECT DISTINCT ON (i.u) i.kind, i.u, i.k, i.ord::integer AS ord
-                FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
-                WHERE i.kind IN (2, 3)
-                  AND NOT (i.kind = 2 AND i.k IS NOT NULL AND EXISTS (
-                      SELECT 1 FROM purchases p WHERE p.user_id = i.u AND p.idempotency_key = i.k))
-                ORDER BY i.u, i.ord),
-            h AS (
-                UPDATE reservations r SET status = 'PURCHASED', ended_at = v_now FROM ops
-                WHERE ops.kind = 2 AND r.drop_id = p_drop AND r.user_id = ops.u AND r.status = 'ACTIVE'
-                RETURNING r.id, r.user_id, ops.k, ops.ord),
-            ins AS (
-                INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at)
-                SELECT h.id, p_drop, h.user_id, d.price_cents, h.k, v_now FROM h
-                RETURNING purchases.id, purchases.reservation_id)
-            SELECT coalesce(array_agg(h.ord), '{}'), coalesce(array_agg(h.id), '{}'),
-                   coalesce(array_agg(ins.id), '{}'), coalesce(array_agg(h.user_id), '{}')
-            INTO v_buy_ords, v_buy_holds, v_buy_ids, v_buy_users
-            FROM h JOIN ins ON ins.reservation_id = h.id;
+                WITH ops AS (
+                    SELECT DISTINCT ON (i.u) i.kind, i.u, i.k, i.ord::integer AS ord
+                    FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
+                    WHERE i.kind IN (2, 3)
+                      AND NOT (i.kind = 2 AND i.k IS NOT NULL AND EXISTS (
+                          SELECT 1 FROM purchases p WHERE p.user_id = i.u AND p.idempotency_key = i.k))
+                    ORDER BY i.u, i.ord),
+                acted AS (
+                    UPDATE reservations r
+                    SET status = CASE WHEN ops.kind = 3 THEN 'CANCELLED' ELSE 'PURCHASED' END, ended_at = v_now
+                    FROM ops
+                    WHERE r.drop_id = p_drop AND r.user_id = ops.u AND r.status = 'ACTIVE'
+                    RETURNING r.id, r.user_id, ops.kind, ops.k, ops.ord),
+                ins AS (
+                    INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at)
+                    SELECT a.id, p_drop, a.user_id, d.price_cents, a.k, v_now FROM acted a WHERE a.kind = 2
+                    RETURNING purchases.id, purchases.reservation_id)
+                SELECT coalesce(array_agg(a.ord) FILTER (WHERE a.kind = 3), '{}'),
+                       coalesce(array_agg(a.id) FILTER (WHERE a.kind = 3), '{}'),
+                       coalesce(array_agg(a.user_id) FILTER (WHERE a.kind = 3), '{}'),
+                       coalesce(array_agg(a.ord) FILTER (WHERE a.kind = 2), '{}'),
+                       coalesce(array_agg(a.id) FILTER (WHERE a.kind = 2), '{}'),
+                       coalesce(array_agg(ins.id) FILTER (WHERE a.kind = 2), '{}'),
+                       coalesce(array_agg(a.user_id) FILTER (WHERE a.kind = 2), '{}')
+                INTO v_cancel_ords, v_cancel_ids, v_cancel_users, v_buy_ords, v_buy_holds, v_buy_ids, v_buy_users
+                FROM acted a LEFT JOIN ins ON ins.reservation_id = a.id;
             END IF;
 
             v_sold := d.sold + cardinality(v_buy_ids);

@@ -5,7 +5,7 @@
 import Foundation
 import Synchronization
 
-public final class RowLockEngine: Inventory {
+public final class RowLockEngine: StoreBackedInventory {
     public let strategy = Strategy.rowlock
     public let store: any DropStore
     private let sweeper: Mutex<Task<Void, Never>?> = Mutex(nil)
@@ -32,22 +32,6 @@ public final class RowLockEngine: Inventory {
         for drop in try await store.dropsWithOverdueHolds() {
             _ = try await store.apply(ClaimBatch(dropID: drop, items: []))
         }
-    }
-
-    public func createDrop(_ spec: DropSpec) async throws -> DropRecord {
-        try await store.createDrop(Self.validated(spec))
-    }
-
-    public func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot] {
-        try await store.listDrops(after: cursor, limit: limit)
-    }
-
-    public func snapshot(of drop: DropID) async throws -> DropSnapshot? {
-        try await store.snapshot(of: drop)
-    }
-
-    public func reservations(of user: UserID) async throws -> [Reservation] {
-        try await store.reservations(of: user)
     }
 
     public func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome {
