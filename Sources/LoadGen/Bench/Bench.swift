@@ -62,7 +62,7 @@ public enum Bench {
     }
 
     private static func run(_ strategy: Strategy, _ options: BenchOptions) async throws -> BenchResult {
-        let url = try await database(for: strategy, configured: options.databaseURL)
+        let url = try await FreshDatabase.url(for: "bench", strategy, configured: options.databaseURL)
         let pool = PostgresPool(url: url, size: strategy == .actor ? Defaults.actorPoolSize : options.rowLockPoolSize)
         let store = PostgresStore(pool: pool)
         let inventory: any Inventory = strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
@@ -139,18 +139,5 @@ public enum Bench {
         let elapsed = (clock.now - started).components
         total.elapsedSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return total
-    }
-
-    /// A fresh, migrated database per strategy on the embedded cluster, so runs never see each
-    /// other's rows; with DATABASE_URL, that database (drops are new, so rows stay apart).
-    static func database(for strategy: Strategy, configured: String?) async throws -> String {
-        if let configured, !configured.isEmpty {
-            _ = try await Database.prepare(environment: ["DATABASE_URL": configured])
-            return configured
-        }
-        let embedded = try EmbeddedPostgres()
-        try embedded.start()
-        let url = try await embedded.freshDatabase("stockdrop_bench_\(strategy.rawValue)")
-        return try await Database.prepare(environment: ["DATABASE_URL": url])
     }
 }

@@ -1,0 +1,50 @@
+// The rows the checker reads straight from the tables (never through the engine), with times
+// as epoch microseconds of the database's clock.
+import Engine
+
+public struct CheckedRows: Sendable {
+    public struct DropRow: Sendable {
+        public var id: DropID
+        public var totalStock: Int
+    }
+
+    public struct ReservationRow: Sendable {
+        public var id: ReservationID
+        public var drop: DropID
+        public var user: UserID
+        public var status: ReservationStatus
+        public var createdMicroseconds: Int64
+        public var endedMicroseconds: Int64?
+    }
+
+    public struct PurchaseRow: Sendable {
+        public var id: PurchaseID
+        public var reservationID: ReservationID
+        public var drop: DropID
+        public var user: UserID
+    }
+
+    public var drops: [DropRow]
+    public var reservations: [ReservationRow]
+    public var purchases: [PurchaseRow]
+}
+
+/// What the clients were told, and when: the run's records plus the wall-clock instant of the
+/// run's zero and, per drop, the moment the run stopped while some of its buyers still tried.
+public struct ClientHistory: Sendable, Codable {
+    public var records: [OperationRecord]
+    public var startedAtEpochMicroseconds: Int64
+    /// Drop → (users cut off, run time in microseconds when they were).
+    public var cutOff: [DropID: CutOff]
+
+    public struct CutOff: Sendable, Equatable, Codable {
+        public var users: Int
+        public var atMicroseconds: Int64
+    }
+
+    public init(records: [OperationRecord], startedAtEpochMicroseconds: Int64, cutOff: [DropID: CutOff]) {
+        self.records = records
+        self.startedAtEpochMicroseconds = startedAtEpochMicroseconds
+        self.cutOff = cutOff
+    }
+}

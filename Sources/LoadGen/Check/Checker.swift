@@ -1,0 +1,164 @@
+// The independent oversell checker: DESIGN.md's invariants 1 to 6, decided by SQL over the
+// tables (never the engine, never its caches) and by what clients were told. It trusts the
+// counters on `drops` no more than anything else: they are checked against the rows.
+import Engine
+import Foundation
+
+public struct CheckReport: Sendable, Codable, Equatable {
+    public var invariants: [InvariantResult]
+    /// Units sold or held beyond total stock, summed over drops (from the rows).
+    public var oversold: Int
+    public var lostWrites: Int
+    public var sold: Int
+    /// Units neither sold nor held when the checker looked.
+    public var unsold: Int
+    public var dropsChecked: Int
+
+    public var broken: [InvariantResult] { invariants.filter { !$0.ok } }
+    public var ok: Bool { broken.isEmpty }
+}
+
+public struct Checker: Sendable {
+    public var toleranceMilliseconds: Double
+
+    public init(toleranceMilliseconds: Double = LoadDefaults.clockToleranceMilliseconds) {
+        self.toleranceMilliseconds = toleranceMilliseconds
+    }
+
+    /// Checks `drops` (all drops when nil). Without `history`, invariants 5 and 6 are skipped.
+    public func check(databaseURL: String, drops: [DropID]?, history: ClientHistory?) async throws -> CheckReport {
+        let pool = PostgresPool(url: databaseURL, size: 1)
+        do {
+            let report = try await check(pool: pool, drops: drops, history: history)
+            await pool.close()
+            return report
+        } catch {
+            await pool.close()
+            throw error
+        }
+    }
+
+    func check(pool: PostgresPool, drops requested: [DropID]?, history: ClientHistory?) async throws -> CheckReport {
+        var ids = requested ?? []
+        if requested == nil { ids = try await pool.query("SELECT id FROM drops ORDER BY id").rows.map { try $0.int64("id") } }
+        let scope = PostgresValue.int64Array(ids)
+        let tolerance = PostgresValue.double(toleranceMilliseconds / 1_000)
+        var invariants: [InvariantResult] = []
+
+        // 1. Stock: rows never past total stock, and the counters agree with the rows.
+        let stock = try await pool.query("""
+            SELECT d.id, d.total_stock, d.sold, d.reserved,
+                   (SELECT count(*) FROM purchases p WHERE p.drop_id = d.id) AS purchase_rows,
+                   (SELECT count(*) FROM reservations r WHERE r.drop_id = d.id AND r.status = 'ACTIVE') AS active_rows,
+                   (SELECT count(*) FROM reservations r WHERE r.drop_id = d.id AND r.status = 'PURCHASED') AS purchased_rows
+            FROM drops d WHERE d.id = ANY($1) ORDER BY d.id
+            """, [scope]).rows
+        var oversell: [String] = [], counters: [String] = []
+        var oversold = 0, sold = 0, unsold = 0
+        for row in stock {
+            let id = try row.int64("id"), total = try row.int("total_stock")
+            let purchases = try row.int("purchase_rows"), active = try row.int("active_rows"), purchased = try row.int("purchased_rows")
+            let soldCounter = try row.int("sold"), reservedCounter = try row.int("reserved")
+            sold += purchases
+            unsold += max(0, total - purchases - active)
+            if purchases + active > total {
+                oversold += purchases + active - total
+                oversell.append("drop \(id): \(purchases) purchases + \(active) ACTIVE reservations > total stock \(total)")
+            }
+            if soldCounter != purchases || reservedCounter != active || purchased != purchases {
+                counters.append("drop \(id): counters sold=\(soldCounter) reserved=\(reservedCounter), rows: \(purchases) purchases, \(purchased) PURCHASED and \(active) ACTIVE reservations")
+            }
+        }
+        invariants.append(.verdict(1, InvariantName.noOversell, violations: oversell,
+                                   ok: "\(stock.count) drops: purchases + ACTIVE reservations ≤ total stock", broken: "drops oversold"))
+        invariants.append(.verdict(1, InvariantName.countersMatchRows, violations: counters,
+                                   ok: "sold = purchases and reserved = ACTIVE reservations on every drop", broken: "drops whose counters disagree with their rows"))
+
+        // 2. Every purchase completes exactly one PURCHASED hold of the same user and drop,
+        //    committed before the hold expired; every PURCHASED hold has its purchase.
+        let purchases = try await examples(pool, """
+            SELECT format('purchase %s (user %s, drop %s) completes reservation %s, which %s', p.id, p.user_id, p.drop_id, p.reservation_id,
+                   CASE WHEN r.id IS NULL THEN 'does not exist'
+                        WHEN r.drop_id <> p.drop_id OR r.user_id <> p.user_id THEN format('belongs to user %s on drop %s', r.user_id, r.drop_id)
+                        WHEN r.status <> 'PURCHASED' THEN format('is %s', r.status)
+                        ELSE format('expired at %s, %s ms before the purchase', r.expires_at, round(extract(epoch FROM p.created_at - r.expires_at) * 1000)) END)
+            FROM purchases p LEFT JOIN reservations r ON r.id = p.reservation_id
+            WHERE p.drop_id = ANY($1)
+              AND (r.id IS NULL OR r.drop_id <> p.drop_id OR r.user_id <> p.user_id OR r.status <> 'PURCHASED' OR p.created_at > r.expires_at)
+            UNION ALL
+            SELECT format('reservation %s (user %s, drop %s) is PURCHASED but has %s purchases', r.id, r.user_id, r.drop_id, count(p.id))
+            FROM reservations r LEFT JOIN purchases p ON p.reservation_id = r.id
+            WHERE r.drop_id = ANY($1) AND r.status = 'PURCHASED'
+            GROUP BY r.id HAVING count(p.id) <> 1
+            """, [scope])
+        invariants.append(.verdict(2, InvariantName.purchasesMatchHolds, violations: purchases,
+                                   ok: "every purchase completes one PURCHASED hold before its expiry", broken: "purchases without a valid hold"))
+
+        // 3. Per user per drop: one ACTIVE hold at most, and no more than the limit held or bought.
+        let limits = try await examples(pool, """
+            SELECT format('user %s has %s ACTIVE reservations on drop %s (ids %s)', user_id, count(*), drop_id, string_agg(id::text, ', ' ORDER BY id))
+            FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE'
+            GROUP BY drop_id, user_id HAVING count(*) > 1
+            UNION ALL
+            SELECT format('user %s has %s purchased or ACTIVE reservations on drop %s, limit %s (ids %s)', r.user_id, count(*), r.drop_id, d.per_user_limit,
+                          string_agg(r.id::text, ', ' ORDER BY r.id))
+            FROM reservations r JOIN drops d ON d.id = r.drop_id
+            WHERE r.drop_id = ANY($1) AND r.status IN ('ACTIVE', 'PURCHASED')
+            GROUP BY r.drop_id, r.user_id, d.per_user_limit HAVING count(*) > d.per_user_limit
+            """, [scope])
+        invariants.append(.verdict(3, InvariantName.perUserLimits, violations: limits,
+                                   ok: "no user holds two units of a drop or more than its limit", broken: "users past a per-user rule"))
+
+        // 4. Holds end on time: none still ACTIVE past its expiry, none expired early.
+        let expiry = try await examples(pool, """
+            SELECT format('reservation %s (user %s, drop %s) is still ACTIVE %s ms after it expired', id, user_id, drop_id,
+                          round(extract(epoch FROM now() - expires_at) * 1000))
+            FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE' AND expires_at < now() - make_interval(secs => $2)
+            UNION ALL
+            SELECT format('reservation %s (user %s, drop %s) was EXPIRED %s ms before its expiry', id, user_id, drop_id,
+                          round(extract(epoch FROM expires_at - ended_at) * 1000))
+            FROM reservations WHERE drop_id = ANY($1) AND status = 'EXPIRED' AND ended_at < expires_at - make_interval(secs => $2)
+            """, [scope, tolerance])
+        invariants.append(.verdict(4, InvariantName.holdsExpire, violations: expiry,
+                                   ok: "no hold outlived its TTL or ended before it", broken: "holds that did not expire on time"))
+
+        // 5 and 6 need what the clients were told.
+        var lostWrites = 0
+        if let history {
+            let rows = try await loadRows(pool, scope)
+            let (durable, lost) = ClientHistoryCheck.acknowledgedWritesDurable(rows, history)
+            lostWrites = lost
+            invariants.append(durable)
+            invariants.append(ClientHistoryCheck.noUndersell(rows, history, toleranceMicroseconds: Int64(toleranceMilliseconds * 1_000)))
+        } else {
+            invariants.append(.skipped(5, InvariantName.acknowledgedWritesDurable, "not checked: no client history (pass --history)"))
+            invariants.append(.skipped(6, InvariantName.noUndersell, "not checked: no client history (pass --history)"))
+        }
+        return CheckReport(invariants: invariants, oversold: oversold, lostWrites: lostWrites, sold: sold, unsold: unsold, dropsChecked: stock.count)
+    }
+
+    /// Every row of a query whose single column describes one violation.
+    private func examples(_ pool: PostgresPool, _ sql: String, _ parameters: [PostgresValue]) async throws -> [String] {
+        try await pool.query(sql, parameters).rows.map { try $0.string("format") }
+    }
+
+    private func loadRows(_ pool: PostgresPool, _ scope: PostgresValue) async throws -> CheckedRows {
+        let micros = "(extract(epoch FROM %@) * 1000000)::bigint"
+        let drops = try await pool.query("SELECT id, total_stock FROM drops WHERE id = ANY($1)", [scope]).rows.map {
+            CheckedRows.DropRow(id: try $0.int64("id"), totalStock: try $0.int("total_stock"))
+        }
+        let reservations = try await pool.query("""
+            SELECT id, drop_id, user_id, status, \(String(format: micros, "created_at")) AS created, \(String(format: micros, "ended_at")) AS ended
+            FROM reservations WHERE drop_id = ANY($1)
+            """, [scope]).rows.map { row in
+            CheckedRows.ReservationRow(
+                id: try row.int64("id"), drop: try row.int64("drop_id"), user: try row.int64("user_id"),
+                status: ReservationStatus(rawValue: try row.string("status")) ?? .active,
+                createdMicroseconds: try row.int64("created"), endedMicroseconds: try row.optionalInt64("ended"))
+        }
+        let purchases = try await pool.query("SELECT id, reservation_id, drop_id, user_id FROM purchases WHERE drop_id = ANY($1)", [scope]).rows.map {
+            CheckedRows.PurchaseRow(id: try $0.int64("id"), reservationID: try $0.int64("reservation_id"), drop: try $0.int64("drop_id"), user: try $0.int64("user_id"))
+        }
+        return CheckedRows(drops: drops, reservations: reservations, purchases: purchases)
+    }
+}

@@ -1,0 +1,22 @@
+// Every tunable number of the load harness, each with its unit and its reason.
+public enum LoadDefaults {
+    /// Users per scenario: 100,000 in one process stay under 1 GiB; 1,000,000 is the hard cap.
+    public static let maxUsers = 1_000_000
+    public static let maxArrivalsPerSecond = 1_000_000.0
+    public static let maxThinkMilliseconds = 600_000.0
+    public static let maxRetries = 100
+    /// A run stops sending after this unless the scenario says otherwise.
+    public static let maxDurationSeconds = 60.0
+    /// The database's clock and ours may disagree by this much (one machine: far less).
+    public static let clockToleranceMilliseconds = 100.0
+    public static let requestTimeoutMilliseconds = 10_000.0
+    /// A send this late against its intended time is counted as late.
+    public static let lateSendMilliseconds = 10.0
+    /// How often the run samples each drop's available stock for the time series.
+    public static let stockSampleMilliseconds = 1_000
+    /// After the last user, how long past the longest TTL the run waits for holds to expire
+    /// (the rowlock sweeper runs every 250 ms) before the checker looks.
+    public static let drainSlackMilliseconds = 2_000
+    /// Scheduler granularity: arrivals due within this window are started together.
+    public static let schedulerTickMicroseconds = 500
+}

@@ -1,0 +1,95 @@
+// The run's summary for people: the terminal table and report.md share these lines.
+import Foundation
+
+extension RunReport {
+    /// Rows of the side-by-side table: a label, then one cell per strategy, then the ratio.
+    var comparisonRows: [[String]] {
+        func cell(_ f: (StrategyReport) -> String) -> [String] { strategies.map(f) }
+        func ms(_ v: Double) -> String { String(format: "%.2f ms", v) }
+        func count(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : String(format: "%.1f", v) }
+        let ratio = comparison
+        var rows: [[String]] = [
+            ["", ] + strategies.map(\.strategy.rawValue) + (ratio == nil ? [] : ["actor/rowlock"]),
+            ["duration"] + cell { String(format: "%.2f s", $0.durationSeconds) } + (ratio.map { [String(format: "%.2fx faster", $0.durationRatio)] } ?? []),
+            ["committed claims/s"] + cell { count($0.throughput.committedClaimsPerSecond) } + (ratio.map { [String(format: "%.1fx", $0.committedClaimsPerSecondRatio)] } ?? []),
+            ["requests/s"] + cell { count($0.throughput.requestsPerSecond) } + (ratio.map { [String(format: "%.1fx", $0.requestsPerSecondRatio)] } ?? []),
+        ]
+        for operation in OperationKind.allCases {
+            guard strategies.contains(where: { ($0.operations[operation.rawValue]?.count ?? 0) > 0 }) else { continue }
+            rows.append(["\(operation.rawValue) ok / rejected / errors"] + cell {
+                let s = $0.operations[operation.rawValue]
+                return "\(s?.ok ?? 0) / \(s?.rejected.values.reduce(0, +) ?? 0) / \((s?.errors ?? 0) + (s?.timeouts ?? 0))"
+            } + (ratio == nil ? [] : [""]))
+            for (label, path) in [("p50", \LatencyPercentiles.p50), ("p99", \.p99), ("p99.9", \.p999), ("max", \.max)] {
+                rows.append(["\(operation.rawValue) \(label)"] + cell { ms($0.operations[operation.rawValue]?.latencyMilliseconds[keyPath: path] ?? 0) }
+                            + (ratio == nil ? [] : [operation == .reserve && label == "p99" ? String(format: "%.1fx lower", ratio!.p99ReserveLatencyRatio) : ""]))
+            }
+        }
+        rows.append(["sold / total"] + cell { "\($0.stock.sold) / \($0.stock.total)" } + (ratio == nil ? [] : [""]))
+        rows.append(["oversold"] + cell { "\($0.stock.oversold)" } + (ratio == nil ? [] : [""]))
+        rows.append(["users arrived / dropped / late sends"] + cell { "\($0.users.arrived) / \($0.users.droppedSends) / \($0.users.lateSends)" } + (ratio == nil ? [] : [""]))
+        rows.append(["invariants"] + cell { $0.invariantsBroken == 0 ? "all \($0.invariants.filter(\.checked).count) hold" : "\($0.invariantsBroken) BROKEN" } + (ratio == nil ? [] : [""]))
+        rows.append(["thresholds"] + cell { s in s.thresholds.isEmpty ? "none" : "\(s.thresholds.filter(\.ok).count)/\(s.thresholds.count) pass" } + (ratio == nil ? [] : [""]))
+        return rows
+    }
+
+    /// The comparison as an aligned text table.
+    public var summaryTable: String {
+        let rows = comparisonRows
+        let widths = (0..<(rows.map(\.count).max() ?? 0)).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
+        var lines = rows.map { row in
+            row.enumerated().map { column, text in
+                column == 0 ? text.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[column] - text.count) + text
+            }.joined(separator: "  ")
+        }
+        lines.insert(String(repeating: "─", count: widths.reduce(0, +) + 2 * (widths.count - 1)), at: 1)
+        return lines.joined(separator: "\n")
+    }
+
+    /// Broken invariants and missed thresholds, each on a line, for the end of the terminal output.
+    public var problemLines: [String] {
+        strategies.flatMap { strategy in
+            strategy.invariants.filter { !$0.ok }.flatMap { invariant in
+                ["\(strategy.strategy): invariant \(invariant.number) \(invariant.name) BROKEN: \(invariant.detail)"]
+                    + invariant.counterexamples.prefix(5).map { "    e.g. \($0)" }
+            } + strategy.thresholds.filter { !$0.ok }.map {
+                "\(strategy.strategy): threshold `\($0.expression)` missed (actual \(String(format: "%g", $0.actual)))"
+            }
+        }
+    }
+
+    public var verdictLine: String {
+        switch exitCode {
+        case ExitStatus.pass: "PASS: every invariant holds and every threshold is met"
+        case ExitStatus.invariantBroken: "FAIL: an invariant is broken (exit 1)"
+        default: "FAIL: a threshold was missed (exit 2)"
+        }
+    }
+
+    var markdown: String {
+        var md = "# \(scenario): \(pass ? "PASS" : "FAIL")\n\n"
+        md += "Seed \(seed), target \(target), started \(ISO8601DateFormatter().string(from: startedAt)), exit code \(exitCode).\n\n"
+        let rows = comparisonRows
+        md += "| " + rows[0].map { $0.isEmpty ? " " : $0 }.joined(separator: " | ") + " |\n"
+        md += "|" + rows[0].map { _ in "---" }.joined(separator: "|") + "|\n"
+        for row in rows.dropFirst() { md += "| " + row.joined(separator: " | ") + " |\n" }
+        for strategy in strategies {
+            md += "\n## \(strategy.strategy)\n\n| invariant | ok | detail |\n|---|---|---|\n"
+            for invariant in strategy.invariants {
+                md += "| \(invariant.number). \(invariant.name) | \(invariant.checked ? (invariant.ok ? "yes" : "**NO**") : "skipped") | \(invariant.detail) |\n"
+                for example in invariant.counterexamples { md += "| | | e.g. \(example) |\n" }
+            }
+            if !strategy.thresholds.isEmpty {
+                md += "\n| threshold | ok | actual |\n|---|---|---|\n"
+                for threshold in strategy.thresholds { md += "| `\(threshold.expression)` | \(threshold.ok ? "yes" : "**NO**") | \(String(format: "%g", threshold.actual)) |\n" }
+            }
+            md += "\nRejections by code:"
+            for (operation, stats) in strategy.operations.sorted(by: { $0.key < $1.key }) where !stats.rejected.isEmpty {
+                md += " \(operation): " + stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "."
+            }
+            md += "\n"
+        }
+        return md
+    }
+}

@@ -1,0 +1,101 @@
+// `report.json`: the stable, machine-readable result of a run. The fields DESIGN.md lists keep
+// their names and meaning; `schemaVersion` changes when one of them does. Fields beyond that
+// list (users, stock, timeline, latencyCurves) feed the HTML report and may grow.
+import Engine
+import Foundation
+
+public struct RunReport: Sendable, Codable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion = RunReport.currentSchemaVersion
+    public var scenario: String
+    public var seed: UInt64
+    public var startedAt: Date
+    public var pass: Bool
+    public var exitCode: Int32
+    public var target: String
+    public var strategies: [StrategyReport]
+    /// With both strategies: actor ÷ rowlock.
+    public var comparison: StrategyComparison?
+}
+
+public struct StrategyReport: Sendable, Codable {
+    public var strategy: Strategy
+    public var durationSeconds: Double
+    public var invariants: [InvariantResult]
+    public var operations: [String: OperationStats]
+    public var throughput: Throughput
+    public var thresholds: [ThresholdResult]
+    public var users: UserFigures
+    public var stock: StockFigures
+    public var timeline: [TimelinePoint]
+    /// Reserve latency at percentiles 0…99.999, for the percentile chart: [percentile, ms].
+    public var latencyCurves: [String: [[Double]]]
+    /// Where the rows are, for `stockdrop check --url`.
+    public var database: String
+
+    public var invariantsBroken: Int { invariants.filter { !$0.ok }.count }
+}
+
+public struct OperationStats: Sendable, Codable, Equatable {
+    public var count: Int
+    public var ok: Int
+    public var rejected: [String: Int]
+    public var errors: Int
+    public var timeouts: Int
+    public var latencyMilliseconds: LatencyPercentiles
+    /// The same split by outcome: ok, rejected, error.
+    public var latencyByOutcomeMilliseconds: [String: LatencyPercentiles]
+}
+
+public struct LatencyPercentiles: Sendable, Codable, Equatable {
+    public var p50: Double
+    public var p90: Double
+    public var p99: Double
+    public var p999: Double
+    public var max: Double
+}
+
+public struct Throughput: Sendable, Codable, Equatable {
+    public var committedClaimsPerSecond: Double
+    public var requestsPerSecond: Double
+}
+
+public struct UserFigures: Sendable, Codable, Equatable {
+    public var planned: Int
+    public var arrived: Int
+    /// Arrivals scheduled after the run's maxDuration: never sent (an open model drops them).
+    public var droppedSends: Int
+    /// Sends that left later than intended by more than `LoadDefaults.lateSendMilliseconds`.
+    public var lateSends: Int
+    /// Users turned away and still retrying when the run stopped.
+    public var cutOffWhileTrying: Int
+}
+
+public struct StockFigures: Sendable, Codable, Equatable {
+    public var total: Int
+    public var sold: Int
+    public var unsold: Int
+    public var oversold: Int
+    public var lostWrites: Int
+}
+
+public struct TimelinePoint: Sendable, Codable, Equatable {
+    public var second: Int
+    public var sent: Int
+    public var ok: Int
+    public var rejected: Int
+    public var errors: Int
+    public var committedClaims: Int
+    /// Sampled once a second; nil when no sample fell in that second.
+    public var availableStock: Int?
+}
+
+public struct StrategyComparison: Sendable, Codable, Equatable {
+    public var committedClaimsPerSecondRatio: Double
+    public var requestsPerSecondRatio: Double
+    /// rowlock p99 ÷ actor p99 (above 1: the actor answers faster).
+    public var p99ReserveLatencyRatio: Double
+    /// rowlock duration ÷ actor duration.
+    public var durationRatio: Double
+}

@@ -1,0 +1,115 @@
+// Summarising a strategy's run: HDR histograms per operation and outcome, the per-second
+// timeline, thresholds evaluated against the figures.
+import Engine
+import Foundation
+import Histogram
+
+extension StrategyReport {
+    init(_ run: StrategyRun, thresholds: [Threshold]) {
+        let records = run.history.records
+        var operations: [String: OperationStats] = [:]
+        var curves: [String: [[Double]]] = [:]
+        for operation in OperationKind.allCases {
+            let mine = records.filter { $0.operation == operation }
+            let all = LatencyHistogram(mine.map(\.latencyMicroseconds))
+            var rejected: [String: Int] = [:]
+            for record in mine { if case .rejected(let code) = record.result { rejected[code.rawValue, default: 0] += 1 } }
+            let byOutcome: [String: LatencyPercentiles] = [
+                "ok": LatencyHistogram(mine.filter { $0.result == .ok }.map(\.latencyMicroseconds)).percentiles,
+                "rejected": LatencyHistogram(mine.filter { if case .rejected = $0.result { true } else { false } }.map(\.latencyMicroseconds)).percentiles,
+                "error": LatencyHistogram(mine.filter(\.result.isIndeterminate).map(\.latencyMicroseconds)).percentiles,
+            ]
+            operations[operation.rawValue] = OperationStats(
+                count: mine.count, ok: mine.count { $0.result == .ok }, rejected: rejected,
+                errors: mine.count { $0.result == .error }, timeouts: mine.count { $0.result == .timeout },
+                latencyMilliseconds: all.percentiles, latencyByOutcomeMilliseconds: byOutcome)
+            if !mine.isEmpty { curves[operation.rawValue] = all.curve }
+        }
+        let seconds = max(run.loadSeconds, 1e-6)
+        let committed = records.count { $0.operation == .reserve && $0.result == .ok }
+        let late = records.count { $0.sentMicroseconds - $0.intendedMicroseconds > Int64(LoadDefaults.lateSendMilliseconds * 1_000) }
+        let cutOff = run.history.cutOff.values.reduce(0) { $0 + $1.users }
+        self.init(
+            strategy: run.strategy, durationSeconds: run.loadSeconds, invariants: run.check.invariants, operations: operations,
+            throughput: Throughput(committedClaimsPerSecond: Double(committed) / seconds, requestsPerSecond: Double(records.count) / seconds),
+            thresholds: [],
+            users: UserFigures(planned: run.plannedUsers, arrived: run.plannedUsers - run.neverSent, droppedSends: run.neverSent,
+                               lateSends: late, cutOffWhileTrying: cutOff),
+            stock: StockFigures(total: run.totalStock, sold: run.check.sold, unsold: run.check.unsold,
+                                oversold: run.check.oversold, lostWrites: run.check.lostWrites),
+            timeline: Self.timeline(records, samples: run.stockSamples),
+            latencyCurves: curves, database: run.databaseURL)
+        self.thresholds = thresholds.map { $0.evaluate(value(of: $0.metric)) }
+    }
+
+    /// The figure a threshold's metric names.
+    func value(of metric: Threshold.Metric) -> Double {
+        switch metric {
+        case .latency(let percentile, let operation):
+            guard let stats = operations[operation.rawValue] else { return 0 }
+            let latency = stats.latencyMilliseconds
+            switch percentile {
+            case 50: return latency.p50
+            case 90: return latency.p90
+            case 99: return latency.p99
+            case 99.9: return latency.p999
+            default: return latency.max
+            }
+        case .count(let count):
+            switch count {
+            case .oversold: return Double(stock.oversold)
+            case .errors: return Double(operations.values.reduce(0) { $0 + $1.errors + $1.timeouts })
+            case .timeouts: return Double(operations.values.reduce(0) { $0 + $1.timeouts })
+            case .invariantsBroken: return Double(invariantsBroken)
+            case .lostWrites: return Double(stock.lostWrites)
+            case .lateSends: return Double(users.lateSends)
+            case .droppedSends: return Double(users.droppedSends)
+            case .sold: return Double(stock.sold)
+            case .unsold: return Double(stock.unsold)
+            case .committedClaimsPerSecond: return throughput.committedClaimsPerSecond
+            case .requestsPerSecond: return throughput.requestsPerSecond
+            }
+        }
+    }
+
+    static func timeline(_ records: [OperationRecord], samples: [StockSample]) -> [TimelinePoint] {
+        let lastSecond = max(records.map { Int($0.answeredMicroseconds / 1_000_000) }.max() ?? 0, samples.map { Int($0.second) }.max() ?? 0)
+        var points = (0...lastSecond).map { TimelinePoint(second: $0, sent: 0, ok: 0, rejected: 0, errors: 0, committedClaims: 0, availableStock: nil) }
+        for record in records {
+            points[Int(record.sentMicroseconds / 1_000_000)].sent += 1
+            let second = Int(record.answeredMicroseconds / 1_000_000)
+            switch record.result {
+            case .ok:
+                points[second].ok += 1
+                if record.operation == .reserve { points[second].committedClaims += 1 }
+            case .rejected: points[second].rejected += 1
+            case .error, .timeout: points[second].errors += 1
+            }
+        }
+        for sample in samples { points[min(lastSecond, Int(sample.second))].availableStock = sample.available }
+        return points
+    }
+}
+
+/// An HDR histogram of latencies in microseconds (1 µs to 1 h, 3 significant digits).
+struct LatencyHistogram {
+    private var histogram = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+
+    init(_ microseconds: [Int64]) {
+        for value in microseconds { _ = histogram.record(UInt64(clamping: max(1, value))) }
+    }
+
+    var percentiles: LatencyPercentiles {
+        guard histogram.totalCount > 0 else { return LatencyPercentiles(p50: 0, p90: 0, p99: 0, p999: 0, max: 0) }
+        func ms(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1_000 }
+        return LatencyPercentiles(p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: Double(histogram.max) / 1_000)
+    }
+
+    /// [percentile, ms] pairs on the usual HDR ladder for plotting.
+    var curve: [[Double]] {
+        guard histogram.totalCount > 0 else { return [] }
+        return [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100].map {
+            [$0, Double($0 == 100 ? histogram.max : histogram.valueAtPercentile($0)) / 1_000]
+        }
+    }
+}

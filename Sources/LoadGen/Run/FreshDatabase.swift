@@ -1,0 +1,16 @@
+// A database per strategy, so runs never see each other's rows.
+import Engine
+
+enum FreshDatabase {
+    /// With DATABASE_URL, that database, migrated (new drops keep the rows apart). Otherwise a
+    /// dropped-and-recreated `stockdrop_<purpose>_<strategy>` on the embedded cluster.
+    static func url(for purpose: String, _ strategy: Strategy, configured: String?) async throws -> String {
+        if let configured, !configured.isEmpty {
+            return try await Database.prepare(environment: ["DATABASE_URL": configured])
+        }
+        let embedded = try EmbeddedPostgres()
+        try embedded.start()
+        let url = try await embedded.freshDatabase("stockdrop_\(purpose)_\(strategy.rawValue)")
+        return try await Database.prepare(environment: ["DATABASE_URL": url])
+    }
+}

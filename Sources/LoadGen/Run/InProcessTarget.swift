@@ -1,0 +1,65 @@
+// The engine itself, either strategy, on a database of its own.
+import Engine
+import Foundation
+
+public final class InProcessTarget: LoadTarget {
+    public let inventory: any Inventory
+    public let databaseURL: String
+    private let pool: PostgresPool
+
+    public var strategy: Strategy { inventory.strategy }
+
+    public init(strategy: Strategy, databaseURL: String, rowLockPoolSize: Int = Defaults.rowLockPoolSize) {
+        self.databaseURL = databaseURL
+        pool = PostgresPool(url: databaseURL, size: strategy == .actor ? Defaults.actorPoolSize : rowLockPoolSize)
+        let store = PostgresStore(pool: pool)
+        inventory = strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
+    }
+
+    public func createDrop(_ spec: DropSpec) async throws -> DropID {
+        try await inventory.createDrop(spec).id
+    }
+
+    public func reserve(drop: DropID, user: UserID) async -> Answer {
+        do {
+            switch try await inventory.reserve(drop: drop, user: user) {
+            case .reserved(let reservation): return Answer(.ok, reservationID: reservation.id)
+            case .alreadyHolding(let reservation): return Answer(.rejected(.alreadyHolding), reservationID: reservation?.id)
+            case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
+            }
+        } catch {
+            return Answer(.error("\(error)"))
+        }
+    }
+
+    public func purchase(drop: DropID, user: UserID, idempotencyKey: String) async -> Answer {
+        do {
+            switch try await inventory.purchase(drop: drop, user: user, idempotencyKey: idempotencyKey) {
+            case .purchased(let purchase, _): return Answer(.ok, reservationID: purchase.reservationID, purchaseID: purchase.id)
+            case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
+            }
+        } catch {
+            return Answer(.error("\(error)"))
+        }
+    }
+
+    public func cancel(drop: DropID, user: UserID) async -> Answer {
+        do {
+            switch try await inventory.cancel(drop: drop, user: user) {
+            case .cancelled(let reservation): return Answer(.ok, reservationID: reservation.id)
+            case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
+            }
+        } catch {
+            return Answer(.error("\(error)"))
+        }
+    }
+
+    public func availableStock(drop: DropID) async -> Int? {
+        try? await inventory.snapshot(of: drop)?.drop.available
+    }
+
+    public func close() async {
+        await inventory.shutdown()
+        await pool.close()
+    }
+}

@@ -1,0 +1,163 @@
+// One scenario against one strategy: fresh database, drops, users on their schedule, a stock
+// sampler, the drain past every TTL, then the checker. `LoadRunner` runs it per strategy and
+// builds the report.
+import Engine
+import Foundation
+
+/// Everything one strategy's run produced, before it is summarised.
+public struct StrategyRun: Sendable {
+    public var strategy: Strategy
+    public var databaseURL: String
+    public var drops: [DropID]
+    public var totalStock: Int
+    public var history: ClientHistory
+    public var loadSeconds: Double
+    public var plannedUsers: Int
+    public var neverSent: Int
+    public var stockSamples: [StockSample]
+    public var check: CheckReport
+}
+
+public struct StockSample: Sendable, Codable, Equatable {
+    public var second: Double
+    public var available: Int
+}
+
+struct LoadRun {
+    let scenario: Scenario
+    let target: any LoadTarget
+    let live: LiveCounters
+    let progress: @Sendable (ProgressTick) -> Void
+
+    func run() async throws -> StrategyRun {
+        // Drops first, their start times relative to the run's zero (a moment from now).
+        let creation = Date()
+        var dropIDs: [DropID] = []
+        for plan in scenario.drops {
+            let startsAt = plan.startsInMilliseconds > 0 ? creation.addingTimeInterval(Double(plan.startsInMilliseconds) / 1_000) : nil
+            dropIDs.append(try await target.createDrop(DropSpec(
+                name: plan.name, priceCents: plan.priceCents, totalStock: plan.stock, startsAt: startsAt,
+                perUserLimit: plan.perUserLimit, reserveTTLMilliseconds: plan.reserveTTLMilliseconds)))
+        }
+        let users = plannedUsers(dropIDs)
+        let clock = RunClock()
+        let stop = Int64(scenario.limits.maxDurationSeconds * 1_000_000)
+
+        let ticker = Task { await tick(clock: clock, drops: dropIDs) }
+        let traces = await launch(users, clock: clock, stopMicroseconds: stop)
+        let loadEnded = clock.nowMicroseconds
+
+        var records: [OperationRecord] = []
+        records.reserveCapacity(traces.reduce(0) { $0 + $1.1.records.count })
+        var cutOff: [DropID: ClientHistory.CutOff] = [:]
+        var neverSent = 0
+        for (drop, trace) in traces {
+            records += trace.records
+            if trace.neverSent { neverSent += 1 }
+            if trace.cutOffWhileTrying { cutOff[drop, default: .init(users: 0, atMicroseconds: stop)].users += 1 }
+        }
+        let history = ClientHistory(records: records, startedAtEpochMicroseconds: Int64(clock.startedAt.timeIntervalSince1970 * 1_000_000), cutOff: cutOff)
+
+        // The sampler keeps going through the drain, so the chart shows expiries returning stock.
+        try await drain(drops: dropIDs)
+        ticker.cancel()
+        let samples = await ticker.value
+        let check = try await Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
+            .check(databaseURL: target.databaseURL, drops: dropIDs, history: history)
+        let lastAnswer = records.map(\.answeredMicroseconds).max() ?? loadEnded
+        return StrategyRun(
+            strategy: target.strategy, databaseURL: target.databaseURL, drops: dropIDs,
+            totalStock: scenario.drops.reduce(0) { $0 + $1.stock }, history: history,
+            loadSeconds: Double(max(lastAnswer, 1)) / 1e6, plannedUsers: users.count, neverSent: neverSent,
+            stockSamples: samples, check: check)
+    }
+
+    /// Every user of every population with their drop and arrival, in arrival order.
+    func plannedUsers(_ drops: [DropID]) -> [VirtualUser] {
+        var users: [VirtualUser] = []
+        users.reserveCapacity(scenario.userCount)
+        var nextUser: UserID = 1
+        for population in scenario.populations {
+            for index in 0..<population.arrival.arrivals(outOf: population.count) {
+                let user = nextUser + UserID(index)
+                var random = SplitMix64(seed: scenario.seed ^ (UInt64(user) &* 0xD1B5_4A32_D192_ED03))
+                let drop: DropID = switch population.drop {
+                case .one(let index): drops[index]
+                case .any: drops[Int.random(in: 0..<drops.count, using: &random)]
+                }
+                users.append(VirtualUser(user: user, drop: drop, arrivalMicroseconds: population.arrival.offsetMicroseconds(ofArrival: index),
+                                         behaviour: population, random: random))
+            }
+            nextUser += UserID(population.count)
+        }
+        users.sort { $0.arrivalMicroseconds < $1.arrivalMicroseconds }
+        return users
+    }
+
+    /// Starts each user at its arrival time (an open model: a slow target does not slow the
+    /// arrivals) and collects their traces.
+    private func launch(_ users: [VirtualUser], clock: RunClock, stopMicroseconds: Int64) async -> [(DropID, VirtualUser.Trace)] {
+        let target = self.target, live = self.live
+        return await withTaskGroup(of: (DropID, VirtualUser.Trace).self) { group in
+            var next = 0
+            while next < users.count {
+                let now = clock.nowMicroseconds
+                let due = now + Int64(LoadDefaults.schedulerTickMicroseconds)
+                while next < users.count, users[next].arrivalMicroseconds <= due || users[next].arrivalMicroseconds >= stopMicroseconds {
+                    var user = users[next]
+                    group.addTask { (user.drop, await user.run(on: target, clock: clock, stopMicroseconds: stopMicroseconds, live: live)) }
+                    next += 1
+                }
+                if next < users.count {
+                    try? await Task.sleep(until: clock.instant(atMicroseconds: users[next].arrivalMicroseconds), clock: .continuous)
+                }
+            }
+            var traces: [(DropID, VirtualUser.Trace)] = []
+            traces.reserveCapacity(users.count)
+            for await trace in group { traces.append(trace) }
+            return traces
+        }
+    }
+
+    /// Once a second until cancelled: the progress line and the available stock of every drop.
+    private func tick(clock: RunClock, drops: [DropID]) async -> [StockSample] {
+        var samples: [StockSample] = []
+        var previous = live.snapshot
+        while true {
+            var available = 0
+            for drop in drops { available += await target.availableStock(drop: drop) ?? 0 }
+            let second = Double(clock.nowMicroseconds) / 1e6
+            samples.append(StockSample(second: second, available: available))
+            let now = live.snapshot
+            progress(ProgressTick(elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent), availableStock: available))
+            previous = now
+            do {
+                try await Task.sleep(for: .milliseconds(LoadDefaults.stockSampleMilliseconds))
+            } catch {
+                return samples
+            }
+        }
+    }
+
+    /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most
+    /// the longest TTL plus slack: invariant 4 is then checked on a settled database.
+    private func drain(drops: [DropID]) async throws {
+        let longestTTL = scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(longestTTL + LoadDefaults.drainSlackMilliseconds))
+        let pool = PostgresPool(url: target.databaseURL, size: 1)
+        defer { Task { await pool.close() } }
+        while ContinuousClock.now < deadline {
+            let active = try await pool.query(
+                "SELECT count(*) AS n FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE'", [.int64Array(drops)]).first?.int("n") ?? 0
+            if active == 0 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
+public struct ProgressTick: Sendable {
+    public var elapsedSeconds: Double
+    public var counters: LiveSnapshot
+    public var sentPerSecond: Double
+    public var availableStock: Int
+}

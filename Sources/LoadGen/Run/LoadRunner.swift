@@ -1,0 +1,106 @@
+// `stockdrop run`: a scenario against each chosen strategy, each on a fresh database, checked,
+// summarised and compared. Exit codes follow DESIGN.md: 0 pass, 1 an invariant broken,
+// 2 a threshold missed (64 and up are usage errors, decided before anything runs).
+import Engine
+import Foundation
+
+public struct RunOptions: Sendable {
+    public var strategies: [Strategy]
+    /// DATABASE_URL: used as is (runs keep apart by their new drops). Unset: the embedded
+    /// cluster, with a fresh database per strategy.
+    public var databaseURL: String?
+    public var rowLockPoolSize: Int
+    /// Keep each strategy's client history (every request and answer) for `check --history`.
+    public var keepHistory: Bool
+
+    public init(strategies: [Strategy], databaseURL: String?, rowLockPoolSize: Int = Defaults.rowLockPoolSize, keepHistory: Bool = false) {
+        self.strategies = strategies
+        self.databaseURL = databaseURL
+        self.rowLockPoolSize = rowLockPoolSize
+        self.keepHistory = keepHistory
+    }
+}
+
+public enum ExitStatus {
+    public static let pass: Int32 = 0
+    public static let invariantBroken: Int32 = 1
+    public static let thresholdMissed: Int32 = 2
+    public static let usage: Int32 = 64
+    public static let badScenario: Int32 = 65
+    public static let unavailable: Int32 = 69
+}
+
+public struct RunOutcome: Sendable {
+    public var report: RunReport
+    /// Strategy name → client history, when `RunOptions.keepHistory`.
+    public var histories: [String: ClientHistory]
+}
+
+public enum LoadRunner {
+    public static func run(_ scenario: Scenario, options: RunOptions, progress: @escaping @Sendable (Strategy, ProgressTick) -> Void) async throws -> RunOutcome {
+        let startedAt = Date()
+        var reports: [StrategyReport] = []
+        var histories: [String: ClientHistory] = [:]
+        for strategy in options.strategies {
+            let target = try await makeTarget(scenario.target, strategy: strategy, options: options)
+            do {
+                let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters()) { progress(strategy, $0) }.run()
+                await target.close()
+                reports.append(StrategyReport(run, thresholds: scenario.thresholds))
+                if options.keepHistory { histories[strategy.rawValue] = run.history }
+            } catch {
+                await target.close()
+                throw error
+            }
+        }
+        let broken = reports.contains { $0.invariantsBroken > 0 }
+        let missed = reports.contains { $0.thresholds.contains { !$0.ok } }
+        let exitCode = broken ? ExitStatus.invariantBroken : missed ? ExitStatus.thresholdMissed : ExitStatus.pass
+        let report = RunReport(scenario: scenario.name, seed: scenario.seed, startedAt: startedAt, pass: exitCode == 0, exitCode: exitCode,
+                               target: scenario.target.description, strategies: reports, comparison: comparison(reports))
+        return RunOutcome(report: report, histories: histories)
+    }
+
+    static func comparison(_ reports: [StrategyReport]) -> StrategyComparison? {
+        guard let actor = reports.first(where: { $0.strategy == .actor }), let rowlock = reports.first(where: { $0.strategy == .rowlock }) else { return nil }
+        func ratio(_ a: Double, _ b: Double) -> Double { b > 0 ? a / b : 0 }
+        let actorP99 = actor.operations["reserve"]?.latencyMilliseconds.p99 ?? 0
+        let rowlockP99 = rowlock.operations["reserve"]?.latencyMilliseconds.p99 ?? 0
+        return StrategyComparison(
+            committedClaimsPerSecondRatio: ratio(actor.throughput.committedClaimsPerSecond, rowlock.throughput.committedClaimsPerSecond),
+            requestsPerSecondRatio: ratio(actor.throughput.requestsPerSecond, rowlock.throughput.requestsPerSecond),
+            p99ReserveLatencyRatio: ratio(rowlockP99, actorP99),
+            durationRatio: ratio(rowlock.durationSeconds, actor.durationSeconds))
+    }
+
+    static func makeTarget(_ choice: TargetChoice, strategy: Strategy, options: RunOptions) async throws -> any LoadTarget {
+        switch choice {
+        case .inProcess:
+            let url = try await FreshDatabase.url(for: "run", strategy, configured: options.databaseURL)
+            return InProcessTarget(strategy: strategy, databaseURL: url, rowLockPoolSize: options.rowLockPoolSize)
+        case .server(let url):
+            throw EngineError(.storeUnavailable, "the HTTP target (\(url.absoluteString)) arrives with `stockdrop serve`; use target: inprocess")
+        }
+    }
+}
+
+extension Scenario {
+    /// The command line's overrides for the numbers users tweak most.
+    public func overriding(users: Int? = nil, stock: Int? = nil, durationSeconds: Double? = nil, seed: UInt64? = nil,
+                           strategies: [Strategy]? = nil, target: TargetChoice? = nil) -> Scenario {
+        var copy = self
+        if let users {
+            // Spread over the populations in proportion to their counts, at least one each.
+            let total = Double(userCount)
+            for index in copy.populations.indices {
+                copy.populations[index].count = max(1, Int((Double(users) * Double(populations[index].count) / total).rounded()))
+            }
+        }
+        if let stock { for index in copy.drops.indices { copy.drops[index].stock = stock } }
+        if let durationSeconds { copy.limits.maxDurationSeconds = durationSeconds }
+        if let seed { copy.seed = seed }
+        if let strategies { copy.strategies = strategies }
+        if let target { copy.target = target }
+        return copy
+    }
+}

@@ -1,0 +1,53 @@
+// What the load generator drives: the engine in this process, or (with the Server issue) a
+// running server over HTTP. Both answer every operation with an `Answer` value; a target never
+// throws for one request, because an error is a recorded outcome (indeterminate), not a reason
+// to stop the run.
+import Engine
+import Foundation
+
+public enum OperationKind: String, Sendable, Codable, CaseIterable {
+    case reserve, purchase, cancel
+}
+
+public struct Answer: Sendable, Equatable {
+    public enum Result: Sendable, Equatable {
+        case ok
+        case rejected(RejectionCode)
+        /// The request failed; whether it took effect is unknown (indeterminate).
+        case error(String)
+        /// No answer within the request timeout: indeterminate as well.
+        case timeout
+    }
+
+    public var result: Result
+    /// The reservation a reserve created (or a cancel ended, or a purchase completed).
+    public var reservationID: ReservationID?
+    public var purchaseID: PurchaseID?
+
+    public var isIndeterminate: Bool {
+        switch result {
+        case .error, .timeout: true
+        case .ok, .rejected: false
+        }
+    }
+
+    public init(_ result: Result, reservationID: ReservationID? = nil, purchaseID: PurchaseID? = nil) {
+        self.result = result
+        self.reservationID = reservationID
+        self.purchaseID = purchaseID
+    }
+}
+
+public protocol LoadTarget: Sendable {
+    var strategy: Strategy { get }
+    /// The database holding the target's rows, for the checker.
+    var databaseURL: String { get }
+    func createDrop(_ spec: DropSpec) async throws -> DropID
+    func reserve(drop: DropID, user: UserID) async -> Answer
+    func purchase(drop: DropID, user: UserID, idempotencyKey: String) async -> Answer
+    func cancel(drop: DropID, user: UserID) async -> Answer
+    /// Units neither sold nor held right now, or nil when unknown.
+    func availableStock(drop: DropID) async -> Int?
+    /// Lets work in flight finish, then releases the target's resources.
+    func close() async
+}

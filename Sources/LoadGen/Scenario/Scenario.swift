@@ -1,0 +1,140 @@
+// A load scenario as a validated value: what `stockdrop run` replays. Parsed from YAML by
+// `ScenarioParser`; everything here has already been checked, so the runner never re-validates.
+import Engine
+import Foundation
+
+public struct Scenario: Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    /// The same seed gives the same arrival schedule and the same choices for every user.
+    public var seed: UInt64
+    public var target: TargetChoice
+    public var strategies: [Strategy]
+    public var drops: [DropPlan]
+    public var populations: [Population]
+    public var limits: RunLimits
+    public var thresholds: [Threshold]
+
+    public var userCount: Int { populations.reduce(0) { $0 + $1.count } }
+}
+
+public enum TargetChoice: Sendable, Equatable, CustomStringConvertible {
+    case inProcess
+    /// A running `stockdrop serve`, e.g. http://127.0.0.1:8080.
+    case server(URL)
+
+    public var description: String {
+        switch self {
+        case .inProcess: "inprocess"
+        case .server(let url): url.absoluteString
+        }
+    }
+}
+
+public enum ScenarioTarget {
+    /// `inprocess`, or an http(s) URL with a host.
+    public static func parse(_ text: String) -> TargetChoice? {
+        if text == "inprocess" { return .inProcess }
+        guard let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else { return nil }
+        return .server(url)
+    }
+}
+
+/// One drop the run creates before any user arrives.
+public struct DropPlan: Sendable, Equatable {
+    public var name: String
+    public var priceCents: Int64
+    public var stock: Int
+    public var perUserLimit: Int
+    public var reserveTTLMilliseconds: Int
+    /// Opens this long after the run starts (users arriving earlier hear `not_started`).
+    public var startsInMilliseconds: Int
+}
+
+/// A crowd of users who behave alike.
+public struct Population: Sendable, Equatable {
+    public enum DropChoice: Sendable, Equatable {
+        /// Index into `Scenario.drops`.
+        case one(Int)
+        /// Each user picks one of the drops at random (seeded).
+        case any
+    }
+
+    public var count: Int
+    public var drop: DropChoice
+    public var arrival: Arrival
+    public var thinkTime: ThinkTime
+    public var afterReserve: AfterReserve
+    public var onRejected: RetryPolicy
+    public var onError: RetryPolicy
+}
+
+public enum Arrival: Sendable, Equatable {
+    /// Every user at the run's first instant.
+    case burst
+    /// The arrival rate climbs linearly from 0 to `toPerSecond` over `overSeconds`, then stays
+    /// there until every user of the population has arrived.
+    case ramp(toPerSecond: Double, overSeconds: Double)
+    /// An open model: `perSecond` arrivals, evenly spaced, for `forSeconds` (or until the
+    /// population's count is reached, whichever comes first).
+    case rate(perSecond: Double, forSeconds: Double)
+}
+
+public enum ThinkTime: Sendable, Equatable {
+    case none
+    case fixed(milliseconds: Double)
+    case uniform(minMilliseconds: Double, maxMilliseconds: Double)
+    case exponential(meanMilliseconds: Double)
+
+    /// A draw from the seeded generator, in milliseconds.
+    public func draw(using random: inout SplitMix64) -> Double {
+        switch self {
+        case .none: return 0
+        case .fixed(let ms): return ms
+        case .uniform(let low, let high): return low == high ? low : Double.random(in: low...high, using: &random)
+        case .exponential(let mean):
+            let u = Double.random(in: Double.ulpOfOne..<1, using: &random)
+            return -log(u) * mean
+        }
+    }
+}
+
+/// What a user does once their reserve succeeded; the three add up to 1.
+public struct AfterReserve: Sendable, Equatable {
+    public var purchase: Double
+    public var cancel: Double
+    public var abandon: Double
+
+    public enum Choice: String, Sendable { case purchase, cancel, abandon }
+
+    public func choose(using random: inout SplitMix64) -> Choice {
+        let u = Double.random(in: 0..<1, using: &random)
+        if u < purchase { return .purchase }
+        if u < purchase + cancel { return .cancel }
+        return .abandon
+    }
+}
+
+/// Retries after a rejection (or an error): `retries` more attempts, waiting `backoff`,
+/// doubling each time, with ±25% seeded jitter so retries do not arrive in lockstep.
+public struct RetryPolicy: Sendable, Equatable {
+    public var retries: Int
+    public var backoffMilliseconds: Double
+
+    public static let none = RetryPolicy(retries: 0, backoffMilliseconds: 0)
+
+    public func delayMilliseconds(beforeRetry attempt: Int, using random: inout SplitMix64) -> Double {
+        let base = backoffMilliseconds * Double(1 << min(attempt, 16))
+        return base * Double.random(in: 0.75...1.25, using: &random)
+    }
+}
+
+public struct RunLimits: Sendable, Equatable {
+    /// No send is started after this; users still waiting are counted as dropped.
+    public var maxDurationSeconds: Double
+    /// Slack between the database's clock and ours when the checker compares a client's
+    /// answer time with the rows' times (invariant 6).
+    public var clockToleranceMilliseconds: Double
+    /// A request unanswered this long is a timeout (indeterminate, as in Jepsen).
+    public var requestTimeoutMilliseconds: Double
+}

@@ -1,0 +1,109 @@
+// A pass/fail rule over a run's figures, written as `metric op value`:
+//   oversold == 0          errors == 0            p99(reserve) < 50ms
+//   committed_claims_per_second > 20000           dropped_sends == 0
+import Foundation
+
+public struct Threshold: Sendable, Equatable {
+    public enum Metric: Sendable, Equatable, CustomStringConvertible {
+        case count(CountMetric)
+        /// A latency percentile of one operation, in milliseconds (100 = max).
+        case latency(percentile: Double, operation: OperationKind)
+
+        public var description: String {
+            switch self {
+            case .count(let metric): metric.rawValue
+            case .latency(let p, let operation): "\(Threshold.percentileNames.first { $0.value == p }?.key ?? "p\(p)")(\(operation.rawValue))"
+            }
+        }
+    }
+
+    public enum CountMetric: String, Sendable, CaseIterable {
+        case oversold, errors, timeouts
+        case invariantsBroken = "invariants_broken"
+        case lostWrites = "lost_writes"
+        case lateSends = "late_sends"
+        case droppedSends = "dropped_sends"
+        case sold, unsold
+        case committedClaimsPerSecond = "committed_claims_per_second"
+        case requestsPerSecond = "requests_per_second"
+    }
+
+    public enum Comparison: String, Sendable, CaseIterable {
+        case lessOrEqual = "<=", greaterOrEqual = ">=", equal = "==", notEqual = "!=", less = "<", greater = ">"
+
+        func holds(_ actual: Double, _ limit: Double) -> Bool {
+            switch self {
+            case .less: actual < limit
+            case .lessOrEqual: actual <= limit
+            case .greater: actual > limit
+            case .greaterOrEqual: actual >= limit
+            case .equal: actual == limit
+            case .notEqual: actual != limit
+            }
+        }
+    }
+
+    public var expression: String
+    public var metric: Metric
+    public var comparison: Comparison
+    /// Milliseconds for latency metrics; a plain number otherwise.
+    public var value: Double
+
+    static let percentileNames: [String: Double] = ["p50": 50, "p90": 90, "p99": 99, "p999": 99.9, "max": 100]
+
+    /// Parses one expression; the error says what was expected.
+    public static func parse(_ expression: String) -> Result<Threshold, ThresholdSyntaxError> {
+        let text = expression.trimmingCharacters(in: .whitespaces)
+        // Two-character operators first, so `<=` is not read as `<`.
+        guard let comparison = Comparison.allCases.first(where: { text.contains($0.rawValue) }),
+              let range = text.range(of: comparison.rawValue) else {
+            return .failure(ThresholdSyntaxError("expected `metric op value` with op one of < <= > >= == !="))
+        }
+        let left = text[..<range.lowerBound].trimmingCharacters(in: .whitespaces)
+        let right = text[range.upperBound...].trimmingCharacters(in: .whitespaces)
+        let metric: Metric
+        if let open = left.firstIndex(of: "("), left.hasSuffix(")") {
+            let name = String(left[..<open])
+            let argument = String(left[left.index(after: open)..<left.index(before: left.endIndex)])
+            guard let percentile = percentileNames[name] else {
+                return .failure(ThresholdSyntaxError("unknown latency metric `\(name)`; use one of \(percentileNames.keys.sorted().joined(separator: ", "))"))
+            }
+            guard let operation = OperationKind(rawValue: argument) else {
+                return .failure(ThresholdSyntaxError("unknown operation `\(argument)`; use reserve, purchase or cancel"))
+            }
+            metric = .latency(percentile: percentile, operation: operation)
+        } else if let count = CountMetric(rawValue: left) {
+            metric = .count(count)
+        } else {
+            let names = CountMetric.allCases.map(\.rawValue) + ["p50(op)", "p90(op)", "p99(op)", "p999(op)", "max(op)"]
+            let hint = Suggestion.nearest(to: left, among: CountMetric.allCases.map(\.rawValue)).map { " (did you mean `\($0)`?)" } ?? ""
+            return .failure(ThresholdSyntaxError("unknown metric `\(left)`\(hint); known: \(names.joined(separator: ", "))"))
+        }
+        let value: Double?
+        if case .latency = metric {
+            value = ScenarioDuration.milliseconds(right) ?? Double(right).flatMap { $0 == 0 ? 0 : nil }
+        } else {
+            value = Double(right.replacingOccurrences(of: "_", with: ""))
+        }
+        guard let value, value.isFinite else {
+            let expected = if case .latency = metric { "a duration such as 50ms" } else { "a number" }
+            return .failure(ThresholdSyntaxError("`\(right)` is not \(expected)"))
+        }
+        return .success(Threshold(expression: text, metric: metric, comparison: comparison, value: value))
+    }
+
+    public func evaluate(_ actual: Double) -> ThresholdResult {
+        ThresholdResult(expression: expression, ok: comparison.holds(actual, value), actual: actual)
+    }
+}
+
+public struct ThresholdSyntaxError: Error, Sendable, Equatable {
+    public var message: String
+    init(_ message: String) { self.message = message }
+}
+
+public struct ThresholdResult: Sendable, Codable, Equatable {
+    public var expression: String
+    public var ok: Bool
+    public var actual: Double
+}

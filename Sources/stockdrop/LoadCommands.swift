@@ -1,0 +1,107 @@
+// `stockdrop run` and `stockdrop check`.
+import ArgumentParser
+import Engine
+import Foundation
+import LoadGen
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Replay a scenario file, prove no oversell and report latency and throughput.",
+        discussion: "Exit status: 0 pass, 1 an invariant broken, 2 a threshold missed, 64+ usage or configuration errors.")
+
+    @Argument(help: "A scenario file, e.g. scenarios/flash-sale.yaml.") var scenario: String
+    @Option(help: "actor | rowlock | both (default: the scenario's).") var strategy: StrategyChoice?
+    @Option(help: "inprocess or a server URL (default: the scenario's).") var target: String?
+    @Option(help: "Seed for arrivals and choices (default: the scenario's).") var seed: UInt64?
+    @Option(help: "Where report directories go.") var reportDir = "reports"
+    @Option(help: "Override the total number of users (spread over populations).") var users: Int?
+    @Option(help: "Override every drop's stock.") var stock: Int?
+    @Option(help: "Override the run's maximum duration, in seconds.") var duration: Double?
+    @Option(help: "Connections of the rowlock strategy's pool.") var poolSize = Defaults.rowLockPoolSize
+    @Flag(help: "Also write each strategy's client history (for `stockdrop check --history`).") var keepHistory = false
+
+    func run() async throws {
+        let parsed: Scenario
+        switch ScenarioParser.parse(contentsOf: scenario) {
+        case .success(let value): parsed = value
+        case .failure(let error):
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(ExitStatus.badScenario)
+        }
+        var targetChoice: TargetChoice?
+        if let target {
+            guard let choice = ScenarioTarget.parse(target) else {
+                FileHandle.standardError.write(Data("--target: `\(target)` is neither `inprocess` nor an http(s) URL\n".utf8))
+                throw ExitCode(ExitStatus.usage)
+            }
+            targetChoice = choice
+        }
+        for (name, value) in [("--users", users), ("--stock", stock)] where value.map({ $0 < 0 || $0 > LoadDefaults.maxUsers }) ?? false {
+            FileHandle.standardError.write(Data("\(name) must be 0…\(LoadDefaults.maxUsers)\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
+        if let duration, !(duration > 0 && duration <= 3_600) {
+            FileHandle.standardError.write(Data("--duration must be in (0, 3600] seconds\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
+        let scenario = parsed.overriding(users: users.map { max(1, $0) }, stock: stock, durationSeconds: duration, seed: seed,
+                                         strategies: strategy?.strategies, target: targetChoice)
+        let options = RunOptions(strategies: scenario.strategies, databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"],
+                                 rowLockPoolSize: poolSize, keepHistory: keepHistory)
+        let interactive = isatty(STDERR_FILENO) == 1
+        print("\(scenario.name): \(scenario.userCount) users, \(scenario.drops.count) drop(s), \(scenario.drops.reduce(0) { $0 + $1.stock }) units, strategies \(scenario.strategies.map(\.rawValue).joined(separator: ", ")), seed \(scenario.seed)")
+        let outcome: RunOutcome
+        do {
+            outcome = try await LoadRunner.run(scenario, options: options) { strategy, tick in
+                let line = tick.line(strategy: strategy)
+                FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+            }
+        } catch {
+            FileHandle.standardError.write(Data("\nrun failed: \(error)\n".utf8))
+            throw ExitCode(ExitStatus.unavailable)
+        }
+        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+        let report = outcome.report
+        let directory = try ReportWriter.directory(root: reportDir, scenario: scenario.name, startedAt: report.startedAt)
+        try ReportWriter.write(report, to: directory, histories: outcome.histories)
+        print(report.summaryTable)
+        for line in report.problemLines { print(line) }
+        print(report.verdictLine)
+        print("report: \(directory)/report.html")
+        throw ExitCode(report.exitCode)
+    }
+}
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Run the oversell checker alone against a database (invariants 1–4; 5–6 with --history).",
+        discussion: "Exit status: 0 every invariant holds, 1 one is broken.")
+
+    @Option(help: "The database (default: DATABASE_URL, else the embedded one).") var url: String?
+    @Option(help: "Only these drop ids (comma-separated); default: every drop.") var drops: String?
+    @Option(help: "A history-<strategy>.json from `run --keep-history`.") var history: String?
+    @Option(help: "Clock tolerance in milliseconds.") var toleranceMs = LoadDefaults.clockToleranceMilliseconds
+
+    func run() async throws {
+        var environment = ProcessInfo.processInfo.environment
+        if let url { environment["DATABASE_URL"] = url }
+        let database = try await Database.prepare(environment: environment)
+        let ids = try drops.map { text in
+            try text.split(separator: ",").map { part in
+                guard let id = DropID(part.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--drops: `\(part)` is not a drop id") }
+                return id
+            }
+        }
+        let clientHistory = try history.map(ReportWriter.readHistory)
+        let report = try await Checker(toleranceMilliseconds: toleranceMs).check(databaseURL: database, drops: ids, history: clientHistory)
+        for invariant in report.invariants {
+            let verdict = !invariant.checked ? "skipped" : invariant.ok ? "ok" : "BROKEN"
+            print("\(invariant.number). \(invariant.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(verdict.padding(toLength: 7, withPad: " ", startingAt: 0)) \(invariant.detail)")
+            for example in invariant.counterexamples { print("     e.g. \(example)") }
+        }
+        print("drops \(report.dropsChecked), sold \(report.sold), unsold \(report.unsold), oversold \(report.oversold)")
+        throw ExitCode(report.ok ? ExitStatus.pass : ExitStatus.invariantBroken)
+    }
+}
