@@ -1,0 +1,133 @@
+// The checker has teeth: a real run on a real PostgreSQL passes; then each kind of fault is
+// planted behind the engine's back (plain SQL on the tables, or a forged client answer) and
+// the checker must name the invariant it breaks, with the ids that show it.
+import Engine
+import Foundation
+@testable import LoadGen
+import Testing
+
+@Suite(.serialized) struct CheckerPlantedFaultTests {
+    /// A small real run: 60 buyers for 5 units, 300 ms holds, so there are purchases, cancels,
+    /// expiries and sold-out answers to tamper with.
+    static func realRun(_ name: String, strategy: Strategy = .actor) async throws -> (run: StrategyRun, pool: PostgresPool) {
+        let url = try await TestDatabase.fresh("checker_\(name)")
+        let target = InProcessTarget(strategy: strategy, databaseURL: url)
+        let run = try await LoadRun(scenario: ScenarioFixtures.scenario(users: 60, stock: 5), target: target, live: LiveCounters(), progress: { _ in }).run()
+        await target.close()
+        return (run, PostgresPool(url: url, size: 1))
+    }
+
+    static func check(_ run: StrategyRun, history: ClientHistory? = nil) async throws -> CheckReport {
+        try await Checker().check(databaseURL: run.databaseURL, drops: run.drops, history: history ?? run.history)
+    }
+
+    static func broken(_ report: CheckReport, _ name: String) -> InvariantResult? {
+        report.invariants.first { $0.name == name && !$0.ok }
+    }
+
+    @Test(arguments: Strategy.allCases)
+    func aRealRunHoldsEveryInvariant(_ strategy: Strategy) async throws {
+        let (run, pool) = try await Self.realRun("clean_\(strategy)", strategy: strategy)
+        defer { Task { await pool.close() } }
+        #expect(run.check.ok, "\(run.check.broken)")
+        #expect(run.check.invariants.count == 7 && run.check.invariants.allSatisfy(\.checked))
+        #expect(run.check.sold > 0 && run.check.oversold == 0)
+        #expect(run.history.records.contains { $0.result == .rejected(.soldOut) })
+    }
+
+    @Test func reservationPastStock() async throws {
+        let (run, pool) = try await Self.realRun("past_stock")
+        defer { Task { await pool.close() } }
+        let drop = run.drops[0]
+        try await pool.query("""
+            INSERT INTO reservations (drop_id, user_id, status, expires_at)
+            SELECT $1, 9000000 + n, 'ACTIVE', now() + interval '1 hour' FROM generate_series(1, 6) AS n
+            """, [.int64(drop)])
+        let fault = try #require(Self.broken(try await Self.check(run), InvariantName.noOversell))
+        #expect(fault.counterexamples.contains { $0.hasPrefix("drop \(drop):") && $0.contains("> total stock 5") })
+    }
+
+    @Test func purchaseAfterItsHoldExpired() async throws {
+        let (run, pool) = try await Self.realRun("late_purchase")
+        defer { Task { await pool.close() } }
+        let row = try #require(try await pool.query("SELECT id, reservation_id FROM purchases WHERE drop_id = $1 LIMIT 1", [.int64(run.drops[0])]).first)
+        let purchase = try row.int64("id"), reservation = try row.int64("reservation_id")
+        try await pool.query("UPDATE reservations SET expires_at = (SELECT created_at FROM purchases WHERE id = $1) - interval '1 second' WHERE id = $2",
+                             [.int64(purchase), .int64(reservation)])
+        let fault = try #require(Self.broken(try await Self.check(run), InvariantName.purchasesMatchHolds))
+        #expect(fault.counterexamples.contains { $0.contains("purchase \(purchase) ") && $0.contains("reservation \(reservation)") && $0.contains("expired") })
+    }
+
+    @Test func acknowledgedReservationMissing() async throws {
+        let (run, pool) = try await Self.realRun("lost_write")
+        defer { Task { await pool.close() } }
+        // A hold the client was told of that ended without a purchase: nothing refers to it.
+        let row = try #require(try await pool.query(
+            "SELECT id FROM reservations WHERE drop_id = $1 AND status IN ('CANCELLED', 'EXPIRED') LIMIT 1", [.int64(run.drops[0])]).first)
+        let id = try row.int64("id")
+        #expect(run.history.records.contains { $0.operation == .reserve && $0.result == .ok && $0.reservationID == id })
+        try await pool.query("DELETE FROM reservations WHERE id = $1", [.int64(id)])
+        let report = try await Self.check(run)
+        let fault = try #require(Self.broken(report, InvariantName.acknowledgedWritesDurable))
+        #expect(fault.counterexamples.contains { $0.contains("reservation \(id) ") && $0.contains("no such reservation") })
+        #expect(report.lostWrites >= 1)
+    }
+
+    @Test func twoActiveHoldsForOneUser() async throws {
+        let (run, pool) = try await Self.realRun("two_active")
+        defer { Task { await pool.close() } }
+        try await pool.query("DROP INDEX reservations_one_active_per_user")
+        try await pool.query("""
+            INSERT INTO reservations (drop_id, user_id, status, expires_at)
+            VALUES ($1, 8000001, 'ACTIVE', now() + interval '1 hour'), ($1, 8000001, 'ACTIVE', now() + interval '1 hour')
+            """, [.int64(run.drops[0])])
+        let fault = try #require(Self.broken(try await Self.check(run), InvariantName.perUserLimits))
+        #expect(fault.counterexamples.contains { $0.hasPrefix("user 8000001 has 2 ACTIVE reservations on drop \(run.drops[0])") })
+    }
+
+    @Test func holdLeftActivePastItsTTL() async throws {
+        let (run, pool) = try await Self.realRun("stale_hold")
+        defer { Task { await pool.close() } }
+        let row = try #require(try await pool.query(
+            "SELECT id FROM reservations WHERE drop_id = $1 AND status IN ('CANCELLED', 'EXPIRED') LIMIT 1", [.int64(run.drops[0])]).first)
+        let id = try row.int64("id")
+        try await pool.query("UPDATE reservations SET status = 'ACTIVE', ended_at = NULL, expires_at = now() - interval '5 seconds' WHERE id = $1", [.int64(id)])
+        let fault = try #require(Self.broken(try await Self.check(run), InvariantName.holdsExpire))
+        #expect(fault.counterexamples.contains { $0.hasPrefix("reservation \(id) ") && $0.contains("still ACTIVE") })
+    }
+
+    @Test func counterDisagreesWithRows() async throws {
+        let (run, pool) = try await Self.realRun("counter")
+        defer { Task { await pool.close() } }
+        try await pool.query("UPDATE drops SET sold = sold - 1 WHERE id = $1 AND sold > 0", [.int64(run.drops[0])])
+        let fault = try #require(Self.broken(try await Self.check(run), InvariantName.countersMatchRows))
+        #expect(fault.counterexamples.contains { $0.hasPrefix("drop \(run.drops[0]): counters sold=") })
+    }
+
+    @Test func stockLeftWhileBuyersWereTurnedAway() async throws {
+        let (run, pool) = try await Self.realRun("undersell")
+        defer { Task { await pool.close() } }
+        // Three more units existed all along: every sold_out answer turned a buyer away from them.
+        try await pool.query("UPDATE drops SET total_stock = total_stock + 3 WHERE id = $1", [.int64(run.drops[0])])
+        let fault = try #require(Self.broken(try await Self.check(run), InvariantName.noUndersell))
+        #expect(fault.counterexamples.contains { $0.contains("was told sold_out on drop \(run.drops[0])") && $0.contains("of 8 units") })
+    }
+
+    @Test func forgedAcknowledgementIsALostWrite() async throws {
+        let (run, pool) = try await Self.realRun("forged")
+        defer { Task { await pool.close() } }
+        var history = run.history
+        history.records.append(OperationRecord(operation: .purchase, result: .ok, user: 7_777_777, drop: run.drops[0], reservationID: 1, purchaseID: 987_654_321,
+                                               intendedMicroseconds: 0, sentMicroseconds: 0, answeredMicroseconds: 1))
+        let fault = try #require(Self.broken(try await Self.check(run, history: history), InvariantName.acknowledgedWritesDurable))
+        #expect(fault.counterexamples.contains { $0.contains("purchase 987654321") && $0.contains("no such purchase") })
+    }
+
+    @Test func withoutHistoryTheClientInvariantsAreSkippedNotPassed() async throws {
+        let (run, pool) = try await Self.realRun("no_history")
+        defer { Task { await pool.close() } }
+        let report = try await Checker().check(databaseURL: run.databaseURL, drops: nil, history: nil)
+        #expect(report.invariants.filter { !$0.checked }.map(\.number) == [5, 6])
+        #expect(report.ok)
+    }
+}

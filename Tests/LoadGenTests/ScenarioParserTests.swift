@@ -1,0 +1,115 @@
+// Scenario files: the shipped ones parse; broken ones report every problem with its line.
+import Engine
+import Foundation
+@testable import LoadGen
+import Testing
+
+@Suite struct ScenarioParserTests {
+    static let shipped = ["last-item", "flash-sale", "ramp", "expiry-storm", "many-drops", "hot-and-cold", "ci"]
+
+    static func scenarioPath(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scenarios/\(name).yaml").path
+    }
+
+    @Test(arguments: shipped)
+    func shippedScenariosParse(_ name: String) throws {
+        let scenario = try ScenarioParser.parse(contentsOf: Self.scenarioPath(name)).get()
+        #expect(scenario.name == name)
+        #expect(!scenario.thresholds.isEmpty)
+    }
+
+    @Test func flashSaleReadsAsDesignShows() throws {
+        let scenario = try ScenarioParser.parse(contentsOf: Self.scenarioPath("flash-sale")).get()
+        #expect(scenario.seed == 42)
+        #expect(scenario.strategies == [.actor, .rowlock])
+        #expect(scenario.drops == [DropPlan(name: "Air Max '86", priceCents: 15000, stock: 1000, perUserLimit: 1, reserveTTLMilliseconds: 2000, startsInMilliseconds: 0)])
+        let users = try #require(scenario.populations.first)
+        #expect(users.count == 50000)
+        #expect(users.thinkTime == .uniform(minMilliseconds: 50, maxMilliseconds: 300))
+        #expect(users.afterReserve == AfterReserve(purchase: 0.7, cancel: 0.1, abandon: 0.2))
+        #expect(users.onRejected == RetryPolicy(retries: 2, backoffMilliseconds: 100))
+        #expect(scenario.thresholds.map(\.expression) == ["oversold == 0", "errors == 0", "p99(reserve) < 50ms"])
+    }
+
+    @Test func everyProblemIsReportedAtOnceWithLineAndField() {
+        let yaml = """
+            name: broken
+            stretegy: both
+            drops:
+              - name: A
+                stcok: 5
+                reserveTTL: 2 parsecs
+            users:
+              - count: -3
+                drop: B
+                arrival: {ramp: {to: 100}}
+                afterReserve: {purchase: 0.5, cancel: 0.1}
+            thresholds:
+              - p99(reserve) < fast
+              - throughput > 5
+            """
+        guard case .failure(let error) = ScenarioParser.parse(yaml: yaml, file: "broken.yaml") else {
+            Issue.record("a broken scenario parsed")
+            return
+        }
+        let lines = error.problems.map(\.description)
+        func has(_ line: Int, _ field: String, _ fragment: String) -> Bool {
+            error.problems.contains { $0.line == line && $0.field == field && $0.message.contains(fragment) && $0.file == "broken.yaml" }
+        }
+        #expect(has(2, "stretegy", "did you mean `strategy`"), "\(lines)")
+        #expect(has(5, "drops[0].stcok", "did you mean `stock`"), "\(lines)")
+        #expect(has(4, "drops[0].stock", "is required"), "\(lines)")
+        #expect(has(6, "drops[0].reserveTTL", "not a duration"), "\(lines)")
+        #expect(has(8, "users[0].count", "out of range"), "\(lines)")
+        #expect(has(9, "users[0].drop", "no drop is named `B`"), "\(lines)")
+        #expect(has(10, "users[0].arrival.ramp.over", "is required"), "\(lines)")
+        #expect(has(11, "users[0].afterReserve", "add up to 1"), "\(lines)")
+        #expect(has(13, "thresholds[0]", "not a duration"), "\(lines)")
+        #expect(has(14, "thresholds[1]", "unknown metric"), "\(lines)")
+    }
+
+    @Test func yamlSyntaxErrorsCarryTheirLine() {
+        guard case .failure(let error) = ScenarioParser.parse(yaml: "name: x\ndrops: [\n  - oops: {\n", file: "bad.yaml") else {
+            Issue.record("invalid YAML parsed")
+            return
+        }
+        #expect(error.problems.count == 1)
+        #expect(error.problems[0].line > 1)
+        #expect(error.problems[0].message.hasPrefix("YAML syntax"))
+    }
+
+    @Test func rateThatCannotFitItsUsersIsRefused() {
+        let yaml = """
+            name: r
+            drops: [{name: A, stock: 1}]
+            users: [{count: 1000, arrival: {rate: {perSecond: 10, for: 2s}}}]
+            """
+        guard case .failure(let error) = ScenarioParser.parse(yaml: yaml, file: "r.yaml") else {
+            Issue.record("accepted 1000 users at 10/s for 2 s")
+            return
+        }
+        #expect(error.problems.map(\.field) == ["users[0].arrival"])
+    }
+
+    @Test func defaultsFillWhatIsLeftOut() throws {
+        let scenario = try ScenarioParser.parse(yaml: "name: tiny\ndrops: [{name: A, stock: 3}]\nusers: [{count: 10}]\n", file: "t.yaml").get()
+        #expect(scenario.target == .inProcess)
+        #expect(scenario.strategies == Strategy.allCases)
+        #expect(scenario.populations[0].drop == .one(0))
+        #expect(scenario.populations[0].arrival == .burst)
+        #expect(scenario.limits.maxDurationSeconds == LoadDefaults.maxDurationSeconds)
+        #expect(scenario.overriding(users: 40, stock: 7).populations[0].count == 40)
+        #expect(scenario.overriding(users: 40, stock: 7).drops[0].stock == 7)
+    }
+
+    @Test func durationsNeedAUnit() {
+        #expect(ScenarioDuration.milliseconds("250ms") == 250)
+        #expect(ScenarioDuration.milliseconds("2s") == 2_000)
+        #expect(ScenarioDuration.milliseconds("1.5m") == 90_000)
+        #expect(ScenarioDuration.milliseconds("500us") == 0.5)
+        #expect(ScenarioDuration.milliseconds("250") == nil)
+        #expect(ScenarioDuration.milliseconds("-1s") == nil)
+        #expect(ScenarioDuration.milliseconds("fast") == nil)
+    }
+}
