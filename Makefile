@@ -15,17 +15,18 @@ build: setup
 release: setup
 	$(SWIFT) build -c release --product stockdrop
 
-# Until the load harness lands, the demo is the engine's benchmark: one hot drop, 1,000
-# concurrent buyers, both strategies side by side on the embedded PostgreSQL, then a few
-# seeded fault-injecting simulations.
+# The demo: the flash-sale scenario (50,000 buyers, 1,000 units) against both strategies side
+# by side on the embedded PostgreSQL, checked for oversell, with a report under reports/.
 demo: release
 	$(RELEASE_BIN) db start
-	$(RELEASE_BIN) bench --strategy both --callers 1000 --seconds 5
-	$(RELEASE_BIN) simulate --seed 1 --seeds 5 --steps 2000
+	$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy both
 
+# The tests, then the `ci` scenario through the real command: any broken invariant (exit 1)
+# or missed threshold (exit 2) fails the target.
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	.build/debug/stockdrop run scenarios/ci.yaml --strategy both
 
 clean-db:
 	-$(RELEASE_BIN) db stop

@@ -81,4 +81,29 @@ import Testing
             Issue.record("a late purchase hears expired"); return
         }
     }
+
+    /// Found by the load harness's checker: with the last unit promised to a claim in flight,
+    /// "sold out" is not yet true; the next reserve waits for that claim's verdict.
+    @Test func soldOutWaitsWhileTheLastUnitIsOnlyPromised() {
+        var m = machine(stock: 1)
+        _ = m.reserve(user: 1, now: start)
+        _ = m.flush(now: start)
+        guard case .queued(let parked, let effects) = m.reserve(user: 2, now: start) else { Issue.record("the second reserve must wait"); return }
+        #expect(effects.isEmpty)
+        let committed = m.committed(BatchOutcome(results: [.reserved(hold(1, user: 1))], expired: [], sold: 0, reserved: 1, committedAt: start), now: start)
+        #expect(committed.contains { if case .answer(parked, .reserve(.soldOut)) = $0 { true } else { false } }, "sold out once the unit is committed")
+        guard case .answered(.reserve(.soldOut)) = m.reserve(user: 3, now: start) else { Issue.record("sold out from memory now"); return }
+    }
+
+    @Test func aWaitingReserveGetsTheUnitWhenTheClaimInFlightFails() {
+        var m = machine(stock: 1)
+        _ = m.reserve(user: 1, now: start)
+        _ = m.flush(now: start)
+        guard case .queued = m.reserve(user: 2, now: start) else { Issue.record("the second reserve must wait"); return }
+        _ = m.failed(EngineError(.batchFailed, "boom"))
+        let drop = DropRecord(id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: 1, reserveTTLMilliseconds: 1_000), sold: 0, reserved: 0, createdAt: start)
+        let effects = m.recovered(DropRecovery(drop: drop, activeHolds: [], purchasedCounts: [:], purchases: []), now: start)
+        let next = effects.contains { if case .gather = $0 { true } else { false } } ? m.flush(now: start) : effects
+        #expect(batch(next)?.items == [ClaimItem(.reserve, user: 2)], "the waiting reserve is claimed in the next batch")
+    }
 }

@@ -28,7 +28,7 @@ import Testing
         #expect(users.count == 50000)
         #expect(users.thinkTime == .uniform(minMilliseconds: 50, maxMilliseconds: 300))
         #expect(users.afterReserve == AfterReserve(purchase: 0.7, cancel: 0.1, abandon: 0.2))
-        #expect(users.onRejected == RetryPolicy(retries: 2, backoffMilliseconds: 100))
+        #expect(users.onRejected == RetryPolicy(retries: 4, backoffMilliseconds: 250))
         #expect(scenario.thresholds.map(\.expression) == ["oversold == 0", "errors == 0", "p99(reserve) < 50ms"])
     }
 

@@ -63,6 +63,10 @@ struct DropMachine {
     private var armedAt: Date?
     private var queue: Deque<Waiting> = []
     private var reservesPending: Set<UserID> = []
+    /// Reserves that came while the last free units were promised to reserves not yet
+    /// committed. "Sold out" would not be true yet (those claims may fail), so they wait for
+    /// the store's verdict and are decided again after each commit, from memory.
+    private var parked: Deque<Waiting> = []
     private var sweepWanted = false
     private(set) var phase: Phase = .idle
     private var nextTicket: Ticket = 1
@@ -79,7 +83,7 @@ struct DropMachine {
     }
 
     var dropID: DropID { drop.id }
-    var queuedCount: Int { queue.count }
+    var queuedCount: Int { queue.count + parked.count }
     var activeHoldCount: Int { holds.count }
     /// Units a new reserve could still take, counting those promised to reserves in flight.
     var availableForNewClaims: Int { drop.spec.totalStock - drop.sold - drop.reserved - reservesPending.count }
@@ -92,8 +96,41 @@ struct DropMachine {
         if let hold = holds[user] { return .answered(.reserve(.alreadyHolding(reservation(hold, user: user, status: .active)))) }
         if reservesPending.contains(user) { return .answered(.reserve(.alreadyHolding(nil))) }
         if (purchases[user]?.count ?? 0) >= drop.spec.perUserLimit { return .answered(.reserve(.limitReached)) }
-        if availableForNewClaims <= 0 { return .answered(.reserve(.soldOut)) }
+        if availableForNewClaims <= 0 {
+            // Sold out only when every unit is committed as held or sold; while some are merely
+            // promised to claims in flight, wait for their verdict.
+            if drop.available <= 0 { return .answered(.reserve(.soldOut)) }
+            guard queue.count + parked.count < maxQueuedClaims else { return .answered(.reserve(.overloaded)) }
+            let ticket = nextTicket
+            nextTicket += 1
+            parked.append(Waiting(ticket: ticket, item: ClaimItem(.reserve, user: user)))
+            return .queued(ticket, [])
+        }
         return enqueue(ClaimItem(.reserve, user: user), now: now)
+    }
+
+    /// Decides the parked reserves again now that a batch's verdict is in: sold out (every unit
+    /// committed), a claim for the next batch (a promised unit came back), or wait on.
+    private mutating func decideParked(now: Date) -> [Effect] {
+        var effects: [Effect] = []
+        var still: Deque<Waiting> = []
+        while let waiting = parked.popFirst() {
+            let user = waiting.item.userID
+            if holds[user] != nil || reservesPending.contains(user) {
+                effects.append(.answer(waiting.ticket, .reserve(.alreadyHolding(holds[user].map { reservation($0, user: user, status: .active) }))))
+            } else if (purchases[user]?.count ?? 0) >= drop.spec.perUserLimit {
+                effects.append(.answer(waiting.ticket, .reserve(.limitReached)))
+            } else if availableForNewClaims > 0 {
+                queue.append(waiting)
+                reservesPending.insert(user)
+            } else if drop.available <= 0 {
+                effects.append(.answer(waiting.ticket, .reserve(.soldOut)))
+            } else {
+                still.append(waiting)
+            }
+        }
+        parked = still
+        return effects
     }
 
     mutating func purchase(user: UserID, idempotencyKey: String?, now: Date) -> Admission {
@@ -154,7 +191,7 @@ struct DropMachine {
             effects.append(.recover)
             return effects
         }
-        return effects + startBatchIfIdle(now: now) + rearm(now: now)
+        return effects + decideParked(now: now) + startBatchIfIdle(now: now) + rearm(now: now)
     }
 
     /// The batch failed as a whole: each of its callers hears the error, nothing is half
@@ -170,14 +207,15 @@ struct DropMachine {
         drop = recovery.drop
         load(recovery)
         phase = .idle
-        return tick(now: now)
+        return decideParked(now: now) + tick(now: now)
     }
 
     /// Recovery failed (the store is down): everyone waiting hears it; the next request
     /// tries again.
     mutating func recoveryFailed(_ error: EngineError) -> [Effect] {
-        let tickets = queue.map(\.ticket)
+        let tickets = queue.map(\.ticket) + parked.map(\.ticket)
         queue.removeAll()
+        parked.removeAll()
         reservesPending.removeAll()
         sweepWanted = false
         return tickets.isEmpty ? [] : [.fail(tickets, error)]
