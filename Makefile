@@ -17,9 +17,12 @@ release: setup
 
 # The demo: the flash-sale scenario (50,000 buyers, 1,000 units) against both strategies side
 # by side on the embedded PostgreSQL, checked for oversell, with a report under reports/.
+# A missed latency threshold (exit 2) is part of what the demo shows; a broken invariant
+# (exit 1) or a usage error (64+) fails it.
 demo: release
 	$(RELEASE_BIN) db start
-	$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy both
+	@status=0; $(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy both || status=$$?; \
+	  if [ $$status -ne 0 ] && [ $$status -ne 2 ]; then exit $$status; fi
 
 # The tests, then the `ci` scenario through the real command: any broken invariant (exit 1)
 # or missed threshold (exit 2) fails the target.

@@ -78,10 +78,10 @@ extension RunReport {
     private func percentileChart(operation: String) -> String {
         func x(_ percentile: Double) -> Double { percentile >= 100 ? 5.5 : min(5, -log10(1 - percentile / 100)) }
         return SVGChart(
-            title: "\(operation) latency by percentile (from intended send time)", xLabel: "percentile", yLabel: "ms",
+            title: "\(operation) latency by percentile (from intended send time)", xLabel: "percentile", yLabel: "ms (log scale)",
             series: strategies.compactMap { s in
                 s.latencyCurves[operation].map { curve in .init(name: s.strategy.rawValue, color: color(s), points: curve.map { (x($0[0]), $0[1]) }) }
             },
-            xTicks: [(0, "0"), (1, "90"), (2, "99"), (3, "99.9"), (4, "99.99"), (5, "99.999"), (5.5, "max")]).svg
+            xTicks: [(0, "0"), (1, "90"), (2, "99"), (3, "99.9"), (4, "99.99"), (5, "99.999"), (5.5, "max")], logY: true).svg
     }
 }

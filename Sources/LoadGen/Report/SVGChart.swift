@@ -14,6 +14,8 @@ struct SVGChart {
     var series: [Series]
     /// Tick positions and their labels on the x axis; evenly spaced numbers when nil.
     var xTicks: [(Double, String)]? = nil
+    /// A log-10 y axis, for latencies that span microseconds to minutes.
+    var logY = false
     var width = 640.0
     var height = 300.0
 
@@ -24,12 +26,19 @@ struct SVGChart {
         let xMin = all.map(\.x).min() ?? 0, xMax = max(all.map(\.x).max() ?? 1, xMin + 1e-9)
         let yMax = Self.niceCeiling(max(all.map(\.y).max() ?? 1, 1e-9))
         let plotW = width - left - right, plotH = height - top - bottom
+        // Log axis: whole decades from the smallest positive value to the largest.
+        let decadeLow = floor(log10(max(all.map(\.y).filter { $0 > 0 }.min() ?? 0.01, 0.001)))
+        let decadeHigh = max(ceil(log10(max(all.map(\.y).max() ?? 1, 0.001))), decadeLow + 1)
         func px(_ x: Double) -> Double { left + (x - xMin) / (xMax - xMin) * plotW }
-        func py(_ y: Double) -> Double { top + plotH - y / yMax * plotH }
+        func py(_ y: Double) -> Double {
+            guard logY else { return top + plotH - y / yMax * plotH }
+            let fraction = (log10(max(y, pow(10, decadeLow))) - decadeLow) / (decadeHigh - decadeLow)
+            return top + plotH - fraction * plotH
+        }
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(Self.escape(title))\">"
         out += "<text x=\"\(left)\" y=\"20\" class=\"title\">\(Self.escape(title))</text>"
-        for step in 0...4 {
-            let y = yMax * Double(step) / 4
+        let yTicks = logY ? stride(from: decadeLow, through: decadeHigh, by: 1).map { pow(10, $0) } : (0...4).map { yMax * Double($0) / 4 }
+        for y in yTicks {
             out += "<line x1=\"\(left)\" x2=\"\(width - right)\" y1=\"\(f(py(y)))\" y2=\"\(f(py(y)))\" class=\"grid\"/>"
             out += "<text x=\"\(left - 6)\" y=\"\(f(py(y) + 4))\" text-anchor=\"end\" class=\"tick\">\(Self.number(y))</text>"
         }

@@ -54,10 +54,6 @@ public final class InProcessTarget: LoadTarget {
         }
     }
 
-    public func availableStock(drop: DropID) async -> Int? {
-        try? await inventory.snapshot(of: drop)?.drop.available
-    }
-
     public func close() async {
         await inventory.shutdown()
         await pool.close()

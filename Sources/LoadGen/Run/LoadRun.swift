@@ -119,24 +119,27 @@ struct LoadRun {
         }
     }
 
-    /// Once a second until cancelled: the progress line and the available stock of every drop.
+    /// Once a second until cancelled: the progress line and the available stock of the run's
+    /// drops, read from the database on a connection of its own (a target's queue, such as the
+    /// rowlock pool's backlog, must not starve the samples).
     private func tick(clock: RunClock, drops: [DropID]) async -> [StockSample] {
+        let pool = PostgresPool(url: target.databaseURL, size: 1)
         var samples: [StockSample] = []
         var previous = live.snapshot
-        while true {
-            var available = 0
-            for drop in drops { available += await target.availableStock(drop: drop) ?? 0 }
+        while !Task.isCancelled {
+            let rows = try? await pool.query(
+                "SELECT coalesce(sum(greatest(total_stock - sold - reserved, 0)), 0)::bigint AS available FROM drops WHERE id = ANY($1)",
+                [.int64Array(drops)])
+            let available = (try? rows?.first?.int("available")) ?? nil
             let second = Double(clock.nowMicroseconds) / 1e6
-            samples.append(StockSample(second: second, available: available))
+            if let available { samples.append(StockSample(second: second, available: available)) }
             let now = live.snapshot
-            progress(ProgressTick(elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent), availableStock: available))
+            progress(ProgressTick(elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent), availableStock: available ?? -1))
             previous = now
-            do {
-                try await Task.sleep(for: .milliseconds(LoadDefaults.stockSampleMilliseconds))
-            } catch {
-                return samples
-            }
+            try? await Task.sleep(for: .milliseconds(LoadDefaults.stockSampleMilliseconds))
         }
+        await pool.close()
+        return samples
     }
 
     /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most

@@ -46,8 +46,6 @@ public protocol LoadTarget: Sendable {
     func reserve(drop: DropID, user: UserID) async -> Answer
     func purchase(drop: DropID, user: UserID, idempotencyKey: String) async -> Answer
     func cancel(drop: DropID, user: UserID) async -> Answer
-    /// Units neither sold nor held right now, or nil when unknown.
-    func availableStock(drop: DropID) async -> Int?
     /// Lets work in flight finish, then releases the target's resources.
     func close() async
 }

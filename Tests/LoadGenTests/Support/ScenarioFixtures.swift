@@ -23,6 +23,5 @@ struct NeverTarget: LoadTarget {
     func reserve(drop: DropID, user: UserID) async -> Answer { fatalError("unused") }
     func purchase(drop: DropID, user: UserID, idempotencyKey: String) async -> Answer { fatalError("unused") }
     func cancel(drop: DropID, user: UserID) async -> Answer { fatalError("unused") }
-    func availableStock(drop: DropID) async -> Int? { nil }
     func close() async {}
 }
