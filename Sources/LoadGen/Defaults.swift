@@ -9,7 +9,6 @@ public enum LoadDefaults {
     public static let maxDurationSeconds = 60.0
     /// The database's clock and ours may disagree by this much (one machine: far less).
     public static let clockToleranceMilliseconds = 100.0
-    public static let requestTimeoutMilliseconds = 10_000.0
     /// A send this late against its intended time is counted as late.
     public static let lateSendMilliseconds = 10.0
     /// How often the run samples each drop's available stock for the time series.

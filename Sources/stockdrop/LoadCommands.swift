@@ -79,14 +79,15 @@ struct CheckCommand: AsyncParsableCommand {
         abstract: "Run the oversell checker alone against a database (invariants 1–4; 5–6 with --history).",
         discussion: "Exit status: 0 every invariant holds, 1 one is broken.")
 
-    @Option(help: "The database (default: DATABASE_URL, else the embedded one).") var url: String?
-    @Option(help: "Only these drop ids (comma-separated); default: every drop.") var drops: String?
+    @Option(help: "The database (default: the history's, else DATABASE_URL, else the embedded one).") var url: String?
+    @Option(help: "Only these drop ids (comma-separated); default: the history's drops, else every drop.") var drops: String?
     @Option(help: "A history-<strategy>.json from `run --keep-history`.") var history: String?
     @Option(help: "Clock tolerance in milliseconds.") var toleranceMs = LoadDefaults.clockToleranceMilliseconds
 
     func run() async throws {
+        let clientHistory = try history.map(ReportWriter.readHistory)
         var environment = ProcessInfo.processInfo.environment
-        if let url { environment["DATABASE_URL"] = url }
+        if let url = url ?? clientHistory?.databaseURL { environment["DATABASE_URL"] = url }
         let database = try await Database.prepare(environment: environment)
         let ids = try drops.map { text in
             try text.split(separator: ",").map { part in
@@ -94,8 +95,7 @@ struct CheckCommand: AsyncParsableCommand {
                 return id
             }
         }
-        let clientHistory = try history.map(ReportWriter.readHistory)
-        let report = try await Checker(toleranceMilliseconds: toleranceMs).check(databaseURL: database, drops: ids, history: clientHistory)
+        let report = try await Checker(toleranceMilliseconds: toleranceMs).check(databaseURL: database, drops: ids ?? clientHistory?.drops, history: clientHistory)
         for invariant in report.invariants {
             let verdict = !invariant.checked ? "skipped" : invariant.ok ? "ok" : "BROKEN"
             print("\(invariant.number). \(invariant.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(verdict.padding(toLength: 7, withPad: " ", startingAt: 0)) \(invariant.detail)")

@@ -2,6 +2,7 @@
 import Engine
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("engine on PostgreSQL") struct EngineConcurrencyTests {
     static let strategies = Strategy.allCases
@@ -72,12 +73,16 @@ import Testing
         let (inventory, pool) = engine(strategy, url: url)
         let drop = try await inventory.createDrop(DropSpec(name: "Retry", priceCents: 100, totalStock: 5))
         _ = try await inventory.reserve(drop: drop.id, user: 1)
-        let outcomes = try await withThrowingTaskGroup(of: PurchaseOutcome.self) { group in
-            for attempt in 0..<20 {
-                group.addTask { try await inventory.purchase(drop: drop.id, user: 1, idempotencyKey: attempt % 2 == 0 ? "order-1" : nil) }
+        // One request retried 20 times at once (same key), then retries that lost their key.
+        // Keys are not mixed in the racing wave: a keyless purchase committing first would make a
+        // later "order-1" a new request with no hold left, which is right but not what this tests.
+        func wave(_ key: String?, _ count: Int) async throws -> [PurchaseOutcome] {
+            try await withThrowingTaskGroup(of: PurchaseOutcome.self) { group in
+                for _ in 0..<count { group.addTask { try await inventory.purchase(drop: drop.id, user: 1, idempotencyKey: key) } }
+                return try await group.reduce(into: [PurchaseOutcome]()) { $0.append($1) }
             }
-            return try await group.reduce(into: [PurchaseOutcome]()) { $0.append($1) }
         }
+        let outcomes = try await wave("order-1", 20) + wave(nil, 5) + wave("order-1", 3)
         let ids = Set(outcomes.compactMap { if case .purchased(let purchase, _) = $0 { purchase.id } else { nil } })
         #expect(ids.count == 1, "outcomes: \(outcomes)")
         #expect(outcomes.allSatisfy { if case .purchased = $0 { true } else { false } })

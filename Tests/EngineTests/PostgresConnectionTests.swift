@@ -3,6 +3,7 @@
 import Engine
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("libpq wrapper") struct PostgresConnectionTests {
     @Test func roundTripsEveryColumnTypeTheSchemaUses() async throws {

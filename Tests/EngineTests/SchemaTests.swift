@@ -2,6 +2,7 @@
 import Engine
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("schema") struct SchemaTests {
     @Test func migrationsAppliedTwiceChangeNothing() async throws {

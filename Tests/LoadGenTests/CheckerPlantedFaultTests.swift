@@ -5,6 +5,7 @@ import Engine
 import Foundation
 @testable import LoadGen
 import Testing
+import TestSupport
 
 @Suite(.serialized) struct CheckerPlantedFaultTests {
     /// A small real run: 60 buyers for 5 units, 300 ms holds, so there are purchases, cancels,
@@ -130,4 +131,23 @@ import Testing
         #expect(report.invariants.filter { !$0.checked }.map(\.number) == [5, 6])
         #expect(report.ok)
     }
+
+    /// `run --keep-history` then `check --history`: the saved history knows its database and
+    /// drops, and checking it again gives the same verdict as the run's own check.
+    @Test func savedHistoryChecksTheSameRowsAgain() async throws {
+        let (run, pool) = try await Self.realRun("saved_history")
+        defer { Task { await pool.close() } }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockdrop-history-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let report = RunReport(scenario: "fixture", seed: 99, startedAt: Date(), pass: true, exitCode: 0, target: "inprocess",
+                               strategies: [StrategyReport(run, thresholds: [])], comparison: nil)
+        try ReportWriter.write(report, to: directory, histories: ["actor": run.history])
+        let saved = try ReportWriter.readHistory("\(directory)/history-actor.json")
+        #expect(saved.records == run.history.records && saved.drops == run.drops && saved.databaseURL == run.databaseURL)
+        let again = try await Checker().check(databaseURL: try #require(saved.databaseURL), drops: saved.drops, history: saved)
+        #expect(again.invariants.map(\.ok) == run.check.invariants.map(\.ok) && again.ok)
+        for file in ["report.json", "report.md", "report.html"] { #expect(FileManager.default.fileExists(atPath: "\(directory)/\(file)")) }
+    }
 }
+

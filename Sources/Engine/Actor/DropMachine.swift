@@ -229,7 +229,7 @@ struct DropMachine {
     // MARK: - Private
 
     private mutating func enqueue(_ item: ClaimItem, now: Date) -> Admission {
-        guard queue.count < maxQueuedClaims else { return .answered(Self.overloaded(item.kind)) }
+        guard queue.count + parked.count < maxQueuedClaims else { return .answered(Self.overloaded(item.kind)) }
         let ticket = nextTicket
         nextTicket += 1
         queue.append(Waiting(ticket: ticket, item: item))

@@ -36,15 +36,21 @@ public struct ClientHistory: Sendable, Codable {
     public var startedAtEpochMicroseconds: Int64
     /// Drop → (users cut off, run time in microseconds when they were).
     public var cutOff: [DropID: CutOff]
+    /// Where the run's rows are and which drops it made: `check --history` defaults to them.
+    public var databaseURL: String?
+    public var drops: [DropID]?
 
     public struct CutOff: Sendable, Equatable, Codable {
         public var users: Int
         public var atMicroseconds: Int64
     }
 
-    public init(records: [OperationRecord], startedAtEpochMicroseconds: Int64, cutOff: [DropID: CutOff]) {
+    public init(records: [OperationRecord], startedAtEpochMicroseconds: Int64, cutOff: [DropID: CutOff],
+                databaseURL: String? = nil, drops: [DropID]? = nil) {
         self.records = records
         self.startedAtEpochMicroseconds = startedAtEpochMicroseconds
         self.cutOff = cutOff
+        self.databaseURL = databaseURL
+        self.drops = drops
     }
 }

@@ -120,7 +120,7 @@ public struct Checker: Sendable {
             FROM reservations WHERE drop_id = ANY($1) AND status = 'EXPIRED' AND ended_at < expires_at - make_interval(secs => $2)
             """, [scope, tolerance])
         invariants.append(.verdict(4, InvariantName.holdsExpire, violations: expiry,
-                                   ok: "no hold outlived its TTL or ended before it", broken: "holds that did not expire on time"))
+                                   ok: "no hold is still ACTIVE past its TTL, none was expired before it", broken: "holds that did not expire on time"))
 
         // 5 and 6 need what the clients were told.
         var lostWrites = 0

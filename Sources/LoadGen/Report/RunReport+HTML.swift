@@ -50,7 +50,7 @@ extension RunReport {
             for (name, stats) in strategy.operations.sorted(by: { $0.key > $1.key }) where stats.count > 0 {
                 let rejected = stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 let l = stats.latencyMilliseconds
-                body += "<tr><th>\(name)</th><td>\(stats.count)</td><td>\(stats.ok)</td><td>\(esc(rejected.isEmpty ? "0" : rejected))</td><td>\(stats.errors + stats.timeouts)</td>"
+                body += "<tr><th>\(name)</th><td>\(stats.count)</td><td>\(stats.ok)</td><td>\(esc(rejected.isEmpty ? "0" : rejected))</td><td>\(stats.errors)</td>"
                 body += [l.p50, l.p90, l.p99, l.p999, l.max].map { String(format: "<td>%.2f ms</td>", $0) }.joined() + "</tr>"
             }
             body += "</table>"

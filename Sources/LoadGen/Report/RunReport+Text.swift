@@ -18,7 +18,7 @@ extension RunReport {
             guard strategies.contains(where: { ($0.operations[operation.rawValue]?.count ?? 0) > 0 }) else { continue }
             rows.append(["\(operation.rawValue) ok / rejected / errors"] + cell {
                 let s = $0.operations[operation.rawValue]
-                return "\(s?.ok ?? 0) / \(s?.rejected.values.reduce(0, +) ?? 0) / \((s?.errors ?? 0) + (s?.timeouts ?? 0))"
+                return "\(s?.ok ?? 0) / \(s?.rejected.values.reduce(0, +) ?? 0) / \(s?.errors ?? 0)"
             } + (ratio == nil ? [] : [""]))
             for (label, path) in [("p50", \LatencyPercentiles.p50), ("p99", \.p99), ("p99.9", \.p999), ("max", \.max)] {
                 rows.append(["\(operation.rawValue) \(label)"] + cell { ms($0.operations[operation.rawValue]?.latencyMilliseconds[keyPath: path] ?? 0) }

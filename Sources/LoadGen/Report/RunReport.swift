@@ -41,7 +41,9 @@ public struct OperationStats: Sendable, Codable, Equatable {
     public var count: Int
     public var ok: Int
     public var rejected: [String: Int]
+    /// Errors and timeouts: requests whose effect is unknown (indeterminate).
     public var errors: Int
+    /// The timeouts among `errors`.
     public var timeouts: Int
     public var latencyMilliseconds: LatencyPercentiles
     /// The same split by outcome: ok, rejected, error.

@@ -21,7 +21,7 @@ extension StrategyReport {
             ]
             operations[operation.rawValue] = OperationStats(
                 count: mine.count, ok: mine.count { $0.result == .ok }, rejected: rejected,
-                errors: mine.count { $0.result == .error }, timeouts: mine.count { $0.result == .timeout },
+                errors: mine.count(where: \.result.isIndeterminate), timeouts: mine.count { $0.result == .timeout },
                 latencyMilliseconds: all.percentiles, latencyByOutcomeMilliseconds: byOutcome)
             if !mine.isEmpty { curves[operation.rawValue] = all.curve }
         }
@@ -58,7 +58,7 @@ extension StrategyReport {
         case .count(let count):
             switch count {
             case .oversold: return Double(stock.oversold)
-            case .errors: return Double(operations.values.reduce(0) { $0 + $1.errors + $1.timeouts })
+            case .errors: return Double(operations.values.reduce(0) { $0 + $1.errors })
             case .timeouts: return Double(operations.values.reduce(0) { $0 + $1.timeouts })
             case .invariantsBroken: return Double(invariantsBroken)
             case .lostWrites: return Double(stock.lostWrites)

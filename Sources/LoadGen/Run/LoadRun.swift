@@ -56,7 +56,8 @@ struct LoadRun {
             if trace.neverSent { neverSent += 1 }
             if trace.cutOffWhileTrying { cutOff[drop, default: .init(users: 0, atMicroseconds: stop)].users += 1 }
         }
-        let history = ClientHistory(records: records, startedAtEpochMicroseconds: Int64(clock.startedAt.timeIntervalSince1970 * 1_000_000), cutOff: cutOff)
+        let history = ClientHistory(records: records, startedAtEpochMicroseconds: Int64(clock.startedAt.timeIntervalSince1970 * 1_000_000),
+                                    cutOff: cutOff, databaseURL: target.databaseURL, drops: dropIDs)
 
         // The sampler keeps going through the drain, so the chart shows expiries returning stock.
         try await drain(drops: dropIDs)

@@ -34,13 +34,16 @@ struct VirtualUser: Sendable {
         // Reserve, with retries.
         var attempt = 0
         var holding = false
+        var turnedAway = false
         while !holding {
             guard intended < stopMicroseconds else {
-                trace.cutOffWhileTrying = attempt > 0
+                // Still trying for stock it was told was gone (not after an error or "not started").
+                trace.cutOffWhileTrying = turnedAway
                 return trace
             }
             let answer = await send(.reserve, intended: intended, on: target, clock: clock, live: live, into: &trace)
             let policy: RetryPolicy
+            turnedAway = answer.result == .rejected(.soldOut) || answer.result == .rejected(.overloaded)
             switch answer.result {
             case .ok, .rejected(.alreadyHolding):
                 // Already holding happens after an earlier attempt timed out yet committed.

@@ -8,7 +8,7 @@ extension NodeReader {
     static let topFields = ["name", "description", "seed", "target", "strategy", "drops", "users", "limits", "thresholds"]
     static let dropFields = ["name", "priceCents", "stock", "perUserLimit", "reserveTTL", "startsIn"]
     static let userFields = ["count", "drop", "arrival", "thinkTime", "afterReserve", "onRejected", "onError"]
-    static let limitFields = ["maxDuration", "clockTolerance", "requestTimeout"]
+    static let limitFields = ["maxDuration", "clockTolerance"]
 
     mutating func scenario(_ root: Node) -> Scenario? {
         guard let top = fields(root, "", known: Self.topFields, required: ["name", "drops", "users"]) else { return nil }
@@ -166,13 +166,11 @@ extension NodeReader {
 
     private mutating func limits(_ top: Fields) -> RunLimits? {
         var limits = RunLimits(maxDurationSeconds: LoadDefaults.maxDurationSeconds,
-                               clockToleranceMilliseconds: LoadDefaults.clockToleranceMilliseconds,
-                               requestTimeoutMilliseconds: LoadDefaults.requestTimeoutMilliseconds)
+                               clockToleranceMilliseconds: LoadDefaults.clockToleranceMilliseconds)
         guard let node = top.values["limits"] else { return limits }
         guard let f = fields(node, "limits", known: Self.limitFields) else { return nil }
         if let max = duration(f, "maxDuration", in: 100...3_600_000) { limits.maxDurationSeconds = max / 1_000 }
         if let tolerance = duration(f, "clockTolerance", in: 0...10_000) { limits.clockToleranceMilliseconds = tolerance }
-        if let timeout = duration(f, "requestTimeout", in: 1...600_000) { limits.requestTimeoutMilliseconds = timeout }
         return limits
     }
 

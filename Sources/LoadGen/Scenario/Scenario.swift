@@ -135,6 +135,4 @@ public struct RunLimits: Sendable, Equatable {
     /// Slack between the database's clock and ours when the checker compares a client's
     /// answer time with the rows' times (invariant 6).
     public var clockToleranceMilliseconds: Double
-    /// A request unanswered this long is a timeout (indeterminate, as in Jepsen).
-    public var requestTimeoutMilliseconds: Double
 }

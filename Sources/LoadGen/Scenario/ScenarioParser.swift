@@ -103,25 +103,23 @@ struct NodeReader {
     }
 
     mutating func integer(_ node: Node, _ path: String, in range: ClosedRange<Int>) -> Int? {
-        guard case .scalar = node, let text = node.string, let value = Int(text.replacingOccurrences(of: "_", with: "")) else {
-            problem(at: node, path, "expected a whole number")
-            return nil
-        }
-        guard range.contains(value) else {
-            problem(at: node, path, "\(value) is out of range \(range.lowerBound)…\(range.upperBound)")
-            return nil
-        }
-        return value
+        numeric(node, path, in: range, expected: "a whole number") { Int($0) }
     }
 
     mutating func number(_ fields: Fields, _ key: String, in range: ClosedRange<Double>) -> Double? {
         guard let node = fields.values[key] else { return nil }
-        guard case .scalar = node, let text = node.string, let value = Double(text.replacingOccurrences(of: "_", with: "")), value.isFinite else {
-            problem(at: node, fields.path(key), "expected a number")
+        return numeric(node, fields.path(key), in: range, expected: "a number") { Double($0).flatMap { $0.isFinite ? $0 : nil } }
+    }
+
+    /// A scalar read by `parse` (underscores allowed as digit separators) and checked against `range`.
+    private mutating func numeric<T: Comparable>(_ node: Node, _ path: String, in range: ClosedRange<T>, expected: String,
+                                                 _ parse: (String) -> T?) -> T? {
+        guard case .scalar = node, let text = node.string, let value = parse(text.replacingOccurrences(of: "_", with: "")) else {
+            problem(at: node, path, "expected \(expected)")
             return nil
         }
         guard range.contains(value) else {
-            problem(at: node, fields.path(key), "\(value) is out of range \(range.lowerBound)…\(range.upperBound)")
+            problem(at: node, path, "\(value) is out of range \(range.lowerBound)…\(range.upperBound)")
             return nil
         }
         return value

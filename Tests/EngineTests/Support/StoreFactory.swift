@@ -1,6 +1,7 @@
 // The stores the contract suite runs against, each with a way to move its time forward.
 import Engine
 import Foundation
+import TestSupport
 
 struct StoreUnderTest: Sendable {
     let name: String

@@ -11,7 +11,7 @@ enum ScenarioFixtures {
             drops: (0..<drops).map { DropPlan(name: "Fixture \($0)", priceCents: 100, stock: stock, perUserLimit: 1, reserveTTLMilliseconds: ttlMilliseconds, startsInMilliseconds: 0) },
             populations: [Population(count: users, drop: drops == 1 ? .one(0) : .any, arrival: .burst, thinkTime: .uniform(minMilliseconds: 1, maxMilliseconds: 20),
                                      afterReserve: after, onRejected: RetryPolicy(retries: 1, backoffMilliseconds: 20), onError: .none)],
-            limits: RunLimits(maxDurationSeconds: 10, clockToleranceMilliseconds: 100, requestTimeoutMilliseconds: 10_000),
+            limits: RunLimits(maxDurationSeconds: 10, clockToleranceMilliseconds: 100),
             thresholds: [])
     }
 }
