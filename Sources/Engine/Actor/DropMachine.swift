@@ -92,40 +92,54 @@ struct DropMachine {
 
     mutating func reserve(user: UserID, now: Date) -> Admission {
         if case .recovering = phase { return enqueue(ClaimItem(.reserve, user: user), now: now) }
-        if let startsAt = drop.spec.startsAt, startsAt > now { return .answered(.reserve(.notStarted(until: startsAt))) }
-        if let hold = holds[user] { return .answered(.reserve(.alreadyHolding(reservation(hold, user: user, status: .active)))) }
-        if reservesPending.contains(user) { return .answered(.reserve(.alreadyHolding(nil))) }
-        if (purchases[user]?.count ?? 0) >= drop.spec.perUserLimit { return .answered(.reserve(.limitReached)) }
-        if availableForNewClaims <= 0 {
-            // Sold out only when every unit is committed as held or sold; while some are merely
-            // promised to claims in flight, wait for their verdict.
-            if drop.available <= 0 { return .answered(.reserve(.soldOut)) }
+        switch decideReserve(user: user, now: now) {
+        case .answer(let outcome):
+            return .answered(.reserve(outcome))
+        case .claim:
+            return enqueue(ClaimItem(.reserve, user: user), now: now)
+        case .wait:
             guard queue.count + parked.count < maxQueuedClaims else { return .answered(.reserve(.overloaded)) }
             let ticket = nextTicket
             nextTicket += 1
             parked.append(Waiting(ticket: ticket, item: ClaimItem(.reserve, user: user)))
             return .queued(ticket, [])
         }
-        return enqueue(ClaimItem(.reserve, user: user), now: now)
     }
 
-    /// Decides the parked reserves again now that a batch's verdict is in: sold out (every unit
-    /// committed), a claim for the next batch (a promised unit came back), or wait on.
+    private enum ReserveDecision {
+        case answer(ReserveOutcome)
+        /// A unit is free: the reserve joins the next batch.
+        case claim
+        /// The last free units are only promised to claims in flight: "sold out" would not be
+        /// true yet (those claims may fail), so wait for their verdict.
+        case wait
+    }
+
+    /// The one place a reserve is decided from memory, for new requests and parked ones alike.
+    private func decideReserve(user: UserID, now: Date) -> ReserveDecision {
+        if let startsAt = drop.spec.startsAt, startsAt > now { return .answer(.notStarted(until: startsAt)) }
+        if let hold = holds[user] { return .answer(.alreadyHolding(reservation(hold, user: user, status: .active))) }
+        if reservesPending.contains(user) { return .answer(.alreadyHolding(nil)) }
+        if (purchases[user]?.count ?? 0) >= drop.spec.perUserLimit { return .answer(.limitReached) }
+        if availableForNewClaims > 0 { return .claim }
+        // Sold out only when every unit is committed as held or sold.
+        return drop.available <= 0 ? .answer(.soldOut) : .wait
+    }
+
+    /// Decides the parked reserves again now that a batch's verdict is in: an answer (sold out
+    /// once every unit is committed), a claim for the next batch (a promised unit came back),
+    /// or wait on.
     private mutating func decideParked(now: Date) -> [Effect] {
         var effects: [Effect] = []
         var still: Deque<Waiting> = []
         while let waiting = parked.popFirst() {
-            let user = waiting.item.userID
-            if holds[user] != nil || reservesPending.contains(user) {
-                effects.append(.answer(waiting.ticket, .reserve(.alreadyHolding(holds[user].map { reservation($0, user: user, status: .active) }))))
-            } else if (purchases[user]?.count ?? 0) >= drop.spec.perUserLimit {
-                effects.append(.answer(waiting.ticket, .reserve(.limitReached)))
-            } else if availableForNewClaims > 0 {
+            switch decideReserve(user: waiting.item.userID, now: now) {
+            case .answer(let outcome):
+                effects.append(.answer(waiting.ticket, .reserve(outcome)))
+            case .claim:
                 queue.append(waiting)
-                reservesPending.insert(user)
-            } else if drop.available <= 0 {
-                effects.append(.answer(waiting.ticket, .reserve(.soldOut)))
-            } else {
+                reservesPending.insert(waiting.item.userID)
+            case .wait:
                 still.append(waiting)
             }
         }
