@@ -124,8 +124,7 @@ public enum Bench {
                         } catch {
                             tally.errors += 1
                         }
-                        let micros = (clock.now - sent).components
-                        tally.latencies.append(UInt32(clamping: micros.seconds * 1_000_000 + micros.attoseconds / 1_000_000_000_000))
+                        tally.latencies.append(UInt32(clamping: RunClock.microseconds(clock.now - sent)))
                     }
                     return tally
                 }
@@ -136,8 +135,7 @@ public enum Bench {
                 total.latencies += part.latencies
             }
         }
-        let elapsed = (clock.now - started).components
-        total.elapsedSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        total.elapsedSeconds = Double(RunClock.microseconds(clock.now - started)) / 1e6
         return total
     }
 }

@@ -55,8 +55,10 @@ public struct Checker: Sendable {
             """, [scope]).rows
         var oversell: [String] = [], counters: [String] = []
         var oversold = 0, sold = 0, unsold = 0
+        var dropRows: [CheckedRows.DropRow] = []
         for row in stock {
             let id = try row.int64("id"), total = try row.int("total_stock")
+            dropRows.append(CheckedRows.DropRow(id: id, totalStock: total))
             let purchases = try row.int("purchase_rows"), active = try row.int("active_rows"), purchased = try row.int("purchased_rows")
             let soldCounter = try row.int("sold"), reservedCounter = try row.int("reserved")
             sold += purchases
@@ -125,7 +127,7 @@ public struct Checker: Sendable {
         // 5 and 6 need what the clients were told.
         var lostWrites = 0
         if let history {
-            let rows = try await loadRows(pool, scope)
+            let rows = try await loadRows(pool, scope, drops: dropRows)
             let (durable, lost) = ClientHistoryCheck.acknowledgedWritesDurable(rows, history)
             lostWrites = lost
             invariants.append(durable)
@@ -142,11 +144,9 @@ public struct Checker: Sendable {
         try await pool.query(sql, parameters).rows.map { try $0.string("format") }
     }
 
-    private func loadRows(_ pool: PostgresPool, _ scope: PostgresValue) async throws -> CheckedRows {
+    /// The holds and purchases of `drops` (already read with the stock check).
+    private func loadRows(_ pool: PostgresPool, _ scope: PostgresValue, drops: [CheckedRows.DropRow]) async throws -> CheckedRows {
         let micros = "(extract(epoch FROM %@) * 1000000)::bigint"
-        let drops = try await pool.query("SELECT id, total_stock FROM drops WHERE id = ANY($1)", [scope]).rows.map {
-            CheckedRows.DropRow(id: try $0.int64("id"), totalStock: try $0.int("total_stock"))
-        }
         let reservations = try await pool.query("""
             SELECT id, drop_id, user_id, status, \(String(format: micros, "created_at")) AS created, \(String(format: micros, "ended_at")) AS ended
             FROM reservations WHERE drop_id = ANY($1)

@@ -4,32 +4,34 @@ import Foundation
 extension RunReport {
     /// Rows of the side-by-side table: a label, then one cell per strategy, then the ratio.
     var comparisonRows: [[String]] {
-        func cell(_ f: (StrategyReport) -> String) -> [String] { strategies.map(f) }
         func ms(_ v: Double) -> String { String(format: "%.2f ms", v) }
         func count(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : String(format: "%.1f", v) }
-        let ratio = comparison
-        var rows: [[String]] = [
-            ["", ] + strategies.map(\.strategy.rawValue) + (ratio == nil ? [] : ["actor/rowlock"]),
-            ["duration"] + cell { String(format: "%.2f s", $0.durationSeconds) } + (ratio.map { [String(format: "%.2fx faster", $0.durationRatio)] } ?? []),
-            ["committed claims/s"] + cell { count($0.throughput.committedClaimsPerSecond) } + (ratio.map { [String(format: "%.1fx", $0.committedClaimsPerSecondRatio)] } ?? []),
-            ["requests/s"] + cell { count($0.throughput.requestsPerSecond) } + (ratio.map { [String(format: "%.1fx", $0.requestsPerSecondRatio)] } ?? []),
-        ]
+        var rows: [[String]] = [[""] + strategies.map(\.strategy.rawValue) + (comparison == nil ? [] : ["actor/rowlock"])]
+        /// A label, a cell per strategy, and (with both strategies) the ratio cell.
+        func row(_ label: String, ratio: (StrategyComparison) -> String = { _ in "" }, _ cell: (StrategyReport) -> String) {
+            rows.append([label] + strategies.map(cell) + (comparison.map { [ratio($0)] } ?? []))
+        }
+        row("duration", ratio: { String(format: "%.2fx faster", $0.durationRatio) }) { String(format: "%.2f s", $0.durationSeconds) }
+        row("committed claims/s", ratio: { String(format: "%.1fx", $0.committedClaimsPerSecondRatio) }) { count($0.throughput.committedClaimsPerSecond) }
+        row("requests/s", ratio: { String(format: "%.1fx", $0.requestsPerSecondRatio) }) { count($0.throughput.requestsPerSecond) }
         for operation in OperationKind.allCases {
             guard strategies.contains(where: { ($0.operations[operation.rawValue]?.count ?? 0) > 0 }) else { continue }
-            rows.append(["\(operation.rawValue) ok / rejected / errors"] + cell {
+            row("\(operation.rawValue) ok / rejected / errors") {
                 let s = $0.operations[operation.rawValue]
                 return "\(s?.ok ?? 0) / \(s?.rejected.values.reduce(0, +) ?? 0) / \(s?.errors ?? 0)"
-            } + (ratio == nil ? [] : [""]))
+            }
             for (label, path) in [("p50", \LatencyPercentiles.p50), ("p99", \.p99), ("p99.9", \.p999), ("max", \.max)] {
-                rows.append(["\(operation.rawValue) \(label)"] + cell { ms($0.operations[operation.rawValue]?.latencyMilliseconds[keyPath: path] ?? 0) }
-                            + (ratio == nil ? [] : [operation == .reserve && label == "p99" ? String(format: "%.1fx lower", ratio!.p99ReserveLatencyRatio) : ""]))
+                let showsRatio = operation == .reserve && label == "p99"
+                row("\(operation.rawValue) \(label)", ratio: { showsRatio ? String(format: "%.1fx lower", $0.p99ReserveLatencyRatio) : "" }) {
+                    ms($0.operations[operation.rawValue]?.latencyMilliseconds[keyPath: path] ?? 0)
+                }
             }
         }
-        rows.append(["sold / total"] + cell { "\($0.stock.sold) / \($0.stock.total)" } + (ratio == nil ? [] : [""]))
-        rows.append(["oversold"] + cell { "\($0.stock.oversold)" } + (ratio == nil ? [] : [""]))
-        rows.append(["users arrived / dropped / late sends"] + cell { "\($0.users.arrived) / \($0.users.droppedSends) / \($0.users.lateSends)" } + (ratio == nil ? [] : [""]))
-        rows.append(["invariants"] + cell { $0.invariantsBroken == 0 ? "all \($0.invariants.filter(\.checked).count) hold" : "\($0.invariantsBroken) BROKEN" } + (ratio == nil ? [] : [""]))
-        rows.append(["thresholds"] + cell { s in s.thresholds.isEmpty ? "none" : "\(s.thresholds.filter(\.ok).count)/\(s.thresholds.count) pass" } + (ratio == nil ? [] : [""]))
+        row("sold / total") { "\($0.stock.sold) / \($0.stock.total)" }
+        row("oversold") { "\($0.stock.oversold)" }
+        row("users arrived / dropped / late sends") { "\($0.users.arrived) / \($0.users.droppedSends) / \($0.users.lateSends)" }
+        row("invariants") { $0.invariantsBroken == 0 ? "all \($0.invariants.filter(\.checked).count) hold" : "\($0.invariantsBroken) BROKEN" }
+        row("thresholds") { s in s.thresholds.isEmpty ? "none" : "\(s.thresholds.filter(\.ok).count)/\(s.thresholds.count) pass" }
         return rows
     }
 

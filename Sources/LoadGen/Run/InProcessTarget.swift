@@ -28,7 +28,7 @@ public final class InProcessTarget: LoadTarget {
             case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
             }
         } catch {
-            return Answer(.error("\(error)"))
+            return Answer(.error)
         }
     }
 
@@ -39,7 +39,7 @@ public final class InProcessTarget: LoadTarget {
             case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
             }
         } catch {
-            return Answer(.error("\(error)"))
+            return Answer(.error)
         }
     }
 
@@ -50,7 +50,7 @@ public final class InProcessTarget: LoadTarget {
             case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
             }
         } catch {
-            return Answer(.error("\(error)"))
+            return Answer(.error)
         }
     }
 

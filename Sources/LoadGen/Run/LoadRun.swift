@@ -43,7 +43,11 @@ struct LoadRun {
         let clock = RunClock()
         let stop = Int64(scenario.limits.maxDurationSeconds * 1_000_000)
 
-        let ticker = Task { await tick(clock: clock, drops: dropIDs) }
+        // One connection of the harness's own watches the run: stock samples, the drain, the
+        // checker. A target's queue (the rowlock pool's backlog) must not starve them.
+        let observer = PostgresPool(url: target.databaseURL, size: 1)
+        defer { Task { await observer.close() } }
+        let ticker = Task { await tick(clock: clock, drops: dropIDs, observer: observer) }
         let traces = await launch(users, clock: clock, stopMicroseconds: stop)
         let loadEnded = clock.nowMicroseconds
 
@@ -60,11 +64,11 @@ struct LoadRun {
                                     cutOff: cutOff, databaseURL: target.databaseURL, drops: dropIDs)
 
         // The sampler keeps going through the drain, so the chart shows expiries returning stock.
-        try await drain(drops: dropIDs)
+        try await drain(drops: dropIDs, observer: observer)
         ticker.cancel()
         let samples = await ticker.value
         let check = try await Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
-            .check(databaseURL: target.databaseURL, drops: dropIDs, history: history)
+            .check(pool: observer, drops: dropIDs, history: history)
         let lastAnswer = records.map(\.answeredMicroseconds).max() ?? loadEnded
         return StrategyRun(
             strategy: target.strategy, databaseURL: target.databaseURL, drops: dropIDs,
@@ -122,14 +126,12 @@ struct LoadRun {
     }
 
     /// Once a second until cancelled: the progress line and the available stock of the run's
-    /// drops, read from the database on a connection of its own (a target's queue, such as the
-    /// rowlock pool's backlog, must not starve the samples).
-    private func tick(clock: RunClock, drops: [DropID]) async -> [StockSample] {
-        let pool = PostgresPool(url: target.databaseURL, size: 1)
+    /// drops, read from the database.
+    private func tick(clock: RunClock, drops: [DropID], observer: PostgresPool) async -> [StockSample] {
         var samples: [StockSample] = []
         var previous = live.snapshot
         while !Task.isCancelled {
-            let rows = try? await pool.query(
+            let rows = try? await observer.query(
                 "SELECT coalesce(sum(greatest(total_stock - sold - reserved, 0)), 0)::bigint AS available FROM drops WHERE id = ANY($1)",
                 [.int64Array(drops)])
             let available = (try? rows?.first?.int("available")) ?? nil
@@ -140,19 +142,16 @@ struct LoadRun {
             previous = now
             try? await Task.sleep(for: .milliseconds(LoadDefaults.stockSampleMilliseconds))
         }
-        await pool.close()
         return samples
     }
 
     /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most
     /// the longest TTL plus slack: invariant 4 is then checked on a settled database.
-    private func drain(drops: [DropID]) async throws {
+    private func drain(drops: [DropID], observer: PostgresPool) async throws {
         let longestTTL = scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(longestTTL + LoadDefaults.drainSlackMilliseconds))
-        let pool = PostgresPool(url: target.databaseURL, size: 1)
-        defer { Task { await pool.close() } }
         while ContinuousClock.now < deadline {
-            let active = try await pool.query(
+            let active = try await observer.query(
                 "SELECT count(*) AS n FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE'", [.int64Array(drops)]).first?.int("n") ?? 0
             if active == 0 { return }
             try await Task.sleep(for: .milliseconds(100))

@@ -10,28 +10,14 @@ public enum OperationKind: String, Sendable, Codable, CaseIterable {
 }
 
 public struct Answer: Sendable, Equatable {
-    public enum Result: Sendable, Equatable {
-        case ok
-        case rejected(RejectionCode)
-        /// The request failed; whether it took effect is unknown (indeterminate).
-        case error(String)
-        /// No answer within the request timeout: indeterminate as well.
-        case timeout
-    }
-
-    public var result: Result
+    /// Recorded as is in the run's history: ok, a rejection code, or an error or timeout
+    /// (indeterminate: whether it took effect is unknown).
+    public var result: OperationRecord.Result
     /// The reservation a reserve created (or a cancel ended, or a purchase completed).
     public var reservationID: ReservationID?
     public var purchaseID: PurchaseID?
 
-    public var isIndeterminate: Bool {
-        switch result {
-        case .error, .timeout: true
-        case .ok, .rejected: false
-        }
-    }
-
-    public init(_ result: Result, reservationID: ReservationID? = nil, purchaseID: PurchaseID? = nil) {
+    public init(_ result: OperationRecord.Result, reservationID: ReservationID? = nil, purchaseID: PurchaseID? = nil) {
         self.result = result
         self.reservationID = reservationID
         self.purchaseID = purchaseID

@@ -73,7 +73,7 @@ struct VirtualUser: Sendable {
         attempt = 0
         while intended < stopMicroseconds {
             let answer = await send(operation, intended: intended, on: target, clock: clock, live: live, into: &trace)
-            guard answer.isIndeterminate, attempt < behaviour.onError.retries else { break }
+            guard answer.result.isIndeterminate, attempt < behaviour.onError.retries else { break }
             // A retried purchase carries the same idempotency key: never two purchases.
             intended = clock.nowMicroseconds + Int64(behaviour.onError.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
             attempt += 1
@@ -94,15 +94,9 @@ struct VirtualUser: Sendable {
         case .purchase: answer = await target.purchase(drop: drop, user: user, idempotencyKey: "u\(user)-d\(drop)")
         case .cancel: answer = await target.cancel(drop: drop, user: user)
         }
-        let result: OperationRecord.Result = switch answer.result {
-        case .ok: .ok
-        case .rejected(let code): .rejected(code)
-        case .error: .error
-        case .timeout: .timeout
-        }
-        live.record(result, operation)
+        live.record(answer.result, operation)
         trace.records.append(OperationRecord(
-            operation: operation, result: result, user: user, drop: drop, reservationID: answer.reservationID, purchaseID: answer.purchaseID,
+            operation: operation, result: answer.result, user: user, drop: drop, reservationID: answer.reservationID, purchaseID: answer.purchaseID,
             intendedMicroseconds: intended, sentMicroseconds: sent, answeredMicroseconds: clock.nowMicroseconds))
         return answer
     }
