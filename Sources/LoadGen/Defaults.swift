@@ -19,3 +19,13 @@ public enum LoadDefaults {
     /// Scheduler granularity: arrivals due within this window are started together.
     public static let schedulerTickMicroseconds = 500
 }
+
+extension LoadDefaults {
+    /// Keep-alive connections to a server target. The server answers a connection's requests
+    /// one at a time, so this is the most claims it can batch at once from this generator.
+    public static let httpConnections = 128
+    /// A request without a reply after this is recorded as a timeout (indeterminate).
+    public static let httpRequestTimeoutMilliseconds = 10_000
+    /// Virtual users' tokens outlive any run (maxDuration is capped at an hour).
+    public static let tokenLifetimeSeconds: Double = 4 * 3_600
+}

@@ -19,6 +19,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Override every drop's stock.") var stock: Int?
     @Option(help: "Override the run's maximum duration, in seconds.") var duration: Double?
     @Option(help: "Connections of the rowlock strategy's pool.") var poolSize = Defaults.rowLockPoolSize
+    @Option(help: "Keep-alive connections to a server target.") var connections = LoadDefaults.httpConnections
+    @Option(help: "Per-request deadline for a server target, in milliseconds (a miss is a timeout).") var timeoutMs = LoadDefaults.httpRequestTimeoutMilliseconds
     @Flag(help: "Also write each strategy's client history (for `stockdrop check --history`).") var keepHistory = false
 
     func run() async throws {
@@ -47,8 +49,15 @@ struct RunCommand: AsyncParsableCommand {
         }
         let scenario = parsed.overriding(users: users.map { max(1, $0) }, stock: stock, durationSeconds: duration, seed: seed,
                                          strategies: strategy?.strategies, target: targetChoice)
-        let options = RunOptions(strategies: scenario.strategies, databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"],
-                                 rowLockPoolSize: poolSize, keepHistory: keepHistory)
+        guard (1...10_000).contains(connections), (1...600_000).contains(timeoutMs) else {
+            FileHandle.standardError.write(Data("--connections must be 1…10000 and --timeout-ms 1…600000\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
+        let environment = ProcessInfo.processInfo.environment
+        let options = RunOptions(strategies: scenario.strategies, databaseURL: environment["DATABASE_URL"],
+                                 rowLockPoolSize: poolSize, keepHistory: keepHistory,
+                                 http: HTTPTargetOptions(secret: environment["STOCKDROP_JWT_SECRET"] ?? "", connections: connections, timeoutMilliseconds: timeoutMs),
+                                 strategiesExplicit: strategy != nil)
         let interactive = isatty(STDERR_FILENO) == 1
         print("\(scenario.name): \(scenario.userCount) users, \(scenario.drops.count) drop(s), \(scenario.drops.reduce(0) { $0 + $1.stock }) units, strategies \(scenario.strategies.map(\.rawValue).joined(separator: ", ")), seed \(scenario.seed)")
         let outcome: RunOutcome
@@ -57,6 +66,9 @@ struct RunCommand: AsyncParsableCommand {
                 let line = tick.line(strategy: strategy)
                 FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
             }
+        } catch let error as RunError {
+            FileHandle.standardError.write(Data("\nrun failed: \(error)\n".utf8))
+            throw ExitCode(error.exitCode)
         } catch {
             FileHandle.standardError.write(Data("\nrun failed: \(error)\n".utf8))
             throw ExitCode(ExitStatus.unavailable)

@@ -77,6 +77,13 @@ public final class ActorEngine: StoreBackedInventory {
         return await actor.activeHoldCount
     }
 
+    /// Claims waiting for a batch across every active drop (the queue depth operators watch).
+    public func queuedClaims() async -> Int {
+        var total = 0
+        for actor in activeActors() { total += await actor.queuedClaimCount }
+        return total
+    }
+
     // MARK: - Registry
 
     private func activeActors() -> [DropActor] {

@@ -72,6 +72,9 @@ actor DropActor {
         timerAt = nil
     }
 
+    /// Claims waiting for a batch (queued or parked), for the server's queue-depth gauge.
+    var queuedClaimCount: Int { machine.queuedCount }
+
     var activeHoldCount: Int { machine.activeHoldCount }
     var queuedCount: Int { machine.queuedCount }
 

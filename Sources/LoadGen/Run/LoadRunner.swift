@@ -12,12 +12,20 @@ public struct RunOptions: Sendable {
     public var rowLockPoolSize: Int
     /// Keep each strategy's client history (every request and answer) for `check --history`.
     public var keepHistory: Bool
+    /// How to reach a server target (its secret, connections, deadline); nil for in-process.
+    public var http: HTTPTargetOptions?
+    /// Whether the strategies were asked for on the command line. A server runs one strategy:
+    /// asked-for strategies must match it, the scenario's own are replaced by it.
+    public var strategiesExplicit: Bool
 
-    public init(strategies: [Strategy], databaseURL: String?, rowLockPoolSize: Int = Defaults.rowLockPoolSize, keepHistory: Bool = false) {
+    public init(strategies: [Strategy], databaseURL: String?, rowLockPoolSize: Int = Defaults.rowLockPoolSize, keepHistory: Bool = false,
+                http: HTTPTargetOptions? = nil, strategiesExplicit: Bool = false) {
         self.strategies = strategies
         self.databaseURL = databaseURL
         self.rowLockPoolSize = rowLockPoolSize
         self.keepHistory = keepHistory
+        self.http = http
+        self.strategiesExplicit = strategiesExplicit
     }
 }
 
@@ -41,8 +49,12 @@ public enum LoadRunner {
         let startedAt = Date()
         var reports: [StrategyReport] = []
         var histories: [String: ClientHistory] = [:]
-        for strategy in options.strategies {
-            let target = try await makeTarget(scenario.target, strategy: strategy, options: options)
+        // A server runs one strategy, connected up front; in-process, one fresh engine each.
+        var server: HTTPTarget?
+        if case .server(let url) = scenario.target { server = try await serverTarget(url, options: options) }
+        for strategy in server.map({ [$0.strategy] }) ?? options.strategies {
+            let target: any LoadTarget
+            if let server { target = server } else { target = try await makeTarget(strategy: strategy, options: options) }
             do {
                 let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters()) { progress(strategy, $0) }.run()
                 await target.close()
@@ -73,14 +85,24 @@ public enum LoadRunner {
             durationRatio: ratio(rowlock.durationSeconds, actor.durationSeconds))
     }
 
-    static func makeTarget(_ choice: TargetChoice, strategy: Strategy, options: RunOptions) async throws -> any LoadTarget {
-        switch choice {
-        case .inProcess:
-            let url = try await FreshDatabase.url(for: "run", strategy, configured: options.databaseURL)
-            return InProcessTarget(strategy: strategy, databaseURL: url, rowLockPoolSize: options.rowLockPoolSize)
-        case .server(let url):
-            throw EngineError(.storeUnavailable, "the HTTP target (\(url.absoluteString)) arrives with `stockdrop serve`; use target: inprocess")
+    static func makeTarget(strategy: Strategy, options: RunOptions) async throws -> any LoadTarget {
+        let url = try await FreshDatabase.url(for: "run", strategy, configured: options.databaseURL)
+        return InProcessTarget(strategy: strategy, databaseURL: url, rowLockPoolSize: options.rowLockPoolSize)
+    }
+
+    /// A running server: the checker reads its database (DATABASE_URL, else the embedded one
+    /// that `stockdrop serve` uses by default); the run's drops keep it apart from other rows.
+    static func serverTarget(_ url: URL, options: RunOptions) async throws -> HTTPTarget {
+        guard let http = options.http, !http.secret.isEmpty else {
+            throw RunError.usage("a server target needs the server's STOCKDROP_JWT_SECRET to mint its users' tokens")
         }
+        let databaseURL = try await Database.prepare(environment: options.databaseURL.map { ["DATABASE_URL": $0] } ?? [:])
+        let target = try await HTTPTarget.connect(url, databaseURL: databaseURL, options: http)
+        if options.strategiesExplicit, options.strategies != [target.strategy] {
+            await target.close()
+            throw RunError.usage("the server at \(url.absoluteString) runs \(target.strategy.rawValue); a server runs one strategy, start one per strategy")
+        }
+        return target
     }
 }
 

@@ -1,0 +1,214 @@
+// A lean HTTP/1.1 client for the load generator: a fixed set of keep-alive connections on
+// NIO, requests spread round-robin and pipelined on each (the server answers a connection's
+// requests in order), a deadline per request, and a reconnect when a connection drops.
+// Latency is still measured by the caller from the intended send time, so waiting here for
+// a busy connection is part of what a user would have felt.
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+public struct HTTPReply: Sendable {
+    public let status: Int
+    public let body: ByteBuffer
+}
+
+public struct HTTPClientError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable { case timeout, connection }
+    public let kind: Kind
+    public let message: String
+    public var description: String { message }
+}
+
+public final class HTTPConnectionPool: Sendable {
+    let host: String
+    let port: Int
+    private let group: any EventLoopGroup
+    private let connections: [Connection]
+    private let nextConnection = Atomic<Int>(0)
+    private let timeout: TimeAmount
+
+    public init(host: String, port: Int, connections: Int, timeoutMilliseconds: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.host = host
+        self.port = port
+        self.group = group
+        self.timeout = .milliseconds(Int64(timeoutMilliseconds))
+        self.connections = (0..<max(1, connections)).map { _ in Connection() }
+    }
+
+    /// Sends one request and waits for its reply, a connection failure, or the deadline.
+    public func send(method: HTTPMethod, path: String, headers: [(String, String)] = [], body: ByteBuffer? = nil) async throws -> HTTPReply {
+        let index = nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count
+        let channel = try await channel(of: connections[index])
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+        head.headers.add(name: "Host", value: "\(host):\(port)")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        head.headers.add(name: "Content-Length", value: String(body?.readableBytes ?? 0))
+        let slot = ReplySlot()
+        let timeout = self.timeout
+        return try await withCheckedThrowingContinuation { continuation in
+            slot.arm(continuation)
+            let deadline = channel.eventLoop.scheduleTask(in: timeout) {
+                slot.resolve(.failure(HTTPClientError(kind: .timeout, message: "no reply within \(timeout.nanoseconds / 1_000_000) ms")))
+            }
+            slot.onResolve { deadline.cancel() }
+            channel.writeAndFlush(PendingRequest(head: head, body: body, slot: slot)).whenFailure { error in
+                slot.resolve(.failure(HTTPClientError(kind: .connection, message: "write failed: \(error)")))
+            }
+        }
+    }
+
+    public func close() async {
+        for connection in connections {
+            if let channel = connection.current() { try? await channel.close() }
+        }
+    }
+
+    private func channel(of connection: Connection) async throws -> any Channel {
+        if let channel = connection.current(), channel.isActive { return channel }
+        let future: EventLoopFuture<any Channel> = connection.connecting { [group, host, port] in
+            ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(ResponseHandler())
+                    }
+                }
+                .connect(host: host, port: port)
+        }
+        do {
+            return try await future.get()
+        } catch {
+            connection.failed(future)
+            throw HTTPClientError(kind: .connection, message: "cannot connect to \(host):\(port): \(error)")
+        }
+    }
+}
+
+/// One keep-alive connection, (re)connected on demand; concurrent callers share one attempt.
+final class Connection: Sendable {
+    private enum State { case none, connecting(EventLoopFuture<any Channel>), connected(any Channel) }
+    private let state = Mutex<State>(.none)
+
+    func current() -> (any Channel)? {
+        state.withLock { if case .connected(let channel) = $0 { channel } else { nil } }
+    }
+
+    func connecting(_ connect: () -> EventLoopFuture<any Channel>) -> EventLoopFuture<any Channel> {
+        state.withLock { state in
+            switch state {
+            case .connecting(let future): return future
+            case .connected(let channel) where channel.isActive: return channel.eventLoop.makeSucceededFuture(channel)
+            default:
+                let future = connect()
+                state = .connecting(future)
+                future.whenSuccess { [weak self] channel in self?.state.withLock { $0 = .connected(channel) } }
+                return future
+            }
+        }
+    }
+
+    func failed(_ future: EventLoopFuture<any Channel>) {
+        state.withLock { state in
+            if case .connecting(let pending) = state, pending === future { state = .none }
+        }
+    }
+}
+
+/// Where one request's reply lands: the first of reply, failure and deadline wins.
+final class ReplySlot: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<HTTPReply, any Error>?
+        var onResolve: (@Sendable () -> Void)?
+        var resolved = false
+    }
+    private let state = Mutex(State())
+
+    func arm(_ continuation: CheckedContinuation<HTTPReply, any Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func onResolve(_ action: @escaping @Sendable () -> Void) {
+        let already = state.withLock { state -> Bool in
+            if !state.resolved { state.onResolve = action }
+            return state.resolved
+        }
+        if already { action() }
+    }
+
+    func resolve(_ result: Result<HTTPReply, any Error>) {
+        let taken = state.withLock { state -> (CheckedContinuation<HTTPReply, any Error>?, (@Sendable () -> Void)?) in
+            guard !state.resolved else { return (nil, nil) }
+            state.resolved = true
+            defer { state.continuation = nil; state.onResolve = nil }
+            return (state.continuation, state.onResolve)
+        }
+        taken.1?()
+        taken.0?.resume(with: result)
+    }
+}
+
+struct PendingRequest: Sendable {
+    let head: HTTPRequestHead
+    let body: ByteBuffer?
+    let slot: ReplySlot
+}
+
+/// Writes pipelined requests and matches replies to them in order.
+final class ResponseHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = PendingRequest
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private var waiting: [ReplySlot] = []
+    private var waitingStart = 0
+    private var status = 0
+    private var body: ByteBuffer?
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = unwrapOutboundIn(data)
+        waiting.append(request.slot)
+        context.write(wrapOutboundOut(.head(request.head)), promise: nil)
+        if let body = request.body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            status = Int(head.status.code)
+            body = nil
+        case .body(var part):
+            if body == nil { body = part } else { body!.writeBuffer(&part) }
+        case .end:
+            guard waitingStart < waiting.count else { return }
+            let slot = waiting[waitingStart]
+            waitingStart += 1
+            if waitingStart > 1_024, waitingStart * 2 > waiting.count {
+                waiting.removeFirst(waitingStart)
+                waitingStart = 0
+            }
+            slot.resolve(.success(HTTPReply(status: status, body: body ?? ByteBuffer())))
+            body = nil
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll("the server closed the connection")
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll("connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ message: String) {
+        let pending = waiting[waitingStart...]
+        waiting = []
+        waitingStart = 0
+        for slot in pending { slot.resolve(.failure(HTTPClientError(kind: .connection, message: message))) }
+    }
+}

@@ -1,0 +1,136 @@
+// A running `stockdrop serve` as the load target: the same operations over the HTTP API,
+// answered by status and stable error code. Anything that is not a clear answer (a 5xx
+// other than `overloaded`, a 429, a dropped connection) is recorded as an error, and a
+// missed deadline as a timeout: both indeterminate for the checker, as in Jepsen.
+import Engine
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+public struct HTTPTargetOptions: Sendable {
+    public var secret: String
+    public var connections: Int
+    public var timeoutMilliseconds: Int
+
+    public init(secret: String, connections: Int = LoadDefaults.httpConnections, timeoutMilliseconds: Int = LoadDefaults.httpRequestTimeoutMilliseconds) {
+        self.secret = secret
+        self.connections = connections
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
+}
+
+public final class HTTPTarget: LoadTarget {
+    public let strategy: Strategy
+    public let databaseURL: String
+    public let url: URL
+    private let pool: HTTPConnectionPool
+    private let tokens: TokenMinter
+
+    /// Connects, asks the server which strategy it runs (`/health`) and that it is ready.
+    public static func connect(_ url: URL, databaseURL: String, options: HTTPTargetOptions) async throws -> HTTPTarget {
+        guard url.scheme == "http", let host = url.host else {
+            throw RunError.usage("--target \(url.absoluteString): only http:// URLs are supported (put TLS in front with a proxy)")
+        }
+        let pool = HTTPConnectionPool(host: host, port: url.port ?? 80, connections: options.connections, timeoutMilliseconds: options.timeoutMilliseconds)
+        do {
+            let health = try await pool.send(method: .GET, path: "/health")
+            struct Health: Decodable { let strategy: Strategy }
+            guard health.status == 200, let strategy = try? JSONDecoder().decode(Health.self, from: Data(health.body.readableBytesView)).strategy else {
+                throw RunError.unavailable("\(url.absoluteString)/health answered \(health.status); is it a stockdrop server?")
+            }
+            let ready = try await pool.send(method: .GET, path: "/ready")
+            guard ready.status == 200 else {
+                throw RunError.unavailable("\(url.absoluteString)/ready answered \(ready.status): \(String(buffer: ready.body))")
+            }
+            let tokens = await TokenMinter(secret: options.secret, lifetimeSeconds: LoadDefaults.tokenLifetimeSeconds)
+            return HTTPTarget(url: url, strategy: strategy, databaseURL: databaseURL, pool: pool, tokens: tokens)
+        } catch let error as HTTPClientError {
+            await pool.close()
+            throw RunError.unavailable("\(url.absoluteString): \(error)")
+        } catch {
+            await pool.close()
+            throw error
+        }
+    }
+
+    private init(url: URL, strategy: Strategy, databaseURL: String, pool: HTTPConnectionPool, tokens: TokenMinter) {
+        self.url = url
+        self.strategy = strategy
+        self.databaseURL = databaseURL
+        self.pool = pool
+        self.tokens = tokens
+    }
+
+    /// The admin that creates the run's drops (an id far from virtual users').
+    static let adminUser: UserID = 9_000_000_000_000
+
+    public func createDrop(_ spec: DropSpec) async throws -> DropID {
+        struct Body: Encodable {
+            let name: String; let priceCents: Int64; let totalStock: Int; let startsAt: String?; let perUserLimit: Int; let reserveTTLMilliseconds: Int
+        }
+        let body = Body(name: spec.name, priceCents: spec.priceCents, totalStock: spec.totalStock,
+                        startsAt: spec.startsAt.map { $0.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)) },
+                        perUserLimit: spec.perUserLimit, reserveTTLMilliseconds: spec.reserveTTLMilliseconds)
+        let token = try await tokens.token(for: Self.adminUser, role: "admin")
+        let reply = try await pool.send(method: .POST, path: "/v1/drops", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
+                                        body: ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        struct Created: Decodable { let id: DropID }
+        guard reply.status == 201, let created = try? JSONDecoder().decode(Created.self, from: Data(reply.body.readableBytesView)) else {
+            throw RunError.unavailable("creating drop \(spec.name) answered \(reply.status): \(String(buffer: reply.body))")
+        }
+        return created.id
+    }
+
+    public func reserve(drop: DropID, user: UserID) async -> Answer {
+        await call(.POST, "/v1/drops/\(drop)/reserve", user: user, success: 201) { (body: Reply) in Answer(.ok, reservationID: body.id) }
+    }
+
+    public func purchase(drop: DropID, user: UserID, idempotencyKey: String) async -> Answer {
+        await call(.POST, "/v1/drops/\(drop)/purchase", user: user, headers: [("Idempotency-Key", idempotencyKey)], success: 201, 200) { (body: Reply) in
+            Answer(.ok, reservationID: body.reservationId, purchaseID: body.id)
+        }
+    }
+
+    public func cancel(drop: DropID, user: UserID) async -> Answer {
+        await call(.DELETE, "/v1/drops/\(drop)/reservation", user: user, success: 200) { (body: Reply) in Answer(.ok, reservationID: body.id) }
+    }
+
+    public func close() async {
+        await pool.close()
+    }
+
+    /// What a success body carries that the history needs: a reservation's or a purchase's ids.
+    struct Reply: Decodable {
+        let id: Int64
+        let reservationId: Int64?
+    }
+
+    struct ErrorReply: Decodable {
+        struct Detail: Decodable { let code: String }
+        let error: Detail
+    }
+
+    private func call(_ method: HTTPMethod, _ path: String, user: UserID, headers: [(String, String)] = [], success: Int...,
+                      answer: (Reply) -> Answer) async -> Answer {
+        do {
+            let token = try await tokens.token(for: user)
+            let reply = try await pool.send(method: method, path: path, headers: [("Authorization", "Bearer \(token)")] + headers)
+            let data = Data(reply.body.readableBytesView)
+            if success.contains(reply.status) {
+                guard let body = try? JSONDecoder().decode(Reply.self, from: data) else { return Answer(.error) }
+                return answer(body)
+            }
+            // Only the codes a claim's outcome has are answers; the rest (rate limited,
+            // unavailable, shutting down, internal) leave the outcome unknown.
+            if [404, 409, 503].contains(reply.status), let code = try? JSONDecoder().decode(ErrorReply.self, from: data).error.code,
+               let rejection = RejectionCode(rawValue: code) {
+                return Answer(.rejected(rejection))
+            }
+            return Answer(.error)
+        } catch let error as HTTPClientError where error.kind == .timeout {
+            return Answer(.timeout)
+        } catch {
+            return Answer(.error)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+// Bearer tokens for virtual users, signed with the server's shared secret (HS256) in the
+// claims shape `stockdrop serve` verifies: sub (user id), name, role, exp, iat. LoadGen talks
+// to the server over the network only, so it mints its own rather than importing Server.
+import Engine
+import Foundation
+import JWTKit
+import Synchronization
+
+final class TokenMinter: Sendable {
+    struct Claims: JWTPayload {
+        var sub: SubjectClaim
+        var name: String
+        var role: String
+        var exp: ExpirationClaim
+        var iat: IssuedAtClaim
+        func verify(using algorithm: some JWTAlgorithm) async throws { try exp.verifyNotExpired() }
+    }
+
+    private let keys = JWTKeyCollection()
+    private let tokens = Mutex<[UserID: String]>([:])
+    private let lifetimeSeconds: TimeInterval
+
+    init(secret: String, lifetimeSeconds: TimeInterval) async {
+        self.lifetimeSeconds = lifetimeSeconds
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+    }
+
+    /// The user's token, minted once per run.
+    func token(for user: UserID, role: String = "user") async throws -> String {
+        if let token = tokens.withLock({ $0[user] }) { return token }
+        let now = Date()
+        let token = try await keys.sign(Claims(sub: SubjectClaim(value: String(user)), name: "\(role) \(user)", role: role,
+                                               exp: ExpirationClaim(value: now.addingTimeInterval(lifetimeSeconds)), iat: IssuedAtClaim(value: now)))
+        tokens.withLock { $0[user] = token }
+        return token
+    }
+}

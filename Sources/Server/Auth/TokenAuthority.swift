@@ -1,0 +1,76 @@
+// Mints and verifies bearer tokens with the shared secret (HS256). Verified tokens are cached
+// until they expire, so a buyer's next requests skip the parse and HMAC; a forged or altered
+// token never matches a cached string, and expiry is re-checked on every hit.
+import Engine
+import Foundation
+import JWTKit
+import Synchronization
+
+public struct TokenError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+public final class TokenAuthority: Sendable {
+    /// Shortest secret accepted: RFC 7518 §3.2 requires an HS256 key at least as long as the
+    /// hash output (32 bytes), and jwt-kit asserts it.
+    public static let minimumSecretBytes = 32
+
+    private let keys: JWTKeyCollection
+    private let clock: any WallClock
+    private let cacheCapacity: Int
+    private let cache = Mutex<[String: (caller: Caller, expiresAt: Date)]>([:])
+
+    public init(secret: String, clock: any WallClock = SystemClock(), cacheCapacity: Int = ServerDefaults.verifiedTokenCacheEntries) async throws {
+        guard secret.utf8.count >= Self.minimumSecretBytes else {
+            throw TokenError(message: "the JWT secret must be at least \(Self.minimumSecretBytes) bytes")
+        }
+        keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        self.clock = clock
+        self.cacheCapacity = cacheCapacity
+    }
+
+    /// A random secret for `serve --dev`: 32 bytes, hex.
+    public static func generateSecret() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    public func mint(_ caller: Caller, lifetimeSeconds: Int = ServerDefaults.tokenLifetimeSeconds) async throws -> String {
+        let now = clock.now()
+        let claims = TokenClaims(sub: SubjectClaim(value: String(caller.userID)), name: caller.name, role: caller.role,
+                                 exp: ExpirationClaim(value: now.addingTimeInterval(TimeInterval(lifetimeSeconds))),
+                                 iat: IssuedAtClaim(value: now))
+        return try await keys.sign(claims)
+    }
+
+    /// The token's caller; throws `TokenError` for a forged, malformed or expired token.
+    public func verify(_ token: String) async throws -> Caller {
+        let now = clock.now()
+        if let hit = cache.withLock({ $0[token] }), hit.expiresAt > now { return hit.caller }
+        let claims: TokenClaims
+        do {
+            claims = try await keys.verify(token, as: TokenClaims.self)
+        } catch {
+            throw TokenError(message: Self.reason(error))
+        }
+        guard let caller = claims.caller else { throw TokenError(message: "the token's subject is not a user id") }
+        // jwt-kit checked expiry against the system clock; ours is the one tests drive.
+        guard claims.exp.value > now else { throw TokenError(message: "the token has expired") }
+        cache.withLock { cache in
+            if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
+            cache[token] = (caller, claims.exp.value)
+        }
+        return caller
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        guard let jwtError = error as? JWTError else { return "the token is malformed" }
+        switch jwtError.errorType {
+        case .claimVerificationFailure: return "the token has expired"
+        case .signatureVerificationFailed: return "the token's signature is invalid"
+        default: return "the token is malformed"
+        }
+    }
+}

@@ -1,0 +1,82 @@
+// The engine as a long-lived service: it owns the database pool and the inventory of the
+// chosen strategy, answers readiness, and on graceful shutdown (after the HTTP server has
+// stopped accepting and answered its requests) lets batches in flight commit, then closes.
+import Engine
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+public final class EngineHost: Service {
+    public let inventory: any Inventory
+    public let strategy: Strategy
+    let pool: PostgresPool
+    let store: any DropStore
+    let metrics: ServerMetrics
+    private let knownBuyers = Mutex<Set<UserID>>([])
+    private let logger: Logger
+
+    public init(configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger) {
+        strategy = configuration.strategy
+        pool = PostgresPool(url: configuration.databaseURL, size: configuration.poolSize)
+        store = InstrumentedStore(base: PostgresStore(pool: pool), metrics: metrics)
+        inventory = configuration.strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        logger.info("engine draining: committing batches in flight")
+        await inventory.shutdown()
+        await pool.close()
+        logger.info("engine stopped")
+    }
+
+    /// Records a buyer's display name once per process, for the purchase feed.
+    func rememberBuyer(_ caller: Caller) async throws {
+        guard knownBuyers.withLock({ $0.insert(caller.userID).inserted }) else { return }
+        do {
+            try await store.upsertUser(caller.userID, name: caller.name, role: caller.role.rawValue)
+        } catch {
+            knownBuyers.withLock { _ = $0.remove(caller.userID) }
+            throw error
+        }
+    }
+
+    struct Readiness: Sendable {
+        var databaseReachable: Bool
+        var schemaVersion: Int?
+        var problem: String?
+        var ready: Bool { databaseReachable && schemaVersion == Migrations.latestVersion }
+    }
+
+    /// Database reachable and migrations current, within a bound so a probe never hangs.
+    func readiness() async -> Readiness {
+        let pool = self.pool
+        let timedOut = Readiness(databaseReachable: false, schemaVersion: nil,
+                                 problem: "the database did not answer within \(ServerDefaults.readinessTimeoutMilliseconds) ms")
+        return await firstOf(timeout: .milliseconds(ServerDefaults.readinessTimeoutMilliseconds), orElse: timedOut) {
+            do {
+                let rows = try await pool.query("SELECT coalesce(max(version), 0) AS version FROM schema_migrations")
+                let version = try rows.first?.int("version") ?? 0
+                return Readiness(databaseReachable: true, schemaVersion: version,
+                                 problem: version == Migrations.latestVersion ? nil : "schema version \(version), expected \(Migrations.latestVersion)")
+            } catch {
+                return Readiness(databaseReachable: false, schemaVersion: nil, problem: "\(error)")
+            }
+        }
+    }
+
+    /// Reads the gauges that are state rather than events, just before a scrape.
+    func refreshGauges() async {
+        if let engine = inventory as? ActorEngine {
+            metrics.set(gauge: "stockdrop_queued_claims", Double(await engine.queuedClaims()))
+        }
+        if let rows = try? await pool.query("SELECT coalesce(sum(reserved), 0) AS reserved, coalesce(sum(sold), 0) AS sold FROM drops"),
+           let row = rows.first {
+            metrics.set(gauge: "stockdrop_active_reservations", Double((try? row.int64("reserved")) ?? 0))
+            metrics.set(gauge: "stockdrop_units_sold", Double((try? row.int64("sold")) ?? 0))
+        }
+    }
+}

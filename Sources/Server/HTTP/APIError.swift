@@ -1,0 +1,127 @@
+// The one place where outcomes and failures become HTTP: every error code has exactly one
+// status and one body shape, `{"error":{"code","message"}}`. The README lists the codes; the
+// OpenAPI document is generated from `APIError.Code.allCases`.
+import Engine
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, CaseIterable, Codable {
+        // Rejections of a claim: normal answers, with the engine's stable codes.
+        case soldOut = "sold_out"
+        case alreadyHolding = "already_holding"
+        case limitReached = "limit_reached"
+        case notStarted = "not_started"
+        case noActiveReservation = "no_active_reservation"
+        case expired = "expired"
+        case unknownDrop = "unknown_drop"
+        case overloaded = "overloaded"
+        // Requests the server refuses before any work.
+        case invalidJSON = "invalid_json"
+        case invalidParameter = "invalid_parameter"
+        case validationFailed = "validation_failed"
+        case unknownField = "unknown_field"
+        case payloadTooLarge = "payload_too_large"
+        case unsupportedMediaType = "unsupported_media_type"
+        case unauthorized
+        case forbidden
+        case notFound = "not_found"
+        case methodNotAllowed = "method_not_allowed"
+        case rateLimited = "rate_limited"
+        // Failures: nothing was acknowledged; retrying later is safe.
+        case unavailable
+        case shuttingDown = "shutting_down"
+        case internalError = "internal_error"
+
+        public var status: HTTPResponse.Status {
+            switch self {
+            case .soldOut, .alreadyHolding, .limitReached, .notStarted, .noActiveReservation, .expired: .conflict
+            case .unknownDrop, .notFound: .notFound
+            case .invalidJSON, .invalidParameter: .badRequest
+            case .validationFailed, .unknownField: .unprocessableContent
+            case .payloadTooLarge: .contentTooLarge
+            case .unsupportedMediaType: .unsupportedMediaType
+            case .unauthorized: .unauthorized
+            case .forbidden: .forbidden
+            case .methodNotAllowed: .methodNotAllowed
+            case .rateLimited: .tooManyRequests
+            case .overloaded, .unavailable, .shuttingDown: .serviceUnavailable
+            case .internalError: .internalServerError
+            }
+        }
+
+        /// What the README and the OpenAPI document say about the code.
+        public var meaning: String {
+            switch self {
+            case .soldOut: "every unit is sold or held"
+            case .alreadyHolding: "the caller already holds a unit of this drop"
+            case .limitReached: "the caller's reservations and purchases reached the drop's per-user limit"
+            case .notStarted: "the drop has not started yet"
+            case .noActiveReservation: "the caller holds no active reservation on this drop"
+            case .expired: "the caller's hold expired before the purchase"
+            case .unknownDrop: "no drop has this id"
+            case .overloaded: "the drop's queue is full; retry after Retry-After"
+            case .invalidJSON: "the body is not a JSON object"
+            case .invalidParameter: "a path or query parameter is malformed or out of range"
+            case .validationFailed: "a field has the wrong type, is missing, or is out of range"
+            case .unknownField: "the body has a field the route does not accept"
+            case .payloadTooLarge: "the body is larger than the server accepts"
+            case .unsupportedMediaType: "the body is not application/json"
+            case .unauthorized: "no valid bearer token (missing, malformed, forged or expired)"
+            case .forbidden: "the token's role may not do this"
+            case .notFound: "no such route"
+            case .methodNotAllowed: "the route does not accept this method"
+            case .rateLimited: "too many requests from this user or address; retry after Retry-After"
+            case .unavailable: "the database is unreachable or the batch failed; nothing was applied"
+            case .shuttingDown: "the server is draining for shutdown; retry on another instance"
+            case .internalError: "a bug; the request id in the logs tells which"
+            }
+        }
+    }
+
+    public let code: Code
+    public let message: String
+    public var retryAfterSeconds: Int?
+
+    public init(_ code: Code, _ message: String, retryAfterSeconds: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.retryAfterSeconds = retryAfterSeconds ?? (code.status == .serviceUnavailable ? ServerDefaults.overloadedRetryAfterSeconds : nil)
+    }
+
+    public var status: HTTPResponse.Status { code.status }
+    public var description: String { "\(code.rawValue): \(message)" }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
+        if code == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        let body = try JSONEncoder().encode(Body(error: .init(code: code.rawValue, message: message)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    struct Body: Codable {
+        struct Detail: Codable { let code: String; let message: String }
+        let error: Detail
+    }
+}
+
+extension APIError {
+    static func unauthorized(_ message: String) -> APIError { APIError(.unauthorized, message) }
+
+    /// A claim's rejection, with the engine's stable code.
+    init(rejection: RejectionCode) {
+        let code = Code(rawValue: rejection.rawValue) ?? .internalError
+        self.init(code, code.meaning)
+    }
+
+    /// A failure thrown by the engine: nothing was acknowledged.
+    init(engineError: EngineError) {
+        switch engineError.code {
+        case .shuttingDown: self.init(.shuttingDown, engineError.message)
+        case .invalidDrop: self.init(.validationFailed, engineError.message)
+        default: self.init(.unavailable, engineError.message)
+        }
+    }
+}

@@ -1,0 +1,122 @@
+// The buyer- and admin-facing routes (DESIGN.md "Server"): drops, claims and a user's holds.
+// Handlers parse and authorize, call the engine, and turn its outcome into one response;
+// every rejection leaves as an APIError with its stable code.
+import Engine
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+struct DropRoutes: Sendable {
+    let engine: EngineHost
+    let clock: any WallClock
+
+    var inventory: any Inventory { engine.inventory }
+
+    func add(to router: Router<StockdropContext>) {
+        router.get("/v1/drops", use: list)
+        router.post("/v1/drops", use: create)
+        router.get("/v1/drops/{id}", use: show)
+        router.post("/v1/drops/{id}/reserve", use: reserve)
+        router.post("/v1/drops/{id}/purchase", use: purchase)
+        router.delete("/v1/drops/{id}/reservation", use: cancel)
+        router.get("/v1/reservations/me", use: mine)
+    }
+
+    @Sendable func list(_ request: Request, context: StockdropContext) async throws -> DropPage {
+        let query = request.uri.queryParameters
+        let cursor = try query["after"].map { try Self.id(String($0), name: "after") }
+        let limit = try query["limit"].map { try Self.integer(String($0), name: "limit", in: 1...ServerDefaults.maxPageLimit) } ?? ServerDefaults.pageLimit
+        let snapshots = try await inventory.listDrops(after: cursor, limit: limit)
+        let next = snapshots.count == limit ? snapshots.last.map { String($0.drop.id) } : nil
+        return DropPage(drops: snapshots.map(DropResponse.init), nextCursor: next)
+    }
+
+    @Sendable func show(_ request: Request, context: StockdropContext) async throws -> DropResponse {
+        let drop = try Self.dropID(context)
+        guard let snapshot = try await inventory.snapshot(of: drop) else { throw APIError(rejection: .unknownDrop) }
+        return DropResponse(snapshot)
+    }
+
+    @Sendable func create(_ request: Request, context: StockdropContext) async throws -> EditedResponse<DropResponse> {
+        let caller = try context.caller()
+        guard caller.role == .admin else { throw APIError(.forbidden, "creating a drop needs the admin role") }
+        let body = try await context.requestDecoder.decode(CreateDropRequest.self, from: request, context: context)
+        let record = try await inventory.createDrop(try body.spec(now: clock.now()))
+        var headers = HTTPFields()
+        headers[.location] = "/v1/drops/\(record.id)"
+        return EditedResponse(status: .created, headers: headers, response: DropResponse(DropSnapshot(drop: record, recentPurchases: [])))
+    }
+
+    @Sendable func reserve(_ request: Request, context: StockdropContext) async throws -> EditedResponse<ReservationResponse> {
+        let caller = try context.caller()
+        let drop = try Self.dropID(context)
+        switch try await inventory.reserve(drop: drop, user: caller.userID) {
+        case .reserved(let reservation):
+            return EditedResponse(status: .created, response: ReservationResponse(reservation))
+        case .notStarted(let until):
+            throw APIError(.notStarted, "the drop starts at \(APITime.string(until))")
+        case let outcome:
+            throw APIError(rejection: outcome.rejection ?? .overloaded)
+        }
+    }
+
+    @Sendable func purchase(_ request: Request, context: StockdropContext) async throws -> EditedResponse<PurchaseResponse> {
+        let caller = try context.caller()
+        let drop = try Self.dropID(context)
+        let key = try Self.idempotencyKey(request)
+        // The buyer's name is written before the purchase so the feed can show it.
+        try await engine.rememberBuyer(caller)
+        switch try await inventory.purchase(drop: drop, user: caller.userID, idempotencyKey: key) {
+        case .purchased(let purchase, let replayed):
+            var headers = HTTPFields()
+            if replayed { headers[.idempotentReplayed] = "true" }
+            return EditedResponse(status: replayed ? .ok : .created, headers: headers, response: PurchaseResponse(purchase))
+        case let outcome:
+            throw APIError(rejection: outcome.rejection ?? .overloaded)
+        }
+    }
+
+    @Sendable func cancel(_ request: Request, context: StockdropContext) async throws -> ReservationResponse {
+        let caller = try context.caller()
+        let drop = try Self.dropID(context)
+        switch try await inventory.cancel(drop: drop, user: caller.userID) {
+        case .cancelled(let reservation): return ReservationResponse(reservation)
+        case let outcome: throw APIError(rejection: outcome.rejection ?? .overloaded)
+        }
+    }
+
+    @Sendable func mine(_ request: Request, context: StockdropContext) async throws -> ReservationList {
+        let caller = try context.caller()
+        return ReservationList(reservations: try await inventory.reservations(of: caller.userID).map(ReservationResponse.init))
+    }
+
+    // MARK: - Parameters
+
+    static func dropID(_ context: StockdropContext) throws -> DropID {
+        try id(context.parameters.get("id") ?? "", name: "id")
+    }
+
+    /// A positive 64-bit id in plain decimal: no sign, no spaces, no overflow.
+    static func id(_ text: String, name: String) throws -> Int64 {
+        guard !text.isEmpty, text.utf8.count <= 19, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int64(text), value > 0 else {
+            throw APIError(.invalidParameter, "\(name) must be a positive integer id, not \"\(text.prefix(40))\"")
+        }
+        return value
+    }
+
+    static func integer(_ text: String, name: String, in range: ClosedRange<Int>) throws -> Int {
+        guard text.utf8.count <= 9, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int(text), range.contains(value) else {
+            throw APIError(.invalidParameter, "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), not \"\(text.prefix(40))\"")
+        }
+        return value
+    }
+
+    /// 1 to 255 printable ASCII characters (the column's bound), or absent.
+    static func idempotencyKey(_ request: Request) throws -> String? {
+        guard let key = request.headers[.idempotencyKey] else { return nil }
+        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
+            throw APIError(.invalidParameter, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+        }
+        return key
+    }
+}

@@ -1,0 +1,36 @@
+// What every request carries through the middleware chain: the verified caller (if any), the
+// peer's address (for rate limits and logs) and the request id that ties logs to responses.
+import Hummingbird
+import HummingbirdAuth
+import Logging
+import NIOCore
+
+public struct StockdropContext: AuthRequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var identity: Caller?
+    public let remoteAddress: SocketAddress?
+    /// The client address after trusted proxies' `X-Forwarded-For` (set by ClientAddressMiddleware).
+    public var clientAddress: String
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        identity = nil
+        remoteAddress = source.channel.remoteAddress
+        clientAddress = remoteAddress.map(Self.host) ?? "unknown"
+    }
+
+    /// Request bodies are small JSON objects; Hummingbird's decoder honours this too.
+    public var maxUploadSize: Int { ServerDefaults.maxBodyBytes }
+
+    public var requestDecoder: StrictJSONDecoder { StrictJSONDecoder() }
+
+    static func host(_ address: SocketAddress) -> String {
+        address.ipAddress ?? address.pathname ?? "unknown"
+    }
+
+    /// The caller, or 401: no route that needs one ever runs with a default user.
+    func caller() throws -> Caller {
+        guard let identity else { throw APIError.unauthorized("a bearer token is required") }
+        return identity
+    }
+}

@@ -1,0 +1,25 @@
+// 429 with Retry-After once a key's bucket is empty. One middleware serves both limits: by
+// client address (before authentication, so floods of bad tokens are limited too) and by user.
+import HTTPTypes
+import Hummingbird
+
+struct RateLimitMiddleware: RouterMiddleware {
+    typealias Context = StockdropContext
+    let limiter: RateLimiter
+    let scope: String
+    let key: @Sendable (Request, StockdropContext) -> String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let key = key(request, context), let wait = limiter.admit(key) {
+            throw APIError(.rateLimited, "more than \(limiter.limit.requestsPerSecond) requests/s per \(scope)", retryAfterSeconds: wait)
+        }
+        return try await next(request, context)
+    }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+    static let xRequestID = HTTPField.Name("X-Request-Id")!
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
+}

@@ -1,0 +1,46 @@
+// Token buckets by key (a user id or a client address). Memory follows active clients: past
+// `maxBuckets` the full (idle) buckets are forgotten, which is exact, since a full bucket
+// and a missing one admit the same requests.
+import Engine
+import Foundation
+import Synchronization
+
+public struct RateLimit: Sendable, Equatable {
+    public var requestsPerSecond: Double
+    public var burst: Double
+
+    public init(requestsPerSecond: Double, burst: Double) {
+        self.requestsPerSecond = requestsPerSecond
+        self.burst = max(1, burst)
+    }
+}
+
+final class RateLimiter: Sendable {
+    let limit: RateLimit
+    private let clock: any WallClock
+    private let maxBuckets: Int
+    private let buckets = Mutex<[String: TokenBucket]>([:])
+
+    init(limit: RateLimit, clock: any WallClock, maxBuckets: Int = ServerDefaults.maxRateLimitBuckets) {
+        self.limit = limit
+        self.clock = clock
+        self.maxBuckets = maxBuckets
+    }
+
+    /// nil when admitted; otherwise the whole seconds to wait (for Retry-After).
+    func admit(_ key: String) -> Int? {
+        let now = clock.now()
+        let wait: TimeInterval? = buckets.withLock { buckets in
+            if buckets.count >= maxBuckets, buckets[key] == nil {
+                buckets = buckets.filter { !$0.value.isIdle(now: now, rate: limit.requestsPerSecond, burst: limit.burst) }
+            }
+            var bucket = buckets[key] ?? TokenBucket(burst: limit.burst, now: now)
+            let wait = bucket.take(now: now, rate: limit.requestsPerSecond, burst: limit.burst)
+            buckets[key] = bucket
+            return wait
+        }
+        return wait.map { max(1, Int($0.rounded(.up))) }
+    }
+
+    var bucketCount: Int { buckets.withLock { $0.count } }
+}

@@ -1,0 +1,51 @@
+// The body of `POST /v1/drops`. Unknown fields are refused; the ranges a drop may have are
+// the engine's (`DropSpec.problems`) plus what only makes sense over the API (stock ≥ 1, a
+// start time that parses and is not decades away).
+import Engine
+import Foundation
+
+struct CreateDropRequest: Decodable {
+    var name: String
+    var priceCents: Int64
+    var totalStock: Int
+    var startsAt: String?
+    var perUserLimit: Int?
+    var reserveTTLMilliseconds: Int?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, priceCents, totalStock, startsAt, perUserLimit, reserveTTLMilliseconds
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        priceCents = try container.decode(Int64.self, forKey: .priceCents)
+        totalStock = try container.decode(Int.self, forKey: .totalStock)
+        startsAt = try container.decodeIfPresent(String.self, forKey: .startsAt)
+        perUserLimit = try container.decodeIfPresent(Int.self, forKey: .perUserLimit)
+        reserveTTLMilliseconds = try container.decodeIfPresent(Int.self, forKey: .reserveTTLMilliseconds)
+    }
+
+    /// The validated spec, or 422 listing every problem at once.
+    func spec(now: Date) throws -> DropSpec {
+        var problems: [String] = []
+        var start: Date?
+        if let startsAt {
+            if let parsed = APITime.date(startsAt) {
+                if parsed.timeIntervalSince(now) > Self.maxStartDelaySeconds { problems.append("startsAt must be within 10 years") }
+                start = parsed
+            } else {
+                problems.append("startsAt must be an ISO 8601 time, e.g. 2026-12-01T18:00:00Z")
+            }
+        }
+        if totalStock < 1 { problems.append("totalStock must be at least 1") }
+        let spec = DropSpec(name: name, priceCents: priceCents, totalStock: totalStock, startsAt: start,
+                            perUserLimit: perUserLimit ?? 1, reserveTTLMilliseconds: reserveTTLMilliseconds ?? Defaults.reserveTTLMilliseconds)
+        problems += spec.problems.filter { !(totalStock < 1 && $0.hasPrefix("totalStock")) }
+        guard problems.isEmpty else { throw APIError(.validationFailed, problems.joined(separator: "; ")) }
+        return spec
+    }
+
+    static let maxStartDelaySeconds: TimeInterval = 10 * 365 * 24 * 3_600
+}

@@ -1,0 +1,37 @@
+// The store, timed: every batch either strategy commits passes through `apply`, so its size
+// and commit latency are measured here without the engine knowing about metrics.
+import Engine
+import Foundation
+
+struct InstrumentedStore: DropStore {
+    let base: any DropStore
+    let metrics: ServerMetrics
+
+    func apply(_ batch: ClaimBatch) async throws -> BatchOutcome {
+        let started = ContinuousClock.now
+        do {
+            let outcome = try await base.apply(batch)
+            metrics.recordBatch(claims: batch.items.count, nanoseconds: (ContinuousClock.now - started).nanoseconds, failed: false)
+            return outcome
+        } catch {
+            metrics.recordBatch(claims: batch.items.count, nanoseconds: 0, failed: true)
+            throw error
+        }
+    }
+
+    func createDrop(_ spec: DropSpec) async throws -> DropRecord { try await base.createDrop(spec) }
+    func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot] { try await base.listDrops(after: cursor, limit: limit) }
+    func snapshot(of drop: DropID) async throws -> DropSnapshot? { try await base.snapshot(of: drop) }
+    func recover(_ drop: DropID) async throws -> DropRecovery? { try await base.recover(drop) }
+    func reservations(of user: UserID) async throws -> [Reservation] { try await base.reservations(of: user) }
+    func dropsWithOverdueHolds() async throws -> [DropID] { try await base.dropsWithOverdueHolds() }
+    func upsertUser(_ user: UserID, name: String, role: String) async throws { try await base.upsertUser(user, name: name, role: role) }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+    var milliseconds: Double { Double(nanoseconds) / 1e6 }
+}

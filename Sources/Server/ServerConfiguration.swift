@@ -1,0 +1,41 @@
+// Everything `stockdrop serve` can be told, by flags with environment fallbacks (DESIGN.md:
+// DATABASE_URL, STOCKDROP_JWT_SECRET, PORT). Tests build one directly.
+import Engine
+import Logging
+
+public struct ServerConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var strategy: Strategy
+    public var databaseURL: String
+    public var jwtSecret: String
+    /// nil turns a limit off (load tests drive thousands of users from one address).
+    public var userRateLimit: RateLimit?
+    public var addressRateLimit: RateLimit?
+    public var trustedProxies: TrustedProxies
+    /// Connections to PostgreSQL: the rowlock pool (its baseline's knob) or the actor's.
+    public var poolSize: Int
+    public var logLevel: Logger.Level
+
+    public init(host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String, jwtSecret: String,
+                userRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.userRequestsPerSecond, burst: ServerDefaults.userBurstRequests),
+                addressRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.addressRequestsPerSecond, burst: ServerDefaults.addressBurstRequests),
+                trustedProxies: TrustedProxies = .none, poolSize: Int? = nil, logLevel: Logger.Level = .info) {
+        self.host = host
+        self.port = port
+        self.strategy = strategy
+        self.databaseURL = databaseURL
+        self.jwtSecret = jwtSecret
+        self.userRateLimit = userRateLimit
+        self.addressRateLimit = addressRateLimit
+        self.trustedProxies = trustedProxies
+        self.poolSize = poolSize ?? (strategy == .actor ? ServerDefaults.actorPoolSize : Defaults.rowLockPoolSize)
+        self.logLevel = logLevel
+    }
+}

@@ -1,0 +1,40 @@
+// Every tunable number of the server, in one place, each with its unit and its reason.
+public enum ServerDefaults {
+    /// The seed's port, and what load balancers' health checks are usually pointed at.
+    public static let port = 8080
+    /// Request bodies are tiny JSON objects (a drop spec is ~200 bytes); 16 KiB leaves room
+    /// for long names and stops a huge body before it is buffered.
+    public static let maxBodyBytes = 16 * 1024
+    /// Drops per page when `limit` is absent, and the most a page may ask for.
+    public static let pageLimit = 20
+    public static let maxPageLimit = 100
+    /// A buyer clicking fast is a few requests a second; 20/s with a burst of 40 lets a
+    /// person retry freely and stops a script hammering one drop from one account.
+    public static let userRequestsPerSecond = 20.0
+    public static let userBurstRequests = 40.0
+    /// Per client address: generous, since many buyers share a NAT or office address.
+    public static let addressRequestsPerSecond = 500.0
+    public static let addressBurstRequests = 1_000.0
+    /// Buckets idle this long are forgotten, so the limiter's memory follows active clients.
+    public static let rateLimitIdleSeconds = 60.0
+    /// The limiter keeps at most this many buckets (~100 bytes each); past it the idle ones
+    /// are pruned at once.
+    public static let maxRateLimitBuckets = 200_000
+    /// What a 503 `overloaded` or `unavailable` asks clients to wait before retrying.
+    public static let overloadedRetryAfterSeconds = 1
+    /// Verified tokens kept so a user's next request skips the JWT parse and HMAC
+    /// (measured ~25 µs through jwt-kit's actor). Bounded: the cache is dropped when full.
+    public static let verifiedTokenCacheEntries = 100_000
+    /// Tokens minted by `stockdrop token` live a day unless asked otherwise.
+    public static let tokenLifetimeSeconds = 24 * 3_600
+    /// Connections of the actor strategy's pool (batches of different drops in parallel,
+    /// plus reads: listings, snapshots, a user's reservations).
+    public static let actorPoolSize = 16
+    /// `/ready` gives up on the database after this long, so a load balancer's probe never hangs.
+    public static let readinessTimeoutMilliseconds = 2_000
+    /// Bucket bounds of the request latency histogram (seconds): a memory answer takes
+    /// ~50 µs, a committed claim a few ms, an overloaded database seconds.
+    public static let latencyBucketsSeconds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    /// Batch size histogram bounds (claims per group-commit transaction).
+    public static let batchSizeBuckets: [Double] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_000]
+}

@@ -1,0 +1,82 @@
+// `stockdrop serve` and `stockdrop token`.
+import ArgumentParser
+import Engine
+import Foundation
+import Logging
+import Server
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "The HTTP API on the engine (DATABASE_URL, or the embedded database).")
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port (default: PORT, else \(ServerDefaults.port)).") var port: Int?
+    @Option(help: "actor | rowlock") var strategy: Strategy = .actor
+    @Option(help: "PostgreSQL connections (default: \(ServerDefaults.actorPoolSize) for actor, \(Defaults.rowLockPoolSize) for rowlock).") var poolSize: Int?
+    @Option(help: "Requests/s per user, 0 for no limit.") var userRate = ServerDefaults.userRequestsPerSecond
+    @Option(help: "Burst per user.") var userBurst = ServerDefaults.userBurstRequests
+    @Option(help: "Requests/s per client address, 0 for no limit.") var addressRate = ServerDefaults.addressRequestsPerSecond
+    @Option(help: "Burst per client address.") var addressBurst = ServerDefaults.addressBurstRequests
+    @Flag(help: "Turn both rate limits off (load tests from one address).") var noRateLimit = false
+    @Option(help: "Proxies whose X-Forwarded-For is trusted: IPs or CIDR ranges, comma-separated.") var trustedProxies = ""
+    @Option(help: "trace | debug | info | notice | warning | error | critical") var logLevel = "info"
+    @Flag(help: "Generate a JWT secret when STOCKDROP_JWT_SECRET is unset, and print it.") var dev = false
+
+    func validate() throws {
+        if let port, !(1...65_535).contains(port) { throw ValidationError("--port must be 1…65535") }
+        if let poolSize, !(1...200).contains(poolSize) { throw ValidationError("--pool-size must be 1…200") }
+        guard userRate >= 0, addressRate >= 0, userBurst >= 1, addressBurst >= 1 else { throw ValidationError("rates must be ≥ 0 and bursts ≥ 1") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        var secret = environment["STOCKDROP_JWT_SECRET"] ?? ""
+        if secret.isEmpty {
+            guard dev else {
+                throw ValidationError("STOCKDROP_JWT_SECRET is not set; set it (32+ bytes) or pass --dev to generate one")
+            }
+            secret = TokenAuthority.generateSecret()
+            FileHandle.standardOutput.write(Data("dev mode: STOCKDROP_JWT_SECRET=\(secret)\n".utf8))
+        }
+        let listenPort = try port ?? environment["PORT"].map { value in
+            guard let port = Int(value), (1...65_535).contains(port) else { throw ValidationError("PORT=\(value) is not a port") }
+            return port
+        } ?? ServerDefaults.port
+        let configuration = ServerConfiguration(
+            host: host, port: listenPort, strategy: strategy, databaseURL: try await Database.prepare(), jwtSecret: secret,
+            userRateLimit: noRateLimit || userRate == 0 ? nil : RateLimit(requestsPerSecond: userRate, burst: userBurst),
+            addressRateLimit: noRateLimit || addressRate == 0 ? nil : RateLimit(requestsPerSecond: addressRate, burst: addressBurst),
+            trustedProxies: try TrustedProxies(trustedProxies), poolSize: poolSize, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
+        let (application, _) = try await buildApplication(configuration) { channel in
+            FileHandle.standardOutput.write(Data("stockdrop serving \(configuration.strategy.rawValue) on http://\(host):\(channel.localAddress?.port ?? listenPort)\n".utf8))
+        }
+        try await application.runService()
+    }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Mint a bearer token with STOCKDROP_JWT_SECRET.")
+
+    @Option(help: "The user id (a positive integer).") var user: Int64
+    @Option(help: "Display name shown in the purchase feed.") var name: String?
+    @Option(help: "user | admin") var role: String = "user"
+    @Option(help: "Lifetime in seconds.") var lifetime = ServerDefaults.tokenLifetimeSeconds
+
+    func validate() throws {
+        guard user > 0 else { throw ValidationError("--user must be a positive integer") }
+        guard Caller.Role(rawValue: role) != nil else { throw ValidationError("--role must be user or admin") }
+        guard lifetime > 0 else { throw ValidationError("--lifetime must be positive") }
+    }
+
+    func run() async throws {
+        guard let secret = ProcessInfo.processInfo.environment["STOCKDROP_JWT_SECRET"], !secret.isEmpty else {
+            throw ValidationError("STOCKDROP_JWT_SECRET is not set")
+        }
+        let authority = try await TokenAuthority(secret: secret)
+        print(try await authority.mint(Caller(userID: user, name: name ?? "user \(user)", role: Caller.Role(rawValue: role) ?? .user), lifetimeSeconds: lifetime))
+    }
+}

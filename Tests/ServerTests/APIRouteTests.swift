@@ -1,0 +1,166 @@
+// The API through the router (`app.test(.router)`) on a real database: each route's happy
+// path, every rejection's status and code, and the auth rules.
+import Engine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+@testable import Server
+import Testing
+
+@Suite struct APIRouteTests {
+    @Test func healthReadinessAndTheDocumentAnswer() async throws {
+        let fixture = try await ServerFixture("health")
+        try await fixture.application().test(.router) { client in
+            try await client.execute(uri: "/health", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains(#""strategy":"actor""#))
+                #expect(response.headers[.xRequestID] != nil)
+            }
+            try await client.execute(uri: "/ready", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains(#""ready":true"#))
+            }
+            try await client.execute(uri: "/openapi.json", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains(#""openapi" : "3.1.0""#))
+            }
+            // A client's request id is echoed, so its logs and ours can be joined.
+            try await client.execute(uri: "/health", method: .get, headers: [.xRequestID: "trace-123"]) { response in
+                #expect(response.headers[.xRequestID] == "trace-123")
+            }
+        }
+    }
+
+    @Test func onlyAdminsCreateDrops() async throws {
+        let fixture = try await ServerFixture("admin")
+        let body = ByteBuffer(string: #"{"name":"Air Max","priceCents":15000,"totalStock":3,"perUserLimit":1,"reserveTTLMilliseconds":2000}"#)
+        try await fixture.application().test(.router) { client in
+            try await client.execute(uri: "/v1/drops", method: .post, headers: [.contentType: "application/json"], body: body) { response in
+                #expect(response.status == .unauthorized)
+                #expect(response.errorCode == "unauthorized")
+                #expect(response.headers[.wwwAuthenticate] == "Bearer")
+            }
+            try await client.execute(uri: "/v1/drops", method: .post, headers: try await fixture.headers(5, json: true), body: body) { response in
+                #expect(response.status == .forbidden)
+                #expect(response.errorCode == "forbidden")
+            }
+            let id = try await client.execute(uri: "/v1/drops", method: .post, headers: try await fixture.headers(1, role: .admin, json: true), body: body) { response in
+                #expect(response.status == .created)
+                let id = try response.json(Identified.self).id
+                #expect(response.headers[.location] == "/v1/drops/\(id)")
+                return id
+            }
+            try await client.execute(uri: "/v1/drops/\(id)", method: .get) { response in
+                let drop = try response.json(DropResponse.self)
+                #expect(drop.name == "Air Max" && drop.priceCents == 15000 && drop.totalStock == 3 && drop.availableStock == 3)
+                #expect(drop.reservedStock == 0 && drop.soldCount == 0 && drop.reserveTTLMilliseconds == 2000 && drop.recentPurchases.isEmpty)
+            }
+        }
+    }
+
+    @Test(arguments: Strategy.allCases)
+    func aClaimLivesThroughReservePurchaseReplayAndCancel(strategy: Strategy) async throws {
+        let fixture = try await ServerFixture("lifecycle_\(strategy)", strategy: strategy)
+        try await fixture.application().test(.router) { client in
+            let drop = try await fixture.createDrop(client, stock: 2)
+            let buyer = try await fixture.headers(42)
+            let reservation = try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: buyer) { response in
+                #expect(response.status == .created)
+                let body = try response.json(ReservationResponse.self)
+                #expect(body.status == "ACTIVE" && body.userId == 42 && body.dropId == drop)
+                let created = try #require(APITime.date(body.createdAt)), expires = try #require(APITime.date(body.expiresAt))
+                #expect(abs(expires.timeIntervalSince(created) - 60) < 0.01)
+                return body.id
+            }
+            try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: buyer) { response in
+                #expect(response.status == .conflict)
+                #expect(response.errorCode == "already_holding")
+            }
+            var keyed = buyer
+            keyed[.idempotencyKey] = "order-42"
+            let first = try await client.execute(uri: "/v1/drops/\(drop)/purchase", method: .post, headers: keyed) { response in
+                #expect(response.status == .created)
+                #expect(response.headers[.idempotentReplayed] == nil)
+                return try response.json(PurchaseResponse.self)
+            }
+            try await client.execute(uri: "/v1/drops/\(drop)/purchase", method: .post, headers: keyed) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.idempotentReplayed] == "true")
+                let replay = try response.json(PurchaseResponse.self)
+                #expect(replay.reservationId == reservation)
+                #expect(replay == first)
+            }
+            try await client.execute(uri: "/v1/drops/\(drop)/reservation", method: .delete, headers: buyer) { response in
+                #expect(response.status == .conflict)
+                #expect(response.errorCode == "no_active_reservation")
+            }
+            // The limit of one per user holds after the purchase.
+            try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: buyer) { response in
+                #expect(response.errorCode == "limit_reached")
+            }
+            let other = try await fixture.headers(43)
+            try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: other) { #expect($0.status == .created) }
+            try await client.execute(uri: "/v1/drops/\(drop)/reservation", method: .delete, headers: other) { response in
+                #expect(response.status == .ok)
+                let cancelled = try response.json(ReservationResponse.self)
+                #expect(cancelled.status == "CANCELLED")
+            }
+            try await client.execute(uri: "/v1/reservations/me", method: .get, headers: buyer) { response in
+                let list = try response.json(ReservationList.self)
+                #expect(list.reservations.map(\.status) == ["PURCHASED"])
+            }
+            try await client.execute(uri: "/v1/drops/\(drop)", method: .get) { response in
+                let body = try response.json(DropResponse.self)
+                #expect(body.soldCount == 1 && body.availableStock == 1 && body.reservedStock == 0)
+                #expect(body.recentPurchases.map(\.buyerName) == ["buyer 42"])
+            }
+        }
+        #expect(try await fixture.rowCounts()["purchases"] == 1)
+    }
+
+    @Test func everyRejectionHasItsStatusAndCode() async throws {
+        let fixture = try await ServerFixture("rejections")
+        try await fixture.application().test(.router) { client in
+            let drop = try await fixture.createDrop(client, stock: 1)
+            let tomorrow = APITime.string(Date().addingTimeInterval(86_400))
+            let later = try await fixture.createDrop(client, stock: 1, extra: #","startsAt":"\#(tomorrow)""#)
+            try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await fixture.headers(1)) { #expect($0.status == .created) }
+            let cases: [(uri: String, user: UserID, status: HTTPResponse.Status, code: String)] = [
+                ("/v1/drops/\(drop)/reserve", 2, .conflict, "sold_out"),
+                ("/v1/drops/\(later)/reserve", 2, .conflict, "not_started"),
+                ("/v1/drops/999999/reserve", 2, .notFound, "unknown_drop"),
+                ("/v1/drops/\(drop)/purchase", 2, .conflict, "no_active_reservation"),
+                ("/v1/drops/999999/purchase", 2, .notFound, "unknown_drop"),
+            ]
+            for item in cases {
+                try await client.execute(uri: item.uri, method: .post, headers: try await fixture.headers(item.user)) { response in
+                    #expect(response.status == item.status, "\(item.uri)")
+                    #expect(response.errorCode == item.code, "\(item.uri)")
+                    #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
+                }
+            }
+            try await client.execute(uri: "/v1/drops/999999", method: .get) { response in
+                #expect(response.status == .notFound && response.errorCode == "unknown_drop")
+            }
+        }
+    }
+
+    @Test func pagesFollowTheCursor() async throws {
+        let fixture = try await ServerFixture("pages")
+        try await fixture.application().test(.router) { client in
+            var created: [Int64] = []
+            for _ in 0..<5 { created.append(try await fixture.createDrop(client)) }
+            var seen: [Int64] = []
+            var uri = "/v1/drops?limit=2"
+            while true {
+                let page = try await client.execute(uri: uri, method: .get) { try $0.json(DropPage.self) }
+                seen += page.drops.map(\.id)
+                guard let next = page.nextCursor else { break }
+                uri = "/v1/drops?limit=2&after=\(next)"
+            }
+            #expect(seen == created)
+        }
+    }
+}

@@ -1,0 +1,54 @@
+// The API document covers every registered route, every error code and the auth scheme, its
+// references resolve, and a standard validator (openapi-spec-validator) accepts it.
+import Engine
+import Foundation
+import Hummingbird
+@testable import Server
+import Testing
+
+@Suite struct OpenAPIDocumentTests {
+    @Test func everyRegisteredRouteIsDocumented() async throws {
+        let fixture = try await ServerFixture("openapi")
+        let parts = try await buildApplication(fixture.configuration).parts
+        let router = buildRouter(fixture.configuration, engine: parts.engine, metrics: parts.metrics, authority: parts.authority, clock: SystemClock())
+        let document = OpenAPIDocument.document
+        let paths = try #require(document["paths"])
+        #expect(!router.routes.isEmpty)
+        for route in router.routes {
+            let path = route.path.description.replacingOccurrences(of: ":id", with: "{id}")
+            #expect(paths[path]?[route.method.rawValue.lowercased()] != nil, "\(route.method) \(path) is not in /openapi.json")
+        }
+        // And nothing documented that the router does not serve.
+        let served = Set(router.routes.map { "\($0.method.rawValue.lowercased()) \($0.path.description)" })
+        for (path, operations) in paths.members {
+            for (method, _) in operations.members { #expect(served.contains("\(method) \(path)"), "\(method) \(path) is documented but not served") }
+        }
+    }
+
+    @Test func everyErrorCodeAndReferenceResolves() throws {
+        let json = OpenAPIDocument.json
+        for code in APIError.Code.allCases { #expect(json.contains("\"\(code.rawValue)\""), "\(code.rawValue)") }
+        #expect(OpenAPIDocument.document["openapi"] == "3.1.0")
+        let schemas = Set(OpenAPIDocument.schemas.members.map(\.0))
+        let references = json.matches(of: /"\$ref" : "#\/components\/schemas\/([A-Za-z]+)"/).map { String($0.1) }
+        #expect(!references.isEmpty)
+        for reference in references { #expect(schemas.contains(reference), "\(reference)") }
+        #expect(OpenAPIDocument.document["components"]?["securitySchemes"]?["bearer"] != nil)
+    }
+
+    @Test func aStandardValidatorAcceptsIt() throws {
+        let file = NSTemporaryDirectory() + "stockdrop-openapi-\(UUID().uuidString).json"
+        try OpenAPIDocument.json.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "import sys, json; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')", file]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        process.waitUntilExit()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "openapi-spec-validator (installed by scripts/setup.sh): \(printed)")
+    }
+}
