@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/stockdrop
 
-.PHONY: setup demo test build release clean-db
+.PHONY: setup demo test bench-http build release clean-db
 
 setup:
 	@scripts/setup.sh
@@ -24,12 +24,22 @@ demo: release
 	@status=0; $(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy both || status=$$?; \
 	  if [ $$status -ne 0 ] && [ $$status -ne 2 ]; then exit $$status; fi
 
-# The tests, then the `ci` scenario through the real command: any broken invariant (exit 1)
-# or missed threshold (exit 2) fails the target.
+# The tests, then the `ci` scenario through the real commands, in process (both strategies)
+# and over HTTP against `stockdrop serve`: any broken invariant (exit 1), missed threshold
+# (exit 2) or unclean server shutdown fails the target.
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	.build/debug/stockdrop run scenarios/ci.yaml --strategy both
+	scripts/serve-and-run.sh actor scenarios/ci.yaml
+
+# The HTTP figures: flash-sale through `stockdrop serve` for each strategy, beside the same
+# scenario in process, all on this machine (the load generator shares its cores).
+bench-http: release
+	$(RELEASE_BIN) db start
+	-$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy both
+	-STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh actor scenarios/flash-sale.yaml
+	-STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh rowlock scenarios/flash-sale.yaml
 
 clean-db:
 	-$(RELEASE_BIN) db stop

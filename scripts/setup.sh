@@ -20,4 +20,10 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The API document test validates /openapi.json with a standard validator from PyPI.
+if ! python3 -c "import openapi_spec_validator" 2>/dev/null; then
+  echo "setup: installing openapi-spec-validator (PyPI)"
+  python3 -m pip install -q openapi-spec-validator
+fi
+
 command -v swift >/dev/null || { echo "setup: Swift 6 is required (swift not on PATH)" >&2; exit 1; }

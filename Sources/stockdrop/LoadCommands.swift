@@ -59,7 +59,7 @@ struct RunCommand: AsyncParsableCommand {
                                  http: HTTPTargetOptions(secret: environment["STOCKDROP_JWT_SECRET"] ?? "", connections: connections, timeoutMilliseconds: timeoutMs),
                                  strategiesExplicit: strategy != nil)
         let interactive = isatty(STDERR_FILENO) == 1
-        print("\(scenario.name): \(scenario.userCount) users, \(scenario.drops.count) drop(s), \(scenario.drops.reduce(0) { $0 + $1.stock }) units, strategies \(scenario.strategies.map(\.rawValue).joined(separator: ", ")), seed \(scenario.seed)")
+        print("\(scenario.name): \(scenario.userCount) users, \(scenario.drops.count) drop(s), \(scenario.drops.reduce(0) { $0 + $1.stock }) units, \(strategiesLabel(scenario)), seed \(scenario.seed)")
         let outcome: RunOutcome
         do {
             outcome = try await LoadRunner.run(scenario, options: options) { strategy, tick in
@@ -116,4 +116,10 @@ struct CheckCommand: AsyncParsableCommand {
         print("drops \(report.dropsChecked), sold \(report.sold), unsold \(report.unsold), oversold \(report.oversold)")
         throw ExitCode(report.ok ? ExitStatus.pass : ExitStatus.invariantBroken)
     }
+}
+
+/// What the run's opening line says about strategies: a server runs its own.
+private func strategiesLabel(_ scenario: Scenario) -> String {
+    if case .server(let url) = scenario.target { return "the strategy of the server at \(url.absoluteString)" }
+    return "strategies " + scenario.strategies.map(\.rawValue).joined(separator: ", ")
 }

@@ -24,7 +24,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Generate a JWT secret when STOCKDROP_JWT_SECRET is unset, and print it.") var dev = false
 
     func validate() throws {
-        if let port, !(1...65_535).contains(port) { throw ValidationError("--port must be 1…65535") }
+        if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be 0…65535 (0: any free port)") }
         if let poolSize, !(1...200).contains(poolSize) { throw ValidationError("--pool-size must be 1…200") }
         guard userRate >= 0, addressRate >= 0, userBurst >= 1, addressBurst >= 1 else { throw ValidationError("rates must be ≥ 0 and bursts ≥ 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }

@@ -73,9 +73,13 @@ import Testing
              status: .badRequest, code: "invalid_parameter"),
     ]
 
-    @Test func everyBadRequestIsRefusedAndWritesNothing() async throws {
-        let fixture = try await ServerFixture("bad_input")
-        try await fixture.application().test(.router) { client in
+    /// Through the router, and through a real socket (where bodies arrive streamed).
+    static func setup(_ name: String) -> TestingSetup { name == "live" ? .live : .router }
+
+    @Test(arguments: ["router", "live"])
+    func everyBadRequestIsRefusedAndWritesNothing(over transport: String) async throws {
+        let fixture = try await ServerFixture("bad_input_\(transport)")
+        try await fixture.application().test(Self.setup(transport)) { client in
             _ = try await fixture.createDrop(client, stock: 5)
             let before = try await fixture.rowCounts()
             for item in Self.cases {
@@ -99,8 +103,9 @@ import Testing
 
     /// Tokens that must never authenticate: expired, signed with another secret, `alg: none`,
     /// a non-numeric subject, a role that does not exist.
-    @Test func forgedAndExpiredTokensAre401() async throws {
-        let fixture = try await ServerFixture("tokens")
+    @Test(arguments: ["router", "live"])
+    func forgedAndExpiredTokensAre401(over transport: String) async throws {
+        let fixture = try await ServerFixture("tokens_\(transport)")
         let past = ManualClock(start: Date().addingTimeInterval(-7_200))
         let expired = try await TokenAuthority(secret: ServerFixture.secret, clock: past).mint(Caller(userID: 5, name: "old", role: .user), lifetimeSeconds: 60)
         let forged = try await TokenAuthority(secret: "another-secret-0123456789abcdef-0123456789").mint(Caller(userID: 5, name: "eve", role: .admin))
@@ -116,7 +121,7 @@ import Testing
         let payload = Data(#"{"sub":"5","name":"x","role":"admin","exp":4102444800,"iat":0}"#.utf8).base64EncodedString()
             .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
         let unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.\(payload)."
-        try await fixture.application().test(.router) { client in
+        try await fixture.application().test(Self.setup(transport)) { client in
             for (name, token) in [("expired", expired), ("forged", forged), ("alg none", unsigned), ("subject", badSubject), ("role", badRole),
                                   ("tampered", String(forged.dropLast(2)) + "xx")] {
                 try await client.execute(uri: "/v1/reservations/me", method: .get, headers: [.authorization: "Bearer \(token)"]) { response in

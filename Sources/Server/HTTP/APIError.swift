@@ -97,13 +97,31 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
         if code == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
-        let body = try JSONEncoder().encode(Body(error: .init(code: code.rawValue, message: message)))
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: jsonBody)))
     }
 
-    struct Body: Codable {
-        struct Detail: Codable { let code: String; let message: String }
-        let error: Detail
+    /// `{"error":{"code","message"}}`, written by hand: rejections are most of the answers in a
+    /// drop, and JSONEncoder cost 7% of the server's CPU for them.
+    var jsonBody: String {
+        #"{"error":{"code":""# + code.rawValue + #"","message":"# + Self.jsonString(message) + "}}"
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var escaped = "\""
+        escaped.reserveCapacity(text.utf8.count + 2)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            case let control where control.value < 0x20:
+                escaped += "\\u" + String(repeating: "0", count: 4 - String(control.value, radix: 16).count) + String(control.value, radix: 16)
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped + "\""
     }
 }
 

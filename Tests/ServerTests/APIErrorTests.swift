@@ -1,0 +1,28 @@
+// The error body is written by hand for speed; it must still be JSON that says exactly the
+// code and message, whatever the message holds.
+import Engine
+import Foundation
+@testable import Server
+import Testing
+
+@Suite struct APIErrorTests {
+    @Test(arguments: ["plain", #"quotes " and \ backslash"#, "line\nbreak\ttab\r", "nul \u{0} bell \u{7} esc \u{1B}", "unicode ✓ 日本 🎉", ""])
+    func theBodyRoundTripsAnyMessage(message: String) throws {
+        for code in APIError.Code.allCases {
+            let body = APIError(code, message).jsonBody
+            let decoded = try JSONDecoder().decode(ErrorBody.self, from: Data(body.utf8))
+            #expect(decoded.error.code == code.rawValue)
+            #expect(decoded.error.message == message)
+        }
+    }
+
+    @Test func everyCodeHasOneStatusAndFailuresAskForARetryLater() {
+        for code in APIError.Code.allCases {
+            let error = APIError(code, "x")
+            #expect((error.retryAfterSeconds != nil) == (code.status == .serviceUnavailable), "\(code)")
+            #expect(!code.meaning.isEmpty)
+        }
+        // The engine's rejection codes are the API's, string for string.
+        for rejection in RejectionCode.allCases { #expect(APIError.Code(rawValue: rejection.rawValue) != nil, "\(rejection)") }
+    }
+}

@@ -1,0 +1,178 @@
+// The server on a real socket: the load generator's HTTP target drives it and the oversell
+// checker holds; and `stockdrop serve` itself, sent SIGTERM under load, answers every request
+// it accepted, loses no acknowledged write and exits 0.
+import Engine
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+@testable import LoadGen
+import NIOCore
+@testable import Server
+import Synchronization
+import Testing
+import TestSupport
+
+@Suite struct ServerLiveTests {
+    static let scenarioYAML = """
+        name: http-fixture
+        seed: 7
+        drops:
+          - {name: Live Sneaker, priceCents: 9000, stock: 20, reserveTTL: 600ms}
+        users:
+          - count: 300
+            drop: Live Sneaker
+            arrival: burst
+            thinkTime: {uniform: [1ms, 20ms]}
+            afterReserve: {purchase: 0.6, cancel: 0.2, abandon: 0.2}
+            onRejected: {retries: 2, backoff: 20ms}
+        limits: {maxDuration: 10s}
+        """
+
+    @Test(arguments: Strategy.allCases)
+    func theHTTPTargetDrivesAServerAndTheCheckerHolds(strategy: Strategy) async throws {
+        let fixture = try await ServerFixture("live_\(strategy)", strategy: strategy)
+        let scenario = try ScenarioParser.parse(yaml: Self.scenarioYAML, file: "fixture.yaml").get()
+        try await fixture.application().test(.live) { client in
+            let port = try #require(client.port)
+            let target = try await HTTPTarget.connect(URL(string: "http://127.0.0.1:\(port)")!, databaseURL: fixture.configuration.databaseURL,
+                                                      options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 16))
+            #expect(target.strategy == strategy)
+            let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters(), progress: { _ in }).run()
+            await target.close()
+            #expect(run.check.ok, "\(run.check.broken)")
+            #expect(run.check.invariants.allSatisfy { $0.checked })
+            #expect(run.check.sold > 0 && run.check.oversold == 0)
+            let records = run.history.records
+            #expect(records.contains { $0.result == .rejected(.soldOut) })
+            #expect(!records.contains { $0.result == .error || $0.result == .timeout })
+        }
+    }
+
+    @Test func aTargetWithTheWrongSecretOrNoServerIsRefused() async throws {
+        let fixture = try await ServerFixture("live_refusals")
+        try await fixture.application().test(.live) { client in
+            let url = URL(string: "http://127.0.0.1:\(try #require(client.port))")!
+            let target = try await HTTPTarget.connect(url, databaseURL: fixture.configuration.databaseURL,
+                                                      options: HTTPTargetOptions(secret: String(repeating: "w", count: 40)))
+            // A token the server cannot verify is an error (indeterminate), never a success.
+            #expect(await target.reserve(drop: 1, user: 5).result == .error)
+            await target.close()
+        }
+        await #expect(throws: RunError.self) {
+            _ = try await HTTPTarget.connect(URL(string: "http://127.0.0.1:9")!, databaseURL: "", options: HTTPTargetOptions(secret: ServerFixture.secret))
+        }
+    }
+
+    @Test func sigtermUnderLoadAnswersEveryRequestAndLosesNoAcknowledgedWrite() async throws {
+        let url = try await TestDatabase.fresh("server_sigterm")
+        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
+        defer { server.kill() }
+        let port = try await server.port()
+        let target = try await HTTPTarget.connect(URL(string: "http://127.0.0.1:\(port)")!, databaseURL: url,
+                                                  options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 64, timeoutMilliseconds: 30_000))
+        let drop = try await target.createDrop(DropSpec(name: "Shutdown", priceCents: 100, totalStock: 100_000, reserveTTLMilliseconds: 600_000))
+        let firstAnswers = AnswerCounter()
+        let (enough, signal) = AsyncStream.makeStream(of: Void.self)
+        // 4,000 buyers at once; SIGTERM lands while most of them are still queued or in flight.
+        let answers = await withTaskGroup(of: (UserID, Answer).self) { group in
+            for user in 1...4_000 as ClosedRange<UserID> {
+                group.addTask {
+                    let answer = await target.reserve(drop: drop, user: user)
+                    if firstAnswers.increment() == 200 { signal.yield() }
+                    return (user, answer)
+                }
+            }
+            for await _ in enough { break }
+            server.terminate()
+            var all: [(UserID, Answer)] = []
+            for await answer in group { all.append(answer) }
+            return all
+        }
+        await target.close()
+        let status = await server.exitStatus()
+        #expect(status == 0, "stockdrop serve exited \(status) after SIGTERM\n\(server.output())")
+        #expect(answers.count == 4_000)
+        let acknowledged = answers.filter { $0.1.result == .ok }
+        #expect(acknowledged.count >= 200)
+        let pool = PostgresPool(url: url, size: 1)
+        let rows = try await pool.query("SELECT id, user_id FROM reservations WHERE drop_id = $1 AND status = 'ACTIVE'", [.int64(drop)])
+        await pool.close()
+        let stored = Dictionary(uniqueKeysWithValues: try rows.rows.map { (try $0.int64("user_id"), try $0.int64("id")) })
+        for (user, answer) in acknowledged {
+            #expect(stored[user] == answer.reservationID, "user \(user) was told reservation \(answer.reservationID ?? -1)")
+        }
+        // Everything else was refused or failed without an acknowledgement; whatever the
+        // database holds beyond the acknowledged was answered with an error (indeterminate).
+        let unacknowledged = Set(answers.filter { $0.1.result != .ok }.map(\.0))
+        for user in stored.keys where !acknowledged.contains(where: { $0.0 == user }) {
+            #expect(unacknowledged.contains(user))
+            #expect(answers.first { $0.0 == user }?.1.result == .error)
+        }
+    }
+}
+
+final class AnswerCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    func increment() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
+}
+
+final class OutputBuffer: Sendable {
+    private let buffer = Mutex("")
+    func append(_ text: String) { buffer.withLock { $0 += text } }
+    var text: String { buffer.withLock { $0 } }
+}
+
+/// `stockdrop serve` as its own process (the binary the build made), on an ephemeral port.
+final class ServeProcess: Sendable {
+    private let process: Process
+    private let lines: AsyncStream<String>
+    private let printed = OutputBuffer()
+
+    init(databaseURL: String, secret: String) throws {
+        let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/stockdrop").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw FixtureError("\(binary) is missing: run `swift build` first") }
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--port", "0", "--no-rate-limit", "--log-level", "notice"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = databaseURL
+        environment["STOCKDROP_JWT_SECRET"] = secret
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let (lines, continuation) = AsyncStream.makeStream(of: String.self)
+        self.lines = lines
+        let printed = self.printed
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty { continuation.finish(); handle.readabilityHandler = nil; return }
+            let text = String(decoding: data, as: UTF8.self)
+            printed.append(text)
+            for line in text.split(separator: "\n") { continuation.yield(String(line)) }
+        }
+        try process.run()
+    }
+
+    /// Waits for the "serving … on http://host:port" line.
+    func port() async throws -> Int {
+        for await line in lines where line.contains("stockdrop serving") {
+            if let port = line.split(separator: ":").last.flatMap({ Int($0) }) { return port }
+        }
+        throw FixtureError("stockdrop serve ended before it listened:\n\(output())")
+    }
+
+    func terminate() { process.terminate() }
+    func kill() { if process.isRunning { process.interrupt(); process.terminate() } }
+    func output() -> String { printed.text }
+
+    func exitStatus() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                self.process.waitUntilExit()
+                continuation.resume(returning: self.process.terminationStatus)
+            }
+        }
+    }
+}
