@@ -6,6 +6,7 @@ import Engine
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 
 public struct ServerParts: Sendable {
@@ -28,6 +29,7 @@ public func buildApplication(_ configuration: ServerConfiguration, clock: any Wa
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop"),
         services: [engine],
         onServerRunning: onServerRunning,
+        eventLoopGroupProvider: configuration.eventLoopThreads.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton,
         logger: logger)
     return (application, ServerParts(engine: engine, metrics: metrics, authority: authority))
 }

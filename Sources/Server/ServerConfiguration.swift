@@ -22,11 +22,14 @@ public struct ServerConfiguration: Sendable {
     /// Connections to PostgreSQL: the rowlock pool (its baseline's knob) or the actor's.
     public var poolSize: Int
     public var logLevel: Logger.Level
+    /// NIO threads serving sockets; nil shares NIO's group (one per core).
+    public var eventLoopThreads: Int?
 
     public init(host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String, jwtSecret: String,
                 userRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.userRequestsPerSecond, burst: ServerDefaults.userBurstRequests),
                 addressRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.addressRequestsPerSecond, burst: ServerDefaults.addressBurstRequests),
-                trustedProxies: TrustedProxies = .none, poolSize: Int? = nil, logLevel: Logger.Level = .info) {
+                trustedProxies: TrustedProxies = .none, poolSize: Int? = nil, logLevel: Logger.Level = .info,
+                eventLoopThreads: Int? = nil) {
         self.host = host
         self.port = port
         self.strategy = strategy
@@ -37,5 +40,6 @@ public struct ServerConfiguration: Sendable {
         self.trustedProxies = trustedProxies
         self.poolSize = poolSize ?? (strategy == .actor ? ServerDefaults.actorPoolSize : Defaults.rowLockPoolSize)
         self.logLevel = logLevel
+        self.eventLoopThreads = eventLoopThreads
     }
 }

@@ -21,12 +21,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Turn both rate limits off (load tests from one address).") var noRateLimit = false
     @Option(help: "Proxies whose X-Forwarded-For is trusted: IPs or CIDR ranges, comma-separated.") var trustedProxies = ""
     @Option(help: "trace | debug | info | notice | warning | error | critical") var logLevel = "info"
+    @Option(help: "NIO threads serving sockets (default: one per core).") var eventLoopThreads: Int?
     @Flag(help: "Generate a JWT secret when STOCKDROP_JWT_SECRET is unset, and print it.") var dev = false
 
     func validate() throws {
         if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be 0…65535 (0: any free port)") }
         if let poolSize, !(1...200).contains(poolSize) { throw ValidationError("--pool-size must be 1…200") }
         guard userRate >= 0, addressRate >= 0, userBurst >= 1, addressBurst >= 1 else { throw ValidationError("rates must be ≥ 0 and bursts ≥ 1") }
+        if let eventLoopThreads, !(1...64).contains(eventLoopThreads) { throw ValidationError("--event-loop-threads must be 1…64") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
     }
 
@@ -48,7 +50,8 @@ struct ServeCommand: AsyncParsableCommand {
             host: host, port: listenPort, strategy: strategy, databaseURL: try await Database.prepare(), jwtSecret: secret,
             userRateLimit: noRateLimit || userRate == 0 ? nil : RateLimit(requestsPerSecond: userRate, burst: userBurst),
             addressRateLimit: noRateLimit || addressRate == 0 ? nil : RateLimit(requestsPerSecond: addressRate, burst: addressBurst),
-            trustedProxies: try TrustedProxies(trustedProxies), poolSize: poolSize, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
+            trustedProxies: try TrustedProxies(trustedProxies), poolSize: poolSize, logLevel: Logger.Level(rawValue: logLevel) ?? .info,
+            eventLoopThreads: eventLoopThreads)
         let (application, _) = try await buildApplication(configuration) { channel in
             FileHandle.standardOutput.write(Data("stockdrop serving \(configuration.strategy.rawValue) on http://\(host):\(channel.localAddress?.port ?? listenPort)\n".utf8))
         }

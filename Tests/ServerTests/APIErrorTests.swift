@@ -2,6 +2,8 @@
 // code and message, whatever the message holds.
 import Engine
 import Foundation
+@testable import LoadGen
+import NIOCore
 @testable import Server
 import Testing
 
@@ -14,6 +16,14 @@ import Testing
             #expect(decoded.error.code == code.rawValue)
             #expect(decoded.error.message == message)
         }
+    }
+
+    /// The load generator reads codes without a JSON decoder; it must read the server's bodies.
+    @Test func theLoadGeneratorReadsEveryCodeTheServerWrites() {
+        for code in APIError.Code.allCases {
+            #expect(HTTPTarget.errorCode(ByteBuffer(string: APIError(code, #"a "quoted" message"#).jsonBody)) == code.rawValue)
+        }
+        #expect(HTTPTarget.errorCode(ByteBuffer(string: #"{"error": {"code": "sold_out"}}"#)) == nil)
     }
 
     @Test func everyCodeHasOneStatusAndFailuresAskForARetryLater() {

@@ -81,3 +81,13 @@ import Testing
         #expect(throws: ServerConfigurationError.self) { try TrustedProxies("proxy.internal") }
     }
 }
+
+extension RateLimitTests {
+    @Test func aFloodOfActiveKeysResetsTheLimiterInsteadOfGrowingIt() {
+        let clock = ManualClock()
+        let limiter = RateLimiter(limit: RateLimit(requestsPerSecond: 1, burst: 1), clock: clock, maxBuckets: 3)
+        for key in ["a", "b", "c"] { #expect(limiter.admit(key) == nil) }
+        #expect(limiter.admit("d") == nil)
+        #expect(limiter.bucketCount == 1)
+    }
+}

@@ -40,6 +40,8 @@ struct LoadRun {
                 perUserLimit: plan.perUserLimit, reserveTTLMilliseconds: plan.reserveTTLMilliseconds)))
         }
         let users = plannedUsers(dropIDs)
+        // Before the clock starts: a real buyer holds a token before the sale opens.
+        try await target.prepare(users: users.map(\.user))
         let clock = RunClock()
         let stop = Int64(scenario.limits.maxDurationSeconds * 1_000_000)
 

@@ -32,6 +32,12 @@ public protocol LoadTarget: Sendable {
     func reserve(drop: DropID, user: UserID) async -> Answer
     func purchase(drop: DropID, user: UserID, idempotencyKey: String) async -> Answer
     func cancel(drop: DropID, user: UserID) async -> Answer
+    /// Readies the target for these users before the run's clock starts (tokens, say).
+    func prepare(users: [UserID]) async throws
     /// Lets work in flight finish, then releases the target's resources.
     func close() async
+}
+
+extension LoadTarget {
+    public func prepare(users: [UserID]) async throws {}
 }

@@ -1,6 +1,6 @@
 // Token buckets by key (a user id or a client address). Memory follows active clients: past
 // `maxBuckets` the full (idle) buckets are forgotten, which is exact, since a full bucket
-// and a missing one admit the same requests.
+// and a missing one admit the same requests; if every bucket is active, all are forgotten.
 import Engine
 import Foundation
 import Synchronization
@@ -33,6 +33,9 @@ final class RateLimiter: Sendable {
         let wait: TimeInterval? = buckets.withLock { buckets in
             if buckets.count >= maxBuckets, buckets[key] == nil {
                 buckets = buckets.filter { !$0.value.isIdle(now: now, rate: limit.requestsPerSecond, burst: limit.burst) }
+                // Still full of active clients (a flood of distinct addresses): forget them all
+                // rather than scan the map on every request. Limits restart from full buckets.
+                if buckets.count >= maxBuckets { buckets.removeAll(keepingCapacity: true) }
             }
             var bucket = buckets[key] ?? TokenBucket(burst: limit.burst, now: now)
             let wait = bucket.take(now: now, rate: limit.requestsPerSecond, burst: limit.burst)

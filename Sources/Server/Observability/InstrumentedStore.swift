@@ -8,6 +8,8 @@ struct InstrumentedStore: DropStore {
     let metrics: ServerMetrics
 
     func apply(_ batch: ClaimBatch) async throws -> BatchOutcome {
+        // Sweeps (batches with no claims, only expiries) are not group commits of claims.
+        guard !batch.items.isEmpty else { return try await base.apply(batch) }
         let started = ContinuousClock.now
         do {
             let outcome = try await base.apply(batch)

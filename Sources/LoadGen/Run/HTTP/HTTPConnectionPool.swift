@@ -29,10 +29,11 @@ public final class HTTPConnectionPool: Sendable {
     private let nextConnection = Atomic<Int>(0)
     private let timeout: TimeAmount
 
-    public init(host: String, port: Int, connections: Int, timeoutMilliseconds: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    /// The pool has event loop threads of its own, closed with it.
+    public init(host: String, port: Int, connections: Int, timeoutMilliseconds: Int, eventLoopThreads: Int = LoadDefaults.httpEventLoopThreads) {
         self.host = host
         self.port = port
-        self.group = group
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads)
         self.timeout = .milliseconds(Int64(timeoutMilliseconds))
         self.connections = (0..<max(1, connections)).map { _ in Connection() }
     }
@@ -46,14 +47,10 @@ public final class HTTPConnectionPool: Sendable {
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         head.headers.add(name: "Content-Length", value: String(body?.readableBytes ?? 0))
         let slot = ReplySlot()
-        let timeout = self.timeout
+        let request = PendingRequest(head: head, body: body, slot: slot, timeout: timeout)
         return try await withCheckedThrowingContinuation { continuation in
             slot.arm(continuation)
-            let deadline = channel.eventLoop.scheduleTask(in: timeout) {
-                slot.resolve(.failure(HTTPClientError(kind: .timeout, message: "no reply within \(timeout.nanoseconds / 1_000_000) ms")))
-            }
-            slot.onResolve { deadline.cancel() }
-            channel.writeAndFlush(PendingRequest(head: head, body: body, slot: slot)).whenFailure { error in
+            channel.writeAndFlush(request).whenFailure { error in
                 slot.resolve(.failure(HTTPClientError(kind: .connection, message: "write failed: \(error)")))
             }
         }
@@ -63,6 +60,7 @@ public final class HTTPConnectionPool: Sendable {
         for connection in connections {
             if let channel = connection.current() { try? await channel.close() }
         }
+        try? await group.shutdownGracefully()
     }
 
     private func channel(of connection: Connection) async throws -> any Channel {
@@ -154,6 +152,7 @@ struct PendingRequest: Sendable {
     let head: HTTPRequestHead
     let body: ByteBuffer?
     let slot: ReplySlot
+    let timeout: TimeAmount
 }
 
 /// Writes pipelined requests and matches replies to them in order.
@@ -171,6 +170,13 @@ final class ResponseHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         waiting.append(request.slot)
+        // The deadline is armed here, on the connection's event loop: armed from the caller's
+        // thread it cost a cross-thread wakeup per request.
+        let slot = request.slot, timeout = request.timeout
+        let deadline = context.eventLoop.scheduleTask(in: timeout) {
+            slot.resolve(.failure(HTTPClientError(kind: .timeout, message: "no reply within \(timeout.nanoseconds / 1_000_000) ms")))
+        }
+        slot.onResolve { deadline.cancel() }
         context.write(wrapOutboundOut(.head(request.head)), promise: nil)
         if let body = request.body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         context.write(wrapOutboundOut(.end(nil)), promise: promise)
