@@ -39,7 +39,7 @@ bench-http: release
 	$(RELEASE_BIN) db start
 	-$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy both
 	-STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh actor scenarios/flash-sale.yaml
-	-STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh rowlock scenarios/flash-sale.yaml
+	-STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh rowlock scenarios/flash-sale.yaml --timeout-ms 120000
 
 clean-db:
 	-$(RELEASE_BIN) db stop
