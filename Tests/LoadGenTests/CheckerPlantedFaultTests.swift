@@ -8,15 +8,16 @@ import Testing
 import TestSupport
 
 @Suite(.serialized) struct CheckerPlantedFaultTests {
-    /// A small real run: 100 buyers for 12 units, 600 ms holds, so there are purchases, cancels,
+    /// A small real run: 100 buyers for 12 units, 2 s holds, so there are purchases, cancels,
     /// expiries and sold-out answers to tamper with. Which users win a unit depends on timing;
     /// with 12 first holders each buying with probability 0.5, a run without a purchase (or
-    /// without a hold that ended unbought) has odds of 1 in 4,096. CI saw one such run with
-    /// 5 units and 300 ms holds on a loaded machine.
+    /// without a hold that ended unbought) has odds of 1 in 4,096. Holds are 2 s because CI,
+    /// running every suite at once on 2 cores, twice saw a run where no purchase reached the
+    /// database before its hold expired (300 ms and 600 ms holds).
     static func realRun(_ name: String, strategy: Strategy = .actor) async throws -> (run: StrategyRun, pool: PostgresPool) {
         let url = try await TestDatabase.fresh("checker_\(name)")
         let target = InProcessTarget(strategy: strategy, databaseURL: url)
-        let run = try await LoadRun(scenario: ScenarioFixtures.scenario(users: 100, stock: 12, ttlMilliseconds: 600), target: target, live: LiveCounters(), progress: { _ in }).run()
+        let run = try await LoadRun(scenario: ScenarioFixtures.scenario(users: 100, stock: 12, ttlMilliseconds: 2_000), target: target, live: LiveCounters(), progress: { _ in }).run()
         await target.close()
         return (run, PostgresPool(url: url, size: 1))
     }
