@@ -14,6 +14,7 @@ public final class EngineHost: Service {
     let store: any DropStore
     let metrics: ServerMetrics
     private let knownBuyers = Mutex<Set<UserID>>([])
+    private let lastGaugeRefresh = Mutex<ContinuousClock.Instant?>(nil)
     private let logger: Logger
 
     public init(configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger) {
@@ -33,14 +34,20 @@ public final class EngineHost: Service {
         logger.info("engine stopped")
     }
 
-    /// Records a buyer's display name once per process, for the purchase feed.
-    func rememberBuyer(_ caller: Caller) async throws {
-        guard knownBuyers.withLock({ $0.insert(caller.userID).inserted }) else { return }
+    /// Records a buyer's display name for the purchase feed, once per buyer while the set is
+    /// small (it is forgotten past `knownBuyersLimit`). A failure costs the feed a name, never
+    /// the purchase, which has committed.
+    func rememberBuyer(_ caller: Caller, logger: Logger) async {
+        let isNew = knownBuyers.withLock { known in
+            if known.count >= ServerDefaults.knownBuyersLimit { known.removeAll(keepingCapacity: true) }
+            return known.insert(caller.userID).inserted
+        }
+        guard isNew else { return }
         do {
             try await store.upsertUser(caller.userID, name: caller.name, role: caller.role.rawValue)
         } catch {
             knownBuyers.withLock { _ = $0.remove(caller.userID) }
-            throw error
+            logger.warning("buyer name not recorded", metadata: ["user": "\(caller.userID)", "error": "\(error)"])
         }
     }
 
@@ -51,25 +58,49 @@ public final class EngineHost: Service {
         var ready: Bool { databaseReachable && schemaVersion == Migrations.latestVersion }
     }
 
-    /// Database reachable and migrations current, within a bound so a probe never hangs.
+    /// Database reachable and migrations current, within a bound so a probe never hangs. At
+    /// most one readiness query is in flight: probes that arrive meanwhile wait for it, so a
+    /// hung database and a busy load balancer cannot pile queries into the pool.
     func readiness() async -> Readiness {
         let pool = self.pool
+        let query = readinessQuery.withLock { current -> Task<Readiness, Never> in
+            if let current { return current }
+            let task = Task { await Self.queryReadiness(pool) }
+            current = task
+            return task
+        }
+        Task {
+            _ = await query.value
+            self.readinessQuery.withLock { if $0 == query { $0 = nil } }
+        }
         let timedOut = Readiness(databaseReachable: false, schemaVersion: nil,
                                  problem: "the database did not answer within \(ServerDefaults.readinessTimeoutMilliseconds) ms")
-        return await firstOf(timeout: .milliseconds(ServerDefaults.readinessTimeoutMilliseconds), orElse: timedOut) {
-            do {
-                let rows = try await pool.query("SELECT coalesce(max(version), 0) AS version FROM schema_migrations")
-                let version = try rows.first?.int("version") ?? 0
-                return Readiness(databaseReachable: true, schemaVersion: version,
-                                 problem: version == Migrations.latestVersion ? nil : "schema version \(version), expected \(Migrations.latestVersion)")
-            } catch {
-                return Readiness(databaseReachable: false, schemaVersion: nil, problem: "\(error)")
-            }
+        return await firstOf(timeout: .milliseconds(ServerDefaults.readinessTimeoutMilliseconds), orElse: timedOut) { await query.value }
+    }
+
+    private let readinessQuery = Mutex<Task<Readiness, Never>?>(nil)
+
+    private static func queryReadiness(_ pool: PostgresPool) async -> Readiness {
+        do {
+            let rows = try await pool.query("SELECT coalesce(max(version), 0) AS version FROM schema_migrations")
+            let version = try rows.first?.int("version") ?? 0
+            return Readiness(databaseReachable: true, schemaVersion: version,
+                             problem: version == Migrations.latestVersion ? nil : "schema version \(version), expected \(Migrations.latestVersion)")
+        } catch {
+            return Readiness(databaseReachable: false, schemaVersion: nil, problem: "\(error)")
         }
     }
 
-    /// Reads the gauges that are state rather than events, just before a scrape.
+    /// Reads the gauges that are state rather than events before a scrape, at most once per
+    /// `gaugeRefreshMilliseconds` whatever the scrape rate.
     func refreshGauges() async {
+        let now = ContinuousClock.now
+        let due = lastGaugeRefresh.withLock { last -> Bool in
+            if let last, now - last < .milliseconds(ServerDefaults.gaugeRefreshMilliseconds) { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
         if let engine = inventory as? ActorEngine {
             metrics.set(gauge: "stockdrop_queued_claims", Double(await engine.queuedClaims()))
         }

@@ -15,8 +15,12 @@ public enum ServerDefaults {
     /// Per client address: generous, since many buyers share a NAT or office address.
     public static let addressRequestsPerSecond = 500.0
     public static let addressBurstRequests = 1_000.0
-    /// Buckets idle this long are forgotten, so the limiter's memory follows active clients.
-    public static let rateLimitIdleSeconds = 60.0
+    /// Buyers whose display name this process has written; past it the set starts over
+    /// (a rewrite of a name is harmless, memory growing without end is not).
+    public static let knownBuyersLimit = 100_000
+    /// /metrics reads its gauges from the database at most this often, so scrapes (which
+    /// need no token) cannot queue queries ahead of the group commits.
+    public static let gaugeRefreshMilliseconds = 1_000
     /// The limiter keeps at most this many buckets (~100 bytes each); past it the idle ones
     /// are pruned at once.
     public static let maxRateLimitBuckets = 200_000

@@ -163,4 +163,26 @@ import Testing
             #expect(seen == created)
         }
     }
+
+    @Test func aDatabaseThatIsDownIs503NotA500() async throws {
+        let configuration = ServerConfiguration(port: 0, databaseURL: "postgresql://postgres@/nowhere?host=/nonexistent&connect_timeout=2",
+                                                jwtSecret: ServerFixture.secret, userRateLimit: nil, addressRateLimit: nil, logLevel: .critical)
+        let (application, parts) = try await buildApplication(configuration)
+        let token = try await parts.authority.mint(Caller(userID: 3, name: "x", role: .user))
+        try await application.test(.router) { client in
+            try await client.execute(uri: "/v1/drops", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.errorCode == "unavailable")
+                #expect(response.headers[.retryAfter] != nil)
+            }
+            try await client.execute(uri: "/v1/drops/1/reserve", method: .post, headers: [.authorization: "Bearer \(token)"]) { response in
+                #expect(response.status == .serviceUnavailable)
+            }
+            try await client.execute(uri: "/ready", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(String(buffer: response.body).contains(#""ready":false"#))
+            }
+            try await client.execute(uri: "/health", method: .get) { #expect($0.status == .ok) }
+        }
+    }
 }

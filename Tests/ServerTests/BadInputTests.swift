@@ -53,6 +53,8 @@ import Testing
         create(#"{"name":"x","priceCents":100,"totalStock":1,"startsAt":"tomorrow"}"#, name: "an unparsable start"),
         create(#"{"name":"x","priceCents":100,"totalStock":1,"startsAt":"9999-01-01T00:00:00Z"}"#, name: "a start centuries away"),
         create(#"{"name":"","priceCents":100,"totalStock":1}"#, name: "an empty name"),
+        create(#"{"name":"cut\u0000short","priceCents":100,"totalStock":1}"#, name: "a NUL in the name"),
+        create(#"{"name":""# + String(repeating: "🇫🇷", count: 150) + #"","priceCents":100,"totalStock":1}"#, name: "150 flags: 300 code points"),
         Case(name: "a form body", method: .post, uri: "/v1/drops", auth: .admin, contentType: "application/x-www-form-urlencoded", body: "name=x",
              status: .unsupportedMediaType, code: "unsupported_media_type"),
         Case(name: "a non-numeric drop id", method: .post, uri: "/v1/drops/abc/reserve", status: .badRequest, code: "invalid_parameter"),
@@ -69,6 +71,7 @@ import Testing
         Case(name: "no token", method: .post, uri: "/v1/drops/1/reserve", auth: .none, status: .unauthorized, code: "unauthorized"),
         Case(name: "a garbage token", method: .post, uri: "/v1/drops/1/reserve", auth: .header("Bearer not.a.jwt"), status: .unauthorized, code: "unauthorized"),
         Case(name: "basic auth", method: .post, uri: "/v1/drops/1/reserve", auth: .header("Basic dXNlcjpwYXNz"), status: .unauthorized, code: "unauthorized"),
+        Case(name: "a purchase on an unknown drop", method: .post, uri: "/v1/drops/999999/purchase", status: .notFound, code: "unknown_drop"),
         Case(name: "a long Idempotency-Key", method: .post, uri: "/v1/drops/1/purchase", extraHeaders: [.idempotencyKey: String(repeating: "k", count: 300)],
              status: .badRequest, code: "invalid_parameter"),
     ]

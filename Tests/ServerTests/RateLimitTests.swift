@@ -31,8 +31,10 @@ import Testing
         #expect(limiter.admit("c") == nil)
         #expect(limiter.admit("a") == 1)
         clock.advance(by: 5)
+        #expect(limiter.admit("c") == nil)  // c is active again; a and b are idle
         #expect(limiter.admit("d") == nil)
-        #expect(limiter.bucketCount == 1)
+        #expect(limiter.bucketCount == 2)
+        #expect(limiter.admit("c") == 1)  // c's bucket survived the pruning
     }
 
     @Test func usersPastTheirLimitGet429WithRetryAfter() async throws {
@@ -75,6 +77,10 @@ import Testing
         #expect(proxies.client(peer: "192.168.1.5", forwardedFor: "198.51.100.7, 10.0.0.2") == "198.51.100.7")
         #expect(proxies.client(peer: "fd00::1", forwardedFor: "2001:db8::5") == "2001:db8::5")
         #expect(proxies.client(peer: "192.168.1.6", forwardedFor: "1.2.3.4") == "192.168.1.6")
+        // Dual-stack sockets show IPv4 peers as IPv4-mapped IPv6; proxies write ports and brackets.
+        #expect(proxies.client(peer: "::ffff:10.0.0.5", forwardedFor: "198.51.100.7") == "198.51.100.7")
+        #expect(proxies.client(peer: "10.0.0.5", forwardedFor: "198.51.100.7:41234") == "198.51.100.7")
+        #expect(proxies.client(peer: "10.0.0.5", forwardedFor: "[2001:db8::9]:443") == "2001:db8::9")
         // Garbage in the header never becomes a bucket key.
         #expect(proxies.client(peer: "10.0.0.1", forwardedFor: "not-an-ip") == "10.0.0.1")
         #expect(throws: ServerConfigurationError.self) { try TrustedProxies("10.0.0.0/33") }
@@ -89,5 +95,22 @@ extension RateLimitTests {
         for key in ["a", "b", "c"] { #expect(limiter.admit(key) == nil) }
         #expect(limiter.admit("d") == nil)
         #expect(limiter.bucketCount == 1)
+    }
+}
+
+@Suite struct TokenAuthorityTests {
+    /// A cached token is still refused once it expires.
+    @Test func aCachedTokenExpiresOnTime() async throws {
+        let clock = ManualClock(start: Date())
+        let authority = try await TokenAuthority(secret: ServerFixture.secret, clock: clock)
+        let token = try await authority.mint(Caller(userID: 8, name: "eight", role: .user), lifetimeSeconds: 60)
+        #expect(try await authority.verify(token).userID == 8)
+        #expect(try await authority.verify(token).userID == 8)
+        clock.advance(by: 61)
+        await #expect(throws: TokenError.self) { _ = try await authority.verify(token) }
+    }
+
+    @Test func shortSecretsAreRefused() async {
+        await #expect(throws: TokenError.self) { _ = try await TokenAuthority(secret: String(repeating: "s", count: 31)) }
     }
 }

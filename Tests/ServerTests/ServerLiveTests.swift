@@ -52,11 +52,10 @@ import TestSupport
         let fixture = try await ServerFixture("live_refusals")
         try await fixture.application().test(.live) { client in
             let url = URL(string: "http://127.0.0.1:\(try #require(client.port))")!
-            let target = try await HTTPTarget.connect(url, databaseURL: fixture.configuration.databaseURL,
-                                                      options: HTTPTargetOptions(secret: String(repeating: "w", count: 40)))
-            // A token the server cannot verify is an error (indeterminate), never a success.
-            #expect(await target.reserve(drop: 1, user: 5).result == .error)
-            await target.close()
+            await #expect(throws: RunError.self) {
+                _ = try await HTTPTarget.connect(url, databaseURL: fixture.configuration.databaseURL,
+                                                 options: HTTPTargetOptions(secret: String(repeating: "w", count: 40)))
+            }
         }
         await #expect(throws: RunError.self) {
             _ = try await HTTPTarget.connect(URL(string: "http://127.0.0.1:9")!, databaseURL: "", options: HTTPTargetOptions(secret: ServerFixture.secret))
@@ -103,11 +102,14 @@ import TestSupport
         }
         // Everything else was refused or failed without an acknowledgement; whatever the
         // database holds beyond the acknowledged was answered with an error (indeterminate).
-        let unacknowledged = Set(answers.filter { $0.1.result != .ok }.map(\.0))
-        for user in stored.keys where !acknowledged.contains(where: { $0.0 == user }) {
-            #expect(unacknowledged.contains(user))
-            #expect(answers.first { $0.0 == user }?.1.result == .error)
+        let acknowledgedUsers = Set(acknowledged.map(\.0))
+        for user in stored.keys where !acknowledgedUsers.contains(user) {
+            #expect(answers.first { $0.0 == user }?.1.result == .error, "user \(user) holds a unit but was told otherwise")
         }
+        // The server answered what it had accepted: errors are the requests still unsent or
+        // in its socket buffers when it closed, not most of the run.
+        let errors = answers.filter { $0.1.result == .error }.count
+        #expect(errors < answers.count / 2, "\(errors) of \(answers.count) requests failed")
     }
 }
 

@@ -29,7 +29,10 @@ public struct DropSpec: Sendable, Equatable, Codable {
     public var problems: [String] {
         var problems: [String] = []
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.isEmpty || name.count > 200 { problems.append("name must be 1 to 200 characters") }
+        // Counted as PostgreSQL's length() counts (code points), and no control characters:
+        // libpq passes text parameters as C strings, so a NUL would cut the name short.
+        if trimmed.isEmpty || name.unicodeScalars.count > 200 { problems.append("name must be 1 to 200 characters") }
+        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { problems.append("name must not contain control characters") }
         if priceCents < 0 || priceCents > Defaults.maxPriceCents { problems.append("priceCents must be between 0 and \(Defaults.maxPriceCents)") }
         if totalStock < 0 || totalStock > Defaults.maxTotalStock { problems.append("totalStock must be between 0 and \(Defaults.maxTotalStock)") }
         if perUserLimit < 1 || perUserLimit > Defaults.maxPerUserLimit { problems.append("perUserLimit must be between 1 and \(Defaults.maxPerUserLimit)") }

@@ -96,6 +96,9 @@ public enum LoadRunner {
         guard let http = options.http, !http.secret.isEmpty else {
             throw RunError.usage("a server target needs the server's STOCKDROP_JWT_SECRET to mint its users' tokens")
         }
+        guard http.secret.utf8.count >= 32 else {
+            throw RunError.usage("STOCKDROP_JWT_SECRET must be at least 32 bytes (HS256 needs a key as long as its hash)")
+        }
         let databaseURL = try await Database.prepare(environment: options.databaseURL.map { ["DATABASE_URL": $0] } ?? [:])
         let target = try await HTTPTarget.connect(url, databaseURL: databaseURL, options: http)
         if options.strategiesExplicit, options.strategies != [target.strategy] {

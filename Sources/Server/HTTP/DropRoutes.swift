@@ -56,7 +56,7 @@ struct DropRoutes: Sendable {
         case .notStarted(let until):
             throw APIError(.notStarted, "the drop starts at \(APITime.string(until))")
         case let outcome:
-            throw APIError(rejection: outcome.rejection ?? .overloaded)
+            throw Self.rejected(outcome.rejection)
         }
     }
 
@@ -64,15 +64,16 @@ struct DropRoutes: Sendable {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
         let key = try Self.idempotencyKey(request)
-        // The buyer's name is written before the purchase so the feed can show it.
-        try await engine.rememberBuyer(caller)
         switch try await inventory.purchase(drop: drop, user: caller.userID, idempotencyKey: key) {
         case .purchased(let purchase, let replayed):
+            // The buyer's display name for the feed, once per buyer and only after a purchase
+            // committed: a refused request writes nothing.
+            await engine.rememberBuyer(caller, logger: context.logger)
             var headers = HTTPFields()
             if replayed { headers[.idempotentReplayed] = "true" }
             return EditedResponse(status: replayed ? .ok : .created, headers: headers, response: PurchaseResponse(purchase))
         case let outcome:
-            throw APIError(rejection: outcome.rejection ?? .overloaded)
+            throw Self.rejected(outcome.rejection)
         }
     }
 
@@ -81,13 +82,19 @@ struct DropRoutes: Sendable {
         let drop = try Self.dropID(context)
         switch try await inventory.cancel(drop: drop, user: caller.userID) {
         case .cancelled(let reservation): return ReservationResponse(reservation)
-        case let outcome: throw APIError(rejection: outcome.rejection ?? .overloaded)
+        case let outcome: throw Self.rejected(outcome.rejection)
         }
     }
 
     @Sendable func mine(_ request: Request, context: StockdropContext) async throws -> ReservationList {
         let caller = try context.caller()
         return ReservationList(reservations: try await inventory.reservations(of: caller.userID).map(ReservationResponse.init))
+    }
+
+    /// An outcome that is not a success must carry a rejection code; if a new success case
+    /// ever lacks one, answer 500 (unknown to clients) rather than a firm refusal.
+    static func rejected(_ code: RejectionCode?) -> APIError {
+        code.map { APIError(rejection: $0) } ?? APIError(.internalError, "an outcome without a rejection code")
     }
 
     // MARK: - Parameters

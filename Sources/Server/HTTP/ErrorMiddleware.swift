@@ -1,5 +1,5 @@
 // Turns every error into the API's one error shape before logging and metrics see it:
-// APIError as is; the router's 404 becomes 405 with Allow when the path exists under other
+// APIError as is; database failures 503 (422 when the schema refused the values); the router's 404 becomes 405 with Allow when the path exists under other
 // methods; Hummingbird's own HTTP errors keep their status; anything else is a bug, logged
 // with the request id and answered 500 without its details.
 import Engine
@@ -17,6 +17,14 @@ struct ErrorMiddleware: RouterMiddleware {
             return try error.response(from: request, context: context)
         } catch let error as EngineError {
             return try APIError(engineError: error).response(from: request, context: context)
+        } catch let error as PostgresError {
+            // The database refused (23xxx: the schema's own checks) or could not be reached;
+            // either way nothing was acknowledged.
+            if error.sqlState?.hasPrefix("23") == true {
+                return try APIError(.validationFailed, "the database refused it: \(error.constraint ?? error.message)").response(from: request, context: context)
+            }
+            context.logger.warning("database failure", metadata: ["error": "\(error)"])
+            return try APIError(.unavailable, "the database is unavailable").response(from: request, context: context)
         } catch let error as HTTPError {
             return try translate(error, request: request, context: context)
         } catch {

@@ -9,7 +9,7 @@ public struct StockdropContext: AuthRequestContext, RemoteAddressRequestContext 
     public var coreContext: CoreRequestContextStorage
     public var identity: Caller?
     public let remoteAddress: SocketAddress?
-    /// The client address after trusted proxies' `X-Forwarded-For` (set by ClientAddressMiddleware).
+    /// The client address after trusted proxies' `X-Forwarded-For` (set by RequestLogMiddleware).
     public var clientAddress: String
 
     public init(source: ApplicationRequestContextSource) {

@@ -16,10 +16,3 @@ struct RateLimitMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 }
-
-extension HTTPField.Name {
-    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
-    static let xRequestID = HTTPField.Name("X-Request-Id")!
-    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
-    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
-}

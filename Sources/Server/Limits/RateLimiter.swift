@@ -9,8 +9,10 @@ public struct RateLimit: Sendable, Equatable {
     public var requestsPerSecond: Double
     public var burst: Double
 
+    /// A rate at or below zero is taken as one request per thousand seconds (turn a limit off
+    /// by passing no RateLimit); a zero rate would divide by zero computing Retry-After.
     public init(requestsPerSecond: Double, burst: Double) {
-        self.requestsPerSecond = requestsPerSecond
+        self.requestsPerSecond = max(0.001, requestsPerSecond)
         self.burst = max(1, burst)
     }
 }

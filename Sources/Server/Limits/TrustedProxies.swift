@@ -45,18 +45,29 @@ public struct TrustedProxies: Sendable, Equatable {
     /// The client behind `peer`, given the request's X-Forwarded-For values.
     func client(peer: String, forwardedFor: String?) -> String {
         guard contains(peer), let forwardedFor else { return peer }
-        let hops = forwardedFor.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let hops = forwardedFor.split(separator: ",").map { Self.host(of: $0.trimmingCharacters(in: .whitespaces)) }.filter { !$0.isEmpty }
         for hop in hops.reversed() where !contains(hop) {
             return Self.bytes(of: hop) == nil ? peer : hop
         }
         return hops.first ?? peer
     }
 
+    /// A hop without its port: `203.0.113.9:41234` and `[2001:db8::1]:443` as proxies write them.
+    static func host(of hop: String) -> String {
+        if hop.hasPrefix("["), let close = hop.firstIndex(of: "]") { return String(hop[hop.index(after: hop.startIndex)..<close]) }
+        let parts = hop.split(separator: ":", omittingEmptySubsequences: false)
+        return parts.count == 2 ? String(parts[0]) : hop
+    }
+
+    /// The address's bytes; an IPv4-mapped IPv6 address (`::ffff:10.0.0.5`, how IPv4 peers
+    /// appear on a dual-stack socket) as its 4 IPv4 bytes, so IPv4 ranges match it.
     static func bytes(of address: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, address, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
         var v6 = in6_addr()
-        if inet_pton(AF_INET6, address, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
-        return nil
+        guard inet_pton(AF_INET6, address, &v6) == 1 else { return nil }
+        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF { return Array(bytes[12...]) }
+        return bytes
     }
 }

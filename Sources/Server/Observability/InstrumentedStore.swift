@@ -29,11 +29,3 @@ struct InstrumentedStore: DropStore {
     func dropsWithOverdueHolds() async throws -> [DropID] { try await base.dropsWithOverdueHolds() }
     func upsertUser(_ user: UserID, name: String, role: String) async throws { try await base.upsertUser(user, name: name, role: role) }
 }
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-    var milliseconds: Double { Double(nanoseconds) / 1e6 }
-}

@@ -43,6 +43,12 @@ public final class HTTPTarget: LoadTarget {
                 throw RunError.unavailable("\(url.absoluteString)/ready answered \(ready.status): \(String(buffer: ready.body))")
             }
             let tokens = await TokenMinter(secret: options.secret, lifetimeSeconds: LoadDefaults.tokenLifetimeSeconds)
+            // A wrong secret would turn every request into a 401, recorded as errors: refuse now.
+            let probe = try await pool.send(method: .GET, path: "/v1/reservations/me",
+                                            headers: [("Authorization", "Bearer \(try await tokens.adminToken(for: adminUser))")])
+            guard probe.status == 200 else {
+                throw RunError.usage("\(url.absoluteString) refused this run's token (\(probe.status)): is STOCKDROP_JWT_SECRET the server's?")
+            }
             return HTTPTarget(url: url, strategy: strategy, databaseURL: databaseURL, pool: pool, tokens: tokens)
         } catch let error as HTTPClientError {
             await pool.close()
@@ -71,7 +77,7 @@ public final class HTTPTarget: LoadTarget {
         let body = Body(name: spec.name, priceCents: spec.priceCents, totalStock: spec.totalStock,
                         startsAt: spec.startsAt.map { $0.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)) },
                         perUserLimit: spec.perUserLimit, reserveTTLMilliseconds: spec.reserveTTLMilliseconds)
-        let token = try await tokens.token(for: Self.adminUser, role: "admin")
+        let token = try await tokens.adminToken(for: Self.adminUser)
         let reply = try await pool.send(method: .POST, path: "/v1/drops", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
                                         body: ByteBuffer(bytes: try JSONEncoder().encode(body)))
         struct Created: Decodable { let id: DropID }

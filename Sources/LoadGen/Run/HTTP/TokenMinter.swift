@@ -26,12 +26,21 @@ final class TokenMinter: Sendable {
     }
 
     /// The user's token, minted once per run.
-    func token(for user: UserID, role: String = "user") async throws -> String {
+    func token(for user: UserID) async throws -> String {
         if let token = tokens.withLock({ $0[user] }) { return token }
-        let now = Date()
-        let token = try await keys.sign(Claims(sub: SubjectClaim(value: String(user)), name: "\(role) \(user)", role: role,
-                                               exp: ExpirationClaim(value: now.addingTimeInterval(lifetimeSeconds)), iat: IssuedAtClaim(value: now)))
+        let token = try await mint(user, role: "user")
         tokens.withLock { $0[user] = token }
         return token
+    }
+
+    /// An admin's token (to create the run's drops), not cached.
+    func adminToken(for user: UserID) async throws -> String {
+        try await mint(user, role: "admin")
+    }
+
+    private func mint(_ user: UserID, role: String) async throws -> String {
+        let now = Date()
+        return try await keys.sign(Claims(sub: SubjectClaim(value: String(user)), name: "\(role) \(user)", role: role,
+                                          exp: ExpirationClaim(value: now.addingTimeInterval(lifetimeSeconds)), iat: IssuedAtClaim(value: now)))
     }
 }
