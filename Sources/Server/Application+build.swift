@@ -4,6 +4,8 @@
 // batches in flight and closes the pool. Tests call this, exactly as `stockdrop serve` does.
 import Engine
 import Hummingbird
+import HummingbirdWebSocket
+import ServiceLifecycle
 import Logging
 import NIOCore
 import NIOPosix
@@ -24,10 +26,19 @@ public func buildApplication(_ configuration: ServerConfiguration, clock: any Wa
     let authority = try await TokenAuthority(secret: configuration.jwtSecret, clock: clock)
     let engine = EngineHost(configuration: configuration, metrics: metrics, logger: logger)
     let router = buildRouter(configuration, engine: engine, metrics: metrics, authority: authority, clock: clock)
+    let liveRouter = buildLiveRouter(engine: engine, authority: authority)
+    var services: [any Service] = [engine]
+    if let redisURL = configuration.redisURL {
+        let relay = RedisRelay(url: redisURL, hub: engine.events, logger: logger) { await engine.liveSnapshot() }
+        engine.relay = relay
+        // Services stop in reverse order: the HTTP server, then the relay, then the engine.
+        services.append(relay)
+    }
     let application = Application(
         router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: liveRouter),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop"),
-        services: [engine],
+        services: services,
         onServerRunning: onServerRunning,
         eventLoopGroupProvider: configuration.eventLoopThreads.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton,
         logger: logger)
@@ -41,6 +52,7 @@ func buildRouter(_ configuration: ServerConfiguration, engine: EngineHost, metri
     router.add(middleware: RequestLogMiddleware(metrics: metrics, proxies: configuration.trustedProxies))
     router.add(middleware: ErrorMiddleware(routes: table))
     OperationsRoutes(engine: engine, metrics: metrics).add(to: router)
+    LivePage.add(to: router)
     if let limit = configuration.addressRateLimit {
         router.add(middleware: RateLimitMiddleware(limiter: RateLimiter(limit: limit, clock: clock), scope: "client address") { _, context in context.clientAddress })
     }
@@ -52,6 +64,13 @@ func buildRouter(_ configuration: ServerConfiguration, engine: EngineHost, metri
     }
     DropRoutes(engine: engine, clock: clock).add(to: router)
     table.set(RouteTable(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) }))
+    return router
+}
+
+/// WebSocket upgrades have a router (and a request context) of their own.
+func buildLiveRouter(engine: EngineHost, authority: TokenAuthority) -> Router<LiveSocketContext> {
+    let router = Router(context: LiveSocketContext.self)
+    LiveRoutes(engine: engine, authority: authority).add(to: router)
     return router
 }
 

@@ -17,10 +17,19 @@ public final class EngineHost: Service {
     private let lastGaugeRefresh = Mutex<ContinuousClock.Instant?>(nil)
     private let logger: Logger
 
+    public let events: EventHub
+    /// The Redis relay when REDIS_URL is set (its status shows in /ready).
+    public var relay: RedisRelay? {
+        get { relayBox.withLock { $0 } }
+        set { relayBox.withLock { $0 = newValue } }
+    }
+    private let relayBox = Mutex<RedisRelay?>(nil)
+
     public init(configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger) {
+        events = EventHub(stockEventsPerSecond: configuration.stockEventsPerSecond)
         strategy = configuration.strategy
         pool = PostgresPool(url: configuration.databaseURL, size: configuration.poolSize)
-        store = InstrumentedStore(base: PostgresStore(pool: pool), metrics: metrics)
+        store = InstrumentedStore(base: PostgresStore(pool: pool), metrics: metrics, events: events)
         inventory = configuration.strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
         self.metrics = metrics
         self.logger = logger
@@ -56,6 +65,23 @@ public final class EngineHost: Service {
         var schemaVersion: Int?
         var problem: String?
         var ready: Bool { databaseReachable && schemaVersion == Migrations.latestVersion }
+    }
+
+    /// Every open drop as a live snapshot, the first message on a socket (at most the first
+    /// `maxPageLimit` × 10 drops).
+    func liveSnapshot() async -> LiveEvent? {
+        var drops: [DropResponse] = []
+        var cursor: DropID?
+        for _ in 0..<10 {
+            guard let page = try? await inventory.listDrops(after: cursor, limit: ServerDefaults.maxPageLimit) else { return nil }
+            drops += page.map(DropResponse.init)
+            guard page.count == ServerDefaults.maxPageLimit, let last = page.last else { break }
+            cursor = last.drop.id
+        }
+        var event = LiveEvent(type: .snapshot)
+        event.drops = drops
+        event.committedAt = APITime.string(Date())
+        return event
     }
 
     /// Database reachable and migrations current, within a bound so a probe never hangs. At

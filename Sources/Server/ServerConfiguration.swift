@@ -24,12 +24,15 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// NIO threads serving sockets; nil shares NIO's group (one per core).
     public var eventLoopThreads: Int?
+    /// Redis for fanning live events out across instances; nil keeps them in this process.
+    public var redisURL: String?
+    public var stockEventsPerSecond: Double
 
     public init(host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String, jwtSecret: String,
                 userRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.userRequestsPerSecond, burst: ServerDefaults.userBurstRequests),
                 addressRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.addressRequestsPerSecond, burst: ServerDefaults.addressBurstRequests),
                 trustedProxies: TrustedProxies = .none, poolSize: Int? = nil, logLevel: Logger.Level = .info,
-                eventLoopThreads: Int? = nil) {
+                eventLoopThreads: Int? = nil, redisURL: String? = nil, stockEventsPerSecond: Double = ServerDefaults.stockEventsPerSecond) {
         self.host = host
         self.port = port
         self.strategy = strategy
@@ -41,5 +44,7 @@ public struct ServerConfiguration: Sendable {
         self.poolSize = poolSize ?? (strategy == .actor ? ServerDefaults.actorPoolSize : Defaults.rowLockPoolSize)
         self.logLevel = logLevel
         self.eventLoopThreads = eventLoopThreads
+        self.redisURL = redisURL
+        self.stockEventsPerSecond = stockEventsPerSecond
     }
 }

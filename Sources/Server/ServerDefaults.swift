@@ -31,6 +31,19 @@ public enum ServerDefaults {
     public static let verifiedTokenCacheEntries = 100_000
     /// Tokens minted by `stockdrop token` live a day unless asked otherwise.
     public static let tokenLifetimeSeconds = 24 * 3_600
+    /// `stock.changed` events per drop per second at most; the last value is always sent.
+    /// Ten a second moves a stock bar smoothly and caps a hot drop's fan-out traffic.
+    public static let stockEventsPerSecond = 10.0
+    /// Feed events a slow socket may have pending before its oldest are dropped (stock values
+    /// are kept apart, one per drop, so they are never lost).
+    public static let socketOutboxEvents = 1_000
+    /// The Redis relay waits this long after a failure before reconnecting, doubling up to
+    /// the maximum.
+    public static let relayRetryMilliseconds = 100
+    public static let relayMaxRetryMilliseconds = 5_000
+    /// Events waiting to be published to Redis; past it the oldest are dropped (a relay that
+    /// cannot keep up resynchronizes its subscribers with a snapshot anyway).
+    public static let relayQueueEvents = 10_000
     /// Connections of the actor strategy's pool (batches of different drops in parallel,
     /// plus reads: listings, snapshots, a user's reservations).
     public static let actorPoolSize = 16

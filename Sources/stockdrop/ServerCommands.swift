@@ -22,6 +22,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Proxies whose X-Forwarded-For is trusted: IPs or CIDR ranges, comma-separated.") var trustedProxies = ""
     @Option(help: "trace | debug | info | notice | warning | error | critical") var logLevel = "info"
     @Option(help: "NIO threads serving sockets (default: one per core).") var eventLoopThreads: Int?
+    @Option(help: "Redis for live events across instances: redis://host:port or unix:///path (default: REDIS_URL; unset: events stay in this process).") var redisURL: String?
+    @Option(help: "stock.changed events per drop per second at most (the last value is always sent).") var stockEventsPerSecond = ServerDefaults.stockEventsPerSecond
     @Flag(help: "Generate a JWT secret when STOCKDROP_JWT_SECRET is unset, and print it.") var dev = false
 
     func validate() throws {
@@ -29,6 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let poolSize, !(1...200).contains(poolSize) { throw ValidationError("--pool-size must be 1…200") }
         guard userRate >= 0, addressRate >= 0, userBurst >= 1, addressBurst >= 1 else { throw ValidationError("rates must be ≥ 0 and bursts ≥ 1") }
         if let eventLoopThreads, !(1...64).contains(eventLoopThreads) { throw ValidationError("--event-loop-threads must be 1…64") }
+        guard stockEventsPerSecond > 0, stockEventsPerSecond <= 1_000 else { throw ValidationError("--stock-events-per-second must be in (0, 1000]") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
     }
 
@@ -51,7 +54,8 @@ struct ServeCommand: AsyncParsableCommand {
             userRateLimit: noRateLimit || userRate == 0 ? nil : RateLimit(requestsPerSecond: userRate, burst: userBurst),
             addressRateLimit: noRateLimit || addressRate == 0 ? nil : RateLimit(requestsPerSecond: addressRate, burst: addressBurst),
             trustedProxies: try TrustedProxies(trustedProxies), poolSize: poolSize, logLevel: Logger.Level(rawValue: logLevel) ?? .info,
-            eventLoopThreads: eventLoopThreads)
+            eventLoopThreads: eventLoopThreads, redisURL: redisURL ?? environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 },
+            stockEventsPerSecond: stockEventsPerSecond)
         let (application, _) = try await buildApplication(configuration) { channel in
             FileHandle.standardOutput.write(Data("stockdrop serving \(configuration.strategy.rawValue) on http://\(host):\(channel.localAddress?.port ?? listenPort)\n".utf8))
         }

@@ -11,15 +11,17 @@ import Testing
         let fixture = try await ServerFixture("openapi")
         let parts = try await buildApplication(fixture.configuration).parts
         let router = buildRouter(fixture.configuration, engine: parts.engine, metrics: parts.metrics, authority: parts.authority, clock: SystemClock())
+        let liveRouter = buildLiveRouter(engine: parts.engine, authority: parts.authority)
+        let routes = router.routes.map { ($0.method, $0.path) } + liveRouter.routes.map { ($0.method, $0.path) }
         let document = OpenAPIDocument.document
         let paths = try #require(document["paths"])
-        #expect(!router.routes.isEmpty)
-        for route in router.routes {
-            let path = route.path.description.replacingOccurrences(of: ":id", with: "{id}")
-            #expect(paths[path]?[route.method.rawValue.lowercased()] != nil, "\(route.method) \(path) is not in /openapi.json")
+        #expect(!router.routes.isEmpty && !liveRouter.routes.isEmpty)
+        for (method, routePath) in routes {
+            let path = routePath.description.replacingOccurrences(of: ":id", with: "{id}")
+            #expect(paths[path]?[method.rawValue.lowercased()] != nil, "\(method) \(path) is not in /openapi.json")
         }
-        // And nothing documented that the router does not serve.
-        let served = Set(router.routes.map { "\($0.method.rawValue.lowercased()) \($0.path.description)" })
+        // And nothing documented that the routers do not serve.
+        let served = Set(routes.map { "\($0.0.rawValue.lowercased()) \($0.1.description)" })
         for (path, operations) in paths.members {
             for (method, _) in operations.members { #expect(served.contains("\(method) \(path)"), "\(method) \(path) is documented but not served") }
         }

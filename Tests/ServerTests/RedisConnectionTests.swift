@@ -24,8 +24,9 @@ struct RedisTestServer {
     let process: Process
     var url: String { "unix://\(directory)/redis.sock" }
 
-    init() throws {
-        directory = NSTemporaryDirectory() + "stockdrop-redis-\(UUID().uuidString.prefix(8))"
+    /// A new server, or (with `directory`) one restarted on a stopped one's socket path.
+    init(directory existing: String? = nil) throws {
+        directory = existing ?? NSTemporaryDirectory() + "stockdrop-redis-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
@@ -42,10 +43,10 @@ struct RedisTestServer {
         throw RedisError(message: "redis-server did not start")
     }
 
-    func stop() {
+    func stop(keepDirectory: Bool = false) {
         // SIGKILL: a child spawned from a dispatch thread inherits its blocked SIGTERM.
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: directory)
+        if !keepDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 }

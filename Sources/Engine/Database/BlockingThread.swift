@@ -3,13 +3,13 @@
 import Foundation
 
 /// Runs submitted closures one at a time, in order, on a dedicated OS thread.
-final class BlockingThread: @unchecked Sendable {
+public final class BlockingThread: @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var jobs: [() -> Void] = []
     private var stopping = false
 
-    init(name: String) {
+    public init(name: String) {
         let thread = Thread { [self] in self.loop() }
         thread.name = name
         thread.stackSize = 1 << 20
@@ -17,14 +17,14 @@ final class BlockingThread: @unchecked Sendable {
     }
 
     /// Runs `work` on the thread and resumes the caller with its result.
-    func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    public func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             submit { continuation.resume(with: Result { try work() }) }
         }
     }
 
     /// Finishes the queued jobs, then ends the thread.
-    func stop() {
+    public func stop() {
         condition.lock()
         stopping = true
         condition.signal()

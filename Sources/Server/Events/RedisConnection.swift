@@ -39,7 +39,10 @@ public final class RedisConnection: @unchecked Sendable {
             throw RedisError(message: "connecting to \(url): \(message)")
         }
         self.context = context
+        fileDescriptor = context.pointee.fd
     }
+
+    private let fileDescriptor: Int32
 
     deinit { if let context { redisFree(context) } }
 
@@ -66,6 +69,22 @@ public final class RedisConnection: @unchecked Sendable {
         let reply = raw.assumingMemoryBound(to: redisReply.self)
         defer { freeReplyObject(raw) }
         return try Self.convert(reply.pointee)
+    }
+
+    /// Waits for the next reply pushed by the server (after SUBSCRIBE: each message).
+    public func nextReply() throws -> RedisReply {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let context else { throw RedisError(message: "connection is closed") }
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw RedisError(message: Self.errorText(context)) }
+        defer { freeReplyObject(raw) }
+        return try Self.convert(raw.assumingMemoryBound(to: redisReply.self).pointee)
+    }
+
+    /// Shuts the socket down from any thread, so a reader blocked in `nextReply` returns.
+    public func interrupt() {
+        _ = Foundation.shutdown(fileDescriptor, Int32(SHUT_RDWR))
     }
 
     /// Publishes `message` on `channel`; returns how many subscribers received it.

@@ -64,6 +64,7 @@ struct DropRoutes: Sendable {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
         let key = try Self.idempotencyKey(request)
+        engine.events.noteName(caller.name, of: caller.userID)
         switch try await inventory.purchase(drop: drop, user: caller.userID, idempotencyKey: key) {
         case .purchased(let purchase, let replayed):
             // The buyer's display name for the feed, once per buyer and only after a purchase

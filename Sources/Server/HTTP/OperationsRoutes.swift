@@ -16,6 +16,17 @@ struct OperationsRoutes: Sendable {
         let schemaVersion: Int?
         let expectedSchemaVersion: Int
         let problem: String?
+        /// `local` (no REDIS_URL: events stay in this instance), `ok`, or `degraded`: claims
+        /// work either way, so a degraded relay does not make the instance unready.
+        let events: String
+    }
+
+    static func eventsStatus(_ status: RedisRelay.Status?) -> String {
+        switch status {
+        case nil: "local"
+        case .connected: "ok"
+        case .connecting, .degraded: "degraded"
+        }
     }
 
     func add(to router: Router<StockdropContext>) {
@@ -24,7 +35,8 @@ struct OperationsRoutes: Sendable {
         router.get("/ready") { _, _ in
             let readiness = await engine.readiness()
             let body = Readiness(ready: readiness.ready, database: readiness.databaseReachable ? "ok" : "unreachable",
-                                 schemaVersion: readiness.schemaVersion, expectedSchemaVersion: Migrations.latestVersion, problem: readiness.problem)
+                                 schemaVersion: readiness.schemaVersion, expectedSchemaVersion: Migrations.latestVersion, problem: readiness.problem,
+                                 events: Self.eventsStatus(engine.relay?.status))
             return EditedResponse(status: readiness.ready ? .ok : .serviceUnavailable, response: body)
         }
         router.get("/metrics") { _, _ in

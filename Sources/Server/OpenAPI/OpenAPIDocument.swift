@@ -29,6 +29,12 @@ enum OpenAPIDocument {
                   success: (200, "Metrics", ["type": "string"])),
         Operation(method: "get", path: "/openapi.json", summary: "This document", access: .open,
                   success: (200, "The OpenAPI document", ["type": "object"])),
+        Operation(method: "get", path: "/", summary: "The live drop page (HTML, CSS and JavaScript; nothing fetched from the network)", access: .open,
+                  success: (200, "The page", ["type": "string"])),
+        Operation(method: "get", path: "/v1/live",
+                  summary: "WebSocket of live events (JSON text frames): first a `snapshot` of every drop, then `drop.created`, `stock.changed` (coalesced per drop, ending on the committed value), `purchase.completed`, and to their owner only `reservation.expired` and `reservation.purchased`. Token in the Authorization header or, for browsers, `?token=`.",
+                  access: .user, success: (101, "Switching Protocols: the socket is open", nil),
+                  parameters: [["name": "token", "in": "query", "description": "The bearer token, for clients that cannot set headers", "schema": ["type": "string"]]]),
         Operation(method: "get", path: "/v1/drops", summary: "List drops by id, with stock figures and the last 3 purchases", access: .open,
                   success: (200, "A page of drops", ref("DropPage")),
                   parameters: [
@@ -85,7 +91,7 @@ enum OpenAPIDocument {
         var responses: [(String, JSONValue)] = []
         var success: JSONValue = ["description": .string(operation.success.description)]
         if let schema = operation.success.schema {
-            let type = operation.path == "/metrics" ? "text/plain" : "application/json"
+            let type = operation.path == "/metrics" ? "text/plain" : operation.path == "/" ? "text/html" : "application/json"
             success = ["description": .string(operation.success.description), "content": .object([(type, JSONValue.object([("schema", schema)]))])]
         }
         responses.append((String(operation.success.status), success))

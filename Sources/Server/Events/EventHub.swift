@@ -1,0 +1,153 @@
+// Live events of this instance: derived from what the store committed (every batch of either
+// strategy and every new drop pass through it), coalesced per drop, delivered to this
+// instance's sockets and handed to the Redis relay for the others; events relayed from other
+// instances are delivered here as they come.
+import Engine
+import Foundation
+import Synchronization
+
+public final class EventHub: Sendable {
+    /// Identifies this instance's events on the shared Redis channel.
+    let instanceID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    private let outboxCapacity: Int
+    private let subscribers = Mutex<[ObjectIdentifier: SocketOutbox]>([:])
+    private let coalescer: Mutex<StockCoalescer>
+    private let flushScheduled = Atomic<Bool>(false)
+    private let totals = Mutex<[DropID: Int]>([:])
+    private let names = Mutex<[UserID: String]>([:])
+    private let remote = Mutex<(@Sendable (LiveEvent) -> Void)?>(nil)
+    private let started = ContinuousClock.now
+
+    init(stockEventsPerSecond: Double, outboxCapacity: Int = ServerDefaults.socketOutboxEvents) {
+        coalescer = Mutex(StockCoalescer(intervalSeconds: 1 / max(stockEventsPerSecond, 0.001)))
+        self.outboxCapacity = outboxCapacity
+    }
+
+    /// Where this instance's events go besides its own sockets (the Redis relay).
+    func forward(to publish: @escaping @Sendable (LiveEvent) -> Void) {
+        remote.withLock { $0 = publish }
+    }
+
+    var subscriberCount: Int { subscribers.withLock { $0.count } }
+
+    // MARK: - Sources
+
+    /// A buyer's display name, for the purchase feed (known before their purchase commits).
+    func noteName(_ name: String, of user: UserID) {
+        names.withLock { names in
+            if names.count >= ServerDefaults.knownBuyersLimit { names.removeAll(keepingCapacity: true) }
+            names[user] = name
+        }
+    }
+
+    func dropCreated(_ record: DropRecord) {
+        totals.withLock { $0[record.id] = record.spec.totalStock }
+        var event = LiveEvent(type: .dropCreated, dropId: record.id)
+        event.drop = DropResponse(DropSnapshot(drop: record, recentPurchases: []))
+        event.committedAt = APITime.string(record.createdAt)
+        emit(event)
+    }
+
+    /// Everything one committed batch changed: purchases for the feed, each owner's private
+    /// news, and the drop's new stock figures.
+    func batchCommitted(_ batch: ClaimBatch, _ outcome: BatchOutcome, totalStock: Int) {
+        totals.withLock { $0[batch.dropID] = totalStock }
+        let committedAt = APITime.string(outcome.committedAt)
+        for result in outcome.results {
+            guard case .purchased(let purchase, let replayed) = result, !replayed else { continue }
+            var feed = LiveEvent(type: .purchaseCompleted, dropId: batch.dropID)
+            feed.purchase = .init(purchaseId: purchase.id, userId: purchase.userID,
+                                  buyerName: names.withLock { $0[purchase.userID] }, createdAt: APITime.string(purchase.createdAt))
+            feed.committedAt = committedAt
+            emit(feed)
+            var owner = LiveEvent(type: .reservationPurchased, dropId: batch.dropID)
+            owner.userId = purchase.userID
+            owner.reservationId = purchase.reservationID
+            owner.purchaseId = purchase.id
+            owner.committedAt = committedAt
+            emit(owner)
+        }
+        for hold in outcome.expired {
+            var owner = LiveEvent(type: .reservationExpired, dropId: batch.dropID)
+            owner.userId = hold.userID
+            owner.reservationId = hold.reservationID
+            owner.committedAt = committedAt
+            emit(owner)
+        }
+        emit(.stock(drop: batch.dropID, total: totalStock, sold: outcome.sold, reserved: outcome.reserved, committedAt: outcome.committedAt))
+    }
+
+    func knownTotal(of drop: DropID) -> Int? { totals.withLock { $0[drop] } }
+
+    /// An event another instance published.
+    func relayed(_ event: LiveEvent) {
+        guard event.origin != instanceID else { return }
+        deliver(event)
+    }
+
+    // MARK: - Subscribers
+
+    func subscribe(user: UserID) -> SocketOutbox {
+        let outbox = SocketOutbox(userID: user, capacity: outboxCapacity)
+        subscribers.withLock { $0[ObjectIdentifier(outbox)] = outbox }
+        return outbox
+    }
+
+    func unsubscribe(_ outbox: SocketOutbox) {
+        outbox.close()
+        subscribers.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(outbox)) }
+    }
+
+    /// Sends every socket a fresh snapshot (after the relay recovers: events were missed).
+    func resynchronize(_ snapshot: LiveEvent) {
+        for outbox in subscribers.withLock({ Array($0.values) }) { outbox.push(snapshot) }
+    }
+
+    // MARK: - Delivery
+
+    private var nowSeconds: Double {
+        let elapsed = ContinuousClock.now - started
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    private func emit(_ event: LiveEvent) {
+        var event = event
+        event.origin = instanceID
+        if event.type == .stockChanged {
+            guard let now = coalescer.withLock({ $0.offer(event, now: nowSeconds) }) else {
+                scheduleFlush()
+                return
+            }
+            event = now
+        }
+        deliver(event)
+        remote.withLock { $0 }?(event)
+    }
+
+    private func deliver(_ event: LiveEvent) {
+        let outboxes = subscribers.withLock { Array($0.values) }
+        for outbox in outboxes where !event.isPrivate || outbox.userID == event.userId {
+            outbox.push(event)
+        }
+    }
+
+    /// Sends held stock values when their interval ends; one flusher at a time.
+    private func scheduleFlush() {
+        guard flushScheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        Task {
+            while true {
+                let next = coalescer.withLock { $0.nextDue() }
+                guard let next else { break }
+                let wait = next - nowSeconds
+                if wait > 0 { try? await Task.sleep(for: .microseconds(Int64(wait * 1e6) + 1)) }
+                for event in coalescer.withLock({ $0.due(now: nowSeconds) }) {
+                    deliver(event)
+                    remote.withLock { $0 }?(event)
+                }
+            }
+            flushScheduled.store(false, ordering: .releasing)
+            // An event held between the last check and the store above needs a flusher.
+            if coalescer.withLock({ !$0.held.isEmpty }) { scheduleFlush() }
+        }
+    }
+}

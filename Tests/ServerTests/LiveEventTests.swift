@@ -1,0 +1,140 @@
+// Live events: coalescing and per-socket buffers as values, then real sockets on a real
+// server: the snapshot, a purchase's events, and private events reaching their owner only.
+import Engine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWSClient
+import Logging
+import NIOCore
+@testable import Server
+import Synchronization
+import Testing
+
+@Suite struct StockCoalescerTests {
+    static func stock(_ drop: DropID, sold: Int) -> LiveEvent { .stock(drop: drop, total: 10, sold: sold, reserved: 0, committedAt: Date()) }
+
+    @Test func aDropSendsAtMostOncePerIntervalAndEndsOnTheLatestValue() {
+        var coalescer = StockCoalescer(intervalSeconds: 0.1)
+        #expect(coalescer.offer(Self.stock(1, sold: 1), now: 0)?.soldCount == 1)
+        #expect(coalescer.offer(Self.stock(1, sold: 2), now: 0.02) == nil)
+        #expect(coalescer.offer(Self.stock(1, sold: 3), now: 0.05) == nil)
+        // Another drop has an interval of its own.
+        #expect(coalescer.offer(Self.stock(2, sold: 7), now: 0.05)?.soldCount == 7)
+        #expect(coalescer.nextDue() == 0.1)
+        #expect(coalescer.due(now: 0.09).isEmpty)
+        #expect(coalescer.due(now: 0.1).map(\.soldCount) == [3])
+        #expect(coalescer.nextDue() == nil)
+        #expect(coalescer.offer(Self.stock(1, sold: 4), now: 0.15) == nil)
+        #expect(coalescer.offer(Self.stock(1, sold: 5), now: 0.25)?.soldCount == 5)
+        #expect(coalescer.held.isEmpty)
+    }
+}
+
+@Suite struct SocketOutboxTests {
+    @Test func aSlowSocketKeepsTheLatestStockAndABoundedFeed() async throws {
+        let outbox = SocketOutbox(userID: 1, capacity: 3)
+        for sold in 1...50 { outbox.push(.stock(drop: 9, total: 100, sold: sold, reserved: 0, committedAt: Date())) }
+        for id in 1...5 as ClosedRange<Int64> {
+            var event = LiveEvent(type: .purchaseCompleted, dropId: 9)
+            event.purchaseId = id
+            outbox.push(event)
+        }
+        let taken = try #require(await outbox.take())
+        #expect(taken.dropped == 2)
+        #expect(taken.events.map(\.purchaseId) == [3, 4, 5, nil])
+        #expect(taken.events.last?.soldCount == 50)
+        outbox.close()
+        #expect(await outbox.take() == nil)
+    }
+}
+
+/// A WebSocket client of `/v1/live` for tests: its text messages as an async stream, closed
+/// after `deadlineSeconds` at the latest, so a missing event fails the test instead of hanging it.
+final class LiveWatcher: Sendable {
+    let messages: AsyncStream<String>
+    private let stop: AsyncStream<Void>.Continuation
+
+    init(port: Int, token: String, deadlineSeconds: Double = 20) {
+        let (messages, sink) = AsyncStream.makeStream(of: String.self)
+        let (stopSignal, stop) = AsyncStream.makeStream(of: Void.self)
+        self.messages = messages
+        self.stop = stop
+        Task {
+            try? await Task.sleep(for: .seconds(deadlineSeconds))
+            stop.yield()
+        }
+        Task {
+            _ = try? await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/live?token=\(token)", logger: Logger(label: "watcher")) { inbound, outbound, _ in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await _ in stopSignal { break }
+                        try await outbound.close(.normalClosure, reason: nil)
+                    }
+                    var iterator = inbound.makeAsyncIterator()
+                    while let message = try await iterator.nextMessage(maxSize: 1 << 22) {
+                        if case .text(let text) = message { sink.yield(text) }
+                    }
+                    group.cancelAll()
+                }
+            }
+            sink.finish()
+        }
+    }
+
+    /// The next event that matches, or nil if the socket closed (or the deadline passed) first.
+    func next(_ matching: (LiveEvent) -> Bool) async -> LiveEvent? {
+        for await text in messages {
+            if let event = LiveEvent.decode(text), matching(event) { return event }
+        }
+        return nil
+    }
+
+    func close() { stop.yield() }
+}
+
+@Suite struct LiveSocketTests {
+    @Test(arguments: Strategy.allCases)
+    func aPurchaseReachesEverySocketAndItsOwnerAlone(strategy: Strategy) async throws {
+        let fixture = try await ServerFixture("live_events_\(strategy)", strategy: strategy)
+        try await fixture.application().test(.live) { client in
+            let port = try #require(client.port)
+            let drop = try await fixture.createDrop(client, stock: 3)
+            let buyer = LiveWatcher(port: port, token: try await fixture.token(42))
+            let other = LiveWatcher(port: port, token: try await fixture.token(43))
+            let snapshot = try #require(await buyer.next { $0.type == .snapshot })
+            #expect(snapshot.drops?.contains { $0.id == drop && $0.availableStock == 3 } == true)
+            _ = await other.next { $0.type == .snapshot }
+
+            let headers = try await fixture.headers(42)
+            try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: headers) { #expect($0.status == .created) }
+            try await client.execute(uri: "/v1/drops/\(drop)/purchase", method: .post, headers: headers) { #expect($0.status == .created) }
+
+            let feed = try #require(await other.next { $0.type == .purchaseCompleted })
+            #expect(feed.dropId == drop && feed.purchase?.userId == 42 && feed.purchase?.buyerName == "buyer 42")
+            let mine = try #require(await buyer.next { $0.type == .reservationPurchased })
+            #expect(mine.userId == 42 && mine.dropId == drop)
+            // Both end on the committed figures: 1 sold, 2 available.
+            #expect(await buyer.next { $0.type == .stockChanged && $0.soldCount == 1 && $0.availableStock == 2 } != nil)
+            #expect(await other.next { $0.type == .stockChanged && $0.soldCount == 1 && $0.availableStock == 2 } != nil)
+            // The other user's socket never sees 42's private events.
+            other.close()
+            var leaked: [String] = []
+            for await text in other.messages where LiveEvent.decode(text)?.isPrivate == true { leaked.append(text) }
+            #expect(leaked.isEmpty)
+            buyer.close()
+        }
+    }
+
+    @Test func aSocketWithoutAValidTokenIsRefused() async throws {
+        let fixture = try await ServerFixture("live_auth")
+        try await fixture.application().test(.live) { client in
+            let port = try #require(client.port)
+            for token in ["", "forged.token.here"] {
+                let watcher = LiveWatcher(port: port, token: token, deadlineSeconds: 5)
+                #expect(await watcher.next { _ in true } == nil)
+            }
+        }
+    }
+}
