@@ -25,13 +25,15 @@ demo: release
 	  if [ $$status -ne 0 ] && [ $$status -ne 2 ]; then exit $$status; fi
 
 # The tests, then the `ci` scenario through the real commands, in process (both strategies)
-# and over HTTP against `stockdrop serve`: any broken invariant (exit 1), missed threshold
-# (exit 2) or unclean server shutdown fails the target.
+# and over HTTP against `stockdrop serve`, then the live page in headless Chromium: any broken
+# invariant (exit 1), missed threshold (exit 2), unclean server shutdown or a page that does
+# not show a purchase fails the target.
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	.build/debug/stockdrop run scenarios/ci.yaml --strategy both
-	scripts/serve-and-run.sh actor scenarios/ci.yaml
+	scripts/serve-and-run.sh actor scenarios/ci.yaml --watchers 20
+	python3 scripts/browser-test.py
 
 # The HTTP figures: flash-sale through `stockdrop serve` for each strategy, beside the same
 # scenario in process, all on this machine (the load generator shares its cores).

@@ -3,7 +3,8 @@
 # Used by `make demo` and `make test`; safe to run again.
 set -euo pipefail
 
-packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config)
+# chromium and chromium-driver: the live page's browser test (scripts/browser-test.py).
+packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed; then
@@ -20,10 +21,12 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The API document test validates /openapi.json with a standard validator from PyPI.
-if ! python3 -c "import openapi_spec_validator" 2>/dev/null; then
-  echo "setup: installing openapi-spec-validator (PyPI)"
-  python3 -m pip install -q openapi-spec-validator
-fi
+# From PyPI: a standard validator for /openapi.json's test, selenium for the browser test.
+for module in openapi_spec_validator:openapi-spec-validator selenium:selenium; do
+  if ! python3 -c "import ${module%%:*}" 2>/dev/null; then
+    echo "setup: installing ${module#*:} (PyPI)"
+    python3 -m pip install -q "${module#*:}"
+  fi
+done
 
 command -v swift >/dev/null || { echo "setup: Swift 6 is required (swift not on PATH)" >&2; exit 1; }

@@ -26,6 +26,8 @@ extension LoadDefaults {
     /// batch at once from this generator. flash-sale over HTTP on 2 cores: 16 → 18.4k req/s,
     /// 32 → 19.0k, 128 → 15.6–16.8k, 512 → 15.5k (more connections, more syscalls per request).
     public static let httpConnections = 32
+    /// WebSocket watchers a scenario may attach (each is a connection and a task).
+    public static let maxWatchers = 10_000
     /// NIO threads of the HTTP target's connections. One or two measured the same within
     /// the noise (flash-sale over HTTP, 2 cores shared with the server): 16–19k req/s.
     public static let httpEventLoopThreads = 2

@@ -20,6 +20,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Override the run's maximum duration, in seconds.") var duration: Double?
     @Option(help: "Connections of the rowlock strategy's pool.") var poolSize = Defaults.rowLockPoolSize
     @Option(help: "Keep-alive connections to a server target.") var connections = LoadDefaults.httpConnections
+    @Option(help: "WebSocket watchers of a server target's live feed (default: the scenario's).") var watchers: Int?
     @Option(help: "Per-request deadline for a server target, in milliseconds (a miss is a timeout).") var timeoutMs = LoadDefaults.httpRequestTimeoutMilliseconds
     @Flag(help: "Also write each strategy's client history (for `stockdrop check --history`).") var keepHistory = false
 
@@ -48,7 +49,14 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(ExitStatus.usage)
         }
         let scenario = parsed.overriding(users: users.map { max(1, $0) }, stock: stock, durationSeconds: duration, seed: seed,
-                                         strategies: strategy?.strategies, target: targetChoice)
+                                         strategies: strategy?.strategies, target: targetChoice, watchers: watchers)
+        if let watchers, !(0...LoadDefaults.maxWatchers).contains(watchers) {
+            FileHandle.standardError.write(Data("--watchers must be 0…\(LoadDefaults.maxWatchers)\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
+        if scenario.watchers > 0, case .inProcess = scenario.target {
+            FileHandle.standardError.write(Data("note: watchers need a server target (--target URL); none attached in process\n".utf8))
+        }
         guard (1...10_000).contains(connections), (1...600_000).contains(timeoutMs) else {
             FileHandle.standardError.write(Data("--connections must be 1…10000 and --timeout-ms 1…600000\n".utf8))
             throw ExitCode(ExitStatus.usage)

@@ -101,6 +101,17 @@ import Testing
         #expect(scenario.limits.maxDurationSeconds == LoadDefaults.maxDurationSeconds)
         #expect(scenario.overriding(users: 40, stock: 7).populations[0].count == 40)
         #expect(scenario.overriding(users: 40, stock: 7).drops[0].stock == 7)
+        #expect(scenario.watchers == 0 && scenario.overriding(watchers: 5).watchers == 5)
+    }
+
+    @Test func watchersAreCountedAndBounded() throws {
+        let base = "name: w\ndrops: [{name: A, stock: 3}]\nusers: [{count: 10}]\n"
+        #expect(try ScenarioParser.parse(yaml: base + "watchers: 250\n", file: "w.yaml").get().watchers == 250)
+        guard case .failure(let error) = ScenarioParser.parse(yaml: base + "watchers: 20000\n", file: "w.yaml") else {
+            Issue.record("20,000 watchers were accepted")
+            return
+        }
+        #expect(error.problems.contains { $0.field == "watchers" && $0.line == 4 })
     }
 
     @Test func durationsNeedAUnit() {

@@ -30,6 +30,11 @@ extension RunReport {
         row("sold / total") { "\($0.stock.sold) / \($0.stock.total)" }
         row("oversold") { "\($0.stock.oversold)" }
         row("users arrived / dropped / late sends") { "\($0.users.arrived) / \($0.users.droppedSends) / \($0.users.lateSends)" }
+        if strategies.contains(where: { $0.live != nil }) {
+            row("watchers connected / events/s") { $0.live.map { "\($0.connected)/\($0.watchers) / \(count($0.eventsPerSecond))" } ?? "-" }
+            row("event lag p50 / p99") { $0.live.map { String(format: "%.2f / %.2f ms", $0.lagMilliseconds.p50, $0.lagMilliseconds.p99) } ?? "-" }
+            row("watchers on the final stock") { $0.live.map { "\($0.finalStockMatches)/\($0.watchers)" } ?? "-" }
+        }
         row("invariants") { $0.invariantsBroken == 0 ? "all \($0.invariants.filter(\.checked).count) hold" : "\($0.invariantsBroken) BROKEN" }
         row("thresholds") { s in s.thresholds.isEmpty ? "none" : "\(s.thresholds.filter(\.ok).count)/\(s.thresholds.count) pass" }
         return rows

@@ -33,6 +33,8 @@ public struct StrategyReport: Sendable, Codable {
     public var latencyCurves: [String: [[Double]]]
     /// Where the rows are, for `stockdrop check --url`.
     public var database: String
+    /// The live feed as the scenario's `watchers` saw it; absent without watchers.
+    public var live: LiveFigures? = nil
 
     public var invariantsBroken: Int { invariants.filter { !$0.ok }.count }
 }

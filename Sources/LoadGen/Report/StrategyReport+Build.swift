@@ -38,7 +38,7 @@ extension StrategyReport {
             stock: StockFigures(total: run.totalStock, sold: run.check.sold, unsold: run.check.unsold,
                                 oversold: run.check.oversold, lostWrites: run.check.lostWrites),
             timeline: Self.timeline(records, samples: run.stockSamples),
-            latencyCurves: curves, database: run.databaseURL)
+            latencyCurves: curves, database: run.databaseURL, live: run.live)
         self.thresholds = thresholds.map { $0.evaluate(value(of: $0.metric)) }
     }
 

@@ -16,6 +16,8 @@ public struct StrategyRun: Sendable {
     public var neverSent: Int
     public var stockSamples: [StockSample]
     public var check: CheckReport
+    /// The live feed as `watchers` saw it (server targets only).
+    public var live: LiveFigures?
 }
 
 public struct StockSample: Sendable, Codable, Equatable {
@@ -42,6 +44,7 @@ struct LoadRun {
         let users = plannedUsers(dropIDs)
         // Before the clock starts: a real buyer holds a token before the sale opens.
         try await target.prepare(users: users.map(\.user))
+        let watchers = scenario.watchers > 0 ? try await (target as? HTTPTarget)?.watch(count: scenario.watchers) : nil
         let clock = RunClock()
         let stop = Int64(scenario.limits.maxDurationSeconds * 1_000_000)
 
@@ -71,12 +74,19 @@ struct LoadRun {
         let samples = await ticker.value
         let check = try await Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
             .check(pool: observer, drops: dropIDs, history: history)
+        var live: LiveFigures?
+        if let watchers {
+            let rows = try await observer.query("SELECT id, total_stock - sold - reserved AS available FROM drops WHERE id = ANY($1)", [.int64Array(dropIDs)])
+            var available: [DropID: Int] = [:]
+            for row in rows.rows { available[try row.int64("id")] = try row.int("available") }
+            live = await watchers.finish(available: available)
+        }
         let lastAnswer = records.map(\.answeredMicroseconds).max() ?? loadEnded
         return StrategyRun(
             strategy: target.strategy, databaseURL: target.databaseURL, drops: dropIDs,
             totalStock: scenario.drops.reduce(0) { $0 + $1.stock }, history: history,
             loadSeconds: Double(max(lastAnswer, 1)) / 1e6, plannedUsers: users.count, neverSent: neverSent,
-            stockSamples: samples, check: check)
+            stockSamples: samples, check: check, live: live)
     }
 
     /// Every user of every population with their drop and arrival, in arrival order.

@@ -112,8 +112,9 @@ public enum LoadRunner {
 extension Scenario {
     /// The command line's overrides for the numbers users tweak most.
     public func overriding(users: Int? = nil, stock: Int? = nil, durationSeconds: Double? = nil, seed: UInt64? = nil,
-                           strategies: [Strategy]? = nil, target: TargetChoice? = nil) -> Scenario {
+                           strategies: [Strategy]? = nil, target: TargetChoice? = nil, watchers: Int? = nil) -> Scenario {
         var copy = self
+        if let watchers { copy.watchers = watchers }
         if let users {
             // Spread over the populations in proportion to their counts, at least one each.
             let total = Double(userCount)

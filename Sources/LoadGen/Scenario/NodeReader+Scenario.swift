@@ -5,7 +5,7 @@ import Foundation
 import Yams
 
 extension NodeReader {
-    static let topFields = ["name", "description", "seed", "target", "strategy", "drops", "users", "limits", "thresholds"]
+    static let topFields = ["name", "description", "seed", "target", "strategy", "drops", "users", "limits", "thresholds", "watchers"]
     static let dropFields = ["name", "priceCents", "stock", "perUserLimit", "reserveTTL", "startsIn"]
     static let userFields = ["count", "drop", "arrival", "thinkTime", "afterReserve", "onRejected", "onError"]
     static let limitFields = ["maxDuration", "clockTolerance"]
@@ -26,9 +26,10 @@ extension NodeReader {
         if top.values["users"] != nil, populations.isEmpty, problems.isEmpty { problem(at: top.values["users"], "users", "list at least one population") }
         let limits = self.limits(top)
         let thresholds = (sequence(top, "thresholds") ?? []).enumerated().compactMap { threshold($1, "thresholds[\($0)]") }
+        let watchers = top.values["watchers"].flatMap { integer($0, "watchers", in: 0...LoadDefaults.maxWatchers) } ?? 0
         guard let target, let strategies, let limits else { return nil }
         return Scenario(name: name, description: string(top, "description"), seed: seed, target: target, strategies: strategies,
-                        drops: drops, populations: populations, limits: limits, thresholds: thresholds)
+                        drops: drops, populations: populations, limits: limits, thresholds: thresholds, watchers: watchers)
     }
 
     private mutating func target(_ top: Fields) -> TargetChoice? {

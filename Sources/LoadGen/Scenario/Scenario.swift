@@ -14,6 +14,8 @@ public struct Scenario: Sendable, Equatable {
     public var populations: [Population]
     public var limits: RunLimits
     public var thresholds: [Threshold]
+    /// WebSocket clients of a server target's live feed during the run (0: none).
+    public var watchers: Int = 0
 
     public var userCount: Int { populations.reduce(0) { $0 + $1.count } }
 }

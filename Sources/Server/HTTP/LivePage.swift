@@ -86,7 +86,7 @@ enum LivePage {
             '<div class="actions"><button data-op="reserve">Reserve</button><button data-op="purchase">Buy</button>' +
             '<button class="secondary" data-op="cancel">Cancel</button><span class="outcome"></span></div>';
           card.querySelectorAll("button").forEach(b => b.onclick = () => act(id, b.dataset.op, card));
-          $("drops").appendChild(card);
+          $("drops").prepend(card);  // newest drop first
         }
         card.querySelector("h2").textContent = d.name + " — $" + (d.priceCents / 100).toFixed(2);
         const percent = d.totalStock ? 100 * d.availableStock / d.totalStock : 0;

@@ -107,6 +107,15 @@ public final class HTTPTarget: LoadTarget {
         for user in users { _ = try await tokens.token(for: user) }
     }
 
+    /// Watchers' user ids sit far from virtual users' and the admin's.
+    static let firstWatcherUser: UserID = 8_000_000_000_000
+
+    func watch(count: Int) async throws -> LiveWatchers {
+        var tokens: [String] = []
+        for index in 0..<count { tokens.append(try await self.tokens.token(for: Self.firstWatcherUser + UserID(index))) }
+        return await LiveWatchers.connect(host: pool.host, port: pool.port, tokens: tokens)
+    }
+
     public func close() async {
         await pool.close()
     }
