@@ -27,13 +27,15 @@ public func buildApplication(_ configuration: ServerConfiguration, clock: any Wa
     let engine = EngineHost(configuration: configuration, metrics: metrics, logger: logger)
     let router = buildRouter(configuration, engine: engine, metrics: metrics, authority: authority, clock: clock)
     let liveRouter = buildLiveRouter(engine: engine, authority: authority)
-    var services: [any Service] = [engine]
+    // Services stop in reverse order: the HTTP server, then the engine (its last batches'
+    // events still reach the relay), then the relay.
+    var services: [any Service] = []
     if let redisURL = configuration.redisURL {
         let relay = RedisRelay(url: redisURL, hub: engine.events, logger: logger) { await engine.liveSnapshot() }
         engine.relay = relay
-        // Services stop in reverse order: the HTTP server, then the relay, then the engine.
         services.append(relay)
     }
+    services.append(engine)
     let application = Application(
         router: router,
         server: .http1WebSocketUpgrade(webSocketRouter: liveRouter),

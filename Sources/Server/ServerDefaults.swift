@@ -41,6 +41,9 @@ public enum ServerDefaults {
     /// the maximum.
     public static let relayRetryMilliseconds = 100
     public static let relayMaxRetryMilliseconds = 5_000
+    /// Connects, reads and writes to Redis give up after this (a firewalled or hung Redis
+    /// must not hold the relay's threads, nor shutdown).
+    public static let relayTimeoutMilliseconds = 2_000
     /// Events waiting to be published to Redis; past it the oldest are dropped (a relay that
     /// cannot keep up resynchronizes its subscribers with a snapshot anyway).
     public static let relayQueueEvents = 10_000

@@ -48,6 +48,33 @@ import Testing
         outbox.close()
         #expect(await outbox.take() == nil)
     }
+
+    @Test func aSnapshotSupersedesWhatWasPendingAndStaleStockIsIgnored() async throws {
+        let outbox = SocketOutbox(userID: 1, capacity: 10)
+        let now = Date()
+        outbox.push(LiveEvent(type: .purchaseCompleted, dropId: 1))
+        outbox.push(.stock(drop: 1, total: 10, sold: 5, reserved: 0, committedAt: now))
+        outbox.push(LiveEvent(type: .snapshot))
+        outbox.push(.stock(drop: 1, total: 10, sold: 6, reserved: 0, committedAt: now.addingTimeInterval(1)))
+        outbox.push(.stock(drop: 1, total: 10, sold: 5, reserved: 0, committedAt: now))  // older: ignored
+        let taken = try #require(await outbox.take())
+        #expect(taken.events.map(\.type) == [.snapshot, .stockChanged])
+        #expect(taken.events.last?.soldCount == 6)
+    }
+
+    /// A socket whose reader failed cancels its writer, which must not wait for an event.
+    @Test func aCancelledTakeReturns() async {
+        let outbox = SocketOutbox(userID: 1, capacity: 10)
+        let waiting = Task { await outbox.take() }
+        waiting.cancel()
+        #expect(await waiting.value == nil)
+    }
+}
+
+final class OutputLines: Sendable {
+    private let storage = Mutex<[String]>([])
+    func append(_ line: String) { storage.withLock { $0.append(line) } }
+    var lines: [String] { storage.withLock { $0 } }
 }
 
 /// A WebSocket client of `/v1/live` for tests: its text messages as an async stream, closed
@@ -55,6 +82,10 @@ import Testing
 final class LiveWatcher: Sendable {
     let messages: AsyncStream<String>
     private let stop: AsyncStream<Void>.Continuation
+    private let received = OutputLines()
+
+    /// Every event received so far, whether or not a `next` consumed it.
+    var log: [LiveEvent] { received.lines.compactMap(LiveEvent.decode) }
 
     init(port: Int, token: String, deadlineSeconds: Double = 20) {
         let (messages, sink) = AsyncStream.makeStream(of: String.self)
@@ -65,8 +96,10 @@ final class LiveWatcher: Sendable {
             try? await Task.sleep(for: .seconds(deadlineSeconds))
             stop.yield()
         }
+        let received = self.received
         Task {
-            _ = try? await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/live?token=\(token)", logger: Logger(label: "watcher")) { inbound, outbound, _ in
+            _ = try? await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/live?token=\(token)",
+                                                       configuration: WebSocketClientConfiguration(maxFrameSize: 1 << 24), logger: Logger(label: "watcher")) { inbound, outbound, _ in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         for await _ in stopSignal { break }
@@ -74,7 +107,10 @@ final class LiveWatcher: Sendable {
                     }
                     var iterator = inbound.makeAsyncIterator()
                     while let message = try await iterator.nextMessage(maxSize: 1 << 22) {
-                        if case .text(let text) = message { sink.yield(text) }
+                        if case .text(let text) = message {
+                            received.append(text)
+                            sink.yield(text)
+                        }
                     }
                     group.cancelAll()
                 }
@@ -118,11 +154,11 @@ final class LiveWatcher: Sendable {
             // Both end on the committed figures: 1 sold, 2 available.
             #expect(await buyer.next { $0.type == .stockChanged && $0.soldCount == 1 && $0.availableStock == 2 } != nil)
             #expect(await other.next { $0.type == .stockChanged && $0.soldCount == 1 && $0.availableStock == 2 } != nil)
-            // The other user's socket never sees 42's private events.
+            // The other user's socket never sees 42's private events (over everything it got).
             other.close()
-            var leaked: [String] = []
-            for await text in other.messages where LiveEvent.decode(text)?.isPrivate == true { leaked.append(text) }
-            #expect(leaked.isEmpty)
+            for await _ in other.messages {}
+            #expect(!other.log.contains { $0.isPrivate })
+            #expect(other.log.contains { $0.type == .purchaseCompleted })
             buyer.close()
         }
     }

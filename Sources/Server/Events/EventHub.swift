@@ -16,6 +16,8 @@ public final class EventHub: Sendable {
     private let totals = Mutex<[DropID: Int]>([:])
     private let names = Mutex<[UserID: String]>([:])
     private let remote = Mutex<(@Sendable (LiveEvent) -> Void)?>(nil)
+    /// The newest stock version seen per drop, from this instance or relayed.
+    private let latestStock = Mutex<[DropID: Int64]>([:])
     private let started = ContinuousClock.now
 
     init(stockEventsPerSecond: Double, outboxCapacity: Int = ServerDefaults.socketOutboxEvents) {
@@ -81,8 +83,19 @@ public final class EventHub: Sendable {
 
     /// An event another instance published.
     func relayed(_ event: LiveEvent) {
-        guard event.origin != instanceID else { return }
+        guard event.origin != instanceID, isCurrent(event, record: true) else { return }
         deliver(event)
+    }
+
+    /// False for a stock value older than one already seen for its drop (commits of the rowlock
+    /// strategy, or of another instance, can arrive out of order). `record` makes it the newest.
+    private func isCurrent(_ event: LiveEvent, record: Bool) -> Bool {
+        guard event.type == .stockChanged, let drop = event.dropId, let version = event.version else { return true }
+        return latestStock.withLock { latest in
+            if let seen = latest[drop], seen > version || (seen == version && record) { return false }
+            if record { latest[drop] = version }
+            return true
+        }
     }
 
     // MARK: - Subscribers
@@ -114,6 +127,7 @@ public final class EventHub: Sendable {
         var event = event
         event.origin = instanceID
         if event.type == .stockChanged {
+            guard isCurrent(event, record: true) else { return }
             guard let now = coalescer.withLock({ $0.offer(event, now: nowSeconds) }) else {
                 scheduleFlush()
                 return
@@ -140,7 +154,7 @@ public final class EventHub: Sendable {
                 guard let next else { break }
                 let wait = next - nowSeconds
                 if wait > 0 { try? await Task.sleep(for: .microseconds(Int64(wait * 1e6) + 1)) }
-                for event in coalescer.withLock({ $0.due(now: nowSeconds) }) {
+                for event in coalescer.withLock({ $0.due(now: nowSeconds) }) where isCurrent(event, record: false) {
                     deliver(event)
                     remote.withLock { $0 }?(event)
                 }

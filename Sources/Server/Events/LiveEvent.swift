@@ -29,6 +29,10 @@ struct LiveEvent: Codable, Sendable {
     var drops: [DropResponse]?
     /// The database's commit time of what the event reports (for subscribers' lag).
     var committedAt: String?
+    /// For `stock.changed`: the commit time in microseconds, taken by the database under the
+    /// drop's row lock, so it orders a drop's commits across strategies and instances; a value
+    /// older than one already seen is stale and never shown.
+    var version: Int64?
     /// The instance that published it, so the Redis relay skips its own.
     var origin: String?
 
@@ -47,6 +51,7 @@ struct LiveEvent: Codable, Sendable {
         event.reservedStock = reserved
         event.availableStock = max(0, total - sold - reserved)
         event.committedAt = APITime.string(committedAt)
+        event.version = Int64((committedAt.timeIntervalSince1970 * 1_000_000).rounded())
         return event
     }
 

@@ -2,6 +2,7 @@
 // hiredis blocks, so like libpq it runs on a thread of its own, never on the cooperative pool.
 import CHiredis
 import Foundation
+import Glibc
 
 public struct RedisError: Error, Sendable, CustomStringConvertible {
     public let message: String
@@ -23,14 +24,16 @@ public final class RedisConnection: @unchecked Sendable {
     private var context: UnsafeMutablePointer<redisContext>?
     private let lock = NSLock()
 
-    /// Connects to `redis://host:port` or `unix:///path/to/socket`.
-    public init(url: String) throws {
+    /// Connects to `redis://host:port` or `unix:///path/to/socket`, giving up after
+    /// `timeoutMilliseconds` (a firewalled host would otherwise hold a thread for minutes).
+    public init(url: String, timeoutMilliseconds: Int = 2_000) throws {
         let context: UnsafeMutablePointer<redisContext>?
+        let timeout = Self.timeval(milliseconds: timeoutMilliseconds)
         if url.hasPrefix("unix://") {
-            context = redisConnectUnix(String(url.dropFirst("unix://".count)))
+            context = redisConnectUnixWithTimeout(String(url.dropFirst("unix://".count)), timeout)
         } else {
             let address = URL(string: url)
-            context = redisConnect(address?.host ?? "127.0.0.1", Int32(address?.port ?? 6379))
+            context = redisConnectWithTimeout(address?.host ?? "127.0.0.1", Int32(address?.port ?? 6379), timeout)
         }
         guard let context else { throw RedisError(message: "cannot allocate a Redis context") }
         if context.pointee.err != 0 {
@@ -40,9 +43,11 @@ public final class RedisConnection: @unchecked Sendable {
         }
         self.context = context
         fileDescriptor = context.pointee.fd
+        isUnixSocket = url.hasPrefix("unix://")
     }
 
     private let fileDescriptor: Int32
+    private let isUnixSocket: Bool
 
     deinit { if let context { redisFree(context) } }
 
@@ -69,6 +74,25 @@ public final class RedisConnection: @unchecked Sendable {
         let reply = raw.assumingMemoryBound(to: redisReply.self)
         defer { freeReplyObject(raw) }
         return try Self.convert(reply.pointee)
+    }
+
+    /// Bounds every later read and write: a reply that does not come in time is an error.
+    public func setTimeout(milliseconds: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if let context { _ = redisSetTimeout(context, Self.timeval(milliseconds: milliseconds)) }
+    }
+
+    /// TCP keepalive, so a subscriber on a half-open connection notices it is gone (Unix
+    /// sockets have no half-open state; hiredis would flag the call as an error on them).
+    public func enableKeepAlive() {
+        lock.lock()
+        defer { lock.unlock() }
+        if let context, !isUnixSocket { _ = redisEnableKeepAlive(context) }
+    }
+
+    private static func timeval(milliseconds: Int) -> Glibc.timeval {
+        Glibc.timeval(tv_sec: milliseconds / 1_000, tv_usec: (milliseconds % 1_000) * 1_000)
     }
 
     /// Waits for the next reply pushed by the server (after SUBSCRIBE: each message).

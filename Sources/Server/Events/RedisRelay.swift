@@ -27,6 +27,9 @@ public final class RedisRelay: Service, Sendable {
     private let subscriber = Mutex<RedisConnection?>(nil)
     private let state = Mutex<Status>(.connecting)
     private let stopping = Atomic<Bool>(false)
+    private let subscriberHealthy = Atomic<Bool>(false)
+    /// Optimistic until a publish fails: an instance that never publishes is not degraded.
+    private let publisherHealthy = Atomic<Bool>(true)
     private let outgoing: AsyncStream<LiveEvent>
     private let outgoingContinuation: AsyncStream<LiveEvent>.Continuation
 
@@ -51,34 +54,44 @@ public final class RedisRelay: Service, Sendable {
             self.stopping.store(true, ordering: .sequentiallyConsistent)
             self.outgoingContinuation.finish()
             self.subscriber.withLock { $0 }?.interrupt()
+            self.publisher.withLock { $0 }?.interrupt()
         }
         publisherThread.stop()
         subscriberThread.stop()
     }
 
+    private var isStopping: Bool { stopping.load(ordering: .sequentiallyConsistent) || Task.isCancelled }
+
     // MARK: - Publishing
 
+    /// One event at a time on the publisher thread; a failure drops the event and the
+    /// connection (the next event connects anew, bounded by the relay timeout; meanwhile the
+    /// bounded queue drops its oldest) and marks events degraded. Other instances' sockets are
+    /// resynchronized with a snapshot when their subscriber reconnects.
     private func publishLoop() async {
         for await event in outgoing {
+            if isStopping { break }
             let text = event.json
             do {
                 try await publisherThread.run { [self] in
-                    let connection = try publisher.withLock { current in
-                        if let current { return current }
-                        let fresh = try RedisConnection(url: url)
-                        current = fresh
-                        return fresh
+                    var connection = publisher.withLock { $0 }
+                    if connection == nil {
+                        let fresh = try RedisConnection(url: url, timeoutMilliseconds: ServerDefaults.relayTimeoutMilliseconds)
+                        fresh.setTimeout(milliseconds: ServerDefaults.relayTimeoutMilliseconds)
+                        publisher.withLock { $0 = fresh }
+                        connection = fresh
                     }
                     do {
-                        try connection.publish(channel: Self.channel, message: text)
+                        try connection?.publish(channel: Self.channel, message: text)
                     } catch {
                         publisher.withLock { $0 = nil }
                         throw error
                     }
                 }
+                publisherHealthy.store(true, ordering: .sequentiallyConsistent)
+                refreshStatus()
             } catch {
-                // The event is lost to other instances; their sockets resynchronize when the
-                // relay recovers. Local sockets already have it.
+                publisherHealthy.store(false, ordering: .sequentiallyConsistent)
                 degrade("publish: \(error)")
             }
         }
@@ -88,22 +101,27 @@ public final class RedisRelay: Service, Sendable {
 
     private func subscribeLoop() async {
         var retryMilliseconds = ServerDefaults.relayRetryMilliseconds
-        var everConnected = false
-        while !stopping.load(ordering: .sequentiallyConsistent) {
+        while !isStopping {
             do {
                 let connection = try await subscriberThread.run { [url] in
-                    let connection = try RedisConnection(url: url)
-                    _ = try connection.command(["SUBSCRIBE", Self.channel])
-                    return connection
+                    try RedisConnection(url: url, timeoutMilliseconds: ServerDefaults.relayTimeoutMilliseconds)
                 }
+                // Stored before SUBSCRIBE, so shutdown can interrupt every blocking step.
                 subscriber.withLock { $0 = connection }
-                if stopping.load(ordering: .sequentiallyConsistent) { connection.interrupt() }
-                state.withLock { $0 = .connected }
-                publisher.withLock { $0 = nil }  // a publisher connection from before the outage may be dead
+                if isStopping { connection.interrupt() }
+                try await subscriberThread.run {
+                    connection.enableKeepAlive()
+                    _ = try connection.command(["SUBSCRIBE", Self.channel])
+                }
+                subscriberHealthy.store(true, ordering: .sequentiallyConsistent)
+                // Redis answers again: the publisher reconnects on its next event, and says so
+                // if it cannot.
+                publisherHealthy.store(true, ordering: .sequentiallyConsistent)
+                refreshStatus()
                 logger.info("event relay connected", metadata: ["redis": "\(url)"])
                 retryMilliseconds = ServerDefaults.relayRetryMilliseconds
-                if everConnected, let snapshot = await snapshot() { hub.resynchronize(snapshot) }
-                everConnected = true
+                // Events may have been missed while unsubscribed (or before the first connect).
+                if hub.subscriberCount > 0, let snapshot = await snapshot() { hub.resynchronize(snapshot) }
                 let hub = self.hub
                 try await subscriberThread.run {
                     while true {
@@ -115,12 +133,19 @@ public final class RedisRelay: Service, Sendable {
                 }
             } catch {
                 subscriber.withLock { $0 = nil }
-                guard !stopping.load(ordering: .sequentiallyConsistent) else { break }
+                subscriberHealthy.store(false, ordering: .sequentiallyConsistent)
+                guard !isStopping else { break }
                 degrade("subscribe: \(error)")
                 try? await Task.sleep(for: .milliseconds(retryMilliseconds))
                 retryMilliseconds = min(retryMilliseconds * 2, ServerDefaults.relayMaxRetryMilliseconds)
             }
         }
+    }
+
+    /// Connected when the subscriber is, and the publisher has not failed since.
+    private func refreshStatus() {
+        guard subscriberHealthy.load(ordering: .sequentiallyConsistent), publisherHealthy.load(ordering: .sequentiallyConsistent) else { return }
+        state.withLock { $0 = .connected }
     }
 
     private func degrade(_ reason: String) {

@@ -1,7 +1,8 @@
 // One subscriber's pending events. A slow socket never stalls the engine or the other
 // sockets: publishing only appends here. Stock values are kept one per drop (a newer value
 // replaces an unsent older one, so the socket always ends on the latest), other events in a
-// bounded queue that drops its oldest when full (the socket is told how many it missed).
+// bounded queue that drops its oldest when full (the socket is told how many it missed). A
+// snapshot supersedes everything pending before it and never competes for the queue.
 import DequeModule
 import Engine
 import Synchronization
@@ -10,6 +11,7 @@ final class SocketOutbox: Sendable {
     let userID: UserID
     private let capacity: Int
     private struct State {
+        var snapshot: LiveEvent?
         var events: Deque<LiveEvent> = []
         var stock: [DropID: LiveEvent] = [:]
         var stockOrder: [DropID] = []
@@ -27,8 +29,18 @@ final class SocketOutbox: Sendable {
     func push(_ event: LiveEvent) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard !state.closed else { return nil }
-            if event.type == .stockChanged, let drop = event.dropId {
-                if state.stock.updateValue(event, forKey: drop) == nil { state.stockOrder.append(drop) }
+            if event.type == .snapshot {
+                state.snapshot = event
+                state.events.removeAll()
+                state.stock.removeAll()
+                state.stockOrder.removeAll()
+            } else if event.type == .stockChanged, let drop = event.dropId {
+                if let pending = state.stock[drop] {
+                    if (pending.version ?? 0) <= (event.version ?? 0) { state.stock[drop] = event }
+                } else {
+                    state.stock[drop] = event
+                    state.stockOrder.append(drop)
+                }
             } else {
                 if state.events.count >= capacity {
                     state.events.removeFirst()
@@ -42,14 +54,28 @@ final class SocketOutbox: Sendable {
         waiter?.resume()
     }
 
-    /// Waits until something is pending (or the outbox closes), then takes all of it:
-    /// feed events first, then the latest stock value of each drop; nil once closed.
+    /// Waits until something is pending (or the outbox closes, or the task is cancelled),
+    /// then takes all of it: a snapshot, feed events, then the latest stock value of each
+    /// drop; nil once closed.
     func take() async -> (events: [LiveEvent], dropped: Int)? {
+        await withTaskCancellationHandler {
+            await waitAndTake()
+        } onCancel: {
+            close()
+        }
+    }
+
+    private static func hasPending(_ state: State) -> Bool {
+        state.snapshot != nil || !state.events.isEmpty || !state.stock.isEmpty
+    }
+
+    private func waitAndTake() async -> (events: [LiveEvent], dropped: Int)? {
         while true {
             let taken = state.withLock { state -> (events: [LiveEvent], dropped: Int)?? in
                 if state.closed { return .some(nil) }
-                guard !state.events.isEmpty || !state.stock.isEmpty else { return nil }
-                let events = Array(state.events) + state.stockOrder.compactMap { state.stock[$0] }
+                guard Self.hasPending(state) else { return nil }
+                let events = (state.snapshot.map { [$0] } ?? []) + Array(state.events) + state.stockOrder.compactMap { state.stock[$0] }
+                state.snapshot = nil
                 let dropped = state.dropped
                 state.events.removeAll()
                 state.stock.removeAll()
@@ -60,7 +86,7 @@ final class SocketOutbox: Sendable {
             if let taken { return taken }
             await withCheckedContinuation { continuation in
                 let ready = state.withLock { state -> Bool in
-                    if state.closed || !state.events.isEmpty || !state.stock.isEmpty { return true }
+                    if state.closed || Self.hasPending(state) { return true }
                     state.waiter = continuation
                     return false
                 }

@@ -136,11 +136,13 @@ enum LivePage {
       if (socket) socket.close();
       localStorage.setItem("stockdrop.token", token());
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      socket = new WebSocket(scheme + location.host + "/v1/live?token=" + encodeURIComponent(token()));
+      const current = new WebSocket(scheme + location.host + "/v1/live?token=" + encodeURIComponent(token()));
+      socket = current;
       $("status").textContent = "connecting…";
-      socket.onopen = () => { $("status").textContent = "live"; };
-      socket.onmessage = (message) => onEvent(JSON.parse(message.data));
-      socket.onclose = () => { $("status").textContent = "disconnected"; socket = null; };
+      current.onopen = () => { $("status").textContent = "live"; };
+      current.onmessage = (message) => onEvent(JSON.parse(message.data));
+      // A replaced socket's close must not mark the new one disconnected.
+      current.onclose = () => { if (socket === current) { $("status").textContent = "disconnected"; socket = null; } };
     }
     $("connect").onclick = connect;
     $("token").value = new URLSearchParams(location.hash.slice(1)).get("token") || localStorage.getItem("stockdrop.token") || "";

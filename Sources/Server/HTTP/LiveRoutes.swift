@@ -44,7 +44,12 @@ struct LiveRoutes: Sendable {
                 }
                 // Clients only listen; reading keeps the close handshake and pings flowing.
                 var messages = inbound.makeAsyncIterator()
-                while try await messages.nextMessage(maxSize: 4_096) != nil {}
+                do {
+                    while try await messages.nextMessage(maxSize: 4_096) != nil {}
+                } catch {
+                    outbox.close()
+                    throw error
+                }
                 outbox.close()
                 try await group.waitForAll()
             }

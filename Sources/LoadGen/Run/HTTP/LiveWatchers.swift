@@ -75,7 +75,8 @@ final class LiveWatchers: Sendable {
         for (index, token) in tokens.enumerated() {
             let stop = streams[index]
             tasks.append(Task {
-                _ = try? await WebSocketClient.connect(url: "ws://\(host):\(port)/v1/live?token=\(token)", logger: Logger(label: "watcher")) { inbound, outbound, _ in
+                _ = try? await WebSocketClient.connect(url: "ws://\(host):\(port)/v1/live?token=\(token)",
+                                                       configuration: WebSocketClientConfiguration(maxFrameSize: 1 << 24), logger: Logger(label: "watcher")) { inbound, outbound, _ in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
                             for await _ in stop { break }
