@@ -71,18 +71,12 @@ import Testing
     }
 }
 
-final class OutputLines: Sendable {
-    private let storage = Mutex<[String]>([])
-    func append(_ line: String) { storage.withLock { $0.append(line) } }
-    var lines: [String] { storage.withLock { $0 } }
-}
-
 /// A WebSocket client of `/v1/live` for tests: its text messages as an async stream, closed
 /// after `deadlineSeconds` at the latest, so a missing event fails the test instead of hanging it.
 final class LiveWatcher: Sendable {
     let messages: AsyncStream<String>
     private let stop: AsyncStream<Void>.Continuation
-    private let received = OutputLines()
+    private let received = TextLog()
 
     /// Every event received so far, whether or not a `next` consumed it.
     var log: [LiveEvent] { received.lines.compactMap(LiveEvent.decode) }

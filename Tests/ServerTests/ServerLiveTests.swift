@@ -117,17 +117,19 @@ final class AnswerCounter: Sendable {
     func increment() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
 }
 
-final class OutputBuffer: Sendable {
-    private let buffer = Mutex("")
-    func append(_ text: String) { buffer.withLock { $0 += text } }
-    var text: String { buffer.withLock { $0 } }
+/// Text received from another thread (a process's output, a socket's messages), kept in order.
+final class TextLog: Sendable {
+    private let chunks = Mutex<[String]>([])
+    func append(_ text: String) { chunks.withLock { $0.append(text) } }
+    var lines: [String] { chunks.withLock { $0 } }
+    var text: String { lines.joined() }
 }
 
 /// `stockdrop serve` as its own process (the binary the build made), on an ephemeral port.
 final class ServeProcess: Sendable {
     private let process: Process
     private let lines: AsyncStream<String>
-    private let printed = OutputBuffer()
+    private let printed = TextLog()
 
     init(databaseURL: String, secret: String, environment extra: [String: String] = [:], arguments: [String] = []) throws {
         let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

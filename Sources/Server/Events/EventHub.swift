@@ -118,10 +118,7 @@ public final class EventHub: Sendable {
 
     // MARK: - Delivery
 
-    private var nowSeconds: Double {
-        let elapsed = ContinuousClock.now - started
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
+    private var nowSeconds: Double { (ContinuousClock.now - started).seconds }
 
     private func emit(_ event: LiveEvent) {
         var event = event

@@ -16,8 +16,7 @@ public struct StrictJSONDecoder: RequestDecoder {
         do {
             buffer = try await request.body.collect(upTo: context.maxUploadSize)
         } catch is NIOTooManyBytesError {
-            throw APIError(.payloadTooLarge, "the body is larger than \(context.maxUploadSize) bytes")
-        } catch let error as HTTPError where error.status == .contentTooLarge {
+            // Hummingbird's own 413 (HTTPError) is shaped by ErrorMiddleware; NIO's is not.
             throw APIError(.payloadTooLarge, "the body is larger than \(context.maxUploadSize) bytes")
         }
         return try Self.decode(type, from: Data(buffer: buffer))

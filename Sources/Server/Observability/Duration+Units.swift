@@ -6,4 +6,5 @@ extension Duration {
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
     var milliseconds: Double { Double(nanoseconds) / 1e6 }
+    var seconds: Double { Double(nanoseconds) / 1e9 }
 }
