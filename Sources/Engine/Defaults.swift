@@ -37,4 +37,9 @@ extension Defaults {
     public static let actorPoolSize = 8
     /// How often the rowlock strategy's sweeper looks for overdue holds.
     public static let sweepIntervalMilliseconds = 250
+    /// How often the actor strategy looks for drops with overdue holds and no live actor (after
+    /// a restart, or a drop nobody touched since): such a drop's reads show an expired hold as
+    /// reserved for at most this long. Drops with a live actor sweep on their own timers; the
+    /// scan is one index-only query on the ACTIVE holds.
+    public static let idleSweepMilliseconds = 1_000
 }

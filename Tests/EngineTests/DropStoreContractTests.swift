@@ -113,4 +113,64 @@ import Testing
         #expect(next.first?.recentPurchases.count == 2)
         #expect(try await subject.store.reservations(of: 9).count == 2)
     }
+
+    /// A key names one purchase of one user: spent on drop A, it is refused on drop B, and
+    /// the hold on B stays ACTIVE and buyable with another key.
+    @Test(arguments: kinds) func aKeyReusedOnAnotherDropIsRefusedAndTheHoldStays(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_key_reuse")
+        defer { Task { await subject.close() } }
+        let a = try await subject.store.createDrop(spec(stock: 1))
+        let b = try await subject.store.createDrop(spec(stock: 1))
+        _ = try await subject.store.apply(ClaimBatch(dropID: a.id, items: [ClaimItem(.reserve, user: 1)]))
+        _ = try await subject.store.apply(ClaimBatch(dropID: a.id, items: [ClaimItem(.purchase, user: 1, idempotencyKey: "k")]))
+        _ = try await subject.store.apply(ClaimBatch(dropID: b.id, items: [ClaimItem(.reserve, user: 1)]))
+        let reused = try await subject.store.apply(ClaimBatch(dropID: b.id, items: [ClaimItem(.purchase, user: 1, idempotencyKey: "k")]))
+        #expect(reused.results == [.rejected(.idempotencyKeyReused)])
+        #expect(reused.sold == 0 && reused.reserved == 1)
+        #expect(try #require(try await subject.store.recover(b.id)).activeHolds.map(\.userID) == [1])
+        let bought = try await subject.store.apply(ClaimBatch(dropID: b.id, items: [ClaimItem(.purchase, user: 1, idempotencyKey: "k2")]))
+        guard case .purchased(_, replayed: false) = bought.results[0] else {
+            Issue.record("the hold stays buyable, got \(bought.results)")
+            return
+        }
+    }
+
+    /// Without a key a purchase replays only the purchase of the user's last hold: with a
+    /// limit of 2, a purchase after the second hold expired hears `expired`, not the first.
+    @Test(arguments: kinds) func aPurchaseWithoutAKeyReplaysOnlyTheLastHold(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_replay")
+        defer { Task { await subject.close() } }
+        let drop = try await subject.store.createDrop(spec(stock: 3, limit: 2, ttlMilliseconds: 1_000))
+        _ = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
+        let first = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1)]))
+        guard case .purchased(let purchase, replayed: false) = first.results[0] else {
+            Issue.record("expected a purchase, got \(first.results)")
+            return
+        }
+        let retry = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1)]))
+        #expect(retry.results == [.purchased(purchase, replayed: true)], "the last hold is the one bought: a replay")
+        _ = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
+        try await subject.advance(1.5)
+        let late = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1)]))
+        #expect(late.results == [.rejected(.expired)])
+        #expect(late.sold == 1 && late.reserved == 0)
+    }
+
+    /// A cancel retried after a lost answer finds the hold it cancelled.
+    @Test(arguments: kinds) func aRetriedCancelFindsTheCancelledHold(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_cancel_retry")
+        defer { Task { await subject.close() } }
+        let drop = try await subject.store.createDrop(spec(stock: 1))
+        _ = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
+        let cancelled = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.cancel, user: 1), ClaimItem(.cancel, user: 1)]))
+        guard case .cancelled(let hold) = cancelled.results[0] else {
+            Issue.record("expected a cancel, got \(cancelled.results)")
+            return
+        }
+        #expect(hold.status == .cancelled && hold.endedAt != nil)
+        #expect(cancelled.results[1] == .cancelled(hold))
+        let retry = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.cancel, user: 1), ClaimItem(.cancel, user: 2)]))
+        #expect(retry.results == [.cancelled(hold), .rejected(.noActiveReservation)])
+        #expect(retry.reserved == 0)
+    }
 }

@@ -5,7 +5,7 @@ import Testing
 
 @Suite("deterministic simulation") struct SimulationTests {
     @Test(arguments: 0..<4) func manySeedsKeepEveryInvariant(shard: Int) async throws {
-        var totals = (requests: 0, purchased: 0, failed: 0, crashes: 0, expired: 0)
+        var totals = (requests: 0, purchased: 0, failed: 0, crashes: 0, expired: 0, fromMemory: 0, reloadsFailed: 0, acksLost: 0)
         for seed in stride(from: UInt64(shard), to: 400, by: 4) {
             let summary = try await Simulator(seed: seed).run(steps: 300)
             totals.requests += summary.requests
@@ -13,9 +13,16 @@ import Testing
             totals.failed += summary.batchesFailed
             totals.crashes += summary.crashes
             totals.expired += summary.expired
+            totals.fromMemory += summary.answeredFromMemory
+            totals.reloadsFailed += summary.recoveriesFailed
+            totals.acksLost += summary.acknowledgementsLost
         }
-        // The runs must actually exercise what they claim to: purchases, faults, crashes, expiries.
+        // The runs must actually exercise what they claim to: purchases, faults, crashes, expiries,
+        // failed reloads, lost acknowledgements, and answers from memory (each held to the store's).
         #expect(totals.purchased > 100)
+        #expect(totals.fromMemory > 1_000)
+        #expect(totals.reloadsFailed > 20)
+        #expect(totals.acksLost > 20)
         #expect(totals.failed > 50)
         #expect(totals.crashes > 50)
         #expect(totals.expired > 50)

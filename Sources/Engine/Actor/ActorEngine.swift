@@ -18,17 +18,22 @@ public final class ActorEngine: StoreBackedInventory {
     }
     private let registry = Mutex<[DropID: Entry]>([:])
     private let accepting = Atomic<Bool>(true)
+    private let sweeper = Mutex<Task<Void, Never>?>(nil)
 
-    /// `drivesTimers: false` leaves expiry sweeps to `tickAll()`, for simulations that step time.
+    /// `drivesTimers: false` leaves expiry sweeps to `tickAll()`, for simulations that step
+    /// time; otherwise the engine also sweeps, at start and every `idleSweepInterval`, the
+    /// drops whose overdue holds no live actor will expire.
     public init(store: any DropStore, clock: any WallClock = SystemClock(), drivesTimers: Bool = true,
                 gatherWindow: Duration = .microseconds(Defaults.batchGatherMicroseconds),
-                maxBatchClaims: Int = Defaults.maxBatchClaims, maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop) {
+                maxBatchClaims: Int = Defaults.maxBatchClaims, maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop,
+                idleSweepInterval: TimeInterval = Double(Defaults.idleSweepMilliseconds) / 1000) {
         self.store = store
         self.clock = clock
         self.drivesTimers = drivesTimers
         self.gatherWindow = gatherWindow
         self.maxBatchClaims = maxBatchClaims
         self.maxQueuedClaims = maxQueuedClaims
+        if drivesTimers { startSweeper(every: idleSweepInterval) }
     }
 
     public func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome {
@@ -48,6 +53,7 @@ public final class ActorEngine: StoreBackedInventory {
 
     public func shutdown() async {
         accepting.store(false, ordering: .sequentiallyConsistent)
+        sweeper.withLock { $0?.cancel() }
         for actor in activeActors() {
             await actor.drain()
             await actor.stopTimer()
@@ -82,6 +88,29 @@ public final class ActorEngine: StoreBackedInventory {
         var total = 0
         for actor in activeActors() { total += await actor.queuedClaimCount }
         return total
+    }
+
+    /// Activates (or wakes) the actor of every drop with holds past their deadline: an actor
+    /// sweeps as it starts. Without it a drop nobody touches after a restart keeps expired
+    /// holds ACTIVE, and its reads show them as reserved for good.
+    public func sweepOverdueDrops() async throws {
+        for drop in try await store.dropsWithOverdueHolds() {
+            try await actor(for: drop)?.tick()
+        }
+    }
+
+    private func startSweeper(every interval: TimeInterval) {
+        let clock = self.clock
+        let task = Task { [weak self] in
+            while !Task.isCancelled {
+                do {
+                    guard let engine = self else { return }
+                    try? await engine.sweepOverdueDrops()
+                }
+                do { try await clock.sleep(until: clock.now().addingTimeInterval(interval)) } catch { return }
+            }
+        }
+        sweeper.withLock { $0 = task }
     }
 
     // MARK: - Registry

@@ -85,7 +85,6 @@ actor DropActor {
         case .answered(let answer):
             return answer
         case .queued(let ticket, let effects):
-            if machine.needsRecovery && batchTask == nil { startRecovery() }
             return try await withCheckedThrowingContinuation { continuation in
                 waiters[ticket] = continuation
                 perform(effects)
@@ -141,12 +140,14 @@ actor DropActor {
         case .success(let outcome):
             perform(machine.committed(outcome, now: clock.now()))
         case .failure(let error):
-            perform(machine.failed(Self.engineError(error, .batchFailed)))
+            // A store says whether nothing was applied; an error it did not classify leaves
+            // the outcome unknown.
+            perform(machine.failed(Self.engineError(error, .outcomeUnknown)))
         }
     }
 
     private func startRecovery() {
-        guard batchTask == nil else { return }
+        precondition(batchTask == nil, "the machine asked for a reload while a batch or reload was in flight")
         let store = self.store
         let dropID = machine.dropID
         batchTask = Task {

@@ -1,7 +1,9 @@
 // The heart of the actor strategy, as a value: commands in, next state and effects out. No
 // I/O, no clock of its own, no concurrency; the DropActor feeds it and performs its effects.
-// It answers from memory whatever needs no write, queues the rest, and keeps at most one
-// batch in flight (group commit): claims arriving meanwhile form the next batch.
+// It answers from memory whatever needs no write and whose answer it knows to be the store's
+// at that instant (DropMachine+Memory), queues the rest, and keeps at most one batch in flight
+// (group commit): claims arriving meanwhile form the next batch. It also decides when its
+// memory can no longer be trusted and must be reloaded from the store.
 import DequeModule
 import Foundation
 import HeapModule
@@ -21,14 +23,14 @@ struct DropMachine {
         case commit(ClaimBatch)
         /// Wake the machine (`tick`) at this instant.
         case armTimer(Date)
-        /// Reload the drop from the store (`recovered`): memory may be stale.
+        /// Reload the drop from the store, then call `recovered` or `recoveryFailed`.
         case recover
         /// Claims arrived at an idle drop: call `flush` after the gather window, so the
         /// claims arriving together travel in one batch.
         case gather
     }
 
-    /// What a request turned into: an answer now, or a place in the next batch.
+    /// What a request turned into: an answer now, or a place in line.
     enum Admission {
         case answered(Answer)
         case queued(Ticket, [Effect])
@@ -38,6 +40,13 @@ struct DropMachine {
         var id: ReservationID
         var createdAt: Date
         var expiresAt: Date
+    }
+
+    /// How a user's last hold on this drop ended, as this machine saw it happen.
+    enum Ended: Equatable {
+        case purchased(Purchase)
+        case cancelled(Reservation)
+        case expired
     }
 
     struct Deadline: Comparable {
@@ -50,24 +59,42 @@ struct DropMachine {
     struct Waiting {
         var ticket: Ticket
         var item: ClaimItem
+        /// True when memory admitted the claim (it expects the store to agree); false when
+        /// memory could not know the answer and asks the store. Only the first kind can reveal
+        /// that memory was wrong.
+        var decidedByMemory: Bool
     }
 
-    enum Phase { case idle, gathering, committing([Waiting]), recovering }
+    enum Phase {
+        case idle, gathering, committing([Waiting])
+        /// Reloading from the store. Requests wait, undecided, for the fresh memory.
+        case recovering
+        /// A reload failed: memory is stale, and the next request starts another reload.
+        case stale
+    }
 
     private(set) var drop: DropRecord
     private(set) var holds: [UserID: Hold] = [:]
+    /// Users whose hold memory knows is past its `expires_at` but the store has not swept yet.
+    /// Its unit is free (the next batch expires it before anything else), so memory counts it
+    /// as such and never answers "sold out" or "already holding" on its account.
+    private(set) var overdue: Set<UserID> = []
     private(set) var purchases: [UserID: [Purchase]] = [:]
-    /// Users whose last hold expired, so a late purchase hears `expired`, not "no reservation".
-    private var expiredHolders: Set<UserID> = []
+    private var purchaseCount = 0
+    /// Only what this machine saw since its last load: older endings are the store's to tell.
+    var ended: [UserID: Ended] = [:]
     private var deadlines = Heap<Deadline>()
     private var armedAt: Date?
     private var queue: Deque<Waiting> = []
-    private var reservesPending: Set<UserID> = []
-    /// Reserves that came while the last free units were promised to reserves not yet
-    /// committed. "Sold out" would not be true yet (those claims may fail), so they wait for
-    /// the store's verdict and are decided again after each commit, from memory.
-    private var parked: Deque<Waiting> = []
-    private var sweepWanted = false
+    var reservesPending: Set<UserID> = []
+    /// Reserves whose answer depends on claims in flight: the last free units are promised
+    /// to reserves not yet committed (they may fail), or the user's own first reserve is in
+    /// flight. They are decided again after each commit, from memory.
+    var parked: Deque<Waiting> = []
+    /// Requests that came while memory was being reloaded; decided once it is fresh.
+    private var undecided: Deque<Waiting> = []
+    /// The timer found overdue holds: the next batch may be a sweep alone.
+    private var sweepDue = false
     private(set) var phase: Phase = .idle
     private var nextTicket: Ticket = 1
     let maxBatchClaims: Int
@@ -83,99 +110,84 @@ struct DropMachine {
     }
 
     var dropID: DropID { drop.id }
-    var queuedCount: Int { queue.count + parked.count }
+    var isCommitting: Bool {
+        if case .committing = phase { true } else { false }
+    }
+    /// The callers of the batch in flight: their answers will be the store's verdicts.
+    var inFlightTickets: [Ticket] {
+        if case .committing(let batch) = phase { batch.map(\.ticket) } else { [] }
+    }
+    var queuedCount: Int { queue.count + parked.count + undecided.count }
     var activeHoldCount: Int { holds.count }
+    /// Units free by the committed state, overdue holds counted as free.
+    var committedFreeUnits: Int { drop.spec.totalStock - drop.sold - drop.reserved + overdue.count }
     /// Units a new reserve could still take, counting those promised to reserves in flight.
-    var availableForNewClaims: Int { drop.spec.totalStock - drop.sold - drop.reserved - reservesPending.count }
+    var availableForNewClaims: Int { committedFreeUnits - reservesPending.count }
 
     // MARK: - Requests
 
     mutating func reserve(user: UserID, now: Date) -> Admission {
-        if case .recovering = phase { return enqueue(ClaimItem(.reserve, user: user), now: now) }
-        switch decideReserve(user: user, now: now) {
-        case .answer(let outcome):
-            return .answered(.reserve(outcome))
-        case .claim:
-            return enqueue(ClaimItem(.reserve, user: user), now: now)
-        case .wait:
-            guard queue.count + parked.count < maxQueuedClaims else { return .answered(.reserve(.overloaded)) }
-            let ticket = nextTicket
-            nextTicket += 1
-            parked.append(Waiting(ticket: ticket, item: ClaimItem(.reserve, user: user)))
-            return .queued(ticket, [])
-        }
-    }
-
-    private enum ReserveDecision {
-        case answer(ReserveOutcome)
-        /// A unit is free: the reserve joins the next batch.
-        case claim
-        /// The last free units are only promised to claims in flight: "sold out" would not be
-        /// true yet (those claims may fail), so wait for their verdict.
-        case wait
-    }
-
-    /// The one place a reserve is decided from memory, for new requests and parked ones alike.
-    private func decideReserve(user: UserID, now: Date) -> ReserveDecision {
-        if let startsAt = drop.spec.startsAt, startsAt > now { return .answer(.notStarted(until: startsAt)) }
-        if let hold = holds[user] { return .answer(.alreadyHolding(reservation(hold, user: user, status: .active))) }
-        if reservesPending.contains(user) { return .answer(.alreadyHolding(nil)) }
-        if (purchases[user]?.count ?? 0) >= drop.spec.perUserLimit { return .answer(.limitReached) }
-        if availableForNewClaims > 0 { return .claim }
-        // Sold out only when every unit is committed as held or sold.
-        return drop.available <= 0 ? .answer(.soldOut) : .wait
-    }
-
-    /// Decides the parked reserves again now that a batch's verdict is in: an answer (sold out
-    /// once every unit is committed), a claim for the next batch (a promised unit came back),
-    /// or wait on.
-    private mutating func decideParked(now: Date) -> [Effect] {
-        var effects: [Effect] = []
-        var still: Deque<Waiting> = []
-        while let waiting = parked.popFirst() {
-            switch decideReserve(user: waiting.item.userID, now: now) {
-            case .answer(let outcome):
-                effects.append(.answer(waiting.ticket, .reserve(outcome)))
-            case .claim:
-                queue.append(waiting)
-                reservesPending.insert(waiting.item.userID)
-            case .wait:
-                still.append(waiting)
-            }
-        }
-        parked = still
-        return effects
+        admit(ClaimItem(.reserve, user: user), now: now)
     }
 
     mutating func purchase(user: UserID, idempotencyKey: String?, now: Date) -> Admission {
-        if case .recovering = phase {
-            return enqueue(ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey), now: now)
-        }
-        let bought = purchases[user] ?? []
-        if let idempotencyKey, let earlier = bought.last(where: { $0.idempotencyKey == idempotencyKey }) {
-            return .answered(.purchase(.purchased(earlier, replayed: true)))
-        }
-        if holds[user] != nil {
-            return enqueue(ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey), now: now)
-        }
-        // A retry of a purchase that succeeded: the same purchase again, never a second one.
-        if idempotencyKey == nil, let earlier = bought.last { return .answered(.purchase(.purchased(earlier, replayed: true))) }
-        if expiredHolders.contains(user) { return .answered(.purchase(.expired)) }
-        return .answered(.purchase(.noActiveReservation))
+        admit(ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey), now: now)
     }
 
     mutating func cancel(user: UserID, now: Date) -> Admission {
-        if case .recovering = phase { return enqueue(ClaimItem(.cancel, user: user), now: now) }
-        guard holds[user] != nil else { return .answered(.cancel(.noActiveReservation)) }
-        return enqueue(ClaimItem(.cancel, user: user), now: now)
+        admit(ClaimItem(.cancel, user: user), now: now)
+    }
+
+    private mutating func admit(_ item: ClaimItem, now: Date) -> Admission {
+        switch phase {
+        case .recovering, .stale:
+            guard queuedCount < maxQueuedClaims else { return .answered(Self.overloaded(item.kind)) }
+            let ticket = takeTicket()
+            undecided.append(Waiting(ticket: ticket, item: item, decidedByMemory: false))
+            guard case .stale = phase else { return .queued(ticket, []) }
+            phase = .recovering
+            return .queued(ticket, [.recover])
+        case .idle, .gathering, .committing:
+            noteOverdue(now: now)
+            let decision = decide(item, now: now)
+            if case .answer(let answer) = decision { return .answered(answer) }
+            // A full line turns away only the claims that would join it.
+            guard queuedCount < maxQueuedClaims else { return .answered(Self.overloaded(item.kind)) }
+            switch decision {
+            case .answer(let answer): return .answered(answer)
+            case .claim: return enqueue(item, decidedByMemory: true)
+            case .askStore: return enqueue(item, decidedByMemory: false)
+            case .wait:
+                let ticket = takeTicket()
+                parked.append(Waiting(ticket: ticket, item: item, decidedByMemory: true))
+                return .queued(ticket, [])
+            }
+        }
     }
 
     /// The timer fired (or a simulation stepped the clock): sweep if a hold is due.
     mutating func tick(now: Date) -> [Effect] {
         armedAt = nil
-        dropStaleDeadlines()
-        if let first = deadlines.min, first.expiresAt <= now { sweepWanted = true }
-        return startBatchIfIdle(now: now) + rearm(now: now)
+        switch phase {
+        case .recovering: return []
+        case .stale:
+            // Holds may be due and only a fresh memory can sweep them: reload now.
+            phase = .recovering
+            return [.recover]
+        case .idle, .gathering, .committing: break
+        }
+        noteOverdue(now: now)
+        // A batch in flight sweeps too; if its clock reading came before a deadline, the
+        // retry timer armed after it commits brings the machine back here.
+        if !overdue.isEmpty, !isCommitting { sweepDue = true }
+        return decideParked(now: now) + startBatchIfIdle() + rearm(now: now)
+    }
+
+    /// The gather window closed: the claims queued meanwhile form one batch.
+    mutating func flush(now: Date) -> [Effect] {
+        guard case .gathering = phase else { return [] }
+        phase = .idle
+        return startBatchIfIdle()
     }
 
     // MARK: - Store results
@@ -186,30 +198,31 @@ struct DropMachine {
         phase = .idle
         drop.sold = outcome.sold
         drop.reserved = outcome.reserved
+        precondition(drop.sold + drop.reserved <= drop.spec.totalStock, "store reported oversold counters")
         for expired in outcome.expired where holds[expired.userID]?.id == expired.reservationID {
-            holds[expired.userID] = nil
-            expiredHolders.insert(expired.userID)
+            endHold(of: expired.userID, .expired)
         }
         var effects: [Effect] = []
-        effects.reserveCapacity(batch.count + 2)
-        var stale = false
+        effects.reserveCapacity(batch.count + 3)
+        var disagreed = false
         for (waiting, result) in zip(batch, outcome.results) {
-            let (answer, disagreed) = apply(result, to: waiting.item)
-            stale = stale || disagreed
+            let (answer, disagrees) = apply(result, to: waiting)
+            disagreed = disagreed || disagrees
             effects.append(.answer(waiting.ticket, answer))
         }
-        precondition(drop.sold + drop.reserved <= drop.spec.totalStock, "store reported oversold counters")
-        if stale {
-            // The store refused what memory allowed: another engine touched this drop.
+        // Memory must now equal the store: the same live holds, the same purchases. Anything
+        // else means someone else wrote this drop, or memory has a bug; either way, reload.
+        if disagreed || holds.count != drop.reserved || purchaseCount != drop.sold {
             phase = .recovering
             effects.append(.recover)
             return effects
         }
-        return effects + decideParked(now: now) + startBatchIfIdle(now: now) + rearm(now: now)
+        noteOverdue(now: now)
+        return effects + decideParked(now: now) + startBatchIfIdle() + rearm(now: now)
     }
 
-    /// The batch failed as a whole: each of its callers hears the error, nothing is half
-    /// applied, and memory is reloaded since the commit may have happened (a lost ack).
+    /// The batch failed as a whole: each of its callers hears the error (which says whether
+    /// the batch may have committed), and memory is reloaded before anything else is decided.
     mutating func failed(_ error: EngineError) -> [Effect] {
         guard case .committing(let batch) = phase else { preconditionFailure("a batch failed while none was in flight") }
         for waiting in batch where waiting.item.kind == .reserve { reservesPending.remove(waiting.item.userID) }
@@ -217,37 +230,54 @@ struct DropMachine {
         return [.fail(batch.map(\.ticket), error), .recover]
     }
 
+    /// Fresh memory: every request still waiting is decided again from it.
     mutating func recovered(_ recovery: DropRecovery, now: Date) -> [Effect] {
+        guard case .recovering = phase else { preconditionFailure("recovered while no reload was in flight") }
         drop = recovery.drop
         load(recovery)
         phase = .idle
-        return decideParked(now: now) + tick(now: now)
-    }
-
-    /// Recovery failed (the store is down): everyone waiting hears it; the next request
-    /// tries again.
-    mutating func recoveryFailed(_ error: EngineError) -> [Effect] {
-        let tickets = queue.map(\.ticket) + parked.map(\.ticket)
+        let waiting = (Array(queue) + Array(parked) + Array(undecided)).sorted { $0.ticket < $1.ticket }
         queue.removeAll()
         parked.removeAll()
-        reservesPending.removeAll()
-        sweepWanted = false
-        return tickets.isEmpty ? [] : [.fail(tickets, error)]
+        undecided.removeAll()
+        noteOverdue(now: now)
+        var effects: [Effect] = []
+        for waiting in waiting {
+            switch decide(waiting.item, now: now) {
+            case .answer(let answer): effects.append(.answer(waiting.ticket, answer))
+            case .claim: append(waiting.ticket, waiting.item, decidedByMemory: true)
+            case .askStore: append(waiting.ticket, waiting.item, decidedByMemory: false)
+            case .wait: parked.append(Waiting(ticket: waiting.ticket, item: waiting.item, decidedByMemory: true))
+            }
+        }
+        if !overdue.isEmpty { sweepDue = true }
+        return effects + startBatchIfIdle() + rearm(now: now)
     }
 
-    var needsRecovery: Bool {
-        if case .recovering = phase { return true }
-        return false
+    /// The reload failed (the store is down): everyone waiting hears it, and the next request
+    /// tries again.
+    mutating func recoveryFailed(_ error: EngineError) -> [Effect] {
+        guard case .recovering = phase else { preconditionFailure("a reload failed while none was in flight") }
+        let tickets = (Array(queue) + Array(parked) + Array(undecided)).map(\.ticket)
+        queue.removeAll()
+        parked.removeAll()
+        undecided.removeAll()
+        reservesPending.removeAll()
+        sweepDue = false
+        phase = .stale
+        return tickets.isEmpty ? [] : [.fail(tickets, error)]
     }
 
     // MARK: - Private
 
-    private mutating func enqueue(_ item: ClaimItem, now: Date) -> Admission {
-        guard queue.count + parked.count < maxQueuedClaims else { return .answered(Self.overloaded(item.kind)) }
-        let ticket = nextTicket
-        nextTicket += 1
-        queue.append(Waiting(ticket: ticket, item: item))
-        if item.kind == .reserve { reservesPending.insert(item.userID) }
+    private mutating func takeTicket() -> Ticket {
+        defer { nextTicket += 1 }
+        return nextTicket
+    }
+
+    private mutating func enqueue(_ item: ClaimItem, decidedByMemory: Bool) -> Admission {
+        let ticket = takeTicket()
+        append(ticket, item, decidedByMemory: decidedByMemory)
         if case .idle = phase {
             phase = .gathering
             return .queued(ticket, [.gather])
@@ -255,73 +285,37 @@ struct DropMachine {
         return .queued(ticket, [])
     }
 
-    /// The gather window closed: the claims queued meanwhile form one batch.
-    mutating func flush(now: Date) -> [Effect] {
-        guard case .gathering = phase else { return [] }
-        phase = .idle
-        return startBatchIfIdle(now: now)
+    mutating func append(_ ticket: Ticket, _ item: ClaimItem, decidedByMemory: Bool) {
+        queue.append(Waiting(ticket: ticket, item: item, decidedByMemory: decidedByMemory))
+        if item.kind == .reserve { reservesPending.insert(item.userID) }
     }
 
-    private mutating func startBatchIfIdle(now: Date) -> [Effect] {
-        guard case .idle = phase, !queue.isEmpty || sweepWanted else { return [] }
+    private mutating func startBatchIfIdle() -> [Effect] {
+        guard case .idle = phase, !queue.isEmpty || sweepDue else { return [] }
         let count = min(queue.count, maxBatchClaims)
         let batch = Array(queue.prefix(count))
         queue.removeFirst(count)
-        sweepWanted = false
+        sweepDue = false
         phase = .committing(batch)
         return [.commit(ClaimBatch(dropID: drop.id, items: batch.map(\.item)))]
     }
 
-    /// Applies one store result to memory; `disagreed` when memory had allowed what the store refused.
-    private mutating func apply(_ result: ClaimResult, to item: ClaimItem) -> (Answer, disagreed: Bool) {
-        let user = item.userID
-        switch (item.kind, result) {
-        case (.reserve, .reserved(let reservation)):
-            reservesPending.remove(user)
-            expiredHolders.remove(user)
-            holds[user] = Hold(id: reservation.id, createdAt: reservation.createdAt, expiresAt: reservation.expiresAt)
-            deadlines.insert(Deadline(expiresAt: reservation.expiresAt, reservationID: reservation.id, userID: user))
-            return (.reserve(.reserved(reservation)), false)
-        case (.reserve, .rejected(let code)):
-            reservesPending.remove(user)
-            return (.reserve(reserveRejection(code, user: user)), code != .notStarted)
-        case (.purchase, .purchased(let purchase, let replayed)):
-            if !replayed, holds[user]?.id == purchase.reservationID {
-                holds[user] = nil
-            }
-            if !(purchases[user]?.contains { $0.id == purchase.id } ?? false) { purchases[user, default: []].append(purchase) }
-            return (.purchase(.purchased(purchase, replayed: replayed)), false)
-        case (.purchase, .rejected(let code)):
-            holds[user] = nil
-            if code == .expired { expiredHolders.insert(user) }
-            return (.purchase(code == .expired ? .expired : code == .unknownDrop ? .unknownDrop : .noActiveReservation), false)
-        case (.cancel, .cancelled(let reservation)):
-            holds[user] = nil
-            return (.cancel(.cancelled(reservation)), false)
-        case (.cancel, .rejected(let code)):
-            holds[user] = nil
-            return (.cancel(code == .unknownDrop ? .unknownDrop : .noActiveReservation), false)
-        default:
-            preconditionFailure("store answered \(result) to a \(item.kind) claim")
-        }
-    }
-
-    private func reserveRejection(_ code: RejectionCode, user: UserID) -> ReserveOutcome {
-        switch code {
-        case .soldOut: .soldOut
-        case .alreadyHolding: .alreadyHolding(holds[user].map { reservation($0, user: user, status: .active) })
-        case .limitReached: .limitReached
-        case .notStarted: .notStarted(until: drop.spec.startsAt ?? .distantPast)
-        case .unknownDrop: .unknownDrop
-        default: .soldOut
+    /// Moves holds whose deadline has passed from the deadline heap to `overdue`.
+    mutating func noteOverdue(now: Date) {
+        while let first = deadlines.min, first.expiresAt <= now {
+            deadlines.removeMin()
+            if holds[first.userID]?.id == first.reservationID { overdue.insert(first.userID) }
         }
     }
 
     private mutating func rearm(now: Date) -> [Effect] {
         dropStaleDeadlines()
-        guard let first = deadlines.min else { return [] }
-        // Never sooner than a short retry: the store's clock may trail ours by a hair.
-        let at = max(first.expiresAt, now.addingTimeInterval(Double(Defaults.sweepRetryMilliseconds) / 1000))
+        // Overdue holds the store did not sweep yet (its clock may trail ours by a hair) are
+        // retried shortly; never sooner than that, so the machine does not spin.
+        var next = deadlines.min?.expiresAt
+        if !overdue.isEmpty { next = now }
+        guard let next else { return [] }
+        let at = max(next, now.addingTimeInterval(Double(Defaults.sweepRetryMilliseconds) / 1000))
         if let armedAt, armedAt <= at { return [] }
         armedAt = at
         return [.armTimer(at)]
@@ -334,9 +328,32 @@ struct DropMachine {
         }
     }
 
+    mutating func setHold(_ reservation: Reservation, of user: UserID) {
+        overdue.remove(user)
+        holds[user] = Hold(id: reservation.id, createdAt: reservation.createdAt, expiresAt: reservation.expiresAt)
+        deadlines.insert(Deadline(expiresAt: reservation.expiresAt, reservationID: reservation.id, userID: user))
+        ended[user] = nil
+    }
+
+    mutating func endHold(of user: UserID, _ how: Ended) {
+        holds[user] = nil
+        overdue.remove(user)
+        ended[user] = how
+    }
+
+    mutating func remember(_ purchase: Purchase) {
+        guard !(purchases[purchase.userID]?.contains { $0.id == purchase.id } ?? false) else { return }
+        purchases[purchase.userID, default: []].append(purchase)
+        purchaseCount += 1
+    }
+
     private mutating func load(_ recovery: DropRecovery) {
         holds = [:]
         holds.reserveCapacity(recovery.activeHolds.count)
+        overdue = []
+        ended = [:]
+        reservesPending = []
+        sweepDue = false
         var entries: [Deadline] = []
         for hold in recovery.activeHolds {
             holds[hold.userID] = Hold(id: hold.id, createdAt: hold.createdAt, expiresAt: hold.expiresAt)
@@ -345,11 +362,11 @@ struct DropMachine {
         deadlines = Heap(entries)
         armedAt = nil
         purchases = Dictionary(grouping: recovery.purchases, by: \.userID)
-        reservesPending = Set(queue.filter { $0.item.kind == .reserve }.map(\.item.userID))
+        purchaseCount = recovery.purchases.count
     }
 
-    private func reservation(_ hold: Hold, user: UserID, status: ReservationStatus) -> Reservation {
-        Reservation(id: hold.id, dropID: drop.id, userID: user, status: status, createdAt: hold.createdAt, expiresAt: hold.expiresAt)
+    func reservation(_ hold: Hold, user: UserID) -> Reservation {
+        Reservation(id: hold.id, dropID: drop.id, userID: user, status: .active, createdAt: hold.createdAt, expiresAt: hold.expiresAt)
     }
 
     private static func overloaded(_ kind: ClaimItem.Kind) -> Answer {

@@ -54,9 +54,15 @@ public final class PostgresSession {
         _ = try Self.consume(PQexec(handle, sql), on: handle)
     }
 
-    /// Runs `body` inside BEGIN … COMMIT; any error rolls back and is rethrown.
-    public func transaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN")
+    public enum IsolationLevel: String, Sendable {
+        case readCommitted = "READ COMMITTED", repeatableRead = "REPEATABLE READ", serializable = "SERIALIZABLE"
+    }
+
+    /// Runs `body` inside BEGIN … COMMIT; any error rolls back and is rethrown. With an
+    /// isolation level the transaction sets it itself instead of taking the server's default
+    /// (an operator may have set `default_transaction_isolation`).
+    public func transaction<T>(isolation: IsolationLevel? = nil, _ body: () throws -> T) throws -> T {
+        try execute(isolation.map { "BEGIN ISOLATION LEVEL \($0.rawValue)" } ?? "BEGIN")
         do {
             let value = try body()
             try execute("COMMIT")

@@ -11,6 +11,8 @@ public enum RejectionCode: String, Sendable, Codable, CaseIterable {
     case unknownDrop = "unknown_drop"
     case noActiveReservation = "no_active_reservation"
     case expired = "expired"
+    /// The purchase's Idempotency-Key names this user's purchase on another drop.
+    case idempotencyKeyReused = "idempotency_key_reused"
     case overloaded = "overloaded"
 }
 
@@ -42,6 +44,8 @@ public enum PurchaseOutcome: Sendable, Equatable {
     case purchased(Purchase, replayed: Bool)
     case noActiveReservation
     case expired
+    /// The key was used for a purchase on another drop; the caller's hold here is untouched.
+    case idempotencyKeyReused
     case unknownDrop
     case overloaded
 
@@ -50,6 +54,7 @@ public enum PurchaseOutcome: Sendable, Equatable {
         case .purchased: nil
         case .noActiveReservation: .noActiveReservation
         case .expired: .expired
+        case .idempotencyKeyReused: .idempotencyKeyReused
         case .unknownDrop: .unknownDrop
         case .overloaded: .overloaded
         }
@@ -57,6 +62,7 @@ public enum PurchaseOutcome: Sendable, Equatable {
 }
 
 public enum CancelOutcome: Sendable, Equatable {
+    /// The hold this cancel ended, or (a retried cancel) the user's last hold, already cancelled.
     case cancelled(Reservation)
     case noActiveReservation
     case unknownDrop
@@ -78,7 +84,13 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
     public struct Code: RawRepresentable, Hashable, Sendable {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
+        /// The batch was refused as a whole by the store: nothing was applied.
         public static let batchFailed = Code(rawValue: "batch_failed")
+        /// The batch reached the store but its answer was lost (the connection broke, or the
+        /// reply could not be read): it may or may not have committed. A retry is safe: a
+        /// reserve finds the hold or makes one, a purchase with the same key replays, a cancel
+        /// finds the hold cancelled or cancels it.
+        public static let outcomeUnknown = Code(rawValue: "outcome_unknown")
         public static let storeUnavailable = Code(rawValue: "store_unavailable")
         public static let invalidDrop = Code(rawValue: "invalid_drop")
         public static let shuttingDown = Code(rawValue: "shutting_down")

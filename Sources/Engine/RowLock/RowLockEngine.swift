@@ -35,36 +35,25 @@ public final class RowLockEngine: StoreBackedInventory {
     }
 
     public func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome {
-        switch try await one(ClaimItem(.reserve, user: user), on: drop) {
-        case .reserved(let reservation): return .reserved(reservation)
-        case .rejected(.alreadyHolding): return .alreadyHolding(nil)
-        case .rejected(.soldOut): return .soldOut
-        case .rejected(.limitReached): return .limitReached
-        case .rejected(.notStarted):
-            let startsAt = try await store.snapshot(of: drop)?.drop.spec.startsAt
-            return .notStarted(until: startsAt ?? .distantPast)
-        case .rejected(.unknownDrop): return .unknownDrop
-        case let other: throw EngineError(.batchFailed, "unexpected result \(other) for a reserve")
-        }
+        let result = try await one(ClaimItem(.reserve, user: user), on: drop)
+        let startsAt = result == .rejected(.notStarted) ? try await store.snapshot(of: drop)?.drop.spec.startsAt : nil
+        return try Self.expect(ReserveOutcome(result, holding: nil, startsAt: startsAt), from: result, to: "a reserve")
     }
 
     public func purchase(drop: DropID, user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
-        switch try await one(ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey), on: drop) {
-        case .purchased(let purchase, let replayed): return .purchased(purchase, replayed: replayed)
-        case .rejected(.expired): return .expired
-        case .rejected(.unknownDrop): return .unknownDrop
-        case .rejected: return .noActiveReservation
-        case let other: throw EngineError(.batchFailed, "unexpected result \(other) for a purchase")
-        }
+        let result = try await one(ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey), on: drop)
+        return try Self.expect(PurchaseOutcome(result), from: result, to: "a purchase")
     }
 
     public func cancel(drop: DropID, user: UserID) async throws -> CancelOutcome {
-        switch try await one(ClaimItem(.cancel, user: user), on: drop) {
-        case .cancelled(let reservation): return .cancelled(reservation)
-        case .rejected(.unknownDrop): return .unknownDrop
-        case .rejected: return .noActiveReservation
-        case let other: throw EngineError(.batchFailed, "unexpected result \(other) for a cancel")
-        }
+        let result = try await one(ClaimItem(.cancel, user: user), on: drop)
+        return try Self.expect(CancelOutcome(result), from: result, to: "a cancel")
+    }
+
+    /// A verdict that does not fit the claim came from a broken store after it committed.
+    private static func expect<Outcome>(_ outcome: Outcome?, from result: ClaimResult, to claim: String) throws -> Outcome {
+        guard let outcome else { throw EngineError(.outcomeUnknown, "the store answered \(result) to \(claim)") }
+        return outcome
     }
 
     public func shutdown() async {
@@ -77,7 +66,7 @@ public final class RowLockEngine: StoreBackedInventory {
         do {
             return try await store.apply(ClaimBatch(dropID: drop, items: [item])).results[0]
         } catch {
-            throw DropActor.engineError(error, .batchFailed)
+            throw DropActor.engineError(error, .outcomeUnknown)
         }
     }
 }

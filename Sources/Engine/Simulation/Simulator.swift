@@ -1,8 +1,10 @@
 // Deterministic simulation, after TigerBeetle's VOPR: the real DropMachine and the real
 // in-memory store, driven by one seeded generator and a ManualClock. The simulator plays the
 // actor's part itself, so it decides when a batch commits (slow commits), whether it fails
-// before or after committing (a lost acknowledgement), and when a drop's actor crashes and
-// recovers. The invariants are checked after every step; a failure names its seed and step.
+// before or after committing (a lost acknowledgement), whether a reload fails, and when a
+// drop's actor crashes and recovers. Every answer memory gives is held to what the store would
+// answer at that instant (a dry run of the same claim), and the invariants are checked after
+// every step; a failure names its seed and step.
 import Foundation
 
 public struct SimulationFailure: Error, CustomStringConvertible, Sendable {
@@ -24,11 +26,12 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
     public var batchesFailed = 0
     public var acknowledgementsLost = 0
     public var crashes = 0
+    public var recoveriesFailed = 0
     public var reserved = 0
     public var purchased = 0
     public var expired = 0
     public var description: String {
-        "seed \(seed): \(steps) steps, \(requests) requests (\(answeredFromMemory) answered from memory), \(batchesCommitted) batches committed, \(batchesFailed) failed, \(acknowledgementsLost) acks lost, \(crashes) crashes; \(reserved) holds, \(purchased) purchases, \(expired) expiries"
+        "seed \(seed): \(steps) steps, \(requests) requests (\(answeredFromMemory) answered from memory), \(batchesCommitted) batches committed, \(batchesFailed) failed, \(acknowledgementsLost) acks lost, \(recoveriesFailed) reloads failed, \(crashes) crashes; \(reserved) holds, \(purchased) purchases, \(expired) expiries"
     }
 }
 
@@ -127,6 +130,7 @@ public actor Simulator {
         switch admission {
         case .answered(let answer):
             summary.answeredFromMemory += 1
+            try await checkMemoryAgreesWithStore(answer, for: Request(drop: drop, item: item))
             try await told(answer, for: Request(drop: drop, item: item))
         case .queued(let ticket, let effects):
             waiting[drop, default: [:]][ticket] = Request(drop: drop, item: item)
@@ -140,14 +144,15 @@ public actor Simulator {
         try await perform(nodes[drop]!.machine.flush(now: clock.now()), on: drop)
         guard let batch = nodes[drop]?.inFlight else { return }
         nodes[drop]!.inFlight = nil
+        let verdicts = Set(nodes[drop]!.machine.inFlightTickets)
         do {
             let outcome = try await store.apply(batch)
             summary.batchesCommitted += 1
             summary.expired += outcome.expired.count
-            try await perform(nodes[drop]!.machine.committed(outcome, now: clock.now()), on: drop)
+            try await perform(nodes[drop]!.machine.committed(outcome, now: clock.now()), on: drop, storeVerdicts: verdicts)
         } catch let error as EngineError {
             summary.batchesFailed += 1
-            if error.message.contains("acknowledgement") { summary.acknowledgementsLost += 1 }
+            if error.code == .outcomeUnknown { summary.acknowledgementsLost += 1 }
             try await perform(nodes[drop]!.machine.failed(error), on: drop)
         }
     }
@@ -163,17 +168,26 @@ public actor Simulator {
         try await activate(drop)
     }
 
+    /// A new actor for the drop; loading it may fail (injected), and is tried until it works.
     private func activate(_ drop: DropID) async throws {
-        guard let recovery = try await store.recover(drop) else { return }
+        var loaded: DropRecovery??
+        while loaded == nil {
+            do { loaded = .some(try await store.recover(drop)) } catch { summary.recoveriesFailed += 1 }
+        }
+        guard let recovery = loaded ?? nil else { return }
         nodes[drop] = Node(machine: DropMachine(recovery: recovery, now: clock.now(), maxBatchClaims: 4, maxQueuedClaims: 16))
         try await perform(nodes[drop]!.machine.tick(now: clock.now()), on: drop)
     }
 
-    private func perform(_ effects: [DropMachine.Effect], on drop: DropID) async throws {
+    /// `storeVerdicts`: the tickets of the batch that just committed; every other answer in
+    /// `effects` came from memory and must be the store's.
+    private func perform(_ effects: [DropMachine.Effect], on drop: DropID, storeVerdicts: Set<DropMachine.Ticket> = []) async throws {
         for effect in effects {
             switch effect {
             case .answer(let ticket, let answer):
-                if let request = waiting[drop]?.removeValue(forKey: ticket) { try await told(answer, for: request) }
+                guard let request = waiting[drop]?.removeValue(forKey: ticket) else { break }
+                if !storeVerdicts.contains(ticket) { try await checkMemoryAgreesWithStore(answer, for: request) }
+                try await told(answer, for: request)
             case .fail(let tickets, _):
                 for ticket in tickets { waiting[drop]?.removeValue(forKey: ticket) }
             case .commit(let batch):
@@ -182,8 +196,16 @@ public actor Simulator {
             case .armTimer, .gather:
                 break  // the simulation ticks every drop when it moves the clock, and flushes in `complete`
             case .recover:
-                if let recovery = try await store.recover(drop) {
+                let recovery: DropRecovery?
+                do { recovery = try await store.recover(drop) } catch let error as EngineError {
+                    summary.recoveriesFailed += 1
+                    try await perform(nodes[drop]!.machine.recoveryFailed(error), on: drop)
+                    continue
+                }
+                if let recovery {
                     try await perform(nodes[drop]!.machine.recovered(recovery, now: clock.now()), on: drop)
+                } else {
+                    try await perform(nodes[drop]!.machine.recoveryFailed(EngineError(.storeUnavailable, "drop vanished")), on: drop)
                 }
             }
         }
@@ -194,6 +216,7 @@ public actor Simulator {
         guard faultsOn else { return faults }
         faults.failBeforeCommit = [0, 0, 0.1, 0.3].randomElement(using: &random)!
         faults.failAfterCommit = [0, 0, 0.1, 0.2].randomElement(using: &random)!
+        faults.failRecovery = [0, 0, 0.2, 0.5].randomElement(using: &random)!
         return faults
     }
 
@@ -204,8 +227,6 @@ public actor Simulator {
         case .reserve(.reserved(let reservation)):
             summary.reserved += 1
             toldReserved.append(reservation.id)
-        case .reserve(.soldOut):
-            try await checkSoldOutWasTrue(request.drop)
         case .purchase(.purchased(let purchase, let replayed)):
             if !replayed { summary.purchased += 1 }
             toldPurchased.append(purchase.id)
@@ -214,13 +235,30 @@ public actor Simulator {
         }
     }
 
-    /// Invariant 6 at the moment of the answer: every unit was committed as held or sold (a
-    /// unit merely promised to a claim in flight does not count: that claim may still fail).
-    private func checkSoldOutWasTrue(_ drop: DropID) async throws {
-        let contents = await store.contents()
-        guard let record = contents.drops.first(where: { $0.id == drop }) else { return }
-        if record.sold + record.reserved < record.spec.totalStock {
-            throw failure("6 no undersell", "drop \(drop) told sold out with \(record.available) units available in the store")
+    /// Every answer memory gives is the one the store would give at that instant: a dry run
+    /// of the same claim on the store's tables. Invariant 6 (no "sold out" while a unit is
+    /// free, an overdue hold counting as free) is the most important case of it.
+    private func checkMemoryAgreesWithStore(_ answer: DropMachine.Answer, for request: Request) async throws {
+        let verdict = await store.dryRun(ClaimBatch(dropID: request.drop, items: [request.item])).results[0]
+        guard !Self.agrees(answer, verdict) else { return }
+        let invariant = if case .reserve(.soldOut) = answer { "6 no undersell" } else { "memory answers as the store" }
+        throw failure(invariant, "drop \(request.drop), user \(request.item.userID): memory answered \(answer) where the store would answer \(verdict)")
+    }
+
+    static func agrees(_ answer: DropMachine.Answer, _ verdict: ClaimResult) -> Bool {
+        switch (answer, verdict) {
+        case (.reserve(.overloaded), _), (.purchase(.overloaded), _), (.cancel(.overloaded), _):
+            return true  // load shedding, not an answer about the drop
+        case (.reserve(let outcome), _):
+            return outcome.rejection.map { verdict == .rejected($0) } ?? false
+        case (.purchase(.purchased(let mine, replayed: true)), .purchased(let theirs, replayed: true)):
+            return mine.id == theirs.id
+        case (.purchase(let outcome), _):
+            return outcome.rejection.map { verdict == .rejected($0) } ?? false
+        case (.cancel(.cancelled(let mine)), .cancelled(let theirs)):
+            return mine.id == theirs.id
+        case (.cancel(let outcome), _):
+            return outcome.rejection.map { verdict == .rejected($0) } ?? false
         }
     }
 

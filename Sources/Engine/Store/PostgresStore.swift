@@ -44,32 +44,67 @@ public final class PostgresStore: DropStore {
         }
     }
 
+    /// One consistent snapshot of the drop. The row lock (FOR SHARE) waits for a batch in
+    /// flight and keeps the next one out until COMMIT, and every writer of a drop's holds and
+    /// purchases takes that lock first (stockdrop_apply_batch). READ COMMITTED is asked for
+    /// rather than left to the server's default: each statement then sees every batch that
+    /// committed before the lock was granted (REPEATABLE READ would take its snapshot before
+    /// the wait and fail with a serialization error when a batch committed meanwhile).
     public func recover(_ drop: DropID) async throws -> DropRecovery? {
         try await pool.withSession { session in
-            guard let row = try session.query("SELECT \(Self.dropColumns) FROM drops WHERE id = $1", [.int64(drop)]).first else {
-                return nil
+            try session.transaction(isolation: .readCommitted) {
+                guard let row = try session.query("SELECT \(Self.dropColumns) FROM drops WHERE id = $1 FOR SHARE", [.int64(drop)]).first else {
+                    return nil
+                }
+                let holds = try session.query("""
+                    SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
+                    WHERE drop_id = $1 AND status = 'ACTIVE'
+                    """, [.int64(drop)]).rows.map(Self.reservation)
+                let purchases = try session.query("""
+                    SELECT id, reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at
+                    FROM purchases WHERE drop_id = $1
+                    """, [.int64(drop)]).rows.map(Self.purchase)
+                let counts = purchases.reduce(into: [UserID: Int]()) { $0[$1.userID, default: 0] += 1 }
+                return DropRecovery(drop: try Self.drop(row), activeHolds: holds, purchasedCounts: counts, purchases: purchases)
             }
-            let holds = try session.query("""
-                SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
-                WHERE drop_id = $1 AND status = 'ACTIVE'
-                """, [.int64(drop)]).rows.map(Self.reservation)
-            let purchases = try session.query("""
-                SELECT id, reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at
-                FROM purchases WHERE drop_id = $1
-                """, [.int64(drop)]).rows.map(Self.purchase)
-            let counts = purchases.reduce(into: [UserID: Int]()) { $0[$1.userID, default: 0] += 1 }
-            return DropRecovery(drop: try Self.drop(row), activeHolds: holds, purchasedCounts: counts, purchases: purchases)
         }
     }
 
+    /// One round trip. When it fails, the error says whether the batch may have committed:
+    /// the server refusing the statement rolled it back (`batchFailed`), no connection means
+    /// nothing was sent (`storeUnavailable`), but a connection lost after sending, or a reply
+    /// that cannot be read, leaves it unknown (`outcomeUnknown`).
     public func apply(_ batch: ClaimBatch) async throws -> BatchOutcome {
         let kinds = batch.items.map { Int64($0.kind.rawValue) }
         let users = batch.items.map(\.userID)
         let keys = batch.items.map { $0.idempotencyKey }
-        let rows = try await pool.query(
-            "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key FROM stockdrop_apply_batch($1, $2::integer[], $3, $4)",
-            [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)])
-        return try Self.outcome(of: batch, rows: rows)
+        let rows: PostgresRows
+        do {
+            rows = try await pool.withSession { session in
+                do {
+                    return try session.query(
+                        "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key FROM stockdrop_apply_batch($1, $2::integer[], $3, $4)",
+                        [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)])
+                } catch let error as PostgresError where error.kind != .server {
+                    throw SentBatchLost(underlying: error)
+                }
+            }
+        } catch let lost as SentBatchLost {
+            throw EngineError(.outcomeUnknown, "the batch was sent but its answer was lost: \(lost.underlying)")
+        } catch let error as PostgresError where error.kind == .server {
+            throw EngineError(.batchFailed, "the database refused the batch; nothing was applied: \(error)")
+        } catch let error as PostgresError {
+            throw EngineError(.storeUnavailable, "no connection to the database; nothing was sent: \(error)")
+        }
+        do {
+            return try Self.outcome(of: batch, rows: rows)
+        } catch {
+            throw EngineError(.outcomeUnknown, "the batch's answer could not be read: \(error)")
+        }
+    }
+
+    private struct SentBatchLost: Error {
+        let underlying: PostgresError
     }
 
     public func reservations(of user: UserID) async throws -> [Reservation] {
@@ -94,19 +129,19 @@ public final class PostgresStore: DropStore {
 
     // MARK: - Decoding
 
+    /// Decodes the function's reply: exactly one result per item, one counters row, swept
+    /// holds. Anything else is a malformed reply, never filled in with defaults.
     static func outcome(of batch: ClaimBatch, rows: PostgresRows) throws -> BatchOutcome {
         var results = [ClaimResult?](repeating: nil, count: batch.items.count)
         var expired: [ExpiredHold] = []
-        var sold = 0, reserved = 0
-        var committedAt = Date()
+        var counters: (sold: Int, reserved: Int, committedAt: Date)?
         for row in rows.rows {
             let ord = try row.int("ord")
             let code = try row.string("code")
             switch code {
             case "counters":
-                sold = try row.int("sold")
-                reserved = try row.int("reserved")
-                committedAt = try micros(row.int64("created_us"))
+                guard counters == nil else { throw PostgresError.decoding("the batch reply has two counters rows") }
+                counters = (try row.int("sold"), try row.int("reserved"), micros(try row.int64("created_us")))
                 continue
             case "swept":
                 expired.append(ExpiredHold(reservationID: try row.int64("reservation_id"), userID: try row.int64("user_id")))
@@ -117,11 +152,16 @@ public final class PostgresStore: DropStore {
             guard ord >= 1, ord <= batch.items.count else {
                 throw PostgresError.decoding("batch result for item \(ord) of \(batch.items.count)")
             }
+            guard results[ord - 1] == nil else { throw PostgresError.decoding("two batch results for item \(ord)") }
             results[ord - 1] = try result(code: code, row: row, item: batch.items[ord - 1], dropID: batch.dropID)
         }
-        let missing = results.firstIndex { $0 == nil }
-        if let missing { throw PostgresError.decoding("batch returned no result for item \(missing + 1)") }
-        return BatchOutcome(results: results.map { $0! }, expired: expired, sold: sold, reserved: reserved, committedAt: committedAt)
+        guard let counters else { throw PostgresError.decoding("the batch reply has no counters row") }
+        let decided = results.compactMap { $0 }
+        guard decided.count == results.count else {
+            throw PostgresError.decoding("batch returned no result for item \((results.firstIndex { $0 == nil } ?? 0) + 1)")
+        }
+        return BatchOutcome(results: decided, expired: expired, sold: counters.sold, reserved: counters.reserved,
+                            committedAt: counters.committedAt)
     }
 
     private static func result(code: String, row: PostgresRow, item: ClaimItem, dropID: DropID) throws -> ClaimResult {

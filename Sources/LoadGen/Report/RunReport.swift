@@ -43,7 +43,8 @@ public struct OperationStats: Sendable, Codable, Equatable {
     public var count: Int
     public var ok: Int
     public var rejected: [String: Int]
-    /// Errors and timeouts: requests whose effect is unknown (indeterminate).
+    /// Failures: refusals with nothing applied, errors and timeouts (the last two
+    /// indeterminate: their effect is unknown).
     public var errors: Int
     /// The timeouts among `errors`.
     public var timeouts: Int

@@ -17,11 +17,11 @@ extension StrategyReport {
             let byOutcome: [String: LatencyPercentiles] = [
                 "ok": LatencyHistogram(mine.filter { $0.result == .ok }.map(\.latencyMicroseconds)).percentiles,
                 "rejected": LatencyHistogram(mine.filter { if case .rejected = $0.result { true } else { false } }.map(\.latencyMicroseconds)).percentiles,
-                "error": LatencyHistogram(mine.filter(\.result.isIndeterminate).map(\.latencyMicroseconds)).percentiles,
+                "error": LatencyHistogram(mine.filter(\.result.isFailure).map(\.latencyMicroseconds)).percentiles,
             ]
             operations[operation.rawValue] = OperationStats(
                 count: mine.count, ok: mine.count { $0.result == .ok }, rejected: rejected,
-                errors: mine.count(where: \.result.isIndeterminate), timeouts: mine.count { $0.result == .timeout },
+                errors: mine.count(where: \.result.isFailure), timeouts: mine.count { $0.result == .timeout },
                 latencyMilliseconds: all.percentiles, latencyByOutcomeMilliseconds: byOutcome)
             if !mine.isEmpty { curves[operation.rawValue] = all.curve }
         }
@@ -83,7 +83,7 @@ extension StrategyReport {
                 points[second].ok += 1
                 if record.operation == .reserve { points[second].committedClaims += 1 }
             case .rejected: points[second].rejected += 1
-            case .error, .timeout: points[second].errors += 1
+            case .failed, .error, .timeout: points[second].errors += 1
             }
         }
         for sample in samples { points[min(lastSecond, Int(sample.second))].availableStock = sample.available }

@@ -28,7 +28,7 @@ public final class InProcessTarget: LoadTarget {
             case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
             }
         } catch {
-            return Answer(.error)
+            return Self.failure(error)
         }
     }
 
@@ -39,7 +39,7 @@ public final class InProcessTarget: LoadTarget {
             case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
             }
         } catch {
-            return Answer(.error)
+            return Self.failure(error)
         }
     }
 
@@ -50,7 +50,16 @@ public final class InProcessTarget: LoadTarget {
             case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
             }
         } catch {
-            return Answer(.error)
+            return Self.failure(error)
+        }
+    }
+
+    /// Whether a failure left the claim's effect unknown or is known to have applied nothing.
+    static func failure(_ error: any Error) -> Answer {
+        guard let error = error as? EngineError else { return Answer(.error) }
+        switch error.code {
+        case .batchFailed, .storeUnavailable, .shuttingDown: return Answer(.failed)
+        default: return Answer(.error)
         }
     }
 

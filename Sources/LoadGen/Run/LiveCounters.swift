@@ -18,7 +18,7 @@ public final class LiveCounters: Sendable {
             ok.add(1, ordering: .relaxed)
             if operation == .reserve { reserved.add(1, ordering: .relaxed) }
         case .rejected: rejected.add(1, ordering: .relaxed)
-        case .error, .timeout: errors.add(1, ordering: .relaxed)
+        case .failed, .error, .timeout: errors.add(1, ordering: .relaxed)
         }
     }
 

@@ -7,15 +7,21 @@ import Foundation
 
 public struct OperationRecord: Sendable, Equatable, Codable {
     public enum Result: Sendable, Equatable, Codable {
-        case ok, rejected(RejectionCode), error, timeout
+        /// `failed`: the target said nothing was applied (the store refused the batch, the
+        /// database was unreachable, the server was draining). `error` and `timeout`: the
+        /// request may or may not have taken effect (a lost answer, an `outcome_unknown`).
+        case ok, rejected(RejectionCode), failed, error, timeout
 
-        /// An error or timeout: the request may or may not have taken effect.
+        /// The request may or may not have taken effect (Jepsen's `:info`).
         public var isIndeterminate: Bool { self == .error || self == .timeout }
+        /// Not an answer about the drop: a failure, determinate or not.
+        public var isFailure: Bool { self == .failed || isIndeterminate }
 
         public var label: String {
             switch self {
             case .ok: "ok"
             case .rejected(let code): code.rawValue
+            case .failed: "failed"
             case .error: "error"
             case .timeout: "timeout"
             }

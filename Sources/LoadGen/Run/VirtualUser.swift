@@ -53,7 +53,7 @@ struct VirtualUser: Sendable {
                 policy = behaviour.onRejected
             case .rejected:
                 return trace
-            case .error, .timeout:
+            case .failed, .error, .timeout:
                 policy = behaviour.onError
             }
             guard attempt < policy.retries else { return trace }
@@ -73,7 +73,7 @@ struct VirtualUser: Sendable {
         attempt = 0
         while intended < stopMicroseconds {
             let answer = await send(operation, intended: intended, on: target, clock: clock, live: live, into: &trace)
-            guard answer.result.isIndeterminate, attempt < behaviour.onError.retries else { break }
+            guard answer.result.isFailure, attempt < behaviour.onError.retries else { break }
             // A retried purchase carries the same idempotency key: never two purchases.
             intended = clock.nowMicroseconds + Int64(behaviour.onError.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
             attempt += 1

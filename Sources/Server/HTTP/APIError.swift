@@ -15,6 +15,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         case notStarted = "not_started"
         case noActiveReservation = "no_active_reservation"
         case expired = "expired"
+        case idempotencyKeyReused = "idempotency_key_reused"
         case unknownDrop = "unknown_drop"
         case overloaded = "overloaded"
         // Requests the server refuses before any work.
@@ -31,12 +32,13 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         case rateLimited = "rate_limited"
         // Failures: nothing was acknowledged; retrying later is safe.
         case unavailable
+        case outcomeUnknown = "outcome_unknown"
         case shuttingDown = "shutting_down"
         case internalError = "internal_error"
 
         public var status: HTTPResponse.Status {
             switch self {
-            case .soldOut, .alreadyHolding, .limitReached, .notStarted, .noActiveReservation, .expired: .conflict
+            case .soldOut, .alreadyHolding, .limitReached, .notStarted, .noActiveReservation, .expired, .idempotencyKeyReused: .conflict
             case .unknownDrop, .notFound: .notFound
             case .invalidJSON, .invalidParameter: .badRequest
             case .validationFailed, .unknownField: .unprocessableContent
@@ -46,7 +48,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             case .forbidden: .forbidden
             case .methodNotAllowed: .methodNotAllowed
             case .rateLimited: .tooManyRequests
-            case .overloaded, .unavailable, .shuttingDown: .serviceUnavailable
+            case .overloaded, .unavailable, .outcomeUnknown, .shuttingDown: .serviceUnavailable
             case .internalError: .internalServerError
             }
         }
@@ -60,6 +62,8 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             case .notStarted: "the drop has not started yet"
             case .noActiveReservation: "the caller holds no active reservation on this drop"
             case .expired: "the caller's hold expired before the purchase"
+            case .idempotencyKeyReused:
+                "the Idempotency-Key names the caller's purchase on another drop; the hold here is untouched and can be bought with another key"
             case .unknownDrop: "no drop has this id"
             case .overloaded: "the drop's queue is full; retry after Retry-After"
             case .invalidJSON: "the body is not a JSON object"
@@ -73,7 +77,11 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             case .notFound: "no such route"
             case .methodNotAllowed: "the route does not accept this method"
             case .rateLimited: "too many requests from this user or address; retry after Retry-After"
-            case .unavailable: "the database is unreachable or the batch failed; nothing was applied"
+            case .unavailable: "the database is unreachable or refused the batch; nothing was applied"
+            case .outcomeUnknown:
+                "the claim reached the database but its answer was lost, so it may have been applied; retrying is safe: "
+                    + "a reserve finds the hold (already_holding with it) or makes one, a purchase with the same Idempotency-Key "
+                    + "replays, a cancel finds the hold cancelled or cancels it"
             case .shuttingDown: "the server is draining for shutdown; retry on another instance"
             case .internalError: "a bug; the request id in the logs tells which"
             }
@@ -139,6 +147,7 @@ extension APIError {
         switch engineError.code {
         case .shuttingDown: self.init(.shuttingDown, engineError.message)
         case .invalidDrop: self.init(.validationFailed, engineError.message)
+        case .outcomeUnknown: self.init(.outcomeUnknown, Code.outcomeUnknown.meaning)
         default: self.init(.unavailable, engineError.message)
         }
     }

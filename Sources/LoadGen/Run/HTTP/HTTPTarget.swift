@@ -140,6 +140,9 @@ public final class HTTPTarget: LoadTarget {
         }
     }
 
+    /// The server's failure codes that promise nothing was applied (README, error table).
+    static let nothingApplied: Set<String> = ["unavailable", "shutting_down"]
+
     struct ErrorReply: Decodable {
         struct Detail: Decodable { let code: String }
         let error: Detail
@@ -155,11 +158,12 @@ public final class HTTPTarget: LoadTarget {
                 guard let body = try? JSONDecoder().decode(Reply.self, from: data) else { return Answer(.error) }
                 return answer(body)
             }
-            // Only the codes a claim's outcome has are answers; the rest (rate limited,
-            // unavailable, shutting down, internal) leave the outcome unknown.
-            if [404, 409, 503].contains(reply.status), let code = Self.errorCode(reply.body) ?? (try? JSONDecoder().decode(ErrorReply.self, from: data).error.code),
-               let rejection = RejectionCode(rawValue: code) {
-                return Answer(.rejected(rejection))
+            // Only the codes a claim's outcome has are answers; `unavailable` and
+            // `shutting_down` say nothing was applied; the rest (`outcome_unknown`, rate
+            // limited, internal) leave the outcome unknown.
+            if [404, 409, 503].contains(reply.status), let code = Self.errorCode(reply.body) ?? (try? JSONDecoder().decode(ErrorReply.self, from: data).error.code) {
+                if let rejection = RejectionCode(rawValue: code) { return Answer(.rejected(rejection)) }
+                if Self.nothingApplied.contains(code) { return Answer(.failed) }
             }
             return Answer(.error)
         } catch let error as HTTPClientError where error.kind == .timeout {

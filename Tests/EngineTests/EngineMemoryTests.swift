@@ -1,0 +1,133 @@
+// The engine's memory against the real database: every bug here left memory answering what
+// PostgreSQL would not (a wedged drop, holds no one sweeps after a restart, a reload that
+// read a half-written drop, a reply decoded with made-up defaults).
+@testable import Engine
+import Foundation
+import Testing
+import TestSupport
+
+@Suite("engine memory on PostgreSQL") struct EngineMemoryTests {
+    private func engine(_ strategy: Strategy, url: String, idleSweepSeconds: TimeInterval = 1) -> (any Inventory, PostgresPool) {
+        let pool = PostgresPool(url: url, size: 4)
+        let store = PostgresStore(pool: pool)
+        switch strategy {
+        case .actor: return (ActorEngine(store: store, idleSweepInterval: idleSweepSeconds), pool)
+        case .rowlock: return (RowLockEngine(store: store), pool)
+        }
+    }
+
+    private func activeHolds(_ url: String, drop: DropID) async throws -> (rows: Int, counter: Int) {
+        let connection = try await PostgresConnection.connect(url)
+        defer { Task { await connection.close() } }
+        let row = try #require(try await connection.query("""
+            SELECT (SELECT count(*) FROM reservations WHERE drop_id = $1 AND status = 'ACTIVE') AS active, reserved
+            FROM drops WHERE id = $1
+            """, [.int64(drop)]).first)
+        return (try row.int("active"), try row.int("reserved"))
+    }
+
+    /// Waits (bounded) until the wall clock passes `instant`: holds expire by the database's
+    /// clock, which no test can move.
+    private func waitPast(_ instant: Date) async throws {
+        let seconds = instant.timeIntervalSinceNow + 0.05
+        if seconds > 0 { try await Task.sleep(for: .milliseconds(Int(seconds * 1_000))) }
+    }
+
+    /// The wedged drop, end to end: a key spent on drop A reused on drop B is refused with its
+    /// own code; the hold on B can still be cancelled, and a hold left to expire frees its unit
+    /// for the next buyer instead of staying "reserved" for good.
+    @Test(arguments: Strategy.allCases) func aKeyReusedOnAnotherDropNeverWedgesIt(strategy: Strategy) async throws {
+        let url = try await TestDatabase.fresh("memory_key_reuse_\(strategy)")
+        let (inventory, pool) = engine(strategy, url: url)
+        let a = try await inventory.createDrop(DropSpec(name: "A", priceCents: 100, totalStock: 1))
+        let b = try await inventory.createDrop(DropSpec(name: "B", priceCents: 100, totalStock: 1, reserveTTLMilliseconds: 500))
+        _ = try await inventory.reserve(drop: a.id, user: 1)
+        guard case .purchased = try await inventory.purchase(drop: a.id, user: 1, idempotencyKey: "order-1") else {
+            Issue.record("the first purchase"); return
+        }
+        _ = try await inventory.reserve(drop: b.id, user: 1)
+        #expect(try await inventory.purchase(drop: b.id, user: 1, idempotencyKey: "order-1") == .idempotencyKeyReused)
+        guard case .cancelled = try await inventory.cancel(drop: b.id, user: 1) else { Issue.record("the hold stays cancellable"); return }
+        guard case .reserved(let hold) = try await inventory.reserve(drop: b.id, user: 1) else { Issue.record("the unit came back"); return }
+        #expect(try await inventory.purchase(drop: b.id, user: 1, idempotencyKey: "order-1") == .idempotencyKeyReused)
+        try await waitPast(hold.expiresAt)
+        guard case .reserved = try await inventory.reserve(drop: b.id, user: 2) else {
+            Issue.record("an expired hold must free its unit for the next buyer"); return
+        }
+        await inventory.shutdown()
+        await pool.close()
+    }
+
+    /// After a restart, a drop no request touches still has its overdue holds swept, so its
+    /// reads stop showing them as reserved.
+    @Test func overdueHoldsOfAnUntouchedDropAreSweptAfterARestart() async throws {
+        let url = try await TestDatabase.fresh("memory_startup_sweep")
+        let (before, beforePool) = engine(.actor, url: url)
+        let drop = try await before.createDrop(DropSpec(name: "Idle", priceCents: 100, totalStock: 5, reserveTTLMilliseconds: 300))
+        var latest = Date()
+        for user in 1...3 {
+            if case .reserved(let hold) = try await before.reserve(drop: drop.id, user: UserID(user)) { latest = max(latest, hold.expiresAt) }
+        }
+        await before.shutdown()
+        await beforePool.close()
+        try await waitPast(latest)
+        #expect(try await activeHolds(url, drop: drop.id).rows == 3, "nobody swept them yet")
+
+        let (after, pool) = engine(.actor, url: url, idleSweepSeconds: 0.1)
+        let deadline = Date().addingTimeInterval(10)
+        var holds = try await activeHolds(url, drop: drop.id)
+        while holds.rows > 0 && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            holds = try await activeHolds(url, drop: drop.id)
+        }
+        #expect(holds.rows == 0 && holds.counter == 0)
+        #expect(try await after.snapshot(of: drop.id)?.drop.available == 5)
+        await after.shutdown()
+        await pool.close()
+    }
+
+    /// A reload waits for a batch in flight and reads the drop as it committed: never the old
+    /// counters beside the new holds. The database's default isolation is set to SERIALIZABLE
+    /// here; the reload asks for READ COMMITTED itself and still succeeds.
+    @Test func aReloadReadsOneSnapshotUnderTheDropsLock() async throws {
+        let url = try await TestDatabase.fresh("memory_reload_snapshot")
+        let setup = try await PostgresConnection.connect(url)
+        try await setup.execute("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = ''serializable''', current_database()); END $$")
+        await setup.close()
+        let pool = PostgresPool(url: url, size: 2)
+        let store = PostgresStore(pool: pool)
+        let drop = try await store.createDrop(DropSpec(name: "Locked", priceCents: 100, totalStock: 5))
+        _ = try await store.recover(drop.id)  // the pool's connections exist before the writer starts
+
+        let writer = try await PostgresConnection.connect(url)
+        try await writer.execute("BEGIN")
+        try await writer.query("SELECT id FROM drops WHERE id = $1 FOR UPDATE", [.int64(drop.id)])
+        try await writer.query("""
+            INSERT INTO reservations (drop_id, user_id, status, expires_at) VALUES ($1, 1, 'ACTIVE', now() + interval '1 minute')
+            """, [.int64(drop.id)])
+        try await writer.query("UPDATE drops SET reserved = reserved + 1 WHERE id = $1", [.int64(drop.id)])
+        let reload = Task { try await store.recover(drop.id) }
+        try await Task.sleep(for: .milliseconds(300))
+        try await writer.execute("COMMIT")
+        let recovery = try #require(try await reload.value)
+        #expect(recovery.drop.reserved == 1 && recovery.activeHolds.count == 1, "the reload saw \(recovery.drop.reserved) / \(recovery.activeHolds.count)")
+        await writer.close()
+        await pool.close()
+    }
+
+    /// A reply without its counters row is malformed: never zeros and the current time.
+    @Test func aMalformedBatchReplyIsRefused() throws {
+        let batch = ClaimBatch(dropID: 1, items: [ClaimItem(.reserve, user: 1)])
+        let columns = ["ord", "code", "reservation_id", "user_id", "purchase_id", "created_us", "expires_us", "ended_us",
+                       "sold", "reserved", "price_cents", "idempotency_key"]
+        let soldOut: [String?] = ["1", "sold_out", nil, "1", nil, nil, nil, nil, nil, nil, nil, nil]
+        let counters: [String?] = ["0", "counters", nil, nil, nil, "1800000000000000", nil, nil, "0", "1", "100", nil]
+        #expect(throws: PostgresError.self) { try PostgresStore.outcome(of: batch, rows: PostgresRows(columns: columns, cells: soldOut, affectedRows: 0)) }
+        #expect(throws: PostgresError.self) {
+            try PostgresStore.outcome(of: batch, rows: PostgresRows(columns: columns, cells: soldOut + soldOut + counters, affectedRows: 0))
+        }
+        let outcome = try PostgresStore.outcome(of: batch, rows: PostgresRows(columns: columns, cells: soldOut + counters, affectedRows: 0))
+        #expect(outcome.results == [.rejected(.soldOut)] && outcome.reserved == 1)
+        #expect(outcome.committedAt == Date(timeIntervalSince1970: 1_800_000_000))
+    }
+}
