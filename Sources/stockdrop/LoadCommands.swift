@@ -87,8 +87,9 @@ struct RunCommand: AsyncParsableCommand {
         try ReportWriter.write(report, to: directory, histories: outcome.histories)
         print(report.summaryTable)
         for line in report.problemLines { print(line) }
-        print(report.verdictLine)
         print("report: \(directory)/report.html")
+        if let headline = report.headline { print("comparison: \(headline)") }
+        print(report.verdictLine)
         throw ExitCode(report.exitCode)
     }
 }

@@ -153,5 +153,93 @@ import TestSupport
         #expect(again.invariants.map(\.ok) == run.check.invariants.map(\.ok) && again.ok)
         for file in ["report.json", "report.md", "report.html"] { #expect(FileManager.default.fileExists(atPath: "\(directory)/\(file)")) }
     }
-}
 
+    // MARK: - Faults only a timeline sees: the end state of each is clean.
+
+    /// A drop of its own beside the run's, written straight into the table.
+    static func plantDrop(_ pool: PostgresPool, stock: Int, limit: Int = 1) async throws -> DropID {
+        try await pool.query("""
+            INSERT INTO drops (name, price_cents, total_stock, per_user_limit, reserve_ttl_ms) VALUES ('planted', 100, $1, $2, 1000) RETURNING id
+            """, [.int32(Int32(stock)), .int32(Int32(limit))]).first!.int64("id")
+    }
+
+    /// Thirteen holds of a 12-unit drop, overlapping in time, that all expired: nothing is
+    /// ACTIVE at the end, so an end-state count sees nothing wrong.
+    @Test func overlappingExpiredHoldsPastStock() async throws {
+        let (run, pool) = try await Self.realRun("expired_overlap")
+        defer { Task { await pool.close() } }
+        let drop = try await Self.plantDrop(pool, stock: 12)
+        try await pool.query("""
+            INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at, ended_at)
+            SELECT $1, 7000000 + n, 'EXPIRED', now() - interval '10 s' + n * interval '1 ms', now() - interval '8 s', now() - interval '8 s'
+            FROM generate_series(1, 13) AS n
+            """, [.int64(drop)])
+        let report = try await Checker().check(databaseURL: run.databaseURL, drops: run.drops + [drop], history: nil)
+        let fault = try #require(Self.broken(report, InvariantName.noOversell))
+        #expect(fault.counterexamples.contains { $0.hasPrefix("drop \(drop): 13 units held or sold at ") && $0.contains("total stock 12") })
+        #expect(report.oversold == 1)
+    }
+
+    /// One user, two holds of one drop at once, both expired.
+    @Test func overlappingHoldsOfOneUser() async throws {
+        let (run, pool) = try await Self.realRun("user_overlap")
+        defer { Task { await pool.close() } }
+        let drop = try await Self.plantDrop(pool, stock: 5)
+        try await pool.query("""
+            INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at, ended_at) VALUES
+                ($1, 8000002, 'EXPIRED', now() - interval '10 s', now() - interval '8 s', now() - interval '8 s'),
+                ($1, 8000002, 'EXPIRED', now() - interval '9 s', now() - interval '7 s', now() - interval '7 s')
+            """, [.int64(drop)])
+        let fault = try #require(Self.broken(try await Checker().check(databaseURL: run.databaseURL, drops: run.drops + [drop], history: nil),
+                                             InvariantName.perUserLimits))
+        #expect(fault.counterexamples.contains { $0.hasPrefix("user 8000002 held 2 units of drop \(drop) at once") })
+    }
+
+    /// Limit 1: the user bought a unit, then held another one for a while; it expired, so at
+    /// the end they are within their limit.
+    @Test func aUserPastTheLimitOnlyMidRun() async throws {
+        let (run, pool) = try await Self.realRun("limit_mid_run")
+        defer { Task { await pool.close() } }
+        let drop = try await Self.plantDrop(pool, stock: 5, limit: 1)
+        try await pool.query("""
+            WITH bought AS (
+                INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at, ended_at)
+                VALUES ($1, 8000003, 'PURCHASED', now() - interval '10 s', now() - interval '8 s', now() - interval '9 s') RETURNING id)
+            INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents, created_at)
+            SELECT id, $1, 8000003, 100, now() - interval '9 s' FROM bought
+            """, [.int64(drop)])
+        try await pool.query("""
+            INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at, ended_at)
+            VALUES ($1, 8000003, 'EXPIRED', now() - interval '5 s', now() - interval '4 s', now() - interval '4 s')
+            """, [.int64(drop)])
+        try await pool.query("UPDATE drops SET sold = 1 WHERE id = $1", [.int64(drop)])
+        let report = try await Checker().check(databaseURL: run.databaseURL, drops: run.drops + [drop], history: nil)
+        let fault = try #require(Self.broken(report, InvariantName.perUserLimits))
+        #expect(fault.counterexamples.contains { $0.hasPrefix("user 8000003 had 2 holds and purchases on drop \(drop)") && $0.contains("limit 1") })
+        #expect(report.invariants.first { $0.name == InvariantName.countersMatchRows }?.ok == true, "the end state is clean")
+    }
+
+    /// A hold past its deadline, swept 10 s late, while buyers of its drop were told "sold
+    /// out": the unit was free from its expiry, and the checker names the late sweep.
+    @Test func aHoldSweptLateWhileBuyersWereRefused() async throws {
+        let (run, pool) = try await Self.realRun("late_sweep")
+        defer { Task { await pool.close() } }
+        let drop = try await Self.plantDrop(pool, stock: 1)
+        let zero = run.history.startedAtEpochMicroseconds
+        let hold = try await pool.query("""
+            INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at, ended_at)
+            VALUES ($1, 8000004, 'EXPIRED', to_timestamp($2 / 1e6), to_timestamp(($2 + 1000000) / 1e6), to_timestamp(($2 + 11000000) / 1e6))
+            RETURNING id
+            """, [.int64(drop), .int64(zero)]).first!.int64("id")
+        var history = run.history
+        for second in 3...6 {
+            let at = Int64(second) * 1_000_000
+            history.records.append(OperationRecord(operation: .reserve, result: .rejected(.soldOut), user: 8_100_000 + UserID(second), drop: drop,
+                                                   intendedMicroseconds: at, sentMicroseconds: at, answeredMicroseconds: at + 2_000))
+        }
+        let fault = try #require(Self.broken(try await Checker().check(databaseURL: run.databaseURL, drops: run.drops + [drop], history: history),
+                                             InvariantName.noUndersell))
+        #expect(fault.violations == 4)
+        #expect(fault.counterexamples.contains { $0.contains("on drop \(drop)") && $0.contains("swept late: reservation \(hold) (user 8000004)") })
+    }
+}

@@ -19,6 +19,15 @@ import Testing
                 #expect(timeline.taken(at: from) == brute(from))
                 #expect(timeline.mostTaken(from: from, to: to) == (from...to).map(brute).max())
             }
+            let counts = (-10...1_400).map { (Int64($0), brute(Int64($0))) }
+            let most = counts.map(\.1).max() ?? 0
+            if rows.isEmpty {
+                #expect(timeline.peak == nil)
+            } else {
+                #expect(timeline.peak?.units == most)
+                #expect(timeline.peak?.atMicroseconds == counts.first { $0.1 == most }?.0)
+            }
+            for level in 1...4 { #expect(timeline.firstInstant(reaching: level) == counts.first { $0.1 >= level }?.0) }
         }
     }
 }

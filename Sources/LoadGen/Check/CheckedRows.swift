@@ -6,6 +6,7 @@ public struct CheckedRows: Sendable {
     public struct DropRow: Sendable {
         public var id: DropID
         public var totalStock: Int
+        public var perUserLimit: Int
     }
 
     public struct ReservationRow: Sendable {
@@ -14,6 +15,7 @@ public struct CheckedRows: Sendable {
         public var user: UserID
         public var status: ReservationStatus
         public var createdMicroseconds: Int64
+        public var expiresMicroseconds: Int64
         public var endedMicroseconds: Int64?
     }
 
@@ -22,6 +24,7 @@ public struct CheckedRows: Sendable {
         public var reservationID: ReservationID
         public var drop: DropID
         public var user: UserID
+        public var createdMicroseconds: Int64
     }
 
     public var drops: [DropRow]

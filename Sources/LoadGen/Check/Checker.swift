@@ -1,5 +1,6 @@
 // The independent oversell checker: DESIGN.md's invariants 1 to 6, decided by SQL over the
-// tables (never the engine, never its caches) and by what clients were told. It trusts the
+// tables (never the engine, never its caches) and by what clients were told, at the end of
+// the run and at every instant of it (TimelineCheck, ClientHistoryCheck). It trusts the
 // counters on `drops` no more than anything else: they are checked against the rows.
 import Engine
 import Foundation
@@ -13,6 +14,12 @@ public struct CheckReport: Sendable, Codable, Equatable {
     /// Units neither sold nor held when the checker looked.
     public var unsold: Int
     public var dropsChecked: Int
+    /// Seconds from the run's start until every unit of every drop was held or sold for the
+    /// first time (nil without a history, or when some drop never sold out).
+    public var timeToSellOutSeconds: Double? = nil
+    /// From a batch's clock reading (its rows' timestamp) to each caller hearing of its row
+    /// (nil without a history): the window in which a batch's effects are uncertain.
+    public var stampToAnswerMilliseconds: LatencyPercentiles? = nil
 
     public var broken: [InvariantResult] { invariants.filter { !$0.ok } }
     public var ok: Bool { broken.isEmpty }
@@ -47,7 +54,7 @@ public struct Checker: Sendable {
 
         // 1. Stock: rows never past total stock, and the counters agree with the rows.
         let stock = try await pool.query("""
-            SELECT d.id, d.total_stock, d.sold, d.reserved,
+            SELECT d.id, d.total_stock, d.per_user_limit, d.sold, d.reserved,
                    (SELECT count(*) FROM purchases p WHERE p.drop_id = d.id) AS purchase_rows,
                    (SELECT count(*) FROM reservations r WHERE r.drop_id = d.id AND r.status = 'ACTIVE') AS active_rows,
                    (SELECT count(*) FROM reservations r WHERE r.drop_id = d.id AND r.status = 'PURCHASED') AS purchased_rows
@@ -58,7 +65,7 @@ public struct Checker: Sendable {
         var dropRows: [CheckedRows.DropRow] = []
         for row in stock {
             let id = try row.int64("id"), total = try row.int("total_stock")
-            dropRows.append(CheckedRows.DropRow(id: id, totalStock: total))
+            dropRows.append(CheckedRows.DropRow(id: id, totalStock: total, perUserLimit: try row.int("per_user_limit")))
             let purchases = try row.int("purchase_rows"), active = try row.int("active_rows"), purchased = try row.int("purchased_rows")
             let soldCounter = try row.int("sold"), reservedCounter = try row.int("reserved")
             sold += purchases
@@ -71,8 +78,12 @@ public struct Checker: Sendable {
                 counters.append("drop \(id): counters sold=\(soldCounter) reserved=\(reservedCounter), rows: \(purchases) purchases, \(purchased) PURCHASED and \(active) ACTIVE reservations")
             }
         }
-        invariants.append(.verdict(1, InvariantName.noOversell, violations: oversell,
-                                   ok: "\(stock.count) drops: purchases + ACTIVE reservations ≤ total stock", broken: "drops oversold"))
+        let rows = try await loadRows(pool, scope, drops: dropRows)
+        let clock = CheckClock(zeroMicroseconds: history?.startedAtEpochMicroseconds)
+        let stockOverTime = TimelineCheck.stock(rows, clock: clock)
+        oversold = max(oversold, stockOverTime.oversold)
+        invariants.append(.verdict(1, InvariantName.noOversell, violations: oversell + stockOverTime.violations,
+                                   ok: "\(stock.count) drops: units held + sold ≤ total stock at every instant", broken: "drops oversold"))
         invariants.append(.verdict(1, InvariantName.countersMatchRows, violations: counters,
                                    ok: "sold = purchases and reserved = ACTIVE reservations on every drop", broken: "drops whose counters disagree with their rows"))
 
@@ -108,8 +119,8 @@ public struct Checker: Sendable {
             WHERE r.drop_id = ANY($1) AND r.status IN ('ACTIVE', 'PURCHASED')
             GROUP BY r.drop_id, r.user_id, d.per_user_limit HAVING count(*) > d.per_user_limit
             """, [scope])
-        invariants.append(.verdict(3, InvariantName.perUserLimits, violations: limits,
-                                   ok: "no user holds two units of a drop or more than its limit", broken: "users past a per-user rule"))
+        invariants.append(.verdict(3, InvariantName.perUserLimits, violations: limits + TimelineCheck.perUser(rows, clock: clock),
+                                   ok: "at no instant did a user hold two units of a drop or more than its limit", broken: "users past a per-user rule"))
 
         // 4. Holds end on time: none still ACTIVE past its expiry, none expired early.
         let expiry = try await examples(pool, """
@@ -126,17 +137,24 @@ public struct Checker: Sendable {
 
         // 5 and 6 need what the clients were told.
         var lostWrites = 0
+        var timeToSellOut: Double?
+        var stampToAnswer: LatencyPercentiles?
         if let history {
-            let rows = try await loadRows(pool, scope, drops: dropRows)
             let (durable, lost) = ClientHistoryCheck.acknowledgedWritesDurable(rows, history)
             lostWrites = lost
             invariants.append(durable)
-            invariants.append(ClientHistoryCheck.noUndersell(rows, history, toleranceMicroseconds: Int64(toleranceMilliseconds * 1_000)))
+            let answers = BatchAnswers(rows, history)
+            invariants.append(ClientHistoryCheck.noUndersell(rows, history, answers: answers, toleranceMicroseconds: Int64(toleranceMilliseconds * 1_000)))
+            stampToAnswer = LatencyHistogram(answers.stampToAnswerMicroseconds).percentiles
+            if stockOverTime.soldOutAt.count == dropRows.count, let last = stockOverTime.soldOutAt.values.max() {
+                timeToSellOut = max(0, Double(last - history.startedAtEpochMicroseconds) / 1e6)
+            }
         } else {
             invariants.append(.skipped(5, InvariantName.acknowledgedWritesDurable, "not checked: no client history (pass --history)"))
             invariants.append(.skipped(6, InvariantName.noUndersell, "not checked: no client history (pass --history)"))
         }
-        return CheckReport(invariants: invariants, oversold: oversold, lostWrites: lostWrites, sold: sold, unsold: unsold, dropsChecked: stock.count)
+        return CheckReport(invariants: invariants, oversold: oversold, lostWrites: lostWrites, sold: sold, unsold: unsold, dropsChecked: stock.count,
+                           timeToSellOutSeconds: timeToSellOut, stampToAnswerMilliseconds: stampToAnswer)
     }
 
     /// Every row of a query whose single column describes one violation.
@@ -146,18 +164,24 @@ public struct Checker: Sendable {
 
     /// The holds and purchases of `drops` (already read with the stock check).
     private func loadRows(_ pool: PostgresPool, _ scope: PostgresValue, drops: [CheckedRows.DropRow]) async throws -> CheckedRows {
-        let micros = "(extract(epoch FROM %@) * 1000000)::bigint"
+        let micros = { (column: String) in "(extract(epoch FROM \(column)) * 1000000)::bigint" }
         let reservations = try await pool.query("""
-            SELECT id, drop_id, user_id, status, \(String(format: micros, "created_at")) AS created, \(String(format: micros, "ended_at")) AS ended
+            SELECT id, drop_id, user_id, status, \(micros("created_at")) AS created, \(micros("expires_at")) AS expires, \(micros("ended_at")) AS ended
             FROM reservations WHERE drop_id = ANY($1)
             """, [scope]).rows.map { row in
-            CheckedRows.ReservationRow(
-                id: try row.int64("id"), drop: try row.int64("drop_id"), user: try row.int64("user_id"),
-                status: ReservationStatus(rawValue: try row.string("status")) ?? .active,
-                createdMicroseconds: try row.int64("created"), endedMicroseconds: try row.optionalInt64("ended"))
+            guard let status = ReservationStatus(rawValue: try row.string("status")) else {
+                throw PostgresError(kind: .decoding, message: "reservation \(try row.int64("id")) has an unknown status")
+            }
+            return CheckedRows.ReservationRow(
+                id: try row.int64("id"), drop: try row.int64("drop_id"), user: try row.int64("user_id"), status: status,
+                createdMicroseconds: try row.int64("created"), expiresMicroseconds: try row.int64("expires"),
+                endedMicroseconds: try row.optionalInt64("ended"))
         }
-        let purchases = try await pool.query("SELECT id, reservation_id, drop_id, user_id FROM purchases WHERE drop_id = ANY($1)", [scope]).rows.map {
-            CheckedRows.PurchaseRow(id: try $0.int64("id"), reservationID: try $0.int64("reservation_id"), drop: try $0.int64("drop_id"), user: try $0.int64("user_id"))
+        let purchases = try await pool.query(
+            "SELECT id, reservation_id, drop_id, user_id, \(micros("created_at")) AS created FROM purchases WHERE drop_id = ANY($1)", [scope]
+        ).rows.map {
+            CheckedRows.PurchaseRow(id: try $0.int64("id"), reservationID: try $0.int64("reservation_id"), drop: try $0.int64("drop_id"),
+                                    user: try $0.int64("user_id"), createdMicroseconds: try $0.int64("created"))
         }
         return CheckedRows(drops: drops, reservations: reservations, purchases: purchases)
     }

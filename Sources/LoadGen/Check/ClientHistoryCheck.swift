@@ -57,40 +57,82 @@ enum ClientHistoryCheck {
         return (result, lostWrites)
     }
 
-    /// Invariant 6: no "sold out" while a unit was free (within the clock tolerance), and a drop
-    /// whose buyers were still trying when the run stopped has no unit left.
-    static func noUndersell(_ rows: CheckedRows, _ history: ClientHistory, toleranceMicroseconds: Int64) -> InvariantResult {
-        var byDrop: [DropID: [HeldUnitsTimeline.Row]] = [:]
-        for reservation in rows.reservations {
-            let released = reservation.status == .cancelled || reservation.status == .expired ? reservation.endedMicroseconds : nil
-            byDrop[reservation.drop, default: []].append(HeldUnitsTimeline.Row(createdMicroseconds: reservation.createdMicroseconds, releasedMicroseconds: released))
-        }
+    /// Invariant 6: no "sold out" while a unit was free, and a drop whose buyers were still
+    /// trying when the run stopped had no unit left free since it last turned one away. An
+    /// answer is judged against every instant its request could have taken effect (between
+    /// its send and its answer, widened by the clock tolerance), with every unit released at
+    /// the latest instant it can have been: a cancel when its batch's first caller heard back
+    /// (`BatchAnswers`), an expired hold at its `expires_at` however late it was swept (an
+    /// engine that sweeps late cannot make its own "sold out" answers look justified; such a
+    /// hold is named).
+    static func noUndersell(_ rows: CheckedRows, _ history: ClientHistory, answers: BatchAnswers,
+                            toleranceMicroseconds: Int64) -> InvariantResult {
+        let byDrop = Dictionary(grouping: rows.reservations, by: \.drop)
         let totals = Dictionary(rows.drops.map { ($0.id, $0.totalStock) }, uniquingKeysWith: { first, _ in first })
-        let timelines = byDrop.mapValues(HeldUnitsTimeline.init)
+        let latest = byDrop.mapValues { reservations in
+            HeldUnitsTimeline(reservations.map { latestRelease($0, answers: answers) })
+        }
+        let stored = byDrop.mapValues { HeldUnitsTimeline($0.map(TimelineCheck.storeRow)) }
         let empty = HeldUnitsTimeline([])
         let zero = history.startedAtEpochMicroseconds
+        let clock = CheckClock(zeroMicroseconds: zero)
         var violations: [String] = []
         var soldOutAnswers = 0
-        for record in history.records where record.result == .rejected(.soldOut) {
-            guard let total = totals[record.drop] else { continue }
+        var lastTurnAway: [DropID: Int64] = [:]
+        for record in history.records {
+            guard record.result == .rejected(.soldOut) || record.result == .rejected(.overloaded) else { continue }
+            lastTurnAway[record.drop] = max(lastTurnAway[record.drop] ?? 0, record.answeredMicroseconds)
+            guard record.result == .rejected(.soldOut), let total = totals[record.drop] else { continue }
             soldOutAnswers += 1
             let from = zero + record.sentMicroseconds - toleranceMicroseconds
             let to = zero + record.answeredMicroseconds + toleranceMicroseconds
-            let most = (timelines[record.drop] ?? empty).mostTaken(from: from, to: to)
-            if most < total {
-                violations.append("user \(record.user) was told sold_out on drop \(record.drop) at +\(record.answeredMicroseconds / 1000) ms while at most \(most) of \(total) units were held or sold")
+            let most = (latest[record.drop] ?? empty).mostTaken(from: from, to: to)
+            guard most < total else { continue }
+            var violation = "user \(record.user) was told sold_out on drop \(record.drop) at +\(record.answeredMicroseconds / 1000) ms "
+                + "while at most \(most) of \(total) units were held or sold"
+            // Naming the late sweep costs a scan of the drop's holds: only for the examples shown.
+            if violations.count < CheckerLimits.counterexamples, (stored[record.drop] ?? empty).mostTaken(from: from, to: to) >= total {
+                violation += lateSweeps(byDrop[record.drop] ?? [], from: from, to: to, tolerance: toleranceMicroseconds, clock: clock)
             }
+            violations.append(violation)
         }
         for (drop, cut) in history.cutOff.sorted(by: { $0.key < $1.key }) where cut.users > 0 {
             guard let total = totals[drop] else { continue }
-            let at = zero + cut.atMicroseconds
-            let most = (timelines[drop] ?? empty).mostTaken(from: at - toleranceMicroseconds, to: at + toleranceMicroseconds)
+            let since = zero + min(lastTurnAway[drop] ?? cut.atMicroseconds, cut.atMicroseconds) - toleranceMicroseconds
+            let most = (latest[drop] ?? empty).mostTaken(from: since, to: zero + cut.atMicroseconds + toleranceMicroseconds)
             if most < total {
-                violations.append("drop \(drop): \(cut.users) buyers were still trying when the run stopped at +\(cut.atMicroseconds / 1000) ms, yet \(total - most) of \(total) units were available")
+                violations.append("drop \(drop): \(cut.users) buyers were still trying when the run stopped at +\(cut.atMicroseconds / 1000) ms, "
+                                  + "yet \(total - most) of \(total) units stayed free from its last turn-away (\(clock.describe(since))) to the stop")
             }
         }
         return .verdict(6, InvariantName.noUndersell, violations: violations,
                         ok: "all \(soldOutAnswers) sold_out answers matched a moment with every unit held or sold",
                         broken: "sold_out answers or stopped buyers while units were free")
+    }
+
+    /// A hold's unit for invariant 6: taken from `created_at`, given back at the latest
+    /// instant the release can have taken effect.
+    static func latestRelease(_ reservation: CheckedRows.ReservationRow, answers: BatchAnswers) -> HeldUnitsTimeline.Row {
+        let released: Int64? = switch reservation.status {
+        case .cancelled: reservation.endedMicroseconds.flatMap { answers.latestEffect(drop: reservation.drop, stampedAt: $0) }
+        case .expired: reservation.endedMicroseconds.map { min($0, reservation.expiresMicroseconds) } ?? reservation.expiresMicroseconds
+        case .purchased, .active: nil
+        }
+        return HeldUnitsTimeline.Row(createdMicroseconds: reservation.createdMicroseconds, releasedMicroseconds: released)
+    }
+
+    /// The expired holds that were past their deadline (by more than the tolerance) but not
+    /// yet swept during [from, to]: they explain a "sold out" only to an engine that sweeps late.
+    static func lateSweeps(_ reservations: [CheckedRows.ReservationRow], from: Int64, to: Int64, tolerance: Int64, clock: CheckClock) -> String {
+        let late = reservations.filter { reservation in
+            guard reservation.status == .expired, let ended = reservation.endedMicroseconds else { return false }
+            return ended - reservation.expiresMicroseconds > tolerance && reservation.expiresMicroseconds + tolerance < to && ended > from
+        }
+        guard !late.isEmpty else { return "" }
+        let named = late.prefix(3).map { reservation in
+            "reservation \(reservation.id) (user \(reservation.user)) expired at \(clock.describe(reservation.expiresMicroseconds)) "
+                + "but was swept only at \(clock.describe(reservation.endedMicroseconds ?? 0))"
+        }
+        return "; swept late: " + named.joined(separator: "; ") + (late.count > 3 ? " and \(late.count - 3) more" : "")
     }
 }

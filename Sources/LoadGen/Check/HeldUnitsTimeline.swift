@@ -1,13 +1,17 @@
-// How many units of one drop were held or sold at each moment, rebuilt from the rows alone:
-// a reservation takes its unit at `created_at` and gives it back at `ended_at` unless it
-// ended PURCHASED. Answers "the most units taken at any moment in [from, to]" in O(1) after
-// an O(n log n) build (a sparse table over the step function), so checking 100,000 sold-out
-// answers stays fast.
+// How many units were taken at each moment, rebuilt from rows: each row takes a unit at its
+// start and gives it back at its release (never, for a unit sold or still held). The checker
+// builds one per drop (units held or sold: invariant 1), per user (holds and purchases:
+// invariant 3) and, with each release moved to the latest instant it can have taken effect,
+// per drop again for invariant 6. Answers "the most units taken at any moment in [from, to]"
+// in O(1) after an O(n log n) build (a sparse table over the step function), so checking
+// 100,000 sold-out answers stays fast.
 struct HeldUnitsTimeline {
     /// Times (epoch microseconds) where the count changes, ascending, and the count after each.
     private let times: [Int64]
     private let counts: [Int]
     private let sparse: [[Int]]
+    /// The most units taken at once, and the first instant it happened (nil without rows).
+    let peak: (units: Int, atMicroseconds: Int64)?
 
     struct Row {
         var createdMicroseconds: Int64
@@ -38,6 +42,11 @@ struct HeldUnitsTimeline {
         }
         self.times = times
         self.counts = counts
+        if let best = counts.indices.max(by: { counts[$0] < counts[$1] || (counts[$0] == counts[$1] && $0 > $1) }) {
+            peak = (counts[best], times[best])
+        } else {
+            peak = nil
+        }
         var sparse = [counts]
         var width = 1
         while width * 2 <= counts.count {
@@ -46,6 +55,11 @@ struct HeldUnitsTimeline {
             width *= 2
         }
         self.sparse = sparse
+    }
+
+    /// The first instant at which at least `units` were taken, if ever.
+    func firstInstant(reaching units: Int) -> Int64? {
+        counts.firstIndex { $0 >= units }.map { times[$0] }
     }
 
     /// Units taken at `moment` (0 before the first row).

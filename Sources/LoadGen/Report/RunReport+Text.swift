@@ -11,21 +11,33 @@ extension RunReport {
         func row(_ label: String, ratio: (StrategyComparison) -> String = { _ in "" }, _ cell: (StrategyReport) -> String) {
             rows.append([label] + strategies.map(cell) + (comparison.map { [ratio($0)] } ?? []))
         }
-        row("duration", ratio: { String(format: "%.2fx faster", $0.durationRatio) }) { String(format: "%.2f s", $0.durationSeconds) }
-        row("committed claims/s", ratio: { String(format: "%.1fx", $0.committedClaimsPerSecondRatio) }) { count($0.throughput.committedClaimsPerSecond) }
-        row("requests/s", ratio: { String(format: "%.1fx", $0.requestsPerSecondRatio) }) { count($0.throughput.requestsPerSecond) }
+        // A drop scenario is bounded by stock: what it measures is how fast buyers hear "yes" or
+        // "no", how soon the stock is gone, and how long each answer took. Committed claims per
+        // second follow from the stock and come later.
+        row("answers/s", ratio: { String(format: "%.1fx", $0.answersPerSecondRatio) }) { count($0.throughput.answersPerSecond) }
+        row("time to sell out", ratio: { $0.timeToSellOutRatio.map { String(format: "%.1fx sooner", $0) } ?? "" }) {
+            $0.throughput.timeToSellOutSeconds.map { String(format: "%.2f s", $0) } ?? "never"
+        }
         for operation in OperationKind.allCases {
             guard strategies.contains(where: { ($0.operations[operation.rawValue]?.count ?? 0) > 0 }) else { continue }
-            row("\(operation.rawValue) ok / rejected / errors") {
-                let s = $0.operations[operation.rawValue]
-                return "\(s?.ok ?? 0) / \(s?.rejected.values.reduce(0, +) ?? 0) / \(s?.errors ?? 0)"
-            }
             for (label, path) in [("p50", \LatencyPercentiles.p50), ("p99", \.p99), ("p99.9", \.p999), ("max", \.max)] {
                 let showsRatio = operation == .reserve && label == "p99"
                 row("\(operation.rawValue) \(label)", ratio: { showsRatio ? String(format: "%.1fx lower", $0.p99ReserveLatencyRatio) : "" }) {
                     ms($0.operations[operation.rawValue]?.latencyMilliseconds[keyPath: path] ?? 0)
                 }
             }
+            row("\(operation.rawValue) ok / rejected / errors") {
+                let s = $0.operations[operation.rawValue]
+                return "\(s?.ok ?? 0) / \(s?.rejected.values.reduce(0, +) ?? 0) / \(s?.errors ?? 0)"
+            }
+        }
+        row("duration", ratio: { String(format: "%.2fx shorter", $0.durationRatio) }) { String(format: "%.2f s", $0.durationSeconds) }
+        row("committed claims/s (bounded by stock)", ratio: { String(format: "%.1fx", $0.committedClaimsPerSecondRatio) }) {
+            count($0.throughput.committedClaimsPerSecond)
+        }
+        row("requests/s", ratio: { String(format: "%.1fx", $0.requestsPerSecondRatio) }) { count($0.throughput.requestsPerSecond) }
+        row("batch clock to answer p50 / p99") {
+            $0.stampToAnswerMilliseconds.map { String(format: "%.2f / %.2f ms", $0.p50, $0.p99) } ?? "-"
         }
         row("sold / total") { "\($0.stock.sold) / \($0.stock.total)" }
         row("oversold") { "\($0.stock.oversold)" }
@@ -37,6 +49,9 @@ extension RunReport {
         }
         row("invariants") { $0.invariantsBroken == 0 ? "all \($0.invariants.filter(\.checked).count) hold" : "\($0.invariantsBroken) BROKEN" }
         row("thresholds") { s in s.thresholds.isEmpty ? "none" : "\(s.thresholds.filter(\.ok).count)/\(s.thresholds.count) pass" }
+        if strategies.contains(where: { $0.role == .baseline }) {
+            row("role") { $0.role == .product ? "the verdict" : "baseline (findings)" }
+        }
         return rows
     }
 
@@ -54,35 +69,56 @@ extension RunReport {
         return lines.joined(separator: "\n")
     }
 
-    /// Broken invariants and missed thresholds, each on a line, for the end of the terminal output.
+    /// Broken invariants and missed thresholds, each on a line, for the end of the terminal
+    /// output; the baseline's are findings of the comparison, marked so.
     public var problemLines: [String] {
         strategies.flatMap { strategy in
-            strategy.invariants.filter { !$0.ok }.flatMap { invariant in
-                ["\(strategy.strategy): invariant \(invariant.number) \(invariant.name) BROKEN: \(invariant.detail)"]
+            let label = strategy.role == .baseline ? "\(strategy.strategy) (baseline, a finding)" : "\(strategy.strategy)"
+            return strategy.invariants.filter { !$0.ok }.flatMap { invariant in
+                ["\(label): invariant \(invariant.number) \(invariant.name) BROKEN: \(invariant.detail)"]
                     + invariant.counterexamples.prefix(5).map { "    e.g. \($0)" }
             } + strategy.thresholds.filter { !$0.ok }.map {
-                "\(strategy.strategy): threshold `\($0.expression)` missed (actual \(String(format: "%g", $0.actual)))"
+                "\(label): threshold `\($0.expression)` missed (actual \(String(format: "%g", $0.actual)))"
             }
         }
     }
 
     public var verdictLine: String {
-        switch exitCode {
-        case ExitStatus.pass: "PASS: every invariant holds and every threshold is met"
-        case ExitStatus.invariantBroken: "FAIL: an invariant is broken (exit 1)"
-        default: "FAIL: a threshold was missed (exit 2)"
+        let whose = strategies.contains { $0.role == .baseline } ? " (the verdict is the actor's; the baseline's findings do not fail the run)" : ""
+        return switch exitCode {
+        case ExitStatus.pass: "PASS: every invariant holds and every threshold is met\(whose)"
+        case ExitStatus.invariantBroken: "FAIL: an invariant is broken (exit 1)\(whose)"
+        default: "FAIL: a threshold was missed (exit 2)\(whose)"
         }
+    }
+
+    /// What the comparison showed, in one sentence for a newcomer (nil with one strategy).
+    public var headline: String? {
+        guard let comparison, let actor = strategies.first(where: { $0.strategy == .actor }),
+              let rowlock = strategies.first(where: { $0.strategy == .rowlock }) else { return nil }
+        func rate(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : String(format: "%.1f", v) }
+        func soldOut(_ s: StrategyReport) -> String { s.throughput.timeToSellOutSeconds.map { String(format: "%.2f s", $0) } ?? "never" }
+        let p99 = { (s: StrategyReport) in String(format: "%.1f ms", s.operations["reserve"]?.latencyMilliseconds.p99 ?? 0) }
+        var sentence = "actor answered \(rate(actor.throughput.answersPerSecond)) requests/s against rowlock's "
+            + "\(rate(rowlock.throughput.answersPerSecond)) (\(String(format: "%.1fx", comparison.answersPerSecondRatio))); "
+        sentence += "every unit was held or sold after \(soldOut(actor)) against \(soldOut(rowlock))"
+        if let ratio = comparison.timeToSellOutRatio { sentence += String(format: " (%.1fx sooner)", ratio) }
+        sentence += "; reserve p99 \(p99(actor)) against \(p99(rowlock)); "
+        sentence += "sold \(actor.stock.sold) against \(rowlock.stock.sold) of \(actor.stock.total) units"
+        return sentence
     }
 
     var markdown: String {
         var md = "# \(scenario): \(pass ? "PASS" : "FAIL")\n\n"
+        if let headline { md += "\(headline.prefix(1).uppercased() + headline.dropFirst()).\n\n" }
         md += "Seed \(seed), target \(target), started \(ISO8601DateFormatter().string(from: startedAt)), exit code \(exitCode).\n\n"
         let rows = comparisonRows
         md += "| " + rows[0].map { $0.isEmpty ? " " : $0 }.joined(separator: " | ") + " |\n"
         md += "|" + rows[0].map { _ in "---" }.joined(separator: "|") + "|\n"
         for row in rows.dropFirst() { md += "| " + row.joined(separator: " | ") + " |\n" }
         for strategy in strategies {
-            md += "\n## \(strategy.strategy)\n\n| invariant | ok | detail |\n|---|---|---|\n"
+            md += "\n## \(strategy.strategy)\(strategy.role == .baseline ? " (baseline: findings, not the verdict)" : "")\n\n"
+            md += "| invariant | ok | detail |\n|---|---|---|\n"
             for invariant in strategy.invariants {
                 md += "| \(invariant.number). \(invariant.name) | \(invariant.checked ? (invariant.ok ? "yes" : "**NO**") : "skipped") | \(invariant.detail) |\n"
                 for example in invariant.counterexamples { md += "| | | e.g. \(example) |\n" }

@@ -21,6 +21,10 @@ public struct RunReport: Sendable, Codable {
 
 public struct StrategyReport: Sendable, Codable {
     public var strategy: Strategy
+    /// `product`: its invariants and thresholds are the run's verdict. `baseline`: run beside
+    /// the product for comparison (with `--strategy both`); what it breaks or misses is a
+    /// finding shown in the report, not a failure of the run.
+    public var role: Role = .product
     public var durationSeconds: Double
     public var invariants: [InvariantResult]
     public var operations: [String: OperationStats]
@@ -35,8 +39,13 @@ public struct StrategyReport: Sendable, Codable {
     public var database: String
     /// The live feed as the scenario's `watchers` saw it; absent without watchers.
     public var live: LiveFigures? = nil
+    /// From a batch's clock reading (its rows' timestamp) to each caller hearing of its row: the
+    /// window in which the checker must allow a batch's effects to lie.
+    public var stampToAnswerMilliseconds: LatencyPercentiles? = nil
 
     public var invariantsBroken: Int { invariants.filter { !$0.ok }.count }
+
+    public enum Role: String, Sendable, Codable { case product, baseline }
 }
 
 public struct OperationStats: Sendable, Codable, Equatable {
@@ -62,8 +71,17 @@ public struct LatencyPercentiles: Sendable, Codable, Equatable {
 }
 
 public struct Throughput: Sendable, Codable, Equatable {
+    /// Holds committed per second of the run. Bounded by stock in a drop scenario (1,000 units
+    /// make at most ~1,000 holds plus the re-sales of returned units); `stockdrop bench`
+    /// measures the commit rate.
     public var committedClaimsPerSecond: Double
     public var requestsPerSecond: Double
+    /// Requests answered about the drop (a success or a rejection, not a failure) per second:
+    /// what a buyer waiting for "yes" or "no" experiences.
+    public var answersPerSecond: Double
+    /// Seconds from the start until every unit of every drop was first held or sold (nil
+    /// when some drop never sold out).
+    public var timeToSellOutSeconds: Double?
 }
 
 public struct UserFigures: Sendable, Codable, Equatable {
@@ -97,6 +115,11 @@ public struct TimelinePoint: Sendable, Codable, Equatable {
 }
 
 public struct StrategyComparison: Sendable, Codable, Equatable {
+    /// actor answers/s ÷ rowlock answers/s.
+    public var answersPerSecondRatio: Double
+    /// rowlock time to sell out ÷ actor's (above 1: the actor sold out sooner; nil when
+    /// either never sold out).
+    public var timeToSellOutRatio: Double?
     public var committedClaimsPerSecondRatio: Double
     public var requestsPerSecondRatio: Double
     /// rowlock p99 ÷ actor p99 (above 1: the actor answers faster).

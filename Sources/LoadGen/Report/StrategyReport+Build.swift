@@ -27,18 +27,20 @@ extension StrategyReport {
         }
         let seconds = max(run.loadSeconds, 1e-6)
         let committed = records.count { $0.operation == .reserve && $0.result == .ok }
+        let answered = records.count { !$0.result.isFailure }
         let late = records.count { $0.sentMicroseconds - $0.intendedMicroseconds > Int64(LoadDefaults.lateSendMilliseconds * 1_000) }
         let cutOff = run.history.cutOff.values.reduce(0) { $0 + $1.users }
         self.init(
             strategy: run.strategy, durationSeconds: run.loadSeconds, invariants: run.check.invariants, operations: operations,
-            throughput: Throughput(committedClaimsPerSecond: Double(committed) / seconds, requestsPerSecond: Double(records.count) / seconds),
+            throughput: Throughput(committedClaimsPerSecond: Double(committed) / seconds, requestsPerSecond: Double(records.count) / seconds,
+                                   answersPerSecond: Double(answered) / seconds, timeToSellOutSeconds: run.check.timeToSellOutSeconds),
             thresholds: [],
             users: UserFigures(planned: run.plannedUsers, arrived: run.plannedUsers - run.neverSent, droppedSends: run.neverSent,
                                lateSends: late, cutOffWhileTrying: cutOff),
             stock: StockFigures(total: run.totalStock, sold: run.check.sold, unsold: run.check.unsold,
                                 oversold: run.check.oversold, lostWrites: run.check.lostWrites),
             timeline: Self.timeline(records, samples: run.stockSamples),
-            latencyCurves: curves, database: run.databaseURL, live: run.live)
+            latencyCurves: curves, database: run.databaseURL, live: run.live, stampToAnswerMilliseconds: run.check.stampToAnswerMilliseconds)
         self.thresholds = thresholds.map { $0.evaluate(value(of: $0.metric)) }
     }
 
@@ -68,6 +70,8 @@ extension StrategyReport {
             case .unsold: return Double(stock.unsold)
             case .committedClaimsPerSecond: return throughput.committedClaimsPerSecond
             case .requestsPerSecond: return throughput.requestsPerSecond
+            case .answersPerSecond: return throughput.answersPerSecond
+            case .timeToSellOutSeconds: return throughput.timeToSellOutSeconds ?? .infinity
             }
         }
     }

@@ -65,12 +65,23 @@ public enum LoadRunner {
                 throw error
             }
         }
-        let broken = reports.contains { $0.invariantsBroken > 0 }
-        let missed = reports.contains { $0.thresholds.contains { !$0.ok } }
-        let exitCode = broken ? ExitStatus.invariantBroken : missed ? ExitStatus.thresholdMissed : ExitStatus.pass
+        // The verdict is the product's: beside the actor, the rowlock baseline's broken
+        // invariants and missed thresholds are findings of the comparison.
+        if reports.count > 1, reports.contains(where: { $0.strategy == .actor }) {
+            for index in reports.indices where reports[index].strategy != .actor { reports[index].role = .baseline }
+        }
+        let exitCode = verdict(reports)
         let report = RunReport(scenario: scenario.name, seed: scenario.seed, startedAt: startedAt, pass: exitCode == 0, exitCode: exitCode,
                                target: scenario.target.description, strategies: reports, comparison: comparison(reports))
         return RunOutcome(report: report, histories: histories)
+    }
+
+    /// 1 when a product strategy broke an invariant, 2 when it missed a threshold, else 0.
+    static func verdict(_ reports: [StrategyReport]) -> Int32 {
+        let judged = reports.filter { $0.role == .product }
+        if judged.contains(where: { $0.invariantsBroken > 0 }) { return ExitStatus.invariantBroken }
+        if judged.contains(where: { $0.thresholds.contains { !$0.ok } }) { return ExitStatus.thresholdMissed }
+        return ExitStatus.pass
     }
 
     static func comparison(_ reports: [StrategyReport]) -> StrategyComparison? {
@@ -78,7 +89,13 @@ public enum LoadRunner {
         func ratio(_ a: Double, _ b: Double) -> Double { b > 0 ? a / b : 0 }
         let actorP99 = actor.operations["reserve"]?.latencyMilliseconds.p99 ?? 0
         let rowlockP99 = rowlock.operations["reserve"]?.latencyMilliseconds.p99 ?? 0
+        var soldOutRatio: Double?
+        if let actorSoldOut = actor.throughput.timeToSellOutSeconds, let rowlockSoldOut = rowlock.throughput.timeToSellOutSeconds {
+            soldOutRatio = ratio(rowlockSoldOut, actorSoldOut)
+        }
         return StrategyComparison(
+            answersPerSecondRatio: ratio(actor.throughput.answersPerSecond, rowlock.throughput.answersPerSecond),
+            timeToSellOutRatio: soldOutRatio,
             committedClaimsPerSecondRatio: ratio(actor.throughput.committedClaimsPerSecond, rowlock.throughput.committedClaimsPerSecond),
             requestsPerSecondRatio: ratio(actor.throughput.requestsPerSecond, rowlock.throughput.requestsPerSecond),
             p99ReserveLatencyRatio: ratio(rowlockP99, actorP99),

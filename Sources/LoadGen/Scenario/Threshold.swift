@@ -26,6 +26,9 @@ public struct Threshold: Sendable, Equatable {
         case sold, unsold
         case committedClaimsPerSecond = "committed_claims_per_second"
         case requestsPerSecond = "requests_per_second"
+        case answersPerSecond = "answers_per_second"
+        /// Seconds until every unit was first held or sold; infinite when it never was.
+        case timeToSellOutSeconds = "time_to_sell_out_seconds"
     }
 
     public enum Comparison: String, Sendable, CaseIterable {

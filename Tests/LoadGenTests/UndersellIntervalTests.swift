@@ -1,0 +1,85 @@
+// Invariant 6 judged as Jepsen judges a history: a row's effect lies between its batch's
+// clock reading and the first answer of that batch. Pure: rows and records in, verdict out.
+import Engine
+@testable import LoadGen
+import Testing
+
+@Suite struct UndersellIntervalTests {
+    let zero: Int64 = 1_800_000_000_000_000
+    let tolerance: Int64 = 100_000
+
+    func ms(_ value: Int64) -> Int64 { value * 1_000 }
+
+    func rows(stock: Int, _ reservations: [CheckedRows.ReservationRow]) -> CheckedRows {
+        CheckedRows(drops: [.init(id: 1, totalStock: stock, perUserLimit: 1)], reservations: reservations, purchases: [])
+    }
+
+    func hold(_ id: ReservationID, user: UserID, status: ReservationStatus, created: Int64, expires: Int64, ended: Int64?) -> CheckedRows.ReservationRow {
+        .init(id: id, drop: 1, user: user, status: status, createdMicroseconds: zero + ms(created), expiresMicroseconds: zero + ms(expires),
+              endedMicroseconds: ended.map { zero + ms($0) })
+    }
+
+    func record(_ operation: OperationKind, _ result: OperationRecord.Result, user: UserID, reservation: ReservationID? = nil,
+                sent: Int64, answered: Int64) -> OperationRecord {
+        OperationRecord(operation: operation, result: result, user: user, drop: 1, reservationID: reservation, purchaseID: nil,
+                        intendedMicroseconds: ms(sent), sentMicroseconds: ms(sent), answeredMicroseconds: ms(answered))
+    }
+
+    func verdict(_ rows: CheckedRows, _ records: [OperationRecord], cutOff: [DropID: ClientHistory.CutOff] = [:]) -> InvariantResult {
+        let history = ClientHistory(records: records, startedAtEpochMicroseconds: zero, cutOff: cutOff)
+        return ClientHistoryCheck.noUndersell(rows, history, answers: BatchAnswers(rows, history), toleranceMicroseconds: tolerance)
+    }
+
+    /// The traced run of the issue: a batch stamped its cancel at +1,147 ms and its caller
+    /// heard back at +1,602 ms; a "sold out" answered in between is not an undersell, since
+    /// the cancel may have taken effect at any instant up to its answer.
+    @Test func aCancelTakesEffectByTheTimeItsCallerHearsBack() {
+        let data = rows(stock: 1, [hold(1, user: 1, status: .cancelled, created: 0, expires: 2_000, ended: 1_147)])
+        let told = [
+            record(.reserve, .ok, user: 1, reservation: 1, sent: 0, answered: 5),
+            record(.cancel, .ok, user: 1, reservation: 1, sent: 1_100, answered: 1_602),
+        ]
+        #expect(verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_400, answered: 1_450)]).ok)
+        let late = verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_750, answered: 1_760)])
+        #expect(!late.ok && late.counterexamples.first?.contains("at most 0 of 1 units") == true)
+    }
+
+    /// A cancel nobody heard back from (its caller timed out) may have taken effect at any
+    /// time: it cannot prove an undersell.
+    @Test func aCancelNoCallerHeardOfIsNeverProofOfAFreeUnit() {
+        let data = rows(stock: 1, [hold(1, user: 1, status: .cancelled, created: 0, expires: 60_000, ended: 1_000)])
+        let told = [record(.reserve, .ok, user: 1, reservation: 1, sent: 0, answered: 5), record(.cancel, .timeout, user: 1, sent: 900, answered: 10_900),
+                    record(.reserve, .rejected(.soldOut), user: 2, sent: 5_000, answered: 5_001)]
+        #expect(verdict(data, told).ok)
+    }
+
+    /// An expired hold frees its unit at `expires_at`, however late it was swept.
+    @Test func anExpiredHoldIsFreeFromItsDeadline() {
+        let data = rows(stock: 1, [hold(7, user: 1, status: .expired, created: 0, expires: 1_000, ended: 11_000)])
+        let told = [record(.reserve, .ok, user: 1, reservation: 7, sent: 0, answered: 5)]
+        #expect(verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_050, answered: 1_060)]).ok, "within the tolerance")
+        let late = verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 5_000, answered: 5_010)])
+        #expect(!late.ok)
+        #expect(late.counterexamples.first?.contains("swept late: reservation 7 (user 1) expired at +1000 ms but was swept only at +11000 ms") == true)
+    }
+
+    /// Buyers cut off by the end of the run: an undersell only if a unit stayed free from the
+    /// drop's last turn-away to the stop; a unit freed after it is the run's end, not the engine's.
+    @Test func aCutOffIsJudgedFromTheLastTurnAway() {
+        let early = rows(stock: 1, [hold(1, user: 1, status: .expired, created: 0, expires: 1_000, ended: 1_001)])
+        let turnedAway = record(.reserve, .rejected(.overloaded), user: 2, sent: 2_000, answered: 2_001)
+        let cut: [DropID: ClientHistory.CutOff] = [1: .init(users: 1, atMicroseconds: ms(5_000))]
+        #expect(!verdict(early, [turnedAway], cutOff: cut).ok, "free since before the last turn-away")
+        let freedLater = rows(stock: 1, [hold(1, user: 1, status: .expired, created: 0, expires: 4_000, ended: 4_001)])
+        #expect(verdict(freedLater, [turnedAway], cutOff: cut).ok, "freed after everyone was answered")
+    }
+
+    @Test func stampToAnswerCountsEachWriteOnceFromItsFirstAnswer() {
+        let data = rows(stock: 2, [hold(1, user: 1, status: .active, created: 10, expires: 60_000, ended: nil)])
+        let history = ClientHistory(records: [
+            record(.reserve, .ok, user: 1, reservation: 1, sent: 0, answered: 40),
+            record(.reserve, .rejected(.alreadyHolding), user: 1, reservation: 1, sent: 50, answered: 90),
+        ], startedAtEpochMicroseconds: zero, cutOff: [:])
+        #expect(BatchAnswers(data, history).stampToAnswerMicroseconds == [ms(30)])
+    }
+}
