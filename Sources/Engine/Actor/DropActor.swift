@@ -125,9 +125,14 @@ actor DropActor {
         perform(machine.flush(now: clock.now()))
     }
 
+    /// The batch's completion runs at high priority: its callers' answers, and the units it
+    /// frees, must not wait behind the new requests that pile onto this actor meanwhile (under
+    /// a 50,000-buyer burst the first batch's answers waited 41 ms on the actor at the default
+    /// priority, 17–23 ms at high; its callers heard back 200–255 ms after the batch's clock
+    /// reading against 75–105 ms).
     private func commit(_ batch: ClaimBatch) {
         let store = self.store
-        batchTask = Task {
+        batchTask = Task(priority: .high) {
             let result: Result<BatchOutcome, any Error>
             do { result = .success(try await store.apply(batch)) } catch { result = .failure(error) }
             self.finish(result)
@@ -150,7 +155,7 @@ actor DropActor {
         precondition(batchTask == nil, "the machine asked for a reload while a batch or reload was in flight")
         let store = self.store
         let dropID = machine.dropID
-        batchTask = Task {
+        batchTask = Task(priority: .high) {
             do {
                 if let recovery = try await store.recover(dropID) {
                     self.recovered(recovery)
