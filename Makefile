@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/stockdrop
 
-.PHONY: setup demo test bench-http build release clean-db
+.PHONY: setup demo test soak bench-http build release clean-db
 
 setup:
 	@scripts/setup.sh
@@ -16,13 +16,20 @@ release: setup
 	$(SWIFT) build -c release --product stockdrop
 
 # The demo: the flash-sale scenario (50,000 buyers, 1,000 units) against both strategies side
-# by side on the embedded PostgreSQL, checked for oversell, with a report under reports/.
-# A missed latency threshold (exit 2) is part of what the demo shows; a broken invariant
-# (exit 1) or a usage error (64+) fails it.
+# by side on the embedded PostgreSQL, checked for oversell, with a report under reports/. The
+# verdict is the actor's: a broken invariant (exit 1) or a missed threshold (exit 2) fails
+# it; the rowlock baseline's are findings shown beside it. Its last lines say what the
+# comparison showed.
 demo: release
 	$(RELEASE_BIN) db start
-	@status=0; $(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy both || status=$$?; \
-	  if [ $$status -ne 0 ] && [ $$status -ne 2 ]; then exit $$status; fi
+	$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy both
+
+# The loop test: flash-sale 20 times in a row in process (actor), every invariant every time;
+# `make soak SOAK_SCENARIO=scenarios/ramp.yaml SOAK_RUNS=5` for another.
+SOAK_SCENARIO ?= scenarios/flash-sale.yaml
+SOAK_RUNS ?= 20
+soak: release
+	scripts/soak.sh $(SOAK_SCENARIO) $(SOAK_RUNS)
 
 # The tests, then the `ci` scenario through the real commands, in process (both strategies)
 # and over HTTP against `stockdrop serve`, then the live page in headless Chromium: any broken

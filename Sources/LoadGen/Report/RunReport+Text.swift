@@ -101,7 +101,7 @@ extension RunReport {
         let p99 = { (s: StrategyReport) in String(format: "%.1f ms", s.operations["reserve"]?.latencyMilliseconds.p99 ?? 0) }
         var sentence = "actor answered \(rate(actor.throughput.answersPerSecond)) requests/s against rowlock's "
             + "\(rate(rowlock.throughput.answersPerSecond)) (\(String(format: "%.1fx", comparison.answersPerSecondRatio))); "
-        sentence += "every unit was held or sold after \(soldOut(actor)) against \(soldOut(rowlock))"
+        sentence += "time to sell out (every unit held or sold) \(soldOut(actor)) against \(soldOut(rowlock))"
         if let ratio = comparison.timeToSellOutRatio { sentence += String(format: " (%.1fx sooner)", ratio) }
         sentence += "; reserve p99 \(p99(actor)) against \(p99(rowlock)); "
         sentence += "sold \(actor.stock.sold) against \(rowlock.stock.sold) of \(actor.stock.total) units"
