@@ -83,7 +83,10 @@ struct CheckClock {
     var zeroMicroseconds: Int64?
 
     func describe(_ micros: Int64) -> String {
-        if let zeroMicroseconds { return "+\((micros - zeroMicroseconds) / 1_000) ms" }
+        if let zeroMicroseconds {
+            let offset = (micros - zeroMicroseconds) / 1_000
+            return offset >= 0 ? "+\(offset) ms" : "\(-offset) ms before the run's start"
+        }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date(timeIntervalSince1970: Double(micros) / 1e6))
