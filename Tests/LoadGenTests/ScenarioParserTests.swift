@@ -29,7 +29,10 @@ import Testing
         #expect(users.thinkTime == .uniform(minMilliseconds: 50, maxMilliseconds: 300))
         #expect(users.afterReserve == AfterReserve(purchase: 0.7, cancel: 0.1, abandon: 0.2))
         #expect(users.onRejected == RetryPolicy(retries: 4, backoffMilliseconds: 250))
-        #expect(scenario.thresholds.map(\.expression) == ["oversold == 0", "errors == 0", "p99(reserve) < 50ms"])
+        // DESIGN.md's example says 50ms; the shipped file's latency bound was taken from 20
+        // measured runs plus a margin (README, "Figures"), so the demo passes every time.
+        #expect(scenario.thresholds.map(\.expression) == ["oversold == 0", "errors == 0", "p99(reserve) < 1s"])
+        #expect(scenario.thresholds.last?.value == 1_000)
     }
 
     @Test func everyProblemIsReportedAtOnceWithLineAndField() {
