@@ -40,7 +40,7 @@ import TestSupport
         let url = try await TestDatabase.fresh("memory_key_reuse_\(strategy)")
         let (inventory, pool) = engine(strategy, url: url)
         let a = try await inventory.createDrop(DropSpec(name: "A", priceCents: 100, totalStock: 1))
-        let b = try await inventory.createDrop(DropSpec(name: "B", priceCents: 100, totalStock: 1, reserveTTLMilliseconds: 500))
+        let b = try await inventory.createDrop(DropSpec(name: "B", priceCents: 100, totalStock: 1, reserveTTLMilliseconds: 2_000))
         _ = try await inventory.reserve(drop: a.id, user: 1)
         guard case .purchased = try await inventory.purchase(drop: a.id, user: 1, idempotencyKey: "order-1") else {
             Issue.record("the first purchase"); return
@@ -66,15 +66,21 @@ import TestSupport
         // sweep them (on a loaded machine 300 ms passed before a graceful shutdown began).
         let beforePool = PostgresPool(url: url, size: 2)
         let before = ActorEngine(store: PostgresStore(pool: beforePool), drivesTimers: false)
-        let drop = try await before.createDrop(DropSpec(name: "Idle", priceCents: 100, totalStock: 5, reserveTTLMilliseconds: 300))
-        var latest = Date()
-        for user in 1...3 {
-            if case .reserved(let hold) = try await before.reserve(drop: drop.id, user: UserID(user)) { latest = max(latest, hold.expiresAt) }
+        let drop = try await before.createDrop(DropSpec(name: "Idle", priceCents: 100, totalStock: 5, reserveTTLMilliseconds: 1_000))
+        // Together, so they share a batch: a later batch would expire an earlier hold itself.
+        let expiries = try await withThrowingTaskGroup(of: Date?.self) { group in
+            for user in 1...3 {
+                group.addTask {
+                    guard case .reserved(let hold) = try await before.reserve(drop: drop.id, user: UserID(user)) else { return nil }
+                    return hold.expiresAt
+                }
+            }
+            return try await group.reduce(into: [Date]()) { if let expiry = $1 { $0.append(expiry) } }
         }
         await before.shutdown()
         await beforePool.close()
-        try await waitPast(latest)
-        #expect(try await activeHolds(url, drop: drop.id).rows == 3, "nobody swept them yet")
+        try await waitPast(expiries.max() ?? Date())
+        #expect(try await activeHolds(url, drop: drop.id).rows > 0, "nobody swept the overdue holds yet")
 
         let (after, pool) = engine(.actor, url: url, idleSweepSeconds: 0.1)
         let deadline = Date().addingTimeInterval(10)
