@@ -95,6 +95,25 @@ import TestSupport
         await pool.close()
     }
 
+    /// The same on the in-memory store, with time in the test's hands: an engine that starts
+    /// after the holds' deadline sweeps them without a request.
+    @Test func theStartupSweepOnTheInMemoryStore() async throws {
+        let clock = ManualClock()
+        let store = InMemoryStore(clock: clock)
+        let drop = try await store.createDrop(DropSpec(name: "Idle", priceCents: 100, totalStock: 2, reserveTTLMilliseconds: 1_000))
+        _ = try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)]))
+        clock.advance(by: 5)
+        #expect(try await store.snapshot(of: drop.id)?.drop.reserved == 2)
+        let engine = ActorEngine(store: store, clock: clock, idleSweepInterval: 60)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        while try await store.snapshot(of: drop.id)?.drop.reserved != 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(try await store.snapshot(of: drop.id)?.drop.reserved == 0)
+        #expect(await engine.activeHoldCount(of: drop.id) == 0)
+        await engine.shutdown()
+    }
+
     /// A reload waits for a batch in flight and reads the drop as it committed: never the old
     /// counters beside the new holds. The database's default isolation is set to SERIALIZABLE
     /// here; the reload asks for READ COMMITTED itself and still succeeds.

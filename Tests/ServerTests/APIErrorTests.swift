@@ -35,4 +35,17 @@ import Testing
         // The engine's rejection codes are the API's, string for string.
         for rejection in RejectionCode.allCases { #expect(APIError.Code(rawValue: rejection.rawValue) != nil, "\(rejection)") }
     }
+
+    /// A failure says whether anything was applied: a lost answer is `outcome_unknown`, which the
+    /// load generator records as indeterminate; a refusal that applied nothing is `unavailable`.
+    @Test func aLostAnswerIsNotNothingApplied() {
+        let lost = APIError(engineError: EngineError(.outcomeUnknown, "connection lost after sending"))
+        #expect(lost.code == .outcomeUnknown && lost.status == .serviceUnavailable && lost.retryAfterSeconds != nil)
+        #expect(!HTTPTarget.nothingApplied.contains(lost.code.rawValue))
+        for code in [EngineError.Code.batchFailed, .storeUnavailable] {
+            #expect(APIError(engineError: EngineError(code, "refused")).code == .unavailable)
+        }
+        #expect(APIError(engineError: EngineError(.shuttingDown, "draining")).code == .shuttingDown)
+        #expect(HTTPTarget.nothingApplied == [APIError.Code.unavailable.rawValue, APIError.Code.shuttingDown.rawValue])
+    }
 }
