@@ -10,7 +10,7 @@ import Testing
     func machine(stock: Int, maxBatch: Int = 3, maxQueue: Int = 5, holds: [Reservation] = []) -> DropMachine {
         let drop = DropRecord(id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: stock, reserveTTLMilliseconds: 1_000),
                               sold: 0, reserved: holds.count, createdAt: start)
-        return DropMachine(recovery: DropRecovery(drop: drop, activeHolds: holds, purchasedCounts: [:], purchases: []),
+        return DropMachine(recovery: DropRecovery(drop: drop, activeHolds: holds, purchases: []),
                            now: start, maxBatchClaims: maxBatch, maxQueuedClaims: maxQueue)
     }
 
@@ -47,7 +47,9 @@ import Testing
         #expect(m.queuedCount == 0)
         // A user memory has not seen end a hold since its load: only the store knows whether
         // their last hold expired, was cancelled or bought, so the store answers.
-        guard case .queued = m.purchase(user: 3, idempotencyKey: nil, now: start) else { Issue.record("the store decides"); return }
+        guard case .queued = m.purchase(user: 3, idempotencyKey: nil, now: start) else {
+            Issue.record("the store decides"); return
+        }
         guard case .queued = m.cancel(user: 3, now: start) else { Issue.record("the store decides"); return }
     }
 
@@ -104,7 +106,7 @@ import Testing
         guard case .queued = m.reserve(user: 2, now: start) else { Issue.record("the second reserve must wait"); return }
         _ = m.failed(EngineError(.batchFailed, "boom"))
         let drop = DropRecord(id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: 1, reserveTTLMilliseconds: 1_000), sold: 0, reserved: 0, createdAt: start)
-        let effects = m.recovered(DropRecovery(drop: drop, activeHolds: [], purchasedCounts: [:], purchases: []), now: start)
+        let effects = m.recovered(DropRecovery(drop: drop, activeHolds: [], purchases: []), now: start)
         let next = effects.contains { if case .gather = $0 { true } else { false } } ? m.flush(now: start) : effects
         #expect(batch(next)?.items == [ClaimItem(.reserve, user: 2)], "the waiting reserve is claimed in the next batch")
     }

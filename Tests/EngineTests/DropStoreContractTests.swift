@@ -122,13 +122,16 @@ import Testing
         let a = try await subject.store.createDrop(spec(stock: 1))
         let b = try await subject.store.createDrop(spec(stock: 1))
         _ = try await subject.store.apply(ClaimBatch(dropID: a.id, items: [ClaimItem(.reserve, user: 1)]))
-        _ = try await subject.store.apply(ClaimBatch(dropID: a.id, items: [ClaimItem(.purchase, user: 1, idempotencyKey: "k")]))
+        _ = try await subject.store.apply(
+            ClaimBatch(dropID: a.id, items: [ClaimItem(.purchase, user: 1, idempotencyKey: "k")]))
         _ = try await subject.store.apply(ClaimBatch(dropID: b.id, items: [ClaimItem(.reserve, user: 1)]))
-        let reused = try await subject.store.apply(ClaimBatch(dropID: b.id, items: [ClaimItem(.purchase, user: 1, idempotencyKey: "k")]))
+        let reused = try await subject.store.apply(
+            ClaimBatch(dropID: b.id, items: [ClaimItem(.purchase, user: 1, idempotencyKey: "k")]))
         #expect(reused.results == [.rejected(.idempotencyKeyReused)])
         #expect(reused.sold == 0 && reused.reserved == 1)
         #expect(try #require(try await subject.store.recover(b.id)).activeHolds.map(\.userID) == [1])
-        let bought = try await subject.store.apply(ClaimBatch(dropID: b.id, items: [ClaimItem(.purchase, user: 1, idempotencyKey: "k2")]))
+        let bought = try await subject.store.apply(
+            ClaimBatch(dropID: b.id, items: [ClaimItem(.purchase, user: 1, idempotencyKey: "k2")]))
         guard case .purchased(_, replayed: false) = bought.results[0] else {
             Issue.record("the hold stays buyable, got \(bought.results)")
             return
@@ -162,14 +165,16 @@ import Testing
         defer { Task { await subject.close() } }
         let drop = try await subject.store.createDrop(spec(stock: 1))
         _ = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
-        let cancelled = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.cancel, user: 1), ClaimItem(.cancel, user: 1)]))
+        let cancelled = try await subject.store.apply(
+            ClaimBatch(dropID: drop.id, items: [ClaimItem(.cancel, user: 1), ClaimItem(.cancel, user: 1)]))
         guard case .cancelled(let hold) = cancelled.results[0] else {
             Issue.record("expected a cancel, got \(cancelled.results)")
             return
         }
         #expect(hold.status == .cancelled && hold.endedAt != nil)
         #expect(cancelled.results[1] == .cancelled(hold))
-        let retry = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.cancel, user: 1), ClaimItem(.cancel, user: 2)]))
+        let retry = try await subject.store.apply(
+            ClaimBatch(dropID: drop.id, items: [ClaimItem(.cancel, user: 1), ClaimItem(.cancel, user: 2)]))
         #expect(retry.results == [.cancelled(hold), .rejected(.noActiveReservation)])
         #expect(retry.reserved == 0)
     }

@@ -1,13 +1,16 @@
+import Foundation
+import TestSupport
+import Testing
+
 // The engine's memory against the real database: every bug here left memory answering what
 // PostgreSQL would not (a wedged drop, holds no one sweeps after a restart, a reload that
 // read a half-written drop, a reply decoded with made-up defaults).
 @testable import Engine
-import Foundation
-import Testing
-import TestSupport
 
 @Suite("engine memory on PostgreSQL") struct EngineMemoryTests {
-    private func engine(_ strategy: Strategy, url: String, idleSweepSeconds: TimeInterval = 1) -> (any Inventory, PostgresPool) {
+    private func engine(
+        _ strategy: Strategy, url: String, idleSweepSeconds: TimeInterval = 1
+    ) -> (any Inventory, PostgresPool) {
         let pool = PostgresPool(url: url, size: 4)
         let store = PostgresStore(pool: pool)
         switch strategy {
@@ -19,10 +22,13 @@ import TestSupport
     private func activeHolds(_ url: String, drop: DropID) async throws -> (rows: Int, counter: Int) {
         let connection = try await PostgresConnection.connect(url)
         defer { Task { await connection.close() } }
-        let row = try #require(try await connection.query("""
-            SELECT (SELECT count(*) FROM reservations WHERE drop_id = $1 AND status = 'ACTIVE') AS active, reserved
-            FROM drops WHERE id = $1
-            """, [.int64(drop)]).first)
+        let row = try #require(
+            try await connection.query(
+                """
+                SELECT (SELECT count(*) FROM reservations WHERE drop_id = $1 AND status = 'ACTIVE') AS active, reserved
+                FROM drops WHERE id = $1
+                """, [.int64(drop)]
+            ).first)
         return (try row.int("active"), try row.int("reserved"))
     }
 
@@ -40,19 +46,28 @@ import TestSupport
         let url = try await TestDatabase.fresh("memory_key_reuse_\(strategy)")
         let (inventory, pool) = engine(strategy, url: url)
         let a = try await inventory.createDrop(DropSpec(name: "A", priceCents: 100, totalStock: 1))
-        let b = try await inventory.createDrop(DropSpec(name: "B", priceCents: 100, totalStock: 1, reserveTTLMilliseconds: 2_000))
+        let b = try await inventory.createDrop(
+            DropSpec(name: "B", priceCents: 100, totalStock: 1, reserveTTLMilliseconds: 2_000))
         _ = try await inventory.reserve(drop: a.id, user: 1)
         guard case .purchased = try await inventory.purchase(drop: a.id, user: 1, idempotencyKey: "order-1") else {
-            Issue.record("the first purchase"); return
+            Issue.record("the first purchase")
+            return
         }
         _ = try await inventory.reserve(drop: b.id, user: 1)
         #expect(try await inventory.purchase(drop: b.id, user: 1, idempotencyKey: "order-1") == .idempotencyKeyReused)
-        guard case .cancelled = try await inventory.cancel(drop: b.id, user: 1) else { Issue.record("the hold stays cancellable"); return }
-        guard case .reserved(let hold) = try await inventory.reserve(drop: b.id, user: 1) else { Issue.record("the unit came back"); return }
+        guard case .cancelled = try await inventory.cancel(drop: b.id, user: 1) else {
+            Issue.record("the hold stays cancellable")
+            return
+        }
+        guard case .reserved(let hold) = try await inventory.reserve(drop: b.id, user: 1) else {
+            Issue.record("the unit came back")
+            return
+        }
         #expect(try await inventory.purchase(drop: b.id, user: 1, idempotencyKey: "order-1") == .idempotencyKeyReused)
         try await waitPast(hold.expiresAt)
         guard case .reserved = try await inventory.reserve(drop: b.id, user: 2) else {
-            Issue.record("an expired hold must free its unit for the next buyer"); return
+            Issue.record("an expired hold must free its unit for the next buyer")
+            return
         }
         await inventory.shutdown()
         await pool.close()
@@ -66,12 +81,15 @@ import TestSupport
         // sweep them (on a loaded machine 300 ms passed before a graceful shutdown began).
         let beforePool = PostgresPool(url: url, size: 2)
         let before = ActorEngine(store: PostgresStore(pool: beforePool), drivesTimers: false)
-        let drop = try await before.createDrop(DropSpec(name: "Idle", priceCents: 100, totalStock: 5, reserveTTLMilliseconds: 1_000))
+        let drop = try await before.createDrop(
+            DropSpec(name: "Idle", priceCents: 100, totalStock: 5, reserveTTLMilliseconds: 1_000))
         // Together, so they share a batch: a later batch would expire an earlier hold itself.
         let expiries = try await withThrowingTaskGroup(of: Date?.self) { group in
             for user in 1...3 {
                 group.addTask {
-                    guard case .reserved(let hold) = try await before.reserve(drop: drop.id, user: UserID(user)) else { return nil }
+                    guard case .reserved(let hold) = try await before.reserve(drop: drop.id, user: UserID(user)) else {
+                        return nil
+                    }
                     return hold.expiresAt
                 }
             }
@@ -95,22 +113,34 @@ import TestSupport
         await pool.close()
     }
 
-    /// The same on the in-memory store, with time in the test's hands: an engine that starts
-    /// after the holds' deadline sweeps them without a request.
-    @Test func theStartupSweepOnTheInMemoryStore() async throws {
+    /// The same sweep on the in-memory store, with time in the test's hands: a drop no actor
+    /// holds is swept by a batch of its own; a drop with a live actor by that actor.
+    @Test func theIdleSweepOnTheInMemoryStore() async throws {
         let clock = ManualClock()
         let store = InMemoryStore(clock: clock)
-        let drop = try await store.createDrop(DropSpec(name: "Idle", priceCents: 100, totalStock: 2, reserveTTLMilliseconds: 1_000))
-        _ = try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)]))
+        let idle = try await store.createDrop(
+            DropSpec(name: "Idle", priceCents: 100, totalStock: 2, reserveTTLMilliseconds: 1_000))
+        let live = try await store.createDrop(
+            DropSpec(name: "Live", priceCents: 100, totalStock: 1, reserveTTLMilliseconds: 1_000))
+        _ = try await store.apply(
+            ClaimBatch(dropID: idle.id, items: [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)]))
+        let engine = ActorEngine(store: store, clock: clock, drivesTimers: false)
+        _ = try await engine.reserve(drop: live.id, user: 3)
         clock.advance(by: 5)
-        #expect(try await store.snapshot(of: drop.id)?.drop.reserved == 2)
-        let engine = ActorEngine(store: store, clock: clock, idleSweepInterval: 60)
-        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-        while try await store.snapshot(of: drop.id)?.drop.reserved != 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(try await store.snapshot(of: drop.id)?.drop.reserved == 0)
-        #expect(await engine.activeHoldCount(of: drop.id) == 0)
+        try await engine.sweepOverdueDrops()
+        await engine.drainAll()
+        #expect(try await store.snapshot(of: idle.id)?.drop.reserved == 0)
+        #expect(try await store.snapshot(of: live.id)?.drop.reserved == 0)
+        #expect(await engine.activeHoldCount(of: idle.id) == nil, "no actor loaded for a drop nobody asked for")
+        #expect(await engine.activeHoldCount(of: live.id) == 0)
+        await engine.shutdown()
+    }
+
+    /// A clock that is cancelled while it sleeps stops at once: an engine on a test's clock
+    /// shuts down.
+    @Test func anEngineOnAManualClockShutsDown() async {
+        let engine = ActorEngine(
+            store: InMemoryStore(clock: ManualClock()), clock: ManualClock(), idleSweepInterval: 60)
         await engine.shutdown()
     }
 
@@ -120,7 +150,9 @@ import TestSupport
     @Test func aReloadReadsOneSnapshotUnderTheDropsLock() async throws {
         let url = try await TestDatabase.fresh("memory_reload_snapshot")
         let setup = try await PostgresConnection.connect(url)
-        try await setup.execute("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = ''serializable''', current_database()); END $$")
+        try await setup.execute(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = ''serializable''', current_database()); END $$"
+        )
         await setup.close()
         let pool = PostgresPool(url: url, size: 2)
         let store = PostgresStore(pool: pool)
@@ -130,31 +162,105 @@ import TestSupport
         let writer = try await PostgresConnection.connect(url)
         try await writer.execute("BEGIN")
         try await writer.query("SELECT id FROM drops WHERE id = $1 FOR UPDATE", [.int64(drop.id)])
-        try await writer.query("""
+        try await writer.query(
+            """
             INSERT INTO reservations (drop_id, user_id, status, expires_at) VALUES ($1, 1, 'ACTIVE', now() + interval '1 minute')
             """, [.int64(drop.id)])
         try await writer.query("UPDATE drops SET reserved = reserved + 1 WHERE id = $1", [.int64(drop.id)])
         let reload = Task { try await store.recover(drop.id) }
-        try await Task.sleep(for: .milliseconds(300))
+        // Commit only once the reload is seen waiting for the drop's lock.
+        let observer = try await PostgresConnection.connect(url)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        var waiting = 0
+        while waiting == 0, ContinuousClock.now < deadline {
+            waiting =
+                try await observer.query(
+                    """
+                    SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                    """
+                ).first?.int("n") ?? 0
+            if waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        await observer.close()
+        #expect(waiting == 1, "the reload waits for the writer's lock")
         try await writer.execute("COMMIT")
         let recovery = try #require(try await reload.value)
-        #expect(recovery.drop.reserved == 1 && recovery.activeHolds.count == 1, "the reload saw \(recovery.drop.reserved) / \(recovery.activeHolds.count)")
+        #expect(
+            recovery.drop.reserved == 1 && recovery.activeHolds.count == 1,
+            "the reload saw \(recovery.drop.reserved) / \(recovery.activeHolds.count)")
         await writer.close()
+        await pool.close()
+    }
+
+    /// One key spent at the same moment on two drops: the second batch waits on the key's
+    /// index entry, and when the first commits it answers `idempotency_key_reused` for that
+    /// purchase instead of failing every caller in it.
+    @Test func aKeySpentConcurrentlyOnAnotherDropFailsOnlyThatPurchase() async throws {
+        let url = try await TestDatabase.fresh("memory_key_race")
+        let pool = PostgresPool(url: url, size: 2)
+        let store = PostgresStore(pool: pool)
+        let a = try await store.createDrop(DropSpec(name: "A", priceCents: 100, totalStock: 1))
+        let b = try await store.createDrop(DropSpec(name: "B", priceCents: 100, totalStock: 2))
+        _ = try await store.apply(ClaimBatch(dropID: a.id, items: [ClaimItem(.reserve, user: 1)]))
+        _ = try await store.apply(
+            ClaimBatch(dropID: b.id, items: [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)]))
+
+        let first = try await PostgresConnection.connect(url)
+        try await first.execute("BEGIN")
+        try await first.query("SELECT * FROM stockdrop_apply_batch($1, '{2}', '{1}', '{order-1}')", [.int64(a.id)])
+        let second = Task {
+            try await store.apply(
+                ClaimBatch(
+                    dropID: b.id,
+                    items: [
+                        ClaimItem(.purchase, user: 1, idempotencyKey: "order-1"),
+                        ClaimItem(.purchase, user: 2, idempotencyKey: "order-2"),
+                    ]))
+        }
+        let observer = try await PostgresConnection.connect(url)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        var waiting = 0
+        while waiting == 0, ContinuousClock.now < deadline {
+            waiting =
+                try await observer.query(
+                    """
+                    SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                    """
+                ).first?.int("n") ?? 0
+            if waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        await observer.close()
+        #expect(waiting == 1, "the second batch waits on the key")
+        try await first.execute("COMMIT")
+        await first.close()
+        let outcome = try await second.value
+        #expect(outcome.results.first == .rejected(.idempotencyKeyReused))
+        guard case .purchased(_, replayed: false) = outcome.results.last else {
+            Issue.record("the other purchase in the batch goes through: \(outcome.results)")
+            return
+        }
+        #expect(outcome.sold == 1 && outcome.reserved == 1, "user 1's hold on B stays")
         await pool.close()
     }
 
     /// A reply without its counters row is malformed: never zeros and the current time.
     @Test func aMalformedBatchReplyIsRefused() throws {
         let batch = ClaimBatch(dropID: 1, items: [ClaimItem(.reserve, user: 1)])
-        let columns = ["ord", "code", "reservation_id", "user_id", "purchase_id", "created_us", "expires_us", "ended_us",
-                       "sold", "reserved", "price_cents", "idempotency_key"]
+        let columns = [
+            "ord", "code", "reservation_id", "user_id", "purchase_id", "created_us", "expires_us", "ended_us",
+            "sold", "reserved", "price_cents", "idempotency_key",
+        ]
         let soldOut: [String?] = ["1", "sold_out", nil, "1", nil, nil, nil, nil, nil, nil, nil, nil]
         let counters: [String?] = ["0", "counters", nil, nil, nil, "1800000000000000", nil, nil, "0", "1", "100", nil]
-        #expect(throws: PostgresError.self) { try PostgresStore.outcome(of: batch, rows: PostgresRows(columns: columns, cells: soldOut, affectedRows: 0)) }
         #expect(throws: PostgresError.self) {
-            try PostgresStore.outcome(of: batch, rows: PostgresRows(columns: columns, cells: soldOut + soldOut + counters, affectedRows: 0))
+            try PostgresStore.outcome(of: batch, rows: PostgresRows(columns: columns, cells: soldOut, affectedRows: 0))
         }
-        let outcome = try PostgresStore.outcome(of: batch, rows: PostgresRows(columns: columns, cells: soldOut + counters, affectedRows: 0))
+        #expect(throws: PostgresError.self) {
+            try PostgresStore.outcome(
+                of: batch, rows: PostgresRows(columns: columns, cells: soldOut + soldOut + counters, affectedRows: 0))
+        }
+        let outcome = try PostgresStore.outcome(
+            of: batch, rows: PostgresRows(columns: columns, cells: soldOut + counters, affectedRows: 0))
         #expect(outcome.results == [.rejected(.soldOut)] && outcome.reserved == 1)
         #expect(outcome.committedAt == Date(timeIntervalSince1970: 1_800_000_000))
     }

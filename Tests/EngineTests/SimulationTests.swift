@@ -5,7 +5,9 @@ import Testing
 
 @Suite("deterministic simulation") struct SimulationTests {
     @Test(arguments: 0..<4) func manySeedsKeepEveryInvariant(shard: Int) async throws {
-        var totals = (requests: 0, purchased: 0, failed: 0, crashes: 0, expired: 0, fromMemory: 0, reloadsFailed: 0, acksLost: 0)
+        var totals = (
+            requests: 0, purchased: 0, failed: 0, crashes: 0, expired: 0, fromMemory: 0, reloadsFailed: 0, acksLost: 0
+        )
         for seed in stride(from: UInt64(shard), to: 400, by: 4) {
             let summary = try await Simulator(seed: seed).run(steps: 300)
             totals.requests += summary.requests

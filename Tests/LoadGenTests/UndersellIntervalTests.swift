@@ -1,8 +1,9 @@
 // Invariant 6 judged as Jepsen judges a history: a row's effect lies between its batch's
 // clock reading and the first answer of that batch. Pure: rows and records in, verdict out.
 import Engine
-@testable import LoadGen
 import Testing
+
+@testable import LoadGen
 
 @Suite struct UndersellIntervalTests {
     let zero: Int64 = 1_800_000_000_000_000
@@ -11,23 +12,34 @@ import Testing
     func ms(_ value: Int64) -> Int64 { value * 1_000 }
 
     func rows(stock: Int, _ reservations: [CheckedRows.ReservationRow]) -> CheckedRows {
-        CheckedRows(drops: [.init(id: 1, totalStock: stock, perUserLimit: 1)], reservations: reservations, purchases: [])
+        CheckedRows(
+            drops: [.init(id: 1, totalStock: stock, perUserLimit: 1)], reservations: reservations, purchases: [])
     }
 
-    func hold(_ id: ReservationID, user: UserID, status: ReservationStatus, created: Int64, expires: Int64, ended: Int64?) -> CheckedRows.ReservationRow {
-        .init(id: id, drop: 1, user: user, status: status, createdMicroseconds: zero + ms(created), expiresMicroseconds: zero + ms(expires),
-              endedMicroseconds: ended.map { zero + ms($0) })
+    func hold(
+        _ id: ReservationID, user: UserID, status: ReservationStatus, created: Int64, expires: Int64, ended: Int64?
+    ) -> CheckedRows.ReservationRow {
+        .init(
+            id: id, drop: 1, user: user, status: status, createdMicroseconds: zero + ms(created),
+            expiresMicroseconds: zero + ms(expires),
+            endedMicroseconds: ended.map { zero + ms($0) })
     }
 
-    func record(_ operation: OperationKind, _ result: OperationRecord.Result, user: UserID, reservation: ReservationID? = nil,
-                sent: Int64, answered: Int64) -> OperationRecord {
-        OperationRecord(operation: operation, result: result, user: user, drop: 1, reservationID: reservation, purchaseID: nil,
-                        intendedMicroseconds: ms(sent), sentMicroseconds: ms(sent), answeredMicroseconds: ms(answered))
+    func record(
+        _ operation: OperationKind, _ result: OperationRecord.Result, user: UserID, reservation: ReservationID? = nil,
+        sent: Int64, answered: Int64
+    ) -> OperationRecord {
+        OperationRecord(
+            operation: operation, result: result, user: user, drop: 1, reservationID: reservation, purchaseID: nil,
+            intendedMicroseconds: ms(sent), sentMicroseconds: ms(sent), answeredMicroseconds: ms(answered))
     }
 
-    func verdict(_ rows: CheckedRows, _ records: [OperationRecord], cutOff: [DropID: ClientHistory.CutOff] = [:]) -> InvariantResult {
+    func verdict(
+        _ rows: CheckedRows, _ records: [OperationRecord], cutOff: [DropID: ClientHistory.CutOff] = [:]
+    ) -> InvariantResult {
         let history = ClientHistory(records: records, startedAtEpochMicroseconds: zero, cutOff: cutOff)
-        return ClientHistoryCheck.noUndersell(rows, history, answers: BatchAnswers(rows, history), toleranceMicroseconds: tolerance)
+        return ClientHistoryCheck.noUndersell(
+            rows, history, answers: BatchAnswers(rows, history), toleranceMicroseconds: tolerance)
     }
 
     /// The traced run of the issue: a batch stamped its cancel at +1,147 ms and its caller
@@ -44,23 +56,36 @@ import Testing
         #expect(!late.ok && late.counterexamples.first?.contains("at most 0 of 1 units") == true)
     }
 
-    /// A cancel nobody heard back from (its caller timed out) may have taken effect at any
-    /// time: it cannot prove an undersell.
-    @Test func aCancelNoCallerHeardOfIsNeverProofOfAFreeUnit() {
-        let data = rows(stock: 1, [hold(1, user: 1, status: .cancelled, created: 0, expires: 60_000, ended: 1_000)])
-        let told = [record(.reserve, .ok, user: 1, reservation: 1, sent: 0, answered: 5), record(.cancel, .timeout, user: 1, sent: 900, answered: 10_900),
-                    record(.reserve, .rejected(.soldOut), user: 2, sent: 5_000, answered: 5_001)]
-        #expect(verdict(data, told).ok)
+    /// A cancel nobody heard back from (its caller timed out) took effect by the next batch's
+    /// clock reading on the drop, which waited for its lock; with no later batch, nothing
+    /// bounds it and it cannot prove an undersell.
+    @Test func aCancelNoCallerHeardOfIsBoundedByTheNextBatch() {
+        let cancelled = hold(1, user: 1, status: .cancelled, created: 0, expires: 60_000, ended: 1_000)
+        let told = [
+            record(.reserve, .ok, user: 1, reservation: 1, sent: 0, answered: 5),
+            record(.cancel, .timeout, user: 1, sent: 900, answered: 10_900),
+            record(.reserve, .rejected(.soldOut), user: 2, sent: 5_000, answered: 5_001),
+        ]
+        #expect(verdict(rows(stock: 1, [cancelled]), told).ok, "nothing bounds the cancel")
+        let later = hold(2, user: 3, status: .active, created: 2_000, expires: 60_000, ended: nil)
+        let bounded = verdict(
+            rows(stock: 2, [cancelled, later]),
+            told + [record(.reserve, .ok, user: 3, reservation: 2, sent: 1_990, answered: 2_010)])
+        #expect(!bounded.ok, "the batch at +2000 ms came after the cancel committed")
     }
 
     /// An expired hold frees its unit at `expires_at`, however late it was swept.
     @Test func anExpiredHoldIsFreeFromItsDeadline() {
         let data = rows(stock: 1, [hold(7, user: 1, status: .expired, created: 0, expires: 1_000, ended: 11_000)])
         let told = [record(.reserve, .ok, user: 1, reservation: 7, sent: 0, answered: 5)]
-        #expect(verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_050, answered: 1_060)]).ok, "within the tolerance")
+        #expect(
+            verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_050, answered: 1_060)]).ok,
+            "within the tolerance")
         let late = verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 5_000, answered: 5_010)])
         #expect(!late.ok)
-        #expect(late.counterexamples.first?.contains("swept late: reservation 7 (user 1) expired at +1000 ms but was swept only at +11000 ms") == true)
+        #expect(
+            late.counterexamples.first?.contains(
+                "swept late: reservation 7 (user 1) expired at +1000 ms but was swept only at +11000 ms") == true)
     }
 
     /// Buyers cut off by the end of the run: an undersell only if a unit stayed free from the
@@ -76,10 +101,11 @@ import Testing
 
     @Test func stampToAnswerCountsEachWriteOnceFromItsFirstAnswer() {
         let data = rows(stock: 2, [hold(1, user: 1, status: .active, created: 10, expires: 60_000, ended: nil)])
-        let history = ClientHistory(records: [
-            record(.reserve, .ok, user: 1, reservation: 1, sent: 0, answered: 40),
-            record(.reserve, .rejected(.alreadyHolding), user: 1, reservation: 1, sent: 50, answered: 90),
-        ], startedAtEpochMicroseconds: zero, cutOff: [:])
+        let history = ClientHistory(
+            records: [
+                record(.reserve, .ok, user: 1, reservation: 1, sent: 0, answered: 40),
+                record(.reserve, .rejected(.alreadyHolding), user: 1, reservation: 1, sent: 50, answered: 90),
+            ], startedAtEpochMicroseconds: zero, cutOff: [:])
         #expect(BatchAnswers(data, history).stampToAnswerMicroseconds == [ms(30)])
     }
 }

@@ -46,6 +46,10 @@ import Testing
             #expect(APIError(engineError: EngineError(code, "refused")).code == .unavailable)
         }
         #expect(APIError(engineError: EngineError(.shuttingDown, "draining")).code == .shuttingDown)
+        #expect(
+            APIError(engineError: EngineError(EngineError.Code(rawValue: "new_in_a_later_build"), "?")).code
+                == .outcomeUnknown,
+                "a failure not known to have applied nothing may have applied")
         #expect(HTTPTarget.nothingApplied == [APIError.Code.unavailable.rawValue, APIError.Code.shuttingDown.rawValue])
     }
 }

@@ -53,7 +53,13 @@ public final class ActorEngine: StoreBackedInventory {
 
     public func shutdown() async {
         accepting.store(false, ordering: .sequentiallyConsistent)
-        sweeper.withLock { $0?.cancel() }
+        // Stopped and awaited first, so no sweep wakes an actor after its timer was stopped.
+        let sweep = sweeper.withLock { task -> Task<Void, Never>? in
+            defer { task = nil }
+            return task
+        }
+        sweep?.cancel()
+        await sweep?.value
         for actor in activeActors() {
             await actor.drain()
             await actor.stopTimer()
@@ -90,12 +96,19 @@ public final class ActorEngine: StoreBackedInventory {
         return total
     }
 
-    /// Activates (or wakes) the actor of every drop with holds past their deadline: an actor
-    /// sweeps as it starts. Without it a drop nobody touches after a restart keeps expired
-    /// holds ACTIVE, and its reads show them as reserved for good.
+    /// Expires the overdue holds of every drop: a live actor sweeps its own drop; a drop with
+    /// none here is swept by a batch of its own, as the rowlock sweeper does, without loading
+    /// an actor this instance may never need. Without it a drop nobody touches after a restart
+    /// keeps expired holds ACTIVE, and its reads show them as reserved for good. (An actor
+    /// activating meanwhile that loaded those holds reloads after its next batch: the
+    /// counters then disagree with its holds.)
     public func sweepOverdueDrops() async throws {
         for drop in try await store.dropsWithOverdueHolds() {
-            try await actor(for: drop)?.tick()
+            if case .active(let actor) = registry.withLock({ $0[drop] }) {
+                await actor.tick()
+            } else {
+                _ = try await store.apply(ClaimBatch(dropID: drop, items: []))
+            }
         }
     }
 
@@ -103,7 +116,7 @@ public final class ActorEngine: StoreBackedInventory {
         let clock = self.clock
         let task = Task { [weak self] in
             while !Task.isCancelled {
-                do {
+                do {  // a scope, so the engine is not kept alive while the loop sleeps
                     guard let engine = self else { return }
                     try? await engine.sweepOverdueDrops()
                 }

@@ -8,7 +8,7 @@ public enum ActorMemoryProbe {
         let drop = DropRecord(id: 1, spec: DropSpec(name: "probe", priceCents: 1, totalStock: holds), sold: 0, reserved: 0, createdAt: Date())
         let start = Date()
         let before = residentBytes()
-        var machine = DropMachine(recovery: DropRecovery(drop: drop, activeHolds: [], purchasedCounts: [:], purchases: []), now: start,
+        var machine = DropMachine(recovery: DropRecovery(drop: drop, activeHolds: [], purchases: []), now: start,
                                   maxBatchClaims: 1_024, maxQueuedClaims: holds)
         var nextID: ReservationID = 1
         var user: UserID = 1

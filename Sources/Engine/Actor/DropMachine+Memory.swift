@@ -68,23 +68,25 @@ extension DropMachine {
         }
     }
 
+    /// Puts a request where its decision sends it: an answer (returned, to be performed), the
+    /// next batch, or the parked line.
+    mutating func place(_ ticket: Ticket, _ item: ClaimItem, _ decision: Decision) -> Effect? {
+        switch decision {
+        case .answer(let answer): return .answer(ticket, answer)
+        case .claim: append(ticket, item, decidedByMemory: true)
+        case .askStore: append(ticket, item, decidedByMemory: false)
+        case .wait: parked.append(Waiting(ticket: ticket, item: item, decidedByMemory: true))
+        }
+        return nil
+    }
+
     /// Decides the parked reserves again now that a batch's verdict is in or time moved: an
     /// answer (sold out once every unit is committed), a claim for the next batch (a promised
     /// unit came back, or a hold went overdue), or wait on.
     mutating func decideParked(now: Date) -> [Effect] {
         guard !parked.isEmpty else { return [] }
-        var effects: [Effect] = []
-        var still = parked
-        still.removeAll()
-        while let waiting = parked.popFirst() {
-            switch decide(waiting.item, now: now) {
-            case .answer(let answer): effects.append(.answer(waiting.ticket, answer))
-            case .claim: append(waiting.ticket, waiting.item, decidedByMemory: true)
-            case .askStore: append(waiting.ticket, waiting.item, decidedByMemory: false)
-            case .wait: still.append(waiting)
-            }
-        }
-        parked = still
-        return effects
+        let waiting = parked
+        parked.removeAll()
+        return waiting.compactMap { place($0.ticket, $0.item, decide($0.item, now: now)) }
     }
 }

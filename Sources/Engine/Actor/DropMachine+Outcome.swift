@@ -17,14 +17,20 @@ extension DropMachine {
             switch outcome {
             case .reserved(let reservation): setHold(reservation, of: user)
             // A hold memory counted as overdue that the store's clock did not expire yet
-            // explains "already holding" or "sold out"; a hold memory never had does not.
+            // explains "already holding" (and "sold out"; the counters check after the batch
+            // catches units only the store knew were gone); a hold memory never had does not.
             case .alreadyHolding: disagrees = waiting.decidedByMemory && holding == nil
-            case .limitReached, .unknownDrop: disagrees = waiting.decidedByMemory
+            // This batch's own purchase, applied first, may have reached the limit.
+            case .limitReached:
+                disagrees = waiting.decidedByMemory && (purchases[user]?.count ?? 0) < drop.spec.perUserLimit
+            case .unknownDrop: disagrees = waiting.decidedByMemory
             case .soldOut, .notStarted, .overloaded: break
             }
             return (.reserve(outcome), disagrees)
         case .purchase:
-            guard let outcome = PurchaseOutcome(result) else { preconditionFailure("store answered \(result) to a purchase") }
+            guard let outcome = PurchaseOutcome(result) else {
+                preconditionFailure("store answered \(result) to a purchase")
+            }
             var disagrees = false
             switch outcome {
             case .purchased(let purchase, let replayed):
@@ -43,7 +49,9 @@ extension DropMachine {
             }
             return (.purchase(outcome), disagrees)
         case .cancel:
-            guard let outcome = CancelOutcome(result) else { preconditionFailure("store answered \(result) to a cancel") }
+            guard let outcome = CancelOutcome(result) else {
+                preconditionFailure("store answered \(result) to a cancel")
+            }
             var disagrees = false
             switch outcome {
             case .cancelled(let reservation):

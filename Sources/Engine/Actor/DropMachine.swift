@@ -53,20 +53,23 @@ struct DropMachine {
         var expiresAt: Date
         var reservationID: ReservationID
         var userID: UserID
-        static func < (a: Deadline, b: Deadline) -> Bool { (a.expiresAt, a.reservationID) < (b.expiresAt, b.reservationID) }
+        static func < (a: Deadline, b: Deadline) -> Bool {
+            (a.expiresAt, a.reservationID) < (b.expiresAt, b.reservationID)
+        }
     }
 
     struct Waiting {
         var ticket: Ticket
         var item: ClaimItem
-        /// True when memory admitted the claim (it expects the store to agree); false when
-        /// memory could not know the answer and asks the store. Only the first kind can reveal
-        /// that memory was wrong.
+        /// True when memory admitted the claim expecting the store to grant it; false when
+        /// memory could not know the answer and asks the store. A refusal of a reserve memory
+        /// admitted, for a reason memory should have seen, shows that memory was wrong.
         var decidedByMemory: Bool
     }
 
     enum Phase {
-        case idle, gathering, committing([Waiting])
+        case idle, gathering
+        case committing([Waiting])
         /// Reloading from the store. Requests wait, undecided, for the fresh memory.
         case recovering
         /// A reload failed: memory is stale, and the next request starts another reload.
@@ -100,8 +103,10 @@ struct DropMachine {
     let maxBatchClaims: Int
     let maxQueuedClaims: Int
 
-    init(recovery: DropRecovery, now: Date, maxBatchClaims: Int = Defaults.maxBatchClaims,
-         maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop) {
+    init(
+        recovery: DropRecovery, now: Date, maxBatchClaims: Int = Defaults.maxBatchClaims,
+        maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop
+    ) {
         precondition(maxBatchClaims > 0 && maxQueuedClaims > 0)
         drop = recovery.drop
         self.maxBatchClaims = maxBatchClaims
@@ -153,15 +158,12 @@ struct DropMachine {
             if case .answer(let answer) = decision { return .answered(answer) }
             // A full line turns away only the claims that would join it.
             guard queuedCount < maxQueuedClaims else { return .answered(Self.overloaded(item.kind)) }
-            switch decision {
-            case .answer(let answer): return .answered(answer)
-            case .claim: return enqueue(item, decidedByMemory: true)
-            case .askStore: return enqueue(item, decidedByMemory: false)
-            case .wait:
-                let ticket = takeTicket()
-                parked.append(Waiting(ticket: ticket, item: item, decidedByMemory: true))
-                return .queued(ticket, [])
-            }
+            let ticket = takeTicket()
+            _ = place(ticket, item, decision)
+            if case .wait = decision { return .queued(ticket, []) }
+            guard case .idle = phase else { return .queued(ticket, []) }
+            phase = .gathering
+            return .queued(ticket, [.gather])
         }
     }
 
@@ -193,7 +195,9 @@ struct DropMachine {
     // MARK: - Store results
 
     mutating func committed(_ outcome: BatchOutcome, now: Date) -> [Effect] {
-        guard case .committing(let batch) = phase else { preconditionFailure("a batch committed while none was in flight") }
+        guard case .committing(let batch) = phase else {
+            preconditionFailure("a batch committed while none was in flight")
+        }
         precondition(outcome.results.count == batch.count, "one result per claim")
         phase = .idle
         drop.sold = outcome.sold
@@ -202,14 +206,19 @@ struct DropMachine {
         for expired in outcome.expired where holds[expired.userID]?.id == expired.reservationID {
             endHold(of: expired.userID, .expired)
         }
-        var effects: [Effect] = []
-        effects.reserveCapacity(batch.count + 3)
+        // The store applies a batch's purchases and cancels before its reserves (steps 2 and
+        // 3 of stockdrop_apply_batch): memory reads the verdicts in the same order, or a user's
+        // reserve and cancel in one batch would look like a disagreement.
+        var answers = [Answer?](repeating: nil, count: batch.count)
         var disagreed = false
-        for (waiting, result) in zip(batch, outcome.results) {
-            let (answer, disagrees) = apply(result, to: waiting)
-            disagreed = disagreed || disagrees
-            effects.append(.answer(waiting.ticket, answer))
+        for reserves in [false, true] {
+            for index in batch.indices where (batch[index].item.kind == .reserve) == reserves {
+                let (answer, disagrees) = apply(outcome.results[index], to: batch[index])
+                disagreed = disagreed || disagrees
+                answers[index] = answer
+            }
         }
+        var effects: [Effect] = zip(batch, answers).map { .answer($0.ticket, $1!) }
         // Memory must now equal the store: the same live holds, the same purchases. Anything
         // else means someone else wrote this drop, or memory has a bug; either way, reload.
         if disagreed || holds.count != drop.reserved || purchaseCount != drop.sold {
@@ -224,7 +233,9 @@ struct DropMachine {
     /// The batch failed as a whole: each of its callers hears the error (which says whether
     /// the batch may have committed), and memory is reloaded before anything else is decided.
     mutating func failed(_ error: EngineError) -> [Effect] {
-        guard case .committing(let batch) = phase else { preconditionFailure("a batch failed while none was in flight") }
+        guard case .committing(let batch) = phase else {
+            preconditionFailure("a batch failed while none was in flight")
+        }
         for waiting in batch where waiting.item.kind == .reserve { reservesPending.remove(waiting.item.userID) }
         phase = .recovering
         return [.fail(batch.map(\.ticket), error), .recover]
@@ -241,15 +252,7 @@ struct DropMachine {
         parked.removeAll()
         undecided.removeAll()
         noteOverdue(now: now)
-        var effects: [Effect] = []
-        for waiting in waiting {
-            switch decide(waiting.item, now: now) {
-            case .answer(let answer): effects.append(.answer(waiting.ticket, answer))
-            case .claim: append(waiting.ticket, waiting.item, decidedByMemory: true)
-            case .askStore: append(waiting.ticket, waiting.item, decidedByMemory: false)
-            case .wait: parked.append(Waiting(ticket: waiting.ticket, item: waiting.item, decidedByMemory: true))
-            }
-        }
+        let effects = waiting.compactMap { place($0.ticket, $0.item, decide($0.item, now: now)) }
         if !overdue.isEmpty { sweepDue = true }
         return effects + startBatchIfIdle() + rearm(now: now)
     }
@@ -273,16 +276,6 @@ struct DropMachine {
     private mutating func takeTicket() -> Ticket {
         defer { nextTicket += 1 }
         return nextTicket
-    }
-
-    private mutating func enqueue(_ item: ClaimItem, decidedByMemory: Bool) -> Admission {
-        let ticket = takeTicket()
-        append(ticket, item, decidedByMemory: decidedByMemory)
-        if case .idle = phase {
-            phase = .gathering
-            return .queued(ticket, [.gather])
-        }
-        return .queued(ticket, [])
     }
 
     mutating func append(_ ticket: Ticket, _ item: ClaimItem, decidedByMemory: Bool) {
@@ -366,7 +359,9 @@ struct DropMachine {
     }
 
     func reservation(_ hold: Hold, user: UserID) -> Reservation {
-        Reservation(id: hold.id, dropID: drop.id, userID: user, status: .active, createdAt: hold.createdAt, expiresAt: hold.expiresAt)
+        Reservation(
+            id: hold.id, dropID: drop.id, userID: user, status: .active, createdAt: hold.createdAt,
+            expiresAt: hold.expiresAt)
     }
 
     private static func overloaded(_ kind: ClaimItem.Kind) -> Answer {

@@ -10,6 +10,9 @@
 //   cancel retried after a lost answer learns what happened.
 // - An unknown drop answers a counters row too (zeros), so every reply has one and a reply
 //   without it is malformed.
+// - A key spent at the same moment by a batch on another drop no longer fails the whole batch
+//   (the unique index on keys raised for every caller in it): the purchases and cancels are
+//   applied again, and the key, now visible, is refused.
 extension Migrations {
     static let replayRules = Migration(version: 4, name: "replay rules of purchases and cancels", sql: """
         CREATE OR REPLACE FUNCTION stockdrop_apply_batch(p_drop bigint, p_kinds integer[], p_users bigint[], p_keys text[])
@@ -29,6 +32,7 @@ extension Migrations {
             v_buy_ords integer[]; v_buy_holds bigint[]; v_buy_ids bigint[]; v_buy_users bigint[];
             v_hold_ords integer[]; v_hold_users bigint[]; v_hold_ids bigint[];
             v_sold integer; v_reserved integer;
+            v_attempt integer := 0;
         BEGIN
             SELECT * INTO d FROM drops WHERE drops.id = p_drop FOR UPDATE;
             IF NOT FOUND THEN
@@ -63,32 +67,43 @@ extension Migrations {
             v_cancel_ords := '{}'; v_cancel_ids := '{}'; v_cancel_users := '{}';
             v_buy_ords := '{}'; v_buy_holds := '{}'; v_buy_ids := '{}'; v_buy_users := '{}';
             IF 2 = ANY(p_kinds) OR 3 = ANY(p_kinds) THEN
-                WITH ops AS (
-                    SELECT DISTINCT ON (i.u) i.kind, i.u, i.k, i.ord::integer AS ord
-                    FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
-                    WHERE i.kind IN (2, 3)
-                      AND NOT (i.kind = 2 AND i.k IS NOT NULL AND EXISTS (
-                          SELECT 1 FROM purchases p WHERE p.user_id = i.u AND p.idempotency_key = i.k))
-                    ORDER BY i.u, i.ord),
-                acted AS (
-                    UPDATE reservations r
-                    SET status = CASE WHEN ops.kind = 3 THEN 'CANCELLED' ELSE 'PURCHASED' END, ended_at = v_now
-                    FROM ops
-                    WHERE r.drop_id = p_drop AND r.user_id = ops.u AND r.status = 'ACTIVE'
-                    RETURNING r.id, r.user_id, ops.kind, ops.k, ops.ord),
-                ins AS (
-                    INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at)
-                    SELECT a.id, p_drop, a.user_id, d.price_cents, a.k, v_now FROM acted a WHERE a.kind = 2
-                    RETURNING purchases.id, purchases.reservation_id)
-                SELECT coalesce(array_agg(a.ord) FILTER (WHERE a.kind = 3), '{}'),
-                       coalesce(array_agg(a.id) FILTER (WHERE a.kind = 3), '{}'),
-                       coalesce(array_agg(a.user_id) FILTER (WHERE a.kind = 3), '{}'),
-                       coalesce(array_agg(a.ord) FILTER (WHERE a.kind = 2), '{}'),
-                       coalesce(array_agg(a.id) FILTER (WHERE a.kind = 2), '{}'),
-                       coalesce(array_agg(ins.id) FILTER (WHERE a.kind = 2), '{}'),
-                       coalesce(array_agg(a.user_id) FILTER (WHERE a.kind = 2), '{}')
-                INTO v_cancel_ords, v_cancel_ids, v_cancel_users, v_buy_ords, v_buy_holds, v_buy_ids, v_buy_users
-                FROM acted a LEFT JOIN ins ON ins.reservation_id = a.id;
+                LOOP
+                    BEGIN
+                        WITH ops AS (
+                            SELECT DISTINCT ON (i.u) i.kind, i.u, i.k, i.ord::integer AS ord
+                            FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
+                            WHERE i.kind IN (2, 3)
+                              AND NOT (i.kind = 2 AND i.k IS NOT NULL AND EXISTS (
+                                  SELECT 1 FROM purchases p WHERE p.user_id = i.u AND p.idempotency_key = i.k))
+                            ORDER BY i.u, i.ord),
+                        acted AS (
+                            UPDATE reservations r
+                            SET status = CASE WHEN ops.kind = 3 THEN 'CANCELLED' ELSE 'PURCHASED' END, ended_at = v_now
+                            FROM ops
+                            WHERE r.drop_id = p_drop AND r.user_id = ops.u AND r.status = 'ACTIVE'
+                            RETURNING r.id, r.user_id, ops.kind, ops.k, ops.ord),
+                        ins AS (
+                            INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at)
+                            SELECT a.id, p_drop, a.user_id, d.price_cents, a.k, v_now FROM acted a WHERE a.kind = 2
+                            RETURNING purchases.id, purchases.reservation_id)
+                        SELECT coalesce(array_agg(a.ord) FILTER (WHERE a.kind = 3), '{}'),
+                               coalesce(array_agg(a.id) FILTER (WHERE a.kind = 3), '{}'),
+                               coalesce(array_agg(a.user_id) FILTER (WHERE a.kind = 3), '{}'),
+                               coalesce(array_agg(a.ord) FILTER (WHERE a.kind = 2), '{}'),
+                               coalesce(array_agg(a.id) FILTER (WHERE a.kind = 2), '{}'),
+                               coalesce(array_agg(ins.id) FILTER (WHERE a.kind = 2), '{}'),
+                               coalesce(array_agg(a.user_id) FILTER (WHERE a.kind = 2), '{}')
+                        INTO v_cancel_ords, v_cancel_ids, v_cancel_users, v_buy_ords, v_buy_holds, v_buy_ids, v_buy_users
+                        FROM acted a LEFT JOIN ins ON ins.reservation_id = a.id;
+                        EXIT;
+                    EXCEPTION WHEN unique_violation THEN
+                        -- A batch on another drop spent one of these keys and committed while
+                        -- this one waited on the key's index entry. Each statement here reads
+                        -- a new snapshot, so the retry sees that purchase and refuses the key.
+                        v_attempt := v_attempt + 1;
+                        IF v_attempt >= 3 THEN RAISE; END IF;
+                    END;
+                END LOOP;
             END IF;
 
             v_sold := d.sold + cardinality(v_buy_ids);

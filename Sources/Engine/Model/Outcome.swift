@@ -94,6 +94,13 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
         public static let storeUnavailable = Code(rawValue: "store_unavailable")
         public static let invalidDrop = Code(rawValue: "invalid_drop")
         public static let shuttingDown = Code(rawValue: "shutting_down")
+
+        /// Whether a failure with this code is known to have applied nothing (a retry cannot
+        /// double anything); false for `outcome_unknown` and for any code this build does not
+        /// know, since the safe assumption about an unknown failure is that it may have applied.
+        public var appliedNothing: Bool {
+            [.batchFailed, .storeUnavailable, .invalidDrop, .shuttingDown].contains(self)
+        }
     }
 
     public let code: Code

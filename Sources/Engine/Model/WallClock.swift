@@ -18,11 +18,20 @@ public struct SystemClock: WallClock {
     }
 }
 
-/// A clock that moves only when told to; sleepers wake when it passes their deadline.
+/// A clock that moves only when told to; sleepers wake when it passes their deadline, and a
+/// cancelled sleeper throws CancellationError at once.
 public final class ManualClock: WallClock {
+    private struct Sleeper {
+        var id: UInt64
+        var deadline: Date
+        var continuation: CheckedContinuation<Void, any Error>
+    }
     private struct State {
         var now: Date
-        var sleepers: [(deadline: Date, continuation: CheckedContinuation<Void, any Error>)] = []
+        var sleepers: [Sleeper] = []
+        var nextID: UInt64 = 0
+        /// Sleepers cancelled before they registered.
+        var cancelled: Set<UInt64> = []
     }
     private let state: Mutex<State>
 
@@ -44,13 +53,29 @@ public final class ManualClock: WallClock {
     }
 
     public func sleep(until deadline: Date) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let ready = state.withLock { state -> Bool in
-                if state.now >= deadline { return true }
-                state.sleepers.append((deadline, continuation))
-                return false
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let now: Result<Void, any Error>? = state.withLock { state in
+                    if state.cancelled.remove(id) != nil { return .failure(CancellationError()) }
+                    if state.now >= deadline { return .success(()) }
+                    state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
+                    return nil
+                }
+                if let now { continuation.resume(with: now) }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            let sleeper = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                guard let index = state.sleepers.firstIndex(where: { $0.id == id }) else {
+                    state.cancelled.insert(id)
+                    return nil
+                }
+                return state.sleepers.remove(at: index).continuation
+            }
+            sleeper?.resume(throwing: CancellationError())
         }
     }
 }

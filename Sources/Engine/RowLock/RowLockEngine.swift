@@ -51,7 +51,9 @@ public final class RowLockEngine: StoreBackedInventory {
     }
 
     /// A verdict that does not fit the claim came from a broken store after it committed.
-    private static func expect<Outcome>(_ outcome: Outcome?, from result: ClaimResult, to claim: String) throws -> Outcome {
+    private static func expect<Outcome>(
+        _ outcome: Outcome?, from result: ClaimResult, to claim: String
+    ) throws -> Outcome {
         guard let outcome else { throw EngineError(.outcomeUnknown, "the store answered \(result) to \(claim)") }
         return outcome
     }

@@ -31,7 +31,9 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
     public var purchased = 0
     public var expired = 0
     public var description: String {
-        "seed \(seed): \(steps) steps, \(requests) requests (\(answeredFromMemory) answered from memory), \(batchesCommitted) batches committed, \(batchesFailed) failed, \(acknowledgementsLost) acks lost, \(recoveriesFailed) reloads failed, \(crashes) crashes; \(reserved) holds, \(purchased) purchases, \(expired) expiries"
+        "seed \(seed): \(steps) steps, \(requests) requests (\(answeredFromMemory) answered from memory), "
+            + "\(batchesCommitted) batches committed, \(batchesFailed) failed, \(acknowledgementsLost) acks lost, "
+            + "\(recoveriesFailed) reloads failed, \(crashes) crashes; \(reserved) holds, \(purchased) purchases, \(expired) expiries"
     }
 }
 
@@ -149,7 +151,8 @@ public actor Simulator {
             let outcome = try await store.apply(batch)
             summary.batchesCommitted += 1
             summary.expired += outcome.expired.count
-            try await perform(nodes[drop]!.machine.committed(outcome, now: clock.now()), on: drop, storeVerdicts: verdicts)
+            try await perform(
+                nodes[drop]!.machine.committed(outcome, now: clock.now()), on: drop, storeVerdicts: verdicts)
         } catch let error as EngineError {
             summary.batchesFailed += 1
             if error.code == .outcomeUnknown { summary.acknowledgementsLost += 1 }
@@ -181,7 +184,9 @@ public actor Simulator {
 
     /// `storeVerdicts`: the tickets of the batch that just committed; every other answer in
     /// `effects` came from memory and must be the store's.
-    private func perform(_ effects: [DropMachine.Effect], on drop: DropID, storeVerdicts: Set<DropMachine.Ticket> = []) async throws {
+    private func perform(
+        _ effects: [DropMachine.Effect], on drop: DropID, storeVerdicts: Set<DropMachine.Ticket> = []
+    ) async throws {
         for effect in effects {
             switch effect {
             case .answer(let ticket, let answer):
@@ -205,7 +210,8 @@ public actor Simulator {
                 if let recovery {
                     try await perform(nodes[drop]!.machine.recovered(recovery, now: clock.now()), on: drop)
                 } else {
-                    try await perform(nodes[drop]!.machine.recoveryFailed(EngineError(.storeUnavailable, "drop vanished")), on: drop)
+                    try await perform(
+                        nodes[drop]!.machine.recoveryFailed(EngineError(.storeUnavailable, "drop vanished")), on: drop)
                 }
             }
         }
@@ -242,7 +248,10 @@ public actor Simulator {
         let verdict = await store.dryRun(ClaimBatch(dropID: request.drop, items: [request.item])).results[0]
         guard !Self.agrees(answer, verdict) else { return }
         let invariant = if case .reserve(.soldOut) = answer { "6 no undersell" } else { "memory answers as the store" }
-        throw failure(invariant, "drop \(request.drop), user \(request.item.userID): memory answered \(answer) where the store would answer \(verdict)")
+        throw failure(
+            invariant,
+            "drop \(request.drop), user \(request.item.userID): memory answered \(answer) where the store would answer \(verdict)"
+        )
     }
 
     static func agrees(_ answer: DropMachine.Answer, _ verdict: ClaimResult) -> Bool {

@@ -71,15 +71,12 @@ public struct DropRecovery: Sendable, Equatable {
     public var drop: DropRecord
     /// ACTIVE reservations, overdue ones included (the actor expires them at once).
     public var activeHolds: [Reservation]
-    /// Per user, reservations that ended PURCHASED (for the per-user limit).
-    public var purchasedCounts: [UserID: Int]
-    /// Purchases with their keys, for answering retries from memory.
+    /// Purchases with their keys: the per-user limit, and retries answered from memory.
     public var purchases: [Purchase]
 
-    public init(drop: DropRecord, activeHolds: [Reservation], purchasedCounts: [UserID: Int], purchases: [Purchase]) {
+    public init(drop: DropRecord, activeHolds: [Reservation], purchases: [Purchase]) {
         self.drop = drop
         self.activeHolds = activeHolds
-        self.purchasedCounts = purchasedCounts
         self.purchases = purchases
     }
 }

@@ -30,9 +30,11 @@ public actor InMemoryStore: DropStore {
 
     /// Every reservation and purchase, for checking invariants over the "tables".
     public func contents() -> (drops: [DropRecord], reservations: [Reservation], purchases: [Purchase]) {
-        (tables.drops.values.sorted { $0.id < $1.id },
-         tables.reservationsByID.values.sorted { $0.id < $1.id },
-         tables.purchasesByID.values.sorted { $0.id < $1.id })
+        (
+            tables.drops.values.sorted { $0.id < $1.id },
+            tables.reservationsByID.values.sorted { $0.id < $1.id },
+            tables.purchasesByID.values.sorted { $0.id < $1.id }
+        )
     }
 
     public func createDrop(_ spec: DropSpec) throws -> DropRecord {
@@ -62,7 +64,8 @@ public actor InMemoryStore: DropStore {
 
     public func dropsWithOverdueHolds() -> [DropID] {
         let now = clock.now()
-        return Set(tables.reservationsByID.values.filter { $0.status == .active && $0.expiresAt <= now }.map(\.dropID)).sorted()
+        return Set(tables.reservationsByID.values.filter { $0.status == .active && $0.expiresAt <= now }.map(\.dropID))
+            .sorted()
     }
 
     public func upsertUser(_ user: UserID, name: String, role: String) { tables.users[user] = name }

@@ -22,18 +22,22 @@ struct InMemoryTables {
         guard let record = drops[drop] else { return nil }
         let holds = holds(of: drop).filter { $0.status == .active }
         let purchases = purchasesByID.values.filter { $0.dropID == drop }.sorted { $0.id < $1.id }
-        let counts = purchases.reduce(into: [UserID: Int]()) { $0[$1.userID, default: 0] += 1 }
-        return DropRecovery(drop: record, activeHolds: holds, purchasedCounts: counts, purchases: purchases)
+        return DropRecovery(drop: record, activeHolds: holds, purchases: purchases)
     }
 
     func recentPurchases(of drop: DropID) -> [RecentPurchase] {
         purchasesByID.values.filter { $0.dropID == drop }.sorted { $0.id > $1.id }.prefix(3)
-            .map { RecentPurchase(purchaseID: $0.id, userID: $0.userID, buyerName: users[$0.userID], createdAt: $0.createdAt) }
+            .map {
+                RecentPurchase(
+                    purchaseID: $0.id, userID: $0.userID, buyerName: users[$0.userID], createdAt: $0.createdAt)
+            }
     }
 
     mutating func apply(_ batch: ClaimBatch, now: Date) -> BatchOutcome {
         guard var drop = drops[batch.dropID] else {
-            return BatchOutcome(results: batch.items.map { _ in .rejected(.unknownDrop) }, expired: [], sold: 0, reserved: 0, committedAt: now)
+            return BatchOutcome(
+                results: batch.items.map { _ in .rejected(.unknownDrop) }, expired: [], sold: 0, reserved: 0,
+                committedAt: now)
         }
         var results = [ClaimResult?](repeating: nil, count: batch.items.count)
 
@@ -52,9 +56,13 @@ struct InMemoryTables {
         // already spent (a replay here, refused on another drop).
         var actedUsers = Set<UserID>()
         for (index, item) in batch.items.enumerated() where item.kind != .reserve {
-            if item.kind == .purchase, let key = item.idempotencyKey, purchase(of: item.userID, key: key) != nil { continue }
+            if item.kind == .purchase, let key = item.idempotencyKey, purchase(of: item.userID, key: key) != nil {
+                continue
+            }
             guard actedUsers.insert(item.userID).inserted else { continue }
-            guard var hold = holds(of: drop.id, user: item.userID).first(where: { $0.status == .active }) else { continue }
+            guard var hold = holds(of: drop.id, user: item.userID).first(where: { $0.status == .active }) else {
+                continue
+            }
             hold.endedAt = now
             drop.reserved -= 1
             if item.kind == .cancel {
@@ -63,8 +71,9 @@ struct InMemoryTables {
             } else {
                 hold.status = .purchased
                 drop.sold += 1
-                let purchase = Purchase(id: takeID(), reservationID: hold.id, dropID: drop.id, userID: item.userID,
-                                        priceCents: drop.spec.priceCents, idempotencyKey: item.idempotencyKey, createdAt: now)
+                let purchase = Purchase(
+                    id: takeID(), reservationID: hold.id, dropID: drop.id, userID: item.userID,
+                    priceCents: drop.spec.priceCents, idempotencyKey: item.idempotencyKey, createdAt: now)
                 purchasesByID[purchase.id] = purchase
                 results[index] = .purchased(purchase, replayed: false)
             }
@@ -79,22 +88,26 @@ struct InMemoryTables {
             guard drop.spec.totalStock - drop.sold - drop.reserved > 0 else { continue }
             let held = holds(of: drop.id, user: item.userID)
             guard held.count(where: { $0.status == .active || $0.status == .purchased }) < drop.spec.perUserLimit,
-                  !held.contains(where: { $0.status == .active }) else { continue }
-            let hold = Reservation(id: takeID(), dropID: drop.id, userID: item.userID, status: .active, createdAt: now,
-                                   expiresAt: now.addingTimeInterval(Double(drop.spec.reserveTTLMilliseconds) / 1000))
+                !held.contains(where: { $0.status == .active })
+            else { continue }
+            let hold = Reservation(
+                id: takeID(), dropID: drop.id, userID: item.userID, status: .active, createdAt: now,
+                expiresAt: now.addingTimeInterval(Double(drop.spec.reserveTTLMilliseconds) / 1000))
             reservationsByID[hold.id] = hold
             reservationIDsByDrop[drop.id, default: []].append(hold.id)
             drop.reserved += 1
             results[index] = .reserved(hold)
         }
-        precondition(drop.sold + drop.reserved <= drop.spec.totalStock && drop.reserved >= 0, "in-memory store would oversell")
+        precondition(
+            drop.sold + drop.reserved <= drop.spec.totalStock && drop.reserved >= 0, "in-memory store would oversell")
         drops[drop.id] = drop
 
         // 4. An answer for whatever did not act.
         for (index, item) in batch.items.enumerated() where results[index] == nil {
             results[index] = answer(for: item, drop: drop, started: started)
         }
-        return BatchOutcome(results: results.map { $0! }, expired: expired, sold: drop.sold, reserved: drop.reserved, committedAt: now)
+        return BatchOutcome(
+            results: results.map { $0! }, expired: expired, sold: drop.sold, reserved: drop.reserved, committedAt: now)
     }
 
     private func answer(for item: ClaimItem, drop: DropRecord, started: Bool) -> ClaimResult {
@@ -113,7 +126,8 @@ struct InMemoryTables {
                 return spent.dropID == drop.id ? .purchased(spent, replayed: true) : .rejected(.idempotencyKeyReused)
             }
             if item.idempotencyKey == nil, let last, last.status == .purchased,
-               let bought = purchasesByID.values.first(where: { $0.reservationID == last.id }) {
+                let bought = purchasesByID.values.first(where: { $0.reservationID == last.id })
+            {
                 return .purchased(bought, replayed: true)
             }
             return last?.status == .expired ? .rejected(.expired) : .rejected(.noActiveReservation)
@@ -129,7 +143,9 @@ struct InMemoryTables {
     }
 
     private func holds(of drop: DropID, user: UserID? = nil) -> [Reservation] {
-        (reservationIDsByDrop[drop] ?? []).compactMap { reservationsByID[$0] }.filter { user == nil || $0.userID == user }
+        (reservationIDsByDrop[drop] ?? []).compactMap { reservationsByID[$0] }.filter {
+            user == nil || $0.userID == user
+        }
     }
 
     private mutating func takeID() -> Int64 {

@@ -53,7 +53,11 @@ public final class PostgresStore: DropStore {
     public func recover(_ drop: DropID) async throws -> DropRecovery? {
         try await pool.withSession { session in
             try session.transaction(isolation: .readCommitted) {
-                guard let row = try session.query("SELECT \(Self.dropColumns) FROM drops WHERE id = $1 FOR SHARE", [.int64(drop)]).first else {
+                guard
+                    let row = try session.query(
+                        "SELECT \(Self.dropColumns) FROM drops WHERE id = $1 FOR SHARE", [.int64(drop)]
+                    ).first
+                else {
                     return nil
                 }
                 let holds = try session.query("""
@@ -64,8 +68,7 @@ public final class PostgresStore: DropStore {
                     SELECT id, reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at
                     FROM purchases WHERE drop_id = $1
                     """, [.int64(drop)]).rows.map(Self.purchase)
-                let counts = purchases.reduce(into: [UserID: Int]()) { $0[$1.userID, default: 0] += 1 }
-                return DropRecovery(drop: try Self.drop(row), activeHolds: holds, purchasedCounts: counts, purchases: purchases)
+                return DropRecovery(drop: try Self.drop(row), activeHolds: holds, purchases: purchases)
             }
         }
     }
@@ -158,7 +161,8 @@ public final class PostgresStore: DropStore {
         guard let counters else { throw PostgresError.decoding("the batch reply has no counters row") }
         let decided = results.compactMap { $0 }
         guard decided.count == results.count else {
-            throw PostgresError.decoding("batch returned no result for item \((results.firstIndex { $0 == nil } ?? 0) + 1)")
+            throw PostgresError.decoding(
+                "batch returned no result for item \((results.firstIndex { $0 == nil } ?? 0) + 1)")
         }
         return BatchOutcome(results: decided, expired: expired, sold: counters.sold, reserved: counters.reserved,
                             committedAt: counters.committedAt)

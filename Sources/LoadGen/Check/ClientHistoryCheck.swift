@@ -6,13 +6,19 @@ enum ClientHistoryCheck {
     /// Invariant 5: every acknowledged success is in the database, and every purchase or hold
     /// in the database was acknowledged to a client or is explained by one of that client's
     /// indeterminate requests (an error or timeout).
-    static func acknowledgedWritesDurable(_ rows: CheckedRows, _ history: ClientHistory) -> (InvariantResult, lostWrites: Int) {
+    static func acknowledgedWritesDurable(
+        _ rows: CheckedRows, _ history: ClientHistory
+    ) -> (InvariantResult, lostWrites: Int) {
         let reservations = Dictionary(rows.reservations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let purchases = Dictionary(rows.purchases.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var lost: [String] = []
         var toldReservations: Set<ReservationID> = []
         var toldPurchases: Set<PurchaseID> = []
-        struct Key: Hashable { var drop: DropID; var user: UserID; var operation: OperationKind }
+        struct Key: Hashable {
+            var drop: DropID
+            var user: UserID
+            var operation: OperationKind
+        }
         var indeterminate: Set<Key> = []
 
         for record in history.records {
@@ -20,39 +26,58 @@ enum ClientHistoryCheck {
                 indeterminate.insert(Key(drop: record.drop, user: record.user, operation: record.operation))
                 continue
             }
-            if case .rejected(.alreadyHolding) = record.result, let id = record.reservationID { toldReservations.insert(id) }
+            if case .rejected(.alreadyHolding) = record.result, let id = record.reservationID {
+                toldReservations.insert(id)
+            }
             guard record.result == .ok else { continue }
             switch record.operation {
             case .reserve:
                 guard let id = record.reservationID else { continue }
                 toldReservations.insert(id)
                 if let row = reservations[id], row.drop == record.drop, row.user == record.user { continue }
-                lost.append("user \(record.user) was told reservation \(id) on drop \(record.drop); the database has \(reservations[id].map { "it for user \($0.user) on drop \($0.drop)" } ?? "no such reservation")")
+                lost.append(
+                    "user \(record.user) was told reservation \(id) on drop \(record.drop); the database has \(reservations[id].map { "it for user \($0.user) on drop \($0.drop)" } ?? "no such reservation")"
+                )
             case .purchase:
                 guard let id = record.purchaseID else { continue }
                 toldPurchases.insert(id)
                 if let row = purchases[id], row.drop == record.drop, row.user == record.user { continue }
-                lost.append("user \(record.user) was told purchase \(id) on drop \(record.drop); the database has \(purchases[id].map { "it for user \($0.user) on drop \($0.drop)" } ?? "no such purchase")")
+                lost.append(
+                    "user \(record.user) was told purchase \(id) on drop \(record.drop); the database has \(purchases[id].map { "it for user \($0.user) on drop \($0.drop)" } ?? "no such purchase")"
+                )
             case .cancel:
                 guard let id = record.reservationID else { continue }
                 if let row = reservations[id], row.status == .cancelled { continue }
-                lost.append("user \(record.user) was told reservation \(id) on drop \(record.drop) was cancelled; the database has it \(reservations[id].map { $0.status.rawValue } ?? "missing")")
+                lost.append(
+                    "user \(record.user) was told reservation \(id) on drop \(record.drop) was cancelled; the database has it \(reservations[id].map { $0.status.rawValue } ?? "missing")"
+                )
             }
         }
         let lostWrites = lost.count
         var unexplained: [String] = []
         var explained = 0
         for purchase in rows.purchases where !toldPurchases.contains(purchase.id) {
-            if indeterminate.contains(Key(drop: purchase.drop, user: purchase.user, operation: .purchase)) { explained += 1; continue }
-            unexplained.append("purchase \(purchase.id) (user \(purchase.user), drop \(purchase.drop), reservation \(purchase.reservationID)) was never acknowledged and no request of that user failed")
+            if indeterminate.contains(Key(drop: purchase.drop, user: purchase.user, operation: .purchase)) {
+                explained += 1
+                continue
+            }
+            unexplained.append(
+                "purchase \(purchase.id) (user \(purchase.user), drop \(purchase.drop), reservation \(purchase.reservationID)) was never acknowledged and no request of that user failed"
+            )
         }
         for reservation in rows.reservations where !toldReservations.contains(reservation.id) {
-            if indeterminate.contains(Key(drop: reservation.drop, user: reservation.user, operation: .reserve)) { explained += 1; continue }
-            unexplained.append("reservation \(reservation.id) (user \(reservation.user), drop \(reservation.drop)) was never acknowledged and no reserve of that user failed")
+            if indeterminate.contains(Key(drop: reservation.drop, user: reservation.user, operation: .reserve)) {
+                explained += 1
+                continue
+            }
+            unexplained.append(
+                "reservation \(reservation.id) (user \(reservation.user), drop \(reservation.drop)) was never acknowledged and no reserve of that user failed"
+            )
         }
         let result = InvariantResult.verdict(
             5, InvariantName.acknowledgedWritesDurable, violations: lost + unexplained,
-            ok: "every acknowledged write is in the database; every row was acknowledged (\(explained) explained by indeterminate requests)",
+            ok:
+                "every acknowledged write is in the database; every row was acknowledged (\(explained) explained by indeterminate requests)",
             broken: "acknowledged writes missing or rows nobody was told of")
         return (result, lostWrites)
     }
@@ -65,8 +90,10 @@ enum ClientHistoryCheck {
     /// (`BatchAnswers`), an expired hold at its `expires_at` however late it was swept (an
     /// engine that sweeps late cannot make its own "sold out" answers look justified; such a
     /// hold is named).
-    static func noUndersell(_ rows: CheckedRows, _ history: ClientHistory, answers: BatchAnswers,
-                            toleranceMicroseconds: Int64) -> InvariantResult {
+    static func noUndersell(
+        _ rows: CheckedRows, _ history: ClientHistory, answers: BatchAnswers,
+        toleranceMicroseconds: Int64
+    ) -> InvariantResult {
         let byDrop = Dictionary(grouping: rows.reservations, by: \.drop)
         let totals = Dictionary(rows.drops.map { ($0.id, $0.totalStock) }, uniquingKeysWith: { first, _ in first })
         let latest = byDrop.mapValues { reservations in
@@ -88,45 +115,62 @@ enum ClientHistoryCheck {
             let to = zero + record.answeredMicroseconds + toleranceMicroseconds
             let most = (latest[record.drop] ?? empty).mostTaken(from: from, to: to)
             guard most < total else { continue }
-            var violation = "user \(record.user) was told sold_out on drop \(record.drop) at +\(record.answeredMicroseconds / 1000) ms "
-                + "while at most \(most) of \(total) units were held or sold"
+            var violation =
+                "user \(record.user) was told sold_out on drop \(record.drop) at "
+                + "\(clock.describe(zero + record.answeredMicroseconds)) while at most \(most) of \(total) units were held or sold"
             // Naming the late sweep costs a scan of the drop's holds: only for the examples shown.
-            if violations.count < CheckerLimits.counterexamples, (stored[record.drop] ?? empty).mostTaken(from: from, to: to) >= total {
-                violation += lateSweeps(byDrop[record.drop] ?? [], from: from, to: to, tolerance: toleranceMicroseconds, clock: clock)
+            if violations.count < CheckerLimits.counterexamples,
+                (stored[record.drop] ?? empty).mostTaken(from: from, to: to) >= total
+            {
+                violation += lateSweeps(
+                    byDrop[record.drop] ?? [], from: from, to: to, tolerance: toleranceMicroseconds, clock: clock)
             }
             violations.append(violation)
         }
         for (drop, cut) in history.cutOff.sorted(by: { $0.key < $1.key }) where cut.users > 0 {
             guard let total = totals[drop] else { continue }
             let since = zero + min(lastTurnAway[drop] ?? cut.atMicroseconds, cut.atMicroseconds) - toleranceMicroseconds
-            let most = (latest[drop] ?? empty).mostTaken(from: since, to: zero + cut.atMicroseconds + toleranceMicroseconds)
+            let most = (latest[drop] ?? empty).mostTaken(
+                from: since, to: zero + cut.atMicroseconds + toleranceMicroseconds)
             if most < total {
-                violations.append("drop \(drop): \(cut.users) buyers were still trying when the run stopped at +\(cut.atMicroseconds / 1000) ms, "
-                                  + "yet \(total - most) of \(total) units stayed free from its last turn-away (\(clock.describe(since))) to the stop")
+                violations.append(
+                    "drop \(drop): \(cut.users) buyers were still trying when the run stopped at "
+                        + "\(clock.describe(zero + cut.atMicroseconds)), yet \(total - most) of \(total) units stayed free "
+                        + "from its last turn-away (\(clock.describe(since))) to the stop")
             }
         }
-        return .verdict(6, InvariantName.noUndersell, violations: violations,
-                        ok: "all \(soldOutAnswers) sold_out answers matched a moment with every unit held or sold",
-                        broken: "sold_out answers or stopped buyers while units were free")
+        return .verdict(
+            6, InvariantName.noUndersell, violations: violations,
+            ok: "all \(soldOutAnswers) sold_out answers matched a moment with every unit held or sold",
+            broken: "sold_out answers or stopped buyers while units were free")
     }
 
     /// A hold's unit for invariant 6: taken from `created_at`, given back at the latest
     /// instant the release can have taken effect.
-    static func latestRelease(_ reservation: CheckedRows.ReservationRow, answers: BatchAnswers) -> HeldUnitsTimeline.Row {
-        let released: Int64? = switch reservation.status {
-        case .cancelled: reservation.endedMicroseconds.flatMap { answers.latestEffect(drop: reservation.drop, stampedAt: $0) }
-        case .expired: reservation.endedMicroseconds.map { min($0, reservation.expiresMicroseconds) } ?? reservation.expiresMicroseconds
-        case .purchased, .active: nil
-        }
-        return HeldUnitsTimeline.Row(createdMicroseconds: reservation.createdMicroseconds, releasedMicroseconds: released)
+    static func latestRelease(_ reservation: CheckedRows.ReservationRow, answers: BatchAnswers) -> HeldUnitsTimeline.Row
+    {
+        let released: Int64? =
+            switch reservation.status {
+            case .cancelled:
+                reservation.endedMicroseconds.flatMap { answers.latestEffect(drop: reservation.drop, stampedAt: $0) }
+            case .expired:
+                reservation.endedMicroseconds.map { min($0, reservation.expiresMicroseconds) }
+                    ?? reservation.expiresMicroseconds
+            case .purchased, .active: nil
+            }
+        return HeldUnitsTimeline.Row(
+            createdMicroseconds: reservation.createdMicroseconds, releasedMicroseconds: released)
     }
 
     /// The expired holds that were past their deadline (by more than the tolerance) but not
     /// yet swept during [from, to]: they explain a "sold out" only to an engine that sweeps late.
-    static func lateSweeps(_ reservations: [CheckedRows.ReservationRow], from: Int64, to: Int64, tolerance: Int64, clock: CheckClock) -> String {
+    static func lateSweeps(
+        _ reservations: [CheckedRows.ReservationRow], from: Int64, to: Int64, tolerance: Int64, clock: CheckClock
+    ) -> String {
         let late = reservations.filter { reservation in
             guard reservation.status == .expired, let ended = reservation.endedMicroseconds else { return false }
-            return ended - reservation.expiresMicroseconds > tolerance && reservation.expiresMicroseconds + tolerance < to && ended > from
+            return ended - reservation.expiresMicroseconds > tolerance
+                && reservation.expiresMicroseconds + tolerance < to && ended > from
         }
         guard !late.isEmpty else { return "" }
         let named = late.prefix(3).map { reservation in

@@ -17,6 +17,11 @@ struct HeldUnitsTimeline {
         var createdMicroseconds: Int64
         /// Nil while the unit is still held (ACTIVE) or for good (PURCHASED).
         var releasedMicroseconds: Int64?
+
+        /// Whether the row holds its unit at `moment` (a release at the same instant comes first).
+        func takes(at moment: Int64) -> Bool {
+            createdMicroseconds <= moment && (releasedMicroseconds.map { $0 > moment } ?? true)
+        }
     }
 
     init(_ rows: [Row]) {

@@ -10,7 +10,8 @@ enum TimelineCheck {
     /// Per drop, the database's own view of a hold's life.
     static func storeRow(_ reservation: CheckedRows.ReservationRow) -> HeldUnitsTimeline.Row {
         let released = reservation.status == .purchased ? nil : reservation.endedMicroseconds
-        return HeldUnitsTimeline.Row(createdMicroseconds: reservation.createdMicroseconds, releasedMicroseconds: released)
+        return HeldUnitsTimeline.Row(
+            createdMicroseconds: reservation.createdMicroseconds, releasedMicroseconds: released)
     }
 
     struct StockOverTime {
@@ -28,10 +29,12 @@ enum TimelineCheck {
         for drop in rows.drops {
             let reservations = byDrop[drop.id] ?? []
             let timeline = HeldUnitsTimeline(reservations.map(storeRow))
-            if drop.totalStock > 0, let first = timeline.firstInstant(reaching: drop.totalStock) { result.soldOutAt[drop.id] = first }
+            if drop.totalStock > 0, let first = timeline.firstInstant(reaching: drop.totalStock) {
+                result.soldOutAt[drop.id] = first
+            }
             guard let peak = timeline.peak, peak.units > drop.totalStock else { continue }
             result.oversold += peak.units - drop.totalStock
-            let alive = reservations.filter { holds($0, at: peak.atMicroseconds) }.map(\.id).sorted()
+            let alive = reservations.filter { storeRow($0).takes(at: peak.atMicroseconds) }.map(\.id).sorted()
             result.violations.append(
                 "drop \(drop.id): \(peak.units) units held or sold at \(clock.describe(peak.atMicroseconds)), total stock \(drop.totalStock) "
                     + "(reservations \(list(alive)))")
@@ -43,36 +46,40 @@ enum TimelineCheck {
     /// plus purchases within the drop's limit.
     static func perUser(_ rows: CheckedRows, clock: CheckClock) -> [String] {
         let limits = Dictionary(rows.drops.map { ($0.id, $0.perUserLimit) }, uniquingKeysWith: { first, _ in first })
-        struct Key: Hashable { var drop: DropID; var user: UserID }
+        struct Key: Hashable {
+            var drop: DropID
+            var user: UserID
+        }
         var violations: [String] = []
         let groups = Dictionary(grouping: rows.reservations) { Key(drop: $0.drop, user: $0.user) }
-        for (key, reservations) in groups.sorted(by: { ($0.key.drop, $0.key.user) < ($1.key.drop, $1.key.user) }) where reservations.count > 1 {
+        let ordered = groups.sorted { ($0.key.drop, $0.key.user) < ($1.key.drop, $1.key.user) }
+        for (key, reservations) in ordered where reservations.count > 1 {
             // A hold is live until it ends, whichever way: a purchase ends it as a hold.
-            let live = HeldUnitsTimeline(reservations.map { .init(createdMicroseconds: $0.createdMicroseconds, releasedMicroseconds: $0.endedMicroseconds) })
-            if let peak = live.peak, peak.units > 1 {
-                let ids = reservations.filter { $0.createdMicroseconds <= peak.atMicroseconds && ($0.endedMicroseconds.map { $0 > peak.atMicroseconds } ?? true) }
-                violations.append("user \(key.user) held \(peak.units) units of drop \(key.drop) at once at \(clock.describe(peak.atMicroseconds)) "
-                                  + "(reservations \(list(ids.map(\.id).sorted())))")
+            let live = reservations.map {
+                HeldUnitsTimeline.Row(
+                    createdMicroseconds: $0.createdMicroseconds, releasedMicroseconds: $0.endedMicroseconds)
+            }
+            if let peak = HeldUnitsTimeline(live).peak, peak.units > 1 {
+                let ids = zip(reservations, live).filter { $1.takes(at: peak.atMicroseconds) }.map(\.0.id).sorted()
+                violations.append(
+                    "user \(key.user) held \(peak.units) units of drop \(key.drop) at once at "
+                        + "\(clock.describe(peak.atMicroseconds)) (reservations \(list(ids)))")
             }
             let limit = limits[key.drop] ?? 1
-            let counted = HeldUnitsTimeline(reservations.map(storeRow))
-            if let peak = counted.peak, peak.units > limit {
-                let ids = reservations.filter { holds($0, at: peak.atMicroseconds) }.map(\.id).sorted()
-                violations.append("user \(key.user) had \(peak.units) holds and purchases on drop \(key.drop) at \(clock.describe(peak.atMicroseconds)), "
-                                  + "limit \(limit) (reservations \(list(ids)))")
+            let counted = reservations.map(storeRow)
+            if let peak = HeldUnitsTimeline(counted).peak, peak.units > limit {
+                let ids = zip(reservations, counted).filter { $1.takes(at: peak.atMicroseconds) }.map(\.0.id).sorted()
+                violations.append(
+                    "user \(key.user) had \(peak.units) holds and purchases on drop \(key.drop) at "
+                        + "\(clock.describe(peak.atMicroseconds)), limit \(limit) (reservations \(list(ids)))")
             }
         }
         return violations
     }
 
-    /// Whether the reservation held (or had bought) its unit at `moment`, as the database wrote it.
-    static func holds(_ reservation: CheckedRows.ReservationRow, at moment: Int64) -> Bool {
-        let row = storeRow(reservation)
-        return row.createdMicroseconds <= moment && (row.releasedMicroseconds.map { $0 > moment } ?? true)
-    }
-
     static func list(_ ids: [Int64]) -> String {
-        ids.count <= 8 ? ids.map(String.init).joined(separator: ", ")
+        ids.count <= 8
+            ? ids.map(String.init).joined(separator: ", ")
             : ids.prefix(8).map(String.init).joined(separator: ", ") + " and \(ids.count - 8) more"
     }
 }
@@ -84,7 +91,7 @@ struct CheckClock {
 
     func describe(_ micros: Int64) -> String {
         if let zeroMicroseconds {
-            let offset = (micros - zeroMicroseconds) / 1_000
+            let offset = Int64((Double(micros - zeroMicroseconds) / 1_000).rounded(.down))
             return offset >= 0 ? "+\(offset) ms" : "\(-offset) ms before the run's start"
         }
         let formatter = ISO8601DateFormatter()

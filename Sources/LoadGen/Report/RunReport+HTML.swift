@@ -8,7 +8,9 @@ extension RunReport {
     var html: String {
         let esc = SVGChart.escape
         var body = "<h1>\(esc(scenario)) <span class=\"\(pass ? "pass" : "fail")\">\(pass ? "PASS" : "FAIL")</span></h1>"
-        if let headline { body += "<p class=\"headline\">\(esc(headline.prefix(1).uppercased() + headline.dropFirst())).</p>" }
+        if let headline {
+            body += "<p class=\"headline\">\(esc(headline.prefix(1).uppercased() + headline.dropFirst())).</p>"
+        }
         body += "<p>Seed \(seed) · target \(esc(target)) · started \(ISO8601DateFormatter().string(from: startedAt)) · exit code \(exitCode)</p>"
 
         let rows = comparisonRows
@@ -31,7 +33,8 @@ extension RunReport {
 
         for strategy in strategies {
             let role = strategy.role == .baseline ? " (baseline: findings, not the verdict)" : ""
-            body += "<h2>\(strategy.strategy.rawValue)\(role): invariants</h2><table><tr><th>invariant</th><th>verdict</th><th>detail</th></tr>"
+            body +=
+                "<h2>\(strategy.strategy.rawValue)\(role): invariants</h2><table><tr><th>invariant</th><th>verdict</th><th>detail</th></tr>"
             for invariant in strategy.invariants {
                 let verdict = !invariant.checked ? "<td class=\"skip\">skipped</td>" : invariant.ok ? "<td class=\"pass\">holds</td>" : "<td class=\"fail\">BROKEN</td>"
                 var detail = esc(invariant.detail)

@@ -14,7 +14,9 @@ extension RunReport {
         // A drop scenario is bounded by stock: what it measures is how fast buyers hear "yes" or
         // "no", how soon the stock is gone, and how long each answer took. Committed claims per
         // second follow from the stock and come later.
-        row("answers/s", ratio: { String(format: "%.1fx", $0.answersPerSecondRatio) }) { count($0.throughput.answersPerSecond) }
+        row("answers/s", ratio: { String(format: "%.1fx", $0.answersPerSecondRatio) }) {
+            count($0.throughput.answersPerSecond)
+        }
         row("time to sell out", ratio: { $0.timeToSellOutRatio.map { String(format: "%.1fx sooner", $0) } ?? "" }) {
             $0.throughput.timeToSellOutSeconds.map { String(format: "%.2f s", $0) } ?? "never"
         }
@@ -31,11 +33,18 @@ extension RunReport {
                 return "\(s?.ok ?? 0) / \(s?.rejected.values.reduce(0, +) ?? 0) / \(s?.errors ?? 0)"
             }
         }
-        row("duration", ratio: { String(format: "%.2fx shorter", $0.durationRatio) }) { String(format: "%.2f s", $0.durationSeconds) }
-        row("committed claims/s (bounded by stock)", ratio: { String(format: "%.1fx", $0.committedClaimsPerSecondRatio) }) {
+        row("duration", ratio: { String(format: "%.2fx shorter", $0.durationRatio) }) {
+            String(format: "%.2f s", $0.durationSeconds)
+        }
+        row(
+            "committed claims/s (bounded by stock)",
+            ratio: { String(format: "%.1fx", $0.committedClaimsPerSecondRatio) }
+        ) {
             count($0.throughput.committedClaimsPerSecond)
         }
-        row("requests/s", ratio: { String(format: "%.1fx", $0.requestsPerSecondRatio) }) { count($0.throughput.requestsPerSecond) }
+        row("requests/s", ratio: { String(format: "%.1fx", $0.requestsPerSecondRatio) }) {
+            count($0.throughput.requestsPerSecond)
+        }
         row("batch clock to answer p50 / p99") {
             $0.stampToAnswerMilliseconds.map { String(format: "%.2f / %.2f ms", $0.p50, $0.p99) } ?? "-"
         }
@@ -73,7 +82,8 @@ extension RunReport {
     /// output; the baseline's are findings of the comparison, marked so.
     public var problemLines: [String] {
         strategies.flatMap { strategy in
-            let label = strategy.role == .baseline ? "\(strategy.strategy) (baseline, a finding)" : "\(strategy.strategy)"
+            let label =
+                strategy.role == .baseline ? "\(strategy.strategy) (baseline, a finding)" : "\(strategy.strategy)"
             return strategy.invariants.filter { !$0.ok }.flatMap { invariant in
                 ["\(label): invariant \(invariant.number) \(invariant.name) BROKEN: \(invariant.detail)"]
                     + invariant.counterexamples.prefix(5).map { "    e.g. \($0)" }
@@ -84,7 +94,9 @@ extension RunReport {
     }
 
     public var verdictLine: String {
-        let whose = strategies.contains { $0.role == .baseline } ? " (the verdict is the actor's; the baseline's findings do not fail the run)" : ""
+        let whose =
+            strategies.contains { $0.role == .baseline }
+            ? " (the verdict is the actor's; the baseline's findings do not fail the run)" : ""
         return switch exitCode {
         case ExitStatus.pass: "PASS: every invariant holds and every threshold is met\(whose)"
         case ExitStatus.invariantBroken: "FAIL: an invariant is broken (exit 1)\(whose)"
@@ -97,8 +109,12 @@ extension RunReport {
         guard let comparison, let actor = strategies.first(where: { $0.strategy == .actor }),
               let rowlock = strategies.first(where: { $0.strategy == .rowlock }) else { return nil }
         func rate(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : String(format: "%.1f", v) }
-        func soldOut(_ s: StrategyReport) -> String { s.throughput.timeToSellOutSeconds.map { String(format: "%.2f s", $0) } ?? "never" }
-        let p99 = { (s: StrategyReport) in String(format: "%.1f ms", s.operations["reserve"]?.latencyMilliseconds.p99 ?? 0) }
+        func soldOut(_ s: StrategyReport) -> String {
+            s.throughput.timeToSellOutSeconds.map { String(format: "%.2f s", $0) } ?? "never"
+        }
+        let p99 = { (s: StrategyReport) in
+            String(format: "%.1f ms", s.operations["reserve"]?.latencyMilliseconds.p99 ?? 0)
+        }
         var sentence = "actor answered \(rate(actor.throughput.answersPerSecond)) requests/s against rowlock's "
             + "\(rate(rowlock.throughput.answersPerSecond)) (\(String(format: "%.1fx", comparison.answersPerSecondRatio))); "
         sentence += "time to sell out (every unit held or sold) \(soldOut(actor)) against \(soldOut(rowlock))"
@@ -117,7 +133,8 @@ extension RunReport {
         md += "|" + rows[0].map { _ in "---" }.joined(separator: "|") + "|\n"
         for row in rows.dropFirst() { md += "| " + row.joined(separator: " | ") + " |\n" }
         for strategy in strategies {
-            md += "\n## \(strategy.strategy)\(strategy.role == .baseline ? " (baseline: findings, not the verdict)" : "")\n\n"
+            md +=
+                "\n## \(strategy.strategy)\(strategy.role == .baseline ? " (baseline: findings, not the verdict)" : "")\n\n"
             md += "| invariant | ok | detail |\n|---|---|---|\n"
             for invariant in strategy.invariants {
                 md += "| \(invariant.number). \(invariant.name) | \(invariant.checked ? (invariant.ok ? "yes" : "**NO**") : "skipped") | \(invariant.detail) |\n"

@@ -32,15 +32,18 @@ extension StrategyReport {
         let cutOff = run.history.cutOff.values.reduce(0) { $0 + $1.users }
         self.init(
             strategy: run.strategy, durationSeconds: run.loadSeconds, invariants: run.check.invariants, operations: operations,
-            throughput: Throughput(committedClaimsPerSecond: Double(committed) / seconds, requestsPerSecond: Double(records.count) / seconds,
-                                   answersPerSecond: Double(answered) / seconds, timeToSellOutSeconds: run.check.timeToSellOutSeconds),
+            throughput: Throughput(
+                committedClaimsPerSecond: Double(committed) / seconds,
+                requestsPerSecond: Double(records.count) / seconds,
+                answersPerSecond: Double(answered) / seconds, timeToSellOutSeconds: run.check.timeToSellOutSeconds),
             thresholds: [],
             users: UserFigures(planned: run.plannedUsers, arrived: run.plannedUsers - run.neverSent, droppedSends: run.neverSent,
                                lateSends: late, cutOffWhileTrying: cutOff),
             stock: StockFigures(total: run.totalStock, sold: run.check.sold, unsold: run.check.unsold,
                                 oversold: run.check.oversold, lostWrites: run.check.lostWrites),
             timeline: Self.timeline(records, samples: run.stockSamples),
-            latencyCurves: curves, database: run.databaseURL, live: run.live, stampToAnswerMilliseconds: run.check.stampToAnswerMilliseconds)
+            latencyCurves: curves, database: run.databaseURL, live: run.live,
+            stampToAnswerMilliseconds: run.check.stampToAnswerMilliseconds)
         self.thresholds = thresholds.map { $0.evaluate(value(of: $0.metric)) }
     }
 

@@ -56,11 +56,7 @@ public final class InProcessTarget: LoadTarget {
 
     /// Whether a failure left the claim's effect unknown or is known to have applied nothing.
     static func failure(_ error: any Error) -> Answer {
-        guard let error = error as? EngineError else { return Answer(.error) }
-        switch error.code {
-        case .batchFailed, .storeUnavailable, .shuttingDown: return Answer(.failed)
-        default: return Answer(.error)
-        }
+        (error as? EngineError)?.code.appliedNothing == true ? Answer(.failed) : Answer(.error)
     }
 
     public func close() async {

@@ -90,7 +90,9 @@ public enum LoadRunner {
         let actorP99 = actor.operations["reserve"]?.latencyMilliseconds.p99 ?? 0
         let rowlockP99 = rowlock.operations["reserve"]?.latencyMilliseconds.p99 ?? 0
         var soldOutRatio: Double?
-        if let actorSoldOut = actor.throughput.timeToSellOutSeconds, let rowlockSoldOut = rowlock.throughput.timeToSellOutSeconds {
+        if let actorSoldOut = actor.throughput.timeToSellOutSeconds,
+            let rowlockSoldOut = rowlock.throughput.timeToSellOutSeconds
+        {
             soldOutRatio = ratio(rowlockSoldOut, actorSoldOut)
         }
         return StrategyComparison(

@@ -38,7 +38,9 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
 
         public var status: HTTPResponse.Status {
             switch self {
-            case .soldOut, .alreadyHolding, .limitReached, .notStarted, .noActiveReservation, .expired, .idempotencyKeyReused: .conflict
+            case .soldOut, .alreadyHolding, .limitReached, .notStarted, .noActiveReservation, .expired,
+                .idempotencyKeyReused:
+                .conflict
             case .unknownDrop, .notFound: .notFound
             case .invalidJSON, .invalidParameter: .badRequest
             case .validationFailed, .unknownField: .unprocessableContent
@@ -147,8 +149,8 @@ extension APIError {
         switch engineError.code {
         case .shuttingDown: self.init(.shuttingDown, engineError.message)
         case .invalidDrop: self.init(.validationFailed, engineError.message)
-        case .outcomeUnknown: self.init(.outcomeUnknown, Code.outcomeUnknown.meaning)
-        default: self.init(.unavailable, engineError.message)
+        case let code where code.appliedNothing: self.init(.unavailable, engineError.message)
+        default: self.init(.outcomeUnknown, Code.outcomeUnknown.meaning)
         }
     }
 }

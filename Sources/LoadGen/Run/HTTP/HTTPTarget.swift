@@ -161,7 +161,10 @@ public final class HTTPTarget: LoadTarget {
             // Only the codes a claim's outcome has are answers; `unavailable` and
             // `shutting_down` say nothing was applied; the rest (`outcome_unknown`, rate
             // limited, internal) leave the outcome unknown.
-            if [404, 409, 503].contains(reply.status), let code = Self.errorCode(reply.body) ?? (try? JSONDecoder().decode(ErrorReply.self, from: data).error.code) {
+            if [404, 409, 503].contains(reply.status),
+                let code = Self.errorCode(reply.body)
+                    ?? (try? JSONDecoder().decode(ErrorReply.self, from: data).error.code)
+            {
                 if let rejection = RejectionCode(rawValue: code) { return Answer(.rejected(rejection)) }
                 if Self.nothingApplied.contains(code) { return Answer(.failed) }
             }
