@@ -141,10 +141,7 @@ extension Migrations {
 
             UPDATE drops SET sold = v_sold, reserved = v_reserved WHERE drops.id = p_drop;
 
-            -- 4. One row per item, one per swept hold (ord -1) and the counters (ord 0). An
-            -- item that did not act is answered from the user's last hold on this drop (`last`)
-            -- and, for a purchase, the purchase it replays (`pu`: its key's here, or without a
-            -- key the purchase of that last hold).
+            -- 4. One row per item, one per swept hold (ord -1) and the counters (ord 0).
             RETURN QUERY
                 SELECT -1, 'swept', e.id, e.u, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, d.price_cents, NULL::text
                 FROM unnest(v_expired_ids, v_expired_users) AS e(id, u)
@@ -161,44 +158,66 @@ extension Migrations {
                        v_expires_us, NULL, NULL, NULL, d.price_cents, NULL
                 FROM unnest(v_hold_ords, v_hold_ids, v_hold_users) AS h(ord, id, u)
                 UNION ALL
-                SELECT i.ord::integer,
-                       CASE
-                           WHEN i.kind = 1 AND NOT v_started THEN 'not_started'
-                           WHEN i.kind = 1 AND c.active > 0 THEN 'already_holding'
-                           WHEN i.kind = 1 AND c.held >= d.per_user_limit THEN 'limit_reached'
-                           WHEN i.kind = 1 THEN 'sold_out'
-                           WHEN i.kind = 2 AND pu.id IS NOT NULL THEN 'replayed'
-                           WHEN i.kind = 2 AND i.k IS NOT NULL AND EXISTS (
-                               SELECT 1 FROM purchases o WHERE o.user_id = i.u AND o.idempotency_key = i.k AND o.drop_id <> p_drop)
-                               THEN 'idempotency_key_reused'
-                           WHEN i.kind = 2 AND last.status = 'EXPIRED' THEN 'expired'
-                           WHEN i.kind = 3 AND last.status = 'CANCELLED' THEN 'cancelled'
-                           ELSE 'no_active_reservation'
-                       END,
-                       CASE WHEN i.kind = 3 THEN last.id ELSE pu.reservation_id END,
-                       i.u, pu.id,
-                       (extract(epoch FROM CASE WHEN i.kind = 3 THEN last.created_at ELSE pu.created_at END) * 1000000)::bigint,
-                       (extract(epoch FROM last.expires_at) * 1000000)::bigint,
-                       (extract(epoch FROM last.ended_at) * 1000000)::bigint,
-                       NULL, NULL, pu.price_cents, pu.idempotency_key
-                FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
-                LEFT JOIN LATERAL (
-                    SELECT count(*) AS held, count(*) FILTER (WHERE x.status = 'ACTIVE') AS active
-                    FROM reservations x
-                    WHERE i.kind = 1 AND x.user_id = i.u AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')) c ON true
-                LEFT JOIN LATERAL (
-                    SELECT x.id, x.status, x.created_at, x.expires_at, x.ended_at FROM reservations x
-                    WHERE i.kind IN (2, 3) AND x.user_id = i.u AND x.drop_id = p_drop
-                    ORDER BY x.id DESC LIMIT 1) last ON true
-                LEFT JOIN LATERAL (
-                    SELECT p.id, p.reservation_id, p.created_at, p.price_cents, p.idempotency_key FROM purchases p
-                    WHERE i.kind = 2 AND p.user_id = i.u AND p.drop_id = p_drop
-                      AND CASE WHEN i.k IS NULL THEN p.reservation_id = last.id AND last.status = 'PURCHASED'
-                               ELSE p.idempotency_key = i.k END
-                    LIMIT 1) pu ON true
-                WHERE i.ord::integer NOT IN (SELECT unnest(v_cancel_ords || v_buy_ords || v_hold_ords))
-                UNION ALL
                 SELECT 0, 'counters', NULL, NULL, NULL, v_now_us, NULL, NULL, v_sold, v_reserved, d.price_cents, NULL;
+
+            -- A reserve that did not act is answered from the user's holds and purchases here.
+            -- Each answer below is planned only when some item needs it: planned on every call,
+            -- one statement for every kind cost a batch of one (rowlock) 8% of its throughput.
+            IF cardinality(v_hold_ords) < cardinality(array_positions(p_kinds, 1)) THEN
+                RETURN QUERY
+                    SELECT i.ord::integer,
+                           CASE
+                               WHEN NOT v_started THEN 'not_started'
+                               WHEN c.active > 0 THEN 'already_holding'
+                               WHEN c.held >= d.per_user_limit THEN 'limit_reached'
+                               ELSE 'sold_out'
+                           END,
+                           NULL::bigint, i.u, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
+                           NULL::integer, NULL::integer, NULL::bigint, NULL::text
+                    FROM unnest(p_kinds, p_users) WITH ORDINALITY AS i(kind, u, ord)
+                    CROSS JOIN LATERAL (
+                        SELECT count(*) AS held, count(*) FILTER (WHERE x.status = 'ACTIVE') AS active
+                        FROM reservations x
+                        WHERE x.user_id = i.u AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')) c
+                    WHERE i.kind = 1 AND i.ord::integer <> ALL (v_hold_ords);
+            END IF;
+
+            -- A purchase or cancel that did not act is answered from the user's last hold on
+            -- this drop (`last`) and, for a purchase, the purchase it replays (`pu`: its key's
+            -- here, or without a key the purchase of that last hold).
+            IF cardinality(v_cancel_ords) + cardinality(v_buy_ords)
+                   < cardinality(array_positions(p_kinds, 2)) + cardinality(array_positions(p_kinds, 3)) THEN
+                RETURN QUERY
+                    SELECT i.ord::integer,
+                           CASE
+                               WHEN i.kind = 2 AND pu.id IS NOT NULL THEN 'replayed'
+                               WHEN i.kind = 2 AND i.k IS NOT NULL AND EXISTS (
+                                   SELECT 1 FROM purchases o
+                                   WHERE o.user_id = i.u AND o.idempotency_key = i.k AND o.drop_id <> p_drop)
+                                   THEN 'idempotency_key_reused'
+                               WHEN i.kind = 2 AND last.status = 'EXPIRED' THEN 'expired'
+                               WHEN i.kind = 3 AND last.status = 'CANCELLED' THEN 'cancelled'
+                               ELSE 'no_active_reservation'
+                           END,
+                           CASE WHEN i.kind = 3 THEN last.id ELSE pu.reservation_id END,
+                           i.u, pu.id,
+                           (extract(epoch FROM CASE WHEN i.kind = 3 THEN last.created_at ELSE pu.created_at END) * 1000000)::bigint,
+                           (extract(epoch FROM last.expires_at) * 1000000)::bigint,
+                           (extract(epoch FROM last.ended_at) * 1000000)::bigint,
+                           NULL::integer, NULL::integer, pu.price_cents, pu.idempotency_key
+                    FROM unnest(p_kinds, p_users, p_keys) WITH ORDINALITY AS i(kind, u, k, ord)
+                    LEFT JOIN LATERAL (
+                        SELECT x.id, x.status, x.created_at, x.expires_at, x.ended_at FROM reservations x
+                        WHERE x.user_id = i.u AND x.drop_id = p_drop
+                        ORDER BY x.id DESC LIMIT 1) last ON true
+                    LEFT JOIN LATERAL (
+                        SELECT p.id, p.reservation_id, p.created_at, p.price_cents, p.idempotency_key FROM purchases p
+                        WHERE i.kind = 2 AND p.user_id = i.u AND p.drop_id = p_drop
+                          AND CASE WHEN i.k IS NULL THEN p.reservation_id = last.id AND last.status = 'PURCHASED'
+                                   ELSE p.idempotency_key = i.k END
+                        LIMIT 1) pu ON true
+                    WHERE i.kind IN (2, 3) AND i.ord::integer <> ALL (v_cancel_ords || v_buy_ords);
+            END IF;
         END
         $fn$;
         """)
