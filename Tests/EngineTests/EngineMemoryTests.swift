@@ -32,6 +32,21 @@ import Testing
         return (try row.int("active"), try row.int("reserved"))
     }
 
+    /// Sessions of the database at `url` waiting for a lock, once there is one (or after 10 s):
+    /// the event a test waits for before it lets the lock go, so it proves the wait happened.
+    private func sessionsWaitingOnALock(_ url: String) async throws -> Int {
+        let observer = try await PostgresConnection.connect(url)
+        defer { Task { await observer.close() } }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        while true {
+            let waiting = try await observer.query("""
+                SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                """).first?.int("n") ?? 0
+            if waiting > 0 || ContinuousClock.now >= deadline { return waiting }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     /// Waits (bounded) until the wall clock passes `instant`: holds expire by the database's
     /// clock, which no test can move.
     private func waitPast(_ instant: Date) async throws {
@@ -169,19 +184,7 @@ import Testing
         try await writer.query("UPDATE drops SET reserved = reserved + 1 WHERE id = $1", [.int64(drop.id)])
         let reload = Task { try await store.recover(drop.id) }
         // Commit only once the reload is seen waiting for the drop's lock.
-        let observer = try await PostgresConnection.connect(url)
-        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-        var waiting = 0
-        while waiting == 0, ContinuousClock.now < deadline {
-            waiting =
-                try await observer.query(
-                    """
-                    SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-                    """
-                ).first?.int("n") ?? 0
-            if waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        await observer.close()
+        let waiting = try await sessionsWaitingOnALock(url)
         #expect(waiting == 1, "the reload waits for the writer's lock")
         try await writer.execute("COMMIT")
         let recovery = try #require(try await reload.value)
@@ -217,19 +220,7 @@ import Testing
                         ClaimItem(.purchase, user: 2, idempotencyKey: "order-2"),
                     ]))
         }
-        let observer = try await PostgresConnection.connect(url)
-        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-        var waiting = 0
-        while waiting == 0, ContinuousClock.now < deadline {
-            waiting =
-                try await observer.query(
-                    """
-                    SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-                    """
-                ).first?.int("n") ?? 0
-            if waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        await observer.close()
+        let waiting = try await sessionsWaitingOnALock(url)
         #expect(waiting == 1, "the second batch waits on the key")
         try await first.execute("COMMIT")
         await first.close()
