@@ -42,4 +42,14 @@ extension Defaults {
     /// reserved for at most this long. Drops with a live actor sweep on their own timers; the
     /// scan is one index-only query on the ACTIVE holds.
     public static let idleSweepMilliseconds = 1_000
+
+    /// How long a drop's lease lasts without renewal: an owner that dies (kill -9) or pauses
+    /// holds its drops this long before another instance may take them over, so it bounds
+    /// the takeover window. Renewed by every batch and by the engine every third of it.
+    public static let leaseMilliseconds = 3_000
+    /// Memory stops trusting a lease this long before the store would let it lapse: clocks
+    /// of two machines run at rates that differ by parts per million, so 200 ms covers a
+    /// 3 s lease many times over, and leaves room for a renewal that is late by a scheduling
+    /// hiccup.
+    public static let leaseSafetyMarginMilliseconds = 200
 }

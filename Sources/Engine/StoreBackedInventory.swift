@@ -1,5 +1,9 @@
 // What both strategies answer straight from the store: drops, snapshots, a user's holds.
 // Only claims differ between them.
+
+/// Told of every batch a strategy committed (sweeps included), after its callers have their
+/// answers: live events are derived here, never on the commit path.
+public typealias CommitObserver = @Sendable (ClaimBatch, BatchOutcome) -> Void
 protocol StoreBackedInventory: Inventory {
     var store: any DropStore { get }
 }

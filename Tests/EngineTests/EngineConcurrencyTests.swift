@@ -135,20 +135,45 @@ import TestSupport
         await pool.close()
     }
 
-    /// Two engines (as two processes would) on one database: each believes its own memory, the
-    /// database re-checks, and the drop is never oversold.
-    @Test func twoActorEnginesOnOneDatabaseNeverOversell() async throws {
+    /// Two engines (as two server instances would) on one database: one takes the drop's lease,
+    /// and a claim that reaches the other is refused as not its own and sent on to the owner,
+    /// as the server forwards it. Every answer is the one a single engine would give.
+    @Test func twoActorEnginesOnOneDatabaseShareADropThroughItsOwner() async throws {
         let url = try await TestDatabase.fresh("engine_two_instances")
         let (first, firstPool) = engine(.actor, url: url)
         let (second, secondPool) = engine(.actor, url: url)
         let drop = try await first.createDrop(DropSpec(name: "Shared", priceCents: 100, totalStock: 100))
+        let forwarded = Counter()
+        /// The claim on the engine it reached, or on the other one when that one owns the drop.
+        @Sendable func claim<T>(_ user: Int, _ body: (any Inventory) async throws -> T) async throws -> T {
+            let (reached, other) = user % 2 == 0 ? (first, second) : (second, first)
+            do {
+                return try await body(reached)
+            } catch let error as EngineError where error.code == .notOwner {
+                await forwarded.add()
+                return try await body(other)
+            }
+        }
         let successes = try await withThrowingTaskGroup(of: Int.self) { group in
             for user in 1...4_000 {
-                let inventory = user % 2 == 0 ? first : second
                 group.addTask {
-                    guard case .reserved = try await inventory.reserve(drop: drop.id, user: UserID(user)) else { return 0 }
-                    if user % 3 == 0 { _ = try await inventory.cancel(drop: drop.id, user: UserID(user)); return 0 }
-                    guard case .purchased = try await inventory.purchase(drop: drop.id, user: UserID(user), idempotencyKey: nil) else { return 0 }
+                    let id = UserID(user)
+                    guard case .reserved = try await claim(user, { try await $0.reserve(drop: drop.id, user: id) }) else {
+                        return 0
+                    }
+                    // Purchases and cancels reach the other engine than the reserve did.
+                    if user % 3 == 0 {
+                        guard case .cancelled = try await claim(user + 1, { try await $0.cancel(drop: drop.id, user: id) }) else {
+                            Issue.record("user \(user)'s cancel of their hold failed")
+                            return 0
+                        }
+                        return 0
+                    }
+                    let outcome = try await claim(user + 1, { try await $0.purchase(drop: drop.id, user: id, idempotencyKey: nil) })
+                    guard case .purchased = outcome else {
+                        Issue.record("user \(user)'s purchase of their hold answered \(outcome)")
+                        return 0
+                    }
                     return 1
                 }
             }
@@ -159,6 +184,11 @@ import TestSupport
         #expect(counts.sold == counts.purchases && counts.purchased == counts.purchases)
         #expect(counts.reserved == counts.active)
         #expect(successes == counts.purchases)
+        // Each hold was bought or cancelled, through whichever engine the call reached.
+        #expect(counts.reserved == 0)
+        let owners = [first, second].compactMap { $0 as? ActorEngine }.map { $0.leaseStatistics().ownedDrops }
+        #expect(owners.sorted() == [0, 1], "exactly one engine runs the drop")
+        #expect(await forwarded.value > 1_000)
         await first.shutdown()
         await second.shutdown()
         await firstPool.close()
@@ -197,4 +227,10 @@ import TestSupport
         await after.shutdown()
         await pool.close()
     }
+}
+
+/// A count shared by concurrent tasks.
+actor Counter {
+    private(set) var value = 0
+    func add() { value += 1 }
 }

@@ -1,5 +1,7 @@
-// The actor strategy: a registry that activates one DropActor per drop on first use (loading
-// the drop and its ACTIVE holds from the store) and routes every claim to it.
+// The actor strategy: a registry that activates one DropActor per drop on first use (taking
+// the drop's lease and loading the drop and its ACTIVE holds from the store under it) and
+// routes every claim to it. A drop whose lease another instance holds is not run here: its
+// claims fail with `notOwner`, naming the owner, for the caller to forward.
 import Foundation
 import Synchronization
 
@@ -11,10 +13,17 @@ public final class ActorEngine: StoreBackedInventory {
     private let gatherWindow: Duration
     private let maxBatchClaims: Int
     private let maxQueuedClaims: Int
+    /// Who this engine is in the store's leases.
+    public let owner: LeaseOwner
+    private let leaseEvents = LeaseEvents()
+    private let onCommit: CommitObserver
 
     private enum Entry {
         case active(DropActor)
         case activating(Task<DropActor?, any Error>)
+        /// Another instance held a live lease when this engine last asked; asked again after
+        /// `until`, so a dead owner's drops are taken over once its lease lapses.
+        case ownedElsewhere(owner: String, until: Date)
     }
     private let registry = Mutex<[DropID: Entry]>([:])
     private let accepting = Atomic<Bool>(true)
@@ -23,17 +32,22 @@ public final class ActorEngine: StoreBackedInventory {
     /// `drivesTimers: false` leaves expiry sweeps to `tickAll()`, for simulations that step
     /// time; otherwise the engine also sweeps, at start and every `idleSweepInterval`, the
     /// drops whose overdue holds no live actor will expire.
-    public init(store: any DropStore, clock: any WallClock = SystemClock(), drivesTimers: Bool = true,
+    public init(store: any DropStore, owner: LeaseOwner = .unique(), clock: any WallClock = SystemClock(),
+                drivesTimers: Bool = true,
                 gatherWindow: Duration = .microseconds(Defaults.batchGatherMicroseconds),
                 maxBatchClaims: Int = Defaults.maxBatchClaims, maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop,
-                idleSweepInterval: TimeInterval = Double(Defaults.idleSweepMilliseconds) / 1000) {
+                idleSweepInterval: TimeInterval = Double(Defaults.idleSweepMilliseconds) / 1000,
+                onCommit: @escaping CommitObserver = { _, _ in }) {
         self.store = store
+        self.onCommit = onCommit
+        self.owner = owner
         self.clock = clock
         self.drivesTimers = drivesTimers
         self.gatherWindow = gatherWindow
         self.maxBatchClaims = maxBatchClaims
         self.maxQueuedClaims = maxQueuedClaims
-        if drivesTimers { startSweeper(every: idleSweepInterval) }
+        let renewInterval = Double(owner.leaseMilliseconds) / 3 / 1000
+        if drivesTimers { startSweeper(every: min(idleSweepInterval, renewInterval)) }
     }
 
     public func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome {
@@ -64,6 +78,12 @@ public final class ActorEngine: StoreBackedInventory {
             await actor.drain()
             await actor.stopTimer()
         }
+        // Others may take these drops over at once rather than after the lease lapses.
+        try? await store.releaseLeases(of: owner)
+    }
+
+    public func leaseStatistics() -> LeaseStatistics {
+        leaseEvents.statistics(ownedDrops: activeActors().count)
     }
 
     /// Sweeps every active drop's due holds now (simulations with a ManualClock).
@@ -96,18 +116,46 @@ public final class ActorEngine: StoreBackedInventory {
         return total
     }
 
-    /// Expires the overdue holds of every drop: a live actor sweeps its own drop; a drop with
-    /// none here is swept by a batch of its own, as the rowlock sweeper does, without loading
-    /// an actor this instance may never need. Without it a drop nobody touches after a restart
-    /// keeps expired holds ACTIVE, and its reads show them as reserved for good. (An actor
-    /// activating meanwhile that loaded those holds reloads after its next batch: the
-    /// counters then disagree with its holds.)
+    /// Expires the overdue holds of every drop this engine may sweep: a live actor here sweeps
+    /// its own drop; a drop whose lease lapsed or was never taken (its owner died, or nobody
+    /// touched it since a restart) is swept by a batch without a lease, as the rowlock sweeper
+    /// does, which also fences a lapsed owner; a drop another instance holds a live lease on is
+    /// its owner's to sweep. Without it a drop nobody touches keeps expired holds ACTIVE, and
+    /// its reads show them as reserved for good.
     public func sweepOverdueDrops() async throws {
-        for drop in try await store.dropsWithOverdueHolds() {
+        for drop in try await store.dropsWithOverdueHolds(sweptBy: owner) {
             if case .active(let actor) = registry.withLock({ $0[drop] }) {
                 await actor.tick()
             } else {
-                _ = try await store.apply(ClaimBatch(dropID: drop, items: []))
+                do {
+                    let sweep = ClaimBatch(dropID: drop, items: [])
+                    onCommit(sweep, try await store.apply(sweep))
+                } catch let error as EngineError where error.code == .leased {
+                    continue  // an instance took the lease meanwhile: its actor sweeps
+                }
+            }
+        }
+    }
+
+    /// Extends the leases of the actors whose memory still trusts them, in one request; an
+    /// actor whose lease is gone stops answering from memory at once.
+    public func renewLeases() async throws {
+        var epochs: [DropID: Int64] = [:]
+        var actors: [DropID: DropActor] = [:]
+        for actor in activeActors() {
+            guard let epoch = await actor.renewableEpoch else { continue }
+            epochs[actor.dropID] = epoch
+            actors[actor.dropID] = actor
+        }
+        guard !epochs.isEmpty else { return }
+        let sentAt = clock.now()
+        let renewed = try await store.renewLeases(epochs, for: owner)
+        for (drop, actor) in actors {
+            if renewed.contains(drop) {
+                await actor.leaseRenewed(sentAt: sentAt)
+            } else {
+                leaseEvents.leaseLost()
+                await actor.leaseLost()
             }
         }
     }
@@ -118,6 +166,7 @@ public final class ActorEngine: StoreBackedInventory {
             while !Task.isCancelled {
                 do {  // a scope, so the engine is not kept alive while the loop sleeps
                     guard let engine = self else { return }
+                    try? await engine.renewLeases()
                     try? await engine.sweepOverdueDrops()
                 }
                 do { try await clock.sleep(until: clock.now().addingTimeInterval(interval)) } catch { return }
@@ -138,8 +187,11 @@ public final class ActorEngine: StoreBackedInventory {
         guard accepting.load(ordering: .relaxed) else {
             throw EngineError(.shuttingDown, "the engine is shutting down")
         }
+        let now = clock.now()
         let entry: Entry = registry.withLock { entries in
-            if let entry = entries[drop] { return entry }
+            if let entry = entries[drop] {
+                guard case .ownedElsewhere(_, let until) = entry, until <= now else { return entry }
+            }
             let task = Task { try await self.activate(drop) }
             entries[drop] = .activating(task)
             return .activating(task)
@@ -147,26 +199,55 @@ public final class ActorEngine: StoreBackedInventory {
         switch entry {
         case .active(let actor): return actor
         case .activating(let task): return try await task.value
+        case .ownedElsewhere(let owner, _): throw Self.notOwner(drop, owner)
         }
     }
 
     private func activate(_ drop: DropID) async throws -> DropActor? {
-        let recovery: DropRecovery?
+        let askedAt = clock.now()
+        let grant: LeaseGrant?
         do {
-            recovery = try await store.recover(drop)
+            grant = try await store.acquireLease(on: drop, for: owner)
         } catch {
             registry.withLock { _ = $0.removeValue(forKey: drop) }
             throw DropActor.engineError(error, .storeUnavailable)
         }
-        guard let recovery else {
+        switch grant {
+        case nil:
             // Unknown now; it may be created later (by another instance), so remember nothing.
             registry.withLock { _ = $0.removeValue(forKey: drop) }
             return nil
+        case .heldElsewhere(let holder):
+            // Asked again after a third of a lease: often enough to take a dead owner's drops
+            // over soon after its lease lapses, rarely enough that forwarded claims do not
+            // queue on the drop's row lock.
+            let until = clock.now().addingTimeInterval(Double(owner.leaseMilliseconds) / 3 / 1000)
+            registry.withLock { $0[drop] = .ownedElsewhere(owner: holder, until: until) }
+            throw Self.notOwner(drop, holder)
+        case .granted(let recovery, let epoch, let previousOwner):
+            if previousOwner != nil { leaseEvents.tookOver() }
+            let tenure = DropMachine.Tenure(owner: owner, epoch: epoch, trustedUntil: owner.trustedUntil(sentAt: askedAt))
+            let actor = DropActor(
+                recovery: recovery, tenure: tenure, store: store, clock: clock, drivesTimer: drivesTimers,
+                gatherWindow: gatherWindow, maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims,
+                leaseEvents: leaseEvents, onCommit: onCommit
+            ) { [weak self] deposed in self?.forget(deposed) }
+            registry.withLock { $0[drop] = .active(actor) }
+            await actor.start()
+            return actor
         }
-        let actor = DropActor(recovery: recovery, store: store, clock: clock, drivesTimer: drivesTimers,
-                              gatherWindow: gatherWindow, maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims)
-        registry.withLock { $0[drop] = .active(actor) }
-        await actor.start()
-        return actor
+    }
+
+    /// A deposed actor leaves the registry (unless a newer one already took its place).
+    private func forget(_ deposed: DropActor) {
+        registry.withLock { entries in
+            if case .active(let actor) = entries[deposed.dropID], actor === deposed {
+                entries.removeValue(forKey: deposed.dropID)
+            }
+        }
+    }
+
+    private static func notOwner(_ drop: DropID, _ holder: String) -> EngineError {
+        EngineError(.notOwner, "drop \(drop) is owned by instance \(holder)", owner: holder)
     }
 }

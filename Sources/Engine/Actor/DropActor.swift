@@ -3,6 +3,7 @@
 import Foundation
 
 actor DropActor {
+    nonisolated let dropID: DropID
     private var machine: DropMachine
     private let store: any DropStore
     private let clock: any WallClock
@@ -12,14 +13,25 @@ actor DropActor {
     private var timer: Task<Void, Never>?
     private var timerAt: Date?
     private var batchTask: Task<Void, Never>?
+    private let leaseEvents: LeaseEvents
+    private let onCommit: CommitObserver
+    /// Called once when the machine steps down, so the engine forgets this actor.
+    private let onStepDown: @Sendable (DropActor) -> Void
 
-    init(recovery: DropRecovery, store: any DropStore, clock: any WallClock, drivesTimer: Bool,
-         gatherWindow: Duration, maxBatchClaims: Int, maxQueuedClaims: Int) {
+    init(recovery: DropRecovery, tenure: DropMachine.Tenure?, store: any DropStore, clock: any WallClock,
+         drivesTimer: Bool, gatherWindow: Duration, maxBatchClaims: Int, maxQueuedClaims: Int,
+         leaseEvents: LeaseEvents, onCommit: @escaping CommitObserver,
+         onStepDown: @escaping @Sendable (DropActor) -> Void) {
+        self.onCommit = onCommit
+        dropID = recovery.drop.id
         self.store = store
         self.gatherWindow = gatherWindow
         self.clock = clock
         self.drivesTimer = drivesTimer
-        machine = DropMachine(recovery: recovery, now: clock.now(), maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims)
+        self.leaseEvents = leaseEvents
+        self.onStepDown = onStepDown
+        machine = DropMachine(recovery: recovery, now: clock.now(), tenure: tenure, maxBatchClaims: maxBatchClaims,
+                              maxQueuedClaims: maxQueuedClaims)
     }
 
     /// Arms the timer for holds loaded at activation (and sweeps overdue ones at once).
@@ -76,7 +88,16 @@ actor DropActor {
     var queuedClaimCount: Int { machine.queuedCount }
 
     var activeHoldCount: Int { machine.activeHoldCount }
-    var queuedCount: Int { machine.queuedCount }
+
+    /// The epoch to renew, while memory still trusts the lease. A lease memory stopped
+    /// trusting is left to the next batch, whose epoch check confirms it or fences it.
+    var renewableEpoch: Int64? {
+        guard let tenure = machine.tenure, !machine.isDeposed, machine.memoryTrusted(now: clock.now()) else { return nil }
+        return tenure.epoch
+    }
+
+    func leaseRenewed(sentAt: Date) { machine.leaseRenewed(sentAt: sentAt) }
+    func leaseLost() { machine.leaseLost() }
 
     // MARK: - Effects
 
@@ -84,6 +105,8 @@ actor DropActor {
         switch admission {
         case .answered(let answer):
             return answer
+        case .refused(let error):
+            throw error
         case .queued(let ticket, let effects):
             return try await withCheckedThrowingContinuation { continuation in
                 waiters[ticket] = continuation
@@ -107,6 +130,9 @@ actor DropActor {
                 startRecovery()
             case .gather:
                 gather()
+            case .stepDown:
+                stopTimer()
+                onStepDown(self)
             }
         }
     }
@@ -135,19 +161,22 @@ actor DropActor {
         batchTask = Task(priority: .high) {
             let result: Result<BatchOutcome, any Error>
             do { result = .success(try await store.apply(batch)) } catch { result = .failure(error) }
-            self.finish(result)
+            self.finish(batch, result)
         }
     }
 
-    private func finish(_ result: Result<BatchOutcome, any Error>) {
+    private func finish(_ batch: ClaimBatch, _ result: Result<BatchOutcome, any Error>) {
         batchTask = nil
         switch result {
         case .success(let outcome):
             perform(machine.committed(outcome, now: clock.now()))
+            onCommit(batch, outcome)
         case .failure(let error):
             // A store says whether nothing was applied; an error it did not classify leaves
             // the outcome unknown.
-            perform(machine.failed(Self.engineError(error, .outcomeUnknown)))
+            let failure = Self.engineError(error, .outcomeUnknown)
+            if failure.code == .fenced { leaseEvents.fencedBatch() }
+            perform(machine.failed(failure))
         }
     }
 
@@ -155,9 +184,10 @@ actor DropActor {
         precondition(batchTask == nil, "the machine asked for a reload while a batch or reload was in flight")
         let store = self.store
         let dropID = machine.dropID
+        let epoch = machine.tenure?.epoch
         batchTask = Task(priority: .high) {
             do {
-                if let recovery = try await store.recover(dropID) {
+                if let recovery = try await store.recover(dropID, epoch: epoch) {
                     self.recovered(recovery)
                 } else {
                     self.recoveryFailed(EngineError(.storeUnavailable, "drop \(dropID) vanished from the store"))

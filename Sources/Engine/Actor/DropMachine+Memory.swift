@@ -17,7 +17,9 @@ extension DropMachine {
     }
 
     func decide(_ item: ClaimItem, now: Date) -> Decision {
-        switch item.kind {
+        // Without a lease known to be this machine's, memory may be behind the store.
+        guard memoryTrusted(now: now) else { return .askStore }
+        return switch item.kind {
         case .reserve: decideReserve(user: item.userID, now: now)
         case .purchase: decidePurchase(user: item.userID, idempotencyKey: item.idempotencyKey)
         case .cancel: decideCancel(user: item.userID)

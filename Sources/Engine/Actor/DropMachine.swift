@@ -20,6 +20,9 @@ struct DropMachine {
     enum Effect {
         case answer(Ticket, Answer)
         case fail([Ticket], EngineError)
+        /// The drop's lease changed hands: this machine has stepped down for good. Forget it;
+        /// the next claim asks for the lease again (and learns who owns the drop).
+        case stepDown
         case commit(ClaimBatch)
         /// Wake the machine (`tick`) at this instant.
         case armTimer(Date)
@@ -34,6 +37,16 @@ struct DropMachine {
     enum Admission {
         case answered(Answer)
         case queued(Ticket, [Effect])
+        /// The machine stepped down: the claim must go to the drop's owner.
+        case refused(EngineError)
+    }
+
+    /// The lease this machine runs under: whose it is, its epoch, and until when memory may
+    /// trust it (by the machine's clock; see `LeaseOwner.trustedUntil`).
+    struct Tenure: Equatable {
+        let owner: LeaseOwner
+        let epoch: Int64
+        var trustedUntil: Date
     }
 
     struct Hold: Equatable {
@@ -74,6 +87,9 @@ struct DropMachine {
         case recovering
         /// A reload failed: memory is stale, and the next request starts another reload.
         case stale
+        /// The lease changed hands (a batch or a reload was fenced): nothing more is decided
+        /// here.
+        case deposed(EngineError)
     }
 
     private(set) var drop: DropRecord
@@ -99,16 +115,21 @@ struct DropMachine {
     /// The timer found overdue holds: the next batch may be a sweep alone.
     private var sweepDue = false
     private(set) var phase: Phase = .idle
+    /// Nil: no lease (a machine alone on its store, as in unit tests); memory is always trusted.
+    private(set) var tenure: Tenure?
+    /// When the batch in flight was sent: its commit renews the lease from that instant.
+    private var batchSentAt: Date?
     private var nextTicket: Ticket = 1
     let maxBatchClaims: Int
     let maxQueuedClaims: Int
 
     init(
-        recovery: DropRecovery, now: Date, maxBatchClaims: Int = Defaults.maxBatchClaims,
+        recovery: DropRecovery, now: Date, tenure: Tenure? = nil, maxBatchClaims: Int = Defaults.maxBatchClaims,
         maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop
     ) {
         precondition(maxBatchClaims > 0 && maxQueuedClaims > 0)
         drop = recovery.drop
+        self.tenure = tenure
         self.maxBatchClaims = maxBatchClaims
         self.maxQueuedClaims = maxQueuedClaims
         load(recovery)
@@ -123,6 +144,13 @@ struct DropMachine {
         if case .committing(let batch) = phase { batch.map(\.ticket) } else { [] }
     }
     var queuedCount: Int { queue.count + parked.count + undecided.count }
+    /// Memory answers only while the lease is provably this machine's: past `trustedUntil`
+    /// another instance may have taken the drop over, so every claim goes to the store, whose
+    /// epoch check either confirms the lease (and renews it) or fences the batch.
+    func memoryTrusted(now: Date) -> Bool { tenure.map { now < $0.trustedUntil } ?? true }
+    var isDeposed: Bool {
+        if case .deposed = phase { true } else { false }
+    }
     var activeHoldCount: Int { holds.count }
     /// Units free by the committed state, overdue holds counted as free.
     var committedFreeUnits: Int { drop.spec.totalStock - drop.sold - drop.reserved + overdue.count }
@@ -145,6 +173,8 @@ struct DropMachine {
 
     private mutating func admit(_ item: ClaimItem, now: Date) -> Admission {
         switch phase {
+        case .deposed(let error):
+            return .refused(error)
         case .recovering, .stale:
             guard queuedCount < maxQueuedClaims else { return .answered(Self.overloaded(item.kind)) }
             let ticket = takeTicket()
@@ -171,7 +201,7 @@ struct DropMachine {
     mutating func tick(now: Date) -> [Effect] {
         armedAt = nil
         switch phase {
-        case .recovering: return []
+        case .recovering, .deposed: return []
         case .stale:
             // Holds may be due and only a fresh memory can sweep them: reload now.
             phase = .recovering
@@ -182,14 +212,26 @@ struct DropMachine {
         // A batch in flight sweeps too; if its clock reading came before a deadline, the
         // retry timer armed after it commits brings the machine back here.
         if !overdue.isEmpty, !isCommitting { sweepDue = true }
-        return decideParked(now: now) + startBatchIfIdle() + rearm(now: now)
+        return decideParked(now: now) + startBatchIfIdle(now: now) + rearm(now: now)
     }
 
     /// The gather window closed: the claims queued meanwhile form one batch.
     mutating func flush(now: Date) -> [Effect] {
         guard case .gathering = phase else { return [] }
         phase = .idle
-        return startBatchIfIdle()
+        return startBatchIfIdle(now: now)
+    }
+
+    /// The engine renewed the lease with a request sent at `sentAt`.
+    mutating func leaseRenewed(sentAt: Date) {
+        guard let owner = tenure?.owner else { return }
+        tenure!.trustedUntil = max(tenure!.trustedUntil, owner.trustedUntil(sentAt: sentAt))
+    }
+
+    /// The engine's renewal found the lease gone. Memory stops answering at once; the next
+    /// batch (every claim now makes one) is fenced, and that steps the machine down.
+    mutating func leaseLost() {
+        tenure?.trustedUntil = .distantPast
     }
 
     // MARK: - Store results
@@ -200,6 +242,8 @@ struct DropMachine {
         }
         precondition(outcome.results.count == batch.count, "one result per claim")
         phase = .idle
+        if let sentAt = batchSentAt { leaseRenewed(sentAt: sentAt) }
+        batchSentAt = nil
         drop.sold = outcome.sold
         drop.reserved = outcome.reserved
         precondition(drop.sold + drop.reserved <= drop.spec.totalStock, "store reported oversold counters")
@@ -227,7 +271,7 @@ struct DropMachine {
             return effects
         }
         noteOverdue(now: now)
-        return effects + decideParked(now: now) + startBatchIfIdle() + rearm(now: now)
+        return effects + decideParked(now: now) + startBatchIfIdle(now: now) + rearm(now: now)
     }
 
     /// The batch failed as a whole: each of its callers hears the error (which says whether
@@ -236,6 +280,8 @@ struct DropMachine {
         guard case .committing(let batch) = phase else {
             preconditionFailure("a batch failed while none was in flight")
         }
+        batchSentAt = nil
+        if error.code == .fenced { return stepDown(error) }
         for waiting in batch where waiting.item.kind == .reserve { reservesPending.remove(waiting.item.userID) }
         phase = .recovering
         return [.fail(batch.map(\.ticket), error), .recover]
@@ -254,13 +300,14 @@ struct DropMachine {
         noteOverdue(now: now)
         let effects = waiting.compactMap { place($0.ticket, $0.item, decide($0.item, now: now)) }
         if !overdue.isEmpty { sweepDue = true }
-        return effects + startBatchIfIdle() + rearm(now: now)
+        return effects + startBatchIfIdle(now: now) + rearm(now: now)
     }
 
     /// The reload failed (the store is down): everyone waiting hears it, and the next request
     /// tries again.
     mutating func recoveryFailed(_ error: EngineError) -> [Effect] {
         guard case .recovering = phase else { preconditionFailure("a reload failed while none was in flight") }
+        if error.code == .fenced { return stepDown(error) }
         let tickets = (Array(queue) + Array(parked) + Array(undecided)).map(\.ticket)
         queue.removeAll()
         parked.removeAll()
@@ -273,6 +320,21 @@ struct DropMachine {
 
     // MARK: - Private
 
+    /// The lease is another instance's: every caller still waiting here (the fenced batch's
+    /// too; the store applied nothing) hears the error, which names the owner when known.
+    private mutating func stepDown(_ error: EngineError) -> [Effect] {
+        var tickets = inFlightTickets + (Array(queue) + Array(parked) + Array(undecided)).map(\.ticket)
+        tickets.sort()
+        queue.removeAll()
+        parked.removeAll()
+        undecided.removeAll()
+        reservesPending.removeAll()
+        sweepDue = false
+        tenure?.trustedUntil = .distantPast
+        phase = .deposed(error)
+        return (tickets.isEmpty ? [] : [.fail(tickets, error)]) + [.stepDown]
+    }
+
     private mutating func takeTicket() -> Ticket {
         defer { nextTicket += 1 }
         return nextTicket
@@ -283,14 +345,16 @@ struct DropMachine {
         if item.kind == .reserve { reservesPending.insert(item.userID) }
     }
 
-    private mutating func startBatchIfIdle() -> [Effect] {
+    private mutating func startBatchIfIdle(now: Date) -> [Effect] {
         guard case .idle = phase, !queue.isEmpty || sweepDue else { return [] }
         let count = min(queue.count, maxBatchClaims)
         let batch = Array(queue.prefix(count))
         queue.removeFirst(count)
         sweepDue = false
         phase = .committing(batch)
-        return [.commit(ClaimBatch(dropID: drop.id, items: batch.map(\.item)))]
+        batchSentAt = now
+        let lease = tenure.map { BatchLease(epoch: $0.epoch, milliseconds: $0.owner.leaseMilliseconds) }
+        return [.commit(ClaimBatch(dropID: drop.id, items: batch.map(\.item), lease: lease))]
     }
 
     /// Moves holds whose deadline has passed from the deadline heap to `overdue`.

@@ -94,21 +94,33 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
         public static let storeUnavailable = Code(rawValue: "store_unavailable")
         public static let invalidDrop = Code(rawValue: "invalid_drop")
         public static let shuttingDown = Code(rawValue: "shutting_down")
+        /// Another instance holds the drop's lease: the claim belongs to that owner (`owner`).
+        public static let notOwner = Code(rawValue: "not_owner")
+        /// The batch's lease epoch is no longer the drop's: the lease changed hands while this
+        /// instance was not looking (a pause, a partition), so its actor stepped down. Nothing
+        /// was applied.
+        public static let fenced = Code(rawValue: "fenced")
+        /// A write without a lease on a drop an instance holds a live lease on (the rowlock
+        /// strategy on a drop an actor owns). Nothing was applied.
+        public static let leased = Code(rawValue: "leased")
 
         /// Whether a failure with this code is known to have applied nothing (a retry cannot
         /// double anything); false for `outcome_unknown` and for any code this build does not
         /// know, since the safe assumption about an unknown failure is that it may have applied.
         public var appliedNothing: Bool {
-            [.batchFailed, .storeUnavailable, .invalidDrop, .shuttingDown].contains(self)
+            [.batchFailed, .storeUnavailable, .invalidDrop, .shuttingDown, .notOwner, .fenced, .leased].contains(self)
         }
     }
 
     public let code: Code
     public let message: String
+    /// For `notOwner`, `fenced` and `leased`: the instance that holds the drop's lease, when known.
+    public let owner: String?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, owner: String? = nil) {
         self.code = code
         self.message = message
+        self.owner = owner
     }
 
     public var description: String { "\(code.rawValue): \(message)" }

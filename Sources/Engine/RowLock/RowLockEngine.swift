@@ -10,27 +10,33 @@ public final class RowLockEngine: StoreBackedInventory {
     public let store: any DropStore
     private let sweeper: Mutex<Task<Void, Never>?> = Mutex(nil)
     private let accepting = Atomic<Bool>(true)
+    private let onCommit: CommitObserver
 
     /// `sweepInterval: nil` disables the sweeper (simulations sweep through requests).
     public init(store: any DropStore, clock: any WallClock = SystemClock(),
-                sweepInterval: TimeInterval? = Double(Defaults.sweepIntervalMilliseconds) / 1000) {
+                sweepInterval: TimeInterval? = Double(Defaults.sweepIntervalMilliseconds) / 1000,
+                onCommit: @escaping CommitObserver = { _, _ in }) {
         self.store = store
+        self.onCommit = onCommit
         if let sweepInterval {
             sweeper.withLock {
                 $0 = Task { [store] in
                     while !Task.isCancelled {
                         do { try await clock.sleep(until: clock.now().addingTimeInterval(sweepInterval)) } catch { return }
-                        try? await Self.sweep(store)
+                        try? await Self.sweep(store, onCommit: onCommit)
                     }
                 }
             }
         }
     }
 
-    /// Expires overdue holds on every drop that has some, one transaction per drop.
-    static func sweep(_ store: any DropStore) async throws {
+    /// Expires overdue holds on every drop that has some and no live lease (an actor instance
+    /// sweeps its own drops), one transaction per drop.
+    static func sweep(_ store: any DropStore, onCommit: CommitObserver) async throws {
         for drop in try await store.dropsWithOverdueHolds() {
-            _ = try await store.apply(ClaimBatch(dropID: drop, items: []))
+            let sweep = ClaimBatch(dropID: drop, items: [])
+            guard let outcome = try? await store.apply(sweep) else { continue }
+            onCommit(sweep, outcome)
         }
     }
 
@@ -66,7 +72,10 @@ public final class RowLockEngine: StoreBackedInventory {
     private func one(_ item: ClaimItem, on drop: DropID) async throws -> ClaimResult {
         guard accepting.load(ordering: .relaxed) else { throw EngineError(.shuttingDown, "the engine is shutting down") }
         do {
-            return try await store.apply(ClaimBatch(dropID: drop, items: [item])).results[0]
+            let batch = ClaimBatch(dropID: drop, items: [item])
+            let outcome = try await store.apply(batch)
+            defer { onCommit(batch, outcome) }
+            return outcome.results[0]
         } catch {
             throw DropActor.engineError(error, .outcomeUnknown)
         }

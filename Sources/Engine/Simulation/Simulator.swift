@@ -1,10 +1,14 @@
 // Deterministic simulation, after TigerBeetle's VOPR: the real DropMachine and the real
 // in-memory store, driven by one seeded generator and a ManualClock. The simulator plays the
-// actor's part itself, so it decides when a batch commits (slow commits), whether it fails
+// actors' part itself, so it decides when a batch commits (slow commits), whether it fails
 // before or after committing (a lost acknowledgement), whether a reload fails, and when a
-// drop's actor crashes and recovers. Every answer memory gives is held to what the store would
-// answer at that instant (a dry run of the same claim), and the invariants are checked after
-// every step; a failure names its seed and step.
+// drop's actor crashes and recovers. Two owners (server instances) share the store: each
+// request reaches one of them, and one that does not hold the drop's lease takes it or
+// forwards the request to the holder; an owner pauses (it stops renewing and answering), its
+// leases lapse, the other takes its drops over, and when it resumes its batches are fenced.
+// Every answer memory gives is held to what the store would answer at that instant (a dry run
+// of the same claim), at most one owner's memory trusts its lease on a drop at any instant,
+// and the invariants are checked after every step; a failure names its seed and step.
 import Foundation
 
 public struct SimulationFailure: Error, CustomStringConvertible, Sendable {
@@ -27,13 +31,20 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
     public var acknowledgementsLost = 0
     public var crashes = 0
     public var recoveriesFailed = 0
+    public var forwarded = 0
+    public var takeovers = 0
+    public var fencedBatches = 0
+    /// Requests answered with a retryable error while a drop's lease changed hands.
+    public var refusedDuringHandover = 0
     public var reserved = 0
     public var purchased = 0
     public var expired = 0
     public var description: String {
         "seed \(seed): \(steps) steps, \(requests) requests (\(answeredFromMemory) answered from memory), "
             + "\(batchesCommitted) batches committed, \(batchesFailed) failed, \(acknowledgementsLost) acks lost, "
-            + "\(recoveriesFailed) reloads failed, \(crashes) crashes; \(reserved) holds, \(purchased) purchases, \(expired) expiries"
+            + "\(recoveriesFailed) reloads failed, \(crashes) crashes, \(forwarded) forwarded, \(takeovers) takeovers, "
+            + "\(fencedBatches) fenced, \(refusedDuringHandover) refused in handover; "
+            + "\(reserved) holds, \(purchased) purchases, \(expired) expiries"
     }
 }
 
@@ -46,13 +57,22 @@ public actor Simulator {
         var machine: DropMachine
         var inFlight: ClaimBatch?
     }
+    /// One owner's actor of one drop.
+    private struct Key: Hashable, Comparable {
+        var owner: Int
+        var drop: DropID
+        static func < (a: Key, b: Key) -> Bool { (a.drop, a.owner) < (b.drop, b.owner) }
+    }
 
     private let seed: UInt64
     private var random: SplitMix64
     private let clock = ManualClock()
     private let store: InMemoryStore
-    private var nodes: [DropID: Node] = [:]
-    private var waiting: [DropID: [DropMachine.Ticket: Request]] = [:]
+    private let owners = [LeaseOwner(instance: "sim-a"), LeaseOwner(instance: "sim-b")]
+    private var paused: Int?
+    private var dropIDs: [DropID] = []
+    private var nodes: [Key: Node] = [:]
+    private var waiting: [Key: [DropMachine.Ticket: Request]] = [:]
     private var toldReserved: [ReservationID] = []
     private var toldPurchased: [PurchaseID] = []
     private var summary: SimulationSummary
@@ -76,7 +96,8 @@ public actor Simulator {
                 totalStock: Int.random(in: 0...8, using: &random), perUserLimit: Int.random(in: 1...2, using: &random),
                 reserveTTLMilliseconds: Int.random(in: 1...5, using: &random) * 1_000)
             let record = try await store.createDrop(spec)
-            try await activate(record.id)
+            dropIDs.append(record.id)
+            _ = try await node(for: Key(owner: 0, drop: record.id))
         }
         while step < steps {
             step += 1
@@ -92,27 +113,109 @@ public actor Simulator {
 
     private func randomEvent() async throws {
         let roll = Int.random(in: 0..<100, using: &random)
-        let dropIDs = nodes.keys.sorted()
         let drop = dropIDs[Int.random(in: 0..<dropIDs.count, using: &random)]
+        let running = owners.indices.filter { $0 != paused }
+        let owner = running[Int.random(in: 0..<running.count, using: &random)]
         switch roll {
-        case 0..<50: try await request(on: drop)
-        case 50..<75: try await complete(drop)
-        case 75..<90:
+        case 0..<45: try await request(on: drop, reaching: owner)
+        case 45..<68:
+            let busy = nodes.keys.filter { $0.owner != paused }.sorted()
+            if !busy.isEmpty { try await complete(busy[Int.random(in: 0..<busy.count, using: &random)]) }
+        case 68..<80:
             clock.advance(by: Double(Int.random(in: 0...2_500, using: &random)) / 1000)
-            for id in dropIDs { try await perform(nodes[id]!.machine.tick(now: clock.now()), on: id) }
-        case 90..<97:
+            try await tickRunningNodes()
+        case 80..<86:
+            try await renewLeases(of: owner)
+        case 86..<89:
+            // A pause (GC, SIGSTOP, partition) ends with the next such event.
+            paused = paused == nil ? Int.random(in: 0..<owners.count, using: &random) : nil
+        case 89..<91:
+            try await sweepLapsedDrops()
+        case 91..<97:
             await store.setFaults(randomFaults())
         default:
-            try await crash(drop)
+            try await crash(Key(owner: owner, drop: drop))
         }
     }
 
-    private func request(on drop: DropID) async throws {
+    private func tickRunningNodes() async throws {
+        for key in nodes.keys.sorted() where key.owner != paused {
+            guard nodes[key] != nil else { continue }  // stepped down while an earlier one ticked
+            try await perform(nodes[key]!.machine.tick(now: clock.now()), on: key)
+        }
+    }
+
+    /// What the engine's renewal loop does for one owner: one request for every lease its
+    /// memory still trusts.
+    private func renewLeases(of owner: Int) async throws {
+        let now = clock.now()
+        var epochs: [DropID: Int64] = [:]
+        for (key, node) in nodes where key.owner == owner && !node.machine.isDeposed && node.machine.memoryTrusted(now: now) {
+            epochs[key.drop] = node.machine.tenure!.epoch
+        }
+        guard !epochs.isEmpty else { return }
+        let renewed = await store.renewLeases(epochs, for: owners[owner])
+        for drop in epochs.keys {
+            let key = Key(owner: owner, drop: drop)
+            if renewed.contains(drop) { nodes[key]!.machine.leaseRenewed(sentAt: now) } else { nodes[key]!.machine.leaseLost() }
+        }
+    }
+
+    /// The engines' idle sweep: drops with overdue holds whose lease lapsed are swept by a
+    /// batch without a lease, which fences the lapsed owner.
+    private func sweepLapsedDrops() async throws {
+        for drop in try await store.dropsWithOverdueHolds(sweptBy: nil) {
+            do {
+                let outcome = try await store.apply(ClaimBatch(dropID: drop, items: []))
+                summary.expired += outcome.expired.count
+            } catch is EngineError {
+                continue  // leased meanwhile, or an injected fault
+            }
+        }
+    }
+
+    /// The owner's actor of the drop, activated (taking the lease) if it has none; nil when
+    /// another owner holds the lease, or loading failed.
+    private func node(for key: Key) async throws -> Node? {
+        if let node = nodes[key] { return node }
+        let grant: LeaseGrant?
+        do { grant = try await store.acquireLease(on: key.drop, for: owners[key.owner]) } catch {
+            summary.recoveriesFailed += 1
+            return nil
+        }
+        guard case .granted(let recovery, let epoch, let previousOwner) = grant else { return nil }
+        if previousOwner != nil { summary.takeovers += 1 }
+        let now = clock.now()
+        let tenure = DropMachine.Tenure(
+            owner: owners[key.owner], epoch: epoch, trustedUntil: owners[key.owner].trustedUntil(sentAt: now))
+        nodes[key] = Node(
+            machine: DropMachine(recovery: recovery, now: now, tenure: tenure, maxBatchClaims: 4, maxQueuedClaims: 16))
+        try await perform(nodes[key]!.machine.tick(now: now), on: key)
+        return nodes[key]
+    }
+
+    /// The owner the request reached runs the drop, or takes its lease, or forwards the
+    /// request once to the owner holding it; with none of those (the holder is paused, or
+    /// loading failed) the caller hears a retryable error.
+    private func target(for drop: DropID, reaching owner: Int) async throws -> Key? {
+        let here = Key(owner: owner, drop: drop)
+        if try await node(for: here) != nil { return here }
+        let there = Key(owner: 1 - owner, drop: drop)
+        guard paused != there.owner, nodes[there] != nil else { return nil }
+        summary.forwarded += 1
+        return there
+    }
+
+    private func request(on drop: DropID, reaching owner: Int) async throws {
         summary.requests += 1
+        guard let key = try await target(for: drop, reaching: owner) else {
+            summary.refusedDuringHandover += 1
+            return
+        }
         let now = clock.now()
         let roll = Int.random(in: 0..<10, using: &random)
         // Most purchases and cancels come from users who hold something, as in real traffic.
-        let holders = nodes[drop]!.machine.holds.keys.sorted()
+        let holders = nodes[key]!.machine.holds.keys.sorted()
         let user = roll >= 5 && !holders.isEmpty && Int.random(in: 0..<10, using: &random) < 8
             ? holders[Int.random(in: 0..<holders.count, using: &random)]
             : UserID(Int.random(in: 1...users, using: &random))
@@ -120,14 +223,14 @@ public actor Simulator {
         let admission: DropMachine.Admission
         if roll < 5 {
             item = ClaimItem(.reserve, user: user)
-            admission = nodes[drop]!.machine.reserve(user: user, now: now)
+            admission = nodes[key]!.machine.reserve(user: user, now: now)
         } else if roll < 8 {
-            let key = Bool.random(using: &random) ? "key-\(user)-\(Int.random(in: 0...2, using: &random))" : nil
-            item = ClaimItem(.purchase, user: user, idempotencyKey: key)
-            admission = nodes[drop]!.machine.purchase(user: user, idempotencyKey: key, now: now)
+            let idempotencyKey = Bool.random(using: &random) ? "key-\(user)-\(Int.random(in: 0...2, using: &random))" : nil
+            item = ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey)
+            admission = nodes[key]!.machine.purchase(user: user, idempotencyKey: idempotencyKey, now: now)
         } else {
             item = ClaimItem(.cancel, user: user)
-            admission = nodes[drop]!.machine.cancel(user: user, now: now)
+            admission = nodes[key]!.machine.cancel(user: user, now: now)
         }
         switch admission {
         case .answered(let answer):
@@ -135,83 +238,85 @@ public actor Simulator {
             try await checkMemoryAgreesWithStore(answer, for: Request(drop: drop, item: item))
             try await told(answer, for: Request(drop: drop, item: item))
         case .queued(let ticket, let effects):
-            waiting[drop, default: [:]][ticket] = Request(drop: drop, item: item)
-            try await perform(effects, on: drop)
+            waiting[key, default: [:]][ticket] = Request(drop: drop, item: item)
+            try await perform(effects, on: key)
+        case .refused:
+            summary.refusedDuringHandover += 1
         }
     }
 
     /// The drop's batch in flight reaches the store now (a slow commit is one that waits
     /// for several steps before this event picks it).
-    private func complete(_ drop: DropID) async throws {
-        try await perform(nodes[drop]!.machine.flush(now: clock.now()), on: drop)
-        guard let batch = nodes[drop]?.inFlight else { return }
-        nodes[drop]!.inFlight = nil
-        let verdicts = Set(nodes[drop]!.machine.inFlightTickets)
+    private func complete(_ key: Key) async throws {
+        guard nodes[key] != nil else { return }
+        try await perform(nodes[key]!.machine.flush(now: clock.now()), on: key)
+        guard let batch = nodes[key]?.inFlight else { return }
+        nodes[key]!.inFlight = nil
+        let verdicts = Set(nodes[key]!.machine.inFlightTickets)
         do {
             let outcome = try await store.apply(batch)
             summary.batchesCommitted += 1
             summary.expired += outcome.expired.count
             try await perform(
-                nodes[drop]!.machine.committed(outcome, now: clock.now()), on: drop, storeVerdicts: verdicts)
+                nodes[key]!.machine.committed(outcome, now: clock.now()), on: key, storeVerdicts: verdicts)
         } catch let error as EngineError {
             summary.batchesFailed += 1
             if error.code == .outcomeUnknown { summary.acknowledgementsLost += 1 }
-            try await perform(nodes[drop]!.machine.failed(error), on: drop)
+            if error.code == .fenced { summary.fencedBatches += 1 }
+            try await perform(nodes[key]!.machine.failed(error), on: key)
         }
     }
 
-    /// The drop's actor dies: its waiting callers never hear back (indeterminate), a batch in
-    /// flight may or may not have committed, and a new actor recovers from the store.
-    private func crash(_ drop: DropID) async throws {
+    /// The owner's actor of the drop dies: its waiting callers never hear back (indeterminate),
+    /// a batch in flight may or may not have committed, and the next request to that owner
+    /// takes the lease again and recovers from the store.
+    private func crash(_ key: Key) async throws {
+        guard nodes[key] != nil else { return }
         summary.crashes += 1
-        if let batch = nodes[drop]?.inFlight, Bool.random(using: &random) {
+        if let batch = nodes[key]?.inFlight, Bool.random(using: &random) {
             _ = try? await store.apply(batch)
         }
-        waiting[drop] = [:]
-        try await activate(drop)
-    }
-
-    /// A new actor for the drop; loading it may fail (injected), and is tried until it works.
-    private func activate(_ drop: DropID) async throws {
-        var loaded: DropRecovery??
-        while loaded == nil {
-            do { loaded = .some(try await store.recover(drop)) } catch { summary.recoveriesFailed += 1 }
-        }
-        guard let recovery = loaded ?? nil else { return }
-        nodes[drop] = Node(machine: DropMachine(recovery: recovery, now: clock.now(), maxBatchClaims: 4, maxQueuedClaims: 16))
-        try await perform(nodes[drop]!.machine.tick(now: clock.now()), on: drop)
+        waiting[key] = [:]
+        nodes[key] = nil
     }
 
     /// `storeVerdicts`: the tickets of the batch that just committed; every other answer in
     /// `effects` came from memory and must be the store's.
     private func perform(
-        _ effects: [DropMachine.Effect], on drop: DropID, storeVerdicts: Set<DropMachine.Ticket> = []
+        _ effects: [DropMachine.Effect], on key: Key, storeVerdicts: Set<DropMachine.Ticket> = []
     ) async throws {
         for effect in effects {
             switch effect {
             case .answer(let ticket, let answer):
-                guard let request = waiting[drop]?.removeValue(forKey: ticket) else { break }
+                guard let request = waiting[key]?.removeValue(forKey: ticket) else { break }
                 if !storeVerdicts.contains(ticket) { try await checkMemoryAgreesWithStore(answer, for: request) }
                 try await told(answer, for: request)
-            case .fail(let tickets, _):
-                for ticket in tickets { waiting[drop]?.removeValue(forKey: ticket) }
+            case .fail(let tickets, let error):
+                for ticket in tickets { waiting[key]?.removeValue(forKey: ticket) }
+                if error.code == .fenced { summary.refusedDuringHandover += tickets.count }
             case .commit(let batch):
-                precondition(nodes[drop]!.inFlight == nil, "two batches in flight for one drop")
-                nodes[drop]!.inFlight = batch
+                precondition(nodes[key]!.inFlight == nil, "two batches in flight for one drop")
+                nodes[key]!.inFlight = batch
             case .armTimer, .gather:
                 break  // the simulation ticks every drop when it moves the clock, and flushes in `complete`
+            case .stepDown:
+                precondition(waiting[key]?.isEmpty ?? true, "a machine stepped down with callers still waiting")
+                nodes[key] = nil
+                return
             case .recover:
                 let recovery: DropRecovery?
-                do { recovery = try await store.recover(drop) } catch let error as EngineError {
-                    summary.recoveriesFailed += 1
-                    try await perform(nodes[drop]!.machine.recoveryFailed(error), on: drop)
+                do {
+                    recovery = try await store.recover(key.drop, epoch: nodes[key]!.machine.tenure?.epoch)
+                } catch let error as EngineError {
+                    if error.code != .fenced { summary.recoveriesFailed += 1 }
+                    try await perform(nodes[key]!.machine.recoveryFailed(error), on: key)
                     continue
                 }
                 if let recovery {
-                    try await perform(nodes[drop]!.machine.recovered(recovery, now: clock.now()), on: drop)
+                    try await perform(nodes[key]!.machine.recovered(recovery, now: clock.now()), on: key)
                 } else {
                     try await perform(
-                        nodes[drop]!.machine.recoveryFailed(EngineError(.storeUnavailable, "drop vanished")), on: drop)
+                        nodes[key]!.machine.recoveryFailed(EngineError(.storeUnavailable, "drop vanished")), on: key)
                 }
             }
         }
@@ -272,6 +377,17 @@ public actor Simulator {
     }
 
     private func checkInvariants() async throws {
+        // One owner per drop: at most one machine's memory trusts its lease at any instant.
+        let now = clock.now()
+        for drop in dropIDs {
+            let trusting = owners.indices.filter { owner in
+                guard let machine = nodes[Key(owner: owner, drop: drop)]?.machine else { return false }
+                return !machine.isDeposed && machine.memoryTrusted(now: now)
+            }
+            guard trusting.count <= 1 else {
+                throw failure("one owner per drop", "drop \(drop): the memory of \(trusting.map { owners[$0].instance }) trusts its lease")
+            }
+        }
         let (drops, reservations, purchases) = await store.contents()
         let reservationsByID = Dictionary(uniqueKeysWithValues: reservations.map { ($0.id, $0) })
         for drop in drops {
@@ -313,13 +429,15 @@ public actor Simulator {
     /// is ACTIVE past its expiry and every expired unit is available again.
     private func drainPastEveryTTL() async throws {
         faultsOn = false
+        paused = nil
         await store.setFaults(InMemoryStore.Faults())
         clock.advance(by: Double(Defaults.maxReserveTTLMilliseconds) / 1000)
         for _ in 0..<8 {
-            for drop in nodes.keys.sorted() {
-                try await perform(nodes[drop]!.machine.tick(now: clock.now()), on: drop)
-                repeat { try await complete(drop) } while nodes[drop]!.inFlight != nil
+            try await tickRunningNodes()
+            for key in nodes.keys.sorted() {
+                repeat { try await complete(key) } while nodes[key]?.inFlight != nil
             }
+            try await sweepLapsedDrops()
         }
         try await checkInvariants()
         // Units return: the counters-match-rows check above proves `reserved` counts only the

@@ -21,10 +21,13 @@ public struct ClaimBatch: Sendable, Equatable {
     public let dropID: DropID
     /// Empty is valid: a batch that only expires overdue holds (a sweep).
     public let items: [ClaimItem]
+    /// The lease the batch is written under (an actor's); nil for writers without one.
+    public let lease: BatchLease?
 
-    public init(dropID: DropID, items: [ClaimItem]) {
+    public init(dropID: DropID, items: [ClaimItem], lease: BatchLease? = nil) {
         self.dropID = dropID
         self.items = items
+        self.lease = lease
     }
 }
 

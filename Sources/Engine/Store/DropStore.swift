@@ -7,14 +7,31 @@ public protocol DropStore: Sendable {
     /// Drops ordered by id, after the cursor, at most `limit`, each with its last 3 purchases.
     func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot]
     func snapshot(of drop: DropID) async throws -> DropSnapshot?
-    /// The drop and its live state, or nil for an unknown drop.
-    func recover(_ drop: DropID) async throws -> DropRecovery?
-    /// Applies a batch in one transaction under the drop's lock; all or nothing.
+    /// The drop and its live state, or nil for an unknown drop. With an epoch, only while the
+    /// drop's lease still has it (else `EngineError.fenced`): an owner's reload.
+    func recover(_ drop: DropID, epoch: Int64?) async throws -> DropRecovery?
+    /// Takes the drop's lease for `owner` unless another instance holds a live one, and loads
+    /// the drop under the same lock; nil for an unknown drop. Each grant is a new epoch.
+    func acquireLease(on drop: DropID, for owner: LeaseOwner) async throws -> LeaseGrant?
+    /// Extends the leases `owner` still holds under these epochs; returns the drops renewed.
+    func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> Set<DropID>
+    /// Lets every lease of `owner` lapse now (a graceful shutdown), so others take over at once.
+    func releaseLeases(of owner: LeaseOwner) async throws
+    /// Applies a batch in one transaction under the drop's lock; all or nothing. A batch with
+    /// a lease is refused (`fenced`) unless its epoch is the drop's; one without is refused
+    /// (`leased`) while an instance holds a live lease on the drop.
     func apply(_ batch: ClaimBatch) async throws -> BatchOutcome
     /// A user's reservations on every drop, newest first.
     func reservations(of user: UserID) async throws -> [Reservation]
-    /// Drops that have ACTIVE holds past their expiry by the store's clock.
-    func dropsWithOverdueHolds() async throws -> [DropID]
+    /// Drops that have ACTIVE holds past their expiry by the store's clock and that `owner`
+    /// may sweep: its own, and those whose lease has lapsed or was never taken (nil: only
+    /// those).
+    func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) async throws -> [DropID]
     /// Records a user's display name (for the purchase feed).
     func upsertUser(_ user: UserID, name: String, role: String) async throws
+}
+
+extension DropStore {
+    public func recover(_ drop: DropID) async throws -> DropRecovery? { try await recover(drop, epoch: nil) }
+    public func dropsWithOverdueHolds() async throws -> [DropID] { try await dropsWithOverdueHolds(sweptBy: nil) }
 }

@@ -51,21 +51,40 @@ public actor InMemoryStore: DropStore {
         tables.drops[drop].map { DropSnapshot(drop: $0, recentPurchases: tables.recentPurchases(of: drop)) }
     }
 
-    public func recover(_ drop: DropID) throws -> DropRecovery? {
+    public func recover(_ drop: DropID, epoch: Int64?) throws -> DropRecovery? {
         if random.chance(faults.failRecovery) {
             throw EngineError(.storeUnavailable, "injected fault: loading the drop failed")
         }
+        if let epoch, tables.drops[drop] != nil, tables.epoch(of: drop) != epoch {
+            throw EngineError(.fenced, "the lease of drop \(drop) moved past epoch \(epoch)", owner: tables.leases[drop]?.owner)
+        }
         return tables.recovery(of: drop)
     }
+
+    public func acquireLease(on drop: DropID, for owner: LeaseOwner) throws -> LeaseGrant? {
+        if random.chance(faults.failRecovery) {
+            throw EngineError(.storeUnavailable, "injected fault: loading the drop failed")
+        }
+        return tables.acquireLease(on: drop, for: owner, now: clock.now())
+    }
+
+    public func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) -> Set<DropID> {
+        tables.renewLeases(epochs, for: owner, now: clock.now())
+    }
+
+    public func releaseLeases(of owner: LeaseOwner) { tables.releaseLeases(of: owner, now: clock.now()) }
+
+    /// The epoch of a drop's lease (0: never leased), for simulations.
+    public func leaseEpoch(of drop: DropID) -> Int64 { tables.epoch(of: drop) }
 
     public func reservations(of user: UserID) -> [Reservation] {
         tables.reservationsByID.values.filter { $0.userID == user }.sorted { $0.id > $1.id }
     }
 
-    public func dropsWithOverdueHolds() -> [DropID] {
+    public func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) -> [DropID] {
         let now = clock.now()
         return Set(tables.reservationsByID.values.filter { $0.status == .active && $0.expiresAt <= now }.map(\.dropID))
-            .sorted()
+            .filter { tables.maySweep($0, owner: owner, now: now) }.sorted()
     }
 
     public func upsertUser(_ user: UserID, name: String, role: String) { tables.users[user] = name }
@@ -74,6 +93,7 @@ public actor InMemoryStore: DropStore {
         if random.chance(faults.failBeforeCommit) {
             throw EngineError(.batchFailed, "injected fault: batch refused before commit")
         }
+        try tables.admit(batch, now: clock.now())
         let outcome = tables.apply(batch, now: clock.now())
         if random.chance(faults.failAfterCommit) {
             throw EngineError(.outcomeUnknown, "injected fault: batch committed but its acknowledgement was lost")

@@ -10,6 +10,7 @@ struct InMemoryTables {
     var reservationIDsByDrop: [DropID: [ReservationID]] = [:]
     var purchasesByID: [PurchaseID: Purchase] = [:]
     var users: [UserID: String] = [:]
+    var leases: [DropID: LeaseRow] = [:]
     private var nextID: Int64 = 1
 
     mutating func createDrop(_ spec: DropSpec, now: Date) -> DropRecord {

@@ -50,27 +50,95 @@ public final class PostgresStore: DropStore {
     /// rather than left to the server's default: each statement then sees every batch that
     /// committed before the lock was granted (REPEATABLE READ would take its snapshot before
     /// the wait and fail with a serialization error when a batch committed meanwhile).
-    public func recover(_ drop: DropID) async throws -> DropRecovery? {
+    public func recover(_ drop: DropID, epoch: Int64?) async throws -> DropRecovery? {
         try await pool.withSession { session in
             try session.transaction(isolation: .readCommitted) {
                 guard
                     let row = try session.query(
-                        "SELECT \(Self.dropColumns) FROM drops WHERE id = $1 FOR SHARE", [.int64(drop)]
+                        "SELECT \(Self.dropColumns), lease_owner, lease_epoch FROM drops WHERE id = $1 FOR SHARE",
+                        [.int64(drop)]
                     ).first
                 else {
                     return nil
                 }
-                let holds = try session.query("""
-                    SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
-                    WHERE drop_id = $1 AND status = 'ACTIVE'
-                    """, [.int64(drop)]).rows.map(Self.reservation)
-                let purchases = try session.query("""
-                    SELECT id, reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at
-                    FROM purchases WHERE drop_id = $1
-                    """, [.int64(drop)]).rows.map(Self.purchase)
-                return DropRecovery(drop: try Self.drop(row), activeHolds: holds, purchases: purchases)
+                if let epoch, try row.int64("lease_epoch") != epoch {
+                    throw EngineError(
+                        .fenced, "the lease of drop \(drop) moved past epoch \(epoch)",
+                        owner: try row.optionalString("lease_owner"))
+                }
+                return try Self.recovery(of: Self.drop(row), session)
             }
         }
+    }
+
+    /// Under the drop's row lock (FOR UPDATE), so no batch and no other taker interleaves: a
+    /// live lease of another instance is left alone; otherwise the lease becomes `owner`'s under
+    /// the next epoch and the drop is loaded as it stands at that epoch's start.
+    public func acquireLease(on drop: DropID, for owner: LeaseOwner) async throws -> LeaseGrant? {
+        try await pool.withSession { session in
+            try session.transaction(isolation: .readCommitted) {
+                guard
+                    let row = try session.query("""
+                        SELECT \(Self.dropColumns), lease_owner, lease_expires_at > clock_timestamp() AS lease_live
+                        FROM drops WHERE id = $1 FOR UPDATE
+                        """, [.int64(drop)]
+                    ).first
+                else {
+                    return nil
+                }
+                let previous = try row.optionalString("lease_owner")
+                if let previous, previous != owner.instance, try row.bool("lease_live") {
+                    return .heldElsewhere(owner: previous)
+                }
+                guard
+                    let granted = try session.query("""
+                        UPDATE drops SET lease_owner = $2, lease_epoch = lease_epoch + 1,
+                                         lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond'
+                        WHERE id = $1 RETURNING lease_epoch
+                        """, [.int64(drop), .text(owner.instance), .int32(Int32(owner.leaseMilliseconds))]
+                    ).first
+                else {
+                    throw PostgresError.decoding("the lease update of drop \(drop) returned no row")
+                }
+                return .granted(
+                    try Self.recovery(of: Self.drop(row), session), epoch: try granted.int64("lease_epoch"),
+                    previousOwner: previous == owner.instance ? nil : previous)
+            }
+        }
+    }
+
+    /// One statement for every lease; each row waits for its drop's batch in flight, if any.
+    public func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> Set<DropID> {
+        guard !epochs.isEmpty else { return [] }
+        let drops = Array(epochs.keys)
+        let rows = try await pool.query("""
+            UPDATE drops d SET lease_expires_at = clock_timestamp() + $4 * interval '1 millisecond'
+            FROM unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)
+            WHERE d.id = l.id AND d.lease_epoch = l.epoch AND d.lease_owner = $3
+            RETURNING d.id
+            """, [
+                .int64Array(drops), .int64Array(drops.map { epochs[$0]! }), .text(owner.instance),
+                .int32(Int32(owner.leaseMilliseconds)),
+            ])
+        return Set(try rows.rows.map { try $0.int64("id") })
+    }
+
+    public func releaseLeases(of owner: LeaseOwner) async throws {
+        try await pool.query(
+            "UPDATE drops SET lease_expires_at = clock_timestamp() WHERE lease_owner = $1 AND lease_expires_at > clock_timestamp()",
+            [.text(owner.instance)])
+    }
+
+    private static func recovery(of drop: DropRecord, _ session: PostgresSession) throws -> DropRecovery {
+        let holds = try session.query("""
+            SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
+            WHERE drop_id = $1 AND status = 'ACTIVE'
+            """, [.int64(drop.id)]).rows.map(Self.reservation)
+        let purchases = try session.query("""
+            SELECT id, reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at
+            FROM purchases WHERE drop_id = $1
+            """, [.int64(drop.id)]).rows.map(Self.purchase)
+        return DropRecovery(drop: drop, activeHolds: holds, purchases: purchases)
     }
 
     /// One round trip. When it fails, the error says whether the batch may have committed:
@@ -81,13 +149,14 @@ public final class PostgresStore: DropStore {
         let kinds = batch.items.map { Int64($0.kind.rawValue) }
         let users = batch.items.map(\.userID)
         let keys = batch.items.map { $0.idempotencyKey }
+        let lease: [PostgresValue] = batch.lease.map { [.int64($0.epoch), .int32(Int32($0.milliseconds))] } ?? [.null, .null]
         let rows: PostgresRows
         do {
             rows = try await pool.withSession { session in
                 do {
                     return try session.query(
-                        "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key FROM stockdrop_apply_batch($1, $2::integer[], $3, $4)",
-                        [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)])
+                        "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6)",
+                        [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)] + lease)
                 } catch let error as PostgresError where error.kind != .server {
                     throw SentBatchLost(underlying: error)
                 }
@@ -101,6 +170,8 @@ public final class PostgresStore: DropStore {
         }
         do {
             return try Self.outcome(of: batch, rows: rows)
+        } catch let refused as EngineError {
+            throw refused
         } catch {
             throw EngineError(.outcomeUnknown, "the batch's answer could not be read: \(error)")
         }
@@ -117,10 +188,14 @@ public final class PostgresStore: DropStore {
             """, [.int64(user)]).rows.map(Self.reservation)
     }
 
-    public func dropsWithOverdueHolds() async throws -> [DropID] {
-        try await pool.query(
-            "SELECT DISTINCT drop_id FROM reservations WHERE status = 'ACTIVE' AND expires_at <= clock_timestamp()"
-        ).rows.map { try $0.int64("drop_id") }
+    public func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) async throws -> [DropID] {
+        try await pool.query("""
+            SELECT d.id FROM drops d
+            WHERE (d.lease_owner IS NULL OR d.lease_owner = $1 OR d.lease_expires_at <= clock_timestamp())
+              AND EXISTS (SELECT 1 FROM reservations r
+                          WHERE r.drop_id = d.id AND r.status = 'ACTIVE' AND r.expires_at <= clock_timestamp())
+            """, [owner.map { .text($0.instance) } ?? .null]
+        ).rows.map { try $0.int64("id") }
     }
 
     public func upsertUser(_ user: UserID, name: String, role: String) async throws {
@@ -142,6 +217,14 @@ public final class PostgresStore: DropStore {
             let ord = try row.int("ord")
             let code = try row.string("code")
             switch code {
+            case "fenced":
+                throw EngineError(
+                    .fenced, "the lease of drop \(batch.dropID) changed hands; the batch was refused",
+                    owner: try row.optionalString("idempotency_key"))
+            case "leased":
+                let owner = try row.optionalString("idempotency_key")
+                throw EngineError(
+                    .leased, "drop \(batch.dropID) is owned by instance \(owner ?? "?"); nothing was applied", owner: owner)
             case "counters":
                 guard counters == nil else { throw PostgresError.decoding("the batch reply has two counters rows") }
                 counters = (try row.int("sold"), try row.int("reserved"), micros(try row.int64("created_us")))

@@ -1,0 +1,56 @@
+// Ownership of drops across server instances (DESIGN.md "Scale past one machine"): an engine
+// runs a drop's actor only while it holds the drop's lease in the store. The epoch fences:
+// a batch carries the epoch its actor loaded with, and the store refuses it once the lease
+// has changed hands.
+import Foundation
+
+/// Who an engine is, and how long the leases it takes last.
+public struct LeaseOwner: Sendable, Hashable {
+    public let instance: String
+    public let leaseMilliseconds: Int
+
+    public init(instance: String, leaseMilliseconds: Int = Defaults.leaseMilliseconds) {
+        precondition(!instance.isEmpty && instance.utf8.count <= 200, "an instance id has 1 to 200 bytes")
+        precondition(
+            leaseMilliseconds >= 4 * Defaults.leaseSafetyMarginMilliseconds,
+            "a lease must outlast its safety margin several times over")
+        self.instance = instance
+        self.leaseMilliseconds = leaseMilliseconds
+    }
+
+    /// A name no other process shares: host, process id and a random suffix, so a restarted
+    /// process is a new owner and never mistakes its predecessor's leases for its own.
+    public static func unique(leaseMilliseconds: Int = Defaults.leaseMilliseconds) -> LeaseOwner {
+        let host = ProcessInfo.processInfo.hostName.prefix(60)
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        return LeaseOwner(
+            instance: "\(host)-\(ProcessInfo.processInfo.processIdentifier)-\(suffix)", leaseMilliseconds: leaseMilliseconds)
+    }
+
+    /// How long memory may trust a lease renewed by a request sent at `sentAt`: the store set
+    /// its expiry by its own clock after the request arrived, so `sentAt + lease` is no later
+    /// than that expiry; the margin covers clocks that run at slightly different rates.
+    public func trustedUntil(sentAt: Date) -> Date {
+        sentAt.addingTimeInterval(Double(leaseMilliseconds - Defaults.leaseSafetyMarginMilliseconds) / 1000)
+    }
+}
+
+/// The lease a batch is written under.
+public struct BatchLease: Sendable, Equatable {
+    public let epoch: Int64
+    public let milliseconds: Int
+
+    public init(epoch: Int64, milliseconds: Int) {
+        self.epoch = epoch
+        self.milliseconds = milliseconds
+    }
+}
+
+/// What asking for a drop's lease gave.
+public enum LeaseGrant: Sendable, Equatable {
+    /// The lease is this engine's under `epoch`, with the drop as it stood when it was taken.
+    /// `previousOwner` is set when another instance's lapsed lease was taken over.
+    case granted(DropRecovery, epoch: Int64, previousOwner: String?)
+    /// Another instance holds a live lease on the drop.
+    case heldElsewhere(owner: String)
+}
