@@ -1,7 +1,8 @@
-// Builds the server: the engine host, the router with its middleware chain, and the
-// Hummingbird application whose ServiceGroup shuts down in order on SIGTERM/SIGINT: the HTTP
-// server stops accepting and answers its requests first, then the engine commits its
-// batches in flight and closes the pool. Tests call this, exactly as `stockdrop serve` does.
+// Builds the server: each part of the engine's side in its own small type, the router with
+// its middleware chain, and the Hummingbird application whose ServiceGroup shuts down in order
+// on SIGTERM/SIGINT: the HTTP server stops accepting and answers its requests first, then the
+// engine commits its batches in flight and gives up its leases, then the instance leaves the
+// directory and the relay stops. Tests call this, exactly as `stockdrop serve` does.
 import Engine
 import Hummingbird
 import HummingbirdWebSocket
@@ -11,10 +12,23 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
+/// What the routes and the tests are handed: each part does one job.
 public struct ServerParts: Sendable {
-    public let engine: EngineHost
+    public let inventory: any Inventory
+    public let events: EventHub
     public let metrics: ServerMetrics
     public let authority: TokenAuthority
+    /// The Redis relay when REDIS_URL is set (its status shows in /ready).
+    public let relay: RedisRelay?
+    let readiness: ReadinessProbe
+    let gauges: GaugeRefresher
+    let snapshot: LiveSnapshot
+    let buyers: BuyerNames
+    let directory: InstanceDirectory
+    let forwarder: ClaimForwarder
+
+    public var strategy: Strategy { inventory.strategy }
+    public var instance: String { directory.instance }
 }
 
 public func buildApplication(_ configuration: ServerConfiguration, clock: any WallClock = SystemClock(),
@@ -22,57 +36,76 @@ public func buildApplication(_ configuration: ServerConfiguration, clock: any Wa
     async throws -> (application: some ApplicationProtocol, parts: ServerParts) {
     var logger = Logger(label: "stockdrop")
     logger.logLevel = configuration.logLevel
+    logger[metadataKey: "instance"] = "\(configuration.owner.instance)"
     let metrics = ServerMetrics()
     let authority = try await TokenAuthority(secret: configuration.jwtSecret, clock: clock)
-    let engine = EngineHost(configuration: configuration, metrics: metrics, logger: logger)
-    let router = buildRouter(configuration, engine: engine, metrics: metrics, authority: authority, clock: clock)
-    let liveRouter = buildLiveRouter(engine: engine, authority: authority)
-    // Services stop in reverse order: the HTTP server, then the engine (its last batches'
-    // events still reach the relay), then the relay.
-    var services: [any Service] = []
-    if let redisURL = configuration.redisURL {
-        let relay = RedisRelay(url: redisURL, hub: engine.events, logger: logger) { await engine.liveSnapshot() }
-        engine.relay = relay
-        services.append(relay)
+    let pool = PostgresPool(url: configuration.databaseURL, size: configuration.poolSize)
+    let store = InstrumentedStore(base: PostgresStore(pool: pool), metrics: metrics)
+    let events = EventHub(stockEventsPerSecond: configuration.stockEventsPerSecond)
+    let publisher = CommitPublisher(events: events, store: store)
+    let inventory: any Inventory = switch configuration.strategy {
+    case .actor: ActorEngine(store: store, owner: configuration.owner, clock: clock, onCommit: publisher.committed)
+    case .rowlock: RowLockEngine(store: store, clock: clock, onCommit: publisher.committed)
     }
-    services.append(engine)
+    let snapshot = LiveSnapshot(inventory: inventory)
+    let directory = InstanceDirectory(instance: configuration.owner.instance, pool: pool, logger: logger)
+    let relay = configuration.redisURL.map { url in
+        RedisRelay(url: url, hub: events, logger: logger) { await snapshot.make() }
+    }
+    let parts = ServerParts(
+        inventory: inventory, events: events, metrics: metrics, authority: authority, relay: relay,
+        readiness: ReadinessProbe(pool: pool), gauges: GaugeRefresher(inventory: inventory, pool: pool, metrics: metrics),
+        snapshot: snapshot, buyers: BuyerNames(store: store), directory: directory,
+        forwarder: ClaimForwarder(directory: directory, metrics: metrics))
+    // Services stop in reverse order: the HTTP server; the directory entry (no instance
+    // forwards here once this one stopped accepting); the engine, whose last batches' events
+    // still reach the relay, and which closes the pool last; then the relay.
+    let services: [any Service] = [relay].compactMap { $0 } + [
+        EngineService(inventory: inventory, pool: pool, forwarder: parts.forwarder, logger: logger), directory,
+    ]
     let application = Application(
-        router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: liveRouter),
+        router: buildRouter(configuration, parts: parts, clock: clock),
+        server: .http1WebSocketUpgrade(webSocketRouter: buildLiveRouter(parts: parts)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop"),
         services: services,
-        onServerRunning: onServerRunning,
+        onServerRunning: { channel in
+            // Listed before anything says this instance is running, so no other instance
+            // forwards to the address of its previous run.
+            let port = channel.localAddress?.port ?? configuration.port
+            await directory.advertise(configuration.advertiseURL ?? "http://\(configuration.host):\(port)")
+            await onServerRunning(channel)
+        },
         eventLoopGroupProvider: configuration.eventLoopThreads.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton,
         logger: logger)
-    return (application, ServerParts(engine: engine, metrics: metrics, authority: authority))
+    return (application, parts)
 }
 
-func buildRouter(_ configuration: ServerConfiguration, engine: EngineHost, metrics: ServerMetrics, authority: TokenAuthority,
-                 clock: any WallClock) -> Router<StockdropContext> {
+func buildRouter(_ configuration: ServerConfiguration, parts: ServerParts, clock: any WallClock) -> Router<StockdropContext> {
     let router = Router(context: StockdropContext.self)
     let table = RouteTableBox()
-    router.add(middleware: RequestLogMiddleware(metrics: metrics, proxies: configuration.trustedProxies))
+    router.add(middleware: RequestLogMiddleware(metrics: parts.metrics, proxies: configuration.trustedProxies))
     router.add(middleware: ErrorMiddleware(routes: table))
-    OperationsRoutes(engine: engine, metrics: metrics).add(to: router)
+    OperationsRoutes(parts: parts).add(to: router)
     LivePage.add(to: router)
     if let limit = configuration.addressRateLimit {
         router.add(middleware: RateLimitMiddleware(limiter: RateLimiter(limit: limit, clock: clock), scope: "client address") { _, context in context.clientAddress })
     }
-    router.add(middleware: TokenAuthenticator(authority: authority))
+    router.add(middleware: TokenAuthenticator(authority: parts.authority))
     if let limit = configuration.userRateLimit {
         router.add(middleware: RateLimitMiddleware(limiter: RateLimiter(limit: limit, clock: clock), scope: "user") { _, context in
             context.identity.map { "user:\($0.userID)" }
         })
     }
-    DropRoutes(engine: engine, clock: clock).add(to: router)
+    router.add(middleware: ClaimForwarding(forwarder: parts.forwarder))
+    DropRoutes(inventory: parts.inventory, events: parts.events, buyers: parts.buyers, clock: clock).add(to: router)
     table.set(RouteTable(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) }))
     return router
 }
 
 /// WebSocket upgrades have a router (and a request context) of their own.
-func buildLiveRouter(engine: EngineHost, authority: TokenAuthority) -> Router<LiveSocketContext> {
+func buildLiveRouter(parts: ServerParts) -> Router<LiveSocketContext> {
     let router = Router(context: LiveSocketContext.self)
-    LiveRoutes(engine: engine, authority: authority).add(to: router)
+    LiveRoutes(events: parts.events, snapshot: parts.snapshot, authority: parts.authority).add(to: router)
     return router
 }
 

@@ -27,12 +27,20 @@ public struct ServerConfiguration: Sendable {
     /// Redis for fanning live events out across instances; nil keeps them in this process.
     public var redisURL: String?
     public var stockEventsPerSecond: Double
+    /// This instance in the drops' leases and in the instance directory, and how long its
+    /// leases last (DESIGN.md "Scale past one machine").
+    public var owner: LeaseOwner
+    /// Where other instances reach this one to forward claims; nil: http://host:port as bound.
+    public var advertiseURL: String?
 
     public init(host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String, jwtSecret: String,
                 userRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.userRequestsPerSecond, burst: ServerDefaults.userBurstRequests),
                 addressRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.addressRequestsPerSecond, burst: ServerDefaults.addressBurstRequests),
                 trustedProxies: TrustedProxies = .none, poolSize: Int? = nil, logLevel: Logger.Level = .info,
-                eventLoopThreads: Int? = nil, redisURL: String? = nil, stockEventsPerSecond: Double = ServerDefaults.stockEventsPerSecond) {
+                eventLoopThreads: Int? = nil, redisURL: String? = nil, stockEventsPerSecond: Double = ServerDefaults.stockEventsPerSecond,
+                owner: LeaseOwner = .unique(), advertiseURL: String? = nil) {
+        self.owner = owner
+        self.advertiseURL = advertiseURL
         self.host = host
         self.port = port
         self.strategy = strategy

@@ -57,4 +57,17 @@ public enum ServerDefaults {
     public static let latencyBucketsSeconds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
     /// Batch size histogram bounds (claims per group-commit transaction).
     public static let batchSizeBuckets: [Double] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_000]
+    /// Instances write their heartbeat this often; a directory entry older than three beats is
+    /// taken for a dead instance, and a claim for its drops is answered 503 at once rather than
+    /// waiting on a connection to nowhere.
+    public static let heartbeatMilliseconds = 1_000
+    public static let heartbeatsMissedBeforeDead = 3
+    /// A forwarded claim waits this long for the owner's answer when the caller set no
+    /// deadline: a batch commits in tens of ms, and a drop's queue drains within a second.
+    public static let forwardTimeoutMilliseconds = 5_000
+    /// The owner's answer to a forwarded claim is a small JSON body; past this it is refused.
+    public static let forwardedBodyMaxBytes = 64 * 1024
+    /// Connections kept open to each other instance for forwarded claims: a forward holds
+    /// one for a batch's round trip (~5–50 ms), so 64 carry a few thousand claims a second.
+    public static let forwardConnectionsPerInstance = 64
 }

@@ -25,6 +25,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Redis for live events across instances: redis://host:port or unix:///path (default: REDIS_URL; unset: events stay in this process).") var redisURL: String?
     @Option(help: "stock.changed events per drop per second at most (the last value is always sent).") var stockEventsPerSecond = ServerDefaults.stockEventsPerSecond
     @Flag(help: "Generate a JWT secret when STOCKDROP_JWT_SECRET is unset, and print it.") var dev = false
+    @Option(help: "This instance's name in drop leases and the instance directory (default: STOCKDROP_INSTANCE_ID, else host-pid-random). Keep it across restarts to take the instance's drops back at once.") var instanceID: String?
+    @Option(help: "The URL other instances forward claims to (default: http://HOST:PORT as bound).") var advertiseURL: String?
+    @Option(help: "How long a drop's lease lasts without renewal, in ms: the takeover time after an instance dies.") var leaseMs = Defaults.leaseMilliseconds
 
     func validate() throws {
         if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be 0…65535 (0: any free port)") }
@@ -33,6 +36,15 @@ struct ServeCommand: AsyncParsableCommand {
         if let eventLoopThreads, !(1...64).contains(eventLoopThreads) { throw ValidationError("--event-loop-threads must be 1…64") }
         guard stockEventsPerSecond > 0, stockEventsPerSecond <= 1_000 else { throw ValidationError("--stock-events-per-second must be in (0, 1000]") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+        guard (4 * Defaults.leaseSafetyMarginMilliseconds...600_000).contains(leaseMs) else {
+            throw ValidationError("--lease-ms must be \(4 * Defaults.leaseSafetyMarginMilliseconds)…600000")
+        }
+        if let instanceID, !(1...200).contains(instanceID.utf8.count) || instanceID.contains(where: \.isWhitespace) {
+            throw ValidationError("--instance-id must be 1 to 200 characters without spaces")
+        }
+        if let advertiseURL, !(advertiseURL.hasPrefix("http://") || advertiseURL.hasPrefix("https://")) {
+            throw ValidationError("--advertise-url must be an http:// or https:// URL")
+        }
     }
 
     func run() async throws {
@@ -55,9 +67,17 @@ struct ServeCommand: AsyncParsableCommand {
             addressRateLimit: noRateLimit || addressRate == 0 ? nil : RateLimit(requestsPerSecond: addressRate, burst: addressBurst),
             trustedProxies: try TrustedProxies(trustedProxies), poolSize: poolSize, logLevel: Logger.Level(rawValue: logLevel) ?? .info,
             eventLoopThreads: eventLoopThreads, redisURL: redisURL ?? environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 },
-            stockEventsPerSecond: stockEventsPerSecond)
+            stockEventsPerSecond: stockEventsPerSecond,
+            owner: (instanceID ?? environment["STOCKDROP_INSTANCE_ID"]).map { LeaseOwner(instance: $0, leaseMilliseconds: leaseMs) }
+                ?? .unique(leaseMilliseconds: leaseMs),
+            advertiseURL: advertiseURL?.trimmingSuffix("/"))
         let (application, _) = try await buildApplication(configuration) { channel in
-            FileHandle.standardOutput.write(Data("stockdrop serving \(configuration.strategy.rawValue) on http://\(host):\(channel.localAddress?.port ?? listenPort)\n".utf8))
+            // Scripts read the port from the end of the "serving" line: it stays last.
+            FileHandle.standardOutput.write(Data("""
+                stockdrop instance \(configuration.owner.instance)
+                stockdrop serving \(configuration.strategy.rawValue) on http://\(host):\(channel.localAddress?.port ?? listenPort)
+
+                """.utf8))
         }
         try await application.runService()
     }
@@ -85,5 +105,11 @@ struct TokenCommand: AsyncParsableCommand {
         }
         let authority = try await TokenAuthority(secret: secret)
         print(try await authority.mint(Caller(userID: user, name: name ?? "user \(user)", role: Caller.Role(rawValue: role) ?? .user), lifetimeSeconds: lifetime))
+    }
+}
+
+extension String {
+    fileprivate func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
     }
 }

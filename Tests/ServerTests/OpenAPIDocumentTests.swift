@@ -10,8 +10,8 @@ import Testing
     @Test func everyRegisteredRouteIsDocumented() async throws {
         let fixture = try await ServerFixture("openapi")
         let parts = try await buildApplication(fixture.configuration).parts
-        let router = buildRouter(fixture.configuration, engine: parts.engine, metrics: parts.metrics, authority: parts.authority, clock: SystemClock())
-        let liveRouter = buildLiveRouter(engine: parts.engine, authority: parts.authority)
+        let router = buildRouter(fixture.configuration, parts: parts, clock: SystemClock())
+        let liveRouter = buildLiveRouter(parts: parts)
         let routes = router.routes.map { ($0.method, $0.path) } + liveRouter.routes.map { ($0.method, $0.path) }
         let document = OpenAPIDocument.document
         let paths = try #require(document["paths"])

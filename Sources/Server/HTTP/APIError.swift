@@ -33,6 +33,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         // Failures: nothing was acknowledged; retrying later is safe.
         case unavailable
         case outcomeUnknown = "outcome_unknown"
+        case ownerChanging = "owner_changing"
         case shuttingDown = "shutting_down"
         case internalError = "internal_error"
 
@@ -50,7 +51,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             case .forbidden: .forbidden
             case .methodNotAllowed: .methodNotAllowed
             case .rateLimited: .tooManyRequests
-            case .overloaded, .unavailable, .outcomeUnknown, .shuttingDown: .serviceUnavailable
+            case .overloaded, .unavailable, .outcomeUnknown, .ownerChanging, .shuttingDown: .serviceUnavailable
             case .internalError: .internalServerError
             }
         }
@@ -84,6 +85,8 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
                 "the claim reached the database but its answer was lost, so it may have been applied; retrying is safe: "
                     + "a reserve finds the hold (already_holding with it) or makes one, a purchase with the same Idempotency-Key "
                     + "replays, a cancel finds the hold cancelled or cancels it"
+            case .ownerChanging:
+                "the drop's lease is changing hands between server instances; nothing was applied, retry after Retry-After"
             case .shuttingDown: "the server is draining for shutdown; retry on another instance"
             case .internalError: "a bug; the request id in the logs tells which"
             }
@@ -148,6 +151,7 @@ extension APIError {
     init(engineError: EngineError) {
         switch engineError.code {
         case .shuttingDown: self.init(.shuttingDown, engineError.message)
+        case .notOwner, .fenced: self.init(.ownerChanging, Code.ownerChanging.meaning)
         case .invalidDrop: self.init(.validationFailed, engineError.message)
         case let code where code.appliedNothing: self.init(.unavailable, engineError.message)
         default: self.init(.outcomeUnknown, Code.outcomeUnknown.meaning)

@@ -7,10 +7,10 @@ import HTTPTypes
 import Hummingbird
 
 struct DropRoutes: Sendable {
-    let engine: EngineHost
+    let inventory: any Inventory
+    let events: EventHub
+    let buyers: BuyerNames
     let clock: any WallClock
-
-    var inventory: any Inventory { engine.inventory }
 
     func add(to router: Router<StockdropContext>) {
         router.get("/v1/drops", use: list)
@@ -42,6 +42,7 @@ struct DropRoutes: Sendable {
         guard caller.role == .admin else { throw APIError(.forbidden, "creating a drop needs the admin role") }
         let body = try await context.requestDecoder.decode(CreateDropRequest.self, from: request, context: context)
         let record = try await inventory.createDrop(try body.spec(now: clock.now()))
+        events.dropCreated(record)
         var headers = HTTPFields()
         headers[.location] = "/v1/drops/\(record.id)"
         return EditedResponse(status: .created, headers: headers, response: DropResponse(DropSnapshot(drop: record, recentPurchases: [])))
@@ -64,12 +65,12 @@ struct DropRoutes: Sendable {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
         let key = try Self.idempotencyKey(request)
-        engine.events.noteName(caller.name, of: caller.userID)
+        events.noteName(caller.name, of: caller.userID)
         switch try await inventory.purchase(drop: drop, user: caller.userID, idempotencyKey: key) {
         case .purchased(let purchase, let replayed):
             // The buyer's display name for the feed, once per buyer and only after a purchase
             // committed: a refused request writes nothing.
-            await engine.rememberBuyer(caller, logger: context.logger)
+            await buyers.remember(caller, logger: context.logger)
             var headers = HTTPFields()
             if replayed { headers[.idempotentReplayed] = "true" }
             return EditedResponse(status: replayed ? .ok : .created, headers: headers, response: PurchaseResponse(purchase))

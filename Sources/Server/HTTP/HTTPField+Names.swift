@@ -6,4 +6,11 @@ extension HTTPField.Name {
     static let xRequestID = HTTPField.Name("X-Request-Id")!
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
     static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
+    /// Set on a claim one instance forwards to the drop's owner (the sender's id): a
+    /// forwarded claim is never forwarded again.
+    static let stockdropForwardedBy = HTTPField.Name("X-Stockdrop-Forwarded-By")!
+    /// The milliseconds the original caller still waits for a forwarded claim's answer.
+    static let stockdropDeadline = HTTPField.Name("X-Stockdrop-Deadline-Ms")!
+    /// The instance that answered (on every claim's answer), so operators see where it ran.
+    static let stockdropInstance = HTTPField.Name("X-Stockdrop-Instance")!
 }

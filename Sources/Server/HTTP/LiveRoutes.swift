@@ -21,20 +21,21 @@ public struct LiveSocketContext: RequestContext, WebSocketRequestContext {
 }
 
 struct LiveRoutes: Sendable {
-    let engine: EngineHost
+    let events: EventHub
+    let snapshot: LiveSnapshot
     let authority: TokenAuthority
 
     func add(to router: Router<LiveSocketContext>) {
-        let engine = self.engine, authority = self.authority
+        let events = self.events, snapshot = self.snapshot, authority = self.authority
         router.ws("/v1/live", shouldUpgrade: { request, _ in
             _ = try await Self.caller(of: request, authority: authority)
             return .upgrade([:])
         }) { inbound, outbound, context in
             guard let caller = try? await Self.caller(of: context.request, authority: authority) else { return }
-            let outbox = engine.events.subscribe(user: caller.userID)
-            defer { engine.events.unsubscribe(outbox) }
+            let outbox = events.subscribe(user: caller.userID)
+            defer { events.unsubscribe(outbox) }
             // Subscribed first, then the snapshot: nothing committed in between is missed.
-            if let snapshot = await engine.liveSnapshot() { outbox.push(snapshot) }
+            if let first = await snapshot.make() { outbox.push(first) }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     while let (events, dropped) = await outbox.take() {

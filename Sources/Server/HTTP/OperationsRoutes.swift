@@ -6,8 +6,7 @@ import HTTPTypes
 import Hummingbird
 
 struct OperationsRoutes: Sendable {
-    let engine: EngineHost
-    let metrics: ServerMetrics
+    let parts: ServerParts
 
     struct Health: ResponseCodable, Sendable { let status: String; let strategy: String }
     struct Readiness: ResponseCodable, Sendable {
@@ -19,6 +18,19 @@ struct OperationsRoutes: Sendable {
         /// `local` (no REDIS_URL: events stay in this instance), `ok`, or `degraded`: claims
         /// work either way, so a degraded relay does not make the instance unready.
         let events: String
+        /// This instance, and what it does for the cluster (DESIGN.md "Scale past one machine").
+        let instance: String
+        let cluster: Cluster
+    }
+    struct Cluster: Codable, Sendable {
+        /// Drops whose actor (and lease) is on this instance.
+        let ownedDrops: Int
+        /// Claims sent on to another instance that owns their drop.
+        let forwardedClaims: Int
+        /// Drops taken over from an instance whose lease lapsed.
+        let leaseTakeovers: Int
+        /// Batches refused because this instance's lease had changed hands.
+        let fencedBatches: Int
     }
 
     static func eventsStatus(_ status: RedisRelay.Status?) -> String {
@@ -30,17 +42,21 @@ struct OperationsRoutes: Sendable {
     }
 
     func add(to router: Router<StockdropContext>) {
-        let strategy = engine.strategy.rawValue
+        let parts = self.parts, metrics = parts.metrics
+        let strategy = parts.strategy.rawValue
         router.get("/health") { _, _ in Health(status: "ok", strategy: strategy) }
         router.get("/ready") { _, _ in
-            let readiness = await engine.readiness()
+            let readiness = await parts.readiness.check()
+            let leases = (parts.inventory as? ActorEngine)?.leaseStatistics() ?? LeaseStatistics()
             let body = Readiness(ready: readiness.ready, database: readiness.databaseReachable ? "ok" : "unreachable",
                                  schemaVersion: readiness.schemaVersion, expectedSchemaVersion: Migrations.latestVersion, problem: readiness.problem,
-                                 events: Self.eventsStatus(engine.relay?.status))
+                                 events: Self.eventsStatus(parts.relay?.status), instance: parts.instance,
+                                 cluster: Cluster(ownedDrops: leases.ownedDrops, forwardedClaims: parts.forwarder.forwarded,
+                                                  leaseTakeovers: leases.takeovers, fencedBatches: leases.fencedBatches))
             return EditedResponse(status: readiness.ready ? .ok : .serviceUnavailable, response: body)
         }
         router.get("/metrics") { _, _ in
-            await engine.refreshGauges()
+            await parts.gauges.refresh()
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
         }

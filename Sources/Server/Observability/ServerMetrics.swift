@@ -55,6 +55,31 @@ public final class ServerMetrics: Sendable {
         Timer(label: "stockdrop_batch_commit_duration_seconds", factory: factory).recordNanoseconds(nanoseconds)
     }
 
+    /// The engine's lease counts, as Prometheus counters (incremented by what grew since the
+    /// last scrape) and the owned-drops gauge.
+    func record(_ leases: LeaseStatistics) {
+        let previous = lastLeases.withLock { last in
+            defer { last = leases }
+            return last
+        }
+        set(gauge: "stockdrop_owned_drops", Double(leases.ownedDrops))
+        for (label, current, before) in [
+            ("stockdrop_lease_takeovers_total", leases.takeovers, previous.takeovers),
+            ("stockdrop_fenced_batches_total", leases.fencedBatches, previous.fencedBatches),
+            ("stockdrop_leases_lost_total", leases.leasesLost, previous.leasesLost),
+        ] {
+            Counter(label: label, factory: factory).increment(by: Int64(max(0, current - before)))
+        }
+    }
+    private let lastLeases = Mutex(LeaseStatistics())
+
+    /// A claim sent on to its drop's owner, by result: `answered` (the owner's answer was
+    /// returned), `unreachable` (nothing was sent), `unknown` (sent, answer lost), `refused`
+    /// (a forwarded claim that found no owner here: hop limit).
+    func recordForward(result: String) {
+        Counter(label: "stockdrop_forwarded_claims_total", dimensions: [("result", result)], factory: factory).increment()
+    }
+
     func set(gauge label: String, _ value: Double) {
         Gauge(label: label, factory: factory).record(value)
     }

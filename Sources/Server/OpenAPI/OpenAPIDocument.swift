@@ -72,7 +72,7 @@ enum OpenAPIDocument {
 
     static var document: JSONValue {
         var paths: [(String, JSONValue)] = []
-        for path in operations.map(\.path).uniqued() {
+        for path in operations.map(\.path).withoutDuplicates() {
             paths.append((path, .object(operations.filter { $0.path == path }.map { ($0.method, operation($0)) })))
         }
         return [
@@ -102,7 +102,7 @@ enum OpenAPIDocument {
             responses.append((String(alternative.status), ["description": .string(alternative.description)]))
         }
         for status in Set(codes.map { Int($0.status.code) }).sorted() {
-            let named = codes.filter { Int($0.status.code) == status }.map(\.rawValue).uniqued()
+            let named = codes.filter { Int($0.status.code) == status }.map(\.rawValue).withoutDuplicates()
             responses.append((String(status), ["description": .string("error codes: " + named.joined(separator: ", ")),
                                                "content": ["application/json": ["schema": ref("Error")]]]))
         }
@@ -172,7 +172,7 @@ enum OpenAPIDocument {
 }
 
 extension Sequence where Element: Hashable {
-    func uniqued() -> [Element] {
+    func withoutDuplicates() -> [Element] {
         var seen = Set<Element>()
         return filter { seen.insert($0).inserted }
     }

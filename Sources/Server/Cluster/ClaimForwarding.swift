@@ -1,0 +1,139 @@
+// A claim for a drop another instance owns is sent on to that owner (DESIGN.md "Scale past one
+// machine"), and the owner's answer is returned unchanged. The engine says when a claim is not
+// its to decide (`notOwner`, or `fenced`: the lease changed hands under it) and names the
+// owner; nothing was applied here then. The caller's bearer token goes along (the owner
+// verifies it itself), with the time the caller still waits and the sender's id, which is
+// also the hop limit: a forwarded claim is never forwarded again, so two instances that
+// disagree for a moment about the owner answer 503 `owner_changing` instead of ping-ponging.
+import AsyncHTTPClient
+import Engine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOPosix
+import Synchronization
+
+struct ClaimForwarding: RouterMiddleware {
+    typealias Context = StockdropContext
+    let forwarder: ClaimForwarder
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            var response = try await next(request, context)
+            response.headers[.stockdropInstance] = forwarder.instance
+            return response
+        } catch let error as EngineError where error.code == .notOwner || error.code == .fenced {
+            return try await forwarder.forward(request, refusedWith: error, context: context)
+        }
+    }
+}
+
+final class ClaimForwarder: Sendable {
+    private let directory: InstanceDirectory
+    private let metrics: ServerMetrics
+    private let forwardedCount = Atomic<Int>(0)
+    /// Made on the first forward: a lone instance never opens one.
+    private let clientBox = Mutex<HTTPClient?>(nil)
+
+    init(directory: InstanceDirectory, metrics: ServerMetrics) {
+        self.directory = directory
+        self.metrics = metrics
+    }
+
+    private var client: HTTPClient {
+        clientBox.withLock { client in
+            if let client { return client }
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool = .init(
+                idleTimeout: .seconds(60),
+                concurrentHTTP1ConnectionsPerHostSoftLimit: ServerDefaults.forwardConnectionsPerInstance)
+            // A connection that cannot be made in a second is to an instance that is gone.
+            configuration.timeout = .init(connect: .seconds(1))
+            configuration.redirectConfiguration = .disallow
+            let made = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            client = made
+            return made
+        }
+    }
+
+    var instance: String { directory.instance }
+
+    /// Claims this instance sent on to their owner.
+    var forwarded: Int { forwardedCount.load(ordering: .relaxed) }
+
+    func shutdown() async {
+        let client = clientBox.withLock { client in
+            defer { client = nil }
+            return client
+        }
+        try? await client?.shutdown()
+    }
+
+    func forward(_ request: Request, refusedWith error: EngineError, context: StockdropContext) async throws -> Response {
+        guard request.headers[.stockdropForwardedBy] == nil, let owner = error.owner, owner != directory.instance else {
+            metrics.recordForward(result: "refused")
+            throw APIError(.ownerChanging, Self.changing)
+        }
+        guard let address = try await directory.address(of: owner) else {
+            metrics.recordForward(result: "unreachable")
+            throw APIError(.unavailable, Self.unreachable)
+        }
+        let timeout = Self.timeoutMilliseconds(of: request)
+        var outbound = HTTPClientRequest(url: address + request.uri.description)
+        outbound.method = .init(rawValue: request.method.rawValue)
+        for name in [HTTPField.Name.authorization, .idempotencyKey, .xRequestID, .contentType] {
+            if let value = request.headers[name] { outbound.headers.add(name: name.rawName, value: value) }
+        }
+        outbound.headers.add(name: HTTPField.Name.stockdropForwardedBy.rawName, value: directory.instance)
+        outbound.headers.add(name: HTTPField.Name.stockdropDeadline.rawName, value: String(timeout))
+        forwardedCount.add(1, ordering: .relaxed)
+        let answer: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            answer = try await client.execute(outbound, timeout: .milliseconds(timeout))
+            body = try await answer.body.collect(upTo: ServerDefaults.forwardedBodyMaxBytes)
+        } catch where Self.neverSent(error) {
+            metrics.recordForward(result: "unreachable")
+            throw APIError(.unavailable, Self.unreachable)
+        } catch {
+            // Sent, and then the answer was lost or late: the claim may have been applied.
+            metrics.recordForward(result: "unknown")
+            context.logger.warning("forwarded claim lost", metadata: ["owner": "\(owner)", "error": "\(error)"])
+            throw APIError(.outcomeUnknown, APIError.Code.outcomeUnknown.meaning)
+        }
+        metrics.recordForward(result: "answered")
+        var headers = HTTPFields()
+        for (name, value) in answer.headers {
+            guard let field = HTTPField.Name(name), Self.returnedHeaders.contains(field) else { continue }
+            headers[field] = value
+        }
+        return Response(status: .init(code: Int(answer.status.code)), headers: headers, body: .init(byteBuffer: body))
+    }
+
+    private static let returnedHeaders: Set<HTTPField.Name> = [
+        .contentType, .retryAfter, .location, .idempotentReplayed, .wwwAuthenticate, .stockdropInstance,
+    ]
+
+    static let changing = "the drop's owner is changing between instances; nothing was applied, retry shortly"
+    static let unreachable = "the instance that owns this drop is unreachable; nothing was applied. Its lease lapses "
+        + "within \(Defaults.leaseMilliseconds / 1000) s and another instance takes the drop over: retry shortly"
+
+    /// The caller's remaining wait in milliseconds: what the sender said, else the default.
+    private static func timeoutMilliseconds(of request: Request) -> Int64 {
+        let most = Int64(ServerDefaults.forwardTimeoutMilliseconds)
+        return max(1, min(request.headers[.stockdropDeadline].flatMap { Int64($0) } ?? most, most))
+    }
+
+    /// Failures that happen before a byte of the request left: no connection could be made.
+    /// Anything else may have reached the owner.
+    static func neverSent(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError {
+            return error == .connectTimeout || error == .getConnectionFromPoolTimeout
+        }
+        if error is NIOConnectionError { return true }
+        if let error = error as? IOError { return error.errnoCode == ECONNREFUSED }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        return false
+    }
+}

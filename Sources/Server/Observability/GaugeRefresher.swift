@@ -1,0 +1,39 @@
+// The gauges that are state rather than events, read before a scrape: queue depth, leases,
+// ACTIVE holds and units sold.
+import Engine
+import Synchronization
+
+final class GaugeRefresher: Sendable {
+    private let inventory: any Inventory
+    private let pool: PostgresPool
+    private let metrics: ServerMetrics
+    private let lastRefresh = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(inventory: any Inventory, pool: PostgresPool, metrics: ServerMetrics) {
+        self.inventory = inventory
+        self.pool = pool
+        self.metrics = metrics
+    }
+
+    /// At most once per `gaugeRefreshMilliseconds` whatever the scrape rate.
+    func refresh() async {
+        let now = ContinuousClock.now
+        let due = lastRefresh.withLock { last -> Bool in
+            if let last, now - last < .milliseconds(ServerDefaults.gaugeRefreshMilliseconds) { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        if let engine = inventory as? ActorEngine {
+            metrics.set(gauge: "stockdrop_queued_claims", Double(await engine.queuedClaims()))
+            metrics.record(engine.leaseStatistics())
+        }
+        if let rows = try? await pool.query(
+            "SELECT coalesce(sum(reserved), 0) AS reserved, coalesce(sum(sold), 0) AS sold FROM drops"),
+            let row = rows.first
+        {
+            metrics.set(gauge: "stockdrop_active_reservations", Double((try? row.int64("reserved")) ?? 0))
+            metrics.set(gauge: "stockdrop_units_sold", Double((try? row.int64("sold")) ?? 0))
+        }
+    }
+}
