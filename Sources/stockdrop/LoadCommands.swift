@@ -12,7 +12,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @Argument(help: "A scenario file, e.g. scenarios/flash-sale.yaml.") var scenario: String
     @Option(help: "actor | rowlock | both (default: the scenario's).") var strategy: StrategyChoice?
-    @Option(help: "inprocess or a server URL (default: the scenario's).") var target: String?
+    @Option(help: "inprocess, a server URL, or several instances' URLs comma-separated (users are spread over them; default: the scenario's).") var target: String?
     @Option(help: "Seed for arrivals and choices (default: the scenario's).") var seed: UInt64?
     @Option(help: "Where report directories go.") var reportDir = "reports"
     @Option(help: "Override the total number of users (spread over populations).") var users: Int?
@@ -129,6 +129,6 @@ struct CheckCommand: AsyncParsableCommand {
 
 /// What the run's opening line says about strategies: a server runs its own.
 private func strategiesLabel(_ scenario: Scenario) -> String {
-    if case .server(let url) = scenario.target { return "the strategy of the server at \(url.absoluteString)" }
+    if case .servers = scenario.target { return "the strategy of the server at \(scenario.target)" }
     return "strategies " + scenario.strategies.map(\.rawValue).joined(separator: ", ")
 }

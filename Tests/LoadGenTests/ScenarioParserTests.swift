@@ -19,6 +19,16 @@ import Testing
         #expect(!scenario.thresholds.isEmpty)
     }
 
+    /// Several instances' URLs, comma-separated: users are spread over them.
+    @Test func aTargetMayNameSeveralInstances() {
+        let urls = ["http://127.0.0.1:8081", "http://127.0.0.1:8082"].map { URL(string: $0)! }
+        #expect(ScenarioTarget.parse("http://127.0.0.1:8081, http://127.0.0.1:8082") == .servers(urls))
+        #expect(ScenarioTarget.parse("http://127.0.0.1:8081") == .servers([urls[0]]))
+        #expect(ScenarioTarget.parse("http://127.0.0.1:8081,") == nil)
+        #expect(ScenarioTarget.parse("http://127.0.0.1:8081,ftp://x") == nil)
+        #expect(TargetChoice.servers(urls).description == "http://127.0.0.1:8081,http://127.0.0.1:8082")
+    }
+
     @Test func flashSaleReadsAsDesignShows() throws {
         let scenario = try ScenarioParser.parse(contentsOf: Self.scenarioPath("flash-sale")).get()
         #expect(scenario.seed == 42)

@@ -34,7 +34,7 @@ import TestSupport
         let scenario = try ScenarioParser.parse(yaml: Self.scenarioYAML, file: "fixture.yaml").get()
         try await fixture.application().test(.live) { client in
             let port = try #require(client.port)
-            let target = try await HTTPTarget.connect(URL(string: "http://127.0.0.1:\(port)")!, databaseURL: fixture.configuration.databaseURL,
+            let target = try await HTTPTarget.connect([URL(string: "http://127.0.0.1:\(port)")!], databaseURL: fixture.configuration.databaseURL,
                                                       options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 16))
             #expect(target.strategy == strategy)
             let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters(), progress: { _ in }).run()
@@ -53,12 +53,12 @@ import TestSupport
         try await fixture.application().test(.live) { client in
             let url = URL(string: "http://127.0.0.1:\(try #require(client.port))")!
             await #expect(throws: RunError.self) {
-                _ = try await HTTPTarget.connect(url, databaseURL: fixture.configuration.databaseURL,
+                _ = try await HTTPTarget.connect([url], databaseURL: fixture.configuration.databaseURL,
                                                  options: HTTPTargetOptions(secret: String(repeating: "w", count: 40)))
             }
         }
         await #expect(throws: RunError.self) {
-            _ = try await HTTPTarget.connect(URL(string: "http://127.0.0.1:9")!, databaseURL: "", options: HTTPTargetOptions(secret: ServerFixture.secret))
+            _ = try await HTTPTarget.connect([URL(string: "http://127.0.0.1:9")!], databaseURL: "", options: HTTPTargetOptions(secret: ServerFixture.secret))
         }
     }
 
@@ -67,7 +67,7 @@ import TestSupport
         let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
         defer { server.kill() }
         let port = try await server.port()
-        let target = try await HTTPTarget.connect(URL(string: "http://127.0.0.1:\(port)")!, databaseURL: url,
+        let target = try await HTTPTarget.connect([URL(string: "http://127.0.0.1:\(port)")!], databaseURL: url,
                                                   options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 64, timeoutMilliseconds: 30_000))
         let drop = try await target.createDrop(DropSpec(name: "Shutdown", priceCents: 100, totalStock: 100_000, reserveTTLMilliseconds: 600_000))
         let firstAnswers = AnswerCounter()

@@ -51,7 +51,7 @@ public enum LoadRunner {
         var histories: [String: ClientHistory] = [:]
         // A server runs one strategy, connected up front; in-process, one fresh engine each.
         var server: HTTPTarget?
-        if case .server(let url) = scenario.target { server = try await serverTarget(url, options: options) }
+        if case .servers(let urls) = scenario.target { server = try await serverTarget(urls, options: options) }
         for strategy in server.map({ [$0.strategy] }) ?? options.strategies {
             let target: any LoadTarget
             if let server { target = server } else { target = try await makeTarget(strategy: strategy, options: options) }
@@ -111,7 +111,7 @@ public enum LoadRunner {
 
     /// A running server: the checker reads its database (DATABASE_URL, else the embedded one
     /// that `stockdrop serve` uses by default); the run's drops keep it apart from other rows.
-    static func serverTarget(_ url: URL, options: RunOptions) async throws -> HTTPTarget {
+    static func serverTarget(_ urls: [URL], options: RunOptions) async throws -> HTTPTarget {
         guard let http = options.http, !http.secret.isEmpty else {
             throw RunError.usage("a server target needs the server's STOCKDROP_JWT_SECRET to mint its users' tokens")
         }
@@ -119,10 +119,10 @@ public enum LoadRunner {
             throw RunError.usage("STOCKDROP_JWT_SECRET must be at least 32 bytes (HS256 needs a key as long as its hash)")
         }
         let databaseURL = try await Database.prepare(environment: options.databaseURL.map { ["DATABASE_URL": $0] } ?? [:])
-        let target = try await HTTPTarget.connect(url, databaseURL: databaseURL, options: http)
+        let target = try await HTTPTarget.connect(urls, databaseURL: databaseURL, options: http)
         if options.strategiesExplicit, options.strategies != [target.strategy] {
             await target.close()
-            throw RunError.usage("the server at \(url.absoluteString) runs \(target.strategy.rawValue); a server runs one strategy, start one per strategy")
+            throw RunError.usage("the server at \(TargetChoice.servers(urls)) runs \(target.strategy.rawValue); a server runs one strategy, start one per strategy")
         }
         return target
     }

@@ -22,23 +22,31 @@ public struct Scenario: Sendable, Equatable {
 
 public enum TargetChoice: Sendable, Equatable, CustomStringConvertible {
     case inProcess
-    /// A running `stockdrop serve`, e.g. http://127.0.0.1:8080.
-    case server(URL)
+    /// Running `stockdrop serve` instances, e.g. http://127.0.0.1:8080 (one server, or a load
+    /// balancer in front of several), or several instances' URLs: users are spread over them.
+    case servers([URL])
 
     public var description: String {
         switch self {
         case .inProcess: "inprocess"
-        case .server(let url): url.absoluteString
+        case .servers(let urls): urls.map(\.absoluteString).joined(separator: ",")
         }
     }
 }
 
 public enum ScenarioTarget {
-    /// `inprocess`, or an http(s) URL with a host.
+    /// `inprocess`, or one or more comma-separated http(s) URLs with a host.
     public static func parse(_ text: String) -> TargetChoice? {
         if text == "inprocess" { return .inProcess }
-        guard let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else { return nil }
-        return .server(url)
+        var urls: [URL] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let trimmed = part.trimmingCharacters(in: .whitespaces)
+            guard let url = URL(string: trimmed), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                return nil
+            }
+            urls.append(url)
+        }
+        return urls.isEmpty ? nil : .servers(urls)
     }
 }
 

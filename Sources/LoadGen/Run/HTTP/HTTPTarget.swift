@@ -22,12 +22,38 @@ public struct HTTPTargetOptions: Sendable {
 public final class HTTPTarget: LoadTarget {
     public let strategy: Strategy
     public let databaseURL: String
-    public let url: URL
-    private let pool: HTTPConnectionPool
+    public let urls: [URL]
+    /// One per URL; a user's requests all go to the same one (`pool(for:)`).
+    private let pools: [HTTPConnectionPool]
     private let tokens: TokenMinter
 
-    /// Connects, asks the server which strategy it runs (`/health`) and that it is ready.
-    public static func connect(_ url: URL, databaseURL: String, options: HTTPTargetOptions) async throws -> HTTPTarget {
+    /// Connects to every URL (each with `options.connections`), and checks that they run one
+    /// strategy and answer ready.
+    public static func connect(_ urls: [URL], databaseURL: String, options: HTTPTargetOptions) async throws -> HTTPTarget {
+        precondition(!urls.isEmpty, "a server target has at least one URL")
+        var pools: [HTTPConnectionPool] = []
+        var strategies: Set<Strategy> = []
+        do {
+            for url in urls {
+                let (pool, strategy) = try await probe(url, options: options)
+                pools.append(pool)
+                strategies.insert(strategy)
+            }
+        } catch {
+            for pool in pools { await pool.close() }
+            throw error
+        }
+        guard strategies.count == 1, let strategy = strategies.first else {
+            for pool in pools { await pool.close() }
+            throw RunError.usage("the servers at \(TargetChoice.servers(urls)) run different strategies: \(strategies.map(\.rawValue).sorted())")
+        }
+        let tokens = await TokenMinter(secret: options.secret, lifetimeSeconds: LoadDefaults.tokenLifetimeSeconds)
+        return HTTPTarget(urls: urls, strategy: strategy, databaseURL: databaseURL, pools: pools, tokens: tokens)
+    }
+
+    /// Asks the server which strategy it runs (`/health`), that it is ready, and that it
+    /// accepts this run's tokens.
+    private static func probe(_ url: URL, options: HTTPTargetOptions) async throws -> (HTTPConnectionPool, Strategy) {
         guard url.scheme == "http", let host = url.host else {
             throw RunError.usage("--target \(url.absoluteString): only http:// URLs are supported (put TLS in front with a proxy)")
         }
@@ -49,7 +75,7 @@ public final class HTTPTarget: LoadTarget {
             guard probe.status == 200 else {
                 throw RunError.usage("\(url.absoluteString) refused this run's token (\(probe.status)): is STOCKDROP_JWT_SECRET the server's?")
             }
-            return HTTPTarget(url: url, strategy: strategy, databaseURL: databaseURL, pool: pool, tokens: tokens)
+            return (pool, strategy)
         } catch let error as HTTPClientError {
             await pool.close()
             throw RunError.unavailable("\(url.absoluteString): \(error)")
@@ -59,12 +85,20 @@ public final class HTTPTarget: LoadTarget {
         }
     }
 
-    private init(url: URL, strategy: Strategy, databaseURL: String, pool: HTTPConnectionPool, tokens: TokenMinter) {
-        self.url = url
+    private init(urls: [URL], strategy: Strategy, databaseURL: String, pools: [HTTPConnectionPool], tokens: TokenMinter) {
+        self.urls = urls
         self.strategy = strategy
         self.databaseURL = databaseURL
-        self.pool = pool
+        self.pools = pools
         self.tokens = tokens
+    }
+
+    /// The pool of the first URL: where the run's drops are created and watchers connect.
+    private var pool: HTTPConnectionPool { pools[0] }
+
+    /// Users are spread over the URLs by id, so a user's claims always reach one instance.
+    private func pool(for user: UserID) -> HTTPConnectionPool {
+        pools[Int(UInt64(bitPattern: user) % UInt64(pools.count))]
     }
 
     /// The admin that creates the run's drops (an id far from virtual users').
@@ -117,7 +151,7 @@ public final class HTTPTarget: LoadTarget {
     }
 
     public func close() async {
-        await pool.close()
+        for pool in pools { await pool.close() }
     }
 
     /// What a success body carries that the history needs: a reservation's or a purchase's ids.
@@ -141,7 +175,7 @@ public final class HTTPTarget: LoadTarget {
     }
 
     /// The server's failure codes that promise nothing was applied (README, error table).
-    static let nothingApplied: Set<String> = ["unavailable", "shutting_down"]
+    static let nothingApplied: Set<String> = ["unavailable", "shutting_down", "owner_changing"]
 
     struct ErrorReply: Decodable {
         struct Detail: Decodable { let code: String }
@@ -152,7 +186,7 @@ public final class HTTPTarget: LoadTarget {
                       answer: (Reply) -> Answer) async -> Answer {
         do {
             let token = try await tokens.token(for: user)
-            let reply = try await pool.send(method: method, path: path, headers: [("Authorization", "Bearer \(token)")] + headers)
+            let reply = try await pool(for: user).send(method: method, path: path, headers: [("Authorization", "Bearer \(token)")] + headers)
             let data = Data(reply.body.readableBytesView)
             if success.contains(reply.status) {
                 guard let body = try? JSONDecoder().decode(Reply.self, from: data) else { return Answer(.error) }
