@@ -53,6 +53,39 @@ import Testing
         guard case .queued = m.cancel(user: 3, now: start) else { Issue.record("the store decides"); return }
     }
 
+    /// Memory answers for the store only while the lease is provably this machine's; past
+    /// that, the store's epoch check decides, and a fenced batch steps the machine down.
+    @Test func memoryAnswersOnlyUnderATrustedLeaseAndAFencedBatchStepsDown() {
+        let owner = LeaseOwner(instance: "a", leaseMilliseconds: 3_000)
+        let drop = DropRecord(id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: 1, reserveTTLMilliseconds: 60_000),
+                              sold: 0, reserved: 1, createdAt: start)
+        let tenure = DropMachine.Tenure(owner: owner, epoch: 4, trustedUntil: owner.trustedUntil(sentAt: start))
+        var m = DropMachine(recovery: DropRecovery(drop: drop, activeHolds: [hold(1, user: 1, expiresIn: 60)], purchases: []),
+                            now: start, tenure: tenure, maxBatchClaims: 3, maxQueuedClaims: 5)
+        guard case .answered(.reserve(.soldOut)) = m.reserve(user: 2, now: start) else { Issue.record("sold out expected"); return }
+        // 2.8 s on (the lease less its safety margin) memory no longer trusts the lease.
+        let late = start.addingTimeInterval(2.8)
+        guard case .queued(let ticket, _) = m.reserve(user: 3, now: late) else { Issue.record("the store decides"); return }
+        let sent = batch(m.flush(now: late))
+        #expect(sent?.lease == BatchLease(epoch: 4, milliseconds: 3_000), "a batch carries its epoch")
+        // The store confirms the epoch: memory trusts the lease again from the batch's send.
+        _ = m.committed(BatchOutcome(results: [.rejected(.soldOut)], expired: [], sold: 0, reserved: 1, committedAt: late), now: late)
+        guard case .answered(.reserve(.soldOut)) = m.reserve(user: 5, now: late.addingTimeInterval(1)) else {
+            Issue.record("a renewed lease answers from memory again"); return
+        }
+        // Another instance took the drop over: the next batch is fenced, and the machine
+        // fails its callers, steps down and refuses whatever comes next.
+        m.leaseLost()
+        guard case .queued(let waiting, _) = m.cancel(user: 1, now: late.addingTimeInterval(1)) else { Issue.record("queued"); return }
+        _ = m.flush(now: late.addingTimeInterval(1))
+        let fenced = EngineError(.fenced, "moved on", owner: "b")
+        let effects = m.failed(fenced)
+        #expect(effects.contains { if case .fail(let tickets, let error) = $0 { tickets == [waiting] && error.owner == "b" } else { false } })
+        #expect(effects.contains { if case .stepDown = $0 { true } else { false } })
+        guard case .refused(let error) = m.reserve(user: 6, now: late.addingTimeInterval(1)) else { Issue.record("refused"); return }
+        #expect(error.code == .fenced && m.isDeposed && ticket < waiting)
+    }
+
     @Test func aFullQueueAnswersOverloadedAtOnce() {
         var m = machine(stock: 100, maxBatch: 1, maxQueue: 2)
         _ = m.reserve(user: 1, now: start)

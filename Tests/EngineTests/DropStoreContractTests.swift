@@ -178,4 +178,65 @@ import Testing
         #expect(retry.results == [.cancelled(hold), .rejected(.noActiveReservation)])
         #expect(retry.reserved == 0)
     }
+
+    /// One owner per drop: a live lease is not taken, a lapsed one is (a new epoch), a batch
+    /// under a stale epoch is fenced, a write without a lease is refused on a live lease and
+    /// fences a lapsed one, and only the owner renews.
+    @Test(arguments: kinds) func leasesFenceEveryWriterButTheOwner(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_leases")
+        defer { Task { await subject.close() } }
+        let store = subject.store
+        let drop = try await store.createDrop(spec(stock: 5))
+        let a = LeaseOwner(instance: "a"), b = LeaseOwner(instance: "b")
+        #expect(try await store.acquireLease(on: drop.id + 999, for: a) == nil)
+        guard case .granted(let loaded, let first, nil) = try await store.acquireLease(on: drop.id, for: a) else {
+            Issue.record("a fresh drop's lease is granted")
+            return
+        }
+        #expect(loaded.drop.id == drop.id && loaded.activeHolds.isEmpty)
+        #expect(try await store.acquireLease(on: drop.id, for: b) == .heldElsewhere(owner: "a"))
+        let reserved = try await store.apply(ClaimBatch(
+            dropID: drop.id, items: [ClaimItem(.reserve, user: 1)], lease: BatchLease(epoch: first, milliseconds: 3_000)))
+        #expect(reserved.reserved == 1)
+        await #expect(throws: EngineError.self) { _ = try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 2)])) }
+        #expect(try await store.renewLeases([drop.id: first], for: a) == [drop.id])
+        #expect(try await store.renewLeases([drop.id: first], for: b) == [])
+
+        // a pauses past its lease: b takes the drop over with what a committed.
+        try await subject.advance(4)
+        guard case .granted(let taken, let second, "a") = try await store.acquireLease(on: drop.id, for: b) else {
+            Issue.record("a lapsed lease is taken over")
+            return
+        }
+        #expect(second > first && taken.activeHolds.map(\.userID) == [1])
+        do {
+            _ = try await store.apply(ClaimBatch(
+                dropID: drop.id, items: [ClaimItem(.reserve, user: 3)], lease: BatchLease(epoch: first, milliseconds: 3_000)))
+            Issue.record("a stale epoch must be fenced")
+        } catch let error as EngineError {
+            #expect(error.code == .fenced && error.owner == "b")
+        }
+        await #expect(throws: EngineError.self) { _ = try await store.recover(drop.id, epoch: first) }
+        #expect(try await store.recover(drop.id, epoch: second)?.activeHolds.count == 1)
+        #expect(try await store.renewLeases([drop.id: first], for: a) == [])
+
+        // b lapses too; a write without a lease then goes through and fences b.
+        try await subject.advance(4)
+        let unleased = try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 4)]))
+        #expect(unleased.reserved == 2)
+        await #expect(throws: EngineError.self) {
+            _ = try await store.apply(ClaimBatch(dropID: drop.id, items: [], lease: BatchLease(epoch: second, milliseconds: 3_000)))
+        }
+        // A release lets the next owner in at once.
+        guard case .granted(_, let third, nil) = try await store.acquireLease(on: drop.id, for: a) else {
+            Issue.record("a drop nobody holds is granted")
+            return
+        }
+        try await store.releaseLeases(of: a)
+        guard case .granted(_, let fourth, "a") = try await store.acquireLease(on: drop.id, for: b) else {
+            Issue.record("a released lease is taken at once")
+            return
+        }
+        #expect(fourth == third + 1)
+    }
 }

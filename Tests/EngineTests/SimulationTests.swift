@@ -6,7 +6,8 @@ import Testing
 @Suite("deterministic simulation") struct SimulationTests {
     @Test(arguments: 0..<4) func manySeedsKeepEveryInvariant(shard: Int) async throws {
         var totals = (
-            requests: 0, purchased: 0, failed: 0, crashes: 0, expired: 0, fromMemory: 0, reloadsFailed: 0, acksLost: 0
+            requests: 0, purchased: 0, failed: 0, crashes: 0, expired: 0, fromMemory: 0, reloadsFailed: 0, acksLost: 0,
+            forwarded: 0, takeovers: 0, fenced: 0
         )
         for seed in stride(from: UInt64(shard), to: 400, by: 4) {
             let summary = try await Simulator(seed: seed).run(steps: 300)
@@ -18,6 +19,9 @@ import Testing
             totals.fromMemory += summary.answeredFromMemory
             totals.reloadsFailed += summary.recoveriesFailed
             totals.acksLost += summary.acknowledgementsLost
+            totals.forwarded += summary.forwarded
+            totals.takeovers += summary.takeovers
+            totals.fenced += summary.fencedBatches
         }
         // The runs must actually exercise what they claim to: purchases, faults, crashes, expiries,
         // failed reloads, lost acknowledgements, and answers from memory (each held to the store's).
@@ -28,6 +32,11 @@ import Testing
         #expect(totals.failed > 50)
         #expect(totals.crashes > 50)
         #expect(totals.expired > 50)
+        // Two owners: claims forwarded to the lease holder, leases taken over after a pause,
+        // and the paused owner's batches fenced when it resumed.
+        #expect(totals.forwarded > 1_000)
+        #expect(totals.takeovers > 20)
+        #expect(totals.fenced > 20)
     }
 
     @Test func aSeedReplaysExactly() async throws {

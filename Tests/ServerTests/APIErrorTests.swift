@@ -46,10 +46,17 @@ import Testing
             #expect(APIError(engineError: EngineError(code, "refused")).code == .unavailable)
         }
         #expect(APIError(engineError: EngineError(.shuttingDown, "draining")).code == .shuttingDown)
+        // A claim for a drop whose lease is changing hands applied nothing anywhere.
+        for code in [EngineError.Code.notOwner, .fenced] {
+            #expect(APIError(engineError: EngineError(code, "moved", owner: "s2")).code == .ownerChanging)
+        }
+        #expect(APIError(engineError: EngineError(.leased, "owned by s1", owner: "s1")).code == .unavailable)
         #expect(
             APIError(engineError: EngineError(EngineError.Code(rawValue: "new_in_a_later_build"), "?")).code
                 == .outcomeUnknown,
                 "a failure not known to have applied nothing may have applied")
-        #expect(HTTPTarget.nothingApplied == [APIError.Code.unavailable.rawValue, APIError.Code.shuttingDown.rawValue])
+        #expect(
+            HTTPTarget.nothingApplied
+                == [APIError.Code.unavailable.rawValue, APIError.Code.shuttingDown.rawValue, APIError.Code.ownerChanging.rawValue])
     }
 }

@@ -10,13 +10,16 @@
 //   caller) is refused (`leased`) while another instance holds a live lease on the drop.
 // - A batch with the current epoch renews the lease: an owner at work keeps its drops.
 // The claims themselves are applied by migration 4's function, renamed: every rule it
-// enforces stays in one place.
+// enforces stays in one place. A refusal is one row (ord 0, code `fenced` or `leased`) with
+// the lease's owner in the `idempotency_key` column.
 extension Migrations {
     static let leases = Migration(version: 5, name: "drop leases and fenced batches", sql: """
         ALTER TABLE drops
             ADD COLUMN lease_owner text,
             ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0,
             ADD COLUMN lease_expires_at timestamptz,
+            -- When the current owner took the lease (operators, and the takeover figures).
+            ADD COLUMN lease_granted_at timestamptz,
             ADD CONSTRAINT drops_lease_whole CHECK ((lease_owner IS NULL) = (lease_expires_at IS NULL));
 
         -- Where each server instance can be reached, for claims forwarded to a drop's owner.

@@ -92,7 +92,7 @@ public final class PostgresStore: DropStore {
                 }
                 guard
                     let granted = try session.query("""
-                        UPDATE drops SET lease_owner = $2, lease_epoch = lease_epoch + 1,
+                        UPDATE drops SET lease_owner = $2, lease_epoch = lease_epoch + 1, lease_granted_at = clock_timestamp(),
                                          lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond'
                         WHERE id = $1 RETURNING lease_epoch
                         """, [.int64(drop), .text(owner.instance), .int32(Int32(owner.leaseMilliseconds))]

@@ -7,7 +7,7 @@ struct StoreUnderTest: Sendable {
     let name: String
     let store: any DropStore
     /// Moves the store's notion of time forward by `seconds` (ManualClock for memory; for
-    /// PostgreSQL, whose clock cannot move, every hold is shifted back by as much).
+    /// PostgreSQL, whose clock cannot move, every hold and lease is shifted back by as much).
     let advance: @Sendable (TimeInterval) async throws -> Void
     let close: @Sendable () async -> Void
 
@@ -27,6 +27,9 @@ struct StoreUnderTest: Sendable {
                                             expires_at = expires_at - $1 * interval '1 second'
                     WHERE status = 'ACTIVE'
                     """, [.double(seconds)])
+                try await pool.query(
+                    "UPDATE drops SET lease_expires_at = lease_expires_at - $1 * interval '1 second' WHERE lease_owner IS NOT NULL",
+                    [.double(seconds)])
             },
             close: { await pool.close() })
     }
