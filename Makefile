@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/stockdrop
 
-.PHONY: setup demo test soak bench-http build release clean-db
+.PHONY: setup demo test soak bench-http bench-cluster build release clean-db
 
 setup:
 	@scripts/setup.sh
@@ -32,14 +32,16 @@ soak: release
 	scripts/soak.sh $(SOAK_SCENARIO) $(SOAK_RUNS)
 
 # The tests, then the `ci` scenario through the real commands, in process (both strategies)
-# and over HTTP against `stockdrop serve`, then the live page in headless Chromium: any broken
-# invariant (exit 1), missed threshold (exit 2), unclean server shutdown or a page that does
-# not show a purchase fails the target.
+# and over HTTP against `stockdrop serve`, then a three-instance cluster behind HAProxy
+# (scripts/cluster-e2e.sh: forwarding, SIGKILL and SIGSTOP of an owner), then the live page in
+# headless Chromium: any broken invariant (exit 1), missed threshold (exit 2), unclean server
+# shutdown or a page that does not show a purchase fails the target.
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	.build/debug/stockdrop run scenarios/ci.yaml --strategy both
 	scripts/serve-and-run.sh actor scenarios/ci.yaml --watchers 20
+	scripts/cluster-e2e.sh
 	python3 scripts/browser-test.py
 
 # The HTTP figures: flash-sale through `stockdrop serve` for each strategy, beside the same
@@ -49,6 +51,12 @@ bench-http: release
 	-$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy both
 	-STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh actor scenarios/flash-sale.yaml
 	-STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh rowlock scenarios/flash-sale.yaml --timeout-ms 120000
+
+# The scale-out figures: flash-sale through HAProxy in front of 1 and then 3 instances (release
+# build), with requests/s, reserve latency and the share of claims forwarded to their owner.
+bench-cluster: release
+	$(RELEASE_BIN) db start
+	STOCKDROP_BIN=$(RELEASE_BIN) scripts/cluster-bench.sh scenarios/flash-sale.yaml 1 3
 
 clean-db:
 	-$(RELEASE_BIN) db stop

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # chromium and chromium-driver: the live page's browser test (scripts/browser-test.py).
-packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver)
+# haproxy: the balancer of the scale-out cluster (scripts/cluster.sh, deploy/haproxy.cfg).
+packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver haproxy)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed; then
