@@ -37,6 +37,7 @@ last_drop=$(sql "SELECT coalesce(max(id), 0) FROM drops")
 run_pid=$!
 owner=""
 for _ in $(seq 1 100); do
+  # A lease owner is the instance's name and its incarnation (s1~k3j9…): the name picks the pid.
   owner=$(sql "SELECT lease_owner FROM drops WHERE id > $last_drop AND lease_owner IS NOT NULL ORDER BY id LIMIT 1")
   [ -n "$owner" ] && break
   sleep 0.1
@@ -50,7 +51,7 @@ else
   sleep 2
   read -r -a ids <<<"$INSTANCE_IDS"
   read -r -a pids <<<"$INSTANCE_PIDS"
-  for k in "${!ids[@]}"; do [ "${ids[$k]}" = "$owner" ] && victim=${pids[$k]} && index=$((k + 1)); done
+  for k in "${!ids[@]}"; do [ "${ids[$k]}" = "${owner%%~*}" ] && victim=${pids[$k]} && index=$((k + 1)); done
   killed_at=$(sql "SELECT clock_timestamp()")
   kill -KILL "$victim"
   step "killed $owner (pid $victim), the owner of drop $drop, at $killed_at"

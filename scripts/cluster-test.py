@@ -106,8 +106,10 @@ class Cluster:
         self.lease_ms = int(env.get("LEASE_MS") or 3000)
         self.dir = env.get("CLUSTER_DIR") or os.path.dirname(self.env_path)
 
-    def index_of(self, instance_id):
-        return self.ids.index(instance_id) if instance_id in self.ids else None
+    def index_of(self, owner):
+        # A lease owner is the instance's name and its process's incarnation: s1~k3j9...
+        name = (owner or "").split("~", 1)[0]
+        return self.ids.index(name) if name in self.ids else None
 
     def restart(self, k):
         """scripts/cluster.sh restart K (1-based), then the new pid."""

@@ -238,14 +238,14 @@ wait_ready() {
 }
 
 # wait_registered K...: until each instance sK is in stockdrop_instances with its own address
-# and a fresh heartbeat. /ready can answer 200 before an instance's first heartbeat; until
-# then the others still hold the address of its previous run (another port here) or none, and
-# a claim they forward to it is refused with 503. Not for a binary without the directory.
+# and a fresh heartbeat (an instance is listed there under its name and its process's
+# incarnation, sK~…). An instance registers before it reports that it listens, so this is a
+# check that it did, and returns at once.
 wait_registered() {
   command -v psql >/dev/null || { say "psql missing: not waiting for the instance directory"; return 0; }
   local k values=() deadline=$((SECONDS + 10)) began=$SECONDS found=0
   for k in "$@"; do values+=("('s$k', 'http://127.0.0.1:${instance_ports[k - 1]}')"); done
-  local sql="select count(*) from stockdrop_instances where (id, address) in (values $(IFS=,; echo "${values[*]}"))
+  local sql="select count(*) from stockdrop_instances where (split_part(id, '~', 1), address) in (values $(IFS=,; echo "${values[*]}"))
     and heartbeat_at > clock_timestamp() - interval '5 seconds'"
   while ((SECONDS < deadline)); do
     found=$(psql "$DATABASE_URL" -X -Atc "$sql" </dev/null 2>/dev/null || echo 0)

@@ -25,7 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Redis for live events across instances: redis://host:port or unix:///path (default: REDIS_URL; unset: events stay in this process).") var redisURL: String?
     @Option(help: "stock.changed events per drop per second at most (the last value is always sent).") var stockEventsPerSecond = ServerDefaults.stockEventsPerSecond
     @Flag(help: "Generate a JWT secret when STOCKDROP_JWT_SECRET is unset, and print it.") var dev = false
-    @Option(help: "This instance's name in drop leases and the instance directory (default: STOCKDROP_INSTANCE_ID, else host-pid-random). Keep it across restarts to take the instance's drops back at once.") var instanceID: String?
+    @Option(help: "This instance's name in drop leases and the instance directory, to which each process adds a random incarnation (default: STOCKDROP_INSTANCE_ID, else host-pid).") var instanceID: String?
     @Option(help: "The URL other instances forward claims to (default: http://HOST:PORT as bound).") var advertiseURL: String?
     @Option(help: "How long a drop's lease lasts without renewal, in ms: the takeover time after an instance dies.") var leaseMs = Defaults.leaseMilliseconds
 
@@ -45,6 +45,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let advertiseURL, !(advertiseURL.hasPrefix("http://") || advertiseURL.hasPrefix("https://")) {
             throw ValidationError("--advertise-url must be an http:// or https:// URL")
         }
+        if advertiseURL == nil, ["0.0.0.0", "::", "[::]"].contains(host) {
+            throw ValidationError("--host \(host) listens on every address: say which one other instances reach with --advertise-url")
+        }
+        if let instanceID, instanceID.contains("~") { throw ValidationError("--instance-id must not contain ~") }
     }
 
     func run() async throws {
@@ -68,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
             trustedProxies: try TrustedProxies(trustedProxies), poolSize: poolSize, logLevel: Logger.Level(rawValue: logLevel) ?? .info,
             eventLoopThreads: eventLoopThreads, redisURL: redisURL ?? environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 },
             stockEventsPerSecond: stockEventsPerSecond,
-            owner: (instanceID ?? environment["STOCKDROP_INSTANCE_ID"]).map { LeaseOwner(instance: $0, leaseMilliseconds: leaseMs) }
+            owner: (instanceID ?? environment["STOCKDROP_INSTANCE_ID"]).map { .incarnation(of: $0, leaseMilliseconds: leaseMs) }
                 ?? .unique(leaseMilliseconds: leaseMs),
             advertiseURL: advertiseURL?.trimmingSuffix("/"))
         let (application, _) = try await buildApplication(configuration) { channel in

@@ -199,8 +199,8 @@ import Testing
             dropID: drop.id, items: [ClaimItem(.reserve, user: 1)], lease: BatchLease(epoch: first, milliseconds: 3_000)))
         #expect(reserved.reserved == 1)
         await #expect(throws: EngineError.self) { _ = try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 2)])) }
-        #expect(try await store.renewLeases([drop.id: first], for: a) == [drop.id])
-        #expect(try await store.renewLeases([drop.id: first], for: b) == [])
+        #expect(try await store.renewLeases([drop.id: first], for: a) == LeaseRenewal(renewed: [drop.id], lost: []))
+        #expect(try await store.renewLeases([drop.id: first], for: b) == LeaseRenewal(renewed: [], lost: [drop.id]))
 
         // a pauses past its lease: b takes the drop over with what a committed.
         try await subject.advance(4)
@@ -218,7 +218,7 @@ import Testing
         }
         await #expect(throws: EngineError.self) { _ = try await store.recover(drop.id, epoch: first) }
         #expect(try await store.recover(drop.id, epoch: second)?.activeHolds.count == 1)
-        #expect(try await store.renewLeases([drop.id: first], for: a) == [])
+        #expect(try await store.renewLeases([drop.id: first], for: a) == LeaseRenewal(renewed: [], lost: [drop.id]))
 
         // b lapses too; a write without a lease then goes through and fences b.
         try await subject.advance(4)

@@ -27,7 +27,9 @@ public final class ActorEngine: StoreBackedInventory {
     }
     private let registry = Mutex<[DropID: Entry]>([:])
     private let accepting = Atomic<Bool>(true)
-    private let sweeper = Mutex<Task<Void, Never>?>(nil)
+    /// The loops that sweep overdue drops and renew leases: apart, so a long sweep pass (many
+    /// lapsed drops after an owner died) never delays a renewal past the lease.
+    private let loops = Mutex<[Task<Void, Never>]>([])
 
     /// `drivesTimers: false` leaves expiry sweeps to `tickAll()`, for simulations that step
     /// time; otherwise the engine also sweeps, at start and every `idleSweepInterval`, the
@@ -46,8 +48,10 @@ public final class ActorEngine: StoreBackedInventory {
         self.gatherWindow = gatherWindow
         self.maxBatchClaims = maxBatchClaims
         self.maxQueuedClaims = maxQueuedClaims
-        let renewInterval = Double(owner.leaseMilliseconds) / 3 / 1000
-        if drivesTimers { startSweeper(every: min(idleSweepInterval, renewInterval)) }
+        if drivesTimers {
+            startLoop(every: idleSweepInterval) { try await $0.sweepOverdueDrops() }
+            startLoop(every: Double(owner.leaseMilliseconds) / 3 / 1000) { try await $0.renewLeases() }
+        }
     }
 
     public func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome {
@@ -68,15 +72,17 @@ public final class ActorEngine: StoreBackedInventory {
     public func shutdown() async {
         accepting.store(false, ordering: .sequentiallyConsistent)
         // Stopped and awaited first, so no sweep wakes an actor after its timer was stopped.
-        let sweep = sweeper.withLock { task -> Task<Void, Never>? in
-            defer { task = nil }
-            return task
+        let running = loops.withLock { tasks in
+            defer { tasks = [] }
+            return tasks
         }
-        sweep?.cancel()
-        await sweep?.value
+        for task in running { task.cancel() }
+        for task in running { await task.value }
         for actor in activeActors() {
             await actor.drain()
             await actor.stopTimer()
+            // Memory stops answering before the lease is let go.
+            await actor.leaseLost()
         }
         // Others may take these drops over at once rather than after the lease lapses.
         try? await store.releaseLeases(of: owner)
@@ -127,12 +133,11 @@ public final class ActorEngine: StoreBackedInventory {
             if case .active(let actor) = registry.withLock({ $0[drop] }) {
                 await actor.tick()
             } else {
-                do {
-                    let sweep = ClaimBatch(dropID: drop, items: [])
-                    onCommit(sweep, try await store.apply(sweep))
-                } catch let error as EngineError where error.code == .leased {
-                    continue  // an instance took the lease meanwhile: its actor sweeps
-                }
+                // One drop's failure (an instance took the lease meanwhile and its actor
+                // sweeps, or the database refused) must not keep the others unswept.
+                let sweep = ClaimBatch(dropID: drop, items: [])
+                guard let outcome = try? await store.apply(sweep) else { continue }
+                onCommit(sweep, outcome)
             }
         }
     }
@@ -149,30 +154,29 @@ public final class ActorEngine: StoreBackedInventory {
         }
         guard !epochs.isEmpty else { return }
         let sentAt = clock.now()
-        let renewed = try await store.renewLeases(epochs, for: owner)
+        let renewal = try await store.renewLeases(epochs, for: owner)
         for (drop, actor) in actors {
-            if renewed.contains(drop) {
+            if renewal.renewed.contains(drop) {
                 await actor.leaseRenewed(sentAt: sentAt)
-            } else {
+            } else if renewal.lost.contains(drop) {
                 leaseEvents.leaseLost()
                 await actor.leaseLost()
             }
         }
     }
 
-    private func startSweeper(every interval: TimeInterval) {
+    private func startLoop(every interval: TimeInterval, _ body: @escaping @Sendable (ActorEngine) async throws -> Void) {
         let clock = self.clock
         let task = Task { [weak self] in
             while !Task.isCancelled {
                 do {  // a scope, so the engine is not kept alive while the loop sleeps
                     guard let engine = self else { return }
-                    try? await engine.renewLeases()
-                    try? await engine.sweepOverdueDrops()
+                    try? await body(engine)
                 }
                 do { try await clock.sleep(until: clock.now().addingTimeInterval(interval)) } catch { return }
             }
         }
-        sweeper.withLock { $0 = task }
+        loops.withLock { $0.append(task) }
     }
 
     // MARK: - Registry

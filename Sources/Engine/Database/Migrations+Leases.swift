@@ -48,13 +48,18 @@ extension Migrations {
             IF FOUND THEN
                 v_now := clock_timestamp();
                 IF p_epoch IS NOT NULL THEN
-                    IF p_epoch <> l.lease_epoch THEN
+                    IF p_lease_ms IS NULL OR p_lease_ms <= 0 THEN
+                        RAISE EXCEPTION 'a batch with an epoch needs a positive lease length, not %', p_lease_ms;
+                    END IF;
+                    -- An owner's epoch is only current while it still owns the lease (an
+                    -- epoch-less write clears the owner as it moves the epoch on).
+                    IF p_epoch <> l.lease_epoch OR l.lease_owner IS NULL THEN
                         RETURN QUERY SELECT 0, 'fenced'::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
                                             NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, NULL::bigint,
                                             l.lease_owner;
                         RETURN;
                     END IF;
-                    UPDATE drops SET lease_expires_at = v_now + coalesce(p_lease_ms, 3000) * interval '1 millisecond'
+                    UPDATE drops SET lease_expires_at = v_now + p_lease_ms * interval '1 millisecond'
                     WHERE drops.id = p_drop;
                 ELSIF l.lease_owner IS NOT NULL THEN
                     IF l.lease_expires_at > v_now THEN
@@ -72,5 +77,8 @@ extension Migrations {
             RETURN QUERY SELECT * FROM stockdrop_apply_claims(p_drop, p_kinds, p_users, p_keys);
         END
         $fn$;
+
+        -- Every write goes through the lease check: the inner function is not for callers.
+        REVOKE EXECUTE ON FUNCTION stockdrop_apply_claims(bigint, integer[], bigint[], text[]) FROM PUBLIC;
         """)
 }

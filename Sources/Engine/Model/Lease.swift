@@ -6,6 +6,10 @@ import Foundation
 
 /// Who an engine is, and how long the leases it takes last.
 public struct LeaseOwner: Sendable, Hashable {
+    /// The identity leases are held under. One process, one identity: two processes under one
+    /// identity would both trust their memory of a drop (a restart while the old process
+    /// still runs, two replicas given one name), so a server's is its operator-given name
+    /// plus a random incarnation (`incarnation(of:)`).
     public let instance: String
     public let leaseMilliseconds: Int
 
@@ -22,17 +26,30 @@ public struct LeaseOwner: Sendable, Hashable {
     /// process is a new owner and never mistakes its predecessor's leases for its own.
     public static func unique(leaseMilliseconds: Int = Defaults.leaseMilliseconds) -> LeaseOwner {
         let host = ProcessInfo.processInfo.hostName.prefix(60)
-        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        return LeaseOwner(
-            instance: "\(host)-\(ProcessInfo.processInfo.processIdentifier)-\(suffix)", leaseMilliseconds: leaseMilliseconds)
+        return incarnation(of: "\(host)-\(ProcessInfo.processInfo.processIdentifier)", leaseMilliseconds: leaseMilliseconds)
+    }
+
+    /// `name~xxxxxxx`: this process's incarnation of an instance name. A restarted instance is
+    /// a new owner and takes its old drops over only once their leases lapse.
+    public static func incarnation(of name: String, leaseMilliseconds: Int = Defaults.leaseMilliseconds) -> LeaseOwner {
+        let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        return LeaseOwner(instance: "\(name.prefix(180))~\(suffix)", leaseMilliseconds: leaseMilliseconds)
+    }
+
+    /// The operator-given name of an owner identity (before its incarnation).
+    public static func name(of instance: String) -> Substring {
+        instance.split(separator: "~", maxSplits: 1).first ?? Substring(instance)
     }
 
     /// How long memory may trust a lease renewed by a request sent at `sentAt`: the store set
     /// its expiry by its own clock after the request arrived, so `sentAt + lease` is no later
     /// than that expiry; the margin covers clocks that run at slightly different rates.
     public func trustedUntil(sentAt: Date) -> Date {
-        sentAt.addingTimeInterval(Double(leaseMilliseconds - Defaults.leaseSafetyMarginMilliseconds) / 1000)
+        sentAt.addingTimeInterval(Double(leaseMilliseconds - safetyMarginMilliseconds) / 1000)
     }
+
+    /// The fixed floor, or a tenth of a long lease (clock rates drift in proportion to it).
+    public var safetyMarginMilliseconds: Int { max(Defaults.leaseSafetyMarginMilliseconds, leaseMilliseconds / 10) }
 }
 
 /// The lease a batch is written under.
@@ -43,6 +60,18 @@ public struct BatchLease: Sendable, Equatable {
     public init(epoch: Int64, milliseconds: Int) {
         self.epoch = epoch
         self.milliseconds = milliseconds
+    }
+}
+
+/// What a renewal found: leases extended, and leases gone (their epoch moved on). A lease in
+/// neither was busy (its batch in flight holds the drop's row and renews it on commit).
+public struct LeaseRenewal: Sendable, Equatable {
+    public var renewed: Set<DropID>
+    public var lost: Set<DropID>
+
+    public init(renewed: Set<DropID>, lost: Set<DropID>) {
+        self.renewed = renewed
+        self.lost = lost
     }
 }
 

@@ -154,17 +154,17 @@ public actor Simulator {
             epochs[key.drop] = node.machine.tenure!.epoch
         }
         guard !epochs.isEmpty else { return }
-        let renewed = await store.renewLeases(epochs, for: owners[owner])
+        let renewal = await store.renewLeases(epochs, for: owners[owner])
         for drop in epochs.keys {
             let key = Key(owner: owner, drop: drop)
-            if renewed.contains(drop) { nodes[key]!.machine.leaseRenewed(sentAt: now) } else { nodes[key]!.machine.leaseLost() }
+            if renewal.renewed.contains(drop) { nodes[key]!.machine.leaseRenewed(sentAt: now) } else { nodes[key]!.machine.leaseLost() }
         }
     }
 
     /// The engines' idle sweep: drops with overdue holds whose lease lapsed are swept by a
     /// batch without a lease, which fences the lapsed owner.
     private func sweepLapsedDrops() async throws {
-        for drop in try await store.dropsWithOverdueHolds(sweptBy: nil) {
+        for drop in await store.dropsWithOverdueHolds(sweptBy: nil) {
             do {
                 let outcome = try await store.apply(ClaimBatch(dropID: drop, items: []))
                 summary.expired += outcome.expired.count

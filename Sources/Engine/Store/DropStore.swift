@@ -13,8 +13,9 @@ public protocol DropStore: Sendable {
     /// Takes the drop's lease for `owner` unless another instance holds a live one, and loads
     /// the drop under the same lock; nil for an unknown drop. Each grant is a new epoch.
     func acquireLease(on drop: DropID, for owner: LeaseOwner) async throws -> LeaseGrant?
-    /// Extends the leases `owner` still holds under these epochs; returns the drops renewed.
-    func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> Set<DropID>
+    /// Extends the leases `owner` still holds under these epochs, without waiting on a drop
+    /// whose batch is in flight.
+    func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> LeaseRenewal
     /// Lets every lease of `owner` lapse now (a graceful shutdown), so others take over at once.
     func releaseLeases(of owner: LeaseOwner) async throws
     /// Applies a batch in one transaction under the drop's lock; all or nothing. A batch with

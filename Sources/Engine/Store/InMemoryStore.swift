@@ -68,7 +68,7 @@ public actor InMemoryStore: DropStore {
         return tables.acquireLease(on: drop, for: owner, now: clock.now())
     }
 
-    public func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) -> Set<DropID> {
+    public func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) -> LeaseRenewal {
         tables.renewLeases(epochs, for: owner, now: clock.now())
     }
 

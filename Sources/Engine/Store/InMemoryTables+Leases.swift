@@ -27,15 +27,18 @@ extension InMemoryTables {
         return .granted(recovery, epoch: lease.epoch, previousOwner: previous)
     }
 
-    mutating func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner, now: Date) -> Set<DropID> {
-        var renewed = Set<DropID>()
+    mutating func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner, now: Date) -> LeaseRenewal {
+        var renewal = LeaseRenewal(renewed: [], lost: [])
         for (drop, epoch) in epochs {
-            guard var lease = leases[drop], lease.owner == owner.instance, lease.epoch == epoch else { continue }
+            guard var lease = leases[drop], lease.owner == owner.instance, lease.epoch == epoch else {
+                renewal.lost.insert(drop)
+                continue
+            }
             lease.expiresAt = now.addingTimeInterval(Double(owner.leaseMilliseconds) / 1000)
             leases[drop] = lease
-            renewed.insert(drop)
+            renewal.renewed.insert(drop)
         }
-        return renewed
+        return renewal
     }
 
     mutating func releaseLeases(of owner: LeaseOwner, now: Date) {
@@ -57,7 +60,7 @@ extension InMemoryTables {
         guard drops[batch.dropID] != nil else { return }
         var lease = leases[batch.dropID] ?? LeaseRow()
         if let batchLease = batch.lease {
-            guard batchLease.epoch == lease.epoch else {
+            guard batchLease.epoch == lease.epoch, lease.owner != nil else {
                 throw EngineError(
                     .fenced, "the lease of drop \(batch.dropID) changed hands; the batch was refused", owner: lease.owner)
             }

@@ -76,7 +76,17 @@ public final class PostgresStore: DropStore {
     /// the next epoch and the drop is loaded as it stands at that epoch's start.
     public func acquireLease(on drop: DropID, for owner: LeaseOwner) async throws -> LeaseGrant? {
         try await pool.withSession { session in
-            try session.transaction(isolation: .readCommitted) {
+            // A live lease of another instance is seen without the row lock, so the instances
+            // that ask for a drop they do not own never queue behind its owner's batches.
+            let peek = try session.query(
+                "SELECT lease_owner, lease_expires_at > clock_timestamp() AS lease_live FROM drops WHERE id = $1",
+                [.int64(drop)]
+            ).first
+            guard let peek else { return nil }
+            if let holder = try peek.optionalString("lease_owner"), holder != owner.instance, try peek.bool("lease_live") {
+                return .heldElsewhere(owner: holder)
+            }
+            return try session.transaction(isolation: .readCommitted) {
                 guard
                     let row = try session.query("""
                         SELECT \(Self.dropColumns), lease_owner, lease_expires_at > clock_timestamp() AS lease_live
@@ -107,20 +117,39 @@ public final class PostgresStore: DropStore {
         }
     }
 
-    /// One statement for every lease; each row waits for its drop's batch in flight, if any.
-    public func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> Set<DropID> {
-        guard !epochs.isEmpty else { return [] }
+    /// One statement for every lease. A drop whose batch is in flight holds its row: it is
+    /// skipped rather than waited for (waiting would hold every other renewed row, and the
+    /// batches behind them, until that batch commits), and its commit renews it anyway. Rows
+    /// are locked in id order, so two renewals never deadlock.
+    public func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> LeaseRenewal {
+        guard !epochs.isEmpty else { return LeaseRenewal(renewed: [], lost: []) }
         let drops = Array(epochs.keys)
         let rows = try await pool.query("""
-            UPDATE drops d SET lease_expires_at = clock_timestamp() + $4 * interval '1 millisecond'
-            FROM unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)
-            WHERE d.id = l.id AND d.lease_epoch = l.epoch AND d.lease_owner = $3
-            RETURNING d.id
+            WITH wanted AS (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)),
+            locked AS (
+                SELECT d.id FROM drops d JOIN wanted w ON w.id = d.id
+                WHERE d.lease_epoch = w.epoch AND d.lease_owner = $3
+                ORDER BY d.id FOR NO KEY UPDATE OF d SKIP LOCKED),
+            renewed AS (
+                UPDATE drops d SET lease_expires_at = clock_timestamp() + $4 * interval '1 millisecond'
+                FROM locked WHERE d.id = locked.id RETURNING d.id)
+            SELECT w.id, r.id IS NOT NULL AS renewed,
+                   EXISTS (SELECT 1 FROM drops d WHERE d.id = w.id AND d.lease_epoch = w.epoch AND d.lease_owner = $3) AS held
+            FROM wanted w LEFT JOIN renewed r ON r.id = w.id
             """, [
                 .int64Array(drops), .int64Array(drops.map { epochs[$0]! }), .text(owner.instance),
                 .int32(Int32(owner.leaseMilliseconds)),
             ])
-        return Set(try rows.rows.map { try $0.int64("id") })
+        var renewal = LeaseRenewal(renewed: [], lost: [])
+        for row in rows.rows {
+            let drop = try row.int64("id")
+            if try row.bool("renewed") {
+                renewal.renewed.insert(drop)
+            } else if try !row.bool("held") {
+                renewal.lost.insert(drop)
+            }
+        }
+        return renewal
     }
 
     public func releaseLeases(of owner: LeaseOwner) async throws {

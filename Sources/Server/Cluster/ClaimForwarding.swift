@@ -86,6 +86,9 @@ final class ClaimForwarder: Sendable {
             if let value = request.headers[name] { outbound.headers.add(name: name.rawName, value: value) }
         }
         outbound.headers.add(name: HTTPField.Name.stockdropForwardedBy.rawName, value: directory.instance)
+        // The client's address, so the owner's per-address limit counts the client and not this
+        // instance (the owner trusts it when the instances are among its --trusted-proxies).
+        outbound.headers.add(name: HTTPField.Name.xForwardedFor.rawName, value: context.clientAddress)
         outbound.headers.add(name: HTTPField.Name.stockdropDeadline.rawName, value: String(timeout))
         forwardedCount.add(1, ordering: .relaxed)
         let answer: HTTPClientResponse

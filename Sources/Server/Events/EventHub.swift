@@ -15,7 +15,11 @@ public final class EventHub: Sendable {
     private let flushScheduled = Atomic<Bool>(false)
     private let totals = Mutex<[DropID: Int]>([:])
     private let names = Mutex<[UserID: String]>([:])
-    private let remote = Mutex<(@Sendable (LiveEvent) -> Void)?>(nil)
+    /// The closure sits in a struct: a Mutex of a bare function type reabstracts the closure on
+    /// every `withLock` (read, then written back), so each event wrapped it in two more thunks
+    /// until a flash-sale with Redis overflowed the stack (SIGSEGV after ~60,000 events).
+    private struct Forward: Sendable { let publish: @Sendable (LiveEvent) -> Void }
+    private let remote = Mutex<Forward?>(nil)
     /// The newest stock version seen per drop, from this instance or relayed.
     private let latestStock = Mutex<[DropID: Int64]>([:])
     private let started = ContinuousClock.now
@@ -27,7 +31,7 @@ public final class EventHub: Sendable {
 
     /// Where this instance's events go besides its own sockets (the Redis relay).
     func forward(to publish: @escaping @Sendable (LiveEvent) -> Void) {
-        remote.withLock { $0 = publish }
+        remote.withLock { $0 = Forward(publish: publish) }
     }
 
     var subscriberCount: Int { subscribers.withLock { $0.count } }
@@ -132,7 +136,7 @@ public final class EventHub: Sendable {
             event = now
         }
         deliver(event)
-        remote.withLock { $0 }?(event)
+        remote.withLock { $0 }?.publish(event)
     }
 
     private func deliver(_ event: LiveEvent) {
@@ -153,7 +157,7 @@ public final class EventHub: Sendable {
                 if wait > 0 { try? await Task.sleep(for: .microseconds(Int64(wait * 1e6) + 1)) }
                 for event in coalescer.withLock({ $0.due(now: nowSeconds) }) where isCurrent(event, record: false) {
                     deliver(event)
-                    remote.withLock { $0 }?(event)
+                    remote.withLock { $0 }?.publish(event)
                 }
             }
             flushScheduled.store(false, ordering: .releasing)

@@ -28,7 +28,7 @@ struct InstrumentedStore: DropStore {
     func acquireLease(on drop: DropID, for owner: LeaseOwner) async throws -> LeaseGrant? {
         try await base.acquireLease(on: drop, for: owner)
     }
-    func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> Set<DropID> {
+    func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> LeaseRenewal {
         try await base.renewLeases(epochs, for: owner)
     }
     func releaseLeases(of owner: LeaseOwner) async throws { try await base.releaseLeases(of: owner) }
