@@ -8,7 +8,8 @@
 #      mid-run: the run goes on through the others and every invariant holds; the takeover
 #      time (from the kill to the first claim the new owner committed) is printed;
 #   4. scripts/cluster-test.py: the two-instance sequence, purchase and cancel across
-#      instances, SIGKILL under load and SIGSTOP past the lease (fenced batches).
+#      instances, SIGKILL under load, SIGSTOP past the lease (fenced batches) and the hand-back
+#      of a drop to the instance its claims come from.
 # Any failure fails the script; the cluster is stopped in every case (each instance must
 # exit 0 on SIGTERM). STOCKDROP_BIN picks the binary (default: the debug build).
 set -euo pipefail

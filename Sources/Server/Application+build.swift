@@ -56,7 +56,7 @@ public func buildApplication(_ configuration: ServerConfiguration, clock: any Wa
         inventory: inventory, events: events, metrics: metrics, authority: authority, relay: relay,
         readiness: ReadinessProbe(pool: pool), gauges: GaugeRefresher(inventory: inventory, pool: pool, metrics: metrics),
         snapshot: snapshot, buyers: BuyerNames(store: store), directory: directory,
-        forwarder: ClaimForwarder(directory: directory, metrics: metrics))
+        forwarder: ClaimForwarder(directory: directory, metrics: metrics, engine: inventory as? ActorEngine))
     // Services stop in reverse order: the HTTP server; the directory entry (no instance
     // forwards here once this one stopped accepting); the engine, whose last batches' events
     // still reach the relay, and which closes the pool last; then the relay.

@@ -70,4 +70,13 @@ public enum ServerDefaults {
     /// Connections kept open to each other instance for forwarded claims: a forward holds
     /// one for a batch's round trip (~5–50 ms), so 64 carry a few thousand claims a second.
     public static let forwardConnectionsPerInstance = 64
+    /// An owner hands a drop to the instance its claims come from after this many claims in a
+    /// row, within one window, all forwarded from that instance: a balancer that hashes the
+    /// drop there is sending every buyer through two hops. 64 claims in 2 s is a drop in use
+    /// (an idle one costs nothing where it is); the cooldown keeps two instances that both
+    /// receive the drop's claims from handing it to and fro.
+    public static let handBackForwardedClaims = 64
+    public static let handBackWindowMilliseconds = 2_000
+    public static let handBackCooldownMilliseconds = 30_000
+    public static let handBackTrackedDrops = 10_000
 }

@@ -232,7 +232,9 @@ import Testing
             Issue.record("a drop nobody holds is granted")
             return
         }
-        try await store.releaseLeases(of: a)
+        try await store.releaseLeases([drop.id: third - 1], of: a)  // a stale epoch releases nothing
+        #expect(try await store.acquireLease(on: drop.id, for: b) == .heldElsewhere(owner: "a"))
+        try await store.releaseLeases([drop.id: third], of: a)
         guard case .granted(_, let fourth, "a") = try await store.acquireLease(on: drop.id, for: b) else {
             Issue.record("a released lease is taken at once")
             return

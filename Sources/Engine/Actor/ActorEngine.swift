@@ -78,14 +78,40 @@ public final class ActorEngine: StoreBackedInventory {
         }
         for task in running { task.cancel() }
         for task in running { await task.value }
+        var epochs: [DropID: Int64] = [:]
         for actor in activeActors() {
             await actor.drain()
             await actor.stopTimer()
             // Memory stops answering before the lease is let go.
             await actor.leaseLost()
+            epochs[actor.dropID] = await actor.tenureEpoch
         }
         // Others may take these drops over at once rather than after the lease lapses.
-        try? await store.releaseLeases(of: owner)
+        try? await store.releaseLeases(epochs, of: owner)
+    }
+
+    /// Whether this engine runs the drop's actor now (holds its lease).
+    public func runs(_ drop: DropID) -> Bool {
+        if case .active = registry.withLock({ $0[drop] }) { true } else { false }
+    }
+
+    /// Forgets which instance owned the drop, so the next claim asks the store again (the
+    /// owner said it no longer runs it).
+    public func forgetOwner(of drop: DropID) {
+        registry.withLock { entries in
+            if case .ownedElsewhere = entries[drop] { entries.removeValue(forKey: drop) }
+        }
+    }
+
+    /// Gives the drop's lease up once its claims in flight have committed, so the instance
+    /// its claims keep coming from takes it over (a load balancer hashes the drop there). The
+    /// actor steps down first: nothing is answered from its memory afterwards.
+    public func handBack(_ drop: DropID) async {
+        guard case .active(let actor) = registry.withLock({ $0[drop] }) else { return }
+        let reason = EngineError(.notOwner, "drop \(drop) was handed to the instance its claims come from")
+        guard let epoch = await actor.stepDownAfterDraining(reason) else { return }
+        leaseEvents.handedBack()
+        try? await store.releaseLeases([drop: epoch], of: owner)
     }
 
     public func leaseStatistics() -> LeaseStatistics {

@@ -97,6 +97,18 @@ actor DropActor {
     }
 
     func leaseRenewed(sentAt: Date) { machine.leaseRenewed(sentAt: sentAt) }
+
+    /// Lets the batch in flight and the claims queued commit, then steps down (claims that
+    /// reach this actor afterwards are refused, naming no owner). Returns the epoch to release,
+    /// or nil when this actor held no lease or had already stepped down.
+    func stepDownAfterDraining(_ reason: EngineError) async -> Int64? {
+        await drain()
+        guard let epoch = machine.tenure?.epoch, !machine.isDeposed else { return nil }
+        perform(machine.stepDown(reason))
+        return epoch
+    }
+
+    var tenureEpoch: Int64? { machine.tenure?.epoch }
     func leaseLost() { machine.leaseLost() }
 
     // MARK: - Effects

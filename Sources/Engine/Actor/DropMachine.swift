@@ -322,7 +322,7 @@ struct DropMachine {
 
     /// The lease is another instance's: every caller still waiting here (the fenced batch's
     /// too; the store applied nothing) hears the error, which names the owner when known.
-    private mutating func stepDown(_ error: EngineError) -> [Effect] {
+    mutating func stepDown(_ error: EngineError) -> [Effect] {
         var tickets = inFlightTickets + (Array(queue) + Array(parked) + Array(undecided)).map(\.ticket)
         tickets.sort()
         queue.removeAll()

@@ -11,12 +11,15 @@ public struct LeaseStatistics: Sendable, Equatable {
     public var fencedBatches = 0
     /// Lease renewals that found the lease gone.
     public var leasesLost = 0
+    /// Drops given up to the instance their claims kept coming from.
+    public var handedBack = 0
 
-    public init(ownedDrops: Int = 0, takeovers: Int = 0, fencedBatches: Int = 0, leasesLost: Int = 0) {
+    public init(ownedDrops: Int = 0, takeovers: Int = 0, fencedBatches: Int = 0, leasesLost: Int = 0, handedBack: Int = 0) {
         self.ownedDrops = ownedDrops
         self.takeovers = takeovers
         self.fencedBatches = fencedBatches
         self.leasesLost = leasesLost
+        self.handedBack = handedBack
     }
 }
 
@@ -24,14 +27,17 @@ final class LeaseEvents: Sendable {
     private let takeovers = Atomic<Int>(0)
     private let fenced = Atomic<Int>(0)
     private let lost = Atomic<Int>(0)
+    private let given = Atomic<Int>(0)
 
     func tookOver() { takeovers.add(1, ordering: .relaxed) }
     func fencedBatch() { fenced.add(1, ordering: .relaxed) }
     func leaseLost() { lost.add(1, ordering: .relaxed) }
+    func handedBack() { given.add(1, ordering: .relaxed) }
 
     func statistics(ownedDrops: Int) -> LeaseStatistics {
         LeaseStatistics(
             ownedDrops: ownedDrops, takeovers: takeovers.load(ordering: .relaxed),
-            fencedBatches: fenced.load(ordering: .relaxed), leasesLost: lost.load(ordering: .relaxed))
+            fencedBatches: fenced.load(ordering: .relaxed), leasesLost: lost.load(ordering: .relaxed),
+            handedBack: given.load(ordering: .relaxed))
     }
 }

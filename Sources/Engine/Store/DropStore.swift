@@ -16,8 +16,9 @@ public protocol DropStore: Sendable {
     /// Extends the leases `owner` still holds under these epochs, without waiting on a drop
     /// whose batch is in flight.
     func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> LeaseRenewal
-    /// Lets every lease of `owner` lapse now (a graceful shutdown), so others take over at once.
-    func releaseLeases(of owner: LeaseOwner) async throws
+    /// Lets these leases of `owner` lapse now, if they still have these epochs (a graceful
+    /// shutdown, a drop handed back), so another instance takes them over at once.
+    func releaseLeases(_ epochs: [DropID: Int64], of owner: LeaseOwner) async throws
     /// Applies a batch in one transaction under the drop's lock; all or nothing. A batch with
     /// a lease is refused (`fenced`) unless its epoch is the drop's; one without is refused
     /// (`leased`) while an instance holds a live lease on the drop.

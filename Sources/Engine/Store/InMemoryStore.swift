@@ -72,7 +72,9 @@ public actor InMemoryStore: DropStore {
         tables.renewLeases(epochs, for: owner, now: clock.now())
     }
 
-    public func releaseLeases(of owner: LeaseOwner) { tables.releaseLeases(of: owner, now: clock.now()) }
+    public func releaseLeases(_ epochs: [DropID: Int64], of owner: LeaseOwner) {
+        tables.releaseLeases(epochs, of: owner, now: clock.now())
+    }
 
     /// The epoch of a drop's lease (0: never leased), for simulations.
     public func leaseEpoch(of drop: DropID) -> Int64 { tables.epoch(of: drop) }

@@ -41,8 +41,11 @@ extension InMemoryTables {
         return renewal
     }
 
-    mutating func releaseLeases(of owner: LeaseOwner, now: Date) {
-        for (drop, lease) in leases where lease.owner == owner.instance && lease.isLive(at: now) {
+    mutating func releaseLeases(_ epochs: [DropID: Int64], of owner: LeaseOwner, now: Date) {
+        for (drop, epoch) in epochs {
+            guard let lease = leases[drop], lease.owner == owner.instance, lease.epoch == epoch, lease.isLive(at: now) else {
+                continue
+            }
             leases[drop]?.expiresAt = now
         }
     }

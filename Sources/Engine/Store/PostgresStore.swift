@@ -152,10 +152,14 @@ public final class PostgresStore: DropStore {
         return renewal
     }
 
-    public func releaseLeases(of owner: LeaseOwner) async throws {
-        try await pool.query(
-            "UPDATE drops SET lease_expires_at = clock_timestamp() WHERE lease_owner = $1 AND lease_expires_at > clock_timestamp()",
-            [.text(owner.instance)])
+    public func releaseLeases(_ epochs: [DropID: Int64], of owner: LeaseOwner) async throws {
+        guard !epochs.isEmpty else { return }
+        let drops = Array(epochs.keys).sorted()
+        try await pool.query("""
+            UPDATE drops d SET lease_expires_at = clock_timestamp()
+            FROM unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)
+            WHERE d.id = l.id AND d.lease_epoch = l.epoch AND d.lease_owner = $3 AND d.lease_expires_at > clock_timestamp()
+            """, [.int64Array(drops), .int64Array(drops.map { epochs[$0]! }), .text(owner.instance)])
     }
 
     private static func recovery(of drop: DropRecord, _ session: PostgresSession) throws -> DropRecovery {

@@ -19,12 +19,33 @@ struct ClaimForwarding: RouterMiddleware {
     let forwarder: ClaimForwarder
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let drop = ClaimForwarder.claimedDrop(request.uri.path)
+        let sender = request.headers[.stockdropForwardedBy]
+        // A claim forwarded here for a drop this instance no longer runs (it handed the drop
+        // back, or stepped down) is not a reason to take the lease again: the sender is told,
+        // forgets this owner and asks the store itself.
+        if let drop, sender != nil, let engine = forwarder.engine, !engine.runs(drop) {
+            throw APIError(.ownerChanging, ClaimForwarder.changing)
+        }
         do {
             var response = try await next(request, context)
             response.headers[.stockdropInstance] = forwarder.instance
+            if let drop { forwarder.answered(drop, forwardedBy: sender) }
             return response
         } catch let error as EngineError where error.code == .notOwner || error.code == .fenced {
-            return try await forwarder.forward(request, refusedWith: error, context: context)
+            let (answer, ownerMoved) = try await forwarder.forward(request, refusedWith: error, context: context)
+            guard ownerMoved else { return answer }
+            // The owner gave the drop up as the claim reached it (nothing was applied there):
+            // decided here once more, which takes the lease or learns the new owner.
+            do {
+                return try await next(request, context)
+            } catch let again as EngineError where again.code == .notOwner || again.code == .fenced {
+                throw APIError(.ownerChanging, ClaimForwarder.changing)
+            }
+        } catch let error as APIError where drop != nil {
+            // Rejections (sold out, already holding) are answers of the owner too.
+            forwarder.answered(drop!, forwardedBy: sender)
+            throw error
         }
     }
 }
@@ -32,13 +53,37 @@ struct ClaimForwarding: RouterMiddleware {
 final class ClaimForwarder: Sendable {
     private let directory: InstanceDirectory
     private let metrics: ServerMetrics
+    /// The actor engine (nil for rowlock, which has no leases to forward by).
+    let engine: ActorEngine?
     private let forwardedCount = Atomic<Int>(0)
+    private let handBack = Mutex(HandBackPolicy())
+    private let started = ContinuousClock.now
     /// Made on the first forward: a lone instance never opens one.
     private let clientBox = Mutex<HTTPClient?>(nil)
 
-    init(directory: InstanceDirectory, metrics: ServerMetrics) {
+    init(directory: InstanceDirectory, metrics: ServerMetrics, engine: ActorEngine?) {
         self.directory = directory
         self.metrics = metrics
+        self.engine = engine
+    }
+
+    /// The drop of a claim route (`/v1/drops/{id}/reserve|purchase|reservation`), else nil.
+    static func claimedDrop(_ path: String) -> DropID? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 5, parts[1] == "v1", parts[2] == "drops",
+            ["reserve", "purchase", "reservation"].contains(parts[4])
+        else { return nil }
+        return DropID(parts[3])
+    }
+
+    /// This owner answered a claim on `drop`: perhaps the drop belongs where its claims come
+    /// from (HandBackPolicy).
+    func answered(_ drop: DropID, forwardedBy sender: String?) {
+        guard let engine else { return }
+        let now = (ContinuousClock.now - started).seconds
+        guard handBack.withLock({ $0.answered(drop, forwardedBy: sender, now: now) }) != nil else { return }
+        metrics.recordHandBack()
+        Task { await engine.handBack(drop) }
     }
 
     private var client: HTTPClient {
@@ -70,7 +115,10 @@ final class ClaimForwarder: Sendable {
         try? await client?.shutdown()
     }
 
-    func forward(_ request: Request, refusedWith error: EngineError, context: StockdropContext) async throws -> Response {
+    /// The owner's answer, and whether it said it no longer runs the drop (`owner_changing`).
+    func forward(_ request: Request, refusedWith error: EngineError, context: StockdropContext) async throws
+        -> (Response, ownerMoved: Bool)
+    {
         guard request.headers[.stockdropForwardedBy] == nil, let owner = error.owner, owner != directory.instance else {
             metrics.recordForward(result: "refused")
             throw APIError(.ownerChanging, Self.changing)
@@ -106,12 +154,20 @@ final class ClaimForwarder: Sendable {
             throw APIError(.outcomeUnknown, APIError.Code.outcomeUnknown.meaning)
         }
         metrics.recordForward(result: "answered")
+        var ownerMoved = false
+        if answer.status.code == 503, String(buffer: body).contains(#""code":"owner_changing""#),
+            let drop = Self.claimedDrop(request.uri.path)
+        {
+            // That instance no longer runs the drop: the next claim asks the store.
+            engine?.forgetOwner(of: drop)
+            ownerMoved = true
+        }
         var headers = HTTPFields()
         for (name, value) in answer.headers {
             guard let field = HTTPField.Name(name), Self.returnedHeaders.contains(field) else { continue }
             headers[field] = value
         }
-        return Response(status: .init(code: Int(answer.status.code)), headers: headers, body: .init(byteBuffer: body))
+        return (Response(status: .init(code: Int(answer.status.code)), headers: headers, body: .init(byteBuffer: body)), ownerMoved)
     }
 
     private static let returnedHeaders: Set<HTTPField.Name> = [

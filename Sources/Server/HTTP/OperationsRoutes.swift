@@ -31,6 +31,8 @@ struct OperationsRoutes: Sendable {
         let leaseTakeovers: Int
         /// Batches refused because this instance's lease had changed hands.
         let fencedBatches: Int
+        /// Drops given to the instance their claims kept coming from.
+        let dropsHandedBack: Int
     }
 
     static func eventsStatus(_ status: RedisRelay.Status?) -> String {
@@ -52,7 +54,8 @@ struct OperationsRoutes: Sendable {
                                  schemaVersion: readiness.schemaVersion, expectedSchemaVersion: Migrations.latestVersion, problem: readiness.problem,
                                  events: Self.eventsStatus(parts.relay?.status), instance: parts.instance,
                                  cluster: Cluster(ownedDrops: leases.ownedDrops, forwardedClaims: parts.forwarder.forwarded,
-                                                  leaseTakeovers: leases.takeovers, fencedBatches: leases.fencedBatches))
+                                                  leaseTakeovers: leases.takeovers, fencedBatches: leases.fencedBatches,
+                                                  dropsHandedBack: leases.handedBack))
             return EditedResponse(status: readiness.ready ? .ok : .serviceUnavailable, response: body)
         }
         router.get("/metrics") { _, _ in

@@ -31,7 +31,9 @@ struct InstrumentedStore: DropStore {
     func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> LeaseRenewal {
         try await base.renewLeases(epochs, for: owner)
     }
-    func releaseLeases(of owner: LeaseOwner) async throws { try await base.releaseLeases(of: owner) }
+    func releaseLeases(_ epochs: [DropID: Int64], of owner: LeaseOwner) async throws {
+        try await base.releaseLeases(epochs, of: owner)
+    }
     func reservations(of user: UserID) async throws -> [Reservation] { try await base.reservations(of: user) }
     func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) async throws -> [DropID] {
         try await base.dropsWithOverdueHolds(sweptBy: owner)

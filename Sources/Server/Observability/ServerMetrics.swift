@@ -80,6 +80,11 @@ public final class ServerMetrics: Sendable {
         Counter(label: "stockdrop_forwarded_claims_total", dimensions: [("result", result)], factory: factory).increment()
     }
 
+    /// A drop this owner gave to the instance its claims kept coming from.
+    func recordHandBack() {
+        Counter(label: "stockdrop_drops_handed_back_total", factory: factory).increment()
+    }
+
     func set(gauge label: String, _ value: Double) {
         Gauge(label: label, factory: factory).record(value)
     }
