@@ -6,10 +6,10 @@
 import Engine
 import Hummingbird
 import HummingbirdWebSocket
-import ServiceLifecycle
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import Synchronization
 
 /// What the routes and the tests are handed: each part does one job.
@@ -31,9 +31,12 @@ public struct ServerParts: Sendable {
     public var instance: String { directory.instance }
 }
 
-public func buildApplication(_ configuration: ServerConfiguration, clock: any WallClock = SystemClock(),
-                             onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
-    async throws -> (application: some ApplicationProtocol, parts: ServerParts) {
+public func buildApplication(
+    _ configuration: ServerConfiguration, clock: any WallClock = SystemClock(),
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+)
+    async throws -> (application: some ApplicationProtocol, parts: ServerParts)
+{
     var logger = Logger(label: "stockdrop")
     logger.logLevel = configuration.logLevel
     logger[metadataKey: "instance"] = "\(configuration.owner.instance)"
@@ -43,10 +46,11 @@ public func buildApplication(_ configuration: ServerConfiguration, clock: any Wa
     let store = InstrumentedStore(base: PostgresStore(pool: pool), metrics: metrics)
     let events = EventHub(stockEventsPerSecond: configuration.stockEventsPerSecond)
     let publisher = CommitPublisher(events: events, store: store)
-    let inventory: any Inventory = switch configuration.strategy {
-    case .actor: ActorEngine(store: store, owner: configuration.owner, clock: clock, onCommit: publisher.committed)
-    case .rowlock: RowLockEngine(store: store, clock: clock, onCommit: publisher.committed)
-    }
+    let inventory: any Inventory =
+        switch configuration.strategy {
+        case .actor: ActorEngine(store: store, owner: configuration.owner, clock: clock, onCommit: publisher.committed)
+        case .rowlock: RowLockEngine(store: store, clock: clock, onCommit: publisher.committed)
+        }
     let snapshot = LiveSnapshot(inventory: inventory)
     let directory = InstanceDirectory(instance: configuration.owner.instance, pool: pool, logger: logger)
     let relay = configuration.redisURL.map { url in
@@ -54,15 +58,17 @@ public func buildApplication(_ configuration: ServerConfiguration, clock: any Wa
     }
     let parts = ServerParts(
         inventory: inventory, events: events, metrics: metrics, authority: authority, relay: relay,
-        readiness: ReadinessProbe(pool: pool), gauges: GaugeRefresher(inventory: inventory, pool: pool, metrics: metrics),
+        readiness: ReadinessProbe(pool: pool),
+        gauges: GaugeRefresher(inventory: inventory, pool: pool, metrics: metrics),
         snapshot: snapshot, buyers: BuyerNames(store: store), directory: directory,
         forwarder: ClaimForwarder(directory: directory, metrics: metrics, engine: inventory as? ActorEngine))
     // Services stop in reverse order: the HTTP server; the directory entry (no instance
     // forwards here once this one stopped accepting); the engine, whose last batches' events
     // still reach the relay, and which closes the pool last; then the relay.
-    let services: [any Service] = [relay].compactMap { $0 } + [
-        EngineService(inventory: inventory, pool: pool, forwarder: parts.forwarder, logger: logger), directory,
-    ]
+    let services: [any Service] =
+        [relay].compactMap { $0 } + [
+            EngineService(inventory: inventory, pool: pool, forwarder: parts.forwarder, logger: logger), directory,
+        ]
     let application = Application(
         router: buildRouter(configuration, parts: parts, clock: clock),
         server: .http1WebSocketUpgrade(webSocketRouter: buildLiveRouter(parts: parts)),
@@ -75,12 +81,16 @@ public func buildApplication(_ configuration: ServerConfiguration, clock: any Wa
             await directory.advertise(configuration.advertiseURL ?? "http://\(configuration.host):\(port)")
             await onServerRunning(channel)
         },
-        eventLoopGroupProvider: configuration.eventLoopThreads.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton,
+        eventLoopGroupProvider: configuration.eventLoopThreads.map {
+            .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0))
+        } ?? .singleton,
         logger: logger)
     return (application, parts)
 }
 
-func buildRouter(_ configuration: ServerConfiguration, parts: ServerParts, clock: any WallClock) -> Router<StockdropContext> {
+func buildRouter(
+    _ configuration: ServerConfiguration, parts: ServerParts, clock: any WallClock
+) -> Router<StockdropContext> {
     let router = Router(context: StockdropContext.self)
     let table = RouteTableBox()
     router.add(middleware: RequestLogMiddleware(metrics: parts.metrics, proxies: configuration.trustedProxies))
@@ -88,13 +98,18 @@ func buildRouter(_ configuration: ServerConfiguration, parts: ServerParts, clock
     OperationsRoutes(parts: parts).add(to: router)
     LivePage.add(to: router)
     if let limit = configuration.addressRateLimit {
-        router.add(middleware: RateLimitMiddleware(limiter: RateLimiter(limit: limit, clock: clock), scope: "client address") { _, context in context.clientAddress })
+        router.add(
+            middleware: RateLimitMiddleware(limiter: RateLimiter(limit: limit, clock: clock), scope: "client address") {
+                _, context in context.clientAddress
+            })
     }
     router.add(middleware: TokenAuthenticator(authority: parts.authority))
     if let limit = configuration.userRateLimit {
-        router.add(middleware: RateLimitMiddleware(limiter: RateLimiter(limit: limit, clock: clock), scope: "user") { _, context in
-            context.identity.map { "user:\($0.userID)" }
-        })
+        router.add(
+            middleware: RateLimitMiddleware(limiter: RateLimiter(limit: limit, clock: clock), scope: "user") {
+                _, context in
+                context.identity.map { "user:\($0.userID)" }
+            })
     }
     router.add(middleware: ClaimForwarding(forwarder: parts.forwarder))
     DropRoutes(inventory: parts.inventory, events: parts.events, buyers: parts.buyers, clock: clock).add(to: router)

@@ -1,7 +1,8 @@
+import Testing
+
 // When an owner gives a drop to the instance its claims come from: only forwarded claims, all
 // from one instance, enough of them within one window; then not again for a while.
 @testable import Server
-import Testing
 
 @Suite struct HandBackPolicyTests {
     @Test func claimsForwardedFromOneInstanceHandTheDropOver() {

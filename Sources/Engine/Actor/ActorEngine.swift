@@ -34,12 +34,14 @@ public final class ActorEngine: StoreBackedInventory {
     /// `drivesTimers: false` leaves expiry sweeps to `tickAll()`, for simulations that step
     /// time; otherwise the engine also sweeps, at start and every `idleSweepInterval`, the
     /// drops whose overdue holds no live actor will expire.
-    public init(store: any DropStore, owner: LeaseOwner = .unique(), clock: any WallClock = SystemClock(),
-                drivesTimers: Bool = true,
-                gatherWindow: Duration = .microseconds(Defaults.batchGatherMicroseconds),
-                maxBatchClaims: Int = Defaults.maxBatchClaims, maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop,
-                idleSweepInterval: TimeInterval = Double(Defaults.idleSweepMilliseconds) / 1000,
-                onCommit: @escaping CommitObserver = { _, _ in }) {
+    public init(
+        store: any DropStore, owner: LeaseOwner = .unique(), clock: any WallClock = SystemClock(),
+        drivesTimers: Bool = true,
+        gatherWindow: Duration = .microseconds(Defaults.batchGatherMicroseconds),
+        maxBatchClaims: Int = Defaults.maxBatchClaims, maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop,
+        idleSweepInterval: TimeInterval = Double(Defaults.idleSweepMilliseconds) / 1000,
+        onCommit: @escaping CommitObserver = { _, _ in }
+    ) {
         self.store = store
         self.onCommit = onCommit
         self.owner = owner
@@ -191,7 +193,8 @@ public final class ActorEngine: StoreBackedInventory {
         }
     }
 
-    private func startLoop(every interval: TimeInterval, _ body: @escaping @Sendable (ActorEngine) async throws -> Void) {
+    private func startLoop(every interval: TimeInterval, _ body: @escaping @Sendable (ActorEngine) async throws -> Void)
+    {
         let clock = self.clock
         let task = Task { [weak self] in
             while !Task.isCancelled {
@@ -256,7 +259,8 @@ public final class ActorEngine: StoreBackedInventory {
             throw Self.notOwner(drop, holder)
         case .granted(let recovery, let epoch, let previousOwner):
             if previousOwner != nil { leaseEvents.tookOver() }
-            let tenure = DropMachine.Tenure(owner: owner, epoch: epoch, trustedUntil: owner.trustedUntil(sentAt: askedAt))
+            let tenure = DropMachine.Tenure(
+                owner: owner, epoch: epoch, trustedUntil: owner.trustedUntil(sentAt: askedAt))
             let actor = DropActor(
                 recovery: recovery, tenure: tenure, store: store, clock: clock, drivesTimer: drivesTimers,
                 gatherWindow: gatherWindow, maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims,

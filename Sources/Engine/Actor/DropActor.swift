@@ -18,10 +18,12 @@ actor DropActor {
     /// Called once when the machine steps down, so the engine forgets this actor.
     private let onStepDown: @Sendable (DropActor) -> Void
 
-    init(recovery: DropRecovery, tenure: DropMachine.Tenure?, store: any DropStore, clock: any WallClock,
-         drivesTimer: Bool, gatherWindow: Duration, maxBatchClaims: Int, maxQueuedClaims: Int,
-         leaseEvents: LeaseEvents, onCommit: @escaping CommitObserver,
-         onStepDown: @escaping @Sendable (DropActor) -> Void) {
+    init(
+        recovery: DropRecovery, tenure: DropMachine.Tenure?, store: any DropStore, clock: any WallClock,
+        drivesTimer: Bool, gatherWindow: Duration, maxBatchClaims: Int, maxQueuedClaims: Int,
+        leaseEvents: LeaseEvents, onCommit: @escaping CommitObserver,
+        onStepDown: @escaping @Sendable (DropActor) -> Void
+    ) {
         self.onCommit = onCommit
         dropID = recovery.drop.id
         self.store = store
@@ -30,8 +32,9 @@ actor DropActor {
         self.drivesTimer = drivesTimer
         self.leaseEvents = leaseEvents
         self.onStepDown = onStepDown
-        machine = DropMachine(recovery: recovery, now: clock.now(), tenure: tenure, maxBatchClaims: maxBatchClaims,
-                              maxQueuedClaims: maxQueuedClaims)
+        machine = DropMachine(
+            recovery: recovery, now: clock.now(), tenure: tenure, maxBatchClaims: maxBatchClaims,
+            maxQueuedClaims: maxQueuedClaims)
     }
 
     /// Arms the timer for holds loaded at activation (and sweeps overdue ones at once).
@@ -47,7 +50,10 @@ actor DropActor {
     }
 
     func purchase(user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
-        guard case .purchase(let outcome) = try await admit(machine.purchase(user: user, idempotencyKey: idempotencyKey, now: clock.now())) else {
+        guard
+            case .purchase(let outcome) = try await admit(
+                machine.purchase(user: user, idempotencyKey: idempotencyKey, now: clock.now()))
+        else {
             preconditionFailure("purchase answered with another kind")
         }
         return outcome
@@ -92,7 +98,9 @@ actor DropActor {
     /// The epoch to renew, while memory still trusts the lease. A lease memory stopped
     /// trusting is left to the next batch, whose epoch check confirms it or fences it.
     var renewableEpoch: Int64? {
-        guard let tenure = machine.tenure, !machine.isDeposed, machine.memoryTrusted(now: clock.now()) else { return nil }
+        guard let tenure = machine.tenure, !machine.isDeposed, machine.memoryTrusted(now: clock.now()) else {
+            return nil
+        }
         return tenure.epoch
     }
 

@@ -14,7 +14,9 @@ public struct LeaseStatistics: Sendable, Equatable {
     /// Drops given up to the instance their claims kept coming from.
     public var handedBack = 0
 
-    public init(ownedDrops: Int = 0, takeovers: Int = 0, fencedBatches: Int = 0, leasesLost: Int = 0, handedBack: Int = 0) {
+    public init(
+        ownedDrops: Int = 0, takeovers: Int = 0, fencedBatches: Int = 0, leasesLost: Int = 0, handedBack: Int = 0
+    ) {
         self.ownedDrops = ownedDrops
         self.takeovers = takeovers
         self.fencedBatches = fencedBatches

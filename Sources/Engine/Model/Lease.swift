@@ -26,7 +26,8 @@ public struct LeaseOwner: Sendable, Hashable {
     /// process is a new owner and never mistakes its predecessor's leases for its own.
     public static func unique(leaseMilliseconds: Int = Defaults.leaseMilliseconds) -> LeaseOwner {
         let host = ProcessInfo.processInfo.hostName.prefix(60)
-        return incarnation(of: "\(host)-\(ProcessInfo.processInfo.processIdentifier)", leaseMilliseconds: leaseMilliseconds)
+        return incarnation(
+            of: "\(host)-\(ProcessInfo.processInfo.processIdentifier)", leaseMilliseconds: leaseMilliseconds)
     }
 
     /// `name~xxxxxxx`: this process's incarnation of an instance name. A restarted instance is

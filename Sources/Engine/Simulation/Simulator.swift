@@ -150,14 +150,19 @@ public actor Simulator {
     private func renewLeases(of owner: Int) async throws {
         let now = clock.now()
         var epochs: [DropID: Int64] = [:]
-        for (key, node) in nodes where key.owner == owner && !node.machine.isDeposed && node.machine.memoryTrusted(now: now) {
+        for (key, node) in nodes
+        where key.owner == owner && !node.machine.isDeposed && node.machine.memoryTrusted(now: now) {
             epochs[key.drop] = node.machine.tenure!.epoch
         }
         guard !epochs.isEmpty else { return }
         let renewal = await store.renewLeases(epochs, for: owners[owner])
         for drop in epochs.keys {
             let key = Key(owner: owner, drop: drop)
-            if renewal.renewed.contains(drop) { nodes[key]!.machine.leaseRenewed(sentAt: now) } else { nodes[key]!.machine.leaseLost() }
+            if renewal.renewed.contains(drop) {
+                nodes[key]!.machine.leaseRenewed(sentAt: now)
+            } else {
+                nodes[key]!.machine.leaseLost()
+            }
         }
     }
 
@@ -216,7 +221,8 @@ public actor Simulator {
         let roll = Int.random(in: 0..<10, using: &random)
         // Most purchases and cancels come from users who hold something, as in real traffic.
         let holders = nodes[key]!.machine.holds.keys.sorted()
-        let user = roll >= 5 && !holders.isEmpty && Int.random(in: 0..<10, using: &random) < 8
+        let user =
+            roll >= 5 && !holders.isEmpty && Int.random(in: 0..<10, using: &random) < 8
             ? holders[Int.random(in: 0..<holders.count, using: &random)]
             : UserID(Int.random(in: 1...users, using: &random))
         let item: ClaimItem
@@ -225,7 +231,8 @@ public actor Simulator {
             item = ClaimItem(.reserve, user: user)
             admission = nodes[key]!.machine.reserve(user: user, now: now)
         } else if roll < 8 {
-            let idempotencyKey = Bool.random(using: &random) ? "key-\(user)-\(Int.random(in: 0...2, using: &random))" : nil
+            let idempotencyKey =
+                Bool.random(using: &random) ? "key-\(user)-\(Int.random(in: 0...2, using: &random))" : nil
             item = ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey)
             admission = nodes[key]!.machine.purchase(user: user, idempotencyKey: idempotencyKey, now: now)
         } else {
@@ -385,7 +392,9 @@ public actor Simulator {
                 return !machine.isDeposed && machine.memoryTrusted(now: now)
             }
             guard trusting.count <= 1 else {
-                throw failure("one owner per drop", "drop \(drop): the memory of \(trusting.map { owners[$0].instance }) trusts its lease")
+                throw failure(
+                    "one owner per drop",
+                    "drop \(drop): the memory of \(trusting.map { owners[$0].instance }) trusts its lease")
             }
         }
         let (drops, reservations, purchases) = await store.contents()
@@ -395,25 +404,33 @@ public actor Simulator {
             let active = mine.filter { $0.status == .active }.count
             let sold = purchases.filter { $0.dropID == drop.id }.count
             guard drop.sold + drop.reserved <= drop.spec.totalStock else {
-                throw failure("1 no oversell", "drop \(drop.id): sold \(drop.sold) + reserved \(drop.reserved) > \(drop.spec.totalStock)")
+                throw failure(
+                    "1 no oversell",
+                    "drop \(drop.id): sold \(drop.sold) + reserved \(drop.reserved) > \(drop.spec.totalStock)")
             }
             guard drop.sold == sold, drop.reserved == active else {
-                throw failure("1 counters match rows", "drop \(drop.id): counters \(drop.sold)/\(drop.reserved), rows \(sold)/\(active)")
+                throw failure(
+                    "1 counters match rows",
+                    "drop \(drop.id): counters \(drop.sold)/\(drop.reserved), rows \(sold)/\(active)")
             }
             for (user, held) in Dictionary(grouping: mine, by: \.userID) {
                 let activeCount = held.filter { $0.status == .active }.count
                 let counted = held.filter { $0.status == .active || $0.status == .purchased }.count
                 guard activeCount <= 1, counted <= drop.spec.perUserLimit else {
-                    throw failure("3 per-user limit", "drop \(drop.id) user \(user): \(activeCount) active, \(counted) held or bought")
+                    throw failure(
+                        "3 per-user limit",
+                        "drop \(drop.id) user \(user): \(activeCount) active, \(counted) held or bought")
                 }
             }
         }
         var purchasedHolds = Set<ReservationID>()
         for purchase in purchases {
             guard let hold = reservationsByID[purchase.reservationID], hold.status == .purchased,
-                  hold.userID == purchase.userID, hold.dropID == purchase.dropID, purchase.createdAt < hold.expiresAt,
-                  purchasedHolds.insert(hold.id).inserted else {
-                throw failure("2 purchase has one live hold", "purchase \(purchase.id) of reservation \(purchase.reservationID)")
+                hold.userID == purchase.userID, hold.dropID == purchase.dropID, purchase.createdAt < hold.expiresAt,
+                purchasedHolds.insert(hold.id).inserted
+            else {
+                throw failure(
+                    "2 purchase has one live hold", "purchase \(purchase.id) of reservation \(purchase.reservationID)")
             }
         }
         let purchaseIDs = Set(purchases.map(\.id))

@@ -56,7 +56,8 @@ public actor InMemoryStore: DropStore {
             throw EngineError(.storeUnavailable, "injected fault: loading the drop failed")
         }
         if let epoch, tables.drops[drop] != nil, tables.epoch(of: drop) != epoch {
-            throw EngineError(.fenced, "the lease of drop \(drop) moved past epoch \(epoch)", owner: tables.leases[drop]?.owner)
+            throw EngineError(
+                .fenced, "the lease of drop \(drop) moved past epoch \(epoch)", owner: tables.leases[drop]?.owner)
         }
         return tables.recovery(of: drop)
     }

@@ -43,7 +43,8 @@ extension InMemoryTables {
 
     mutating func releaseLeases(_ epochs: [DropID: Int64], of owner: LeaseOwner, now: Date) {
         for (drop, epoch) in epochs {
-            guard let lease = leases[drop], lease.owner == owner.instance, lease.epoch == epoch, lease.isLive(at: now) else {
+            guard let lease = leases[drop], lease.owner == owner.instance, lease.epoch == epoch, lease.isLive(at: now)
+            else {
                 continue
             }
             leases[drop]?.expiresAt = now
@@ -65,7 +66,8 @@ extension InMemoryTables {
         if let batchLease = batch.lease {
             guard batchLease.epoch == lease.epoch, lease.owner != nil else {
                 throw EngineError(
-                    .fenced, "the lease of drop \(batch.dropID) changed hands; the batch was refused", owner: lease.owner)
+                    .fenced, "the lease of drop \(batch.dropID) changed hands; the batch was refused",
+                    owner: lease.owner)
             }
             lease.expiresAt = now.addingTimeInterval(Double(batchLease.milliseconds) / 1000)
         } else if let owner = lease.owner {

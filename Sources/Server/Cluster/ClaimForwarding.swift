@@ -18,7 +18,9 @@ struct ClaimForwarding: RouterMiddleware {
     typealias Context = StockdropContext
     let forwarder: ClaimForwarder
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let drop = ClaimForwarder.claimedDrop(request.uri.path)
         let sender = request.headers[.stockdropForwardedBy]
         // A claim forwarded here for a drop this instance no longer runs (it handed the drop
@@ -116,7 +118,9 @@ final class ClaimForwarder: Sendable {
     }
 
     /// The owner's answer, and whether it said it no longer runs the drop (`owner_changing`).
-    func forward(_ request: Request, refusedWith error: EngineError, context: StockdropContext) async throws
+    func forward(
+        _ request: Request, refusedWith error: EngineError, context: StockdropContext
+    ) async throws
         -> (Response, ownerMoved: Bool)
     {
         guard request.headers[.stockdropForwardedBy] == nil, let owner = error.owner, owner != directory.instance else {
@@ -144,7 +148,7 @@ final class ClaimForwarder: Sendable {
         do {
             answer = try await client.execute(outbound, timeout: .milliseconds(timeout))
             body = try await answer.body.collect(upTo: ServerDefaults.forwardedBodyMaxBytes)
-        } catch where Self.neverSent(error) {
+        } catch  where Self.neverSent(error) {
             metrics.recordForward(result: "unreachable")
             throw APIError(.unavailable, Self.unreachable)
         } catch {
@@ -167,7 +171,10 @@ final class ClaimForwarder: Sendable {
             guard let field = HTTPField.Name(name), Self.returnedHeaders.contains(field) else { continue }
             headers[field] = value
         }
-        return (Response(status: .init(code: Int(answer.status.code)), headers: headers, body: .init(byteBuffer: body)), ownerMoved)
+        return (
+            Response(status: .init(code: Int(answer.status.code)), headers: headers, body: .init(byteBuffer: body)),
+            ownerMoved
+        )
     }
 
     private static let returnedHeaders: Set<HTTPField.Name> = [
@@ -175,7 +182,8 @@ final class ClaimForwarder: Sendable {
     ]
 
     static let changing = "the drop's owner is changing between instances; nothing was applied, retry shortly"
-    static let unreachable = "the instance that owns this drop is unreachable; nothing was applied. Its lease lapses "
+    static let unreachable =
+        "the instance that owns this drop is unreachable; nothing was applied. Its lease lapses "
         + "within \(Defaults.leaseMilliseconds / 1000) s and another instance takes the drop over: retry shortly"
 
     /// The caller's remaining wait in milliseconds: what the sender said, else the default.

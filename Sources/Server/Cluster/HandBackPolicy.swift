@@ -23,9 +23,11 @@ struct HandBackPolicy {
     private var windows: [DropID: Window] = [:]
     private var cooling: [DropID: Double] = [:]
 
-    init(claimsToHandBack: Int = ServerDefaults.handBackForwardedClaims,
-         windowSeconds: Double = Double(ServerDefaults.handBackWindowMilliseconds) / 1000,
-         cooldownSeconds: Double = Double(ServerDefaults.handBackCooldownMilliseconds) / 1000) {
+    init(
+        claimsToHandBack: Int = ServerDefaults.handBackForwardedClaims,
+        windowSeconds: Double = Double(ServerDefaults.handBackWindowMilliseconds) / 1000,
+        cooldownSeconds: Double = Double(ServerDefaults.handBackCooldownMilliseconds) / 1000
+    ) {
         self.claimsToHandBack = claimsToHandBack
         self.windowSeconds = windowSeconds
         self.cooldownSeconds = cooldownSeconds

@@ -40,7 +40,8 @@ final class InstanceDirectory: Service {
             }
         }
         // Bounded: shutdown must not wait on a database that does not answer.
-        let pool = self.pool, instance = self.instance
+        let pool = self.pool
+        let instance = self.instance
         await firstOf(timeout: .milliseconds(ServerDefaults.readinessTimeoutMilliseconds), orElse: ()) {
             _ = try? await pool.query("DELETE FROM stockdrop_instances WHERE id = $1", [.text(instance)])
         }
@@ -48,7 +49,8 @@ final class InstanceDirectory: Service {
 
     private func beat(_ address: String) async {
         do {
-            try await pool.query("""
+            try await pool.query(
+                """
                 INSERT INTO stockdrop_instances (id, address) VALUES ($1, $2)
                 ON CONFLICT (id) DO UPDATE SET address = excluded.address, heartbeat_at = clock_timestamp()
                 """, [.text(instance), .text(address)])
@@ -64,7 +66,8 @@ final class InstanceDirectory: Service {
         let fresh = Duration.milliseconds(ServerDefaults.heartbeatMilliseconds)
         if let hit = cache.withLock({ $0[other] }), now - hit.at < fresh { return hit.address }
         let deadAfter = ServerDefaults.heartbeatMilliseconds * ServerDefaults.heartbeatsMissedBeforeDead
-        let address = try await pool.query("""
+        let address = try await pool.query(
+            """
             SELECT address FROM stockdrop_instances
             WHERE id = $1 AND heartbeat_at > clock_timestamp() - $2 * interval '1 millisecond'
             """, [.text(other), .int32(Int32(deadAfter))]

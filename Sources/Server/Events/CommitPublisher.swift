@@ -14,7 +14,8 @@ struct CommitPublisher: Sendable {
             return
         }
         // Events need the drop's total stock, which a batch does not carry: learnt once per drop.
-        let events = self.events, store = self.store
+        let events = self.events
+        let store = self.store
         Task {
             guard let total = try? await store.snapshot(of: batch.dropID)?.drop.spec.totalStock else { return }
             events.batchCommitted(batch, outcome, totalStock: total)

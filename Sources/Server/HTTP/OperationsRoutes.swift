@@ -8,7 +8,10 @@ import Hummingbird
 struct OperationsRoutes: Sendable {
     let parts: ServerParts
 
-    struct Health: ResponseCodable, Sendable { let status: String; let strategy: String }
+    struct Health: ResponseCodable, Sendable {
+        let status: String
+        let strategy: String
+    }
     struct Readiness: ResponseCodable, Sendable {
         let ready: Bool
         let database: String
@@ -44,28 +47,35 @@ struct OperationsRoutes: Sendable {
     }
 
     func add(to router: Router<StockdropContext>) {
-        let parts = self.parts, metrics = parts.metrics
+        let parts = self.parts
+        let metrics = parts.metrics
         let strategy = parts.strategy.rawValue
         router.get("/health") { _, _ in Health(status: "ok", strategy: strategy) }
         router.get("/ready") { _, _ in
             let readiness = await parts.readiness.check()
             let leases = (parts.inventory as? ActorEngine)?.leaseStatistics() ?? LeaseStatistics()
-            let body = Readiness(ready: readiness.ready, database: readiness.databaseReachable ? "ok" : "unreachable",
-                                 schemaVersion: readiness.schemaVersion, expectedSchemaVersion: Migrations.latestVersion, problem: readiness.problem,
-                                 events: Self.eventsStatus(parts.relay?.status), instance: parts.instance,
-                                 cluster: Cluster(ownedDrops: leases.ownedDrops, forwardedClaims: parts.forwarder.forwarded,
-                                                  leaseTakeovers: leases.takeovers, fencedBatches: leases.fencedBatches,
-                                                  dropsHandedBack: leases.handedBack))
+            let body = Readiness(
+                ready: readiness.ready, database: readiness.databaseReachable ? "ok" : "unreachable",
+                schemaVersion: readiness.schemaVersion, expectedSchemaVersion: Migrations.latestVersion,
+                problem: readiness.problem,
+                events: Self.eventsStatus(parts.relay?.status), instance: parts.instance,
+                cluster: Cluster(
+                    ownedDrops: leases.ownedDrops, forwardedClaims: parts.forwarder.forwarded,
+                    leaseTakeovers: leases.takeovers, fencedBatches: leases.fencedBatches,
+                    dropsHandedBack: leases.handedBack))
             return EditedResponse(status: readiness.ready ? .ok : .serviceUnavailable, response: body)
         }
         router.get("/metrics") { _, _ in
             await parts.gauges.refresh()
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
         }
         let document = OpenAPIDocument.json
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: document)))
+            Response(
+                status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: document)))
         }
     }
 }

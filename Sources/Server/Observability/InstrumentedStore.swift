@@ -13,7 +13,8 @@ struct InstrumentedStore: DropStore {
         let started = ContinuousClock.now
         do {
             let outcome = try await base.apply(batch)
-            metrics.recordBatch(claims: batch.items.count, nanoseconds: (ContinuousClock.now - started).nanoseconds, failed: false)
+            metrics.recordBatch(
+                claims: batch.items.count, nanoseconds: (ContinuousClock.now - started).nanoseconds, failed: false)
             return outcome
         } catch {
             metrics.recordBatch(claims: batch.items.count, nanoseconds: 0, failed: true)
@@ -22,9 +23,13 @@ struct InstrumentedStore: DropStore {
     }
 
     func createDrop(_ spec: DropSpec) async throws -> DropRecord { try await base.createDrop(spec) }
-    func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot] { try await base.listDrops(after: cursor, limit: limit) }
+    func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot] {
+        try await base.listDrops(after: cursor, limit: limit)
+    }
     func snapshot(of drop: DropID) async throws -> DropSnapshot? { try await base.snapshot(of: drop) }
-    func recover(_ drop: DropID, epoch: Int64?) async throws -> DropRecovery? { try await base.recover(drop, epoch: epoch) }
+    func recover(_ drop: DropID, epoch: Int64?) async throws -> DropRecovery? {
+        try await base.recover(drop, epoch: epoch)
+    }
     func acquireLease(on drop: DropID, for owner: LeaseOwner) async throws -> LeaseGrant? {
         try await base.acquireLease(on: drop, for: owner)
     }
@@ -38,5 +43,7 @@ struct InstrumentedStore: DropStore {
     func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) async throws -> [DropID] {
         try await base.dropsWithOverdueHolds(sweptBy: owner)
     }
-    func upsertUser(_ user: UserID, name: String, role: String) async throws { try await base.upsertUser(user, name: name, role: role) }
+    func upsertUser(_ user: UserID, name: String, role: String) async throws {
+        try await base.upsertUser(user, name: name, role: role)
+    }
 }

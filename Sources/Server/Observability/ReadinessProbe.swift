@@ -46,7 +46,8 @@ final class ReadinessProbe: Sendable {
             let version = try rows.first?.int("version") ?? 0
             return Readiness(
                 databaseReachable: true, schemaVersion: version,
-                problem: version == Migrations.latestVersion ? nil : "schema version \(version), expected \(Migrations.latestVersion)")
+                problem: version == Migrations.latestVersion
+                    ? nil : "schema version \(version), expected \(Migrations.latestVersion)")
         } catch {
             return Readiness(databaseReachable: false, schemaVersion: nil, problem: "\(error)")
         }
