@@ -70,7 +70,7 @@ public func buildApplication(
             EngineService(inventory: inventory, pool: pool, forwarder: parts.forwarder, logger: logger), directory,
         ]
     let application = Application(
-        router: buildRouter(configuration, parts: parts, clock: clock),
+        responder: HeadAsGetResponder(base: buildRouter(configuration, parts: parts, clock: clock).buildResponder()),
         server: .http1WebSocketUpgrade(webSocketRouter: buildLiveRouter(parts: parts)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop"),
         services: services,

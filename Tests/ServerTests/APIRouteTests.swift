@@ -164,23 +164,56 @@ import Testing
         }
     }
 
+    /// The page that holds a buying token runs only its own nonce'd script and style, cannot be
+    /// framed, keeps the token for the tab only; HEAD works wherever GET does.
+    @Test func theLivePageIsLockedDownAndHeadAnswersLikeGet() async throws {
+        let fixture = try await ServerFixture("live_page")
+        try await fixture.application().test(.router) { client in
+            try await client.execute(uri: "/", method: .get) { response in
+                let policy = try #require(response.headers[.contentSecurityPolicy])
+                #expect(policy.contains("frame-ancestors 'none'") && policy.contains("default-src 'none'"))
+                let nonce = try #require(policy.split(separator: "'").first { $0.hasPrefix("nonce-") }?.dropFirst(6))
+                let page = String(buffer: response.body)
+                #expect(page.contains(#"<script nonce="\#(nonce)">"#) && page.contains(#"<style nonce="\#(nonce)">"#))
+                #expect(!page.contains("<script>") && !page.contains("localStorage"))
+                #expect(response.headers[.xContentTypeOptions] == "nosniff")
+                #expect(response.headers[.referrerPolicy] == "no-referrer")
+            }
+            try await client.execute(uri: "/", method: .get) { again in
+                #expect(again.headers[.contentSecurityPolicy] != nil)
+            }
+            for path in ["/", "/health", "/v1/drops"] {
+                try await client.execute(uri: path, method: .head) { response in
+                    #expect(response.status == .ok, "HEAD \(path)")
+                    #expect(response.body.readableBytes == 0)
+                }
+            }
+        }
+    }
+
+    /// Down, and saying nothing of itself: no SQLSTATE, no server text, no socket path in any
+    /// answer (those are for the log).
     @Test func aDatabaseThatIsDownIs503NotA500() async throws {
         let configuration = ServerConfiguration(port: 0, databaseURL: "postgresql://postgres@/nowhere?host=/nonexistent&connect_timeout=2",
                                                 jwtSecret: ServerFixture.secret, userRateLimit: nil, addressRateLimit: nil, logLevel: .critical)
         let (application, parts) = try await buildApplication(configuration)
         let token = try await parts.authority.mint(Caller(userID: 3, name: "x", role: .user))
+        let internals = ["nonexistent", "nowhere", "socket", "SQLSTATE", "libpq", "connection to server", ".s.PGSQL"]
         try await application.test(.router) { client in
             try await client.execute(uri: "/v1/drops", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
                 #expect(response.errorCode == "unavailable")
                 #expect(response.headers[.retryAfter] != nil)
+                for word in internals { #expect(!String(buffer: response.body).contains(word), "\(word) leaked") }
             }
             try await client.execute(uri: "/v1/drops/1/reserve", method: .post, headers: [.authorization: "Bearer \(token)"]) { response in
                 #expect(response.status == .serviceUnavailable)
+                for word in internals { #expect(!String(buffer: response.body).contains(word), "\(word) leaked") }
             }
             try await client.execute(uri: "/ready", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
                 #expect(String(buffer: response.body).contains(#""ready":false"#))
+                for word in internals { #expect(!String(buffer: response.body).contains(word), "\(word) leaked") }
             }
             try await client.execute(uri: "/health", method: .get) { #expect($0.status == .ok) }
         }

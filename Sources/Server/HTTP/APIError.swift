@@ -153,7 +153,7 @@ extension APIError {
         case .shuttingDown: self.init(.shuttingDown, engineError.message)
         case .notOwner, .fenced: self.init(.ownerChanging, Code.ownerChanging.meaning)
         case .invalidDrop: self.init(.validationFailed, engineError.message)
-        case let code where code.appliedNothing: self.init(.unavailable, engineError.message)
+        case let code where code.appliedNothing: self.init(.unavailable, Code.unavailable.meaning)
         default: self.init(.outcomeUnknown, Code.outcomeUnknown.meaning)
         }
     }

@@ -16,12 +16,19 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as APIError {
             return try error.response(from: request, context: context)
         } catch let error as EngineError {
-            return try APIError(engineError: error).response(from: request, context: context)
+            let answer = APIError(engineError: error)
+            // The engine's message may carry the database's own words (SQLSTATE, server text,
+            // socket paths): operators read them here, clients get the code's meaning.
+            if answer.code == .unavailable || answer.code == .outcomeUnknown {
+                context.logger.warning("engine failure", metadata: ["error": "\(error)"])
+            }
+            return try answer.response(from: request, context: context)
         } catch let error as PostgresError {
             // The database refused (23xxx: the schema's own checks) or could not be reached;
-            // either way nothing was acknowledged.
+            // either way nothing was acknowledged. Its words stay in the log.
             if error.sqlState?.hasPrefix("23") == true {
-                return try APIError(.validationFailed, "the database refused it: \(error.constraint ?? error.message)").response(from: request, context: context)
+                context.logger.notice("database refused values", metadata: ["error": "\(error)"])
+                return try APIError(.validationFailed, "the database refused these values").response(from: request, context: context)
             }
             context.logger.warning("database failure", metadata: ["error": "\(error)"])
             return try APIError(.unavailable, "the database is unavailable").response(from: request, context: context)

@@ -5,6 +5,8 @@ extension HTTPField.Name {
     static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
     static let xRequestID = HTTPField.Name("X-Request-Id")!
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let xFrameOptions = HTTPField.Name("X-Frame-Options")!
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
     static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
     /// Set on a claim one instance forwards to the drop's owner (the sender's id): a
     /// forwarded claim is never forwarded again.

@@ -2,6 +2,9 @@
 // from the network. Each drop's available stock is a bar that moves with `stock.changed`,
 // purchases scroll in the feed, and a pasted token lets the visitor reserve, buy and cancel.
 // Rendering is batched per animation frame, so a load test's event rate cannot freeze it.
+// The page holds a token that can buy: it runs only its own script and style (a fresh CSP nonce
+// per response), can be framed by nobody (so it cannot be clicked into buying), loads and
+// sends nothing elsewhere, and keeps the token for the tab's life only.
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -9,9 +12,28 @@ import NIOCore
 enum LivePage {
     static func add(to router: Router<StockdropContext>) {
         router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                     body: .init(byteBuffer: ByteBuffer(string: html)))
+            let nonce = Self.nonce()
+            return Response(status: .ok, headers: headers(nonce: nonce), body: .init(byteBuffer: ByteBuffer(string: page(nonce: nonce))))
         }
+    }
+
+    static func headers(nonce: String) -> HTTPFields {
+        [
+            .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
+            .contentSecurityPolicy: "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'nonce-\(nonce)'; "
+                + "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            .xContentTypeOptions: "nosniff", .xFrameOptions: "DENY", .referrerPolicy: "no-referrer",
+        ]
+    }
+
+    /// 128 random bits, URL-safe: unguessable per response.
+    static func nonce() -> String {
+        (0..<2).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 36) }.joined(separator: "-")
+    }
+
+    static func page(nonce: String) -> String {
+        html.replacingOccurrences(of: "<style>", with: #"<style nonce="\#(nonce)">"#)
+            .replacingOccurrences(of: "<script>", with: #"<script nonce="\#(nonce)">"#)
     }
 
     static let html = #"""
@@ -134,7 +156,8 @@ enum LivePage {
     }
     function connect() {
       if (socket) socket.close();
-      localStorage.setItem("stockdrop.token", token());
+      // The tab's life only: a token that can buy must not outlive the visit.
+      sessionStorage.setItem("stockdrop.token", token());
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
       const current = new WebSocket(scheme + location.host + "/v1/live?token=" + encodeURIComponent(token()));
       socket = current;
@@ -145,7 +168,9 @@ enum LivePage {
       current.onclose = () => { if (socket === current) { $("status").textContent = "disconnected"; socket = null; } };
     }
     $("connect").onclick = connect;
-    $("token").value = new URLSearchParams(location.hash.slice(1)).get("token") || localStorage.getItem("stockdrop.token") || "";
+    $("token").value = new URLSearchParams(location.hash.slice(1)).get("token") || sessionStorage.getItem("stockdrop.token") || "";
+    // Read once, then gone from the address bar, the history and any copied link.
+    if (location.hash) history.replaceState(null, "", location.pathname + location.search);
     fetch("/v1/drops?limit=100").then(r => r.json()).then(page => page.drops.forEach(upsert));
     if (token()) connect();
     </script>

@@ -49,7 +49,8 @@ final class ReadinessProbe: Sendable {
                 problem: version == Migrations.latestVersion
                     ? nil : "schema version \(version), expected \(Migrations.latestVersion)")
         } catch {
-            return Readiness(databaseReachable: false, schemaVersion: nil, problem: "\(error)")
+            // /ready is public: the database's own words (socket paths, server text) are not.
+            return Readiness(databaseReachable: false, schemaVersion: nil, problem: "the database did not answer")
         }
     }
 }
