@@ -79,4 +79,7 @@ public enum ServerDefaults {
     public static let handBackWindowMilliseconds = 2_000
     public static let handBackCooldownMilliseconds = 30_000
     public static let handBackTrackedDrops = 10_000
+    /// A relayed stock event stamped further ahead of this instance's clock than this is
+    /// refused (a forged or broken publisher); database and instance clocks agree far better.
+    public static let relayedFutureToleranceMilliseconds = 60_000
 }

@@ -44,6 +44,31 @@ import Testing
         for _ in 0..<200_000 { hub.dropCreated(record) }
         #expect(forwarded.load(ordering: .relaxed) == 200_000)
     }
+
+    /// A relayed stock value stamped far ahead (forged, or a broken clock) would shadow every
+    /// real value of its drop on every instance: it is refused, and so are impossible figures.
+    @Test func aRelayedStockEventFromTheFutureIsRefused() async throws {
+        let now = Date()
+        let real = LiveEvent.stock(drop: 1, total: 10, sold: 2, reserved: 3, committedAt: now)
+        #expect(EventHub.plausible(real, now: now))
+        let forged = LiveEvent.stock(drop: 1, total: 10, sold: 0, reserved: 0, committedAt: now.addingTimeInterval(86_400 * 365))
+        #expect(!EventHub.plausible(forged, now: now))
+        var impossible = real
+        impossible.availableStock = 11
+        #expect(!EventHub.plausible(impossible, now: now))
+        // Relayed, the forged value does not stop the real ones that follow.
+        let hub = EventHub(stockEventsPerSecond: 1_000)
+        let outbox = hub.subscribe(user: 5)
+        var forgedFromElsewhere = forged
+        forgedFromElsewhere.origin = "elsewhere"
+        hub.relayed(forgedFromElsewhere)
+        var later = LiveEvent.stock(drop: 1, total: 10, sold: 3, reserved: 3, committedAt: now.addingTimeInterval(1))
+        later.origin = "elsewhere"
+        hub.relayed(later)
+        let delivered = await outbox.take()?.0 ?? []
+        #expect(delivered.map(\.soldCount) == [3])
+        hub.unsubscribe(outbox)
+    }
 }
 
 @Suite struct SocketOutboxTests {

@@ -87,8 +87,22 @@ public final class EventHub: Sendable {
 
     /// An event another instance published.
     func relayed(_ event: LiveEvent) {
-        guard event.origin != instanceID, isCurrent(event, record: true) else { return }
+        guard event.origin != instanceID, Self.plausible(event, now: Date()) else { return }
+        guard isCurrent(event, record: true) else { return }
         deliver(event)
+    }
+
+    /// A relayed stock value stamped far in the future would shadow every real one of its
+    /// drop (`isCurrent` keeps the newest version) on every instance: whoever can publish to
+    /// the channel could freeze a drop's stock. Commit times are the database's clock, so a
+    /// real one is never much ahead of this instance's.
+    static func plausible(_ event: LiveEvent, now: Date) -> Bool {
+        guard event.type == .stockChanged else { return true }
+        guard let version = event.version, let total = event.totalStock, let available = event.availableStock,
+            total >= 0, (0...total).contains(available)
+        else { return false }
+        let limit = (now.timeIntervalSince1970 + Double(ServerDefaults.relayedFutureToleranceMilliseconds) / 1000) * 1_000_000
+        return Double(version) <= limit
     }
 
     /// False for a stock value older than one already seen for its drop (commits of the rowlock

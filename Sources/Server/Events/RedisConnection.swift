@@ -24,8 +24,10 @@ public final class RedisConnection: @unchecked Sendable {
     private var context: UnsafeMutablePointer<redisContext>?
     private let lock = NSLock()
 
-    /// Connects to `redis://host:port` or `unix:///path/to/socket`, giving up after
-    /// `timeoutMilliseconds` (a firewalled host would otherwise hold a thread for minutes).
+    /// Connects to `redis://[user:password@]host:port` or `unix:///path/to/socket`, giving up
+    /// after `timeoutMilliseconds` (a firewalled host would otherwise hold a thread for
+    /// minutes), and authenticates when the URL carries a password (`AUTH password`, or
+    /// `AUTH user password` for a Redis 6 ACL user).
     public init(url: String, timeoutMilliseconds: Int = 2_000) throws {
         let context: UnsafeMutablePointer<redisContext>?
         let timeout = Self.timeval(milliseconds: timeoutMilliseconds)
@@ -39,11 +41,34 @@ public final class RedisConnection: @unchecked Sendable {
         if context.pointee.err != 0 {
             let message = Self.errorText(context)
             redisFree(context)
-            throw RedisError(message: "connecting to \(url): \(message)")
+            throw RedisError(message: "connecting to \(Self.redacted(url)): \(message)")
         }
         self.context = context
         fileDescriptor = context.pointee.fd
         isUnixSocket = url.hasPrefix("unix://")
+        if let credentials = Self.credentials(url) {
+            do {
+                _ = try command(["AUTH"] + (credentials.user.map { [$0] } ?? []) + [credentials.password])
+            } catch {
+                throw RedisError(message: "Redis at \(Self.redacted(url)) refused the credentials")
+            }
+        }
+    }
+
+    /// The user and password of a `redis://` URL (percent-decoded), if it has a password.
+    static func credentials(_ url: String) -> (user: String?, password: String)? {
+        guard url.hasPrefix("redis://"), let parts = URLComponents(string: url),
+            let password = parts.percentEncodedPassword?.removingPercentEncoding, !password.isEmpty
+        else { return nil }
+        let user = parts.percentEncodedUser?.removingPercentEncoding
+        return (user?.isEmpty == false ? user : nil, password)
+    }
+
+    /// The URL with its password replaced, for logs and errors.
+    public static func redacted(_ url: String) -> String {
+        guard var parts = URLComponents(string: url), parts.password != nil else { return url }
+        parts.password = "***"
+        return parts.string ?? "redis://***"
     }
 
     private let fileDescriptor: Int32

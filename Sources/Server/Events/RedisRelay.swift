@@ -118,7 +118,7 @@ public final class RedisRelay: Service, Sendable {
                 // if it cannot.
                 publisherHealthy.store(true, ordering: .sequentiallyConsistent)
                 refreshStatus()
-                logger.info("event relay connected", metadata: ["redis": "\(url)"])
+                logger.info("event relay connected", metadata: ["redis": "\(RedisConnection.redacted(url))"])
                 retryMilliseconds = ServerDefaults.relayRetryMilliseconds
                 // Events may have been missed while unsubscribed (or before the first connect).
                 if hub.subscriberCount > 0, let snapshot = await snapshot() { hub.resynchronize(snapshot) }
