@@ -115,6 +115,11 @@ import Testing
                 let body = try response.json(DropResponse.self)
                 #expect(body.soldCount == 1 && body.availableStock == 1 && body.reservedStock == 0)
                 #expect(body.recentPurchases.map(\.buyerName) == ["buyer 42"])
+                // A public read names buyers, never their user ids.
+                #expect(!String(buffer: response.body).contains("userId"))
+            }
+            try await client.execute(uri: "/v1/drops", method: .get) { response in
+                #expect(!String(buffer: response.body).contains("userId"))
             }
         }
         #expect(try await fixture.rowCounts()["purchases"] == 1)

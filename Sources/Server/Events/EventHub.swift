@@ -62,8 +62,8 @@ public final class EventHub: Sendable {
         for result in outcome.results {
             guard case .purchased(let purchase, let replayed) = result, !replayed else { continue }
             var feed = LiveEvent(type: .purchaseCompleted, dropId: batch.dropID)
-            feed.purchase = .init(purchaseId: purchase.id, userId: purchase.userID,
-                                  buyerName: names.withLock { $0[purchase.userID] }, createdAt: APITime.string(purchase.createdAt))
+            feed.purchase = .init(purchaseId: purchase.id, buyerName: names.withLock { $0[purchase.userID] },
+                                  createdAt: APITime.string(purchase.createdAt))
             feed.committedAt = committedAt
             emit(feed)
             var owner = LiveEvent(type: .reservationPurchased, dropId: batch.dropID)

@@ -147,7 +147,7 @@ enum LivePage {
           break;
         case "purchase.completed": {
           const d = drops.get(event.dropId);
-          feed($("feed"), (event.purchase.buyerName || "user " + event.purchase.userId) + " bought " + (d ? d.name : "drop " + event.dropId));
+          feed($("feed"), (event.purchase.buyerName || "a buyer") + " bought " + (d ? d.name : "drop " + event.dropId));
           break;
         }
         case "reservation.expired": feed($("mine"), "your hold on drop " + event.dropId + " expired"); break;

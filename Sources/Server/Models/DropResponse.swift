@@ -3,9 +3,9 @@ import Engine
 import Foundation
 
 struct DropResponse: Codable, Sendable {
+    /// Public (drop reads, the live feed): the buyer's display name, never their user id.
     struct RecentPurchase: Codable, Sendable {
         let purchaseId: Int64
-        let userId: Int64
         let buyerName: String?
         let createdAt: String
     }
@@ -37,7 +37,7 @@ struct DropResponse: Codable, Sendable {
         reserveTTLMilliseconds = drop.spec.reserveTTLMilliseconds
         createdAt = APITime.string(drop.createdAt)
         recentPurchases = snapshot.recentPurchases.map {
-            RecentPurchase(purchaseId: $0.purchaseID, userId: $0.userID, buyerName: $0.buyerName, createdAt: APITime.string($0.createdAt))
+            RecentPurchase(purchaseId: $0.purchaseID, buyerName: $0.buyerName, createdAt: APITime.string($0.createdAt))
         }
     }
 }

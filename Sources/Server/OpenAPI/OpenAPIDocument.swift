@@ -148,8 +148,8 @@ enum OpenAPIDocument {
                                     "startsAt": ["type": ["string", "null"], "format": "date-time"], "perUserLimit": ["type": "integer"],
                                     "reserveTTLMilliseconds": ["type": "integer"], "createdAt": time,
                                     "recentPurchases": ["type": "array", "maxItems": 3, "items": [
-                                        "type": "object", "required": ["purchaseId", "userId", "createdAt"],
-                                        "properties": ["purchaseId": int64, "userId": int64, "buyerName": ["type": ["string", "null"]], "createdAt": time]]]]],
+                                        "type": "object", "required": ["purchaseId", "createdAt"],
+                                        "properties": ["purchaseId": int64, "buyerName": ["type": ["string", "null"]], "createdAt": time]]]]],
             "DropPage": ["type": "object", "required": ["drops"],
                          "properties": ["drops": ["type": "array", "items": ref("Drop")], "nextCursor": ["type": ["string", "null"]]]],
             "Reservation": ["type": "object", "required": ["id", "dropId", "userId", "status", "createdAt", "expiresAt"],
