@@ -66,6 +66,20 @@ import TestSupport
         #expect(try reservation.optionalDate("ended_at") == nil)
     }
 
+    /// Every connection has bounded waits unless its URL says otherwise.
+    @Test func connectionsGetBoundedWaitsAndTheURLWins() async throws {
+        let url = try await TestDatabase.fresh("connection_defaults", migrated: false)
+        let connection = try await PostgresConnection.connect(url)
+        #expect(try await connection.query("SHOW statement_timeout").first?.string("statement_timeout") == "30s")
+        #expect(
+            try await connection.query("SHOW idle_in_transaction_session_timeout").first?
+                .string("idle_in_transaction_session_timeout") == "1min")
+        await connection.close()
+        let own = try await PostgresConnection.connect(url + "&options=-c%20statement_timeout%3D5000")
+        #expect(try await own.query("SHOW statement_timeout").first?.string("statement_timeout") == "5s")
+        await own.close()
+    }
+
     @Test func errorsCarrySQLStateAndMessage() async throws {
         let url = try await TestDatabase.fresh("wrapper_errors", migrated: false)
         let connection = try await PostgresConnection.connect(url)

@@ -155,12 +155,14 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Opens a connection from a libpq URL or key=value string, then pins the session to UTC
-    /// and ISO dates so timestamps parse the same everywhere.
+    /// and ISO dates so timestamps parse the same everywhere. Bounded waits unless the URL says
+    /// otherwise (`Defaults.connectionParameters`): a database that hangs rather than refuses
+    /// must not hold a connection's thread for ever.
     public static func connect(_ url: String, applicationName: String = "stockdrop") async throws -> PostgresConnection {
         let thread = BlockingThread(name: "postgres")
         do {
             let session = try await thread.run { () throws -> UncheckedBox<PostgresSession> in
-                guard let handle = PQconnectdb(url) else {
+                guard let handle = Self.open(url) else {
                     throw PostgresError(kind: .connection, message: "out of memory opening a connection")
                 }
                 guard PQstatus(handle) == CONNECTION_OK else {
@@ -177,6 +179,20 @@ public final class PostgresConnection: @unchecked Sendable {
         } catch {
             thread.stop()
             throw error
+        }
+    }
+
+    /// `PQconnectdbParams` with the defaults first and the URL last (`expand_dbname`): what the
+    /// URL sets wins.
+    private static func open(_ url: String) -> OpaquePointer? {
+        let pairs = Defaults.connectionParameters + [("dbname", url)]
+        let keywords = pairs.map { strdup($0.0) }
+        let values = pairs.map { strdup($0.1) }
+        defer { (keywords + values).forEach { free($0) } }
+        let keywordPointers = keywords.map { UnsafePointer<CChar>($0) } + [nil]
+        let valuePointers = values.map { UnsafePointer<CChar>($0) } + [nil]
+        return keywordPointers.withUnsafeBufferPointer { keys in
+            valuePointers.withUnsafeBufferPointer { values in PQconnectdbParams(keys.baseAddress, values.baseAddress, 1) }
         }
     }
 
