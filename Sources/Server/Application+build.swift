@@ -71,9 +71,7 @@ public func buildApplication(
         ]
     let application = Application(
         responder: HeadAsGetResponder(base: buildRouter(configuration, parts: parts, clock: clock).buildResponder()),
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: buildLiveRouter(parts: parts),
-            configuration: .init(http1: .init(idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))))),
+        server: .http1WebSocketUpgrade(webSocketRouter: buildLiveRouter(parts: parts)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop"),
         services: services,
         onServerRunning: { channel in

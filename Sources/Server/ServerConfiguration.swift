@@ -32,8 +32,6 @@ public struct ServerConfiguration: Sendable {
     public var owner: LeaseOwner
     /// Where other instances reach this one to forward claims; nil: http://host:port as bound.
     public var advertiseURL: String?
-    /// An HTTP connection idle this long is closed (ServerDefaults.httpIdleTimeoutSeconds).
-    public var httpIdleTimeoutSeconds = ServerDefaults.httpIdleTimeoutSeconds
 
     public init(host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String, jwtSecret: String,
                 userRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.userRequestsPerSecond, burst: ServerDefaults.userBurstRequests),

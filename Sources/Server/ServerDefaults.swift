@@ -82,9 +82,4 @@ public enum ServerDefaults {
     /// A relayed stock event stamped further ahead of this instance's clock than this is
     /// refused (a forged or broken publisher); database and instance clocks agree far better.
     public static let relayedFutureToleranceMilliseconds = 60_000
-    /// An HTTP connection with no request in flight is closed after this long, so idle or
-    /// half-open clients cannot hold sockets for ever; an upgraded WebSocket is not affected
-    /// (it has pings of its own). Longer than a balancer's keep-alive (HAProxy's is 10 s in
-    /// deploy/haproxy.cfg), so the balancer closes first and never reuses a dying connection.
-    public static let httpIdleTimeoutSeconds = 60
 }

@@ -11,7 +11,7 @@ import TestSupport
 struct ServerFixture {
     static let secret = "test-secret-0123456789abcdef-0123456789"
 
-    var configuration: ServerConfiguration
+    let configuration: ServerConfiguration
     let clock: any WallClock
     let authority: TokenAuthority
 
