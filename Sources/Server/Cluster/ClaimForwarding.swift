@@ -97,6 +97,10 @@ final class ClaimForwarder: Sendable {
                 concurrentHTTP1ConnectionsPerHostSoftLimit: ServerDefaults.forwardConnectionsPerInstance)
             // A connection that cannot be made in a second is to an instance that is gone.
             configuration.timeout = .init(connect: .seconds(1))
+            // A refused connection fails the forward at once (503, nothing applied: the caller
+            // retries). With AsyncHTTPClient's default backoff, forwards to an address where an
+            // instance died kept failing for seconds after a new one started there.
+            configuration.connectionPool.retryConnectionEstablishment = false
             configuration.redirectConfiguration = .disallow
             let made = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             client = made
@@ -129,6 +133,7 @@ final class ClaimForwarder: Sendable {
         }
         guard let address = try await directory.address(of: owner) else {
             metrics.recordForward(result: "unreachable")
+            context.logger.warning("owner not in the directory", metadata: ["owner": "\(owner)"])
             throw APIError(.unavailable, Self.unreachable)
         }
         let timeout = Self.timeoutMilliseconds(of: request)
@@ -148,8 +153,9 @@ final class ClaimForwarder: Sendable {
         do {
             answer = try await client.execute(outbound, timeout: .milliseconds(timeout))
             body = try await answer.body.collect(upTo: ServerDefaults.forwardedBodyMaxBytes)
-        } catch  where Self.neverSent(error) {
+        } catch where Self.neverSent(error) {
             metrics.recordForward(result: "unreachable")
+            context.logger.warning("owner unreachable", metadata: ["owner": "\(owner)", "error": "\(error)"])
             throw APIError(.unavailable, Self.unreachable)
         } catch {
             // Sent, and then the answer was lost or late: the claim may have been applied.
