@@ -183,13 +183,8 @@ public final class ActorEngine: StoreBackedInventory {
         guard !epochs.isEmpty else { return }
         let sentAt = clock.now()
         let renewal = try await store.renewLeases(epochs, for: owner)
-        for (drop, actor) in actors {
-            if renewal.renewed.contains(drop) {
-                await actor.leaseRenewed(sentAt: sentAt)
-            } else if renewal.lost.contains(drop) {
-                leaseEvents.leaseLost()
-                await actor.leaseLost()
-            }
+        for actor in actors.values where await actor.renewal(renewal, sentAt: sentAt) {
+            leaseEvents.leaseLost()
         }
     }
 

@@ -97,14 +97,10 @@ actor DropActor {
 
     /// The epoch to renew, while memory still trusts the lease. A lease memory stopped
     /// trusting is left to the next batch, whose epoch check confirms it or fences it.
-    var renewableEpoch: Int64? {
-        guard let tenure = machine.tenure, !machine.isDeposed, machine.memoryTrusted(now: clock.now()) else {
-            return nil
-        }
-        return tenure.epoch
-    }
+    var renewableEpoch: Int64? { machine.renewableEpoch(now: clock.now()) }
 
-    func leaseRenewed(sentAt: Date) { machine.leaseRenewed(sentAt: sentAt) }
+    /// Returns whether the lease was lost.
+    func renewal(_ renewal: LeaseRenewal, sentAt: Date) -> Bool { machine.renewal(renewal, sentAt: sentAt) }
 
     /// Lets the batch in flight and the claims queued commit, then steps down (claims that
     /// reach this actor afterwards are refused, naming no owner). Returns the epoch to release,

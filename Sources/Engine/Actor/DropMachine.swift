@@ -228,6 +228,25 @@ struct DropMachine {
         tenure!.trustedUntil = max(tenure!.trustedUntil, owner.trustedUntil(sentAt: sentAt))
     }
 
+    /// The epoch to renew, while memory still trusts the lease. A lease memory stopped
+    /// trusting is left to the next batch, whose epoch check confirms it or fences it.
+    func renewableEpoch(now: Date) -> Int64? {
+        guard let tenure, !isDeposed, memoryTrusted(now: now) else { return nil }
+        return tenure.epoch
+    }
+
+    /// What the store said of a renewal sent at `sentAt`; returns whether the lease was lost.
+    /// A lease in neither set was busy (its batch in flight renews it): nothing changes.
+    mutating func renewal(_ renewal: LeaseRenewal, sentAt: Date) -> Bool {
+        if renewal.renewed.contains(drop.id) {
+            leaseRenewed(sentAt: sentAt)
+        } else if renewal.lost.contains(drop.id) {
+            leaseLost()
+            return true
+        }
+        return false
+    }
+
     /// The engine's renewal found the lease gone. Memory stops answering at once; the next
     /// batch (every claim now makes one) is fenced, and that steps the machine down.
     mutating func leaseLost() {

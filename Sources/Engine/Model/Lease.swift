@@ -37,11 +37,6 @@ public struct LeaseOwner: Sendable, Hashable {
         return LeaseOwner(instance: "\(name.prefix(180))~\(suffix)", leaseMilliseconds: leaseMilliseconds)
     }
 
-    /// The operator-given name of an owner identity (before its incarnation).
-    public static func name(of instance: String) -> Substring {
-        instance.split(separator: "~", maxSplits: 1).first ?? Substring(instance)
-    }
-
     /// How long memory may trust a lease renewed by a request sent at `sentAt`: the store set
     /// its expiry by its own clock after the request arrived, so `sentAt + lease` is no later
     /// than that expiry; the margin covers clocks that run at slightly different rates.

@@ -150,19 +150,13 @@ public actor Simulator {
     private func renewLeases(of owner: Int) async throws {
         let now = clock.now()
         var epochs: [DropID: Int64] = [:]
-        for (key, node) in nodes
-        where key.owner == owner && !node.machine.isDeposed && node.machine.memoryTrusted(now: now) {
-            epochs[key.drop] = node.machine.tenure!.epoch
+        for (key, node) in nodes where key.owner == owner {
+            if let epoch = node.machine.renewableEpoch(now: now) { epochs[key.drop] = epoch }
         }
         guard !epochs.isEmpty else { return }
         let renewal = await store.renewLeases(epochs, for: owners[owner])
         for drop in epochs.keys {
-            let key = Key(owner: owner, drop: drop)
-            if renewal.renewed.contains(drop) {
-                nodes[key]!.machine.leaseRenewed(sentAt: now)
-            } else {
-                nodes[key]!.machine.leaseLost()
-            }
+            _ = nodes[Key(owner: owner, drop: drop)]!.machine.renewal(renewal, sentAt: now)
         }
     }
 

@@ -77,9 +77,6 @@ public actor InMemoryStore: DropStore {
         tables.releaseLeases(epochs, of: owner, now: clock.now())
     }
 
-    /// The epoch of a drop's lease (0: never leased), for simulations.
-    public func leaseEpoch(of drop: DropID) -> Int64 { tables.epoch(of: drop) }
-
     public func reservations(of user: UserID) -> [Reservation] {
         tables.reservationsByID.values.filter { $0.userID == user }.sorted { $0.id > $1.id }
     }
