@@ -82,4 +82,6 @@ public enum ServerDefaults {
     /// A relayed stock event stamped further ahead of this instance's clock than this is
     /// refused (a forged or broken publisher); database and instance clocks agree far better.
     public static let relayedFutureToleranceMilliseconds = 60_000
+    /// How long shutdown waits for the forwarding client to close its connections.
+    public static let forwarderShutdownMilliseconds = 2_000
 }
