@@ -52,16 +52,4 @@ extension Defaults {
     /// 3 s lease many times over, and leaves room for a renewal that is late by a scheduling
     /// hiccup.
     public static let leaseSafetyMarginMilliseconds = 200
-    /// libpq parameters every connection gets unless its URL sets them. A database that stops
-    /// answering (rather than refusing) is noticed: a connect gives up after 5 s; an idle TCP
-    /// connection is probed after 10 s, every 5 s, 3 times; unacknowledged data for 15 s
-    /// drops it (`tcp_user_timeout`). A statement runs at most 30 s (a batch takes tens of ms,
-    /// reloading a drop of 100,000 holds about a second), and a transaction left idle 60 s is
-    /// ended by the server. None of these fire behind a paused network path whose packets are
-    /// acknowledged; that needs a client-side deadline (issue 13).
-    public static let connectionParameters: [(String, String)] = [
-        ("connect_timeout", "5"), ("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"),
-        ("keepalives_count", "3"), ("tcp_user_timeout", "15000"),
-        ("options", "-c statement_timeout=30000 -c idle_in_transaction_session_timeout=60000"),
-    ]
 }

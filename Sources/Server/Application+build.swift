@@ -42,7 +42,8 @@ public func buildApplication(
     logger[metadataKey: "instance"] = "\(configuration.owner.instance)"
     let metrics = ServerMetrics()
     let authority = try await TokenAuthority(secret: configuration.jwtSecret, clock: clock)
-    let pool = PostgresPool(url: configuration.databaseURL, size: configuration.poolSize)
+    let pool = PostgresPool(
+        url: configuration.databaseURL, size: configuration.poolSize, deadlines: configuration.databaseDeadlines)
     let store = InstrumentedStore(base: PostgresStore(pool: pool), metrics: metrics)
     let events = EventHub(stockEventsPerSecond: configuration.stockEventsPerSecond)
     let publisher = CommitPublisher(events: events, store: store)

@@ -32,6 +32,8 @@ public struct ServerConfiguration: Sendable {
     public var owner: LeaseOwner
     /// Where other instances reach this one to forward claims; nil: http://host:port as bound.
     public var advertiseURL: String?
+    /// How long anything waits on PostgreSQL (connect, statement, answer, a pooled connection).
+    public var databaseDeadlines: DatabaseDeadlines = ServerDefaults.databaseDeadlines
 
     public init(host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String, jwtSecret: String,
                 userRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.userRequestsPerSecond, burst: ServerDefaults.userBurstRequests),

@@ -1,4 +1,6 @@
 // Every tunable number of the server, in one place, each with its unit and its reason.
+import Engine
+
 public enum ServerDefaults {
     /// The seed's port, and what load balancers' health checks are usually pointed at.
     public static let port = 8080
@@ -50,6 +52,12 @@ public enum ServerDefaults {
     /// Connections of the actor strategy's pool (batches of different drops in parallel,
     /// plus reads: listings, snapshots, a user's reservations).
     public static let actorPoolSize = 16
+    /// The server's waits on PostgreSQL: a request that needs the database hears 503 within
+    /// about 2 s + 5 s when it hangs (a free connection, then the statement's answer), or 2 s
+    /// when a new connection cannot be opened. A batch takes tens of ms and a rowlock claim waits
+    /// for at most its pool's other transactions, so none of these fire on a live database.
+    public static let databaseDeadlines = DatabaseDeadlines(
+        connectSeconds: 2, statementMilliseconds: 4_000, answerMilliseconds: 5_000, acquireMilliseconds: 2_000)
     /// `/ready` gives up on the database after this long, so a load balancer's probe never hangs.
     public static let readinessTimeoutMilliseconds = 2_000
     /// Bucket bounds of the request latency histogram (seconds): a memory answer takes
@@ -82,6 +90,11 @@ public enum ServerDefaults {
     /// A relayed stock event stamped further ahead of this instance's clock than this is
     /// refused (a forged or broken publisher); database and instance clocks agree far better.
     public static let relayedFutureToleranceMilliseconds = 60_000
+    /// SIGTERM: in-flight requests get this long to finish (a claim waits at most for the
+    /// database deadlines above); then what is left is cancelled, and a cancellation that takes
+    /// longer than the second bound ends the process (fatalError) rather than leave it running.
+    public static let gracefulShutdownMilliseconds = 10_000
+    public static let shutdownCancellationMilliseconds = 5_000
     /// How long shutdown waits for the forwarding client to close its connections.
     public static let forwarderShutdownMilliseconds = 2_000
 }

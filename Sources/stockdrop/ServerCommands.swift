@@ -4,6 +4,7 @@ import Engine
 import Foundation
 import Logging
 import Server
+import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,6 +29,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "This instance's name in drop leases and the instance directory, to which each process adds a random incarnation (default: STOCKDROP_INSTANCE_ID, else host-pid).") var instanceID: String?
     @Option(help: "The URL other instances forward claims to (default: http://HOST:PORT as bound).") var advertiseURL: String?
     @Option(help: "How long a drop's lease lasts without renewal, in ms: the takeover time after an instance dies.") var leaseMs = Defaults.leaseMilliseconds
+    @Option(help: "How long a request waits for a free database connection before 503 unavailable, in ms.")
+    var dbAcquireTimeoutMs = ServerDefaults.databaseDeadlines.acquireMilliseconds ?? 2_000
+    @Option(help: "How long a statement's answer may take before its connection is dropped, in ms (statement_timeout is 1 s less).")
+    var dbAnswerTimeoutMs = ServerDefaults.databaseDeadlines.answerMilliseconds
 
     func validate() throws {
         if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be 0…65535 (0: any free port)") }
@@ -48,6 +53,9 @@ struct ServeCommand: AsyncParsableCommand {
         if advertiseURL == nil, ["0.0.0.0", "::", "[::]"].contains(host) {
             throw ValidationError("--host \(host) listens on every address: say which one other instances reach with --advertise-url")
         }
+        guard (1...600_000).contains(dbAcquireTimeoutMs), (2_000...600_000).contains(dbAnswerTimeoutMs) else {
+            throw ValidationError("--db-acquire-timeout-ms must be 1…600000 and --db-answer-timeout-ms 2000…600000")
+        }
         if let instanceID, instanceID.contains("~") { throw ValidationError("--instance-id must not contain ~") }
     }
 
@@ -65,7 +73,7 @@ struct ServeCommand: AsyncParsableCommand {
             guard let port = Int(value), (1...65_535).contains(port) else { throw ValidationError("PORT=\(value) is not a port") }
             return port
         } ?? ServerDefaults.port
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             host: host, port: listenPort, strategy: strategy, databaseURL: try await Database.prepare(), jwtSecret: secret,
             userRateLimit: noRateLimit || userRate == 0 ? nil : RateLimit(requestsPerSecond: userRate, burst: userBurst),
             addressRateLimit: noRateLimit || addressRate == 0 ? nil : RateLimit(requestsPerSecond: addressRate, burst: addressBurst),
@@ -75,7 +83,10 @@ struct ServeCommand: AsyncParsableCommand {
             owner: (instanceID ?? environment["STOCKDROP_INSTANCE_ID"]).map { .incarnation(of: $0, leaseMilliseconds: leaseMs) }
                 ?? .unique(leaseMilliseconds: leaseMs),
             advertiseURL: advertiseURL?.trimmingSuffix("/"))
-        let (application, _) = try await buildApplication(configuration) { channel in
+        configuration.databaseDeadlines.acquireMilliseconds = dbAcquireTimeoutMs
+        configuration.databaseDeadlines.answerMilliseconds = dbAnswerTimeoutMs
+        configuration.databaseDeadlines.statementMilliseconds = dbAnswerTimeoutMs - 1_000
+        let (application, _) = try await buildApplication(configuration) { [configuration] channel in
             // Scripts read the port from the end of the "serving" line: it stays last.
             FileHandle.standardOutput.write(Data("""
                 stockdrop instance \(configuration.owner.instance)
@@ -83,7 +94,14 @@ struct ServeCommand: AsyncParsableCommand {
 
                 """.utf8))
         }
-        try await application.runService()
+        // SIGTERM drains in-flight requests for at most the graceful bound, then cancels what is
+        // left, and a cancellation that does not finish either ends the process: an instance
+        // that must go away does, whatever it was waiting for.
+        var group = ServiceGroupConfiguration(
+            services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: application.logger)
+        group.maximumGracefulShutdownDuration = .milliseconds(ServerDefaults.gracefulShutdownMilliseconds)
+        group.maximumCancellationDuration = .milliseconds(ServerDefaults.shutdownCancellationMilliseconds)
+        try await ServiceGroup(configuration: group).run()
     }
 }
 

@@ -22,4 +22,23 @@ public enum TestDatabase {
         }
         return url
     }
+
+    /// The socket file of a test database's URL (the embedded cluster listens only there).
+    public static func socketPath(of url: String) throws -> String {
+        guard let components = URLComponents(string: url),
+            let host = components.queryItems?.first(where: { $0.name == "host" })?.value
+        else { throw TestDatabaseError(description: "no socket directory in \(url)") }
+        let port = components.queryItems?.first { $0.name == "port" }?.value ?? "5432"
+        return "\(host)/.s.PGSQL.\(port)"
+    }
+
+    /// The same database reached over TCP on a loopback port (a proxy in front of the socket).
+    public static func url(_ url: String, throughPort port: Int) throws -> String {
+        guard let components = URLComponents(string: url) else { throw TestDatabaseError(description: "bad URL \(url)") }
+        return "postgresql://postgres@127.0.0.1:\(port)\(components.path)"
+    }
+}
+
+public struct TestDatabaseError: Error, CustomStringConvertible {
+    public let description: String
 }

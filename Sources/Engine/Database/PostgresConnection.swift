@@ -1,5 +1,8 @@
 // The only file that touches libpq. A connection owns a thread of its own; every libpq call
 // runs there, so a slow query blocks that thread alone and never Swift's cooperative pool.
+// Statements are sent in libpq's non-blocking mode and their answers awaited with poll(2)
+// under a deadline (`DatabaseDeadlines.answerMilliseconds`): a database behind a path that
+// swallows packets costs a bounded wait and the connection, never a thread for ever.
 import CLibPQ
 import Foundation
 
@@ -8,8 +11,13 @@ import Foundation
 /// closure cost one thread hop, which is how a batch transaction stays cheap.
 public final class PostgresSession {
     fileprivate var handle: OpaquePointer?
+    /// How long one statement's answer may take before the connection is dropped.
+    public var answerTimeout: Duration
 
-    fileprivate init(handle: OpaquePointer) { self.handle = handle }
+    fileprivate init(handle: OpaquePointer, answerTimeout: Duration) {
+        self.handle = handle
+        self.answerTimeout = answerTimeout
+    }
 
     /// True while the server link is usable; false after the connection broke or was closed.
     public var isHealthy: Bool {
@@ -39,19 +47,19 @@ public final class PostgresSession {
             return buffer
         }
         defer { buffers.forEach { $0?.deallocate() } }
-        let result = buffers.withUnsafeBufferPointer { values in
+        let sent = buffers.withUnsafeBufferPointer { values in
             values.withMemoryRebound(to: UnsafePointer<CChar>?.self) { values in
-                PQexecParams(handle, sql, Int32(parameters.count), types, values.baseAddress, lengths, formats, 0)
+                PQsendQueryParams(handle, sql, Int32(parameters.count), types, values.baseAddress, lengths, formats, 0)
             }
         }
-        return try Self.consume(result, on: handle)
+        return try awaitAnswer(sent: sent == 1, on: handle)
     }
 
     /// Statements without parameters, possibly several separated by semicolons (simple
     /// protocol): migrations and session settings.
     public func execute(_ sql: String) throws {
         let handle = try open()
-        _ = try Self.consume(PQexec(handle, sql), on: handle)
+        _ = try awaitAnswer(sent: PQsendQuery(handle, sql) == 1, on: handle)
     }
 
     public enum IsolationLevel: String, Sendable {
@@ -83,10 +91,64 @@ public final class PostgresSession {
         return handle
     }
 
-    private static func consume(_ result: OpaquePointer?, on handle: OpaquePointer) throws -> PostgresRows {
-        guard let result else {
-            throw PostgresError(kind: .connection, sqlState: "08006", message: errorMessage(handle))
+    /// Flushes what was queued, then reads every result of the statement(s) before the deadline.
+    /// The rows are the last result's; the error is the first one (the server stops at it). Past
+    /// the deadline the connection is closed: a late answer must never be read as the next
+    /// statement's.
+    private func awaitAnswer(sent: Bool, on handle: OpaquePointer) throws -> PostgresRows {
+        guard sent else { throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle)) }
+        let deadline = ContinuousClock.now.advanced(by: answerTimeout)
+        while true {
+            let pending = PQflush(handle)
+            if pending == 0 { break }
+            if pending < 0 { throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle)) }
+            try wait(for: Int16(POLLIN | POLLOUT), on: handle, until: deadline)
+            // Reading while the send buffer is full lets the server's answers (notices) through.
+            guard PQconsumeInput(handle) == 1 else {
+                throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+            }
         }
+        var rows = PostgresRows(columns: [], cells: [], affectedRows: 0)
+        var firstError: PostgresError?
+        while true {
+            while PQisBusy(handle) == 1 {
+                try wait(for: Int16(POLLIN), on: handle, until: deadline)
+                guard PQconsumeInput(handle) == 1 else {
+                    throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+                }
+            }
+            guard let result = PQgetResult(handle) else { break }
+            do {
+                rows = try Self.consume(result, on: handle)
+            } catch let error as PostgresError {
+                firstError = firstError ?? error
+            }
+        }
+        if let firstError { throw firstError }
+        return rows
+    }
+
+    /// Waits until the socket is ready for `events` or the deadline passes; then the
+    /// connection is finished and the statement's fate is unknown to the caller.
+    private func wait(for events: Int16, on handle: OpaquePointer, until deadline: ContinuousClock.Instant) throws {
+        let socket = PQsocket(handle)
+        guard socket >= 0 else { throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle)) }
+        while true {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            let milliseconds = remaining <= .zero ? 0 : Int32(clamping: remaining.components.seconds * 1_000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+            var descriptor = pollfd(fd: socket, events: events, revents: 0)
+            let ready = poll(&descriptor, 1, milliseconds)
+            if ready > 0 { return }
+            if ready < 0 && errno == EINTR { continue }
+            if ready < 0 { throw PostgresError(kind: .connection, sqlState: "08006", message: String(cString: strerror(errno))) }
+            finish()
+            throw PostgresError(
+                kind: .timeout, sqlState: "08006",
+                message: "no answer from the database within \(answerTimeout); the connection was dropped")
+        }
+    }
+
+    private static func consume(_ result: OpaquePointer, on handle: OpaquePointer) throws -> PostgresRows {
         defer { PQclear(result) }
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
@@ -156,13 +218,15 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Opens a connection from a libpq URL or key=value string, then pins the session to UTC
     /// and ISO dates so timestamps parse the same everywhere. Bounded waits unless the URL says
-    /// otherwise (`Defaults.connectionParameters`): a database that hangs rather than refuses
-    /// must not hold a connection's thread for ever.
-    public static func connect(_ url: String, applicationName: String = "stockdrop") async throws -> PostgresConnection {
+    /// otherwise (`DatabaseDeadlines.connectionParameters`): a database that hangs rather than
+    /// refuses must not hold a connection's thread for ever.
+    public static func connect(
+        _ url: String, applicationName: String = "stockdrop", deadlines: DatabaseDeadlines = .standard
+    ) async throws -> PostgresConnection {
         let thread = BlockingThread(name: "postgres")
         do {
             let session = try await thread.run { () throws -> UncheckedBox<PostgresSession> in
-                guard let handle = Self.open(url) else {
+                guard let handle = Self.open(url, parameters: deadlines.connectionParameters) else {
                     throw PostgresError(kind: .connection, message: "out of memory opening a connection")
                 }
                 guard PQstatus(handle) == CONNECTION_OK else {
@@ -170,7 +234,8 @@ public final class PostgresConnection: @unchecked Sendable {
                     PQfinish(handle)
                     throw PostgresError(kind: .connection, sqlState: "08001", message: message)
                 }
-                let session = PostgresSession(handle: handle)
+                PQsetnonblocking(handle, 1)
+                let session = PostgresSession(handle: handle, answerTimeout: .milliseconds(deadlines.answerMilliseconds))
                 let name = applicationName.replacingOccurrences(of: "'", with: "")
                 try session.execute("SET client_min_messages = warning; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET application_name = '\(name)'")
                 return UncheckedBox(session)
@@ -184,8 +249,8 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// `PQconnectdbParams` with the defaults first and the URL last (`expand_dbname`): what the
     /// URL sets wins.
-    private static func open(_ url: String) -> OpaquePointer? {
-        let pairs = Defaults.connectionParameters + [("dbname", url)]
+    private static func open(_ url: String, parameters: [(String, String)]) -> OpaquePointer? {
+        let pairs = parameters + [("dbname", url)]
         let keywords = pairs.map { strdup($0.0) }
         let values = pairs.map { strdup($0.1) }
         defer { (keywords + values).forEach { free($0) } }

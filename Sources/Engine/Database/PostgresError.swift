@@ -3,6 +3,8 @@
 public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
         case connection, server, decoding, closed
+        /// No answer before the client's deadline; the connection was dropped.
+        case timeout
     }
 
     public let kind: Kind
@@ -26,7 +28,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var isCheckViolation: Bool { sqlState == "23514" }
     public var isForeignKeyViolation: Bool { sqlState == "23503" }
     /// Class 08 (connection exception) or a client-side connection failure: retry on a new connection.
-    public var isConnectionFailure: Bool { kind == .connection || kind == .closed || sqlState?.hasPrefix("08") == true }
+    public var isConnectionFailure: Bool {
+        kind == .connection || kind == .closed || kind == .timeout || sqlState?.hasPrefix("08") == true
+    }
 
     public var description: String {
         var text = "PostgreSQL \(kind.rawValue) error"

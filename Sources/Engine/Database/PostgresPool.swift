@@ -1,19 +1,28 @@
-// A fixed-size pool of connections. Callers beyond the size wait in FIFO order; a connection
-// that broke is closed and replaced on its next lease rather than handed out again.
+// A fixed-size pool of connections. Callers beyond the size wait in FIFO order, at most
+// `DatabaseDeadlines.acquireMilliseconds` when it is set; a connection that broke is closed
+// and replaced on its next lease rather than handed out again.
 import DequeModule
 
 public actor PostgresPool {
     public nonisolated let url: String
     public nonisolated let size: Int
+    public nonisolated let deadlines: DatabaseDeadlines
     private var idle: [PostgresConnection] = []
     private var opened = 0
-    private var waiters: Deque<CheckedContinuation<PostgresConnection?, any Error>> = []
+    private var waiters: Deque<Waiter> = []
+    private var nextWaiterID = 0
     private var closed = false
 
-    public init(url: String, size: Int) {
+    private struct Waiter {
+        let id: Int
+        let continuation: CheckedContinuation<PostgresConnection?, any Error>
+    }
+
+    public init(url: String, size: Int, deadlines: DatabaseDeadlines = .standard) {
         precondition(size > 0, "a pool needs at least one connection")
         self.url = url
         self.size = size
+        self.deadlines = deadlines
     }
 
     /// Leases a connection for the duration of `body`.
@@ -45,7 +54,7 @@ public actor PostgresPool {
         closed = true
         let connections = idle
         idle.removeAll()
-        for waiter in waiters { waiter.resume(throwing: PostgresError(kind: .closed, message: "pool is closed")) }
+        for waiter in waiters { waiter.continuation.resume(throwing: PostgresError(kind: .closed, message: "pool is closed")) }
         waiters.removeAll()
         for connection in connections { await connection.close() }
     }
@@ -59,15 +68,30 @@ public actor PostgresPool {
         }
         // A nil wake-up hands over a freed slot, already counted in `opened`: open a new
         // connection in it.
-        if let connection = try await withCheckedThrowingContinuation({ waiters.append($0) }) {
+        nextWaiterID += 1
+        let id = nextWaiterID
+        if let milliseconds = deadlines.acquireMilliseconds {
+            Task { [weak self] in
+                try? await Task.sleep(for: .milliseconds(milliseconds))
+                await self?.giveUp(waiter: id, after: milliseconds)
+            }
+        }
+        if let connection = try await withCheckedThrowingContinuation({ waiters.append(Waiter(id: id, continuation: $0)) }) {
             return connection
         }
         return try await openInReservedSlot()
     }
 
+    /// A waiter still queued at its deadline leaves the queue with an error: nothing was sent.
+    private func giveUp(waiter id: Int, after milliseconds: Int) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        waiters.remove(at: index).continuation.resume(
+            throwing: PostgresError(kind: .timeout, message: "no free database connection within \(milliseconds) ms"))
+    }
+
     private func openInReservedSlot() async throws -> PostgresConnection {
         do {
-            return try await PostgresConnection.connect(url)
+            return try await PostgresConnection.connect(url, deadlines: deadlines)
         } catch {
             opened -= 1
             wakeOneForFreedSlot()
@@ -80,7 +104,7 @@ public actor PostgresPool {
             if waiters.isEmpty {
                 idle.append(connection)
             } else {
-                waiters.removeFirst().resume(returning: connection)
+                waiters.removeFirst().continuation.resume(returning: connection)
             }
             return
         }
@@ -92,6 +116,6 @@ public actor PostgresPool {
     private func wakeOneForFreedSlot() {
         guard !waiters.isEmpty else { return }
         opened += 1
-        waiters.removeFirst().resume(returning: nil)
+        waiters.removeFirst().continuation.resume(returning: nil)
     }
 }
