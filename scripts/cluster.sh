@@ -6,6 +6,7 @@
 #   scripts/cluster.sh stop                         SIGTERM the instances (each must exit 0),
 #                                                   then HAProxy and Redis
 #   scripts/cluster.sh restart K                    restart instance K (1..N): same port, same id
+#   scripts/cluster.sh restart redis                restart Redis (after the nemesis killed it)
 #   scripts/cluster.sh status                       what runs, from the state directory
 #   scripts/cluster.sh render FRONTEND_PORT PORT... the HAProxy configuration for those ports
 #                                                   (`render 8080 8081 8082 8083` is deploy/haproxy.cfg)
@@ -350,19 +351,7 @@ cmd_start() {
   local balancer_port=${ports[0]}
   local instance_ports=("${ports[@]:1}")
 
-  # Redis: a Unix socket in the state directory, no TCP port, no persistence.
-  local socket=$dir/redis.sock
-  ((${#socket} < 100)) || die "the Redis socket path $socket is too long for a Unix socket; set CLUSTER_DIR"
-  REDIS_PID=$(supervise redis redis-server --port 0 --unixsocket "$socket" --unixsocketperm 700 \
-    --save '' --appendonly no --dir "$dir" --daemonize no)
-  for _ in $(seq 1 100); do
-    [ "$(redis-cli -s "$socket" ping 2>/dev/null)" = PONG ] && break
-    alive redis || { log_tail redis; die "redis-server exited"; }
-    sleep 0.05
-  done
-  [ "$(redis-cli -s "$socket" ping 2>/dev/null)" = PONG ] || { log_tail redis; die "Redis did not answer on $socket"; }
-  REDIS_URL=unix://$socket
-
+  start_redis
   export DATABASE_URL REDIS_URL STOCKDROP_JWT_SECRET
   local k urls=() ids=() pids=()
   for ((k = 1; k <= count; k++)); do
@@ -395,6 +384,23 @@ cmd_start() {
   echo "$BALANCER_URL"
 }
 
+# Redis: a Unix socket in the state directory, no TCP port, no persistence. Sets REDIS_PID and
+# REDIS_URL.
+start_redis() {
+  local socket=$dir/redis.sock
+  ((${#socket} < 100)) || die "the Redis socket path $socket is too long for a Unix socket; set CLUSTER_DIR"
+  rm -f "$socket"
+  REDIS_PID=$(supervise redis redis-server --port 0 --unixsocket "$socket" --unixsocketperm 700 \
+    --save '' --appendonly no --dir "$dir" --daemonize no)
+  for _ in $(seq 1 100); do
+    [ "$(redis-cli -s "$socket" ping 2>/dev/null)" = PONG ] && break
+    alive redis || { log_tail redis; die "redis-server exited"; }
+    sleep 0.05
+  done
+  [ "$(redis-cli -s "$socket" ping 2>/dev/null)" = PONG ] || { log_tail redis; die "Redis did not answer on $socket"; }
+  REDIS_URL=unix://$socket
+}
+
 cmd_stop() {
   if ! ls "$dir"/*.pid >/dev/null 2>&1; then
     say "nothing to stop in $dir"
@@ -405,9 +411,17 @@ cmd_stop() {
 }
 
 cmd_restart() {
-  [ $# -eq 1 ] && [[ $1 =~ ^[1-9][0-9]*$ ]] || die "usage: scripts/cluster.sh restart K (1..N)"
+  [ $# -eq 1 ] && [[ $1 =~ ^([1-9][0-9]*|redis)$ ]] || die "usage: scripts/cluster.sh restart K (1..N) | redis"
   local k=$1
   load_env
+  if [ "$k" = redis ]; then
+    # The instances reconnect on their own (RedisRelay backs off and resubscribes).
+    alive redis && stop_process redis TERM 10 >/dev/null
+    start_redis
+    write_env
+    say "redis restarted (pid $REDIS_PID)"
+    return 0
+  fi
   # The env file names the binary and directory the cluster was started with.
   bin=$STOCKDROP_BIN
   local instance_ports pids

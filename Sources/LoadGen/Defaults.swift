@@ -35,4 +35,10 @@ extension LoadDefaults {
     public static let httpRequestTimeoutMilliseconds = 10_000
     /// Virtual users' tokens outlive any run (maxDuration is capped at an hour).
     public static let tokenLifetimeSeconds: Double = 4 * 3_600
+
+    /// A nemesis opens a fault about this often unless told otherwise: longer than a lease
+    /// (3 s), so a paused owner is deposed, and short enough for a 30 s run to see several.
+    public static let nemesisIntervalMilliseconds = 5_000
+    /// Instances of the cluster a nemesis run starts (the scale-out issue's reference setup).
+    public static let nemesisInstances = 3
 }

@@ -23,6 +23,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "WebSocket watchers of a server target's live feed (default: the scenario's).") var watchers: Int?
     @Option(help: "Per-request deadline for a server target, in milliseconds (a miss is a timeout).") var timeoutMs = LoadDefaults.httpRequestTimeoutMilliseconds
     @Flag(help: "Also write each strategy's client history (for `stockdrop check --history`).") var keepHistory = false
+    @Option(help: "Faults to inject into a 3-instance cluster behind HAProxy that the run starts itself: kill-server, pause-server, restart-postgres, pause-postgres, kill-redis (comma-separated), or all.")
+    var nemesis: String?
+    @Option(help: "About how often a fault opens (e.g. 5s; default: the scenario's, else 5s).") var nemesisInterval: String?
+    @Option(help: "The cluster script a nemesis run starts its instances with (default: scripts/cluster.sh here or beside the binary's checkout).")
+    var clusterScript: String?
 
     func run() async throws {
         let parsed: Scenario
@@ -48,8 +53,15 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("--duration must be in (0, 3600] seconds\n".utf8))
             throw ExitCode(ExitStatus.usage)
         }
-        let scenario = parsed.overriding(users: users.map { max(1, $0) }, stock: stock, durationSeconds: duration, seed: seed,
+        var scenario = parsed.overriding(users: users.map { max(1, $0) }, stock: stock, durationSeconds: duration, seed: seed,
                                          strategies: strategy?.strategies, target: targetChoice, watchers: watchers)
+        if nemesis != nil || nemesisInterval != nil {
+            scenario.nemesis = try nemesisPlan(scenario.nemesis)
+        }
+        if scenario.nemesis != nil, target != nil {
+            FileHandle.standardError.write(Data("--target: a nemesis run starts its own cluster; drop --target\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
         if let watchers, !(0...LoadDefaults.maxWatchers).contains(watchers) {
             FileHandle.standardError.write(Data("--watchers must be 0…\(LoadDefaults.maxWatchers)\n".utf8))
             throw ExitCode(ExitStatus.usage)
@@ -62,10 +74,11 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(ExitStatus.usage)
         }
         let environment = ProcessInfo.processInfo.environment
-        let options = RunOptions(strategies: scenario.strategies, databaseURL: environment["DATABASE_URL"],
+        var options = RunOptions(strategies: scenario.strategies, databaseURL: environment["DATABASE_URL"],
                                  rowLockPoolSize: poolSize, keepHistory: keepHistory,
                                  http: HTTPTargetOptions(secret: environment["STOCKDROP_JWT_SECRET"] ?? "", connections: connections, timeoutMilliseconds: timeoutMs),
                                  strategiesExplicit: strategy != nil)
+        if scenario.nemesis != nil { options.nemesisLauncher = try nemesisLauncher() }
         let interactive = isatty(STDERR_FILENO) == 1
         print("\(scenario.name): \(scenario.userCount) users, \(scenario.drops.count) drop(s), \(scenario.drops.reduce(0) { $0 + $1.stock }) units, \(strategiesLabel(scenario)), seed \(scenario.seed)")
         let outcome: RunOutcome
@@ -91,6 +104,48 @@ struct RunCommand: AsyncParsableCommand {
         if let headline = report.headline { print("comparison: \(headline)") }
         print(report.verdictLine)
         throw ExitCode(report.exitCode)
+    }
+}
+
+extension RunCommand {
+    /// The scenario's plan with the command line's faults and interval over it.
+    func nemesisPlan(_ scenarioPlan: NemesisPlan?) throws -> NemesisPlan {
+        var plan = scenarioPlan ?? NemesisPlan(faults: [])
+        if let nemesis {
+            switch NemesisPlan.parseFaults(nemesis) {
+            case .success(let kinds): plan.faults = kinds
+            case .failure(let error):
+                FileHandle.standardError.write(Data("--nemesis: \(error)\n".utf8))
+                throw ExitCode(ExitStatus.usage)
+            }
+        }
+        if let nemesisInterval {
+            guard let milliseconds = ScenarioDuration.milliseconds(nemesisInterval), (500...600_000).contains(milliseconds) else {
+                FileHandle.standardError.write(Data("--nemesis-interval: `\(nemesisInterval)` is not a duration in 500ms…10m\n".utf8))
+                throw ExitCode(ExitStatus.usage)
+            }
+            plan.intervalMilliseconds = Int(milliseconds)
+        }
+        guard !plan.faults.isEmpty else {
+            FileHandle.standardError.write(Data("--nemesis-interval needs faults (--nemesis or the scenario's)\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
+        return plan
+    }
+
+    /// This very binary, and the cluster script: given, else in the working directory, else in
+    /// the checkout the binary was built in (`.build/<configuration>/stockdrop`).
+    func nemesisLauncher() throws -> (binary: String, script: String) {
+        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let checkout = URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("../../..").standardized.path
+        let candidates = clusterScript.map { [$0] } ?? [
+            FileManager.default.currentDirectoryPath + "/scripts/cluster.sh", checkout + "/scripts/cluster.sh",
+        ]
+        guard let script = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            FileHandle.standardError.write(Data("no cluster script at \(candidates.joined(separator: " or ")); pass --cluster-script\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
+        return (binary, script)
     }
 }
 

@@ -4,8 +4,8 @@
 import Engine
 import Foundation
 import LoadGen
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct FaultProxyTests {
     static let deadlines = DatabaseDeadlines(
@@ -25,7 +25,9 @@ import TestSupport
         #expect(started.duration(to: .now) >= .milliseconds(900))
         #expect(await connection.isHealthy == false)
         // A connect during the pause gives up after connect_timeout.
-        await #expect(throws: PostgresError.self) { try await PostgresConnection.connect(proxied, deadlines: Self.deadlines) }
+        await #expect(throws: PostgresError.self) {
+            try await PostgresConnection.connect(proxied, deadlines: Self.deadlines)
+        }
         // A pooled caller waits at most the acquire deadline for a connection in use.
         let pool = PostgresPool(url: proxied, size: 1, deadlines: Self.deadlines)
         async let holder: Void = { _ = try? await pool.query("SELECT pg_sleep(0)") }()

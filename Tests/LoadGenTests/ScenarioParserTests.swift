@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 @Suite struct ScenarioParserTests {
-    static let shipped = ["last-item", "flash-sale", "ramp", "expiry-storm", "many-drops", "hot-and-cold", "ci"]
+    static let shipped = ["last-item", "flash-sale", "ramp", "expiry-storm", "many-drops", "hot-and-cold", "ci", "nemesis"]
 
     static func scenarioPath(_ name: String) -> String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -8,9 +8,10 @@ import Hummingbird
 import HummingbirdTesting
 import LoadGen
 import NIOCore
-@testable import Server
-import Testing
 import TestSupport
+import Testing
+
+@testable import Server
 
 @Suite struct HungDatabaseTests {
     /// Short deadlines so the test takes seconds: a request waits at most for a pooled
@@ -42,7 +43,8 @@ import TestSupport
                 body: ByteBuffer(string: #"{"name":"Hung","priceCents":100,"totalStock":50}"#))
             #expect(created.status == .created)
             let drop = try created.json(Identified.self).id
-            let first = try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await headers(2))
+            let first = try await client.execute(
+                uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await headers(2))
             #expect(first.status == .created)
 
             proxy.pause()
@@ -53,7 +55,8 @@ import TestSupport
                 func send(_ uri: String, _ method: HTTPRequest.Method, _ fields: HTTPFields) {
                     group.addTask {
                         try await TestClient.withClient(host: "127.0.0.1", port: port) { own in
-                            let response = try await own.execute(TestClient.Request(uri, method: method, headers: fields))
+                            let response = try await own.execute(
+                                TestClient.Request(uri, method: method, headers: fields))
                             return (response.status, String(buffer: response.body ?? ByteBuffer()))
                         }
                     }
@@ -83,7 +86,8 @@ import TestSupport
             var user: Int64 = 100
             while !served && resumed.duration(to: .now) < .seconds(20) {
                 user += 1
-                let response = try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await headers(user))
+                let response = try await client.execute(
+                    uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await headers(user))
                 served = response.status == .created
                 if !served { try await Task.sleep(for: .milliseconds(200)) }
             }

@@ -27,7 +27,8 @@ public struct EmbeddedPostgres: Sendable {
     /// Set when the data directory had to move to the temporary directory, saying why.
     public let relocationNote: String?
     let binDirectory: String
-    let home: String
+    /// The directory holding the cluster's data directory and whatever else runs beside it.
+    public let home: String
 
     /// The unix socket file name for the default port must fit sockaddr_un (108 bytes).
     static let maxSocketPathBytes = 100
@@ -51,6 +52,9 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// A libpq URL for `database` on this cluster's socket.
+    /// The Unix socket the cluster listens on (it listens on no TCP port).
+    public var socketPath: String { dataDirectory + "/.s.PGSQL.\(Self.port)" }
+
     public func url(database: String = Defaults.databaseName) -> String {
         let host = dataDirectory.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "/-._~"))) ?? dataDirectory
         return "postgresql://postgres@/\(database)?host=\(host)&port=\(Self.port)"
@@ -85,6 +89,14 @@ public struct EmbeddedPostgres: Sendable {
     public func stop() throws {
         guard isRunning else { return }
         try run(pgCommand("pg_ctl"), ["-D", dataDirectory, "-m", "fast", "-w", "stop"])
+    }
+
+    /// A crash and a restart: `-m immediate` cuts every connection and skips the checkpoint,
+    /// so the start replays the WAL. What was committed must survive it (the nemesis's
+    /// `restart-postgres`).
+    public func crashAndRestart() throws {
+        if isRunning { try run(pgCommand("pg_ctl"), ["-D", dataDirectory, "-m", "immediate", "-w", "stop"]) }
+        try start()
     }
 
     /// Creates `name` unless it exists.
@@ -159,8 +171,9 @@ public struct EmbeddedPostgres: Sendable {
     /// `pg_ctl start` leaves a daemon (the postmaster) that would inherit Process's
     /// termination-watch descriptor and output pipe and hold them open, so the wait would
     /// never end. posix_spawn with a clean signal mask and the output in a file avoids both.
+    /// `environment` is added to this process's own.
     @discardableResult
-    static func execute(_ executable: String, _ arguments: [String]) throws -> String {
+    public static func execute(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let outputPath = NSTemporaryDirectory() + "stockdrop-command-\(UUID().uuidString).log"
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         var actions = posix_spawn_file_actions_t()
@@ -182,7 +195,11 @@ public struct EmbeddedPostgres: Sendable {
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        var merged = ProcessInfo.processInfo.environment
+        merged.merge(environment) { _, added in added }
+        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard spawned == 0 else {
             throw Failure.command(executable, status: spawned, output: "cannot start: \(String(cString: strerror(spawned)))")
         }

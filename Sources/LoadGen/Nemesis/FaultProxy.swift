@@ -41,7 +41,8 @@ public final class FaultProxy: Sendable {
         }
     }
 
-    private init(port: Int, group: MultiThreadedEventLoopGroup, listener: any Channel, state: NIOLockedValueBox<State>) {
+    private init(port: Int, group: MultiThreadedEventLoopGroup, listener: any Channel, state: NIOLockedValueBox<State>)
+    {
         self.port = port
         self.group = group
         self.listener = listener
@@ -86,7 +87,9 @@ public final class FaultProxy: Sendable {
 
     /// Connects the accepted client to the upstream and splices the two channels; the client's
     /// channel becomes active (and reads, unless paused) once this is done.
-    private static func bridge(_ inbound: any Channel, to upstream: Upstream, state: NIOLockedValueBox<State>)
+    private static func bridge(
+        _ inbound: any Channel, to upstream: Upstream, state: NIOLockedValueBox<State>
+    )
         -> EventLoopFuture<Void>
     {
         let paused = state.withLockedValue { $0.paused }

@@ -78,18 +78,22 @@ extension RunReport {
         return lines.joined(separator: "\n")
     }
 
-    /// Broken invariants and missed thresholds, each on a line, for the end of the terminal
-    /// output; the baseline's are findings of the comparison, marked so.
+    /// A nemesis run's faults, then broken invariants and missed thresholds, each on a line,
+    /// for the end of the terminal output; the baseline's are findings of the comparison,
+    /// marked so.
     public var problemLines: [String] {
         strategies.flatMap { strategy in
             let label =
                 strategy.role == .baseline ? "\(strategy.strategy) (baseline, a finding)" : "\(strategy.strategy)"
-            return strategy.invariants.filter { !$0.ok }.flatMap { invariant in
+            let faults: [String] = (strategy.faults ?? []).map { "\(label): fault \($0.line)" }
+            let invariants: [String] = strategy.invariants.filter { !$0.ok }.flatMap { invariant -> [String] in
                 ["\(label): invariant \(invariant.number) \(invariant.name) BROKEN: \(invariant.detail)"]
                     + invariant.counterexamples.prefix(5).map { "    e.g. \($0)" }
-            } + strategy.thresholds.filter { !$0.ok }.map {
+            }
+            let thresholds: [String] = strategy.thresholds.filter { !$0.ok }.map {
                 "\(label): threshold `\($0.expression)` missed (actual \(String(format: "%g", $0.actual)))"
             }
+            return faults + invariants + thresholds
         }
     }
 
@@ -143,6 +147,10 @@ extension RunReport {
             if !strategy.thresholds.isEmpty {
                 md += "\n| threshold | ok | actual |\n|---|---|---|\n"
                 for threshold in strategy.thresholds { md += "| `\(threshold.expression)` | \(threshold.ok ? "yes" : "**NO**") | \(String(format: "%g", threshold.actual)) |\n" }
+            }
+            if let faults = strategy.faults {
+                md += "\nFaults (nemesis), in order:\n\n"
+                for fault in faults { md += "- \(fault.line)\n" }
             }
             md += "\nRejections by code:"
             for (operation, stats) in strategy.operations.sorted(by: { $0.key < $1.key }) where !stats.rejected.isEmpty {

@@ -42,6 +42,8 @@ public struct StrategyReport: Sendable, Codable {
     /// From a batch's clock reading (its rows' timestamp) to each caller hearing of its row: the
     /// window in which the checker must allow a batch's effects to lie.
     public var stampToAnswerMilliseconds: LatencyPercentiles? = nil
+    /// A nemesis run's faults, in order, with what each did to the buyers.
+    public var faults: [FaultReport]? = nil
 
     public var invariantsBroken: Int { invariants.filter { !$0.ok }.count }
 

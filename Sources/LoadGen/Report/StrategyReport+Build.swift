@@ -45,6 +45,7 @@ extension StrategyReport {
             latencyCurves: curves, database: run.databaseURL, live: run.live,
             stampToAnswerMilliseconds: run.check.stampToAnswerMilliseconds)
         self.thresholds = thresholds.map { $0.evaluate(value(of: $0.metric)) }
+        if !run.faults.isEmpty { faults = FaultReport.reports(run.faults, history: records) }
     }
 
     /// The figure a threshold's metric names.

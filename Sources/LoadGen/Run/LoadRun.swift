@@ -18,6 +18,8 @@ public struct StrategyRun: Sendable {
     public var check: CheckReport
     /// The live feed as `watchers` saw it (server targets only).
     public var live: LiveFigures?
+    /// The faults a nemesis opened and healed during the load.
+    public var faults: [FaultRecord] = []
 }
 
 public struct StockSample: Sendable, Codable, Equatable {
@@ -25,10 +27,11 @@ public struct StockSample: Sendable, Codable, Equatable {
     public var available: Int
 }
 
-struct LoadRun {
+struct LoadRun: Sendable {
     let scenario: Scenario
     let target: any LoadTarget
     let live: LiveCounters
+    var nemesis: Nemesis? = nil
     let progress: @Sendable (ProgressTick) -> Void
 
     func run() async throws -> StrategyRun {
@@ -52,9 +55,17 @@ struct LoadRun {
         // checker. A target's queue (the rowlock pool's backlog) must not starve them.
         let observer = PostgresPool(url: target.databaseURL, size: 1)
         defer { Task { await observer.close() } }
-        let ticker = Task { await tick(clock: clock, drops: dropIDs, observer: observer) }
+        let hotDrop = Self.hottest(users) ?? dropIDs[0]
+        let nemesis = self.nemesis.map { nemesis in
+            Task { await nemesis.run(clock: clock, hotDrop: hotDrop, endMicroseconds: stop) }
+        }
+        let sampled = dropIDs
+        let ticker = Task { await tick(clock: clock, drops: sampled, observer: observer) }
         let traces = await launch(users, clock: clock, stopMicroseconds: stop)
         let loadEnded = clock.nowMicroseconds
+        // The load is over: heal what is open, so the drain and the checker see a whole system.
+        nemesis?.cancel()
+        let faults = await nemesis?.value ?? []
 
         var records: [OperationRecord] = []
         records.reserveCapacity(traces.reduce(0) { $0 + $1.1.records.count })
@@ -86,7 +97,14 @@ struct LoadRun {
             strategy: target.strategy, databaseURL: target.databaseURL, drops: dropIDs,
             totalStock: scenario.drops.reduce(0) { $0 + $1.stock }, history: history,
             loadSeconds: Double(max(lastAnswer, 1)) / 1e6, plannedUsers: users.count, neverSent: neverSent,
-            stockSamples: samples, check: check, live: live)
+            stockSamples: samples, check: check, live: live, faults: faults)
+    }
+
+    /// The drop most users go for: where a nemesis aims its kills and pauses.
+    static func hottest(_ users: [VirtualUser]) -> DropID? {
+        var counts: [DropID: Int] = [:]
+        for user in users { counts[user.drop, default: 0] += 1 }
+        return counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
     }
 
     /// Every user of every population with their drop and arrival, in arrival order.

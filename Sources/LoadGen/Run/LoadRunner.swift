@@ -17,6 +17,8 @@ public struct RunOptions: Sendable {
     /// Whether the strategies were asked for on the command line. A server runs one strategy:
     /// asked-for strategies must match it, the scenario's own are replaced by it.
     public var strategiesExplicit: Bool
+    /// What a nemesis run starts its cluster with: the `stockdrop` binary and `cluster.sh`.
+    public var nemesisLauncher: (binary: String, script: String)?
 
     public init(strategies: [Strategy], databaseURL: String?, rowLockPoolSize: Int = Defaults.rowLockPoolSize, keepHistory: Bool = false,
                 http: HTTPTargetOptions? = nil, strategiesExplicit: Bool = false) {
@@ -46,6 +48,7 @@ public struct RunOutcome: Sendable {
 
 public enum LoadRunner {
     public static func run(_ scenario: Scenario, options: RunOptions, progress: @escaping @Sendable (Strategy, ProgressTick) -> Void) async throws -> RunOutcome {
+        if let plan = scenario.nemesis { return try await runWithNemesis(plan, scenario, options: options, progress: progress) }
         let startedAt = Date()
         var reports: [StrategyReport] = []
         var histories: [String: ClientHistory] = [:]
@@ -74,6 +77,57 @@ public enum LoadRunner {
         let report = RunReport(scenario: scenario.name, seed: scenario.seed, startedAt: startedAt, pass: exitCode == 0, exitCode: exitCode,
                                target: scenario.target.description, strategies: reports, comparison: comparison(reports))
         return RunOutcome(report: report, histories: histories)
+    }
+
+    /// The scenario against a cluster the harness starts (`NemesisCluster`), faults injected on
+    /// the plan's seeded schedule. Its thresholds are its own: nothing oversold, no acknowledged
+    /// write lost, every invariant holding (errors and timeouts are what faults cause), and every
+    /// instance shutting down cleanly at the end.
+    static func runWithNemesis(
+        _ plan: NemesisPlan, _ scenario: Scenario, options: RunOptions,
+        progress: @escaping @Sendable (Strategy, ProgressTick) -> Void
+    ) async throws -> RunOutcome {
+        guard let launcher = options.nemesisLauncher else { throw RunError.usage("a nemesis run needs the binary and scripts/cluster.sh") }
+        guard options.databaseURL?.isEmpty ?? true else {
+            throw RunError.usage("a nemesis run crashes and pauses the embedded PostgreSQL: unset DATABASE_URL")
+        }
+        let startedAt = Date()
+        let given = options.http?.secret ?? ""
+        let secret = given.utf8.count >= 32 ? given : (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let cluster = try await NemesisCluster.start(
+            binary: launcher.binary, script: launcher.script, instances: LoadDefaults.nemesisInstances, secret: secret)
+        var http = options.http ?? HTTPTargetOptions(secret: secret)
+        http.secret = secret
+        let run: StrategyRun
+        do {
+            let target = try await HTTPTarget.connect([cluster.balancerURL], databaseURL: cluster.databaseURL, options: http)
+            let nemesis = Nemesis(plan: plan, cluster: cluster, seed: scenario.seed)
+            do {
+                run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters(), nemesis: nemesis) {
+                    progress(target.strategy, $0)
+                }.run()
+                await target.close()
+            } catch {
+                await target.close()
+                throw error
+            }
+        } catch {
+            try? await cluster.stop()
+            throw error
+        }
+        var report = StrategyReport(run, thresholds: Threshold.nemesis)
+        do {
+            try await cluster.stop()
+        } catch {
+            report.thresholds.append(
+                ThresholdResult(expression: "every instance exits 0 on SIGTERM", ok: false, actual: 1))
+        }
+        let exitCode = verdict([report])
+        let summary = RunReport(
+            scenario: scenario.name, seed: scenario.seed, startedAt: startedAt, pass: exitCode == 0, exitCode: exitCode,
+            target: "nemesis \(plan.faults.map(\.rawValue).joined(separator: ",")) on \(cluster.instances) instances behind HAProxy",
+            strategies: [report], comparison: nil)
+        return RunOutcome(report: summary, histories: options.keepHistory ? [run.strategy.rawValue: run.history] : [:])
     }
 
     /// 1 when a product strategy broke an invariant, 2 when it missed a threshold, else 0.

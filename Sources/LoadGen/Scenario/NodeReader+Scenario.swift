@@ -5,7 +5,7 @@ import Foundation
 import Yams
 
 extension NodeReader {
-    static let topFields = ["name", "description", "seed", "target", "strategy", "drops", "users", "limits", "thresholds", "watchers"]
+    static let topFields = ["name", "description", "seed", "target", "strategy", "drops", "users", "limits", "thresholds", "watchers", "nemesis"]
     static let dropFields = ["name", "priceCents", "stock", "perUserLimit", "reserveTTL", "startsIn"]
     static let userFields = ["count", "drop", "arrival", "thinkTime", "afterReserve", "onRejected", "onError"]
     static let limitFields = ["maxDuration", "clockTolerance"]
@@ -27,9 +27,32 @@ extension NodeReader {
         let limits = self.limits(top)
         let thresholds = (sequence(top, "thresholds") ?? []).enumerated().compactMap { threshold($1, "thresholds[\($0)]") }
         let watchers = top.values["watchers"].flatMap { integer($0, "watchers", in: 0...LoadDefaults.maxWatchers) } ?? 0
+        var plan: NemesisPlan?
+        if let node = top.values["nemesis"] { plan = nemesisPlan(node) }
         guard let target, let strategies, let limits else { return nil }
-        return Scenario(name: name, description: string(top, "description"), seed: seed, target: target, strategies: strategies,
-                        drops: drops, populations: populations, limits: limits, thresholds: thresholds, watchers: watchers)
+        var scenario = Scenario(name: name, description: string(top, "description"), seed: seed, target: target, strategies: strategies,
+                                drops: drops, populations: populations, limits: limits, thresholds: thresholds, watchers: watchers)
+        scenario.nemesis = plan
+        return scenario
+    }
+
+    /// `nemesis: {faults: [kill-server, pause-postgres], interval: 5s}` (faults may also be
+    /// one comma-separated string, or `all`).
+    private mutating func nemesisPlan(_ node: Node) -> NemesisPlan? {
+        guard let f = fields(node, "nemesis", known: ["faults", "interval"], required: ["faults"]) else { return nil }
+        var names: [String] = []
+        if case .sequence(let items)? = f.values["faults"] {
+            names = items.compactMap(\.string)
+        } else if let text = string(f, "faults") {
+            names = [text]
+        }
+        let interval = duration(f, "interval", in: 500...600_000) ?? Double(LoadDefaults.nemesisIntervalMilliseconds)
+        switch NemesisPlan.parseFaults(names.joined(separator: ",")) {
+        case .success(let kinds): return NemesisPlan(faults: kinds, intervalMilliseconds: Int(interval))
+        case .failure(let error):
+            problem(at: f.values["faults"], f.path("faults"), error.description)
+            return nil
+        }
     }
 
     private mutating func target(_ top: Fields) -> TargetChoice? {

@@ -16,6 +16,8 @@ public struct Scenario: Sendable, Equatable {
     public var thresholds: [Threshold]
     /// WebSocket clients of a server target's live feed during the run (0: none).
     public var watchers: Int = 0
+    /// Faults injected during the run into a cluster the harness starts (nil: none).
+    public var nemesis: NemesisPlan? = nil
 
     public var userCount: Int { populations.reduce(0) { $0 + $1.count } }
 }

@@ -1,9 +1,9 @@
 // Durations in scenario files are strings with a unit: `250ms`, `2s`, `1.5m`, `500us`.
 import Foundation
 
-enum ScenarioDuration {
+public enum ScenarioDuration {
     /// Milliseconds, or nil when the text is not a number followed by a known unit.
-    static func milliseconds(_ text: String) -> Double? {
+    public static func milliseconds(_ text: String) -> Double? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let units: [(String, Double)] = [("us", 0.001), ("µs", 0.001), ("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
         for (unit, scale) in units where trimmed.hasSuffix(unit) {

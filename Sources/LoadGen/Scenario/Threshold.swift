@@ -110,3 +110,12 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
     public var ok: Bool
     public var actual: Double
 }
+
+extension Threshold {
+    /// A nemesis run's own thresholds (its scenario's are for clean runs: under faults errors,
+    /// timeouts and slow answers are expected). What must hold is the promise itself.
+    public static let nemesis: [Threshold] = ["oversold == 0", "lost_writes == 0", "invariants_broken == 0"].map { text in
+        guard case .success(let threshold) = Threshold.parse(text) else { preconditionFailure("bad built-in threshold \(text)") }
+        return threshold
+    }
+}

@@ -1,0 +1,96 @@
+// Runs a nemesis plan against a `NemesisCluster` while the load runs: each window opens its
+// fault on its target (kills and pauses aim at the hot drop's owner at that instant), waits,
+// heals, and logs both instants on the run's clock. Cancelled when the load ends, it heals
+// whatever is open before returning, so the drain and the checker see a whole system.
+import Engine
+import Foundation
+
+/// One fault as it happened, on the run's clock.
+public struct FaultRecord: Sendable, Codable, Equatable {
+    public var kind: FaultKind
+    /// `s2` (an instance), `postgres`, `redis`.
+    public var target: String
+    public var startedMicroseconds: Int64
+    public var healedMicroseconds: Int64
+    /// Set when opening or healing the fault failed (the run goes on; the report says so).
+    public var problem: String?
+}
+
+public struct Nemesis: Sendable {
+    public let plan: NemesisPlan
+    public let cluster: NemesisCluster
+    public let seed: UInt64
+
+    public init(plan: NemesisPlan, cluster: NemesisCluster, seed: UInt64) {
+        self.plan = plan
+        self.cluster = cluster
+        self.seed = seed
+    }
+
+    func run(clock: RunClock, hotDrop: DropID, endMicroseconds: Int64) async -> [FaultRecord] {
+        var records: [FaultRecord] = []
+        for window in plan.schedule(seed: seed, endMicroseconds: endMicroseconds) {
+            if Task.isCancelled { break }
+            try? await Task.sleep(until: clock.instant(atMicroseconds: window.startMicroseconds), clock: .continuous)
+            if Task.isCancelled { break }
+            var record = FaultRecord(
+                kind: window.kind, target: "", startedMicroseconds: clock.nowMicroseconds, healedMicroseconds: 0)
+            let opened: Fault
+            do {
+                opened = try await open(window.kind, hotDrop: hotDrop)
+                record.target = opened.target
+            } catch {
+                record.problem = "could not open: \(error)"
+                record.healedMicroseconds = clock.nowMicroseconds
+                records.append(record)
+                continue
+            }
+            // A cancelled sleep (the load ended) heals at once.
+            try? await Task.sleep(
+                until: clock.instant(atMicroseconds: record.startedMicroseconds + window.lastsMicroseconds),
+                clock: .continuous)
+            do {
+                try await heal(opened)
+            } catch {
+                record.problem = "could not heal: \(error)"
+            }
+            record.healedMicroseconds = clock.nowMicroseconds
+            records.append(record)
+        }
+        return records
+    }
+
+    private struct Fault {
+        var kind: FaultKind
+        var instance: Int?
+        var target: String
+    }
+
+    private func open(_ kind: FaultKind, hotDrop: DropID) async throws -> Fault {
+        switch kind {
+        case .killServer, .pauseServer:
+            let instance = await cluster.owner(of: hotDrop) ?? 1
+            try cluster.signal(instance: instance, kind == .killServer ? SIGKILL : SIGSTOP)
+            return Fault(kind: kind, instance: instance, target: "s\(instance)")
+        case .restartPostgres:
+            try await cluster.crashAndRestartDatabase()
+            return Fault(kind: kind, target: "postgres")
+        case .pausePostgres:
+            cluster.pauseDatabase()
+            return Fault(kind: kind, target: "postgres")
+        case .killRedis:
+            try cluster.killRedis()
+            return Fault(kind: kind, target: "redis")
+        }
+    }
+
+    private func heal(_ fault: Fault) async throws {
+        switch fault.kind {
+        case .killServer: try await cluster.restart(instance: fault.instance ?? 1)
+        case .pauseServer: try cluster.signal(instance: fault.instance ?? 1, SIGCONT)
+        case .restartPostgres: break  // over once the cluster accepts connections again
+        case .pausePostgres: cluster.resumeDatabase()
+        case .killRedis: try await cluster.restartRedis()
+        }
+    }
+}
