@@ -26,6 +26,9 @@ public struct ServerParts: Sendable {
     let buyers: BuyerNames
     let directory: InstanceDirectory
     let forwarder: ClaimForwarder
+    /// One budget per client address and per user, shared by requests and socket upgrades.
+    let addressLimiter: RateLimiter?
+    let userLimiter: RateLimiter?
 
     public var strategy: Strategy { inventory.strategy }
     public var instance: String { directory.instance }
@@ -60,9 +63,11 @@ public func buildApplication(
     let parts = ServerParts(
         inventory: inventory, events: events, metrics: metrics, authority: authority, relay: relay,
         readiness: ReadinessProbe(pool: pool),
-        gauges: GaugeRefresher(inventory: inventory, pool: pool, metrics: metrics),
+        gauges: GaugeRefresher(inventory: inventory, pool: pool, metrics: metrics, events: events, relay: relay),
         snapshot: snapshot, buyers: BuyerNames(store: store), directory: directory,
-        forwarder: ClaimForwarder(directory: directory, metrics: metrics, engine: inventory as? ActorEngine))
+        forwarder: ClaimForwarder(directory: directory, metrics: metrics, engine: inventory as? ActorEngine),
+        addressLimiter: configuration.addressRateLimit.map { RateLimiter(limit: $0, clock: clock) },
+        userLimiter: configuration.userRateLimit.map { RateLimiter(limit: $0, clock: clock) })
     // Services stop in reverse order: the HTTP server; the directory entry (no instance
     // forwards here once this one stopped accepting); the engine, whose last batches' events
     // still reach the relay, and which closes the pool last; then the relay.
@@ -72,7 +77,8 @@ public func buildApplication(
         ]
     let application = Application(
         responder: HeadAsGetResponder(base: buildRouter(configuration, parts: parts, clock: clock).buildResponder()),
-        server: .http1WebSocketUpgrade(webSocketRouter: buildLiveRouter(parts: parts)),
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: buildLiveRouter(parts: parts, proxies: configuration.trustedProxies, clock: clock)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop"),
         services: services,
         onServerRunning: { channel in
@@ -98,16 +104,16 @@ func buildRouter(
     router.add(middleware: ErrorMiddleware(routes: table))
     OperationsRoutes(parts: parts).add(to: router)
     LivePage.add(to: router)
-    if let limit = configuration.addressRateLimit {
+    if let limiter = parts.addressLimiter {
         router.add(
-            middleware: RateLimitMiddleware(limiter: RateLimiter(limit: limit, clock: clock), scope: "client address") {
+            middleware: RateLimitMiddleware(limiter: limiter, scope: "client address") {
                 _, context in context.clientAddress
             })
     }
     router.add(middleware: TokenAuthenticator(authority: parts.authority))
-    if let limit = configuration.userRateLimit {
+    if let limiter = parts.userLimiter {
         router.add(
-            middleware: RateLimitMiddleware(limiter: RateLimiter(limit: limit, clock: clock), scope: "user") {
+            middleware: RateLimitMiddleware(limiter: limiter, scope: "user") {
                 _, context in
                 context.identity.map { "user:\($0.userID)" }
             })
@@ -119,9 +125,9 @@ func buildRouter(
 }
 
 /// WebSocket upgrades have a router (and a request context) of their own.
-func buildLiveRouter(parts: ServerParts) -> Router<LiveSocketContext> {
+func buildLiveRouter(parts: ServerParts, proxies: TrustedProxies, clock: any WallClock) -> Router<LiveSocketContext> {
     let router = Router(context: LiveSocketContext.self)
-    LiveRoutes(events: parts.events, snapshot: parts.snapshot, authority: parts.authority).add(to: router)
+    LiveRoutes(parts: parts, proxies: proxies, clock: clock).add(to: router)
     return router
 }
 

@@ -39,6 +39,20 @@ public enum ServerDefaults {
     /// Feed events a slow socket may have pending before its oldest are dropped (stock values
     /// are kept apart, one per drop, so they are never lost).
     public static let socketOutboxEvents = 1_000
+    /// Live sockets one instance keeps open: each costs a connection, a task and an outbox of
+    /// up to `socketOutboxEvents` frames (~1 MB at worst), so 10,000 stay within a few GB even
+    /// if every one stalls. Past it an upgrade is closed with 1013 (try again later).
+    public static let maxLiveSockets = 10_000
+    /// A person has a few tabs open; more sockets under one token are a script (closed with
+    /// 1008, policy violation).
+    public static let maxLiveSocketsPerUser = 5
+    /// Events waiting for the delivery task; past it the oldest feed events are dropped and
+    /// counted (stock values are superseded by later ones anyway).
+    public static let liveQueueEvents = 100_000
+    /// A new socket's snapshot is served from a cache at most this old (followed at once by the
+    /// newest stock value of every drop): a thousand watchers connecting in the same second
+    /// cost one listing of the drops, not a thousand.
+    public static let liveSnapshotMaxAgeMilliseconds = 1_000
     /// The Redis relay waits this long after a failure before reconnecting, doubling up to
     /// the maximum.
     public static let relayRetryMilliseconds = 100
@@ -49,6 +63,8 @@ public enum ServerDefaults {
     /// Events waiting to be published to Redis; past it the oldest are dropped (a relay that
     /// cannot keep up resynchronizes its subscribers with a snapshot anyway).
     public static let relayQueueEvents = 10_000
+    /// Events published in one pipelined round trip at most (a few hundred bytes each).
+    public static let relayPipelineEvents = 256
     /// Connections of the actor strategy's pool (batches of different drops in parallel,
     /// plus reads: listings, snapshots, a user's reservations).
     public static let actorPoolSize = 16

@@ -65,32 +65,69 @@ import Testing
         #expect(!EventHub.plausible(impossible, now: now))
         // Relayed, the forged value does not stop the real ones that follow.
         let hub = EventHub(stockEventsPerSecond: 1_000)
-        let outbox = hub.subscribe(user: 5)
+        let outbox = try hub.subscribe(user: 5).get()
         var forgedFromElsewhere = forged
         forgedFromElsewhere.origin = "elsewhere"
         hub.relayed(forgedFromElsewhere)
         var later = LiveEvent.stock(drop: 1, total: 10, sold: 3, reserved: 3, committedAt: now.addingTimeInterval(1))
         later.origin = "elsewhere"
         hub.relayed(later)
-        let delivered = await outbox.take()?.0 ?? []
-        #expect(delivered.map(\.soldCount) == [3])
+        let delivered = await outbox.take()?.frames ?? []
+        #expect(delivered.map(\.event.soldCount) == [3])
         hub.unsubscribe(outbox)
+    }
+}
+
+@Suite struct EventHubSocketTests {
+    /// Caps per user and per instance; a refused socket is counted and takes no slot.
+    @Test func socketsAreCappedPerUserAndInAll() throws {
+        let hub = EventHub(stockEventsPerSecond: 10, limits: SocketLimits(total: 4, perUser: 2, queuedEvents: 100))
+        let first = try hub.subscribe(user: 1).get()
+        _ = try hub.subscribe(user: 1).get()
+        #expect(throws: SocketRefusal.userLimit) { try hub.subscribe(user: 1).get() }
+        _ = try hub.subscribe(user: 2).get()
+        _ = try hub.subscribe(user: 3).get()
+        #expect(throws: SocketRefusal.instanceFull) { try hub.subscribe(user: 4).get() }
+        #expect(hub.refusedSocketCount == 2 && hub.subscriberCount == 4)
+        hub.unsubscribe(first)
+        _ = try hub.subscribe(user: 1).get()
+        #expect(hub.subscriberCount == 4)
+    }
+
+    /// Private events reach their owner's sockets only, found by index; public ones reach all,
+    /// each encoded once (every socket gets the same text).
+    @Test func privateEventsReachTheirOwnerAndPublicOnesReachAll() async throws {
+        let hub = EventHub(stockEventsPerSecond: 10)
+        let mine = try hub.subscribe(user: 42).get()
+        let theirs = try hub.subscribe(user: 43).get()
+        var expired = LiveEvent(type: .reservationExpired, dropId: 1)
+        expired.userId = 42
+        expired.reservationId = 7
+        hub.relayed(expired)
+        hub.relayed(LiveEvent(type: .purchaseCompleted, dropId: 1))
+        let minePending = try #require(await mine.take()).frames
+        #expect(minePending.map(\.event.type) == [.reservationExpired, .purchaseCompleted])
+        let theirsPending = try #require(await theirs.take()).frames
+        #expect(theirsPending.map(\.event.type) == [.purchaseCompleted])
+        #expect(theirsPending[0].text == minePending[1].text)
     }
 }
 
 @Suite struct SocketOutboxTests {
     @Test func aSlowSocketKeepsTheLatestStockAndABoundedFeed() async throws {
         let outbox = SocketOutbox(userID: 1, capacity: 3)
-        for sold in 1...50 { outbox.push(.stock(drop: 9, total: 100, sold: sold, reserved: 0, committedAt: Date())) }
+        for sold in 1...50 { outbox.push(LiveFrame(.stock(drop: 9, total: 100, sold: sold, reserved: 0, committedAt: Date()))) }
+        var droppedOnPush = 0
         for id in 1...5 as ClosedRange<Int64> {
             var event = LiveEvent(type: .purchaseCompleted, dropId: 9)
             event.purchaseId = id
-            outbox.push(event)
+            if outbox.push(LiveFrame(event)) { droppedOnPush += 1 }
         }
+        #expect(droppedOnPush == 2)
         let taken = try #require(await outbox.take())
         #expect(taken.dropped == 2)
-        #expect(taken.events.map(\.purchaseId) == [3, 4, 5, nil])
-        #expect(taken.events.last?.soldCount == 50)
+        #expect(taken.frames.map(\.event.purchaseId) == [3, 4, 5, nil])
+        #expect(taken.frames.last?.event.soldCount == 50)
         outbox.close()
         #expect(await outbox.take() == nil)
     }
@@ -98,14 +135,24 @@ import Testing
     @Test func aSnapshotSupersedesWhatWasPendingAndStaleStockIsIgnored() async throws {
         let outbox = SocketOutbox(userID: 1, capacity: 10)
         let now = Date()
-        outbox.push(LiveEvent(type: .purchaseCompleted, dropId: 1))
-        outbox.push(.stock(drop: 1, total: 10, sold: 5, reserved: 0, committedAt: now))
-        outbox.push(LiveEvent(type: .snapshot))
-        outbox.push(.stock(drop: 1, total: 10, sold: 6, reserved: 0, committedAt: now.addingTimeInterval(1)))
-        outbox.push(.stock(drop: 1, total: 10, sold: 5, reserved: 0, committedAt: now))  // older: ignored
+        outbox.push(LiveFrame(LiveEvent(type: .purchaseCompleted, dropId: 1)))
+        outbox.push(LiveFrame(.stock(drop: 1, total: 10, sold: 5, reserved: 0, committedAt: now)))
+        outbox.push(LiveFrame(LiveEvent(type: .snapshot)))
+        outbox.push(LiveFrame(.stock(drop: 1, total: 10, sold: 6, reserved: 0, committedAt: now.addingTimeInterval(1))))
+        outbox.push(LiveFrame(.stock(drop: 1, total: 10, sold: 5, reserved: 0, committedAt: now)))  // older: ignored
         let taken = try #require(await outbox.take())
-        #expect(taken.events.map(\.type) == [.snapshot, .stockChanged])
-        #expect(taken.events.last?.soldCount == 6)
+        #expect(taken.frames.map(\.event.type) == [.snapshot, .stockChanged])
+        #expect(taken.frames.last?.event.soldCount == 6)
+    }
+
+    /// A new socket's first snapshot may come from the cache (up to a second old): it goes
+    /// first but keeps what arrived since the socket subscribed.
+    @Test func aSocketsFirstSnapshotKeepsWhatIsPending() async throws {
+        let outbox = SocketOutbox(userID: 1, capacity: 10)
+        outbox.push(LiveFrame(LiveEvent(type: .purchaseCompleted, dropId: 1)))
+        outbox.push(LiveFrame(LiveEvent(type: .snapshot)), initial: true)
+        let taken = try #require(await outbox.take())
+        #expect(taken.frames.map(\.event.type) == [.snapshot, .purchaseCompleted])
     }
 
     /// A socket whose reader failed cancels its writer, which must not wait for an event.
@@ -126,6 +173,9 @@ final class LiveWatcher: Sendable {
 
     /// Every event received so far, whether or not a `next` consumed it.
     var log: [LiveEvent] { received.lines.compactMap(LiveEvent.decode) }
+    /// The close code the server sent, once the socket closed.
+    var closeCode: UInt16? { closed.lines.last.flatMap { UInt16($0) } }
+    private let closed = TextLog()
 
     init(port: Int, token: String, deadlineSeconds: Double = 20) {
         let (messages, sink) = AsyncStream.makeStream(of: String.self)
@@ -137,8 +187,9 @@ final class LiveWatcher: Sendable {
             stop.yield()
         }
         let received = self.received
+        let closed = self.closed
         Task {
-            _ = try? await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/live?token=\(token)",
+            let frame = try? await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/live?token=\(token)",
                                                        configuration: WebSocketClientConfiguration(maxFrameSize: 1 << 24), logger: Logger(label: "watcher")) { inbound, outbound, _ in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
@@ -154,6 +205,9 @@ final class LiveWatcher: Sendable {
                     }
                     group.cancelAll()
                 }
+            }
+            if let code = frame?.closeCode {
+                closed.append(String(UInt16(webSocketErrorCode: code)))
             }
             sink.finish()
         }
@@ -171,6 +225,27 @@ final class LiveWatcher: Sendable {
 }
 
 @Suite struct LiveSocketTests {
+    /// One user past the per-user cap is closed at once with 1008; another user is not affected.
+    @Test func aUserPastTheSocketCapIsRefusedAndOthersAreNot() async throws {
+        let fixture = try await ServerFixture("live_socket_cap")
+        try await fixture.application().test(.live) { client in
+            let port = try #require(client.port)
+            let token = try await fixture.token(7)
+            var open: [LiveWatcher] = []
+            for _ in 0..<ServerDefaults.maxLiveSocketsPerUser {
+                let watcher = LiveWatcher(port: port, token: token)
+                #expect(await watcher.next { $0.type == .snapshot } != nil)
+                open.append(watcher)
+            }
+            let refused = LiveWatcher(port: port, token: token, deadlineSeconds: 10)
+            #expect(await refused.next { _ in true } == nil)
+            #expect(refused.closeCode == 1008)
+            let other = LiveWatcher(port: port, token: try await fixture.token(8))
+            #expect(await other.next { $0.type == .snapshot } != nil)
+            for watcher in open + [other] { watcher.close() }
+        }
+    }
+
     @Test(arguments: Strategy.allCases)
     func aPurchaseReachesEverySocketAndItsOwnerAlone(strategy: Strategy) async throws {
         let fixture = try await ServerFixture("live_events_\(strategy)", strategy: strategy)

@@ -11,7 +11,7 @@ import Testing
         let fixture = try await ServerFixture("openapi")
         let parts = try await buildApplication(fixture.configuration).parts
         let router = buildRouter(fixture.configuration, parts: parts, clock: SystemClock())
-        let liveRouter = buildLiveRouter(parts: parts)
+        let liveRouter = buildLiveRouter(parts: parts, proxies: .none, clock: SystemClock())
         let routes = router.routes.map { ($0.method, $0.path) } + liveRouter.routes.map { ($0.method, $0.path) }
         let document = OpenAPIDocument.document
         let paths = try #require(document["paths"])

@@ -47,8 +47,13 @@ public final class TokenAuthority: Sendable {
 
     /// The token's caller; throws `TokenError` for a forged, malformed or expired token.
     public func verify(_ token: String) async throws -> Caller {
+        try await verifyWithExpiry(token).caller
+    }
+
+    /// The caller and the instant the token stops being valid (a live socket closes then).
+    public func verifyWithExpiry(_ token: String) async throws -> (caller: Caller, expiresAt: Date) {
         let now = clock.now()
-        if let hit = cache.withLock({ $0[token] }), hit.expiresAt > now { return hit.caller }
+        if let hit = cache.withLock({ $0[token] }), hit.expiresAt > now { return hit }
         let claims: TokenClaims
         do {
             claims = try await keys.verify(token, as: TokenClaims.self)
@@ -62,7 +67,7 @@ public final class TokenAuthority: Sendable {
             if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
             cache[token] = (caller, claims.exp.value)
         }
-        return caller
+        return (caller, claims.exp.value)
     }
 
     private static func reason(_ error: any Error) -> String {

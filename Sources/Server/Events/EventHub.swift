@@ -1,7 +1,10 @@
 // Live events of this instance: derived from what the store committed (every batch of either
 // strategy and every new drop pass through it), coalesced per drop, delivered to this
 // instance's sockets and handed to the Redis relay for the others; events relayed from other
-// instances are delivered here as they come.
+// instances are delivered here as they come. The committing task only appends to a queue: one
+// delivery task encodes each event once and hands it to the sockets it concerns (every socket
+// for public events, the owner's sockets, found by index, for private ones).
+import DequeModule
 import Engine
 import Foundation
 import Synchronization
@@ -10,7 +13,13 @@ public final class EventHub: Sendable {
     /// Identifies this instance's events on the shared Redis channel.
     let instanceID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private let outboxCapacity: Int
-    private let subscribers = Mutex<[ObjectIdentifier: SocketOutbox]>([:])
+    private let limits: SocketLimits
+    private let subscribers = Mutex(Subscribers())
+    private let queue = Mutex(DeliveryQueue())
+    private let droppedFrames = Atomic<Int>(0)
+    private let refusedSockets = Atomic<Int>(0)
+    /// The newest stock frame delivered per drop: what a new socket gets after a cached snapshot.
+    private let lastStock = Mutex<[DropID: LiveFrame]>([:])
     private let coalescer: Mutex<StockCoalescer>
     private let flushScheduled = Atomic<Bool>(false)
     private let totals = Mutex<[DropID: Int]>([:])
@@ -24,9 +33,13 @@ public final class EventHub: Sendable {
     private let latestStock = Mutex<[DropID: Int64]>([:])
     private let started = ContinuousClock.now
 
-    init(stockEventsPerSecond: Double, outboxCapacity: Int = ServerDefaults.socketOutboxEvents) {
+    init(
+        stockEventsPerSecond: Double, outboxCapacity: Int = ServerDefaults.socketOutboxEvents,
+        limits: SocketLimits = SocketLimits()
+    ) {
         coalescer = Mutex(StockCoalescer(intervalSeconds: 1 / max(stockEventsPerSecond, 0.001)))
         self.outboxCapacity = outboxCapacity
+        self.limits = limits
     }
 
     /// Where this instance's events go besides its own sockets (the Redis relay).
@@ -34,7 +47,11 @@ public final class EventHub: Sendable {
         remote.withLock { $0 = Forward(publish: publish) }
     }
 
-    var subscriberCount: Int { subscribers.withLock { $0.count } }
+    var subscriberCount: Int { subscribers.withLock { $0.all.count } }
+    /// Feed frames a slow socket's full outbox dropped, and events the hub's own full queue
+    /// dropped, since start.
+    var droppedFrameCount: Int { droppedFrames.load(ordering: .relaxed) }
+    var refusedSocketCount: Int { refusedSockets.load(ordering: .relaxed) }
 
     // MARK: - Sources
 
@@ -118,20 +135,44 @@ public final class EventHub: Sendable {
 
     // MARK: - Subscribers
 
-    func subscribe(user: UserID) -> SocketOutbox {
+    /// A socket's outbox, or why it may not have one: past the per-user cap (close code 1008,
+    /// policy violation) or the instance's total (1013, try again later).
+    func subscribe(user: UserID) -> Result<SocketOutbox, SocketRefusal> {
         let outbox = SocketOutbox(userID: user, capacity: outboxCapacity)
-        subscribers.withLock { $0[ObjectIdentifier(outbox)] = outbox }
-        return outbox
+        let refusal = subscribers.withLock { table -> SocketRefusal? in
+            if table.all.count >= limits.total { return .instanceFull }
+            if table.byUser[user, default: [:]].count >= limits.perUser { return .userLimit }
+            table.all[ObjectIdentifier(outbox)] = outbox
+            table.byUser[user, default: [:]][ObjectIdentifier(outbox)] = outbox
+            return nil
+        }
+        if let refusal {
+            refusedSockets.add(1, ordering: .relaxed)
+            return .failure(refusal)
+        }
+        return .success(outbox)
     }
 
     func unsubscribe(_ outbox: SocketOutbox) {
         outbox.close()
-        subscribers.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(outbox)) }
+        subscribers.withLock { table in
+            let id = ObjectIdentifier(outbox)
+            guard table.all.removeValue(forKey: id) != nil else { return }
+            table.byUser[outbox.userID]?[id] = nil
+            if table.byUser[outbox.userID]?.isEmpty == true { table.byUser[outbox.userID] = nil }
+        }
+    }
+
+    /// A new socket's start: the (possibly cached) snapshot first, then the newest stock value
+    /// of every drop delivered since, so a snapshot up to a second old is corrected at once.
+    func greet(_ outbox: SocketOutbox, with snapshot: LiveEvent) {
+        outbox.push(LiveFrame(snapshot), initial: true)
+        for frame in lastStock.withLock({ Array($0.values) }) { outbox.push(frame) }
     }
 
     /// Sends every socket a fresh snapshot (after the relay recovers: events were missed).
     func resynchronize(_ snapshot: LiveEvent) {
-        for outbox in subscribers.withLock({ Array($0.values) }) { outbox.push(snapshot) }
+        enqueue(snapshot)
     }
 
     // MARK: - Delivery
@@ -153,10 +194,50 @@ public final class EventHub: Sendable {
         remote.withLock { $0 }?.publish(event)
     }
 
-    private func deliver(_ event: LiveEvent) {
-        let outboxes = subscribers.withLock { Array($0.values) }
-        for outbox in outboxes where !event.isPrivate || outbox.userID == event.userId {
-            outbox.push(event)
+    private func deliver(_ event: LiveEvent) { enqueue(event) }
+
+    /// Appends for the delivery task, starting one if none runs. Bounded: past the limit the
+    /// oldest feed events go (counted); stock values and snapshots are superseded anyway.
+    private func enqueue(_ event: LiveEvent) {
+        let start = queue.withLock { queue -> Bool in
+            if queue.events.count >= limits.queuedEvents, let index = queue.events.firstIndex(where: { !$0.isSuperseded }) {
+                queue.events.remove(at: index)
+                droppedFrames.add(1, ordering: .relaxed)
+            }
+            queue.events.append(event)
+            defer { queue.delivering = true }
+            return !queue.delivering
+        }
+        if start { Task { self.drain() } }
+    }
+
+    /// Takes the queue until it is empty; each event is encoded once and pushed to the outboxes
+    /// it concerns.
+    private func drain() {
+        while true {
+            let events = queue.withLock { queue -> [LiveEvent] in
+                let events = Array(queue.events)
+                queue.events.removeAll(keepingCapacity: true)
+                if events.isEmpty { queue.delivering = false }
+                return events
+            }
+            guard !events.isEmpty else { return }
+            for event in events {
+                let frame = LiveFrame(event)
+                if event.type == .stockChanged, let drop = event.dropId {
+                    lastStock.withLock { $0[drop] = frame }
+                }
+                let outboxes = subscribers.withLock { table -> [SocketOutbox] in
+                    if event.isPrivate {
+                        guard let user = event.userId, let mine = table.byUser[user] else { return [] }
+                        return Array(mine.values)
+                    }
+                    return Array(table.all.values)
+                }
+                var dropped = 0
+                for outbox in outboxes where outbox.push(frame) { dropped += 1 }
+                if dropped > 0 { droppedFrames.add(dropped, ordering: .relaxed) }
+            }
         }
     }
 
@@ -179,4 +260,31 @@ public final class EventHub: Sendable {
             if coalescer.withLock({ !$0.held.isEmpty }) { scheduleFlush() }
         }
     }
+}
+
+/// How many live sockets an instance keeps open, in all and per user, and how many events its
+/// delivery queue holds.
+struct SocketLimits: Sendable {
+    var total = ServerDefaults.maxLiveSockets
+    var perUser = ServerDefaults.maxLiveSocketsPerUser
+    var queuedEvents = ServerDefaults.liveQueueEvents
+}
+
+enum SocketRefusal: Error, Sendable {
+    case userLimit, instanceFull
+}
+
+private struct Subscribers {
+    var all: [ObjectIdentifier: SocketOutbox] = [:]
+    var byUser: [UserID: [ObjectIdentifier: SocketOutbox]] = [:]
+}
+
+private struct DeliveryQueue {
+    var events: Deque<LiveEvent> = []
+    var delivering = false
+}
+
+extension LiveEvent {
+    /// A stock value or a snapshot: a later one replaces it, so dropping it loses nothing.
+    fileprivate var isSuperseded: Bool { type == .stockChanged || type == .snapshot }
 }

@@ -65,3 +65,15 @@ struct LiveEvent: Codable, Sendable {
 
     private static let encoder = JSONEncoder()
 }
+
+/// An event encoded once, for every socket it goes to (a purchase reaches a thousand
+/// watchers as one JSON encoding, not a thousand).
+struct LiveFrame: Sendable {
+    let event: LiveEvent
+    let text: String
+
+    init(_ event: LiveEvent) {
+        self.event = event
+        text = event.json
+    }
+}

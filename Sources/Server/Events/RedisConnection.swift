@@ -78,9 +78,27 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Sends one command with binary-safe arguments and waits for its reply.
     public func command(_ arguments: [String]) throws -> RedisReply {
+        try pipeline([arguments])[0]
+    }
+
+    /// Sends every command before reading any reply (one round trip for all of them, as
+    /// hiredis's pipelining does it: append each, then read each reply in order).
+    public func pipeline(_ commands: [[String]]) throws -> [RedisReply] {
         lock.lock()
         defer { lock.unlock() }
         guard let context else { throw RedisError(message: "connection is closed") }
+        for arguments in commands {
+            guard Self.append(arguments, to: context) == REDIS_OK else { throw RedisError(message: Self.errorText(context)) }
+        }
+        return try commands.map { _ in
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw RedisError(message: Self.errorText(context)) }
+            defer { freeReplyObject(raw) }
+            return try Self.convert(raw.assumingMemoryBound(to: redisReply.self).pointee)
+        }
+    }
+
+    private static func append(_ arguments: [String], to context: UnsafeMutablePointer<redisContext>) -> Int32 {
         let bytes = arguments.map { Array($0.utf8) }
         let pointers = bytes.map { bytes -> UnsafeMutablePointer<CChar> in
             let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
@@ -90,15 +108,11 @@ public final class RedisConnection: @unchecked Sendable {
         defer { pointers.forEach { $0.deallocate() } }
         var constPointers = pointers.map { UnsafePointer<CChar>?($0) }
         let lengths = bytes.map(\.count)
-        let raw = constPointers.withUnsafeMutableBufferPointer { argv in
+        return constPointers.withUnsafeMutableBufferPointer { argv in
             lengths.withUnsafeBufferPointer { argvlen in
-                redisCommandArgv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+                redisAppendCommandArgv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
             }
         }
-        guard let raw else { throw RedisError(message: Self.errorText(context)) }
-        let reply = raw.assumingMemoryBound(to: redisReply.self)
-        defer { freeReplyObject(raw) }
-        return try Self.convert(reply.pointee)
     }
 
     /// Bounds every later read and write: a reply that does not come in time is an error.
@@ -139,10 +153,16 @@ public final class RedisConnection: @unchecked Sendable {
     /// Publishes `message` on `channel`; returns how many subscribers received it.
     @discardableResult
     public func publish(channel: String, message: String) throws -> Int64 {
-        guard case .integer(let receivers) = try command(["PUBLISH", channel, message]) else {
-            throw RedisError(message: "unexpected reply to PUBLISH")
+        try publish(channel: channel, messages: [message])[0]
+    }
+
+    /// Publishes every message in one pipelined round trip; the receivers of each.
+    @discardableResult
+    public func publish(channel: String, messages: [String]) throws -> [Int64] {
+        try pipeline(messages.map { ["PUBLISH", channel, $0] }).map { reply in
+            guard case .integer(let receivers) = reply else { throw RedisError(message: "unexpected reply to PUBLISH") }
+            return receivers
         }
-        return receivers
     }
 
     private static func convert(_ reply: redisReply) throws -> RedisReply {

@@ -1,6 +1,6 @@
 // Fans events out across server instances through Redis pub/sub (hiredis, on threads of its
-// own: it blocks). Publishing never blocks a caller: events queue (bounded) for a publisher
-// thread. A subscriber thread relays the other instances' events to this hub. When Redis goes
+// own: it blocks). Publishing never blocks a caller: events queue (bounded, drops counted)
+// for a publisher thread, which pipelines whatever is queued in one round trip. A subscriber thread relays the other instances' events to this hub. When Redis goes
 // away, claims go on (events are never needed for a claim), `/ready` says events are
 // degraded, both sides reconnect with backoff, and on recovery every local socket gets a
 // fresh snapshot, since events were missed meanwhile.
@@ -30,19 +30,19 @@ public final class RedisRelay: Service, Sendable {
     private let subscriberHealthy = Atomic<Bool>(false)
     /// Optimistic until a publish fails: an instance that never publishes is not degraded.
     private let publisherHealthy = Atomic<Bool>(true)
-    private let outgoing: AsyncStream<LiveEvent>
-    private let outgoingContinuation: AsyncStream<LiveEvent>.Continuation
+    private let outgoing = PublishQueue(capacity: ServerDefaults.relayQueueEvents)
 
     init(url: String, hub: EventHub, logger: Logger, snapshot: @escaping @Sendable () async -> LiveEvent?) {
         self.url = url
         self.hub = hub
         self.logger = logger
         self.snapshot = snapshot
-        (outgoing, outgoingContinuation) = AsyncStream.makeStream(of: LiveEvent.self, bufferingPolicy: .bufferingNewest(ServerDefaults.relayQueueEvents))
-        hub.forward { [outgoingContinuation] event in outgoingContinuation.yield(event) }
+        hub.forward { [outgoing] event in outgoing.push(event) }
     }
 
     public var status: Status { state.withLock { $0 } }
+    /// Events this instance could not publish (queue full, or a failed publish) since start.
+    public var droppedEvents: Int { outgoing.droppedCount }
 
     public func run() async throws {
         await withGracefulShutdownHandler {
@@ -52,7 +52,7 @@ public final class RedisRelay: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .sequentiallyConsistent)
-            self.outgoingContinuation.finish()
+            self.outgoing.finish()
             self.subscriber.withLock { $0 }?.interrupt()
             self.publisher.withLock { $0 }?.interrupt()
         }
@@ -64,14 +64,15 @@ public final class RedisRelay: Service, Sendable {
 
     // MARK: - Publishing
 
-    /// One event at a time on the publisher thread; a failure drops the event and the
-    /// connection (the next event connects anew, bounded by the relay timeout; meanwhile the
-    /// bounded queue drops its oldest) and marks events degraded. Other instances' sockets are
-    /// resynchronized with a snapshot when their subscriber reconnects.
+    /// Whatever is queued (up to `relayPipelineEvents`) in one pipelined round trip on the
+    /// publisher thread; a failure drops those events (counted) and the connection (the next
+    /// batch connects anew, bounded by the relay timeout; meanwhile the bounded queue drops its
+    /// oldest) and marks events degraded. Other instances' sockets are resynchronized with a
+    /// snapshot when their subscriber reconnects.
     private func publishLoop() async {
-        for await event in outgoing {
+        while let events = await outgoing.take(limit: ServerDefaults.relayPipelineEvents) {
             if isStopping { break }
-            let text = event.json
+            let texts = events.map(\.json)
             do {
                 try await publisherThread.run { [self] in
                     var connection = publisher.withLock { $0 }
@@ -82,7 +83,7 @@ public final class RedisRelay: Service, Sendable {
                         connection = fresh
                     }
                     do {
-                        try connection?.publish(channel: Self.channel, message: text)
+                        try connection?.publish(channel: Self.channel, messages: texts)
                     } catch {
                         publisher.withLock { $0 = nil }
                         throw error
@@ -91,6 +92,7 @@ public final class RedisRelay: Service, Sendable {
                 publisherHealthy.store(true, ordering: .sequentiallyConsistent)
                 refreshStatus()
             } catch {
+                outgoing.countDropped(texts.count)
                 publisherHealthy.store(false, ordering: .sequentiallyConsistent)
                 degrade("publish: \(error)")
             }

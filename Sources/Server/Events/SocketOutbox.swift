@@ -2,7 +2,8 @@
 // sockets: publishing only appends here. Stock values are kept one per drop (a newer value
 // replaces an unsent older one, so the socket always ends on the latest), other events in a
 // bounded queue that drops its oldest when full (the socket is told how many it missed). A
-// snapshot supersedes everything pending before it and never competes for the queue.
+// snapshot supersedes everything pending before it and never competes for the queue. Frames
+// are encoded once by the hub; the outbox only orders them.
 import DequeModule
 import Engine
 import Synchronization
@@ -11,9 +12,9 @@ final class SocketOutbox: Sendable {
     let userID: UserID
     private let capacity: Int
     private struct State {
-        var snapshot: LiveEvent?
-        var events: Deque<LiveEvent> = []
-        var stock: [DropID: LiveEvent] = [:]
+        var snapshot: LiveFrame?
+        var events: Deque<LiveFrame> = []
+        var stock: [DropID: LiveFrame] = [:]
         var stockOrder: [DropID] = []
         var dropped = 0
         var waiter: CheckedContinuation<Void, Never>?
@@ -26,38 +27,48 @@ final class SocketOutbox: Sendable {
         self.capacity = capacity
     }
 
-    func push(_ event: LiveEvent) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard !state.closed else { return nil }
+    /// Queues a frame; true when the queue was full and its oldest feed event was dropped.
+    /// A socket's first snapshot (`initial`) goes first and keeps what is already pending: it
+    /// may be up to a second old (cached), and what arrived since subscribing is newer.
+    @discardableResult
+    func push(_ frame: LiveFrame, initial: Bool = false) -> Bool {
+        let event = frame.event
+        let (waiter, dropped) = state.withLock { state -> (CheckedContinuation<Void, Never>?, Bool) in
+            guard !state.closed else { return (nil, false) }
+            var dropped = false
             if event.type == .snapshot {
-                state.snapshot = event
-                state.events.removeAll()
-                state.stock.removeAll()
-                state.stockOrder.removeAll()
+                state.snapshot = frame
+                if !initial {
+                    state.events.removeAll()
+                    state.stock.removeAll()
+                    state.stockOrder.removeAll()
+                }
             } else if event.type == .stockChanged, let drop = event.dropId {
                 if let pending = state.stock[drop] {
-                    if (pending.version ?? 0) <= (event.version ?? 0) { state.stock[drop] = event }
+                    if (pending.event.version ?? 0) <= (event.version ?? 0) { state.stock[drop] = frame }
                 } else {
-                    state.stock[drop] = event
+                    state.stock[drop] = frame
                     state.stockOrder.append(drop)
                 }
             } else {
                 if state.events.count >= capacity {
                     state.events.removeFirst()
                     state.dropped += 1
+                    dropped = true
                 }
-                state.events.append(event)
+                state.events.append(frame)
             }
             defer { state.waiter = nil }
-            return state.waiter
+            return (state.waiter, dropped)
         }
         waiter?.resume()
+        return dropped
     }
 
     /// Waits until something is pending (or the outbox closes, or the task is cancelled),
     /// then takes all of it: a snapshot, feed events, then the latest stock value of each
     /// drop; nil once closed.
-    func take() async -> (events: [LiveEvent], dropped: Int)? {
+    func take() async -> (frames: [LiveFrame], dropped: Int)? {
         await withTaskCancellationHandler {
             await waitAndTake()
         } onCancel: {
@@ -69,9 +80,9 @@ final class SocketOutbox: Sendable {
         state.snapshot != nil || !state.events.isEmpty || !state.stock.isEmpty
     }
 
-    private func waitAndTake() async -> (events: [LiveEvent], dropped: Int)? {
+    private func waitAndTake() async -> (frames: [LiveFrame], dropped: Int)? {
         while true {
-            let taken = state.withLock { state -> (events: [LiveEvent], dropped: Int)?? in
+            let taken = state.withLock { state -> (frames: [LiveFrame], dropped: Int)?? in
                 if state.closed { return .some(nil) }
                 guard Self.hasPending(state) else { return nil }
                 let events = (state.snapshot.map { [$0] } ?? []) + Array(state.events) + state.stockOrder.compactMap { state.stock[$0] }

@@ -13,35 +13,96 @@ import NIOCore
 public struct LiveSocketContext: RequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
+    let peer: String
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         webSocket = .init()
+        peer = source.channel.remoteAddress.map(StockdropContext.host) ?? "unknown"
     }
 }
 
+/// Sockets are bounded like requests: an upgrade spends the same rate budgets (per client
+/// address, per user) as any request; a user may keep `maxLiveSocketsPerUser` open and the
+/// instance `maxLiveSockets` (past them the socket is closed at once with 1008 or 1013); a
+/// socket is closed when its token expires. The snapshot a socket starts with comes from a
+/// cache at most a second old, followed by the newest stock value of every drop.
 struct LiveRoutes: Sendable {
-    let events: EventHub
-    let snapshot: LiveSnapshot
-    let authority: TokenAuthority
+    let parts: ServerParts
+    let proxies: TrustedProxies
+    let clock: any WallClock
 
     func add(to router: Router<LiveSocketContext>) {
-        let events = self.events, snapshot = self.snapshot, authority = self.authority
-        router.ws("/v1/live", shouldUpgrade: { request, _ in
-            _ = try await Self.caller(of: request, authority: authority)
-            return .upgrade([:])
-        }) { inbound, outbound, context in
-            guard let caller = try? await Self.caller(of: context.request, authority: authority) else { return }
-            let outbox = events.subscribe(user: caller.userID)
-            defer { events.unsubscribe(outbox) }
+        let events = parts.events
+        let snapshot = parts.snapshot
+        let authority = parts.authority
+        let metrics = parts.metrics
+        let addressLimiter = parts.addressLimiter
+        let userLimiter = parts.userLimiter
+        let proxies = self.proxies
+        let clock = self.clock
+        router.ws(
+            "/v1/live",
+            shouldUpgrade: { request, context in
+                let address = proxies.client(
+                    peer: context.peer, forwardedFor: request.headers[values: .xForwardedFor].joined(separator: ","))
+                if let limiter = addressLimiter, let wait = limiter.admit(address) {
+                    metrics.recordSocket(event: "rate_limited")
+                    throw APIError(
+                        .rateLimited, "more than \(limiter.limit.requestsPerSecond) requests/s per client address",
+                        retryAfterSeconds: wait)
+                }
+                let caller = try await Self.caller(of: request, authority: authority).caller
+                if let limiter = userLimiter, let wait = limiter.admit("user:\(caller.userID)") {
+                    metrics.recordSocket(event: "rate_limited")
+                    throw APIError(
+                        .rateLimited, "more than \(limiter.limit.requestsPerSecond) requests/s per user",
+                        retryAfterSeconds: wait)
+                }
+                return .upgrade([:])
+            }
+        ) { inbound, outbound, context in
+            guard let (caller, expiresAt) = try? await Self.caller(of: context.request, authority: authority) else {
+                return
+            }
+            let outbox: SocketOutbox
+            switch events.subscribe(user: caller.userID) {
+            case .success(let subscribed): outbox = subscribed
+            case .failure(.userLimit):
+                metrics.recordSocket(event: "refused_user_limit")
+                try await outbound.close(
+                    .policyViolation,
+                    reason: "more than \(ServerDefaults.maxLiveSocketsPerUser) live sockets for this user")
+                return
+            case .failure(.instanceFull):
+                metrics.recordSocket(event: "refused_instance_full")
+                try await outbound.close(
+                    .unknown(1013), reason: "this instance has all the live sockets it takes; try again later")
+                return
+            }
+            metrics.recordSocket(event: "opened")
+            defer {
+                events.unsubscribe(outbox)
+                metrics.recordSocket(event: "closed")
+            }
             // Subscribed first, then the snapshot: nothing committed in between is missed.
-            if let first = await snapshot.make() { outbox.push(first) }
+            if let first = await snapshot.cached() { events.greet(outbox, with: first) }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    while let (events, dropped) = await outbox.take() {
-                        if dropped > 0 { try await outbound.write(.text(#"{"type":"events.dropped","count":\#(dropped)}"#)) }
-                        for event in events { try await outbound.write(.text(event.json)) }
+                    while let (frames, dropped) = await outbox.take() {
+                        if dropped > 0 {
+                            try await outbound.write(.text(#"{"type":"events.dropped","count":\#(dropped)}"#))
+                        }
+                        for frame in frames { try await outbound.write(.text(frame.text)) }
                     }
+                }
+                group.addTask {
+                    let remaining = expiresAt.timeIntervalSince(clock.now())
+                    try? await Task.sleep(for: .milliseconds(Int64(max(0, remaining) * 1_000)))
+                    guard !Task.isCancelled else { return }
+                    outbox.close()
+                    metrics.recordSocket(event: "token_expired")
+                    try? await outbound.close(.policyViolation, reason: "the token has expired")
                 }
                 // Clients only listen; reading keeps the close handshake and pings flowing.
                 var messages = inbound.makeAsyncIterator()
@@ -49,19 +110,24 @@ struct LiveRoutes: Sendable {
                     while try await messages.nextMessage(maxSize: 4_096) != nil {}
                 } catch {
                     outbox.close()
+                    group.cancelAll()
                     throw error
                 }
                 outbox.close()
+                group.cancelAll()
                 try await group.waitForAll()
             }
         }
     }
 
-    static func caller(of request: Request, authority: TokenAuthority) async throws -> Caller {
+    static func caller(of request: Request, authority: TokenAuthority) async throws -> (caller: Caller, expiresAt: Date)
+    {
         let token = request.headers.bearer?.token ?? request.uri.queryParameters["token"].map(String.init)
-        guard let token, !token.isEmpty else { throw APIError.unauthorized("a bearer token is required (header, or ?token= for browsers)") }
+        guard let token, !token.isEmpty else {
+            throw APIError.unauthorized("a bearer token is required (header, or ?token= for browsers)")
+        }
         do {
-            return try await authority.verify(token)
+            return try await authority.verifyWithExpiry(token)
         } catch let error as TokenError {
             throw APIError.unauthorized(error.message)
         }

@@ -1,5 +1,5 @@
 // The gauges that are state rather than events, read before a scrape: queue depth, leases,
-// ACTIVE holds and units sold.
+// ACTIVE holds and units sold, live sockets and the events they and the relay dropped.
 import Engine
 import Synchronization
 
@@ -7,16 +7,24 @@ final class GaugeRefresher: Sendable {
     private let inventory: any Inventory
     private let pool: PostgresPool
     private let metrics: ServerMetrics
+    private let events: EventHub
+    private let relay: RedisRelay?
     private let lastRefresh = Mutex<ContinuousClock.Instant?>(nil)
 
-    init(inventory: any Inventory, pool: PostgresPool, metrics: ServerMetrics) {
+    init(inventory: any Inventory, pool: PostgresPool, metrics: ServerMetrics, events: EventHub, relay: RedisRelay?) {
         self.inventory = inventory
         self.pool = pool
         self.metrics = metrics
+        self.events = events
+        self.relay = relay
     }
 
     /// At most once per `gaugeRefreshMilliseconds` whatever the scrape rate.
     func refresh() async {
+        // In memory: every scrape.
+        metrics.set(gauge: "stockdrop_live_sockets", Double(events.subscriberCount))
+        metrics.set(gauge: "stockdrop_live_frames_dropped", Double(events.droppedFrameCount))
+        if let relay { metrics.set(gauge: "stockdrop_relay_events_dropped", Double(relay.droppedEvents)) }
         let now = ContinuousClock.now
         let due = lastRefresh.withLock { last -> Bool in
             if let last, now - last < .milliseconds(ServerDefaults.gaugeRefreshMilliseconds) { return false }

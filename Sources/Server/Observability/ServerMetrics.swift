@@ -85,6 +85,12 @@ public final class ServerMetrics: Sendable {
         Counter(label: "stockdrop_drops_handed_back_total", factory: factory).increment()
     }
 
+    /// Live sockets by event: `opened`, `closed`, `refused_user_limit`, `refused_instance_full`,
+    /// `rate_limited` (an upgrade over a rate budget), `token_expired`.
+    func recordSocket(event: String) {
+        Counter(label: "stockdrop_live_sockets_total", dimensions: [("event", event)], factory: factory).increment()
+    }
+
     func set(gauge label: String, _ value: Double) {
         Gauge(label: label, factory: factory).record(value)
     }
