@@ -5,6 +5,7 @@
 // directory and the relay stops. Tests call this, exactly as `stockdrop serve` does.
 import Engine
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -78,8 +79,11 @@ public func buildApplication(
     let application = Application(
         responder: HeadAsGetResponder(base: buildRouter(configuration, parts: parts, clock: clock).buildResponder()),
         server: .http1WebSocketUpgrade(
-            webSocketRouter: buildLiveRouter(parts: parts, proxies: configuration.trustedProxies, clock: clock)),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop"),
+            webSocketRouter: buildLiveRouter(parts: parts, proxies: configuration.trustedProxies, clock: clock),
+            configuration: .init(http1: .init(idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))))),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop",
+            availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)),
         services: services,
         onServerRunning: { channel in
             // Listed before anything says this instance is running, so no other instance
@@ -102,6 +106,7 @@ func buildRouter(
     let table = RouteTableBox()
     router.add(middleware: RequestLogMiddleware(metrics: parts.metrics, proxies: configuration.trustedProxies))
     router.add(middleware: ErrorMiddleware(routes: table))
+    router.add(middleware: BodyLimitMiddleware())
     OperationsRoutes(parts: parts).add(to: router)
     LivePage.add(to: router)
     if let limiter = parts.addressLimiter {

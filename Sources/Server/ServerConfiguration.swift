@@ -34,6 +34,10 @@ public struct ServerConfiguration: Sendable {
     public var advertiseURL: String?
     /// How long anything waits on PostgreSQL (connect, statement, answer, a pooled connection).
     public var databaseDeadlines: DatabaseDeadlines = ServerDefaults.databaseDeadlines
+    /// An HTTP connection idle this long is closed (ServerDefaults.httpIdleTimeoutSeconds).
+    public var httpIdleTimeoutSeconds = ServerDefaults.httpIdleTimeoutSeconds
+    /// Open connections accepted at most (ServerDefaults.maxConnections).
+    public var maxConnections = ServerDefaults.maxConnections
 
     public init(host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String, jwtSecret: String,
                 userRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.userRequestsPerSecond, burst: ServerDefaults.userBurstRequests),

@@ -113,4 +113,13 @@ public enum ServerDefaults {
     public static let shutdownCancellationMilliseconds = 5_000
     /// How long shutdown waits for the forwarding client to close its connections.
     public static let forwarderShutdownMilliseconds = 2_000
+    /// An HTTP connection with no request in flight is closed after this long, so idle or
+    /// half-open clients cannot hold sockets for ever; an upgraded WebSocket is not affected
+    /// (it has pings of its own). Longer than a balancer's keep-alive (HAProxy's is 10 s in
+    /// deploy/haproxy.cfg), so the balancer closes first and never reuses a dying connection.
+    public static let httpIdleTimeoutSeconds = 60
+    /// Open connections an instance accepts at most (HTTP and WebSocket together); past it
+    /// new ones wait in the listen backlog until one closes, instead of the process running
+    /// out of descriptors. Above the live-socket cap, with room for a balancer's connections.
+    public static let maxConnections = 16_384
 }

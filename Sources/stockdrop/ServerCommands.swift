@@ -29,6 +29,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "This instance's name in drop leases and the instance directory, to which each process adds a random incarnation (default: STOCKDROP_INSTANCE_ID, else host-pid).") var instanceID: String?
     @Option(help: "The URL other instances forward claims to (default: http://HOST:PORT as bound).") var advertiseURL: String?
     @Option(help: "How long a drop's lease lasts without renewal, in ms: the takeover time after an instance dies.") var leaseMs = Defaults.leaseMilliseconds
+    @Option(help: "Open connections accepted at most (HTTP and WebSocket); more wait in the listen backlog.")
+    var maxConnections = ServerDefaults.maxConnections
     @Option(help: "How long a request waits for a free database connection before 503 unavailable, in ms.")
     var dbAcquireTimeoutMs = ServerDefaults.databaseDeadlines.acquireMilliseconds ?? 2_000
     @Option(help: "How long a statement's answer may take before its connection is dropped, in ms (statement_timeout is 1 s less).")
@@ -53,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
         if advertiseURL == nil, ["0.0.0.0", "::", "[::]"].contains(host) {
             throw ValidationError("--host \(host) listens on every address: say which one other instances reach with --advertise-url")
         }
+        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1…1000000") }
         guard (1...600_000).contains(dbAcquireTimeoutMs), (2_000...600_000).contains(dbAnswerTimeoutMs) else {
             throw ValidationError("--db-acquire-timeout-ms must be 1…600000 and --db-answer-timeout-ms 2000…600000")
         }
@@ -83,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
             owner: (instanceID ?? environment["STOCKDROP_INSTANCE_ID"]).map { .incarnation(of: $0, leaseMilliseconds: leaseMs) }
                 ?? .unique(leaseMilliseconds: leaseMs),
             advertiseURL: advertiseURL?.trimmingSuffix("/"))
+        configuration.maxConnections = maxConnections
         configuration.databaseDeadlines.acquireMilliseconds = dbAcquireTimeoutMs
         configuration.databaseDeadlines.answerMilliseconds = dbAnswerTimeoutMs
         configuration.databaseDeadlines.statementMilliseconds = dbAnswerTimeoutMs - 1_000

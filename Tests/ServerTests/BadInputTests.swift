@@ -58,6 +58,8 @@ import Testing
         Case(name: "a form body", method: .post, uri: "/v1/drops", auth: .admin, contentType: "application/x-www-form-urlencoded", body: "name=x",
              status: .unsupportedMediaType, code: "unsupported_media_type"),
         Case(name: "a non-numeric drop id", method: .post, uri: "/v1/drops/abc/reserve", status: .badRequest, code: "invalid_parameter"),
+        Case(name: "a 1 MB body on a route that reads none", method: .post, uri: "/v1/drops/1/reserve",
+             body: String(repeating: "x", count: 1_000_000), status: .contentTooLarge, code: "payload_too_large"),
         Case(name: "a negative drop id", method: .post, uri: "/v1/drops/-1/reserve", status: .badRequest, code: "invalid_parameter"),
         Case(name: "drop id zero", method: .get, uri: "/v1/drops/0", status: .badRequest, code: "invalid_parameter"),
         Case(name: "an id past Int64", method: .post, uri: "/v1/drops/99999999999999999999/reserve", status: .badRequest, code: "invalid_parameter"),
@@ -94,6 +96,14 @@ import Testing
                 case .header(let value): headers[.authorization] = value
                 }
                 if let contentType = item.contentType, item.body != nil { headers[.contentType] = contentType }
+                if item.status == .contentTooLarge, let port = client.port {
+                    // The refusal ends its connection (the rest of the body is never read).
+                    let request = TestClient.Request(item.uri, method: item.method, headers: headers, body: item.body.map { ByteBuffer(string: $0) })
+                    let response = try await TestClient.withClient(host: "127.0.0.1", port: port) { own in try await own.execute(request) }
+                    #expect(response.status == item.status, "\(item.name)")
+                    #expect(String(buffer: response.body ?? ByteBuffer()).contains(item.code), "\(item.name)")
+                    continue
+                }
                 try await client.execute(uri: item.uri, method: item.method, headers: headers, body: item.body.map { ByteBuffer(string: $0) }) { response in
                     #expect(response.status == item.status, "\(item.name): \(String(buffer: response.body))")
                     #expect(response.errorCode == item.code, "\(item.name): \(String(buffer: response.body))")

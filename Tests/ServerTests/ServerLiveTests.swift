@@ -62,6 +62,96 @@ import TestSupport
         }
     }
 
+    /// A keep-alive connection that sends nothing more is closed once idle, so idle or
+    /// half-open clients cannot hold the server's sockets.
+    @Test func anIdleConnectionIsClosed() async throws {
+        var fixture = try await ServerFixture("idle_close")
+        fixture.configuration.httpIdleTimeoutSeconds = 1
+        try await fixture.application().test(.live) { client in
+            let port = try #require(client.port)
+            // The socket calls block: off the cooperative pool (its two threads serve every
+            // other test meanwhile).
+            let (answered, closedAfter) = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(returning: Self.requestThenWaitForClose(port: port)) }
+            }
+            #expect(answered, "the answer to the one request")
+            #expect(closedAfter.map { $0 < .seconds(9) } ?? false, "the server closed the idle connection (\(String(describing: closedAfter)))")
+        }
+    }
+
+    /// Past the connection cap a new connection is not served until an open one closes. A
+    /// real `stockdrop serve` (HummingbirdTesting's live server drops the cap when it rebinds).
+    @Test func connectionsPastTheCapWaitUntilOneCloses() async throws {
+        let url = try await TestDatabase.fresh("server_connection_cap")
+        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret, arguments: ["--max-connections", "2"])
+        defer { server.kill() }
+        let port = try await server.port()
+        let outcome = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: Self.thirdConnectionWaits(port: port)) }
+        }
+        #expect(outcome.servedWhileFull == false, "a third connection was served past a cap of 2")
+        #expect(outcome.servedAfterOneClosed, "the third connection was not served once one closed")
+        server.terminate()
+        #expect(await server.exitStatus() == 0)
+    }
+
+    /// Two connections that each got an answer stay open; a third sends its request and gets
+    /// nothing for a second; then one of the two closes and the third is answered.
+    static func thirdConnectionWaits(port: Int) -> (servedWhileFull: Bool, servedAfterOneClosed: Bool) {
+        let request = Array("GET /health HTTP/1.1\r\nHost: test\r\n\r\n".utf8)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        func open(timeoutSeconds: Int) -> Int32 {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            return descriptor
+        }
+        let first = open(timeoutSeconds: 5), second = open(timeoutSeconds: 5)
+        for descriptor in [first, second] {
+            _ = send(descriptor, request, request.count, 0)
+            _ = recv(descriptor, &buffer, buffer.count, 0)
+        }
+        let third = open(timeoutSeconds: 1)
+        defer { [first, second, third].forEach { close($0) } }
+        _ = send(third, request, request.count, 0)
+        let servedWhileFull = recv(third, &buffer, buffer.count, 0) > 0
+        close(first)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(third, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let servedAfter = servedWhileFull || recv(third, &buffer, buffer.count, 0) > 0
+        return (servedWhileFull, servedAfter)
+    }
+
+    /// Sends one request on a new connection, reads its answer, then waits (at most 10 s) for
+    /// the server to close the connection: whether it answered, and how long the close took.
+    static func requestThenWaitForClose(port: Int) -> (Bool, Duration?) {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return (false, nil) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let request = Array("GET /health HTTP/1.1\r\nHost: test\r\n\r\n".utf8)
+        guard send(descriptor, request, request.count, 0) == request.count else { return (false, nil) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        guard recv(descriptor, &buffer, buffer.count, 0) > 0 else { return (false, nil) }
+        let started = ContinuousClock.now
+        return (true, recv(descriptor, &buffer, buffer.count, 0) == 0 ? ContinuousClock.now - started : nil)
+    }
+
     @Test func sigtermUnderLoadLosesNoAcknowledgedWriteAndExitsZero() async throws {
         let url = try await TestDatabase.fresh("server_sigterm")
         let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)

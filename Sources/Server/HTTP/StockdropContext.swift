@@ -11,9 +11,12 @@ public struct StockdropContext: AuthRequestContext, RemoteAddressRequestContext 
     public let remoteAddress: SocketAddress?
     /// The client address after trusted proxies' `X-Forwarded-For` (set by RequestLogMiddleware).
     public var clientAddress: String
+    /// The connection, so a body too large to read can be cut off (`BodyLimitMiddleware`).
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        channel = source.channel
         identity = nil
         remoteAddress = source.channel.remoteAddress
         clientAddress = remoteAddress.map(Self.host) ?? "unknown"

@@ -11,7 +11,7 @@ import TestSupport
 struct ServerFixture {
     static let secret = "test-secret-0123456789abcdef-0123456789"
 
-    let configuration: ServerConfiguration
+    var configuration: ServerConfiguration
     let clock: any WallClock
     let authority: TokenAuthority
 
