@@ -34,8 +34,9 @@ soak: release
 # The tests, then the `ci` scenario through the real commands, in process (both strategies)
 # and over HTTP against `stockdrop serve`, then a three-instance cluster behind HAProxy
 # (scripts/cluster-e2e.sh: forwarding, SIGKILL and SIGSTOP of an owner), then the nemesis (each
-# fault alone and all together, scripts/nemesis-e2e.sh), then the live page in headless
-# Chromium: any broken invariant (exit 1), missed threshold (exit 2), unclean server shutdown
+# fault alone and all together, scripts/nemesis-e2e.sh), then schemathesis against
+# /openapi.json (scripts/fuzz-api.sh: no 5xx, every answer as documented), then the live page
+# in headless Chromium: any broken invariant (exit 1), missed threshold (exit 2), unclean server shutdown
 # or a page that does not show a purchase fails the target.
 test: setup
 	$(SWIFT) build --build-tests
@@ -44,6 +45,7 @@ test: setup
 	scripts/serve-and-run.sh actor scenarios/ci.yaml --watchers 20
 	scripts/cluster-e2e.sh
 	scripts/nemesis-e2e.sh
+	scripts/fuzz-api.sh
 	python3 scripts/browser-test.py
 
 # The HTTP figures: flash-sale through `stockdrop serve` for each strategy, beside the same

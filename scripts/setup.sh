@@ -22,8 +22,9 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# From PyPI: a standard validator for /openapi.json's test, selenium for the browser test.
-for module in openapi_spec_validator:openapi-spec-validator selenium:selenium; do
+# From PyPI: a standard validator for /openapi.json's test, selenium for the browser test,
+# schemathesis for the API fuzzer (scripts/fuzz-api.sh).
+for module in openapi_spec_validator:openapi-spec-validator selenium:selenium schemathesis:schemathesis; do
   if ! python3 -c "import ${module%%:*}" 2>/dev/null; then
     echo "setup: installing ${module#*:} (PyPI)"
     python3 -m pip install -q "${module#*:}"

@@ -124,6 +124,7 @@ func buildRouter(
             })
     }
     router.add(middleware: ClaimForwarding(forwarder: parts.forwarder))
+    LiveRoutes.addPlainRequest(to: router, authority: parts.authority)
     DropRoutes(inventory: parts.inventory, events: parts.events, buyers: parts.buyers, clock: clock).add(to: router)
     table.set(RouteTable(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) }))
     return router

@@ -29,6 +29,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         case forbidden
         case notFound = "not_found"
         case methodNotAllowed = "method_not_allowed"
+        case upgradeRequired = "upgrade_required"
         case rateLimited = "rate_limited"
         // Failures: nothing was acknowledged; retrying later is safe.
         case unavailable
@@ -50,6 +51,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             case .unauthorized: .unauthorized
             case .forbidden: .forbidden
             case .methodNotAllowed: .methodNotAllowed
+            case .upgradeRequired: .upgradeRequired
             case .rateLimited: .tooManyRequests
             case .overloaded, .unavailable, .outcomeUnknown, .ownerChanging, .shuttingDown: .serviceUnavailable
             case .internalError: .internalServerError
@@ -79,6 +81,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             case .forbidden: "the token's role may not do this"
             case .notFound: "no such route"
             case .methodNotAllowed: "the route does not accept this method"
+            case .upgradeRequired: "the route is a WebSocket: ask for the upgrade (Connection: Upgrade, Upgrade: websocket)"
             case .rateLimited: "too many requests from this user or address; retry after Retry-After"
             case .unavailable: "the database is unreachable or refused the batch; nothing was applied"
             case .outcomeUnknown:
@@ -110,6 +113,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
         if code == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        if code == .upgradeRequired { headers[.upgrade] = "websocket" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: jsonBody)))
     }
 

@@ -120,6 +120,16 @@ struct LiveRoutes: Sendable {
         }
     }
 
+    /// `GET /v1/live` without the upgrade headers, on the HTTP router: 401 without a valid
+    /// token, else 426 saying how to ask (a browser or a fuzzer that forgot the upgrade learns
+    /// why, instead of a 404).
+    static func addPlainRequest(to router: Router<StockdropContext>, authority: TokenAuthority) {
+        router.get("/v1/live") { request, _ -> Response in
+            _ = try await caller(of: request, authority: authority)
+            throw APIError(.upgradeRequired, APIError.Code.upgradeRequired.meaning)
+        }
+    }
+
     static func caller(of request: Request, authority: TokenAuthority) async throws -> (caller: Caller, expiresAt: Date)
     {
         let token = request.headers.bearer?.token ?? request.uri.queryParameters["token"].map(String.init)

@@ -1,4 +1,8 @@
-// Times on the wire: ISO 8601 in UTC with milliseconds, both ways.
+// Times on the wire. Written as ISO 8601 in UTC with milliseconds; read as RFC 3339
+// (`2026-12-01T18:00:00Z`, `2026-12-01T19:00:00.250+01:00`: any fraction, any offset up to
+// ±23:59) with a year from 1970 to 2099, exactly what /openapi.json's pattern for `startsAt`
+// says, so a schema-valid time is never refused nor an invalid one taken. Parsed by hand:
+// Foundation's ISO 8601 parser refuses valid offsets past ±18:00.
 import Foundation
 
 enum APITime {
@@ -6,8 +10,78 @@ enum APITime {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 
+    /// The pattern of accepted times, for the OpenAPI document.
+    static let pattern =
+        #"^(19[7-9][0-9]|20[0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"#
+
     static func date(_ string: String) -> Date? {
-        (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(string))
-            ?? (try? Date.ISO8601FormatStyle().parse(string))
+        let text = Array(string.utf8)
+        guard text.count >= 20 else { return nil }
+        func number(_ at: Int, _ length: Int) -> Int? {
+            guard at + length <= text.count else { return nil }
+            var value = 0
+            for byte in text[at..<at + length] {
+                guard (0x30...0x39).contains(byte) else { return nil }
+                value = value * 10 + Int(byte - 0x30)
+            }
+            return value
+        }
+        func byte(_ at: Int, is character: Character) -> Bool { at < text.count && text[at] == character.asciiValue }
+        guard let year = number(0, 4), byte(4, is: "-"), let month = number(5, 2), byte(7, is: "-"),
+            let day = number(8, 2),
+            byte(10, is: "T"), let hour = number(11, 2), byte(13, is: ":"), let minute = number(14, 2),
+            byte(16, is: ":"),
+            let second = number(17, 2)
+        else { return nil }
+        var index = 19
+        var fraction = 0.0
+        if byte(index, is: ".") {
+            let start = index + 1
+            index = start
+            while index < text.count, (0x30...0x39).contains(text[index]) { index += 1 }
+            guard index > start, let value = Double("0." + String(decoding: text[start..<index], as: UTF8.self)) else {
+                return nil
+            }
+            fraction = value
+        }
+        var offsetSeconds = 0
+        if byte(index, is: "Z") {
+            index += 1
+        } else if byte(index, is: "+") || byte(index, is: "-") {
+            guard let offsetHours = number(index + 1, 2), byte(index + 3, is: ":"),
+                let offsetMinutes = number(index + 4, 2),
+                offsetHours <= 23, offsetMinutes <= 59
+            else { return nil }
+            offsetSeconds = (byte(index, is: "-") ? -1 : 1) * (offsetHours * 3_600 + offsetMinutes * 60)
+            index += 6
+        } else {
+            return nil
+        }
+        guard index == text.count, (1970...2099).contains(year), (1...12).contains(month),
+            (1...daysIn(month: month, year: year)).contains(day), hour <= 23, minute <= 59, second <= 59
+        else { return nil }
+        let seconds =
+            daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3_600 + minute * 60 + second
+            - offsetSeconds
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
+    /// days_from_civil).
+    static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 }

@@ -33,10 +33,9 @@ struct CreateDropRequest: Decodable {
         var start: Date?
         if let startsAt {
             if let parsed = APITime.date(startsAt) {
-                if parsed.timeIntervalSince(now) > Self.maxStartDelaySeconds { problems.append("startsAt must be within 10 years") }
                 start = parsed
             } else {
-                problems.append("startsAt must be an ISO 8601 time, e.g. 2026-12-01T18:00:00Z")
+                problems.append("startsAt must be an RFC 3339 time from 1970 to 2099, e.g. 2026-12-01T18:00:00Z")
             }
         }
         if totalStock < 1 { problems.append("totalStock must be at least 1") }
@@ -46,6 +45,4 @@ struct CreateDropRequest: Decodable {
         guard problems.isEmpty else { throw APIError(.validationFailed, problems.joined(separator: "; ")) }
         return spec
     }
-
-    static let maxStartDelaySeconds: TimeInterval = 10 * 365 * 24 * 3_600
 }

@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 document served at /openapi.json, assembled from a table of the routes.
 // Error responses come from `APIError.Code`, so a new code cannot be left out of it, and a
 // test fails when a route the router registers is missing here.
+import Engine
 import Foundation
 
 enum OpenAPIDocument {
@@ -34,12 +35,13 @@ enum OpenAPIDocument {
         Operation(method: "get", path: "/v1/live",
                   summary: "WebSocket of live events (JSON text frames): first a `snapshot` of every drop, then `drop.created`, `stock.changed` (coalesced per drop, ending on the committed value), `purchase.completed`, and to their owner only `reservation.expired` and `reservation.purchased`. Token in the Authorization header or, for browsers, `?token=`.",
                   access: .user, success: (101, "Switching Protocols: the socket is open", nil),
-                  parameters: [["name": "token", "in": "query", "description": "The bearer token, for clients that cannot set headers", "schema": ["type": "string"]]]),
+                  parameters: [["name": "token", "in": "query", "description": "The bearer token, for clients that cannot set headers", "schema": ["type": "string"]]],
+                  codes: [.upgradeRequired]),
         Operation(method: "get", path: "/v1/drops", summary: "List drops by id, with stock figures and the last 3 purchases", access: .open,
                   success: (200, "A page of drops", ref("DropPage")),
                   parameters: [
-                      ["name": "after", "in": "query", "description": "Cursor: the nextCursor of the previous page",
-                       "schema": ["type": "string", "pattern": "^[0-9]{1,19}$"]],
+                      ["name": "after", "in": "query", "description": "Cursor: the nextCursor of the previous page (a drop id)",
+                       "schema": ["type": "integer", "format": "int64", "minimum": 1]],
                       ["name": "limit", "in": "query", "description": "Drops per page",
                        "schema": ["type": "integer", "minimum": 1, "maximum": .integer(ServerDefaults.maxPageLimit), "default": .integer(ServerDefaults.pageLimit)]],
                   ],
@@ -57,7 +59,7 @@ enum OpenAPIDocument {
         Operation(method: "post", path: "/v1/drops/{id}/purchase", summary: "Buy the unit the caller holds; idempotent", access: .user,
                   success: (201, "Purchased", ref("Purchase")), alternative: (200, "A replay: the earlier purchase, header Idempotent-Replayed: true"),
                   parameters: [dropID, ["name": "Idempotency-Key", "in": "header", "description": "Same key, same purchase, never two",
-                                        "schema": ["type": "string", "minLength": 1, "maxLength": 255]]],
+                                        "schema": ["type": "string", "pattern": "^[!-~]{1,255}$"]]],
                   codes: [.invalidParameter, .unknownDrop, .noActiveReservation, .expired, .idempotencyKeyReused,
                           .overloaded, .unavailable, .outcomeUnknown, .shuttingDown]),
         Operation(method: "delete", path: "/v1/drops/{id}/reservation", summary: "Cancel the caller's hold; the unit is available at once", access: .user,
@@ -134,12 +136,17 @@ enum OpenAPIDocument {
                                          "schemaVersion": ["type": ["integer", "null"]], "expectedSchemaVersion": ["type": "integer"],
                                          "problem": ["type": ["string", "null"]]]],
             "CreateDrop": ["type": "object", "additionalProperties": false, "required": ["name", "priceCents", "totalStock"],
-                           "properties": ["name": ["type": "string", "minLength": 1, "maxLength": 200],
-                                          "priceCents": ["type": "integer", "minimum": 0],
-                                          "totalStock": ["type": "integer", "minimum": 1],
-                                          "startsAt": time,
-                                          "perUserLimit": ["type": "integer", "minimum": 1, "default": 1],
-                                          "reserveTTLMilliseconds": ["type": "integer", "default": 60000]]],
+                           "properties": ["name": ["type": "string", "minLength": 1, "maxLength": 200,
+                                                   // Not blank, no control characters (DropSpec.problems).
+                                                   "pattern": #"^[^\u0000-\u001F\u007F]*[^\s\u0000-\u001F\u007F][^\u0000-\u001F\u007F]*$"#],
+                                          "priceCents": ["type": "integer", "minimum": 0, "maximum": .integer(Int(Defaults.maxPriceCents))],
+                                          "totalStock": ["type": "integer", "minimum": 1, "maximum": .integer(Defaults.maxTotalStock)],
+                                          "startsAt": ["type": ["string", "null"], "format": "date-time", "pattern": .string(APITime.pattern)],
+                                          // null, as absent: the default.
+                                          "perUserLimit": ["type": ["integer", "null"], "minimum": 1, "maximum": .integer(Defaults.maxPerUserLimit), "default": 1],
+                                          "reserveTTLMilliseconds": ["type": ["integer", "null"], "minimum": .integer(Defaults.minReserveTTLMilliseconds),
+                                                                     "maximum": .integer(Defaults.maxReserveTTLMilliseconds),
+                                                                     "default": .integer(Defaults.reserveTTLMilliseconds)]]],
             "Drop": ["type": "object",
                      "required": ["id", "name", "priceCents", "totalStock", "availableStock", "reservedStock", "soldCount", "perUserLimit",
                                   "reserveTTLMilliseconds", "createdAt", "recentPurchases"],
