@@ -3,7 +3,7 @@
 # (embedded PostgreSQL unless DATABASE_URL is set), drives it with `stockdrop run --target`,
 # then stops it with SIGTERM and fails unless it shut down cleanly (exit 0).
 #   scripts/serve-and-run.sh actor|rowlock SCENARIO.yaml [run options...]
-# STOCKDROP_BIN picks the binary (default: the debug build).
+# STOCKDROP_BIN picks the binary (default: the debug build); SERVE_OPTIONS adds serve flags.
 set -euo pipefail
 
 bin=${STOCKDROP_BIN:-.build/debug/stockdrop}
@@ -13,7 +13,8 @@ shift 2
 export STOCKDROP_JWT_SECRET=${STOCKDROP_JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 
 log=$(mktemp)
-"$bin" serve --port 0 --strategy "$strategy" --no-rate-limit --log-level warning >"$log" 2>&1 &
+# shellcheck disable=SC2086
+"$bin" serve --port 0 --strategy "$strategy" --no-rate-limit --log-level warning ${SERVE_OPTIONS:-} >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
 

@@ -225,6 +225,21 @@ final class LiveWatcher: Sendable {
 }
 
 @Suite struct LiveSocketTests {
+    /// A socket lives no longer than its token: it is closed with 1008 when the token expires.
+    @Test func aSocketIsClosedWhenItsTokenExpires() async throws {
+        let fixture = try await ServerFixture("live_token_expiry")
+        try await fixture.application().test(.live) { client in
+            let port = try #require(client.port)
+            let token = try await fixture.authority.mint(Caller(userID: 9, name: "brief", role: .user), lifetimeSeconds: 2)
+            let watcher = LiveWatcher(port: port, token: token, deadlineSeconds: 15)
+            #expect(await watcher.next { $0.type == .snapshot } != nil)
+            let started = ContinuousClock.now
+            #expect(await watcher.next { _ in false } == nil)
+            #expect(started.duration(to: .now) < .seconds(10))
+            #expect(watcher.closeCode == 1008)
+        }
+    }
+
     /// One user past the per-user cap is closed at once with 1008; another user is not affected.
     @Test func aUserPastTheSocketCapIsRefusedAndOthersAreNot() async throws {
         let fixture = try await ServerFixture("live_socket_cap")
