@@ -199,8 +199,10 @@ final class LiveWatcher: Sendable {
                     var iterator = inbound.makeAsyncIterator()
                     while let message = try await iterator.nextMessage(maxSize: 1 << 22) {
                         if case .text(let text) = message {
-                            received.append(text)
-                            sink.yield(text)
+                            for event in LiveWatcher.events(in: text) {
+                                received.append(event)
+                                sink.yield(event)
+                            }
                         }
                     }
                     group.cancelAll()
@@ -210,6 +212,14 @@ final class LiveWatcher: Sendable {
                 closed.append(String(UInt16(webSocketErrorCode: code)))
             }
             sink.finish()
+        }
+    }
+
+    /// The events of a frame: itself, or the elements of an array of events.
+    static func events(in text: String) -> [String] {
+        guard text.first == "[", let array = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else { return [text] }
+        return array.compactMap { element in
+            (try? JSONSerialization.data(withJSONObject: element)).map { String(decoding: $0, as: UTF8.self) }
         }
     }
 

@@ -163,7 +163,11 @@ enum LivePage {
       socket = current;
       $("status").textContent = "connecting…";
       current.onopen = () => { $("status").textContent = "live"; };
-      current.onmessage = (message) => onEvent(JSON.parse(message.data));
+      // A frame is one event, or an array of the events that were pending together.
+      current.onmessage = (message) => {
+        const data = JSON.parse(message.data);
+        (Array.isArray(data) ? data : [data]).forEach(onEvent);
+      };
       // A replaced socket's close must not mark the new one disconnected.
       current.onclose = () => { if (socket === current) { $("status").textContent = "disconnected"; socket = null; } };
     }

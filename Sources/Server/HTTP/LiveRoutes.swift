@@ -89,11 +89,13 @@ struct LiveRoutes: Sendable {
             if let first = await snapshot.cached() { events.greet(outbox, with: first) }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
+                    // Whatever was pending goes in one frame (one write, one syscall): a single
+                    // event as itself, several as a JSON array of them, in order.
                     while let (frames, dropped) = await outbox.take() {
-                        if dropped > 0 {
-                            try await outbound.write(.text(#"{"type":"events.dropped","count":\#(dropped)}"#))
-                        }
-                        for frame in frames { try await outbound.write(.text(frame.text)) }
+                        var texts = frames.map(\.text)
+                        if dropped > 0 { texts.insert(#"{"type":"events.dropped","count":\#(dropped)}"#, at: 0) }
+                        guard !texts.isEmpty else { continue }
+                        try await outbound.write(.text(texts.count == 1 ? texts[0] : "[" + texts.joined(separator: ",") + "]"))
                     }
                 }
                 group.addTask {

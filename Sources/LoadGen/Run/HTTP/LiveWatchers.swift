@@ -21,12 +21,8 @@ public struct LiveFigures: Sendable, Codable, Equatable {
 }
 
 final class LiveWatchers: Sendable {
-    private struct Message: Decodable {
+    private struct Snapshot: Decodable {
         struct SnapshotDrop: Decodable { let id: Int64; let availableStock: Int }
-        let type: String
-        let dropId: Int64?
-        let availableStock: Int?
-        let committedAt: String?
         let drops: [SnapshotDrop]?
     }
 
@@ -96,25 +92,37 @@ final class LiveWatchers: Sendable {
 
     private func received(_ text: String, by watcher: Int) {
         let now = Date()
-        guard let message = try? JSONDecoder().decode(Message.self, from: Data(text.utf8)) else { return }
-        let committed = message.committedAt.flatMap { try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse($0) }
+        let bytes = Array(text.utf8)
+        var lags: [UInt64] = []
+        var snapshot: Snapshot?
+        let events = LiveFrameReader.objects(in: bytes).map { object -> LiveFrameEvent in
+            let event = LiveFrameReader.event(object)
+            // One per socket: decoded in full for its drops.
+            if event.type == "snapshot" { snapshot = try? JSONDecoder().decode(Snapshot.self, from: Data(object)) }
+            return event
+        }
+        for event in events where event.type != "snapshot" {
+            if let committed = event.committedAtSeconds {
+                lags.append(UInt64(clamping: max(1, Int64((now.timeIntervalSince1970 - committed) * 1_000_000))))
+            }
+        }
         state.withLock { state in
-            switch message.type {
-            case "snapshot":
-                state.snapshots += 1
-                for drop in message.drops ?? [] { state.lastAvailable[watcher][drop.id] = drop.availableStock }
-                return
-            case "stock.changed":
-                if let drop = message.dropId, let available = message.availableStock { state.lastAvailable[watcher][drop] = available }
-            default:
-                break
+            for event in events {
+                switch event.type {
+                case "snapshot":
+                    state.snapshots += 1
+                    for drop in snapshot?.drops ?? [] { state.lastAvailable[watcher][drop.id] = drop.availableStock }
+                    continue
+                case "stock.changed":
+                    if let drop = event.dropID, let available = event.availableStock { state.lastAvailable[watcher][drop] = available }
+                default:
+                    break
+                }
+                state.received += 1
+                if state.firstEventAt == nil { state.firstEventAt = now }
+                state.lastEventAt = now
             }
-            state.received += 1
-            if state.firstEventAt == nil { state.firstEventAt = now }
-            state.lastEventAt = now
-            if let committed {
-                _ = state.lag.record(UInt64(clamping: max(1, Int64(now.timeIntervalSince(committed) * 1_000_000))))
-            }
+            for lag in lags { _ = state.lag.record(lag) }
         }
     }
 
