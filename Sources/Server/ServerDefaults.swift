@@ -53,6 +53,10 @@ public enum ServerDefaults {
     /// newest stock value of every drop): a thousand watchers connecting in the same second
     /// cost one listing of the drops, not a thousand.
     public static let liveSnapshotMaxAgeMilliseconds = 1_000
+    /// A socket gets at most one frame per this interval, carrying every event pending (the
+    /// page renders once per animation frame anyway): with 1,000 watchers of a hot drop, one
+    /// frame per purchase per socket was tens of thousands of writes a second.
+    public static let liveFrameIntervalMilliseconds = 100
     /// The Redis relay waits this long after a failure before reconnecting, doubling up to
     /// the maximum.
     public static let relayRetryMilliseconds = 100

@@ -90,12 +90,17 @@ struct LiveRoutes: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     // Whatever was pending goes in one frame (one write, one syscall): a single
-                    // event as itself, several as a JSON array of them, in order.
+                    // event as itself, several as a JSON array of them, in order. At most one
+                    // frame per interval: a hot drop's feed reaches a thousand sockets as ten
+                    // frames a second each, not one per purchase.
+                    let interval = Duration.milliseconds(ServerDefaults.liveFrameIntervalMilliseconds)
                     while let (frames, dropped) = await outbox.take() {
+                        let written = ContinuousClock.now
                         var texts = frames.map(\.text)
                         if dropped > 0 { texts.insert(#"{"type":"events.dropped","count":\#(dropped)}"#, at: 0) }
                         guard !texts.isEmpty else { continue }
                         try await outbound.write(.text(texts.count == 1 ? texts[0] : "[" + texts.joined(separator: ",") + "]"))
+                        try await Task.sleep(until: written.advanced(by: interval), clock: .continuous)
                     }
                 }
                 group.addTask {
