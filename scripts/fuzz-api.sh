@@ -14,17 +14,12 @@ bin=${STOCKDROP_BIN:-.build/debug/stockdrop}
 export STOCKDROP_JWT_SECRET=${STOCKDROP_JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 command -v schemathesis >/dev/null || { echo "fuzz-api: schemathesis is missing (scripts/setup.sh installs it)" >&2; exit 69; }
 
+# shellcheck source=scripts/serve-lib.sh
+. "$root/scripts/serve-lib.sh"
 log=$(mktemp)
-"$bin" serve --port 0 --no-rate-limit --log-level warning >"$log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 600); do
-  grep -q "stockdrop serving" "$log" && break
-  kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; echo "fuzz-api: the server did not start" >&2; exit 69; }
-  sleep 0.1
-done
-url=$(grep -o 'http://[0-9.:]*' "$log" | head -1)
-[ -n "$url" ] || { cat "$log" >&2; echo "fuzz-api: the server did not listen within 60 s" >&2; exit 69; }
+trap 'kill "${server_pid:-}" 2>/dev/null || true; rm -f "$log"' EXIT
+start_server "$log"
+url=$server_url
 token=$("$bin" token --user 1 --role admin --name fuzzer)
 
 mkdir -p reports/fuzz
@@ -34,15 +29,8 @@ schemathesis run "$url/openapi.json" -H "Authorization: Bearer $token" --checks 
 # The failures (if any) and the summary.
 sed -n '/^=* FAILURES/,$p;/^=* SUMMARY/,$p' reports/fuzz/schemathesis.txt | awk '!seen[$0]++' | tail -60
 
-kill -TERM "$pid"
-serve_status=0
-wait "$pid" || serve_status=$?
-if [ "$serve_status" -ne 0 ]; then
-  tail -20 "$log" >&2
-  echo "fuzz-api: stockdrop serve exited $serve_status after SIGTERM" >&2
-  exit 1
-fi
-if grep -q " 5[0-9][0-9] \| Server error" reports/fuzz/schemathesis.txt; then
+stop_server "$log" || exit 1
+if grep -q "Server error\|\[5[0-9][0-9]\]" reports/fuzz/schemathesis.txt; then
   echo "fuzz-api: a 5xx answer (reports/fuzz/schemathesis.txt)" >&2
   status=1
 fi

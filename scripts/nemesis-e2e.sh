@@ -32,9 +32,12 @@ for fault in "${faults[@]}"; do
     echo "nemesis-e2e: flash-sale with $fault (users $users, stock $stock, a fault about every $interval)"
     run=(scenarios/flash-sale.yaml --users "$users" --stock "$stock" --nemesis "$fault" --nemesis-interval "$interval")
   fi
-  "$bin" run "${run[@]}" --report-dir reports/nemesis 2>/dev/null |
-    grep -E "fault|oversold|invariants|thresholds|PASS|FAIL|BROKEN|missed|run failed" || true
-  status=${PIPESTATUS[0]}
+  # The run's own exit status, not the filter's (`|| true` would reset PIPESTATUS).
+  out=$(mktemp)
+  status=0
+  "$bin" run "${run[@]}" --report-dir reports/nemesis >"$out" 2>&1 || status=$?
+  grep -E "fault|oversold|invariants|thresholds|PASS|FAIL|BROKEN|missed|run failed" "$out" || true
+  rm -f "$out"
   [ "$status" = 0 ] || failed+=("$fault (exit $status)")
 done
 if [ ${#failed[@]} -gt 0 ]; then

@@ -94,6 +94,39 @@ import Testing
         #expect(hub.subscriberCount == 4)
     }
 
+    /// A resynchronizing snapshot was read before the events queued ahead of it: it goes first
+    /// and the newer stock value stays after it (it used to erase it, and the socket showed the
+    /// older figures until the drop's next commit).
+    @Test func aResynchronizingSnapshotKeepsNewerStock() async throws {
+        let hub = EventHub(stockEventsPerSecond: 1_000)
+        let outbox = try hub.subscribe(user: 1).get()
+        var newer = LiveEvent.stock(drop: 4, total: 10, sold: 7, reserved: 0, committedAt: Date())
+        newer.origin = "elsewhere"
+        hub.relayed(newer)
+        hub.resynchronize(LiveEvent(type: .snapshot))
+        // What follows the snapshot, however the delivery task and the takes interleave; the
+        // outbox closes after 5 s so a missing value fails instead of hanging.
+        let closer = Task {
+            try? await Task.sleep(for: .seconds(5))
+            outbox.close()
+        }
+        var sawSnapshot = false
+        var afterSnapshot: [LiveFrame] = []
+        while !(sawSnapshot && !afterSnapshot.isEmpty), let taken = await outbox.take() {
+            for frame in taken.frames {
+                if frame.event.type == .snapshot {
+                    sawSnapshot = true
+                    afterSnapshot = []
+                } else if sawSnapshot {
+                    afterSnapshot.append(frame)
+                }
+            }
+        }
+        closer.cancel()
+        #expect(sawSnapshot)
+        #expect(afterSnapshot.first?.event.soldCount == 7)
+    }
+
     /// Private events reach their owner's sockets only, found by index; public ones reach all,
     /// each encoded once (every socket gets the same text).
     @Test func privateEventsReachTheirOwnerAndPublicOnesReachAll() async throws {

@@ -91,41 +91,54 @@ public final class PostgresSession {
         return handle
     }
 
-    /// Flushes what was queued, then reads every result of the statement(s) before the deadline.
-    /// The rows are the last result's; the error is the first one (the server stops at it). Past
-    /// the deadline the connection is closed: a late answer must never be read as the next
-    /// statement's.
+    /// Flushes what was queued, then reads every result of the statement(s), each within the
+    /// answer deadline (it restarts with every result, as `statement_timeout` does per
+    /// statement). The rows are the last result's; the error is the first one (the server stops
+    /// at it). A failure of the link itself, a deadline passed or a COPY (which this wrapper does
+    /// not speak) finishes the connection: half-read results must never be read as the next
+    /// statement's, so the pool sees it closed and replaces it.
     private func awaitAnswer(sent: Bool, on handle: OpaquePointer) throws -> PostgresRows {
-        guard sent else { throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle)) }
-        let deadline = ContinuousClock.now.advanced(by: answerTimeout)
-        while true {
-            let pending = PQflush(handle)
-            if pending == 0 { break }
-            if pending < 0 { throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle)) }
-            try wait(for: Int16(POLLIN | POLLOUT), on: handle, until: deadline)
-            // Reading while the send buffer is full lets the server's answers (notices) through.
-            guard PQconsumeInput(handle) == 1 else {
-                throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
-            }
-        }
-        var rows = PostgresRows(columns: [], cells: [], affectedRows: 0)
-        var firstError: PostgresError?
-        while true {
-            while PQisBusy(handle) == 1 {
-                try wait(for: Int16(POLLIN), on: handle, until: deadline)
+        do {
+            guard sent else { throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle)) }
+            var deadline = ContinuousClock.now.advanced(by: answerTimeout)
+            while true {
+                let pending = PQflush(handle)
+                if pending == 0 { break }
+                if pending < 0 { throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle)) }
+                try wait(for: Int16(POLLIN | POLLOUT), on: handle, until: deadline)
+                // Reading while the send buffer is full lets the server's answers (notices) through.
                 guard PQconsumeInput(handle) == 1 else {
                     throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
                 }
             }
-            guard let result = PQgetResult(handle) else { break }
-            do {
-                rows = try Self.consume(result, on: handle)
-            } catch let error as PostgresError {
-                firstError = firstError ?? error
+            var rows = PostgresRows(columns: [], cells: [], affectedRows: 0)
+            var firstError: PostgresError?
+            while true {
+                while PQisBusy(handle) == 1 {
+                    try wait(for: Int16(POLLIN), on: handle, until: deadline)
+                    guard PQconsumeInput(handle) == 1 else {
+                        throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+                    }
+                }
+                guard let result = PQgetResult(handle) else { break }
+                let status = PQresultStatus(result)
+                if status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH {
+                    PQclear(result)
+                    throw PostgresError(kind: .connection, message: "COPY is not supported on this connection")
+                }
+                deadline = ContinuousClock.now.advanced(by: answerTimeout)
+                do {
+                    rows = try Self.consume(result, on: handle)
+                } catch let error as PostgresError {
+                    firstError = firstError ?? error
+                }
             }
+            if let firstError { throw firstError }
+            return rows
+        } catch let error as PostgresError where error.kind != .server {
+            finish()
+            throw error
         }
-        if let firstError { throw firstError }
-        return rows
     }
 
     /// Waits until the socket is ready for `events` or the deadline passes; then the

@@ -76,6 +76,8 @@ public actor PostgresPool {
                 await self?.giveUp(waiter: id, after: milliseconds)
             }
         }
+        // (A served waiter's timer finds nothing to do; the scan it makes is over the waiters
+        // still queued, which the acquire deadline keeps short.)
         if let connection = try await withCheckedThrowingContinuation({ waiters.append(Waiter(id: id, continuation: $0)) }) {
             return connection
         }
@@ -108,9 +110,14 @@ public actor PostgresPool {
             }
             return
         }
-        opened -= 1
+        // The freed slot is given away before the close suspends this actor: otherwise a new
+        // caller could take it meanwhile and the waiter woken after would make size + 1.
+        if !closed, !waiters.isEmpty {
+            waiters.removeFirst().continuation.resume(returning: nil)
+        } else {
+            opened -= 1
+        }
         await connection.close()
-        wakeOneForFreedSlot()
     }
 
     private func wakeOneForFreedSlot() {

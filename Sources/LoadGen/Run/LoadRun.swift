@@ -66,6 +66,13 @@ struct LoadRun: Sendable {
         // The load is over: heal what is open, so the drain and the checker see a whole system.
         nemesis?.cancel()
         let faults = await nemesis?.value ?? []
+        if nemesis != nil {
+            // A database restarted by the nemesis broke the observer's connection: the first
+            // query on it fails and the pool replaces it, before the drain and the checker.
+            for _ in 0..<50 where (try? await observer.query("SELECT 1")) == nil {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
 
         var records: [OperationRecord] = []
         records.reserveCapacity(traces.reduce(0) { $0 + $1.1.records.count })

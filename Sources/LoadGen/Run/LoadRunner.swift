@@ -116,6 +116,12 @@ public enum LoadRunner {
             throw error
         }
         var report = StrategyReport(run, thresholds: Threshold.nemesis)
+        // A run whose faults could not be opened (or healed) proved nothing about them.
+        let failedFaults = run.faults.count { $0.problem != nil }
+        report.thresholds.append(
+            ThresholdResult(
+                expression: "every fault opened and healed (at least one)", ok: failedFaults == 0 && !run.faults.isEmpty,
+                actual: Double(failedFaults)))
         do {
             try await cluster.stop()
         } catch {

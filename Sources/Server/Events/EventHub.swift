@@ -18,8 +18,11 @@ public final class EventHub: Sendable {
     private let queue = Mutex(DeliveryQueue())
     private let droppedFrames = Atomic<Int>(0)
     private let refusedSockets = Atomic<Int>(0)
-    /// The newest stock frame delivered per drop: what a new socket gets after a cached snapshot.
+    /// The newest stock frame delivered per drop, and the drops created lately: what a socket
+    /// gets after a snapshot that may be older than its subscription (a cached one, or one read
+    /// before the events queued ahead of it).
     private let lastStock = Mutex<[DropID: LiveFrame]>([:])
+    private let recentDrops = Mutex<Deque<(at: ContinuousClock.Instant, frame: LiveFrame)>>([])
     private let coalescer: Mutex<StockCoalescer>
     private let flushScheduled = Atomic<Bool>(false)
     private let totals = Mutex<[DropID: Int]>([:])
@@ -166,8 +169,23 @@ public final class EventHub: Sendable {
     /// A new socket's start: the (possibly cached) snapshot first, then the newest stock value
     /// of every drop delivered since, so a snapshot up to a second old is corrected at once.
     func greet(_ outbox: SocketOutbox, with snapshot: LiveEvent) {
-        outbox.push(LiveFrame(snapshot), initial: true)
-        for frame in lastStock.withLock({ Array($0.values) }) { outbox.push(frame) }
+        greet(outbox, with: LiveFrame(snapshot), catchUp: catchUpFrames())
+    }
+
+    /// The snapshot first, keeping what is pending (newer than it may be), then the newest
+    /// stock value of every drop and the drops created within the snapshot cache's age.
+    private func greet(_ outbox: SocketOutbox, with snapshot: LiveFrame, catchUp: [LiveFrame]) {
+        outbox.push(snapshot, initial: true)
+        for frame in catchUp { outbox.push(frame) }
+    }
+
+    private func catchUpFrames() -> [LiveFrame] {
+        let horizon = ContinuousClock.now - .milliseconds(2 * ServerDefaults.liveSnapshotMaxAgeMilliseconds)
+        let created = recentDrops.withLock { recent in
+            while let first = recent.first, first.at < horizon { recent.removeFirst() }
+            return recent.map(\.frame)
+        }
+        return created + lastStock.withLock { Array($0.values) }
     }
 
     /// Sends every socket a fresh snapshot (after the relay recovers: events were missed).
@@ -200,8 +218,9 @@ public final class EventHub: Sendable {
     /// oldest feed events go (counted); stock values and snapshots are superseded anyway.
     private func enqueue(_ event: LiveEvent) {
         let start = queue.withLock { queue -> Bool in
-            if queue.events.count >= limits.queuedEvents, let index = queue.events.firstIndex(where: { !$0.isSuperseded }) {
-                queue.events.remove(at: index)
+            if queue.events.count >= limits.queuedEvents {
+                // A stock value first (a later one, or the catch-up, replaces it), else the oldest.
+                queue.events.remove(at: queue.events.firstIndex(where: \.isSuperseded) ?? queue.events.startIndex)
                 droppedFrames.add(1, ordering: .relaxed)
             }
             queue.events.append(event)
@@ -226,6 +245,16 @@ public final class EventHub: Sendable {
                 let frame = LiveFrame(event)
                 if event.type == .stockChanged, let drop = event.dropId {
                     lastStock.withLock { $0[drop] = frame }
+                }
+                if event.type == .dropCreated {
+                    recentDrops.withLock { $0.append((.now, frame)) }
+                }
+                if event.type == .snapshot {
+                    // A resynchronizing snapshot was read before the events queued ahead of it
+                    // were delivered: it must not erase them, and the catch-up follows it.
+                    let catchUp = catchUpFrames()
+                    for outbox in subscribers.withLock({ Array($0.all.values) }) { greet(outbox, with: frame, catchUp: catchUp) }
+                    continue
                 }
                 let outboxes = subscribers.withLock { table -> [SocketOutbox] in
                     if event.isPrivate {
@@ -285,6 +314,7 @@ private struct DeliveryQueue {
 }
 
 extension LiveEvent {
-    /// A stock value or a snapshot: a later one replaces it, so dropping it loses nothing.
-    fileprivate var isSuperseded: Bool { type == .stockChanged || type == .snapshot }
+    /// A stock value: a later one (or a socket's catch-up) replaces it, so dropping it loses
+    /// nothing.
+    fileprivate var isSuperseded: Bool { type == .stockChanged }
 }

@@ -7,6 +7,7 @@
 // to reach the next request).
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 struct BodyLimitMiddleware: RouterMiddleware {
     typealias Context = StockdropContext
@@ -22,7 +23,7 @@ struct BodyLimitMiddleware: RouterMiddleware {
         if request.headers[.contentLength] == nil, request.headers[.transferEncoding] != nil {
             do {
                 _ = try await request.collectBody(upTo: limit)
-            } catch {
+            } catch is NIOTooManyBytesError {
                 throw refusal(limit, context)
             }
         }

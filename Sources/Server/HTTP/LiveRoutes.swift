@@ -86,7 +86,12 @@ struct LiveRoutes: Sendable {
                 metrics.recordSocket(event: "closed")
             }
             // Subscribed first, then the snapshot: nothing committed in between is missed.
-            if let first = await snapshot.cached() { events.greet(outbox, with: first) }
+            guard let first = await snapshot.cached() else {
+                // The database did not answer: a socket without its starting state is useless.
+                try await outbound.close(.unknown(1013), reason: "the drops could not be read; try again later")
+                return
+            }
+            events.greet(outbox, with: first)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     // Whatever was pending goes in one frame (one write, one syscall): a single

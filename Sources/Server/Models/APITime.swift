@@ -3,6 +3,7 @@
 // ±23:59) with a year from 1970 to 2099, exactly what /openapi.json's pattern for `startsAt`
 // says, so a schema-valid time is never refused nor an invalid one taken. Parsed by hand:
 // Foundation's ISO 8601 parser refuses valid offsets past ±18:00.
+import Engine
 import Foundation
 
 enum APITime {
@@ -58,30 +59,11 @@ enum APITime {
             return nil
         }
         guard index == text.count, (1970...2099).contains(year), (1...12).contains(month),
-            (1...daysIn(month: month, year: year)).contains(day), hour <= 23, minute <= 59, second <= 59
+            (1...CivilDate.daysIn(month: month, year: year)).contains(day), hour <= 23, minute <= 59, second <= 59
         else { return nil }
         let seconds =
-            daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3_600 + minute * 60 + second
+            CivilDate.daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3_600 + minute * 60 + second
             - offsetSeconds
         return Date(timeIntervalSince1970: Double(seconds) + fraction)
-    }
-
-    static func daysIn(month: Int, year: Int) -> Int {
-        switch month {
-        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
-    }
-
-    /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
-    /// days_from_civil).
-    static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
     }
 }

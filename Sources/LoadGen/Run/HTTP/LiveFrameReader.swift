@@ -3,6 +3,7 @@
 // watchers receive tens of thousands of events a second, and JSONDecoder plus a date parser per
 // event cost the harness most of a core on the machine it shares with the server it measures.
 // Snapshots (one per socket) are decoded in full by the caller.
+import Engine
 import Foundation
 
 struct LiveFrameEvent: Equatable {
@@ -122,15 +123,13 @@ enum LiveFrameReader {
             let minute = number(14, 2), let second = number(17, 2), (1...12).contains(month)
         else { return nil }
         var fraction = 0.0
-        if bytes.count > 21, bytes[19] == UInt8(ascii: "."), let digits = number(20, bytes.count - 21) {
-            fraction = Double(digits) / pow(10, Double(bytes.count - 21))
+        if bytes.count > 21, bytes[19] == UInt8(ascii: ".") {
+            // Microseconds are all a lag needs; more digits would overflow an Int.
+            let count = min(bytes.count - 21, 9)
+            guard let digits = number(20, count) else { return nil }
+            fraction = Double(digits) / pow(10, Double(count))
         }
-        // Days from 1970-01-01 (proleptic Gregorian, Howard Hinnant's days_from_civil).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let days = era * 146_097 + yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear - 719_468
+        let days = CivilDate.daysSinceEpoch(year: year, month: month, day: day)
         return Double(days * 86_400 + hour * 3_600 + minute * 60 + second) + fraction
     }
 
