@@ -104,7 +104,8 @@ struct LiveRoutes: Sendable {
                         var texts = frames.map(\.text)
                         if dropped > 0 { texts.insert(#"{"type":"events.dropped","count":\#(dropped)}"#, at: 0) }
                         guard !texts.isEmpty else { continue }
-                        try await outbound.write(.text(texts.count == 1 ? texts[0] : "[" + texts.joined(separator: ",") + "]"))
+                        try await outbound.write(
+                            .text(texts.count == 1 ? texts[0] : "[" + texts.joined(separator: ",") + "]"))
                         try await Task.sleep(until: written.advanced(by: interval), clock: .continuous)
                     }
                 }
