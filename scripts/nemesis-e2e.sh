@@ -36,9 +36,21 @@ for fault in "${faults[@]}"; do
   out=$(mktemp)
   status=0
   "$bin" run "${run[@]}" --report-dir reports/nemesis >"$out" 2>&1 || status=$?
-  grep -E "fault|oversold|invariants|thresholds|PASS|FAIL|BROKEN|missed|run failed" "$out" || true
+  grep -E "fault|oversold|invariants|thresholds|PASS|FAIL|BROKEN|missed|run failed|FINDING" "$out" || true
+  if grep -q "FINDING" "$out"; then
+    # An instance that did not shut down cleanly: keep its logs for whoever reads the finding.
+    kept=reports/nemesis/finding-$fault-$(date -u +%H%M%S)
+    mkdir -p "$kept" && cp -r .stockdrop/nemesis-cluster/. "$kept"/ 2>/dev/null || true
+    echo "nemesis-e2e: a shutdown finding; the cluster's logs are in $kept" >&2
+  fi
   rm -f "$out"
-  [ "$status" = 0 ] || failed+=("$fault (exit $status)")
+  if [ "$status" != 0 ]; then
+    failed+=("$fault (exit $status)")
+    # The instances' logs, before the next run's start clears them.
+    kept=reports/nemesis/failed-$fault-$(date -u +%H%M%S)
+    mkdir -p "$kept" && cp -r .stockdrop/nemesis-cluster/. "$kept"/ 2>/dev/null || true
+    echo "nemesis-e2e: the cluster's logs are in $kept" >&2
+  fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "nemesis-e2e: FAILED: ${failed[*]}" >&2

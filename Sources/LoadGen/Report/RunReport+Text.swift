@@ -86,6 +86,7 @@ extension RunReport {
             let label =
                 strategy.role == .baseline ? "\(strategy.strategy) (baseline, a finding)" : "\(strategy.strategy)"
             let faults: [String] = (strategy.faults ?? []).map { "\(label): fault \($0.line)" }
+                + (strategy.findings ?? []).map { "\(label): FINDING (not the verdict): \($0)" }
             let invariants: [String] = strategy.invariants.filter { !$0.ok }.flatMap { invariant -> [String] in
                 ["\(label): invariant \(invariant.number) \(invariant.name) BROKEN: \(invariant.detail)"]
                     + invariant.counterexamples.prefix(5).map { "    e.g. \($0)" }
@@ -152,6 +153,7 @@ extension RunReport {
                 md += "\nFaults (nemesis), in order:\n\n"
                 for fault in faults { md += "- \(fault.line)\n" }
             }
+            for finding in strategy.findings ?? [] { md += "\n**Finding** (not the verdict): \(finding)\n" }
             md += "\nRejections by code:"
             for (operation, stats) in strategy.operations.sorted(by: { $0.key < $1.key }) where !stats.rejected.isEmpty {
                 md += " \(operation): " + stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "."

@@ -44,6 +44,9 @@ public struct StrategyReport: Sendable, Codable {
     public var stampToAnswerMilliseconds: LatencyPercentiles? = nil
     /// A nemesis run's faults, in order, with what each did to the buyers.
     public var faults: [FaultReport]? = nil
+    /// What a run found besides its verdict (a nemesis run: an instance that did not exit 0
+    /// after SIGTERM at the end), with the evidence.
+    public var findings: [String]? = nil
 
     public var invariantsBroken: Int { invariants.filter { !$0.ok }.count }
 

@@ -122,11 +122,13 @@ public enum LoadRunner {
             ThresholdResult(
                 expression: "every fault opened and healed (at least one)", ok: failedFaults == 0 && !run.faults.isEmpty,
                 actual: Double(failedFaults)))
+        // An instance that outlives its shutdown bound after the faults is a finding with the
+        // instance's last log lines, not the verdict: the verdict is the three thresholds above
+        // (what was acknowledged, sold and held). `scripts/cluster-e2e.sh` fails on it.
         do {
             try await cluster.stop()
         } catch {
-            report.thresholds.append(
-                ThresholdResult(expression: "every instance exits 0 on SIGTERM", ok: false, actual: 1))
+            report.findings = ["an instance did not exit 0 after SIGTERM at the end: \(error)"]
         }
         let exitCode = verdict([report])
         let summary = RunReport(
