@@ -70,7 +70,7 @@ import Testing
                 #expect(response.status == .created)
                 let body = try response.json(ReservationResponse.self)
                 #expect(body.status == "ACTIVE" && body.userId == 42 && body.dropId == drop)
-                let created = try #require(APITime.date(body.createdAt)), expires = try #require(APITime.date(body.expiresAt))
+                let created = try #require(RFC3339.date(body.createdAt)), expires = try #require(RFC3339.date(body.expiresAt))
                 #expect(abs(expires.timeIntervalSince(created) - 60) < 0.01)
                 return body.id
             }

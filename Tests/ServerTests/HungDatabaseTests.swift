@@ -24,27 +24,17 @@ import Testing
     static let boundSeconds = 2.0 * (1.0 + 2.0 + 1.5) + 3.0
 
     @Test func aHungDatabaseGives503WithinTheBoundAndTheServerRecovers() async throws {
-        let url = try await TestDatabase.fresh("server_hung_database")
+        var proxied = try await ServerFixture("hung_database")
+        let url = proxied.configuration.databaseURL
         let proxy = try await FaultProxy.start(upstream: .unixSocket(try TestDatabase.socketPath(of: url)))
-        let proxied = try TestDatabase.url(url, throughPort: proxy.port)
-        var configuration = ServerConfiguration(
-            port: 0, strategy: .actor, databaseURL: proxied, jwtSecret: ServerFixture.secret, userRateLimit: nil,
-            addressRateLimit: nil, logLevel: .critical)
-        configuration.databaseDeadlines = Self.deadlines
-        let authority = try await TokenAuthority(secret: ServerFixture.secret)
-        @Sendable func headers(_ user: UserID, role: Caller.Role = .user) async throws -> HTTPFields {
-            let token = try await authority.mint(Caller(userID: user, name: "buyer \(user)", role: role))
-            return [.authorization: "Bearer \(token)", .contentType: "application/json"]
-        }
-        let application = try await buildApplication(configuration).application
-        try await application.test(.live) { client in
-            let created = try await client.execute(
-                uri: "/v1/drops", method: .post, headers: try await headers(1, role: .admin),
-                body: ByteBuffer(string: #"{"name":"Hung","priceCents":100,"totalStock":50}"#))
-            #expect(created.status == .created)
-            let drop = try created.json(Identified.self).id
+        proxied.configuration.databaseURL = try TestDatabase.url(url, throughPort: proxy.port)
+        proxied.configuration.databaseDeadlines = Self.deadlines
+        proxied.configuration.logLevel = .critical
+        let fixture = proxied
+        try await fixture.application().test(.live) { client in
+            let drop = try await fixture.createDrop(client, stock: 50)
             let first = try await client.execute(
-                uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await headers(2))
+                uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await fixture.headers(2))
             #expect(first.status == .created)
 
             proxy.pause()
@@ -62,9 +52,9 @@ import Testing
                     }
                 }
                 for user in Int64(3)...12 {
-                    send("/v1/drops/\(drop)/reserve", .post, try await headers(user))
+                    send("/v1/drops/\(drop)/reserve", .post, try await fixture.headers(user))
                 }
-                send("/v1/drops/\(drop)", .get, try await headers(2))
+                send("/v1/drops/\(drop)", .get, try await fixture.headers(2))
                 send("/v1/drops", .get, [:])
                 return try await group.reduce(into: []) { $0.append($1) }
             }
@@ -87,7 +77,7 @@ import Testing
             while !served && resumed.duration(to: .now) < .seconds(20) {
                 user += 1
                 let response = try await client.execute(
-                    uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await headers(user))
+                    uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await fixture.headers(user))
                 served = response.status == .created
                 if !served { try await Task.sleep(for: .milliseconds(200)) }
             }

@@ -100,25 +100,13 @@ import TestSupport
     static func thirdConnectionWaits(port: Int) -> (servedWhileFull: Bool, servedAfterOneClosed: Bool) {
         let request = Array("GET /health HTTP/1.1\r\nHost: test\r\n\r\n".utf8)
         var buffer = [UInt8](repeating: 0, count: 4096)
-        func open(timeoutSeconds: Int) -> Int32 {
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = UInt16(port).bigEndian
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-            setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            return descriptor
-        }
-        let first = open(timeoutSeconds: 5), second = open(timeoutSeconds: 5)
+        let first = loopbackSocket(port: port, receiveTimeoutSeconds: 5)
+        let second = loopbackSocket(port: port, receiveTimeoutSeconds: 5)
         for descriptor in [first, second] {
             _ = send(descriptor, request, request.count, 0)
             _ = recv(descriptor, &buffer, buffer.count, 0)
         }
-        let third = open(timeoutSeconds: 1)
+        let third = loopbackSocket(port: port, receiveTimeoutSeconds: 1)
         // Each descriptor is closed exactly once: a second close could hit a number another
         // thread (a libpq connection of a test running beside this one) was given meanwhile.
         defer { [second, third].forEach { close($0) } }
@@ -134,8 +122,21 @@ import TestSupport
     /// Sends one request on a new connection, reads its answer, then waits (at most 10 s) for
     /// the server to close the connection: whether it answered, and how long the close took.
     static func requestThenWaitForClose(port: Int) -> (Bool, Duration?) {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let descriptor = loopbackSocket(port: port, receiveTimeoutSeconds: 10)
+        guard descriptor >= 0 else { return (false, nil) }
         defer { close(descriptor) }
+        let request = Array("GET /health HTTP/1.1\r\nHost: test\r\n\r\n".utf8)
+        guard send(descriptor, request, request.count, 0) == request.count else { return (false, nil) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        guard recv(descriptor, &buffer, buffer.count, 0) > 0 else { return (false, nil) }
+        let started = ContinuousClock.now
+        return (true, recv(descriptor, &buffer, buffer.count, 0) == 0 ? ContinuousClock.now - started : nil)
+    }
+
+    /// A blocking TCP connection to 127.0.0.1:`port` whose reads give up after the timeout;
+    /// -1 if it could not connect. The caller closes it, once.
+    static func loopbackSocket(port: Int, receiveTimeoutSeconds: Int) -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
@@ -143,15 +144,13 @@ import TestSupport
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { return (false, nil) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        guard connected == 0 else {
+            close(descriptor)
+            return -1
+        }
+        var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let request = Array("GET /health HTTP/1.1\r\nHost: test\r\n\r\n".utf8)
-        guard send(descriptor, request, request.count, 0) == request.count else { return (false, nil) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        guard recv(descriptor, &buffer, buffer.count, 0) > 0 else { return (false, nil) }
-        let started = ContinuousClock.now
-        return (true, recv(descriptor, &buffer, buffer.count, 0) == 0 ? ContinuousClock.now - started : nil)
+        return descriptor
     }
 
     @Test func sigtermUnderLoadLosesNoAcknowledgedWriteAndExitsZero() async throws {

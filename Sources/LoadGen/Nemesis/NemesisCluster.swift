@@ -16,9 +16,7 @@ public final class NemesisCluster: Sendable {
     /// The database as the checker reads it (not through the proxy).
     public let databaseURL: String
     public let instances: Int
-    let script: String
-    let directory: String
-    let binary: String
+    let script: ClusterScript
     let proxy: FaultProxy
     let embedded: EmbeddedPostgres
 
@@ -28,7 +26,7 @@ public final class NemesisCluster: Sendable {
 
     /// `script` is `scripts/cluster.sh` of a checkout, `binary` the `stockdrop` to serve with.
     public static func start(
-        binary: String, script: String, instances: Int, secret: String
+        binary: String, script path: String, instances: Int, secret: String
     ) async throws -> NemesisCluster {
         let embedded = try EmbeddedPostgres()
         try embedded.start()
@@ -36,40 +34,34 @@ public final class NemesisCluster: Sendable {
             environment: ["DATABASE_URL": try await embedded.freshDatabase("stockdrop_nemesis")])
         let proxy = try await FaultProxy.start(upstream: .unixSocket(embedded.socketPath))
         let proxied = "postgresql://postgres@127.0.0.1:\(proxy.port)/stockdrop_nemesis"
-        let directory = embedded.home + "/nemesis-cluster"
-        let cluster = try NemesisCluster(
-            balancerURL: URL(string: "http://127.0.0.1")!, secret: secret, databaseURL: databaseURL,
-            instances: instances,
-            script: script, directory: directory, binary: binary, proxy: proxy, embedded: embedded)
+        let script = ClusterScript(
+            path: path, directory: embedded.home + "/nemesis-cluster", binary: binary, secret: secret)
         do {
             // A run that died before stopping its cluster left it running: stop it first.
-            _ = try? await cluster.command(["stop"])
-            try await cluster.command(["start", String(instances)], databaseURL: proxied)
-            let balancer = try cluster.environmentValue("BALANCER_URL")
-            guard let url = URL(string: balancer) else {
+            _ = try? await script.run(["stop"])
+            try await script.run(["start", String(instances)], databaseURL: proxied)
+            guard let url = URL(string: try script.value("BALANCER_URL")) else {
                 throw Failure(description: "cluster.sh wrote no balancer URL")
             }
-            return try NemesisCluster(
+            return NemesisCluster(
                 balancerURL: url, secret: secret, databaseURL: databaseURL, instances: instances, script: script,
-                directory: directory, binary: binary, proxy: proxy, embedded: embedded)
+                proxy: proxy, embedded: embedded)
         } catch {
-            _ = try? await cluster.command(["stop"], databaseURL: proxied)
+            _ = try? await script.run(["stop"], databaseURL: proxied)
             await proxy.stop()
             throw error
         }
     }
 
     private init(
-        balancerURL: URL, secret: String, databaseURL: String, instances: Int, script: String, directory: String,
-        binary: String, proxy: FaultProxy, embedded: EmbeddedPostgres
-    ) throws {
+        balancerURL: URL, secret: String, databaseURL: String, instances: Int, script: ClusterScript,
+        proxy: FaultProxy, embedded: EmbeddedPostgres
+    ) {
         self.balancerURL = balancerURL
         self.secret = secret
         self.databaseURL = databaseURL
         self.instances = instances
         self.script = script
-        self.directory = directory
-        self.binary = binary
         self.proxy = proxy
         self.embedded = embedded
     }
@@ -89,7 +81,7 @@ public final class NemesisCluster: Sendable {
     }
 
     public func signal(instance: Int, _ signal: Int32) throws {
-        let text = try String(contentsOfFile: "\(directory)/s\(instance).pid", encoding: .utf8)
+        let text = try String(contentsOfFile: "\(script.directory)/s\(instance).pid", encoding: .utf8)
         guard let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw Failure(description: "no pid for instance s\(instance)")
         }
@@ -98,15 +90,15 @@ public final class NemesisCluster: Sendable {
         }
     }
 
-    public func restart(instance: Int) async throws { try await command(["restart", String(instance)]) }
+    public func restart(instance: Int) async throws { try await script.run(["restart", String(instance)]) }
 
     public func killRedis() throws {
-        guard let pid = pid_t(try environmentValue("REDIS_PID")), kill(pid, SIGKILL) == 0 else {
+        guard let pid = pid_t(try script.value("REDIS_PID")), kill(pid, SIGKILL) == 0 else {
             throw Failure(description: "cannot kill Redis")
         }
     }
 
-    public func restartRedis() async throws { try await command(["restart", "redis"]) }
+    public func restartRedis() async throws { try await script.run(["restart", "redis"]) }
 
     public func pauseDatabase() { proxy.pause() }
     public func resumeDatabase() { proxy.resume() }
@@ -119,35 +111,7 @@ public final class NemesisCluster: Sendable {
     /// Stops the instances (each must exit 0 on SIGTERM), HAProxy and Redis, then the proxy.
     public func stop() async throws {
         defer { Task { await proxy.stop() } }
-        try await command(["stop"])
-    }
-
-    /// The log directory, for a report that points at it.
-    public var logDirectory: String { directory }
-
-    private func command(_ arguments: [String], databaseURL: String? = nil) async throws {
-        var environment = [
-            "CLUSTER_DIR": directory, "STOCKDROP_BIN": binary, "STOCKDROP_JWT_SECRET": secret,
-        ]
-        if let databaseURL { environment["DATABASE_URL"] = databaseURL }
-        let script = self.script
-        let variables = environment
-        do {
-            try await Self.offPool {
-                _ = try EmbeddedPostgres.execute("/bin/bash", [script] + arguments, environment: variables)
-            }
-        } catch {
-            throw Failure(description: "cluster.sh \(arguments.joined(separator: " ")) failed: \(error)")
-        }
-    }
-
-    private func environmentValue(_ name: String) throws -> String {
-        let text = try String(contentsOfFile: directory + "/env", encoding: .utf8)
-        for line in text.split(separator: "\n") where line.hasPrefix("export \(name)=") {
-            return String(line.dropFirst("export \(name)=".count)).trimmingCharacters(
-                in: CharacterSet(charactersIn: "'"))
-        }
-        throw Failure(description: "no \(name) in \(directory)/env")
+        try await script.run(["stop"])
     }
 
     /// Blocking work (a child process, pg_ctl) on a thread of its own: the cooperative pool
@@ -160,4 +124,37 @@ public final class NemesisCluster: Sendable {
 
     static let probeDeadlines = DatabaseDeadlines(
         connectSeconds: 2, statementMilliseconds: 1_000, answerMilliseconds: 2_000, acquireMilliseconds: 2_000)
+}
+
+/// `scripts/cluster.sh` with the cluster's state directory, binary and secret: every start,
+/// restart and stop goes through it, so a restarted process is configured as it first was.
+struct ClusterScript: Sendable {
+    let path: String
+    let directory: String
+    let binary: String
+    let secret: String
+
+    func run(_ arguments: [String], databaseURL: String? = nil) async throws {
+        var environment = ["CLUSTER_DIR": directory, "STOCKDROP_BIN": binary, "STOCKDROP_JWT_SECRET": secret]
+        if let databaseURL { environment["DATABASE_URL"] = databaseURL }
+        let path = self.path
+        let variables = environment
+        do {
+            try await NemesisCluster.offPool {
+                _ = try EmbeddedPostgres.execute("/bin/bash", [path] + arguments, environment: variables)
+            }
+        } catch {
+            throw NemesisCluster.Failure(description: "cluster.sh \(arguments.joined(separator: " ")) failed: \(error)")
+        }
+    }
+
+    /// A value the script wrote to its `env` file (`export NAME='value'`).
+    func value(_ name: String) throws -> String {
+        let text = try String(contentsOfFile: directory + "/env", encoding: .utf8)
+        for line in text.split(separator: "\n") where line.hasPrefix("export \(name)=") {
+            return String(line.dropFirst("export \(name)=".count)).trimmingCharacters(
+                in: CharacterSet(charactersIn: "'"))
+        }
+        throw NemesisCluster.Failure(description: "no \(name) in \(directory)/env")
+    }
 }

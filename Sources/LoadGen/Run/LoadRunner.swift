@@ -81,8 +81,8 @@ public enum LoadRunner {
 
     /// The scenario against a cluster the harness starts (`NemesisCluster`), faults injected on
     /// the plan's seeded schedule. Its thresholds are its own: nothing oversold, no acknowledged
-    /// write lost, every invariant holding (errors and timeouts are what faults cause), and every
-    /// instance shutting down cleanly at the end.
+    /// write lost, every invariant holding (errors and timeouts are what faults cause), and
+    /// every fault opened and healed.
     static func runWithNemesis(
         _ plan: NemesisPlan, _ scenario: Scenario, options: RunOptions,
         progress: @escaping @Sendable (Strategy, ProgressTick) -> Void

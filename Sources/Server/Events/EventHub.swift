@@ -109,7 +109,7 @@ public final class EventHub: Sendable {
     func relayed(_ event: LiveEvent) {
         guard event.origin != instanceID, Self.plausible(event, now: Date()) else { return }
         guard isCurrent(event, record: true) else { return }
-        deliver(event)
+        enqueue(event)
     }
 
     /// A relayed stock value stamped far in the future would shadow every real one of its
@@ -208,18 +208,16 @@ public final class EventHub: Sendable {
             }
             event = now
         }
-        deliver(event)
+        enqueue(event)
         remote.withLock { $0 }?.publish(event)
     }
 
-    private func deliver(_ event: LiveEvent) { enqueue(event) }
-
-    /// Appends for the delivery task, starting one if none runs. Bounded: past the limit the
-    /// oldest feed events go (counted); stock values and snapshots are superseded anyway.
+    /// Appends for the delivery task, starting one if none runs. Bounded: past the limit a
+    /// queued stock value goes first (a later one, or a socket's catch-up, replaces it), else
+    /// the oldest event; either is counted.
     private func enqueue(_ event: LiveEvent) {
         let start = queue.withLock { queue -> Bool in
             if queue.events.count >= limits.queuedEvents {
-                // A stock value first (a later one, or the catch-up, replaces it), else the oldest.
                 queue.events.remove(at: queue.events.firstIndex(where: \.isSuperseded) ?? queue.events.startIndex)
                 droppedFrames.add(1, ordering: .relaxed)
             }
@@ -280,7 +278,7 @@ public final class EventHub: Sendable {
                 let wait = next - nowSeconds
                 if wait > 0 { try? await Task.sleep(for: .microseconds(Int64(wait * 1e6) + 1)) }
                 for event in coalescer.withLock({ $0.due(now: nowSeconds) }) where isCurrent(event, record: false) {
-                    deliver(event)
+                    enqueue(event)
                     remote.withLock { $0 }?.publish(event)
                 }
             }

@@ -2,8 +2,9 @@
 // sockets: publishing only appends here. Stock values are kept one per drop (a newer value
 // replaces an unsent older one, so the socket always ends on the latest), other events in a
 // bounded queue that drops its oldest when full (the socket is told how many it missed). A
-// snapshot supersedes everything pending before it and never competes for the queue. Frames
-// are encoded once by the hub; the outbox only orders them.
+// snapshot never competes for the queue: the hub's go first and keep what is pending
+// (`initial`, they may be older than it); any other supersedes what is pending. Frames are
+// encoded once by the hub; the outbox only orders them.
 import DequeModule
 import Engine
 import Synchronization

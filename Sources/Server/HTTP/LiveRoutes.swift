@@ -46,19 +46,17 @@ struct LiveRoutes: Sendable {
             shouldUpgrade: { request, context in
                 let address = proxies.client(
                     peer: context.peer, forwardedFor: request.headers[values: .xForwardedFor].joined(separator: ","))
-                if let limiter = addressLimiter, let wait = limiter.admit(address) {
-                    metrics.recordSocket(event: "rate_limited")
-                    throw APIError(
-                        .rateLimited, "more than \(limiter.limit.requestsPerSecond) requests/s per client address",
-                        retryAfterSeconds: wait)
+                func enforce(_ limiter: RateLimiter?, _ key: String, scope: String) throws {
+                    do {
+                        try limiter?.enforce(key, scope: scope)
+                    } catch {
+                        metrics.recordSocket(event: "rate_limited")
+                        throw error
+                    }
                 }
+                try enforce(addressLimiter, address, scope: "client address")
                 let caller = try await Self.caller(of: request, authority: authority).caller
-                if let limiter = userLimiter, let wait = limiter.admit("user:\(caller.userID)") {
-                    metrics.recordSocket(event: "rate_limited")
-                    throw APIError(
-                        .rateLimited, "more than \(limiter.limit.requestsPerSecond) requests/s per user",
-                        retryAfterSeconds: wait)
-                }
+                try enforce(userLimiter, "user:\(caller.userID)", scope: "user")
                 return .upgrade([:])
             }
         ) { inbound, outbound, context in

@@ -10,9 +10,17 @@ struct RateLimitMiddleware: RouterMiddleware {
     let key: @Sendable (Request, StockdropContext) -> String?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let key = key(request, context), let wait = limiter.admit(key) {
-            throw APIError(.rateLimited, "more than \(limiter.limit.requestsPerSecond) requests/s per \(scope)", retryAfterSeconds: wait)
-        }
+        if let key = key(request, context) { try limiter.enforce(key, scope: scope) }
         return try await next(request, context)
+    }
+}
+
+extension RateLimiter {
+    /// 429 `rate_limited` with Retry-After when `key`'s bucket is empty; `scope` names the key
+    /// in the message. Requests (through the middleware) and socket upgrades share it.
+    func enforce(_ key: String, scope: String) throws {
+        if let wait = admit(key) {
+            throw APIError(.rateLimited, "more than \(limit.requestsPerSecond) requests/s per \(scope)", retryAfterSeconds: wait)
+        }
     }
 }

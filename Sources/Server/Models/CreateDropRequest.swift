@@ -32,7 +32,7 @@ struct CreateDropRequest: Decodable {
         var problems: [String] = []
         var start: Date?
         if let startsAt {
-            if let parsed = APITime.date(startsAt) {
+            if let parsed = RFC3339.date(startsAt) {
                 start = parsed
             } else {
                 problems.append("startsAt must be an RFC 3339 time from 1970 to 2099, e.g. 2026-12-01T18:00:00Z")

@@ -141,7 +141,7 @@ enum OpenAPIDocument {
                                                    "pattern": #"^[^\u0000-\u001F\u007F]*[^\s\u0000-\u001F\u007F][^\u0000-\u001F\u007F]*$"#],
                                           "priceCents": ["type": "integer", "minimum": 0, "maximum": .integer(Int(Defaults.maxPriceCents))],
                                           "totalStock": ["type": "integer", "minimum": 1, "maximum": .integer(Defaults.maxTotalStock)],
-                                          "startsAt": ["type": ["string", "null"], "format": "date-time", "pattern": .string(APITime.pattern)],
+                                          "startsAt": ["type": ["string", "null"], "format": "date-time", "pattern": .string(RFC3339.pattern)],
                                           // null, as absent: the default.
                                           "perUserLimit": ["type": ["integer", "null"], "minimum": 1, "maximum": .integer(Defaults.maxPerUserLimit), "default": 1],
                                           "reserveTTLMilliseconds": ["type": ["integer", "null"], "minimum": .integer(Defaults.minReserveTTLMilliseconds),

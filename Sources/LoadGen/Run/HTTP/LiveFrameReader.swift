@@ -107,30 +107,9 @@ enum LiveFrameReader {
         return nil
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS[.fff…]Z`, the only shape the server writes; nil for anything else.
+    /// Seconds since 1970 of a commit time as the server writes it (`RFC3339`).
     static func seconds(of text: Substring) -> Double? {
-        let bytes = Array(text.utf8)
-        guard bytes.count >= 20, bytes.last == UInt8(ascii: "Z") else { return nil }
-        func number(_ at: Int, _ length: Int) -> Int? {
-            var value = 0
-            for byte in bytes[at..<at + length] {
-                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
-                value = value * 10 + Int(byte - UInt8(ascii: "0"))
-            }
-            return value
-        }
-        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
-            let minute = number(14, 2), let second = number(17, 2), (1...12).contains(month)
-        else { return nil }
-        var fraction = 0.0
-        if bytes.count > 21, bytes[19] == UInt8(ascii: ".") {
-            // Microseconds are all a lag needs; more digits would overflow an Int.
-            let count = min(bytes.count - 21, 9)
-            guard let digits = number(20, count) else { return nil }
-            fraction = Double(digits) / pow(10, Double(count))
-        }
-        let days = CivilDate.daysSinceEpoch(year: year, month: month, day: day)
-        return Double(days * 86_400 + hour * 3_600 + minute * 60 + second) + fraction
+        RFC3339.date(String(text))?.timeIntervalSince1970
     }
 
     private static func isSpace(_ byte: UInt8) -> Bool {

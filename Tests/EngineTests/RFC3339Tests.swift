@@ -1,11 +1,10 @@
 // Times on the wire are read as RFC 3339 from 1970 to 2099, exactly as /openapi.json's
 // pattern says: the fuzzer found valid offsets (-19:35) that Foundation's parser refused.
+import Engine
 import Foundation
 import Testing
 
-@testable import Server
-
-@Suite struct APITimeTests {
+@Suite struct RFC3339Tests {
     static let valid: [(String, Double)] = [
         ("2026-12-01T18:00:00Z", 1_796_148_000),
         ("2026-12-01T19:00:00.250+01:00", 1_796_148_000.25),
@@ -17,9 +16,9 @@ import Testing
 
     @Test(arguments: valid)
     func validTimesParse(_ text: String, _ epochSeconds: Double) throws {
-        let date = try #require(APITime.date(text))
+        let date = try #require(RFC3339.date(text))
         #expect(abs(date.timeIntervalSince1970 - epochSeconds) < 1e-5)
-        #expect(text.range(of: APITime.pattern, options: .regularExpression) != nil)
+        #expect(text.range(of: RFC3339.pattern, options: .regularExpression) != nil)
     }
 
     @Test(arguments: [
@@ -30,6 +29,6 @@ import Testing
         "",
     ])
     func invalidTimesAreRefused(_ text: String) {
-        #expect(APITime.date(text) == nil)
+        #expect(RFC3339.date(text) == nil)
     }
 }
