@@ -42,10 +42,15 @@ public struct BenchReport: Codable, Sendable {
     /// actor ÷ rowlock, when both ran.
     public var committedClaimsRatio: Double?
     public var rejectionsRatio: Double?
+    /// What this machine's database and runtime can do, measured in this run.
+    public var ceilings: BenchCeilings?
+    /// The product against its ceilings, each with its target.
+    public var targets: [BenchTarget] = []
 }
 
 public enum Bench {
     public static func run(_ options: BenchOptions, progress: @Sendable (String) -> Void) async throws -> BenchReport {
+        let ceilings = try await BenchCeilingRun.measure(options, progress: progress)
         var results: [BenchResult] = []
         for strategy in options.strategies {
             progress("bench: \(strategy), \(options.callers) callers, \(options.seconds) s per phase")
@@ -53,7 +58,8 @@ public enum Bench {
         }
         let actor = results.first { $0.strategy == .actor }
         let rowlock = results.first { $0.strategy == .rowlock }
-        var report = BenchReport(results: results)
+        var report = BenchReport(results: results, ceilings: ceilings)
+        report.targets = BenchTarget.all(results: results, ceilings: ceilings)
         if let actor, let rowlock {
             report.committedClaimsRatio = actor.committedClaimsPerSecond / max(rowlock.committedClaimsPerSecond, 1e-9)
             report.rejectionsRatio = actor.rejectionsPerSecond / max(rowlock.rejectionsPerSecond, 1e-9)

@@ -33,6 +33,29 @@ extension BenchReport {
                 String(repeating: " ", count: max(0, columnWidth - $0.count) + 2) + $0
             }.joined()
         }
-        return ([line("", header)] + rows.map { line($0.0, $0.1) }).joined(separator: "\n")
+        return (([line("", header)] + rows.map { line($0.0, $0.1) }) + ceilingLines).joined(separator: "\n")
+    }
+
+    /// The references measured in this run, and the product against them.
+    private var ceilingLines: [String] {
+        guard let ceilings else { return [] }
+        func number(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
+        var lines = [
+            "",
+            "ceilings measured in this run (\(ceilings.batchClaims) claims per transaction, one connection):",
+            "  (a) plain locked insert      \(number(ceilings.plainInsertClaimsPerSecond)) claims/s"
+                + "  (p50 \(number(ceilings.plainInsertTransactionMilliseconds.p50, 2)) ms per transaction)",
+            "  (b) batch function alone     \(number(ceilings.batchFunctionClaimsPerSecond)) claims/s"
+                + "  (p50 \(number(ceilings.batchFunctionCallMilliseconds.p50, 2)) ms per call)",
+            "  (c) bare actor, from memory  \(number(ceilings.bareActorAnswersPerSecond)) answers/s",
+        ]
+        for result in results {
+            lines.append("  \(result.strategy.rawValue) / (a)  \(number(result.committedClaimsPerSecond / max(ceilings.plainInsertClaimsPerSecond, 1e-9), 2))")
+        }
+        lines.append("targets:")
+        for target in targets {
+            lines.append("  \(target.met ? "met   " : "MISSED") \(target.name): \(number(target.value, 2)) (\(target.atMost ? "≤" : "≥") \(number(target.bound, 2)))")
+        }
+        return lines
     }
 }

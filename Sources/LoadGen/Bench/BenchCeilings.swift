@@ -1,0 +1,135 @@
+// The bench's reference ceilings, measured in the same run as the strategies (machines differ
+// by 2x, so the product is judged as a ratio to what this machine's database and runtime can
+// do at that hour):
+// (a) plain locked insert: one connection, back to back, each transaction locks the drop,
+//     inserts a batch of new users' holds into the real `reservations` table (its indexes,
+//     trigger and CHECKs), updates the counter and commits (`synchronous_commit` on);
+// (b) the batch function alone: one connection feeding `stockdrop_apply_batch` full batches of
+//     reserves for new users, no actor;
+// (c) a bare Swift actor answering every call from memory, no database: the most the
+//     runtime gives a sold-out rejection.
+import Engine
+import Foundation
+
+public struct BenchCeilings: Codable, Sendable {
+    /// Claims per transaction of (a) and (b): the size of the actor's batches at this many callers.
+    public var batchClaims: Int
+    public var plainInsertClaimsPerSecond: Double
+    public var plainInsertTransactionMilliseconds: LatencySummary
+    public var batchFunctionClaimsPerSecond: Double
+    public var batchFunctionCallMilliseconds: LatencySummary
+    public var bareActorAnswersPerSecond: Double
+}
+
+enum BenchCeilingRun {
+    static func measure(_ options: BenchOptions, progress: @Sendable (String) -> Void) async throws -> BenchCeilings {
+        let batchClaims = min(options.callers, Defaults.maxBatchClaims)
+        let url = try await FreshDatabase.url(for: "bench", named: "ceiling", configured: options.databaseURL)
+        let connection = try await PostgresConnection.connect(url)
+        defer { Task { await connection.close() } }
+        try await connection.query("SET synchronous_commit = on")
+        let users = UserBlocks(size: batchClaims)
+
+        progress("bench: ceiling (a), plain locked insert of \(batchClaims) holds per transaction")
+        let insertDrop = try await createDrop(connection, name: "bench ceiling: plain insert")
+        let plainInsert = try await loop(seconds: options.seconds) {
+            let rows = try await connection.query(
+                """
+                WITH d AS (SELECT id, reserve_ttl_ms FROM drops WHERE id = $1 FOR UPDATE),
+                ins AS (
+                    INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at)
+                    SELECT d.id, u, 'ACTIVE', clock_timestamp(), clock_timestamp() + d.reserve_ttl_ms * interval '1 millisecond'
+                    FROM d, unnest($2::bigint[]) AS u
+                    RETURNING 1)
+                UPDATE drops SET reserved = reserved + (SELECT count(*) FROM ins) WHERE id = $1 RETURNING reserved
+                """, [.int64(insertDrop), .int64Array(users.next())])
+            guard rows.rows.count == 1 else { throw BenchCeilingError("the plain insert updated no counter") }
+            return batchClaims
+        }
+
+        progress("bench: ceiling (b), stockdrop_apply_batch alone, \(batchClaims) reserves per call")
+        let functionDrop = try await createDrop(connection, name: "bench ceiling: batch function")
+        let kinds = [Int64](repeating: Int64(ClaimItem.Kind.reserve.rawValue), count: batchClaims)
+        let keys = [String?](repeating: nil, count: batchClaims)
+        let batchFunction = try await loop(seconds: options.seconds) {
+            let rows = try await connection.query(
+                "SELECT count(*) FILTER (WHERE code = 'reserved') AS n FROM stockdrop_apply_batch($1, $2::integer[], $3, $4)",
+                [.int64(functionDrop), .int64Array(kinds), .int64Array(users.next()), .textArray(keys)])
+            let reserved = try rows.first?.int("n") ?? 0
+            guard reserved == batchClaims else {
+                throw BenchCeilingError("the batch function reserved \(reserved) of \(batchClaims) new users")
+            }
+            return reserved
+        }
+
+        progress("bench: ceiling (c), a bare actor answering from memory, \(options.callers) callers")
+        let bare = BareActor()
+        let bareActor = try await Bench.hammer(callers: options.callers, seconds: options.seconds) { user in
+            await bare.answer(user) == .soldOut
+        }
+        return BenchCeilings(
+            batchClaims: batchClaims,
+            plainInsertClaimsPerSecond: plainInsert.perSecond,
+            plainInsertTransactionMilliseconds: LatencySummary(microseconds: plainInsert.latencies),
+            batchFunctionClaimsPerSecond: batchFunction.perSecond,
+            batchFunctionCallMilliseconds: LatencySummary(microseconds: batchFunction.latencies),
+            bareActorAnswersPerSecond: Double(bareActor.successes) / bareActor.elapsedSeconds)
+    }
+
+    private static func createDrop(_ connection: PostgresConnection, name: String) async throws -> Int64 {
+        try await connection.query(
+            "INSERT INTO drops (name, price_cents, total_stock, reserve_ttl_ms) VALUES ($1, 1, $2, $3) RETURNING id",
+            [.text(name), .int32(Int32(Defaults.maxTotalStock)), .int32(Int32(Defaults.maxReserveTTLMilliseconds))]
+        ).first!.int64("id")
+    }
+
+    struct Loop {
+        var claims = 0
+        var latencies: [UInt32] = []
+        var elapsedSeconds = 0.0
+        var perSecond: Double { Double(claims) / max(elapsedSeconds, 1e-9) }
+    }
+
+    /// One connection, one call after another until the time is up.
+    private static func loop(seconds: Double, _ call: () async throws -> Int) async throws -> Loop {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let deadline = started.advanced(by: .milliseconds(Int64(seconds * 1000)))
+        var result = Loop()
+        while clock.now < deadline {
+            let sent = clock.now
+            result.claims += try await call()
+            result.latencies.append(UInt32(clamping: RunClock.microseconds(clock.now - sent)))
+        }
+        result.elapsedSeconds = Double(RunClock.microseconds(clock.now - started)) / 1e6
+        return result
+    }
+}
+
+/// New users for every transaction, never seen by the drop (the strategies' callers are new
+/// buyers each time too).
+private final class UserBlocks: @unchecked Sendable {
+    private let size: Int
+    private var next0: Int64 = 1 << 40
+    init(size: Int) { self.size = size }
+    /// Called by one task at a time (the ceiling loops are sequential).
+    func next() -> [Int64] {
+        defer { next0 += Int64(size) }
+        return (0..<Int64(size)).map { next0 + $0 }
+    }
+}
+
+/// What the sold-out phase asks of the engine, with nothing else: an actor, a counter, an answer.
+private actor BareActor {
+    private var available = 0
+    private var asked = 0
+    func answer(_ user: UserID) -> ReserveOutcome {
+        asked += 1
+        return available > 0 ? .alreadyHolding(nil) : .soldOut
+    }
+}
+
+struct BenchCeilingError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
