@@ -16,6 +16,7 @@ public final class ActorEngine: StoreBackedInventory {
     /// Who this engine is in the store's leases.
     public let owner: LeaseOwner
     private let leaseEvents = LeaseEvents()
+    private let timings = BatchTimings()
     private let onCommit: CommitObserver
 
     private enum Entry {
@@ -115,6 +116,9 @@ public final class ActorEngine: StoreBackedInventory {
         leaseEvents.handedBack()
         try? await store.releaseLeases([drop: epoch], of: owner)
     }
+
+    /// Where the batches' time went, over every drop since the engine started.
+    public func batchStatistics() -> BatchStatistics { timings.statistics }
 
     public func leaseStatistics() -> LeaseStatistics {
         leaseEvents.statistics(ownedDrops: activeActors().count)
@@ -259,7 +263,7 @@ public final class ActorEngine: StoreBackedInventory {
             let actor = DropActor(
                 recovery: recovery, tenure: tenure, store: store, clock: clock, drivesTimer: drivesTimers,
                 gatherWindow: gatherWindow, maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims,
-                leaseEvents: leaseEvents, onCommit: onCommit
+                leaseEvents: leaseEvents, timings: timings, onCommit: onCommit
             ) { [weak self] deposed in self?.forget(deposed) }
             registry.withLock { $0[drop] = .active(actor) }
             await actor.start()

@@ -14,6 +14,10 @@ actor DropActor {
     private var timerAt: Date?
     private var batchTask: Task<Void, Never>?
     private let leaseEvents: LeaseEvents
+    private let timings: BatchTimings
+    /// When the store returned the last batch: the database is idle for this drop from then
+    /// until the next batch starts (the gap the bench reports).
+    private var lastBatchReturned: ContinuousClock.Instant?
     private let onCommit: CommitObserver
     /// Called once when the machine steps down, so the engine forgets this actor.
     private let onStepDown: @Sendable (DropActor) -> Void
@@ -21,7 +25,7 @@ actor DropActor {
     init(
         recovery: DropRecovery, tenure: DropMachine.Tenure?, store: any DropStore, clock: any WallClock,
         drivesTimer: Bool, gatherWindow: Duration, maxBatchClaims: Int, maxQueuedClaims: Int,
-        leaseEvents: LeaseEvents, onCommit: @escaping CommitObserver,
+        leaseEvents: LeaseEvents, timings: BatchTimings, onCommit: @escaping CommitObserver,
         onStepDown: @escaping @Sendable (DropActor) -> Void
     ) {
         self.onCommit = onCommit
@@ -31,6 +35,7 @@ actor DropActor {
         self.clock = clock
         self.drivesTimer = drivesTimer
         self.leaseEvents = leaseEvents
+        self.timings = timings
         self.onStepDown = onStepDown
         machine = DropMachine(
             recovery: recovery, now: clock.now(), tenure: tenure, maxBatchClaims: maxBatchClaims,
@@ -174,14 +179,28 @@ actor DropActor {
     /// reading against 75–105 ms).
     private func commit(_ batch: ClaimBatch) {
         let store = self.store
+        let started = ContinuousClock.now
+        let gap = lastBatchReturned.map { started - $0 }
         batchTask = Task(priority: .high) {
             let result: Result<BatchOutcome, any Error>
             do { result = .success(try await store.apply(batch)) } catch { result = .failure(error) }
-            self.finish(batch, result)
+            let returned = ContinuousClock.now
+            self.finish(batch, result, timing: (started, returned, gap))
         }
     }
 
-    private func finish(_ batch: ClaimBatch, _ result: Result<BatchOutcome, any Error>) {
+    private func finish(
+        _ batch: ClaimBatch, _ result: Result<BatchOutcome, any Error>,
+        timing: (started: ContinuousClock.Instant, returned: ContinuousClock.Instant, gap: Duration?)
+    ) {
+        let onActor = ContinuousClock.now
+        lastBatchReturned = timing.returned
+        defer {
+            let ended = ContinuousClock.now
+            timings.record(
+                claims: batch.items.count, store: timing.returned - timing.started, hop: onActor - timing.returned,
+                answer: ended - onActor, gap: timing.gap)
+        }
         batchTask = nil
         switch result {
         case .success(let outcome):

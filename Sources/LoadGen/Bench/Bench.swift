@@ -35,6 +35,8 @@ public struct BenchResult: Codable, Sendable {
     public var errors: Int
     /// Heap bytes per ACTIVE reservation held in an actor's memory (actor strategy only).
     public var actorBytesPerActiveReservation: Double?
+    /// Where the actor's batches spent their time in the commit phase (actor strategy only).
+    public var actorBatches: BatchStatistics?
 }
 
 public struct BenchReport: Codable, Sendable {
@@ -50,11 +52,15 @@ public struct BenchReport: Codable, Sendable {
 
 public enum Bench {
     public static func run(_ options: BenchOptions, progress: @Sendable (String) -> Void) async throws -> BenchReport {
-        let ceilings = try await BenchCeilingRun.measure(options, progress: progress)
+        var ceilings = try await BenchCeilingRun.measureDatabase(options, progress: progress)
         var results: [BenchResult] = []
         for strategy in options.strategies {
+            if strategy == .actor || !options.strategies.contains(.actor) {
+                // Beside the sold-out phase it is the reference for: same minute, same load.
+                ceilings.bareActorAnswersPerSecond = try await BenchCeilingRun.measureBareActor(options, progress: progress)
+            }
             progress("bench: \(strategy), \(options.callers) callers, \(options.seconds) s per phase")
-            results.append(try await run(strategy, options))
+            results.append(try await run(strategy, options, progress: progress))
         }
         let actor = results.first { $0.strategy == .actor }
         let rowlock = results.first { $0.strategy == .rowlock }
@@ -67,7 +73,9 @@ public enum Bench {
         return report
     }
 
-    private static func run(_ strategy: Strategy, _ options: BenchOptions) async throws -> BenchResult {
+    private static func run(
+        _ strategy: Strategy, _ options: BenchOptions, progress: @Sendable (String) -> Void
+    ) async throws -> BenchResult {
         let url = try await FreshDatabase.url(for: "bench", strategy, configured: options.databaseURL)
         let pool = PostgresPool(url: url, size: strategy == .actor ? Defaults.actorPoolSize : options.rowLockPoolSize)
         let store = PostgresStore(pool: pool)
@@ -75,6 +83,7 @@ public enum Bench {
 
         // Sold-out rejections first: answered from memory (actor), they must not share the
         // machine's two cores with the autovacuum that the commit phase's rows set off.
+        progress("bench: \(strategy), sold-out rejections")
         let soldOut = try await inventory.createDrop(DropSpec(name: "bench sold-out drop", priceCents: 1, totalStock: 0))
         let rejections = try await hammer(callers: options.callers, seconds: options.seconds) { user in
             try await inventory.reserve(drop: soldOut.id, user: user) == .soldOut
@@ -83,10 +92,12 @@ public enum Bench {
         let hot = try await inventory.createDrop(DropSpec(
             name: "bench hot drop", priceCents: 1, totalStock: Defaults.maxTotalStock,
             reserveTTLMilliseconds: Defaults.maxReserveTTLMilliseconds))
+        progress("bench: \(strategy), committed claims")
         let claims = try await hammer(callers: options.callers, seconds: options.seconds) { user in
             if case .reserved = try await inventory.reserve(drop: hot.id, user: user) { return true }
             return false
         }
+        let batches = (inventory as? ActorEngine)?.batchStatistics()
         let inDatabase = try await pool.query(
             "SELECT count(*) AS n FROM reservations WHERE drop_id = $1", [.int64(hot.id)]).first?.int("n") ?? -1
         await inventory.shutdown()
@@ -99,7 +110,8 @@ public enum Bench {
             rejections: rejections.successes, rejectionsPerSecond: Double(rejections.successes) / rejections.elapsedSeconds,
             rejectionLatencyMilliseconds: LatencySummary(microseconds: rejections.latencies),
             errors: claims.errors + rejections.errors,
-            actorBytesPerActiveReservation: strategy == .actor ? ActorMemoryProbe.bytesPerActiveReservation() : nil)
+            actorBytesPerActiveReservation: strategy == .actor ? ActorMemoryProbe.bytesPerActiveReservation() : nil,
+            actorBatches: batches)
     }
 
     struct Tally {
@@ -108,6 +120,11 @@ public enum Bench {
         var latencies: [UInt32] = []
         var elapsedSeconds = 0.0
     }
+
+    /// The user of a caller's `call`-th claim: each caller a stream of new buyers, the streams
+    /// far apart in the key space (as buyers arriving together are: ids do not follow arrival).
+    /// The ceilings draw their users the same way, so their index inserts land as scattered.
+    static func user(caller: Int, call: Int64) -> UserID { (UserID(caller + 1) << 32) + call }
 
     /// `callers` tasks call `operation` back to back until the time is up (a closed model:
     /// each caller waits for its answer, as a buyer's client does). Each call gets a user id
@@ -120,13 +137,13 @@ public enum Bench {
             for caller in 0..<callers {
                 group.addTask {
                     var tally = Tally()
-                    var user = UserID(caller + 1) << 32
+                    var call: Int64 = 0
                     tally.latencies.reserveCapacity(4_096)
                     while clock.now < deadline {
                         let sent = clock.now
                         do {
-                            user += 1
-                            if try await operation(user) { tally.successes += 1 }
+                            call += 1
+                            if try await operation(user(caller: caller, call: call)) { tally.successes += 1 }
                         } catch {
                             tally.errors += 1
                         }

@@ -22,13 +22,14 @@ public struct BenchCeilings: Codable, Sendable {
 }
 
 enum BenchCeilingRun {
-    static func measure(_ options: BenchOptions, progress: @Sendable (String) -> Void) async throws -> BenchCeilings {
+    /// (a) and (b); (c) is measured beside the strategies' sold-out phase.
+    static func measureDatabase(_ options: BenchOptions, progress: @Sendable (String) -> Void) async throws -> BenchCeilings {
         let batchClaims = min(options.callers, Defaults.maxBatchClaims)
         let url = try await FreshDatabase.url(for: "bench", named: "ceiling", configured: options.databaseURL)
         let connection = try await PostgresConnection.connect(url)
         defer { Task { await connection.close() } }
         try await connection.query("SET synchronous_commit = on")
-        let users = UserBlocks(size: batchClaims)
+        var users = CallerStreams(callers: batchClaims)
 
         progress("bench: ceiling (a), plain locked insert of \(batchClaims) holds per transaction")
         let insertDrop = try await createDrop(connection, name: "bench ceiling: plain insert")
@@ -62,18 +63,22 @@ enum BenchCeilingRun {
             return reserved
         }
 
-        progress("bench: ceiling (c), a bare actor answering from memory, \(options.callers) callers")
-        let bare = BareActor()
-        let bareActor = try await Bench.hammer(callers: options.callers, seconds: options.seconds) { user in
-            await bare.answer(user) == .soldOut
-        }
         return BenchCeilings(
             batchClaims: batchClaims,
             plainInsertClaimsPerSecond: plainInsert.perSecond,
             plainInsertTransactionMilliseconds: LatencySummary(microseconds: plainInsert.latencies),
             batchFunctionClaimsPerSecond: batchFunction.perSecond,
             batchFunctionCallMilliseconds: LatencySummary(microseconds: batchFunction.latencies),
-            bareActorAnswersPerSecond: Double(bareActor.successes) / bareActor.elapsedSeconds)
+            bareActorAnswersPerSecond: 0)
+    }
+
+    static func measureBareActor(_ options: BenchOptions, progress: @Sendable (String) -> Void) async throws -> Double {
+        progress("bench: ceiling (c), a bare actor answering from memory, \(options.callers) callers")
+        let bare = BareActor()
+        let answers = try await Bench.hammer(callers: options.callers, seconds: options.seconds) { user in
+            await bare.answer(user) == .soldOut
+        }
+        return Double(answers.successes) / answers.elapsedSeconds
     }
 
     private static func createDrop(_ connection: PostgresConnection, name: String) async throws -> Int64 {
@@ -106,16 +111,15 @@ enum BenchCeilingRun {
     }
 }
 
-/// New users for every transaction, never seen by the drop (the strategies' callers are new
-/// buyers each time too).
-private final class UserBlocks: @unchecked Sendable {
-    private let size: Int
-    private var next0: Int64 = 1 << 40
-    init(size: Int) { self.size = size }
-    /// Called by one task at a time (the ceiling loops are sequential).
-    func next() -> [Int64] {
-        defer { next0 += Int64(size) }
-        return (0..<Int64(size)).map { next0 + $0 }
+/// New users for every transaction, drawn as the bench's callers draw theirs: the k-th
+/// transaction takes the k-th user of each of `callers` streams.
+private struct CallerStreams {
+    let callers: Int
+    private var call: Int64 = 0
+    init(callers: Int) { self.callers = callers }
+    mutating func next() -> [Int64] {
+        call += 1
+        return (0..<callers).map { Bench.user(caller: $0, call: call) }
     }
 }
 

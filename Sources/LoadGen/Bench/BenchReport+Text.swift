@@ -50,6 +50,16 @@ extension BenchReport {
             "  (c) bare actor, from memory  \(number(ceilings.bareActorAnswersPerSecond)) answers/s",
         ]
         for result in results {
+            if let batches = result.actorBatches {
+                lines.append(
+                    "\(result.strategy.rawValue) batches: \(batches.batches), \(number(batches.claimsPerBatch, 1)) claims each;"
+                        + " per batch, ms: store \(number(batches.mean(batches.storeMicroseconds), 2)),"
+                        + " hop back \(number(batches.mean(batches.hopMicroseconds), 2)),"
+                        + " answers \(number(batches.mean(batches.answerMicroseconds), 2)),"
+                        + " gap to the next \(number(batches.mean(batches.gapMicroseconds), 2))")
+            }
+        }
+        for result in results {
             lines.append("  \(result.strategy.rawValue) / (a)  \(number(result.committedClaimsPerSecond / max(ceilings.plainInsertClaimsPerSecond, 1e-9), 2))")
         }
         lines.append("targets:")
