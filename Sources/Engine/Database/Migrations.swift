@@ -9,7 +9,7 @@ public struct Migration: Sendable {
 }
 
 public enum Migrations {
-    public static let all: [Migration] = [initialSchema, batchFunction, setBasedDropReference, replayRules, leases]
+    public static let all: [Migration] = [initialSchema, batchFunction, setBasedDropReference, replayRules, leases, leanBatch]
 
     public static var latestVersion: Int { all.map(\.version).max() ?? 0 }
 

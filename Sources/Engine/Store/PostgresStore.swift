@@ -245,11 +245,10 @@ public final class PostgresStore: DropStore {
     static func outcome(of batch: ClaimBatch, rows: PostgresRows) throws -> BatchOutcome {
         var results = [ClaimResult?](repeating: nil, count: batch.items.count)
         var expired: [ExpiredHold] = []
-        var counters: (sold: Int, reserved: Int, committedAt: Date)?
+        var counters: BatchCounters?
+        // The counters row first: a new hold's row leaves its times and price to it.
         for row in rows.rows {
-            let ord = try row.int("ord")
-            let code = try row.string("code")
-            switch code {
+            switch try row.string("code") {
             case "fenced":
                 throw EngineError(
                     .fenced, "the lease of drop \(batch.dropID) changed hands; the batch was refused",
@@ -260,7 +259,19 @@ public final class PostgresStore: DropStore {
                     .leased, "drop \(batch.dropID) is owned by instance \(owner ?? "?"); nothing was applied", owner: owner)
             case "counters":
                 guard counters == nil else { throw PostgresError.decoding("the batch reply has two counters rows") }
-                counters = (try row.int("sold"), try row.int("reserved"), micros(try row.int64("created_us")))
+                counters = BatchCounters(
+                    sold: try row.int("sold"), reserved: try row.int("reserved"),
+                    committedAt: micros(try row.int64("created_us")),
+                    holdsExpireAt: try row.optionalInt64("expires_us").map(micros))
+            default:
+                continue
+            }
+        }
+        guard let counters else { throw PostgresError.decoding("the batch reply has no counters row") }
+        for row in rows.rows {
+            let code = try row.string("code")
+            switch code {
+            case "counters":
                 continue
             case "swept":
                 expired.append(ExpiredHold(reservationID: try row.int64("reservation_id"), userID: try row.int64("user_id")))
@@ -268,13 +279,14 @@ public final class PostgresStore: DropStore {
             default:
                 break
             }
+            let ord = try row.int("ord")
             guard ord >= 1, ord <= batch.items.count else {
                 throw PostgresError.decoding("batch result for item \(ord) of \(batch.items.count)")
             }
             guard results[ord - 1] == nil else { throw PostgresError.decoding("two batch results for item \(ord)") }
-            results[ord - 1] = try result(code: code, row: row, item: batch.items[ord - 1], dropID: batch.dropID)
+            results[ord - 1] = try result(
+                code: code, row: row, item: batch.items[ord - 1], dropID: batch.dropID, counters: counters)
         }
-        guard let counters else { throw PostgresError.decoding("the batch reply has no counters row") }
         let decided = results.compactMap { $0 }
         guard decided.count == results.count else {
             throw PostgresError.decoding(
@@ -284,15 +296,31 @@ public final class PostgresStore: DropStore {
                             committedAt: counters.committedAt)
     }
 
-    private static func result(code: String, row: PostgresRow, item: ClaimItem, dropID: DropID) throws -> ClaimResult {
+    /// The batch's own figures: its counters after it, its clock reading, and when the holds
+    /// it made expire (nil from a reply that made none).
+    private struct BatchCounters {
+        let sold: Int
+        let reserved: Int
+        let committedAt: Date
+        let holdsExpireAt: Date?
+    }
+
+    private static func result(
+        code: String, row: PostgresRow, item: ClaimItem, dropID: DropID, counters: BatchCounters
+    ) throws -> ClaimResult {
         switch code {
-        case "reserved", "cancelled":
-            let created = try micros(row.int64("created_us"))
-            let reservation = Reservation(
-                id: try row.int64("reservation_id"), dropID: dropID, userID: item.userID,
-                status: code == "reserved" ? .active : .cancelled, createdAt: created,
-                expiresAt: try micros(row.int64("expires_us")), endedAt: code == "reserved" ? nil : try micros(row.int64("ended_us")))
-            return code == "reserved" ? .reserved(reservation) : .cancelled(reservation)
+        case "reserved":
+            guard let expiresAt = counters.holdsExpireAt else {
+                throw PostgresError.decoding("a new hold without the batch's expiry")
+            }
+            return .reserved(Reservation(
+                id: try row.int64("reservation_id"), dropID: dropID, userID: item.userID, status: .active,
+                createdAt: counters.committedAt, expiresAt: expiresAt, endedAt: nil))
+        case "cancelled":
+            return .cancelled(Reservation(
+                id: try row.int64("reservation_id"), dropID: dropID, userID: item.userID, status: .cancelled,
+                createdAt: try micros(row.int64("created_us")), expiresAt: try micros(row.int64("expires_us")),
+                endedAt: try micros(row.int64("ended_us"))))
         case "purchased", "replayed":
             return .purchased(Purchase(
                 id: try row.int64("purchase_id"), reservationID: try row.int64("reservation_id"), dropID: dropID,
