@@ -137,14 +137,21 @@ actor DropActor {
     }
 
     private func perform(_ effects: [DropMachine.Effect]) {
+        // The next batch goes to the store before the last batch's callers are resumed: the
+        // database would otherwise wait while hundreds of continuations are scheduled (0.9 ms
+        // a batch of 500 here). The machine's state is final before any effect runs, so the
+        // order of its effects is the actor's to choose.
+        for effect in effects {
+            if case .commit(let batch) = effect { commit(batch) }
+        }
         for effect in effects {
             switch effect {
             case .answer(let ticket, let answer):
                 waiters.removeValue(forKey: ticket)?.resume(returning: answer)
             case .fail(let tickets, let error):
                 for ticket in tickets { waiters.removeValue(forKey: ticket)?.resume(throwing: error) }
-            case .commit(let batch):
-                commit(batch)
+            case .commit:
+                break
             case .armTimer(let at):
                 arm(at)
             case .recover:
