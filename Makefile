@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/stockdrop
 
-.PHONY: setup demo test soak bench-http bench-cluster build release clean-db
+.PHONY: setup demo test soak bench bench-http bench-cluster build release clean-db
 
 setup:
 	@scripts/setup.sh
@@ -47,6 +47,20 @@ test: setup
 	scripts/nemesis-e2e.sh
 	scripts/fuzz-api.sh
 	python3 scripts/browser-test.py
+
+# The performance figures, none of them in `make test` (timed figures are for reading, not
+# for failing a build on a shared machine): `stockdrop bench` with its ceilings measured in
+# the same run (a plain locked insert, the batch function alone, a bare actor) and the
+# targets as ratios to them; flash-sale in process and then through `stockdrop serve`, each
+# with the CPU the target spent per request; flash-sale with 1,000,000 buyers in one process
+# (peak RSS). The soak (10 minutes, memory flat after warm-up) is
+# `stockdrop run scenarios/soak.yaml`.
+bench: release
+	$(RELEASE_BIN) db start
+	$(RELEASE_BIN) bench --strategy both --callers 1000 --seconds 5
+	-$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy actor
+	-STOCKDROP_BIN=$(RELEASE_BIN) SERVE_OPTIONS="--log-level warning" scripts/serve-and-run.sh actor scenarios/flash-sale.yaml
+	-$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy actor --users 1000000
 
 # The HTTP figures: flash-sale through `stockdrop serve` for each strategy, beside the same
 # scenario in process, then the actor again with 1,000 live watchers, all on this machine (the

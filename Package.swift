@@ -52,6 +52,7 @@ let package = Package(
             name: "LoadGen",
             dependencies: [
                 "Engine",
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 // The HTTP target: a lean keep-alive client on NIO, and tokens minted with

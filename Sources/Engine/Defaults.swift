@@ -23,6 +23,10 @@ extension Defaults {
     /// Claims waiting for the next batch of one drop; past it callers hear `overloaded` at once
     /// instead of memory growing without end. 64 batches' worth: ~0.5 s of work at 100k/s.
     public static let maxQueuedClaimsPerDrop = 65_536
+    /// Ended holds a drop's memory remembers, to answer a retried purchase or cancel without
+    /// the store (~120 bytes each; several seconds of endings at a flash sale's pace, minutes at a
+    /// steady one): beyond it the oldest are forgotten and asked of the store.
+    public static let maxEndedHoldsRemembered = 8_192
     /// How long an idle drop gathers claims before it starts a batch. Without it, the first
     /// caller to come back after a batch commits alone, and the hundreds answered with it wait
     /// behind that batch of one. 300 µs and 1 ms gave the same ~64k claims/s with 1,000

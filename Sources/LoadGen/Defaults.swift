@@ -16,8 +16,18 @@ public enum LoadDefaults {
     /// After the last user, how long past the longest TTL the run waits for holds to expire
     /// (the rowlock sweeper runs every 250 ms) before the checker looks.
     public static let drainSlackMilliseconds = 2_000
-    /// Scheduler granularity: arrivals due within this window are started together.
+    /// Scheduler granularity: the longest the scheduler sleeps between looks at its queue, so
+    /// a request an answer schedules sooner (no think time, no backoff) waits at most this.
     public static let schedulerTickMicroseconds = 500
+    /// Requests out at once; past it due requests wait (and count as late) rather than each
+    /// becoming a task: 1,000,000 buyers arriving together must not be 1,000,000 tasks.
+    public static let maxRequestsInFlight = 100_000
+    /// Client history records kept in memory (64 bytes each on disk, ~100 in memory) before
+    /// the rest are spooled to a file, so a soak's memory stays flat: a soak at 500 requests/s
+    /// starts spooling within its warm-up, and the `ci` scenario never touches the disk.
+    public static let historyMemoryRecords = 1 << 14
+    /// A soak's memory is judged after this: the first minute fills caches and pools.
+    public static let warmUpSeconds = 60.0
 }
 
 extension LoadDefaults {

@@ -177,6 +177,36 @@ import Testing
         }
     }
 
+    @Test func endingsPastTheBoundAreForgottenOldestFirstAndAskedOfTheStore() {
+        var m = DropMachine(
+            recovery: DropRecovery(
+                drop: drop(stock: 3, limit: 1, reserved: 3, sold: 0),
+                activeHolds: (1...3).map { hold(ReservationID($0), user: UserID($0), expiresIn: 60) }, purchases: []),
+            now: start, maxBatchClaims: 8, maxQueuedClaims: 8, maxEndedRemembered: 2)
+        var cancelled: [Reservation] = []
+        for user in 1...3 {
+            guard case .queued = m.cancel(user: UserID(user), now: start) else {
+                Issue.record("queued")
+                return
+            }
+            var ended = hold(ReservationID(user), user: UserID(user), expiresIn: 60)
+            ended.status = .cancelled
+            ended.endedAt = start
+            cancelled.append(ended)
+            _ = commit(&m, [.cancelled(ended)], reserved: 3 - user, now: start)
+        }
+        #expect(m.ended.count == 2)
+        // The first ending was forgotten: its retry goes to the store, which knows it.
+        guard case .queued = m.cancel(user: 1, now: start) else {
+            Issue.record("a forgotten ending is the store's to tell")
+            return
+        }
+        guard case .answered(.cancel(.cancelled(cancelled[2]))) = m.cancel(user: 3, now: start) else {
+            Issue.record("a remembered ending is answered from memory")
+            return
+        }
+    }
+
     @Test func aSecondReserveWaitsForTheFirstInsteadOfGuessing() {
         var m = machine(stock: 5)
         guard case .queued(let first, _) = m.reserve(user: 1, now: start) else {

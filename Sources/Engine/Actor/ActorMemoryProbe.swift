@@ -7,7 +7,7 @@ public enum ActorMemoryProbe {
     public static func bytesPerActiveReservation(holds: Int = 1_000_000) -> Double {
         let drop = DropRecord(id: 1, spec: DropSpec(name: "probe", priceCents: 1, totalStock: holds), sold: 0, reserved: 0, createdAt: Date())
         let start = Date()
-        let before = residentBytes()
+        let before = ProcessUsage.residentBytesNow()
         var machine = DropMachine(recovery: DropRecovery(drop: drop, activeHolds: [], purchases: []), now: start,
                                   maxBatchClaims: 1_024, maxQueuedClaims: holds)
         var nextID: ReservationID = 1
@@ -32,16 +32,8 @@ public enum ActorMemoryProbe {
             }
         }
         precondition(machine.activeHoldCount == holds)
-        let after = residentBytes()
+        let after = ProcessUsage.residentBytesNow()
         withExtendedLifetime(machine) {}
         return Double(after - before) / Double(holds)
-    }
-
-    /// Resident set size in bytes (Linux), 0 where /proc is missing.
-    public static func residentBytes() -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-        let fields = text.split(separator: " ")
-        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }

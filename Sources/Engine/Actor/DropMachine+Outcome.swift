@@ -41,7 +41,7 @@ extension DropMachine {
                 }
                 remember(purchase)
             case .expired:
-                if holds[user] == nil { ended[user] = .expired } else { disagrees = true }
+                if holds[user] == nil { rememberEnded(user, .expired) } else { disagrees = true }
             case .noActiveReservation, .unknownDrop:
                 disagrees = holds[user] != nil || outcome == .unknownDrop
             case .idempotencyKeyReused, .overloaded:

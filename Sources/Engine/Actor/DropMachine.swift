@@ -100,8 +100,14 @@ struct DropMachine {
     private(set) var overdue: Set<UserID> = []
     private(set) var purchases: [UserID: [Purchase]] = [:]
     private var purchaseCount = 0
-    /// Only what this machine saw since its last load: older endings are the store's to tell.
-    var ended: [UserID: Ended] = [:]
+    /// Only what this machine saw since its last load, and only the latest
+    /// `maxEndedRemembered` of it: older endings are the store's to tell (a request about one
+    /// asks the store, which gives the same answer). Memory per drop is then bounded by its
+    /// stock and this, not by every buyer who ever held a unit.
+    private(set) var ended: [UserID: Ended] = [:]
+    /// Users in the order their ending was remembered (some may since hold again: skipped).
+    private var endedOrder: Deque<UserID> = []
+    let maxEndedRemembered: Int
     private var deadlines = Heap<Deadline>()
     private var armedAt: Date?
     private var queue: Deque<Waiting> = []
@@ -125,9 +131,10 @@ struct DropMachine {
 
     init(
         recovery: DropRecovery, now: Date, tenure: Tenure? = nil, maxBatchClaims: Int = Defaults.maxBatchClaims,
-        maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop
+        maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop, maxEndedRemembered: Int = Defaults.maxEndedHoldsRemembered
     ) {
-        precondition(maxBatchClaims > 0 && maxQueuedClaims > 0)
+        precondition(maxBatchClaims > 0 && maxQueuedClaims > 0 && maxEndedRemembered > 0)
+        self.maxEndedRemembered = maxEndedRemembered
         drop = recovery.drop
         self.tenure = tenure
         self.maxBatchClaims = maxBatchClaims
@@ -414,7 +421,17 @@ struct DropMachine {
     mutating func endHold(of user: UserID, _ how: Ended) {
         holds[user] = nil
         overdue.remove(user)
-        ended[user] = how
+        rememberEnded(user, how)
+    }
+
+    mutating func rememberEnded(_ user: UserID, _ how: Ended) {
+        if ended.updateValue(how, forKey: user) == nil { endedOrder.append(user) }
+        while ended.count > maxEndedRemembered, let oldest = endedOrder.popFirst() { ended[oldest] = nil }
+        // Users who held again left stale places behind: drop them before they add up.
+        if endedOrder.count > 2 * maxEndedRemembered {
+            var seen = Set<UserID>()
+            endedOrder = Deque(endedOrder.reversed().filter { ended[$0] != nil && seen.insert($0).inserted }.reversed())
+        }
     }
 
     mutating func remember(_ purchase: Purchase) {
@@ -428,6 +445,7 @@ struct DropMachine {
         holds.reserveCapacity(recovery.activeHolds.count)
         overdue = []
         ended = [:]
+        endedOrder = []
         reservesPending = []
         sweepDue = false
         var entries: [Deadline] = []

@@ -14,8 +14,11 @@ import Foundation
 public struct BenchCeilings: Codable, Sendable {
     /// Claims per transaction of (a) and (b): the size of the actor's batches at this many callers.
     public var batchClaims: Int
+    /// Holds each ceiling wrote (the checks of `bench`'s own test: every one is a row).
+    public var plainInsertClaims: Int
     public var plainInsertClaimsPerSecond: Double
     public var plainInsertTransactionMilliseconds: LatencySummary
+    public var batchFunctionClaims: Int
     public var batchFunctionClaimsPerSecond: Double
     public var batchFunctionCallMilliseconds: LatencySummary
     public var bareActorAnswersPerSecond: Double
@@ -65,8 +68,10 @@ enum BenchCeilingRun {
 
         return BenchCeilings(
             batchClaims: batchClaims,
+            plainInsertClaims: plainInsert.claims,
             plainInsertClaimsPerSecond: plainInsert.perSecond,
             plainInsertTransactionMilliseconds: LatencySummary(microseconds: plainInsert.latencies),
+            batchFunctionClaims: batchFunction.claims,
             batchFunctionClaimsPerSecond: batchFunction.perSecond,
             batchFunctionCallMilliseconds: LatencySummary(microseconds: batchFunction.latencies),
             bareActorAnswersPerSecond: 0)

@@ -48,6 +48,20 @@ extension RunReport {
         row("batch clock to answer p50 / p99") {
             $0.stampToAnswerMilliseconds.map { String(format: "%.2f / %.2f ms", $0.p50, $0.p99) } ?? "-"
         }
+        row("target CPU per request") {
+            $0.resources?.targetCPUMicrosecondsPerRequest.map { String(format: "%.1f µs", $0) } ?? "-"
+        }
+        row("harness peak RSS") {
+            $0.resources.map { String(format: "%.0f MiB", Double($0.harnessPeakResidentBytes) / 1_048_576) } ?? "-"
+        }
+        if strategies.contains(where: { $0.resources?.harnessResidentGrowthAfterWarmUp != nil }) {
+            row("harness RSS warm / end / growth") { s in
+                guard let r = s.resources, let warm = r.harnessResidentBytesAfterWarmUp, let end = r.harnessResidentBytesAtEnd,
+                    let growth = r.harnessResidentGrowthAfterWarmUp
+                else { return "-" }
+                return String(format: "%.0f / %.0f MiB / %+.1f%%", Double(warm) / 1_048_576, Double(end) / 1_048_576, growth * 100)
+            }
+        }
         row("sold / total") { "\($0.stock.sold) / \($0.stock.total)" }
         row("oversold") { "\($0.stock.oversold)" }
         row("users arrived / dropped / late sends") { "\($0.users.arrived) / \($0.users.droppedSends) / \($0.users.lateSends)" }

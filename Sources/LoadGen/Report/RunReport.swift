@@ -47,10 +47,28 @@ public struct StrategyReport: Sendable, Codable {
     /// What a run found besides its verdict (a nemesis run: an instance that did not exit 0
     /// after SIGTERM at the end), with the evidence.
     public var findings: [String]? = nil
+    /// What the load cost the machine: the target's CPU per request, the harness's memory.
+    public var resources: ResourceFigures? = nil
 
     public var invariantsBroken: Int { invariants.filter { !$0.ok }.count }
 
     public enum Role: String, Sendable, Codable { case product, baseline }
+}
+
+public struct ResourceFigures: Sendable, Codable, Equatable {
+    /// CPU time the target used while the load ran (user plus system; a server's from its
+    /// /metrics, summed over instances; in process, the whole process, harness included).
+    public var targetCPUMicroseconds: Int64?
+    /// targetCPUMicroseconds ÷ requests sent.
+    public var targetCPUMicrosecondsPerRequest: Double?
+    /// The harness process's peak resident memory so far (getrusage), in bytes.
+    public var harnessPeakResidentBytes: Int
+    /// The harness's resident memory once warm (the sample nearest `LoadDefaults.warmUpSeconds`
+    /// into the load) and at the load's last sample, and the growth between them; absent for
+    /// a load shorter than twice the warm-up.
+    public var harnessResidentBytesAfterWarmUp: Int? = nil
+    public var harnessResidentBytesAtEnd: Int? = nil
+    public var harnessResidentGrowthAfterWarmUp: Double? = nil
 }
 
 public struct OperationStats: Sendable, Codable, Equatable {

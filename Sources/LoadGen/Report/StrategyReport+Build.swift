@@ -44,8 +44,20 @@ extension StrategyReport {
             timeline: Self.timeline(records, samples: run.stockSamples),
             latencyCurves: curves, database: run.databaseURL, live: run.live,
             stampToAnswerMilliseconds: run.check.stampToAnswerMilliseconds)
-        self.thresholds = thresholds.map { $0.evaluate(value(of: $0.metric)) }
         if !run.faults.isEmpty { faults = FaultReport.reports(run.faults, history: records) }
+        resources = ResourceFigures(
+            targetCPUMicroseconds: run.targetCPUMicroseconds,
+            targetCPUMicrosecondsPerRequest: run.targetCPUMicroseconds.map { Double($0) / Double(max(records.count, 1)) },
+            harnessPeakResidentBytes: ProcessUsage.now().peakResidentBytes)
+        let load = run.stockSamples.filter { $0.second <= run.loadSeconds && $0.residentBytes > 0 }
+        if run.loadSeconds >= 2 * LoadDefaults.warmUpSeconds,
+            let warm = load.first(where: { $0.second >= LoadDefaults.warmUpSeconds }), let end = load.last
+        {
+            resources?.harnessResidentBytesAfterWarmUp = warm.residentBytes
+            resources?.harnessResidentBytesAtEnd = end.residentBytes
+            resources?.harnessResidentGrowthAfterWarmUp = Double(end.residentBytes - warm.residentBytes) / Double(warm.residentBytes)
+        }
+        self.thresholds = thresholds.map { $0.evaluate(value(of: $0.metric)) }
     }
 
     /// The figure a threshold's metric names.
@@ -76,6 +88,7 @@ extension StrategyReport {
             case .requestsPerSecond: return throughput.requestsPerSecond
             case .answersPerSecond: return throughput.answersPerSecond
             case .timeToSellOutSeconds: return throughput.timeToSellOutSeconds ?? .infinity
+            case .residentGrowth: return resources?.harnessResidentGrowthAfterWarmUp ?? .infinity
             }
         }
     }

@@ -16,6 +16,9 @@ public final class InProcessTarget: LoadTarget {
         inventory = strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
     }
 
+    /// The whole process: the engine and the harness driving it share it.
+    public func cpuMicroseconds() async -> Int64? { ProcessUsage.now().cpuMicroseconds }
+
     public func createDrop(_ spec: DropSpec) async throws -> DropID {
         try await inventory.createDrop(spec).id
     }

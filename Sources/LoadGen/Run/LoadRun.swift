@@ -20,11 +20,15 @@ public struct StrategyRun: Sendable {
     public var live: LiveFigures?
     /// The faults a nemesis opened and healed during the load.
     public var faults: [FaultRecord] = []
+    /// CPU time the target used from the first arrival to the last answer (nil: unreadable).
+    public var targetCPUMicroseconds: Int64? = nil
 }
 
 public struct StockSample: Sendable, Codable, Equatable {
     public var second: Double
     public var available: Int
+    /// The harness process's resident memory at that second (a soak's flatness).
+    public var residentBytes: Int = 0
 }
 
 struct LoadRun: Sendable {
@@ -61,8 +65,12 @@ struct LoadRun: Sendable {
         }
         let sampled = dropIDs
         let ticker = Task { await tick(clock: clock, drops: sampled, observer: observer) }
-        let traces = await launch(users, clock: clock, stopMicroseconds: stop)
+        let spool = HistorySpool()
+        let scheduler = UserScheduler(users)
+        let cpuBefore = await target.cpuMicroseconds()
+        let outcome = await scheduler.run(on: target, clock: clock, stopMicroseconds: stop, live: live, spool: spool)
         let loadEnded = clock.nowMicroseconds
+        let cpuAfter = await target.cpuMicroseconds()
         // The load is over: heal what is open, so the drain and the checker see a whole system.
         nemesis?.cancel()
         let faults = await nemesis?.value ?? []
@@ -74,15 +82,9 @@ struct LoadRun: Sendable {
             }
         }
 
-        var records: [OperationRecord] = []
-        records.reserveCapacity(traces.reduce(0) { $0 + $1.1.records.count })
-        var cutOff: [DropID: ClientHistory.CutOff] = [:]
-        var neverSent = 0
-        for (drop, trace) in traces {
-            records += trace.records
-            if trace.neverSent { neverSent += 1 }
-            if trace.cutOffWhileTrying { cutOff[drop, default: .init(users: 0, atMicroseconds: stop)].users += 1 }
-        }
+        let records = try spool.all()
+        let cutOff = outcome.cutOff.mapValues { ClientHistory.CutOff(users: $0, atMicroseconds: stop) }
+        let neverSent = outcome.neverSent
         let history = ClientHistory(records: records, startedAtEpochMicroseconds: Int64(clock.startedAt.timeIntervalSince1970 * 1_000_000),
                                     cutOff: cutOff, databaseURL: target.databaseURL, drops: dropIDs)
 
@@ -100,11 +102,13 @@ struct LoadRun: Sendable {
             live = await watchers.finish(available: available)
         }
         let lastAnswer = records.map(\.answeredMicroseconds).max() ?? loadEnded
-        return StrategyRun(
+        var run = StrategyRun(
             strategy: target.strategy, databaseURL: target.databaseURL, drops: dropIDs,
             totalStock: scenario.drops.reduce(0) { $0 + $1.stock }, history: history,
             loadSeconds: Double(max(lastAnswer, 1)) / 1e6, plannedUsers: users.count, neverSent: neverSent,
             stockSamples: samples, check: check, live: live, faults: faults)
+        if let cpuBefore, let cpuAfter { run.targetCPUMicroseconds = cpuAfter - cpuBefore }
+        return run
     }
 
     /// The drop most users go for: where a nemesis aims its kills and pauses.
@@ -136,32 +140,6 @@ struct LoadRun: Sendable {
         return users
     }
 
-    /// Starts each user at its arrival time (an open model: a slow target does not slow the
-    /// arrivals) and collects their traces. Users are unstructured tasks reporting to a
-    /// collector, not children of one task group: the runtime unlinks a finished child by
-    /// walking the group's list, so collecting 100,000 children costs O(n²) and kept a whole
-    /// core busy for 30+ seconds (seen with perf: 99% in TaskGroup::removeChildTask).
-    private func launch(_ users: [VirtualUser], clock: RunClock, stopMicroseconds: Int64) async -> [(DropID, VirtualUser.Trace)] {
-        let target = self.target, live = self.live
-        let collector = TraceCollector(expected: users.count)
-        var next = 0
-        while next < users.count {
-            let due = clock.nowMicroseconds + Int64(LoadDefaults.schedulerTickMicroseconds)
-            while next < users.count, users[next].arrivalMicroseconds <= due || users[next].arrivalMicroseconds >= stopMicroseconds {
-                var user = users[next]
-                Task {
-                    let trace = await user.run(on: target, clock: clock, stopMicroseconds: stopMicroseconds, live: live)
-                    collector.add((user.drop, trace))
-                }
-                next += 1
-            }
-            if next < users.count {
-                try? await Task.sleep(until: clock.instant(atMicroseconds: users[next].arrivalMicroseconds), clock: .continuous)
-            }
-        }
-        return await collector.all()
-    }
-
     /// Once a second until cancelled: the progress line and the available stock of the run's
     /// drops, read from the database.
     private func tick(clock: RunClock, drops: [DropID], observer: PostgresPool) async -> [StockSample] {
@@ -173,7 +151,9 @@ struct LoadRun: Sendable {
                 [.int64Array(drops)])
             let available = (try? rows?.first?.int("available")) ?? nil
             let second = Double(clock.nowMicroseconds) / 1e6
-            if let available { samples.append(StockSample(second: second, available: available)) }
+            if let available {
+                samples.append(StockSample(second: second, available: available, residentBytes: ProcessUsage.residentBytesNow()))
+            }
             let now = live.snapshot
             progress(ProgressTick(elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent), availableStock: available ?? -1))
             previous = now

@@ -36,8 +36,14 @@ public protocol LoadTarget: Sendable {
     func prepare(users: [UserID]) async throws
     /// Lets work in flight finish, then releases the target's resources.
     func close() async
+    /// CPU time the serving side has used so far, in microseconds (user plus system): a
+    /// server's own figure from its /metrics, summed over instances, or this process's for a
+    /// target in process. Nil when it cannot be read. Sampled around the load, it charges the
+    /// target's CPU to the requests it answered.
+    func cpuMicroseconds() async -> Int64?
 }
 
 extension LoadTarget {
     public func prepare(users: [UserID]) async throws {}
+    public func cpuMicroseconds() async -> Int64? { nil }
 }

@@ -1,6 +1,8 @@
 // One buyer: arrive, reserve (retrying on rejection or error with backoff), think, then
-// purchase, cancel or walk away. A value plus a task, not a thread: 100,000 of them fit in one
-// process. Every choice comes from the user's own seeded generator, so a seed replays them.
+// purchase, cancel or walk away. A value stepped by the run's scheduler (`UserScheduler`):
+// each answer gives the next request and when it is meant to go, and no task exists while
+// the buyer thinks or backs off, so a million of them fit in one process. Every choice comes
+// from the user's own seeded generator, so a seed replays them.
 import Engine
 import Foundation
 
@@ -10,82 +12,111 @@ struct VirtualUser: Sendable {
     let arrivalMicroseconds: Int64
     let behaviour: Population
     var random: SplitMix64
+    private(set) var phase = Phase.arriving
+    /// The run stopped while this user, turned away before, was waiting to try again.
+    private(set) var cutOffWhileTrying = false
+    /// The run stopped before this user's first send.
+    private(set) var neverSent = false
 
-    struct Trace: Sendable {
-        var records: [OperationRecord] = []
-        /// The run stopped while this user, turned away before, was waiting to try again.
-        var cutOffWhileTrying = false
-        /// The run stopped before this user's first send.
-        var neverSent = false
+    init(user: UserID, drop: DropID, arrivalMicroseconds: Int64, behaviour: Population, random: SplitMix64) {
+        self.user = user
+        self.drop = drop
+        self.arrivalMicroseconds = arrivalMicroseconds
+        self.behaviour = behaviour
+        self.random = random
+    }
+
+    enum Phase: Sendable, Equatable {
+        case arriving
+        /// Trying to reserve: retries spent so far, and whether the last answer turned it away
+        /// for stock (sold out, overloaded) rather than for an error.
+        case reserving(attempt: Int, turnedAway: Bool)
+        /// Holding: purchasing or cancelling, retries spent so far.
+        case settling(OperationKind, attempt: Int)
+        case done
+    }
+
+    /// What the user does next.
+    enum Step: Sendable, Equatable {
+        case send(OperationKind, intendedMicroseconds: Int64)
+        case finished
     }
 
     /// Rejections worth another try: stock may come back, the queue may drain, the drop may open.
     static let retryable: Set<RejectionCode> = [.soldOut, .overloaded, .notStarted]
 
-    mutating func run(on target: any LoadTarget, clock: RunClock, stopMicroseconds: Int64, live: LiveCounters) async -> Trace {
-        var trace = Trace()
-        var intended = arrivalMicroseconds
-        guard intended < stopMicroseconds else {
-            trace.neverSent = true
-            return trace
+    /// The first request: a reserve at the arrival time, unless the run stops first.
+    mutating func start(stopMicroseconds: Int64) -> Step {
+        guard arrivalMicroseconds < stopMicroseconds else {
+            neverSent = true
+            phase = .done
+            return .finished
         }
-        live.arrived.add(1, ordering: .relaxed)
+        phase = .reserving(attempt: 0, turnedAway: false)
+        return .send(.reserve, intendedMicroseconds: arrivalMicroseconds)
+    }
 
-        // Reserve, with retries.
-        var attempt = 0
-        var holding = false
-        var turnedAway = false
-        while !holding {
-            guard intended < stopMicroseconds else {
-                // Still trying for stock it was told was gone (not after an error or "not started").
-                trace.cutOffWhileTrying = turnedAway
-                return trace
-            }
-            let answer = await send(.reserve, intended: intended, on: target, clock: clock, live: live, into: &trace)
+    /// The answer to the request `phase` sent, heard at `nowMicroseconds`.
+    mutating func answered(_ result: OperationRecord.Result, nowMicroseconds: Int64, stopMicroseconds: Int64) -> Step {
+        switch phase {
+        case .arriving, .done:
+            preconditionFailure("an answer reached a user with no request out")
+        case .reserving(let attempt, _):
             let policy: RetryPolicy
-            turnedAway = answer.result == .rejected(.soldOut) || answer.result == .rejected(.overloaded)
-            switch answer.result {
+            let turnedAway = result == .rejected(.soldOut) || result == .rejected(.overloaded)
+            switch result {
             case .ok, .rejected(.alreadyHolding):
                 // Already holding happens after an earlier attempt timed out yet committed.
-                holding = true
-                continue
+                return settle(nowMicroseconds: nowMicroseconds, stopMicroseconds: stopMicroseconds)
             case .rejected(let code) where Self.retryable.contains(code):
                 policy = behaviour.onRejected
             case .rejected:
-                return trace
+                return finish()
             case .failed, .error, .timeout:
                 policy = behaviour.onError
             }
-            guard attempt < policy.retries else { return trace }
-            intended = clock.nowMicroseconds + Int64(policy.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
-            attempt += 1
+            guard attempt < policy.retries else { return finish() }
+            let intended = nowMicroseconds + Int64(policy.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
+            guard intended < stopMicroseconds else {
+                // Still trying for stock it was told was gone (not after an error or "not started").
+                cutOffWhileTrying = turnedAway
+                return finish()
+            }
+            phase = .reserving(attempt: attempt + 1, turnedAway: turnedAway)
+            return .send(.reserve, intendedMicroseconds: intended)
+        case .settling(let operation, let attempt):
+            guard result.isFailure, attempt < behaviour.onError.retries else { return finish() }
+            // A retried purchase carries the same idempotency key: never two purchases.
+            let intended = nowMicroseconds + Int64(behaviour.onError.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
+            guard intended < stopMicroseconds else { return finish() }
+            phase = .settling(operation, attempt: attempt + 1)
+            return .send(operation, intendedMicroseconds: intended)
         }
+    }
 
-        // Think, then decide what to do with the hold.
-        intended = clock.nowMicroseconds + Int64(behaviour.thinkTime.draw(using: &random) * 1_000)
-        let choice = behaviour.afterReserve.choose(using: &random)
+    /// Think, then decide what to do with the hold.
+    private mutating func settle(nowMicroseconds: Int64, stopMicroseconds: Int64) -> Step {
+        let intended = nowMicroseconds + Int64(behaviour.thinkTime.draw(using: &random) * 1_000)
         let operation: OperationKind
-        switch choice {
-        case .abandon: return trace
+        switch behaviour.afterReserve.choose(using: &random) {
+        case .abandon: return finish()
         case .purchase: operation = .purchase
         case .cancel: operation = .cancel
         }
-        attempt = 0
-        while intended < stopMicroseconds {
-            let answer = await send(operation, intended: intended, on: target, clock: clock, live: live, into: &trace)
-            guard answer.result.isFailure, attempt < behaviour.onError.retries else { break }
-            // A retried purchase carries the same idempotency key: never two purchases.
-            intended = clock.nowMicroseconds + Int64(behaviour.onError.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
-            attempt += 1
-        }
-        return trace
+        guard intended < stopMicroseconds else { return finish() }
+        phase = .settling(operation, attempt: 0)
+        return .send(operation, intendedMicroseconds: intended)
     }
 
-    private func send(_ operation: OperationKind, intended: Int64, on target: any LoadTarget, clock: RunClock,
-                      live: LiveCounters, into trace: inout Trace) async -> Answer {
-        if intended > clock.nowMicroseconds {
-            try? await Task.sleep(until: clock.instant(atMicroseconds: intended), clock: .continuous)
-        }
+    private mutating func finish() -> Step {
+        phase = .done
+        return .finished
+    }
+
+    /// Sends one request at (or after) its intended time and records what came back.
+    func send(_ operation: OperationKind, intended: Int64, on target: any LoadTarget, clock: RunClock, live: LiveCounters)
+        async -> OperationRecord
+    {
         let sent = clock.nowMicroseconds
         live.sent.add(1, ordering: .relaxed)
         let answer: Answer
@@ -95,9 +126,9 @@ struct VirtualUser: Sendable {
         case .cancel: answer = await target.cancel(drop: drop, user: user)
         }
         live.record(answer.result, operation)
-        trace.records.append(OperationRecord(
-            operation: operation, result: answer.result, user: user, drop: drop, reservationID: answer.reservationID, purchaseID: answer.purchaseID,
-            intendedMicroseconds: intended, sentMicroseconds: sent, answeredMicroseconds: clock.nowMicroseconds))
-        return answer
+        return OperationRecord(
+            operation: operation, result: answer.result, user: user, drop: drop, reservationID: answer.reservationID,
+            purchaseID: answer.purchaseID, intendedMicroseconds: intended, sentMicroseconds: sent,
+            answeredMicroseconds: clock.nowMicroseconds)
     }
 }

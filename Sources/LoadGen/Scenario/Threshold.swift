@@ -29,6 +29,9 @@ public struct Threshold: Sendable, Equatable {
         case answersPerSecond = "answers_per_second"
         /// Seconds until every unit was first held or sold; infinite when it never was.
         case timeToSellOutSeconds = "time_to_sell_out_seconds"
+        /// The harness's resident memory growth from the end of the warm-up to the end of the
+        /// load, as a fraction (0.05 is 5%); infinite for a load too short to judge.
+        case residentGrowth = "rss_growth"
     }
 
     public enum Comparison: String, Sendable, CaseIterable {
@@ -108,7 +111,31 @@ public struct ThresholdSyntaxError: Error, Sendable, Equatable {
 public struct ThresholdResult: Sendable, Codable, Equatable {
     public var expression: String
     public var ok: Bool
+    /// Infinite when the run gave no figure (a drop that never sold out, a load too short to
+    /// judge its memory): written as null in report.json, which has no infinity.
     public var actual: Double
+
+    public init(expression: String, ok: Bool, actual: Double) {
+        self.expression = expression
+        self.ok = ok
+        self.actual = actual
+    }
+
+    private enum CodingKeys: String, CodingKey { case expression, ok, actual }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        expression = try container.decode(String.self, forKey: .expression)
+        ok = try container.decode(Bool.self, forKey: .ok)
+        actual = try container.decodeIfPresent(Double.self, forKey: .actual) ?? .infinity
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(expression, forKey: .expression)
+        try container.encode(ok, forKey: .ok)
+        if actual.isFinite { try container.encode(actual, forKey: .actual) } else { try container.encodeNil(forKey: .actual) }
+    }
 }
 
 extension Threshold {

@@ -25,6 +25,10 @@ final class GaugeRefresher: Sendable {
         metrics.set(gauge: "stockdrop_live_sockets", Double(events.subscriberCount))
         metrics.set(gauge: "stockdrop_live_frames_dropped", Double(events.droppedFrameCount))
         if let relay { metrics.set(gauge: "stockdrop_relay_events_dropped", Double(relay.droppedEvents)) }
+        // The standard process figures: a load run charges the server's CPU to its requests.
+        let usage = ProcessUsage.now()
+        metrics.set(gauge: "process_cpu_seconds_total", Double(usage.cpuMicroseconds) / 1_000_000)
+        metrics.set(gauge: "process_resident_memory_bytes", Double(usage.residentBytes))
         let now = ContinuousClock.now
         let due = lastRefresh.withLock { last -> Bool in
             if let last, now - last < .milliseconds(ServerDefaults.gaugeRefreshMilliseconds) { return false }

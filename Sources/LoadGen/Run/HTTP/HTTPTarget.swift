@@ -154,6 +154,26 @@ public final class HTTPTarget: LoadTarget {
         for pool in pools { await pool.close() }
     }
 
+    /// `process_cpu_seconds_total` from every instance's /metrics, summed; nil if one has none.
+    public func cpuMicroseconds() async -> Int64? {
+        var total: Int64 = 0
+        for pool in pools {
+            guard let reply = try? await pool.send(method: .GET, path: "/metrics"), reply.status == 200,
+                let seconds = Self.metric("process_cpu_seconds_total", in: String(buffer: reply.body))
+            else { return nil }
+            total += Int64(seconds * 1_000_000)
+        }
+        return total
+    }
+
+    /// The value of an unlabelled metric in Prometheus's text format.
+    static func metric(_ name: String, in text: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
+    }
+
     /// What a success body carries that the history needs: a reservation's or a purchase's ids.
     struct Reply: Decodable {
         let id: Int64
