@@ -24,9 +24,12 @@ extension Defaults {
     /// instead of memory growing without end. 64 batches' worth: ~0.5 s of work at 100k/s.
     public static let maxQueuedClaimsPerDrop = 65_536
     /// Ended holds a drop's memory remembers, to answer a retried purchase or cancel without
-    /// the store (~120 bytes each; several seconds of endings at a flash sale's pace, minutes at a
-    /// steady one): beyond it the oldest are forgotten and asked of the store.
-    public static let maxEndedHoldsRemembered = 8_192
+    /// the store: beyond it the oldest are forgotten and asked of the store. ~180 bytes each
+    /// with the table's slack (an ending carries its purchase or reservation), so 0.7 MB a
+    /// drop; 4,096 is seconds of endings at a flash sale's pace (a lost answer is retried
+    /// within the 2 s backoff) and a minute at the soak's 75 a second, which fills it within
+    /// its warm-up (at 8,192 a drop grew 5.8 MB after it, most of the soak's growth).
+    public static let maxEndedHoldsRemembered = 4_096
     /// How long an idle drop gathers claims before it starts a batch. Without it, the first
     /// caller to come back after a batch commits alone, and the hundreds answered with it wait
     /// behind that batch of one. 300 µs and 1 ms gave the same ~64k claims/s with 1,000

@@ -1,4 +1,6 @@
 // Every tunable number of the load harness, each with its unit and its reason.
+import NIOCore
+
 public enum LoadDefaults {
     /// Users per scenario: 100,000 in one process stay under 1 GiB; 1,000,000 is the hard cap.
     public static let maxUsers = 1_000_000
@@ -36,6 +38,9 @@ extension LoadDefaults {
     /// batch at once from this generator. flash-sale over HTTP on 2 cores: 16 → 18.4k req/s,
     /// 32 → 19.0k, 128 → 15.6–16.8k, 512 → 15.5k (more connections, more syscalls per request).
     public static let httpConnections = 32
+    /// How often each connection looks for requests past their deadline: a timeout is
+    /// reported at most this late.
+    public static let httpDeadlineSweep = TimeAmount.milliseconds(50)
     /// WebSocket watchers a scenario may attach (each is a connection and a task).
     public static let maxWatchers = 10_000
     /// NIO threads of the HTTP target's connections. One or two measured the same within

@@ -121,7 +121,8 @@ import TestSupport
     /// libpq blocks; if it ran on the cooperative pool (2 threads here), 20 sleeping queries
     /// would hold both threads and no other task could take a step until they returned.
     /// Judged by order, not by timing (the machine is shared): other tasks must finish 20
-    /// steps while every query is still asleep.
+    /// steps while every query is still asleep. The queries sleep 8 s: with 3 s, the other
+    /// suites running beside this one on two cores delayed the 20 steps past it (seen once).
     @Test func blockingQueriesNeverStallTheCooperativePool() async throws {
         let url = try await TestDatabase.fresh("wrapper_blocking", migrated: false)
         var opened: [PostgresConnection] = []
@@ -132,7 +133,7 @@ import TestSupport
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for connection in connections {
                     group.addTask {
-                        try await connection.query("SELECT pg_sleep(3)")
+                        try await connection.query("SELECT pg_sleep(8)")
                         await finished.tick()
                     }
                 }
