@@ -99,6 +99,23 @@ import Testing
         #expect(verdict(freedLater, [turnedAway], cutOff: cut).ok, "freed after everyone was answered")
     }
 
+    /// A reserve sent before the stop and answered after it is demand too: the unit it took
+    /// after the stop (the engine's queue was long) was not left free for the cut-off buyers.
+    @Test func aCutOffCountsRequestsStillQueuedAtTheStop() {
+        let turnedAway = record(.reserve, .rejected(.overloaded), user: 2, sent: 2_000, answered: 2_001)
+        let queued = record(.reserve, .ok, user: 3, reservation: 2, sent: 4_900, answered: 5_300)
+        let data = rows(stock: 1, [
+            hold(1, user: 1, status: .expired, created: 0, expires: 1_000, ended: 1_001),
+            hold(2, user: 3, status: .expired, created: 5_250, expires: 7_250, ended: 7_251),
+        ])
+        let cut: [DropID: ClientHistory.CutOff] = [1: .init(users: 1, atMicroseconds: ms(5_000))]
+        #expect(verdict(data, [turnedAway, queued], cutOff: cut).ok, "taken by a request still queued at the stop")
+        // Without that request's hold the unit stayed free to the end: still an undersell.
+        let untaken = rows(stock: 1, [hold(1, user: 1, status: .expired, created: 0, expires: 1_000, ended: 1_001)])
+        let failed = record(.reserve, .timeout, user: 3, sent: 4_900, answered: 5_300)
+        #expect(!verdict(untaken, [turnedAway, failed], cutOff: cut).ok)
+    }
+
     @Test func stampToAnswerCountsEachWriteOnceFromItsFirstAnswer() {
         let data = rows(stock: 2, [hold(1, user: 1, status: .active, created: 10, expires: 60_000, ended: nil)])
         let history = ClientHistory(
