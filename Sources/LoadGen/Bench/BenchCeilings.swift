@@ -12,7 +12,8 @@ import Engine
 import Foundation
 
 public struct BenchCeilings: Codable, Sendable {
-    /// Claims per transaction of (a) and (b): the size of the actor's batches at this many callers.
+    /// Claims per transaction of (a) and (b): the bench's batch size, min(callers, the actor's
+    /// largest batch). (With 1,000 callers the actor's batches alternate in two cohorts of ~500.)
     public var batchClaims: Int
     /// Holds each ceiling wrote (the checks of `bench`'s own test: every one is a row).
     public var plainInsertClaims: Int
