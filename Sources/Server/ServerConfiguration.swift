@@ -39,12 +39,18 @@ public struct ServerConfiguration: Sendable {
     /// Open connections accepted at most (ServerDefaults.maxConnections).
     public var maxConnections = ServerDefaults.maxConnections
 
-    public init(host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String, jwtSecret: String,
-                userRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.userRequestsPerSecond, burst: ServerDefaults.userBurstRequests),
-                addressRateLimit: RateLimit? = RateLimit(requestsPerSecond: ServerDefaults.addressRequestsPerSecond, burst: ServerDefaults.addressBurstRequests),
-                trustedProxies: TrustedProxies = .none, poolSize: Int? = nil, logLevel: Logger.Level = .info,
-                eventLoopThreads: Int? = nil, redisURL: String? = nil, stockEventsPerSecond: Double = ServerDefaults.stockEventsPerSecond,
-                owner: LeaseOwner = .unique(), advertiseURL: String? = nil) {
+    public init(
+        host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String,
+        jwtSecret: String,
+        userRateLimit: RateLimit? = RateLimit(
+            requestsPerSecond: ServerDefaults.userRequestsPerSecond, burst: ServerDefaults.userBurstRequests),
+        addressRateLimit: RateLimit? = RateLimit(
+            requestsPerSecond: ServerDefaults.addressRequestsPerSecond, burst: ServerDefaults.addressBurstRequests),
+        trustedProxies: TrustedProxies = .none, poolSize: Int? = nil, logLevel: Logger.Level = .info,
+        eventLoopThreads: Int? = nil, redisURL: String? = nil,
+        stockEventsPerSecond: Double = ServerDefaults.stockEventsPerSecond,
+        owner: LeaseOwner = .unique(), advertiseURL: String? = nil
+    ) {
         self.owner = owner
         self.advertiseURL = advertiseURL
         self.host = host

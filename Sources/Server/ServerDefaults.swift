@@ -82,7 +82,9 @@ public enum ServerDefaults {
     public static let readinessTimeoutMilliseconds = 2_000
     /// Bucket bounds of the request latency histogram (seconds): a memory answer takes
     /// ~50 µs, a committed claim a few ms, an overloaded database seconds.
-    public static let latencyBucketsSeconds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    public static let latencyBucketsSeconds: [Double] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    ]
     /// Batch size histogram bounds (claims per group-commit transaction).
     public static let batchSizeBuckets: [Double] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_000]
     /// Instances write their heartbeat this often; a directory entry older than three beats is

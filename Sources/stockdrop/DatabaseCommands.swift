@@ -24,7 +24,8 @@ struct DatabaseCommand: ParsableCommand {
         subcommands: [Start.self, Stop.self, URLCommand.self])
 
     struct Start: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Start (or reuse) the embedded cluster and migrate it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Start (or reuse) the embedded cluster and migrate it.")
         func run() async throws {
             let embedded = try EmbeddedPostgres()
             try embedded.start()
@@ -38,14 +39,16 @@ struct DatabaseCommand: ParsableCommand {
     }
 
     struct Stop: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop the embedded cluster (its files stay for reuse).")
+        static let configuration = CommandConfiguration(
+            abstract: "Stop the embedded cluster (its files stay for reuse).")
         func run() throws {
             try EmbeddedPostgres().stop()
         }
     }
 
     struct URLCommand: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "url", abstract: "Print the embedded cluster's DATABASE_URL.")
+        static let configuration = CommandConfiguration(
+            commandName: "url", abstract: "Print the embedded cluster's DATABASE_URL.")
         func run() throws {
             let embedded = try EmbeddedPostgres()
             if let note = embedded.relocationNote {

@@ -29,8 +29,9 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let options = BenchOptions(strategies: strategy.strategies, callers: callers, seconds: seconds, rowLockPoolSize: poolSize,
-                                   databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"])
+        let options = BenchOptions(
+            strategies: strategy.strategies, callers: callers, seconds: seconds, rowLockPoolSize: poolSize,
+            databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"])
         let report = try await Bench.run(options) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }

@@ -8,11 +8,15 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Replay a scenario file, prove no oversell and report latency and throughput.",
-        discussion: "Exit status: 0 pass, 1 an invariant broken, 2 a threshold missed, 64+ usage or configuration errors.")
+        discussion:
+            "Exit status: 0 pass, 1 an invariant broken, 2 a threshold missed, 64+ usage or configuration errors.")
 
     @Argument(help: "A scenario file, e.g. scenarios/flash-sale.yaml.") var scenario: String
     @Option(help: "actor | rowlock | both (default: the scenario's).") var strategy: StrategyChoice?
-    @Option(help: "inprocess, a server URL, or several instances' URLs comma-separated (users are spread over them; default: the scenario's).") var target: String?
+    @Option(
+        help:
+            "inprocess, a server URL, or several instances' URLs comma-separated (users are spread over them; default: the scenario's)."
+    ) var target: String?
     @Option(help: "Seed for arrivals and choices (default: the scenario's).") var seed: UInt64?
     @Option(help: "Where report directories go.") var reportDir = "reports"
     @Option(help: "Override the total number of users (spread over populations).") var users: Int?
@@ -21,12 +25,20 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Connections of the rowlock strategy's pool.") var poolSize = Defaults.rowLockPoolSize
     @Option(help: "Keep-alive connections to a server target.") var connections = LoadDefaults.httpConnections
     @Option(help: "WebSocket watchers of a server target's live feed (default: the scenario's).") var watchers: Int?
-    @Option(help: "Per-request deadline for a server target, in milliseconds (a miss is a timeout).") var timeoutMs = LoadDefaults.httpRequestTimeoutMilliseconds
+    @Option(help: "Per-request deadline for a server target, in milliseconds (a miss is a timeout).") var timeoutMs =
+        LoadDefaults.httpRequestTimeoutMilliseconds
     @Flag(help: "Also write each strategy's client history (for `stockdrop check --history`).") var keepHistory = false
-    @Option(help: "Faults to inject into a 3-instance cluster behind HAProxy that the run starts itself: kill-server, pause-server, restart-postgres, pause-postgres, kill-redis (comma-separated), or all.")
+    @Option(
+        help:
+            "Faults to inject into a 3-instance cluster behind HAProxy that the run starts itself: kill-server, pause-server, restart-postgres, pause-postgres, kill-redis (comma-separated), or all."
+    )
     var nemesis: String?
-    @Option(help: "About how often a fault opens (e.g. 5s; default: the scenario's, else 5s).") var nemesisInterval: String?
-    @Option(help: "The cluster script a nemesis run starts its instances with (default: scripts/cluster.sh here or beside the binary's checkout).")
+    @Option(help: "About how often a fault opens (e.g. 5s; default: the scenario's, else 5s).") var nemesisInterval:
+        String?
+    @Option(
+        help:
+            "The cluster script a nemesis run starts its instances with (default: scripts/cluster.sh here or beside the binary's checkout)."
+    )
     var clusterScript: String?
 
     func run() async throws {
@@ -40,12 +52,14 @@ struct RunCommand: AsyncParsableCommand {
         var targetChoice: TargetChoice?
         if let target {
             guard let choice = ScenarioTarget.parse(target) else {
-                FileHandle.standardError.write(Data("--target: `\(target)` is neither `inprocess` nor an http(s) URL\n".utf8))
+                FileHandle.standardError.write(
+                    Data("--target: `\(target)` is neither `inprocess` nor an http(s) URL\n".utf8))
                 throw ExitCode(ExitStatus.usage)
             }
             targetChoice = choice
         }
-        for (name, value) in [("--users", users), ("--stock", stock)] where value.map({ $0 < 0 || $0 > LoadDefaults.maxUsers }) ?? false {
+        for (name, value) in [("--users", users), ("--stock", stock)]
+        where value.map({ $0 < 0 || $0 > LoadDefaults.maxUsers }) ?? false {
             FileHandle.standardError.write(Data("\(name) must be 0…\(LoadDefaults.maxUsers)\n".utf8))
             throw ExitCode(ExitStatus.usage)
         }
@@ -53,8 +67,9 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("--duration must be in (0, 3600] seconds\n".utf8))
             throw ExitCode(ExitStatus.usage)
         }
-        var scenario = parsed.overriding(users: users.map { max(1, $0) }, stock: stock, durationSeconds: duration, seed: seed,
-                                         strategies: strategy?.strategies, target: targetChoice, watchers: watchers)
+        var scenario = parsed.overriding(
+            users: users.map { max(1, $0) }, stock: stock, durationSeconds: duration, seed: seed,
+            strategies: strategy?.strategies, target: targetChoice, watchers: watchers)
         if nemesis != nil || nemesisInterval != nil {
             scenario.nemesis = try nemesisPlan(scenario.nemesis)
         }
@@ -67,20 +82,26 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(ExitStatus.usage)
         }
         if scenario.watchers > 0, case .inProcess = scenario.target {
-            FileHandle.standardError.write(Data("note: watchers need a server target (--target URL); none attached in process\n".utf8))
+            FileHandle.standardError.write(
+                Data("note: watchers need a server target (--target URL); none attached in process\n".utf8))
         }
         guard (1...10_000).contains(connections), (1...600_000).contains(timeoutMs) else {
             FileHandle.standardError.write(Data("--connections must be 1…10000 and --timeout-ms 1…600000\n".utf8))
             throw ExitCode(ExitStatus.usage)
         }
         let environment = ProcessInfo.processInfo.environment
-        var options = RunOptions(strategies: scenario.strategies, databaseURL: environment["DATABASE_URL"],
-                                 rowLockPoolSize: poolSize, keepHistory: keepHistory,
-                                 http: HTTPTargetOptions(secret: environment["STOCKDROP_JWT_SECRET"] ?? "", connections: connections, timeoutMilliseconds: timeoutMs),
-                                 strategiesExplicit: strategy != nil)
+        var options = RunOptions(
+            strategies: scenario.strategies, databaseURL: environment["DATABASE_URL"],
+            rowLockPoolSize: poolSize, keepHistory: keepHistory,
+            http: HTTPTargetOptions(
+                secret: environment["STOCKDROP_JWT_SECRET"] ?? "", connections: connections,
+                timeoutMilliseconds: timeoutMs),
+            strategiesExplicit: strategy != nil)
         if scenario.nemesis != nil { options.nemesisLauncher = try nemesisLauncher() }
         let interactive = isatty(STDERR_FILENO) == 1
-        print("\(scenario.name): \(scenario.userCount) users, \(scenario.drops.count) drop(s), \(scenario.drops.reduce(0) { $0 + $1.stock }) units, \(strategiesLabel(scenario)), seed \(scenario.seed)")
+        print(
+            "\(scenario.name): \(scenario.userCount) users, \(scenario.drops.count) drop(s), \(scenario.drops.reduce(0) { $0 + $1.stock }) units, \(strategiesLabel(scenario)), seed \(scenario.seed)"
+        )
         let outcome: RunOutcome
         do {
             outcome = try await LoadRunner.run(scenario, options: options) { strategy, tick in
@@ -96,7 +117,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
         let report = outcome.report
-        let directory = try ReportWriter.directory(root: reportDir, scenario: scenario.name, startedAt: report.startedAt)
+        let directory = try ReportWriter.directory(
+            root: reportDir, scenario: scenario.name, startedAt: report.startedAt)
         try ReportWriter.write(report, to: directory, histories: outcome.histories)
         print(report.summaryTable)
         for line in report.problemLines { print(line) }
@@ -120,8 +142,11 @@ extension RunCommand {
             }
         }
         if let nemesisInterval {
-            guard let milliseconds = ScenarioDuration.milliseconds(nemesisInterval), (500...600_000).contains(milliseconds) else {
-                FileHandle.standardError.write(Data("--nemesis-interval: `\(nemesisInterval)` is not a duration in 500ms…10m\n".utf8))
+            guard let milliseconds = ScenarioDuration.milliseconds(nemesisInterval),
+                (500...600_000).contains(milliseconds)
+            else {
+                FileHandle.standardError.write(
+                    Data("--nemesis-interval: `\(nemesisInterval)` is not a duration in 500ms…10m\n".utf8))
                 throw ExitCode(ExitStatus.usage)
             }
             plan.intervalMilliseconds = Int(milliseconds)
@@ -136,13 +161,17 @@ extension RunCommand {
     /// This very binary, and the cluster script: given, else in the working directory, else in
     /// the checkout the binary was built in (`.build/<configuration>/stockdrop`).
     func nemesisLauncher() throws -> (binary: String, script: String) {
-        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let checkout = URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("../../..").standardized.path
-        let candidates = clusterScript.map { [$0] } ?? [
-            FileManager.default.currentDirectoryPath + "/scripts/cluster.sh", checkout + "/scripts/cluster.sh",
-        ]
+        let binary =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let checkout = URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("../../..")
+            .standardized.path
+        let candidates =
+            clusterScript.map { [$0] } ?? [
+                FileManager.default.currentDirectoryPath + "/scripts/cluster.sh", checkout + "/scripts/cluster.sh",
+            ]
         guard let script = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            FileHandle.standardError.write(Data("no cluster script at \(candidates.joined(separator: " or ")); pass --cluster-script\n".utf8))
+            FileHandle.standardError.write(
+                Data("no cluster script at \(candidates.joined(separator: " or ")); pass --cluster-script\n".utf8))
             throw ExitCode(ExitStatus.usage)
         }
         return (binary, script)
@@ -156,7 +185,8 @@ struct CheckCommand: AsyncParsableCommand {
         discussion: "Exit status: 0 every invariant holds, 1 one is broken.")
 
     @Option(help: "The database (default: the history's, else DATABASE_URL, else the embedded one).") var url: String?
-    @Option(help: "Only these drop ids (comma-separated); default: the history's drops, else every drop.") var drops: String?
+    @Option(help: "Only these drop ids (comma-separated); default: the history's drops, else every drop.") var drops:
+        String?
     @Option(help: "A history-<strategy>.json from `run --keep-history`.") var history: String?
     @Option(help: "Clock tolerance in milliseconds.") var toleranceMs = LoadDefaults.clockToleranceMilliseconds
 
@@ -167,14 +197,19 @@ struct CheckCommand: AsyncParsableCommand {
         let database = try await Database.prepare(environment: environment)
         let ids = try drops.map { text in
             try text.split(separator: ",").map { part in
-                guard let id = DropID(part.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--drops: `\(part)` is not a drop id") }
+                guard let id = DropID(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--drops: `\(part)` is not a drop id")
+                }
                 return id
             }
         }
-        let report = try await Checker(toleranceMilliseconds: toleranceMs).check(databaseURL: database, drops: ids ?? clientHistory?.drops, history: clientHistory)
+        let report = try await Checker(toleranceMilliseconds: toleranceMs).check(
+            databaseURL: database, drops: ids ?? clientHistory?.drops, history: clientHistory)
         for invariant in report.invariants {
             let verdict = !invariant.checked ? "skipped" : invariant.ok ? "ok" : "BROKEN"
-            print("\(invariant.number). \(invariant.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(verdict.padding(toLength: 7, withPad: " ", startingAt: 0)) \(invariant.detail)")
+            print(
+                "\(invariant.number). \(invariant.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(verdict.padding(toLength: 7, withPad: " ", startingAt: 0)) \(invariant.detail)"
+            )
             for example in invariant.counterexamples { print("     e.g. \(example)") }
         }
         print("drops \(report.dropsChecked), sold \(report.sold), unsold \(report.unsold), oversold \(report.oversold)")

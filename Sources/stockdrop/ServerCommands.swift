@@ -14,35 +14,60 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (default: PORT, else \(ServerDefaults.port)).") var port: Int?
     @Option(help: "actor | rowlock") var strategy: Strategy = .actor
-    @Option(help: "PostgreSQL connections (default: \(ServerDefaults.actorPoolSize) for actor, \(Defaults.rowLockPoolSize) for rowlock).") var poolSize: Int?
+    @Option(
+        help:
+            "PostgreSQL connections (default: \(ServerDefaults.actorPoolSize) for actor, \(Defaults.rowLockPoolSize) for rowlock)."
+    ) var poolSize: Int?
     @Option(help: "Requests/s per user, 0 for no limit.") var userRate = ServerDefaults.userRequestsPerSecond
     @Option(help: "Burst per user.") var userBurst = ServerDefaults.userBurstRequests
-    @Option(help: "Requests/s per client address, 0 for no limit.") var addressRate = ServerDefaults.addressRequestsPerSecond
+    @Option(help: "Requests/s per client address, 0 for no limit.") var addressRate = ServerDefaults
+        .addressRequestsPerSecond
     @Option(help: "Burst per client address.") var addressBurst = ServerDefaults.addressBurstRequests
     @Flag(help: "Turn both rate limits off (load tests from one address).") var noRateLimit = false
-    @Option(help: "Proxies whose X-Forwarded-For is trusted: IPs or CIDR ranges, comma-separated.") var trustedProxies = ""
+    @Option(help: "Proxies whose X-Forwarded-For is trusted: IPs or CIDR ranges, comma-separated.") var trustedProxies =
+        ""
     @Option(help: "trace | debug | info | notice | warning | error | critical") var logLevel = "info"
     @Option(help: "NIO threads serving sockets (default: one per core).") var eventLoopThreads: Int?
-    @Option(help: "Redis for live events across instances: redis://host:port or unix:///path (default: REDIS_URL; unset: events stay in this process).") var redisURL: String?
-    @Option(help: "stock.changed events per drop per second at most (the last value is always sent).") var stockEventsPerSecond = ServerDefaults.stockEventsPerSecond
+    @Option(
+        help:
+            "Redis for live events across instances: redis://host:port or unix:///path (default: REDIS_URL; unset: events stay in this process)."
+    ) var redisURL: String?
+    @Option(help: "stock.changed events per drop per second at most (the last value is always sent).")
+    var stockEventsPerSecond = ServerDefaults.stockEventsPerSecond
     @Flag(help: "Generate a JWT secret when STOCKDROP_JWT_SECRET is unset, and print it.") var dev = false
-    @Option(help: "This instance's name in drop leases and the instance directory, to which each process adds a random incarnation (default: STOCKDROP_INSTANCE_ID, else host-pid).") var instanceID: String?
-    @Option(help: "The URL other instances forward claims to (default: http://HOST:PORT as bound).") var advertiseURL: String?
-    @Option(help: "How long a drop's lease lasts without renewal, in ms: the takeover time after an instance dies.") var leaseMs = Defaults.leaseMilliseconds
+    @Option(
+        help:
+            "This instance's name in drop leases and the instance directory, to which each process adds a random incarnation (default: STOCKDROP_INSTANCE_ID, else host-pid)."
+    ) var instanceID: String?
+    @Option(help: "The URL other instances forward claims to (default: http://HOST:PORT as bound).") var advertiseURL:
+        String?
+    @Option(help: "How long a drop's lease lasts without renewal, in ms: the takeover time after an instance dies.")
+    var leaseMs = Defaults.leaseMilliseconds
     @Option(help: "Open connections accepted at most (HTTP and WebSocket); more wait in the listen backlog.")
     var maxConnections = ServerDefaults.maxConnections
     @Option(help: "How long a request waits for a free database connection before 503 unavailable, in ms.")
     var dbAcquireTimeoutMs = ServerDefaults.databaseDeadlines.acquireMilliseconds ?? 2_000
-    @Option(help: "How long a statement's answer may take before its connection is dropped, in ms (statement_timeout is 1 s less).")
+    @Option(
+        help:
+            "How long a statement's answer may take before its connection is dropped, in ms (statement_timeout is 1 s less)."
+    )
     var dbAnswerTimeoutMs = ServerDefaults.databaseDeadlines.answerMilliseconds
 
     func validate() throws {
         if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be 0…65535 (0: any free port)") }
         if let poolSize, !(1...200).contains(poolSize) { throw ValidationError("--pool-size must be 1…200") }
-        guard userRate >= 0, addressRate >= 0, userBurst >= 1, addressBurst >= 1 else { throw ValidationError("rates must be ≥ 0 and bursts ≥ 1") }
-        if let eventLoopThreads, !(1...64).contains(eventLoopThreads) { throw ValidationError("--event-loop-threads must be 1…64") }
-        guard stockEventsPerSecond > 0, stockEventsPerSecond <= 1_000 else { throw ValidationError("--stock-events-per-second must be in (0, 1000]") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+        guard userRate >= 0, addressRate >= 0, userBurst >= 1, addressBurst >= 1 else {
+            throw ValidationError("rates must be ≥ 0 and bursts ≥ 1")
+        }
+        if let eventLoopThreads, !(1...64).contains(eventLoopThreads) {
+            throw ValidationError("--event-loop-threads must be 1…64")
+        }
+        guard stockEventsPerSecond > 0, stockEventsPerSecond <= 1_000 else {
+            throw ValidationError("--stock-events-per-second must be in (0, 1000]")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level: unknown level \(logLevel)")
+        }
         guard (4 * Defaults.leaseSafetyMarginMilliseconds...600_000).contains(leaseMs) else {
             throw ValidationError("--lease-ms must be \(4 * Defaults.leaseSafetyMarginMilliseconds)…600000")
         }
@@ -53,9 +78,12 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--advertise-url must be an http:// or https:// URL")
         }
         if advertiseURL == nil, ["0.0.0.0", "::", "[::]"].contains(host) {
-            throw ValidationError("--host \(host) listens on every address: say which one other instances reach with --advertise-url")
+            throw ValidationError(
+                "--host \(host) listens on every address: say which one other instances reach with --advertise-url")
         }
-        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1…1000000") }
+        guard (1...1_000_000).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be 1…1000000")
+        }
         guard (1...600_000).contains(dbAcquireTimeoutMs), (2_000...600_000).contains(dbAnswerTimeoutMs) else {
             throw ValidationError("--db-acquire-timeout-ms must be 1…600000 and --db-answer-timeout-ms 2000…600000")
         }
@@ -67,23 +95,34 @@ struct ServeCommand: AsyncParsableCommand {
         var secret = environment["STOCKDROP_JWT_SECRET"] ?? ""
         if secret.isEmpty {
             guard dev else {
-                throw ValidationError("STOCKDROP_JWT_SECRET is not set; set it (32+ bytes) or pass --dev to generate one")
+                throw ValidationError(
+                    "STOCKDROP_JWT_SECRET is not set; set it (32+ bytes) or pass --dev to generate one")
             }
             secret = TokenAuthority.generateSecret()
             FileHandle.standardOutput.write(Data("dev mode: STOCKDROP_JWT_SECRET=\(secret)\n".utf8))
         }
-        let listenPort = try port ?? environment["PORT"].map { value in
-            guard let port = Int(value), (1...65_535).contains(port) else { throw ValidationError("PORT=\(value) is not a port") }
-            return port
-        } ?? ServerDefaults.port
+        let listenPort =
+            try port ?? environment["PORT"].map { value in
+                guard let port = Int(value), (1...65_535).contains(port) else {
+                    throw ValidationError("PORT=\(value) is not a port")
+                }
+                return port
+            } ?? ServerDefaults.port
         var configuration = ServerConfiguration(
-            host: host, port: listenPort, strategy: strategy, databaseURL: try await Database.prepare(), jwtSecret: secret,
-            userRateLimit: noRateLimit || userRate == 0 ? nil : RateLimit(requestsPerSecond: userRate, burst: userBurst),
-            addressRateLimit: noRateLimit || addressRate == 0 ? nil : RateLimit(requestsPerSecond: addressRate, burst: addressBurst),
-            trustedProxies: try TrustedProxies(trustedProxies), poolSize: poolSize, logLevel: Logger.Level(rawValue: logLevel) ?? .info,
-            eventLoopThreads: eventLoopThreads, redisURL: redisURL ?? environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 },
+            host: host, port: listenPort, strategy: strategy, databaseURL: try await Database.prepare(),
+            jwtSecret: secret,
+            userRateLimit: noRateLimit || userRate == 0
+                ? nil : RateLimit(requestsPerSecond: userRate, burst: userBurst),
+            addressRateLimit: noRateLimit || addressRate == 0
+                ? nil : RateLimit(requestsPerSecond: addressRate, burst: addressBurst),
+            trustedProxies: try TrustedProxies(trustedProxies), poolSize: poolSize,
+            logLevel: Logger.Level(rawValue: logLevel) ?? .info,
+            eventLoopThreads: eventLoopThreads,
+            redisURL: redisURL ?? environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 },
             stockEventsPerSecond: stockEventsPerSecond,
-            owner: (instanceID ?? environment["STOCKDROP_INSTANCE_ID"]).map { .incarnation(of: $0, leaseMilliseconds: leaseMs) }
+            owner: (instanceID ?? environment["STOCKDROP_INSTANCE_ID"]).map {
+                .incarnation(of: $0, leaseMilliseconds: leaseMs)
+            }
                 ?? .unique(leaseMilliseconds: leaseMs),
             advertiseURL: advertiseURL?.trimmingSuffix("/"))
         configuration.maxConnections = maxConnections
@@ -92,11 +131,13 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.databaseDeadlines.statementMilliseconds = dbAnswerTimeoutMs - 1_000
         let (application, _) = try await buildApplication(configuration) { [configuration] channel in
             // Scripts read the port from the end of the "serving" line: it stays last.
-            FileHandle.standardOutput.write(Data("""
-                stockdrop instance \(configuration.owner.instance)
-                stockdrop serving \(configuration.strategy.rawValue) on http://\(host):\(channel.localAddress?.port ?? listenPort)
+            FileHandle.standardOutput.write(
+                Data(
+                    """
+                    stockdrop instance \(configuration.owner.instance)
+                    stockdrop serving \(configuration.strategy.rawValue) on http://\(host):\(channel.localAddress?.port ?? listenPort)
 
-                """.utf8))
+                    """.utf8))
         }
         // SIGTERM drains in-flight requests for at most the graceful bound, then cancels what is
         // left, and a cancellation that does not finish either ends the process: an instance
@@ -130,7 +171,10 @@ struct TokenCommand: AsyncParsableCommand {
             throw ValidationError("STOCKDROP_JWT_SECRET is not set")
         }
         let authority = try await TokenAuthority(secret: secret)
-        print(try await authority.mint(Caller(userID: user, name: name ?? "user \(user)", role: Caller.Role(rawValue: role) ?? .user), lifetimeSeconds: lifetime))
+        print(
+            try await authority.mint(
+                Caller(userID: user, name: name ?? "user \(user)", role: Caller.Role(rawValue: role) ?? .user),
+                lifetimeSeconds: lifetime))
     }
 }
 

@@ -7,5 +7,8 @@ struct Stockdrop: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stockdrop",
         abstract: "Limited-stock drops without oversell: engine, load harness and server.",
-        subcommands: [RunCommand.self, ServeCommand.self, CheckCommand.self, BenchCommand.self, SimulateCommand.self, MigrateCommand.self, DatabaseCommand.self, TokenCommand.self])
+        subcommands: [
+            RunCommand.self, ServeCommand.self, CheckCommand.self, BenchCommand.self, SimulateCommand.self,
+            MigrateCommand.self, DatabaseCommand.self, TokenCommand.self,
+        ])
 }

@@ -1,21 +1,26 @@
+import Foundation
+import Testing
+
 // The pure state machine: group commit, answers from memory, bounds, failures, expiry.
 // No database, no clock, no sleeps: microseconds per case.
 @testable import Engine
-import Foundation
-import Testing
 
 @Suite("drop state machine") struct DropMachineTests {
     let start = Date(timeIntervalSince1970: 1_800_000_000)
 
     func machine(stock: Int, maxBatch: Int = 3, maxQueue: Int = 5, holds: [Reservation] = []) -> DropMachine {
-        let drop = DropRecord(id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: stock, reserveTTLMilliseconds: 1_000),
-                              sold: 0, reserved: holds.count, createdAt: start)
-        return DropMachine(recovery: DropRecovery(drop: drop, activeHolds: holds, purchases: []),
-                           now: start, maxBatchClaims: maxBatch, maxQueuedClaims: maxQueue)
+        let drop = DropRecord(
+            id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: stock, reserveTTLMilliseconds: 1_000),
+            sold: 0, reserved: holds.count, createdAt: start)
+        return DropMachine(
+            recovery: DropRecovery(drop: drop, activeHolds: holds, purchases: []),
+            now: start, maxBatchClaims: maxBatch, maxQueuedClaims: maxQueue)
     }
 
     func hold(_ id: ReservationID, user: UserID, expiresIn seconds: TimeInterval = 1) -> Reservation {
-        Reservation(id: id, dropID: 7, userID: user, status: .active, createdAt: start, expiresAt: start.addingTimeInterval(seconds))
+        Reservation(
+            id: id, dropID: 7, userID: user, status: .active, createdAt: start,
+            expiresAt: start.addingTimeInterval(seconds))
     }
 
     func batch(_ effects: [DropMachine.Effect]) -> ClaimBatch? {
@@ -24,65 +29,108 @@ import Testing
 
     @Test func groupCommitKeepsOneBatchInFlightAndGathersTheRest() {
         var m = machine(stock: 100)
-        guard case .queued(_, let first) = m.reserve(user: 1, now: start) else { Issue.record("queued expected"); return }
+        guard case .queued(_, let first) = m.reserve(user: 1, now: start) else {
+            Issue.record("queued expected")
+            return
+        }
         #expect(first.count == 1 && batch(first) == nil, "an idle drop gathers before it commits")
-        guard case .queued(_, let second) = m.reserve(user: 2, now: start) else { Issue.record("queued expected"); return }
+        guard case .queued(_, let second) = m.reserve(user: 2, now: start) else {
+            Issue.record("queued expected")
+            return
+        }
         #expect(second.isEmpty)
         #expect(batch(m.flush(now: start))?.items == [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)])
         for user in 3...6 {
-            guard case .queued(_, let effects) = m.reserve(user: UserID(user), now: start) else { Issue.record("queued expected"); return }
+            guard case .queued(_, let effects) = m.reserve(user: UserID(user), now: start) else {
+                Issue.record("queued expected")
+                return
+            }
             #expect(effects.isEmpty, "a second batch must not start while one is in flight")
         }
-        let committed = m.committed(BatchOutcome(results: [.reserved(hold(1, user: 1)), .reserved(hold(2, user: 2))], expired: [],
-                                                 sold: 0, reserved: 2, committedAt: start), now: start)
+        let committed = m.committed(
+            BatchOutcome(
+                results: [.reserved(hold(1, user: 1)), .reserved(hold(2, user: 2))], expired: [],
+                sold: 0, reserved: 2, committedAt: start), now: start)
         #expect(committed.filter { if case .answer = $0 { true } else { false } }.count == 2)
-        #expect(batch(committed)?.items.map(\.userID) == [3, 4, 5], "the next batch carries the queued claims at once, capped at 3")
+        #expect(
+            batch(committed)?.items.map(\.userID) == [3, 4, 5],
+            "the next batch carries the queued claims at once, capped at 3")
     }
 
     @Test func answersThatNeedNoWriteComeFromMemory() {
         var m = machine(stock: 1, holds: [hold(1, user: 1)])
-        guard case .answered(.reserve(.soldOut)) = m.reserve(user: 2, now: start) else { Issue.record("sold out expected"); return }
-        guard case .answered(.reserve(.alreadyHolding(let held))) = m.reserve(user: 1, now: start) else { Issue.record("holding expected"); return }
+        guard case .answered(.reserve(.soldOut)) = m.reserve(user: 2, now: start) else {
+            Issue.record("sold out expected")
+            return
+        }
+        guard case .answered(.reserve(.alreadyHolding(let held))) = m.reserve(user: 1, now: start) else {
+            Issue.record("holding expected")
+            return
+        }
         #expect(held?.id == 1)
         #expect(m.queuedCount == 0)
         // A user memory has not seen end a hold since its load: only the store knows whether
         // their last hold expired, was cancelled or bought, so the store answers.
         guard case .queued = m.purchase(user: 3, idempotencyKey: nil, now: start) else {
-            Issue.record("the store decides"); return
+            Issue.record("the store decides")
+            return
         }
-        guard case .queued = m.cancel(user: 3, now: start) else { Issue.record("the store decides"); return }
+        guard case .queued = m.cancel(user: 3, now: start) else {
+            Issue.record("the store decides")
+            return
+        }
     }
 
     /// Memory answers for the store only while the lease is provably this machine's; past
     /// that, the store's epoch check decides, and a fenced batch steps the machine down.
     @Test func memoryAnswersOnlyUnderATrustedLeaseAndAFencedBatchStepsDown() {
         let owner = LeaseOwner(instance: "a", leaseMilliseconds: 3_000)
-        let drop = DropRecord(id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: 1, reserveTTLMilliseconds: 60_000),
-                              sold: 0, reserved: 1, createdAt: start)
+        let drop = DropRecord(
+            id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: 1, reserveTTLMilliseconds: 60_000),
+            sold: 0, reserved: 1, createdAt: start)
         let tenure = DropMachine.Tenure(owner: owner, epoch: 4, trustedUntil: owner.trustedUntil(sentAt: start))
-        var m = DropMachine(recovery: DropRecovery(drop: drop, activeHolds: [hold(1, user: 1, expiresIn: 60)], purchases: []),
-                            now: start, tenure: tenure, maxBatchClaims: 3, maxQueuedClaims: 5)
-        guard case .answered(.reserve(.soldOut)) = m.reserve(user: 2, now: start) else { Issue.record("sold out expected"); return }
+        var m = DropMachine(
+            recovery: DropRecovery(drop: drop, activeHolds: [hold(1, user: 1, expiresIn: 60)], purchases: []),
+            now: start, tenure: tenure, maxBatchClaims: 3, maxQueuedClaims: 5)
+        guard case .answered(.reserve(.soldOut)) = m.reserve(user: 2, now: start) else {
+            Issue.record("sold out expected")
+            return
+        }
         // 2.8 s on (the lease less its safety margin) memory no longer trusts the lease.
         let late = start.addingTimeInterval(2.8)
-        guard case .queued(let ticket, _) = m.reserve(user: 3, now: late) else { Issue.record("the store decides"); return }
+        guard case .queued(let ticket, _) = m.reserve(user: 3, now: late) else {
+            Issue.record("the store decides")
+            return
+        }
         let sent = batch(m.flush(now: late))
         #expect(sent?.lease == BatchLease(epoch: 4, milliseconds: 3_000), "a batch carries its epoch")
         // The store confirms the epoch: memory trusts the lease again from the batch's send.
-        _ = m.committed(BatchOutcome(results: [.rejected(.soldOut)], expired: [], sold: 0, reserved: 1, committedAt: late), now: late)
+        _ = m.committed(
+            BatchOutcome(results: [.rejected(.soldOut)], expired: [], sold: 0, reserved: 1, committedAt: late),
+            now: late)
         guard case .answered(.reserve(.soldOut)) = m.reserve(user: 5, now: late.addingTimeInterval(1)) else {
-            Issue.record("a renewed lease answers from memory again"); return
+            Issue.record("a renewed lease answers from memory again")
+            return
         }
         // Another instance took the drop over: the next batch is fenced, and the machine
         // fails its callers, steps down and refuses whatever comes next.
         m.leaseLost()
-        guard case .queued(let waiting, _) = m.cancel(user: 1, now: late.addingTimeInterval(1)) else { Issue.record("queued"); return }
+        guard case .queued(let waiting, _) = m.cancel(user: 1, now: late.addingTimeInterval(1)) else {
+            Issue.record("queued")
+            return
+        }
         _ = m.flush(now: late.addingTimeInterval(1))
         let fenced = EngineError(.fenced, "moved on", owner: "b")
         let effects = m.failed(fenced)
-        #expect(effects.contains { if case .fail(let tickets, let error) = $0 { tickets == [waiting] && error.owner == "b" } else { false } })
+        #expect(
+            effects.contains {
+                if case .fail(let tickets, let error) = $0 { tickets == [waiting] && error.owner == "b" } else { false }
+            })
         #expect(effects.contains { if case .stepDown = $0 { true } else { false } })
-        guard case .refused(let error) = m.reserve(user: 6, now: late.addingTimeInterval(1)) else { Issue.record("refused"); return }
+        guard case .refused(let error) = m.reserve(user: 6, now: late.addingTimeInterval(1)) else {
+            Issue.record("refused")
+            return
+        }
         #expect(error.code == .fenced && m.isDeposed && ticket < waiting)
     }
 
@@ -92,12 +140,18 @@ import Testing
         _ = m.flush(now: start)  // in flight
         _ = m.reserve(user: 2, now: start)
         _ = m.reserve(user: 3, now: start)
-        guard case .answered(.reserve(.overloaded)) = m.reserve(user: 4, now: start) else { Issue.record("overloaded expected"); return }
+        guard case .answered(.reserve(.overloaded)) = m.reserve(user: 4, now: start) else {
+            Issue.record("overloaded expected")
+            return
+        }
     }
 
     @Test func aFailedBatchFailsEveryCallerAndReloads() {
         var m = machine(stock: 2)
-        guard case .queued(let ticket, _) = m.reserve(user: 1, now: start) else { Issue.record("queued expected"); return }
+        guard case .queued(let ticket, _) = m.reserve(user: 1, now: start) else {
+            Issue.record("queued expected")
+            return
+        }
         _ = m.flush(now: start)
         let effects = m.failed(EngineError(.batchFailed, "boom"))
         #expect(effects.contains { if case .fail(let tickets, _) = $0 { tickets == [ticket] } else { false } })
@@ -110,12 +164,18 @@ import Testing
         #expect(batch(m.tick(now: start)) == nil)
         let due = m.tick(now: start.addingTimeInterval(1.5))
         #expect(batch(due) == ClaimBatch(dropID: 7, items: []))
-        let after = m.committed(BatchOutcome(results: [], expired: [ExpiredHold(reservationID: 1, userID: 1)], sold: 0, reserved: 0,
-                                             committedAt: start.addingTimeInterval(1.5)), now: start.addingTimeInterval(1.5))
+        let after = m.committed(
+            BatchOutcome(
+                results: [], expired: [ExpiredHold(reservationID: 1, userID: 1)], sold: 0, reserved: 0,
+                committedAt: start.addingTimeInterval(1.5)), now: start.addingTimeInterval(1.5))
         #expect(batch(after) == nil)
         #expect(m.activeHoldCount == 0 && m.availableForNewClaims == 1)
-        guard case .answered(.purchase(.expired)) = m.purchase(user: 1, idempotencyKey: nil, now: start.addingTimeInterval(2)) else {
-            Issue.record("a late purchase hears expired"); return
+        guard
+            case .answered(.purchase(.expired)) = m.purchase(
+                user: 1, idempotencyKey: nil, now: start.addingTimeInterval(2))
+        else {
+            Issue.record("a late purchase hears expired")
+            return
         }
     }
 
@@ -125,22 +185,38 @@ import Testing
         var m = machine(stock: 1)
         _ = m.reserve(user: 1, now: start)
         _ = m.flush(now: start)
-        guard case .queued(let parked, let effects) = m.reserve(user: 2, now: start) else { Issue.record("the second reserve must wait"); return }
+        guard case .queued(let parked, let effects) = m.reserve(user: 2, now: start) else {
+            Issue.record("the second reserve must wait")
+            return
+        }
         #expect(effects.isEmpty)
-        let committed = m.committed(BatchOutcome(results: [.reserved(hold(1, user: 1))], expired: [], sold: 0, reserved: 1, committedAt: start), now: start)
-        #expect(committed.contains { if case .answer(parked, .reserve(.soldOut)) = $0 { true } else { false } }, "sold out once the unit is committed")
-        guard case .answered(.reserve(.soldOut)) = m.reserve(user: 3, now: start) else { Issue.record("sold out from memory now"); return }
+        let committed = m.committed(
+            BatchOutcome(results: [.reserved(hold(1, user: 1))], expired: [], sold: 0, reserved: 1, committedAt: start),
+            now: start)
+        #expect(
+            committed.contains { if case .answer(parked, .reserve(.soldOut)) = $0 { true } else { false } },
+            "sold out once the unit is committed")
+        guard case .answered(.reserve(.soldOut)) = m.reserve(user: 3, now: start) else {
+            Issue.record("sold out from memory now")
+            return
+        }
     }
 
     @Test func aWaitingReserveGetsTheUnitWhenTheClaimInFlightFails() {
         var m = machine(stock: 1)
         _ = m.reserve(user: 1, now: start)
         _ = m.flush(now: start)
-        guard case .queued = m.reserve(user: 2, now: start) else { Issue.record("the second reserve must wait"); return }
+        guard case .queued = m.reserve(user: 2, now: start) else {
+            Issue.record("the second reserve must wait")
+            return
+        }
         _ = m.failed(EngineError(.batchFailed, "boom"))
-        let drop = DropRecord(id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: 1, reserveTTLMilliseconds: 1_000), sold: 0, reserved: 0, createdAt: start)
+        let drop = DropRecord(
+            id: 7, spec: DropSpec(name: "m", priceCents: 10, totalStock: 1, reserveTTLMilliseconds: 1_000), sold: 0,
+            reserved: 0, createdAt: start)
         let effects = m.recovered(DropRecovery(drop: drop, activeHolds: [], purchases: []), now: start)
         let next = effects.contains { if case .gather = $0 { true } else { false } } ? m.flush(now: start) : effects
-        #expect(batch(next)?.items == [ClaimItem(.reserve, user: 2)], "the waiting reserve is claimed in the next batch")
+        #expect(
+            batch(next)?.items == [ClaimItem(.reserve, user: 2)], "the waiting reserve is claimed in the next batch")
     }
 }

@@ -8,17 +8,22 @@ import Testing
     static let kinds = ["memory", "postgres"]
 
     private func spec(stock: Int, limit: Int = 1, ttlMilliseconds: Int = 60_000, startsAt: Date? = nil) -> DropSpec {
-        DropSpec(name: "Contract pair", priceCents: 12_500, totalStock: stock, startsAt: startsAt,
-                 perUserLimit: limit, reserveTTLMilliseconds: ttlMilliseconds)
+        DropSpec(
+            name: "Contract pair", priceCents: 12_500, totalStock: stock, startsAt: startsAt,
+            perUserLimit: limit, reserveTTLMilliseconds: ttlMilliseconds)
     }
 
     @Test(arguments: kinds) func reservesInArrivalOrderWhileStockLasts(kind: String) async throws {
         let subject = try await StoreUnderTest.make(kind, suite: "contract_reserve")
         defer { Task { await subject.close() } }
         let drop = try await subject.store.createDrop(spec(stock: 2))
-        let outcome = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [
-            ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2), ClaimItem(.reserve, user: 3),
-        ]))
+        let outcome = try await subject.store.apply(
+            ClaimBatch(
+                dropID: drop.id,
+                items: [
+                    ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2),
+                    ClaimItem(.reserve, user: 3),
+                ]))
         guard case .reserved(let first) = outcome.results[0], case .reserved(let second) = outcome.results[2] else {
             Issue.record("expected two holds, got \(outcome.results)")
             return
@@ -29,7 +34,8 @@ import Testing
         #expect(outcome.results[3] == .rejected(.soldOut))
         #expect(outcome.sold == 0 && outcome.reserved == 2)
         #expect(abs(first.expiresAt.timeIntervalSince(first.createdAt) - 60) < 0.001)
-        let unknown = try await subject.store.apply(ClaimBatch(dropID: drop.id + 999, items: [ClaimItem(.reserve, user: 1)]))
+        let unknown = try await subject.store.apply(
+            ClaimBatch(dropID: drop.id + 999, items: [ClaimItem(.reserve, user: 1)]))
         #expect(unknown.results == [.rejected(.unknownDrop)])
     }
 
@@ -37,11 +43,16 @@ import Testing
         let subject = try await StoreUnderTest.make(kind, suite: "contract_purchase")
         defer { Task { await subject.close() } }
         let drop = try await subject.store.createDrop(spec(stock: 2))
-        _ = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)]))
-        let bought = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [
-            ClaimItem(.purchase, user: 1, idempotencyKey: "k-1"), ClaimItem(.purchase, user: 1, idempotencyKey: "k-1"),
-            ClaimItem(.cancel, user: 2), ClaimItem(.cancel, user: 3), ClaimItem(.purchase, user: 4),
-        ]))
+        _ = try await subject.store.apply(
+            ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)]))
+        let bought = try await subject.store.apply(
+            ClaimBatch(
+                dropID: drop.id,
+                items: [
+                    ClaimItem(.purchase, user: 1, idempotencyKey: "k-1"),
+                    ClaimItem(.purchase, user: 1, idempotencyKey: "k-1"),
+                    ClaimItem(.cancel, user: 2), ClaimItem(.cancel, user: 3), ClaimItem(.purchase, user: 4),
+                ]))
         guard case .purchased(let purchase, replayed: false) = bought.results[0] else {
             Issue.record("expected a purchase, got \(bought.results[0])")
             return
@@ -57,9 +68,13 @@ import Testing
         #expect(bought.results[4] == .rejected(.noActiveReservation))
         #expect(bought.sold == 1 && bought.reserved == 0)
         // Retries: by key, and without a key (same reservation), give the same purchase.
-        let retried = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [
-            ClaimItem(.purchase, user: 1, idempotencyKey: "k-1"), ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 1),
-        ]))
+        let retried = try await subject.store.apply(
+            ClaimBatch(
+                dropID: drop.id,
+                items: [
+                    ClaimItem(.purchase, user: 1, idempotencyKey: "k-1"), ClaimItem(.purchase, user: 1),
+                    ClaimItem(.reserve, user: 1),
+                ]))
         #expect(retried.results[0] == .purchased(purchase, replayed: true))
         #expect(retried.results[1] == .purchased(purchase, replayed: true))
         #expect(retried.results[2] == .rejected(.limitReached))
@@ -80,7 +95,8 @@ import Testing
         #expect(try await subject.store.dropsWithOverdueHolds().isEmpty)
         try await subject.advance(1.5)
         #expect(try await subject.store.dropsWithOverdueHolds() == [drop.id])
-        let late = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 2)]))
+        let late = try await subject.store.apply(
+            ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 2)]))
         #expect(late.expired == [ExpiredHold(reservationID: hold.id, userID: 1)])
         #expect(late.results[0] == .rejected(.expired))
         guard case .reserved = late.results[1] else {
@@ -95,7 +111,8 @@ import Testing
     @Test(arguments: kinds) func limitsAndStartTimesAreEnforced(kind: String) async throws {
         let subject = try await StoreUnderTest.make(kind, suite: "contract_limits")
         defer { Task { await subject.close() } }
-        let later = try await subject.store.createDrop(spec(stock: 5, startsAt: Date().addingTimeInterval(3_600 * 24 * 365 * 20)))
+        let later = try await subject.store.createDrop(
+            spec(stock: 5, startsAt: Date().addingTimeInterval(3_600 * 24 * 365 * 20)))
         let early = try await subject.store.apply(ClaimBatch(dropID: later.id, items: [ClaimItem(.reserve, user: 1)]))
         #expect(early.results == [.rejected(.notStarted)])
         let two = try await subject.store.createDrop(spec(stock: 5, limit: 2))
@@ -187,7 +204,8 @@ import Testing
         defer { Task { await subject.close() } }
         let store = subject.store
         let drop = try await store.createDrop(spec(stock: 5))
-        let a = LeaseOwner(instance: "a"), b = LeaseOwner(instance: "b")
+        let a = LeaseOwner(instance: "a")
+        let b = LeaseOwner(instance: "b")
         #expect(try await store.acquireLease(on: drop.id + 999, for: a) == nil)
         guard case .granted(let loaded, let first, nil) = try await store.acquireLease(on: drop.id, for: a) else {
             Issue.record("a fresh drop's lease is granted")
@@ -195,10 +213,14 @@ import Testing
         }
         #expect(loaded.drop.id == drop.id && loaded.activeHolds.isEmpty)
         #expect(try await store.acquireLease(on: drop.id, for: b) == .heldElsewhere(owner: "a"))
-        let reserved = try await store.apply(ClaimBatch(
-            dropID: drop.id, items: [ClaimItem(.reserve, user: 1)], lease: BatchLease(epoch: first, milliseconds: 3_000)))
+        let reserved = try await store.apply(
+            ClaimBatch(
+                dropID: drop.id, items: [ClaimItem(.reserve, user: 1)],
+                lease: BatchLease(epoch: first, milliseconds: 3_000)))
         #expect(reserved.reserved == 1)
-        await #expect(throws: EngineError.self) { _ = try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 2)])) }
+        await #expect(throws: EngineError.self) {
+            _ = try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 2)]))
+        }
         #expect(try await store.renewLeases([drop.id: first], for: a) == LeaseRenewal(renewed: [drop.id], lost: []))
         #expect(try await store.renewLeases([drop.id: first], for: b) == LeaseRenewal(renewed: [], lost: [drop.id]))
 
@@ -210,8 +232,10 @@ import Testing
         }
         #expect(second > first && taken.activeHolds.map(\.userID) == [1])
         do {
-            _ = try await store.apply(ClaimBatch(
-                dropID: drop.id, items: [ClaimItem(.reserve, user: 3)], lease: BatchLease(epoch: first, milliseconds: 3_000)))
+            _ = try await store.apply(
+                ClaimBatch(
+                    dropID: drop.id, items: [ClaimItem(.reserve, user: 3)],
+                    lease: BatchLease(epoch: first, milliseconds: 3_000)))
             Issue.record("a stale epoch must be fenced")
         } catch let error as EngineError {
             #expect(error.code == .fenced && error.owner == "b")
@@ -225,7 +249,8 @@ import Testing
         let unleased = try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 4)]))
         #expect(unleased.reserved == 2)
         await #expect(throws: EngineError.self) {
-            _ = try await store.apply(ClaimBatch(dropID: drop.id, items: [], lease: BatchLease(epoch: second, milliseconds: 3_000)))
+            _ = try await store.apply(
+                ClaimBatch(dropID: drop.id, items: [], lease: BatchLease(epoch: second, milliseconds: 3_000)))
         }
         // A release lets the next owner in at once.
         guard case .granted(_, let third, nil) = try await store.acquireLease(on: drop.id, for: a) else {

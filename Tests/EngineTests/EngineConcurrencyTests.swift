@@ -1,8 +1,8 @@
 // Both strategies on a real PostgreSQL with real concurrency: the races DESIGN.md names.
 import Engine
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite("engine on PostgreSQL") struct EngineConcurrencyTests {
     static let strategies = Strategy.allCases
@@ -17,16 +17,24 @@ import TestSupport
     }
 
     /// Counts reservations and purchases straight from the tables, not from counters.
-    private func tally(_ url: String, drop: DropID) async throws -> (active: Int, purchased: Int, purchases: Int, sold: Int, reserved: Int) {
+    private func tally(
+        _ url: String, drop: DropID
+    ) async throws -> (active: Int, purchased: Int, purchases: Int, sold: Int, reserved: Int) {
         let connection = try await PostgresConnection.connect(url)
         defer { Task { await connection.close() } }
-        let row = try #require(try await connection.query("""
-            SELECT (SELECT count(*) FROM reservations WHERE drop_id = $1 AND status = 'ACTIVE') AS active,
-                   (SELECT count(*) FROM reservations WHERE drop_id = $1 AND status = 'PURCHASED') AS purchased,
-                   (SELECT count(*) FROM purchases WHERE drop_id = $1) AS purchases,
-                   sold, reserved FROM drops WHERE id = $1
-            """, [.int64(drop)]).first)
-        return (try row.int("active"), try row.int("purchased"), try row.int("purchases"), try row.int("sold"), try row.int("reserved"))
+        let row = try #require(
+            try await connection.query(
+                """
+                SELECT (SELECT count(*) FROM reservations WHERE drop_id = $1 AND status = 'ACTIVE') AS active,
+                       (SELECT count(*) FROM reservations WHERE drop_id = $1 AND status = 'PURCHASED') AS purchased,
+                       (SELECT count(*) FROM purchases WHERE drop_id = $1) AS purchases,
+                       sold, reserved FROM drops WHERE id = $1
+                """, [.int64(drop)]
+            ).first)
+        return (
+            try row.int("active"), try row.int("purchased"), try row.int("purchases"), try row.int("sold"),
+            try row.int("reserved")
+        )
     }
 
     @Test(arguments: strategies) func tenThousandReserversForTheLastUnit(strategy: Strategy) async throws {
@@ -53,8 +61,13 @@ import TestSupport
         let bought = try await withThrowingTaskGroup(of: Int.self) { group in
             for user in 1...10_000 {
                 group.addTask {
-                    guard case .reserved = try await inventory.reserve(drop: drop.id, user: UserID(user)) else { return 0 }
-                    guard case .purchased(_, replayed: false) = try await inventory.purchase(drop: drop.id, user: UserID(user), idempotencyKey: nil) else { return 0 }
+                    guard case .reserved = try await inventory.reserve(drop: drop.id, user: UserID(user)) else {
+                        return 0
+                    }
+                    guard
+                        case .purchased(_, replayed: false) = try await inventory.purchase(
+                            drop: drop.id, user: UserID(user), idempotencyKey: nil)
+                    else { return 0 }
                     return 1
                 }
             }
@@ -78,7 +91,9 @@ import TestSupport
         // later "order-1" a new request with no hold left, which is right but not what this tests.
         func wave(_ key: String?, _ count: Int) async throws -> [PurchaseOutcome] {
             try await withThrowingTaskGroup(of: PurchaseOutcome.self) { group in
-                for _ in 0..<count { group.addTask { try await inventory.purchase(drop: drop.id, user: 1, idempotencyKey: key) } }
+                for _ in 0..<count {
+                    group.addTask { try await inventory.purchase(drop: drop.id, user: 1, idempotencyKey: key) }
+                }
                 return try await group.reduce(into: [PurchaseOutcome]()) { $0.append($1) }
             }
         }
@@ -98,22 +113,28 @@ import TestSupport
     @Test(arguments: strategies) func purchaseRacingExpiryHasOneWinner(strategy: Strategy) async throws {
         let url = try await TestDatabase.fresh("engine_race_\(strategy)")
         let (inventory, pool) = engine(strategy, url: url)
-        let drop = try await inventory.createDrop(DropSpec(name: "Race", priceCents: 100, totalStock: 300, reserveTTLMilliseconds: 200))
+        let drop = try await inventory.createDrop(
+            DropSpec(name: "Race", priceCents: 100, totalStock: 300, reserveTTLMilliseconds: 200))
         for user in 1...300 { _ = try await inventory.reserve(drop: drop.id, user: UserID(user)) }
         // Purchases spread over 0–400 ms: some land before the 200 ms expiry, some after.
         let heard = try await withThrowingTaskGroup(of: (UserID, PurchaseOutcome).self) { group in
             for user in 1...300 {
                 group.addTask {
                     try await Task.sleep(for: .milliseconds(user % 40 * 10))
-                    return (UserID(user), try await inventory.purchase(drop: drop.id, user: UserID(user), idempotencyKey: nil))
+                    return (
+                        UserID(user),
+                        try await inventory.purchase(drop: drop.id, user: UserID(user), idempotencyKey: nil)
+                    )
                 }
             }
             return try await group.reduce(into: [UserID: PurchaseOutcome]()) { $0[$1.0] = $1.1 }
         }
         let connection = try await PostgresConnection.connect(url)
-        let rows = try await connection.query("SELECT user_id, status FROM reservations WHERE drop_id = $1", [.int64(drop.id)])
+        let rows = try await connection.query(
+            "SELECT user_id, status FROM reservations WHERE drop_id = $1", [.int64(drop.id)])
         await connection.close()
-        var wins = 0, losses = 0
+        var wins = 0
+        var losses = 0
         for row in rows.rows {
             let user = try row.int64("user_id")
             let status = try row.string("status")
@@ -158,18 +179,23 @@ import TestSupport
             for user in 1...4_000 {
                 group.addTask {
                     let id = UserID(user)
-                    guard case .reserved = try await claim(user, { try await $0.reserve(drop: drop.id, user: id) }) else {
+                    guard case .reserved = try await claim(user, { try await $0.reserve(drop: drop.id, user: id) })
+                    else {
                         return 0
                     }
                     // Purchases and cancels reach the other engine than the reserve did.
                     if user % 3 == 0 {
-                        guard case .cancelled = try await claim(user + 1, { try await $0.cancel(drop: drop.id, user: id) }) else {
+                        guard
+                            case .cancelled = try await claim(
+                                user + 1, { try await $0.cancel(drop: drop.id, user: id) })
+                        else {
                             Issue.record("user \(user)'s cancel of their hold failed")
                             return 0
                         }
                         return 0
                     }
-                    let outcome = try await claim(user + 1, { try await $0.purchase(drop: drop.id, user: id, idempotencyKey: nil) })
+                    let outcome = try await claim(
+                        user + 1, { try await $0.purchase(drop: drop.id, user: id, idempotencyKey: nil) })
                     guard case .purchased = outcome else {
                         Issue.record("user \(user)'s purchase of their hold answered \(outcome)")
                         return 0
@@ -200,7 +226,8 @@ import TestSupport
     @Test func restartRecoveryReArmsExpiries() async throws {
         let url = try await TestDatabase.fresh("engine_recovery")
         let (before, beforePool) = engine(.actor, url: url)
-        let drop = try await before.createDrop(DropSpec(name: "Restart", priceCents: 100, totalStock: 3, reserveTTLMilliseconds: 3_000))
+        let drop = try await before.createDrop(
+            DropSpec(name: "Restart", priceCents: 100, totalStock: 3, reserveTTLMilliseconds: 3_000))
         for user in 1...3 { _ = try await before.reserve(drop: drop.id, user: UserID(user)) }
         await before.shutdown()
         await beforePool.close()

@@ -39,9 +39,12 @@ import Testing
         defer { Task { await observer.close() } }
         let deadline = ContinuousClock.now.advanced(by: .seconds(10))
         while true {
-            let waiting = try await observer.query("""
-                SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-                """).first?.int("n") ?? 0
+            let waiting =
+                try await observer.query(
+                    """
+                    SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                    """
+                ).first?.int("n") ?? 0
             if waiting > 0 || ContinuousClock.now >= deadline { return waiting }
             try await Task.sleep(for: .milliseconds(10))
         }

@@ -2,8 +2,8 @@
 // blocking calls stay off Swift's cooperative threads, and the pool keeps its size.
 import Engine
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite("libpq wrapper") struct PostgresConnectionTests {
     @Test func roundTripsEveryColumnTypeTheSchemaUses() async throws {
@@ -12,17 +12,21 @@ import TestSupport
         defer { Task { await connection.close() } }
         let moment = Date(timeIntervalSince1970: 1_795_000_000.123456)
         let text = "Air Max '86 \"quoted\" \\ back ✓ 🚀"
-        let row = try #require(try await connection.query("""
-            SELECT $1::bigint AS big, $2::integer AS int, $3::text AS text, $4::boolean AS yes,
-                   $5::timestamptz AS at, $6::bytea AS raw, $7::bigint[] AS ids, $8::float8 AS ratio,
-                   $9::text AS missing, $10::bigint[] AS none, $11::text[] AS names, $12::boolean AS no,
-                   $13::bigint AS negative
-            """, [
-                .int64(Int64.max), .int32(-42), .text(text), .bool(true),
-                .timestamp(moment), .bytes([0, 1, 254, 255]), .int64Array([1, -2, Int64.min]), .double(0.25),
-                .null, .int64Array([]), .textArray(["a,b", "c\"d", "e\\f"]), .bool(false),
-                .int64(-7),
-            ]).first)
+        let row = try #require(
+            try await connection.query(
+                """
+                SELECT $1::bigint AS big, $2::integer AS int, $3::text AS text, $4::boolean AS yes,
+                       $5::timestamptz AS at, $6::bytea AS raw, $7::bigint[] AS ids, $8::float8 AS ratio,
+                       $9::text AS missing, $10::bigint[] AS none, $11::text[] AS names, $12::boolean AS no,
+                       $13::bigint AS negative
+                """,
+                [
+                    .int64(Int64.max), .int32(-42), .text(text), .bool(true),
+                    .timestamp(moment), .bytes([0, 1, 254, 255]), .int64Array([1, -2, Int64.min]), .double(0.25),
+                    .null, .int64Array([]), .textArray(["a,b", "c\"d", "e\\f"]), .bool(false),
+                    .int64(-7),
+                ]
+            ).first)
         #expect(try row.int64("big") == Int64.max)
         #expect(try row.int("int") == -42)
         #expect(try row.string("text") == text)
@@ -36,7 +40,8 @@ import TestSupport
         #expect(try row.optionalDate("missing") == nil)
         #expect(try row.int64Array("none") == [])
         #expect(try row.int64("negative") == -7)
-        let names = try await connection.query("SELECT unnest($1::text[]) AS name", [.textArray(["a,b", "c\"d", "e\\f"])])
+        let names = try await connection.query(
+            "SELECT unnest($1::text[]) AS name", [.textArray(["a,b", "c\"d", "e\\f"])])
         #expect(try names.rows.map { try $0.string("name") } == ["a,b", "c\"d", "e\\f"])
     }
 
@@ -45,11 +50,14 @@ import TestSupport
         let connection = try await PostgresConnection.connect(url)
         defer { Task { await connection.close() } }
         let startsAt = Date(timeIntervalSince1970: 1_800_000_000.5)
-        let drop = try #require(try await connection.query("""
-            INSERT INTO drops (name, price_cents, total_stock, starts_at, per_user_limit, reserve_ttl_ms)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            RETURNING id, name, price_cents, total_stock, sold, reserved, starts_at, per_user_limit, reserve_ttl_ms, created_at
-            """, [.text("Jordan 1"), .int64(15_000), .int32(3), .timestamp(startsAt), .int32(2), .int32(2_000)]).first)
+        let drop = try #require(
+            try await connection.query(
+                """
+                INSERT INTO drops (name, price_cents, total_stock, starts_at, per_user_limit, reserve_ttl_ms)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                RETURNING id, name, price_cents, total_stock, sold, reserved, starts_at, per_user_limit, reserve_ttl_ms, created_at
+                """, [.text("Jordan 1"), .int64(15_000), .int32(3), .timestamp(startsAt), .int32(2), .int32(2_000)]
+            ).first)
         #expect(try drop.string("name") == "Jordan 1")
         #expect(try drop.int64("price_cents") == 15_000)
         #expect(try drop.int("total_stock") == 3)
@@ -58,10 +66,13 @@ import TestSupport
         #expect(try drop.int("per_user_limit") == 2)
         #expect(try drop.int("reserve_ttl_ms") == 2_000)
         #expect(try abs(drop.date("created_at").timeIntervalSinceNow) < 60)
-        let reservation = try #require(try await connection.query("""
-            INSERT INTO reservations (drop_id, user_id, status, expires_at) VALUES ($1, $2, 'ACTIVE', now() + interval '1 minute')
-            RETURNING id, status, ended_at
-            """, [.int64(try drop.int64("id")), .int64(77)]).first)
+        let reservation = try #require(
+            try await connection.query(
+                """
+                INSERT INTO reservations (drop_id, user_id, status, expires_at) VALUES ($1, $2, 'ACTIVE', now() + interval '1 minute')
+                RETURNING id, status, ended_at
+                """, [.int64(try drop.int64("id")), .int64(77)]
+            ).first)
         #expect(try reservation.string("status") == "ACTIVE")
         #expect(try reservation.optionalDate("ended_at") == nil)
     }
@@ -87,7 +98,9 @@ import TestSupport
         let syntax = await #expect(throws: PostgresError.self) { try await connection.query("SELEC 1") }
         #expect(syntax?.sqlState == "42601")
         #expect(syntax?.kind == .server)
-        let division = await #expect(throws: PostgresError.self) { try await connection.query("SELECT 1 / $1::integer", [.int32(0)]) }
+        let division = await #expect(throws: PostgresError.self) {
+            try await connection.query("SELECT 1 / $1::integer", [.int32(0)])
+        }
         #expect(division?.sqlState == "22012")
         #expect(division?.message.contains("division by zero") == true)
         // The connection stays usable after a statement error.
@@ -168,7 +181,9 @@ import TestSupport
         #expect(await gauge.peak <= 4)
         #expect(await gauge.peak >= 2)
         // Kill every backend of the pool; the next leases must get working connections.
-        try await pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        try await pool.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
         for _ in 0..<12 {
             _ = try? await pool.query("SELECT 1")
         }
@@ -185,6 +200,9 @@ actor TickCounter {
 actor ConcurrencyGauge {
     private var current = 0
     private(set) var peak = 0
-    func enter() { current += 1; peak = max(peak, current) }
+    func enter() {
+        current += 1
+        peak = max(peak, current)
+    }
     func leave() { current -= 1 }
 }

@@ -1,8 +1,8 @@
 // The database refuses what must never happen, whatever code above it does.
 import Engine
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite("schema") struct SchemaTests {
     @Test func migrationsAppliedTwiceChangeNothing() async throws {
@@ -41,8 +41,11 @@ import TestSupport
         let url = try await TestDatabase.fresh("schema_refusals")
         let connection = try await PostgresConnection.connect(url)
         defer { Task { await connection.close() } }
-        let dropID = try #require(try await connection.query(
-            "INSERT INTO drops (name, price_cents, total_stock) VALUES ('Last pair', 100, 1) RETURNING id").first).int64("id")
+        let dropID = try #require(
+            try await connection.query(
+                "INSERT INTO drops (name, price_cents, total_stock) VALUES ('Last pair', 100, 1) RETURNING id"
+            ).first
+        ).int64("id")
 
         // Counters past total stock.
         let oversell = await #expect(throws: PostgresError.self) {
@@ -60,14 +63,18 @@ import TestSupport
         #expect(negativeStock?.sqlState == "23514")
 
         // A second ACTIVE reservation for one user on one drop.
-        let insertHold = "INSERT INTO reservations (drop_id, user_id, status, expires_at) VALUES ($1, 7, 'ACTIVE', now() + interval '1 minute') RETURNING id"
+        let insertHold =
+            "INSERT INTO reservations (drop_id, user_id, status, expires_at) VALUES ($1, 7, 'ACTIVE', now() + interval '1 minute') RETURNING id"
         let reservationID = try #require(try await connection.query(insertHold, [.int64(dropID)]).first).int64("id")
-        let secondHold = await #expect(throws: PostgresError.self) { try await connection.query(insertHold, [.int64(dropID)]) }
+        let secondHold = await #expect(throws: PostgresError.self) {
+            try await connection.query(insertHold, [.int64(dropID)])
+        }
         #expect(secondHold?.sqlState == "23505")
         #expect(secondHold?.constraint == "reservations_one_active_per_user")
 
         // A second purchase for one reservation.
-        let insertPurchase = "INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents) VALUES ($1, $2, 7, 100)"
+        let insertPurchase =
+            "INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents) VALUES ($1, $2, 7, 100)"
         try await connection.query(insertPurchase, [.int64(reservationID), .int64(dropID)])
         let secondPurchase = await #expect(throws: PostgresError.self) {
             try await connection.query(insertPurchase, [.int64(reservationID), .int64(dropID)])
@@ -77,12 +84,14 @@ import TestSupport
 
         // An unknown status, and a final status without an end time.
         let unknownStatus = await #expect(throws: PostgresError.self) {
-            try await connection.query("UPDATE reservations SET status = 'HELD', ended_at = now() WHERE id = $1", [.int64(reservationID)])
+            try await connection.query(
+                "UPDATE reservations SET status = 'HELD', ended_at = now() WHERE id = $1", [.int64(reservationID)])
         }
         #expect(unknownStatus?.sqlState == "23514")
         #expect(unknownStatus?.constraint == "reservations_status_known")
         let endless = await #expect(throws: PostgresError.self) {
-            try await connection.query("UPDATE reservations SET status = 'EXPIRED' WHERE id = $1", [.int64(reservationID)])
+            try await connection.query(
+                "UPDATE reservations SET status = 'EXPIRED' WHERE id = $1", [.int64(reservationID)])
         }
         #expect(endless?.constraint == "reservations_ended_iff_final")
 
@@ -96,7 +105,8 @@ import TestSupport
         }
         #expect(deleteDrop?.sqlState == "23503")
         let moveHold = await #expect(throws: PostgresError.self) {
-            try await connection.query("UPDATE reservations SET drop_id = drop_id + 1000 WHERE id = $1", [.int64(reservationID)])
+            try await connection.query(
+                "UPDATE reservations SET drop_id = drop_id + 1000 WHERE id = $1", [.int64(reservationID)])
         }
         #expect(moveHold?.sqlState == "23503")
         let orphanPurchase = await #expect(throws: PostgresError.self) {
@@ -107,7 +117,8 @@ import TestSupport
 
     /// Tables, columns, constraints and indexes, as one comparable text.
     private func schemaShape(_ connection: PostgresConnection) async throws -> [String] {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT table_name || '.' || column_name || ':' || data_type AS item FROM information_schema.columns WHERE table_schema = 'public'
             UNION ALL SELECT conname || ':' || pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = 'public'::regnamespace
             UNION ALL SELECT indexname || ':' || indexdef FROM pg_indexes WHERE schemaname = 'public'

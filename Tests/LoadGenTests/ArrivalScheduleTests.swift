@@ -1,6 +1,7 @@
+import Testing
+
 // Arrival models as pure functions of the index.
 @testable import LoadGen
-import Testing
 
 @Suite struct ArrivalScheduleTests {
     @Test func burstArrivesAtOnce() {
@@ -30,10 +31,13 @@ import Testing
     @Test func sameSeedSamePlanAndChoices() {
         let scenario = ScenarioFixtures.scenario(users: 300, stock: 10, drops: 3)
         let plan = { () -> [String] in
-            LoadRun(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in }).plannedUsers([11, 12, 13]).map { user in
+            LoadRun(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in }).plannedUsers([
+                11, 12, 13,
+            ]).map { user in
                 var random = user.random
                 let think = user.behaviour.thinkTime.draw(using: &random)
-                return "\(user.user) \(user.drop) \(user.arrivalMicroseconds) \(think) \(user.behaviour.afterReserve.choose(using: &random))"
+                return
+                    "\(user.user) \(user.drop) \(user.arrivalMicroseconds) \(think) \(user.behaviour.afterReserve.choose(using: &random))"
             }
         }
         let first = plan()
@@ -41,7 +45,11 @@ import Testing
         #expect(Set(first.map { $0.split(separator: " ")[1] }).count == 3)
         var other = scenario
         other.seed += 1
-        let reseeded = LoadRun(scenario: other, target: NeverTarget(), live: LiveCounters(), progress: { _ in }).plannedUsers([11, 12, 13])
-        #expect(reseeded.map(\.drop) != LoadRun(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in }).plannedUsers([11, 12, 13]).map(\.drop))
+        let reseeded = LoadRun(scenario: other, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
+            .plannedUsers([11, 12, 13])
+        #expect(
+            reseeded.map(\.drop)
+                != LoadRun(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
+                .plannedUsers([11, 12, 13]).map(\.drop))
     }
 }

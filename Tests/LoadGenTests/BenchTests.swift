@@ -1,9 +1,10 @@
 // The bench's references and targets, and the figures the harness reads from a server.
 import Engine
 import Foundation
-@testable import LoadGen
-import Testing
 import TestSupport
+import Testing
+
+@testable import LoadGen
 
 @Suite struct BenchTests {
     @Test func theCeilingsWriteEveryClaimTheyCountIntoTheRealTables() async throws {
@@ -14,7 +15,8 @@ import TestSupport
         #expect(ceilings.plainInsertClaims > 0 && ceilings.plainInsertClaims % 50 == 0)
         #expect(ceilings.batchFunctionClaims > 0 && ceilings.batchFunctionClaims % 50 == 0)
         let pool = PostgresPool(url: url, size: 1)
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             SELECT (SELECT count(*) FROM reservations WHERE status = 'ACTIVE') AS holds,
                    (SELECT count(DISTINCT (drop_id, user_id)) FROM reservations) AS distinct_holds,
                    (SELECT sum(reserved) FROM drops) AS counted
@@ -35,10 +37,12 @@ import TestSupport
         var actor = BenchResult(
             strategy: .actor, callers: 1_000, seconds: 5, committedClaims: 0, committedClaimsPerSecond: 60_000,
             committedClaimsInDatabase: 0, reserveLatencyMilliseconds: LatencySummary(microseconds: [30_000]),
-            rejections: 0, rejectionsPerSecond: 1_600_000, rejectionLatencyMilliseconds: LatencySummary(microseconds: []),
+            rejections: 0, rejectionsPerSecond: 1_600_000,
+            rejectionLatencyMilliseconds: LatencySummary(microseconds: []),
             errors: 0)
         actor.actorBytesPerActiveReservation = nil
-        let targets = Dictionary(uniqueKeysWithValues: BenchTarget.all(results: [actor], ceilings: ceilings).map { ($0.name, $0) })
+        let targets = Dictionary(
+            uniqueKeysWithValues: BenchTarget.all(results: [actor], ceilings: ceilings).map { ($0.name, $0) })
         #expect(targets["batch function / plain insert"]?.value == 0.85)
         #expect(targets["batch function / plain insert"]?.met == true)
         #expect(targets["actor / plain insert"]?.value == 0.6)

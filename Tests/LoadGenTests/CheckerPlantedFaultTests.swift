@@ -3,9 +3,10 @@
 // the checker must name the invariant it breaks, with the ids that show it.
 import Engine
 import Foundation
-@testable import LoadGen
-import Testing
 import TestSupport
+import Testing
+
+@testable import LoadGen
 
 @Suite(.serialized) struct CheckerPlantedFaultTests {
     /// A small real run: 100 buyers for 12 units, 2 s holds, so there are purchases, cancels,
@@ -14,10 +15,15 @@ import TestSupport
     /// without a hold that ended unbought) has odds of 1 in 4,096. Holds are 2 s because CI,
     /// running every suite at once on 2 cores, twice saw a run where no purchase reached the
     /// database before its hold expired (300 ms and 600 ms holds).
-    static func realRun(_ name: String, strategy: Strategy = .actor) async throws -> (run: StrategyRun, pool: PostgresPool) {
+    static func realRun(
+        _ name: String, strategy: Strategy = .actor
+    ) async throws -> (run: StrategyRun, pool: PostgresPool) {
         let url = try await TestDatabase.fresh("checker_\(name)")
         let target = InProcessTarget(strategy: strategy, databaseURL: url)
-        let run = try await LoadRun(scenario: ScenarioFixtures.scenario(users: 100, stock: 12, ttlMilliseconds: 2_000), target: target, live: LiveCounters(), progress: { _ in }).run()
+        let run = try await LoadRun(
+            scenario: ScenarioFixtures.scenario(users: 100, stock: 12, ttlMilliseconds: 2_000), target: target,
+            live: LiveCounters(), progress: { _ in }
+        ).run()
         await target.close()
         return (run, PostgresPool(url: url, size: 1))
     }
@@ -44,7 +50,8 @@ import TestSupport
         let (run, pool) = try await Self.realRun("past_stock")
         defer { Task { await pool.close() } }
         let drop = run.drops[0]
-        try await pool.query("""
+        try await pool.query(
+            """
             INSERT INTO reservations (drop_id, user_id, status, expires_at)
             SELECT $1, 9000000 + n, 'ACTIVE', now() + interval '1 hour' FROM generate_series(1, 13) AS n
             """, [.int64(drop)])
@@ -58,26 +65,39 @@ import TestSupport
     @Test func purchaseAfterItsHoldExpired() async throws {
         let (run, pool) = try await Self.realRun("late_purchase")
         defer { Task { await pool.close() } }
-        let row = try #require(try await pool.query("SELECT id, reservation_id FROM purchases WHERE drop_id = $1 LIMIT 1", [.int64(run.drops[0])]).first)
-        let purchase = try row.int64("id"), reservation = try row.int64("reservation_id")
-        try await pool.query("UPDATE reservations SET expires_at = (SELECT created_at FROM purchases WHERE id = $1) - interval '1 second' WHERE id = $2",
-                             [.int64(purchase), .int64(reservation)])
+        let row = try #require(
+            try await pool.query(
+                "SELECT id, reservation_id FROM purchases WHERE drop_id = $1 LIMIT 1", [.int64(run.drops[0])]
+            ).first)
+        let purchase = try row.int64("id")
+        let reservation = try row.int64("reservation_id")
+        try await pool.query(
+            "UPDATE reservations SET expires_at = (SELECT created_at FROM purchases WHERE id = $1) - interval '1 second' WHERE id = $2",
+            [.int64(purchase), .int64(reservation)])
         let fault = try #require(Self.broken(try await Self.check(run), InvariantName.purchasesMatchHolds))
-        #expect(fault.counterexamples.contains { $0.contains("purchase \(purchase) ") && $0.contains("reservation \(reservation)") && $0.contains("expired") })
+        #expect(
+            fault.counterexamples.contains {
+                $0.contains("purchase \(purchase) ") && $0.contains("reservation \(reservation)")
+                    && $0.contains("expired")
+            })
     }
 
     @Test func acknowledgedReservationMissing() async throws {
         let (run, pool) = try await Self.realRun("lost_write")
         defer { Task { await pool.close() } }
         // A hold the client was told of that ended without a purchase: nothing refers to it.
-        let row = try #require(try await pool.query(
-            "SELECT id FROM reservations WHERE drop_id = $1 AND status IN ('CANCELLED', 'EXPIRED') LIMIT 1", [.int64(run.drops[0])]).first)
+        let row = try #require(
+            try await pool.query(
+                "SELECT id FROM reservations WHERE drop_id = $1 AND status IN ('CANCELLED', 'EXPIRED') LIMIT 1",
+                [.int64(run.drops[0])]
+            ).first)
         let id = try row.int64("id")
         #expect(run.history.records.contains { $0.operation == .reserve && $0.result == .ok && $0.reservationID == id })
         try await pool.query("DELETE FROM reservations WHERE id = $1", [.int64(id)])
         let report = try await Self.check(run)
         let fault = try #require(Self.broken(report, InvariantName.acknowledgedWritesDurable))
-        #expect(fault.counterexamples.contains { $0.contains("reservation \(id) ") && $0.contains("no such reservation") })
+        #expect(
+            fault.counterexamples.contains { $0.contains("reservation \(id) ") && $0.contains("no such reservation") })
         #expect(report.lostWrites >= 1)
     }
 
@@ -85,7 +105,8 @@ import TestSupport
         let (run, pool) = try await Self.realRun("two_active")
         defer { Task { await pool.close() } }
         try await pool.query("DROP INDEX reservations_one_active_per_user")
-        try await pool.query("""
+        try await pool.query(
+            """
             INSERT INTO reservations (drop_id, user_id, status, expires_at)
             VALUES ($1, 8000001, 'ACTIVE', now() + interval '1 hour'), ($1, 8000001, 'ACTIVE', now() + interval '1 hour')
             """, [.int64(run.drops[0])])
@@ -98,10 +119,15 @@ import TestSupport
     @Test func holdLeftActivePastItsTTL() async throws {
         let (run, pool) = try await Self.realRun("stale_hold")
         defer { Task { await pool.close() } }
-        let row = try #require(try await pool.query(
-            "SELECT id FROM reservations WHERE drop_id = $1 AND status IN ('CANCELLED', 'EXPIRED') LIMIT 1", [.int64(run.drops[0])]).first)
+        let row = try #require(
+            try await pool.query(
+                "SELECT id FROM reservations WHERE drop_id = $1 AND status IN ('CANCELLED', 'EXPIRED') LIMIT 1",
+                [.int64(run.drops[0])]
+            ).first)
         let id = try row.int64("id")
-        try await pool.query("UPDATE reservations SET status = 'ACTIVE', ended_at = NULL, expires_at = now() - interval '5 seconds' WHERE id = $1", [.int64(id)])
+        try await pool.query(
+            "UPDATE reservations SET status = 'ACTIVE', ended_at = NULL, expires_at = now() - interval '5 seconds' WHERE id = $1",
+            [.int64(id)])
         let fault = try #require(Self.broken(try await Self.check(run), InvariantName.holdsExpire))
         #expect(fault.counterexamples.contains { $0.hasPrefix("reservation \(id) ") && $0.contains("still ACTIVE") })
     }
@@ -120,16 +146,23 @@ import TestSupport
         // Three more units existed all along: every sold_out answer turned a buyer away from them.
         try await pool.query("UPDATE drops SET total_stock = total_stock + 3 WHERE id = $1", [.int64(run.drops[0])])
         let fault = try #require(Self.broken(try await Self.check(run), InvariantName.noUndersell))
-        #expect(fault.counterexamples.contains { $0.contains("was told sold_out on drop \(run.drops[0])") && $0.contains("of 15 units") })
+        #expect(
+            fault.counterexamples.contains {
+                $0.contains("was told sold_out on drop \(run.drops[0])") && $0.contains("of 15 units")
+            })
     }
 
     @Test func forgedAcknowledgementIsALostWrite() async throws {
         let (run, pool) = try await Self.realRun("forged")
         defer { Task { await pool.close() } }
         var history = run.history
-        history.records.append(OperationRecord(operation: .purchase, result: .ok, user: 7_777_777, drop: run.drops[0], reservationID: 1, purchaseID: 987_654_321,
-                                               intendedMicroseconds: 0, sentMicroseconds: 0, answeredMicroseconds: 1))
-        let fault = try #require(Self.broken(try await Self.check(run, history: history), InvariantName.acknowledgedWritesDurable))
+        history.records.append(
+            OperationRecord(
+                operation: .purchase, result: .ok, user: 7_777_777, drop: run.drops[0], reservationID: 1,
+                purchaseID: 987_654_321,
+                intendedMicroseconds: 0, sentMicroseconds: 0, answeredMicroseconds: 1))
+        let fault = try #require(
+            Self.broken(try await Self.check(run, history: history), InvariantName.acknowledgedWritesDurable))
         #expect(fault.counterexamples.contains { $0.contains("purchase 987654321") && $0.contains("no such purchase") })
     }
 
@@ -146,26 +179,34 @@ import TestSupport
     @Test func savedHistoryChecksTheSameRowsAgain() async throws {
         let (run, pool) = try await Self.realRun("saved_history")
         defer { Task { await pool.close() } }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockdrop-history-\(UUID())").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockdrop-history-\(UUID())")
+            .path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let report = RunReport(scenario: "fixture", seed: 99, startedAt: Date(), pass: true, exitCode: 0, target: "inprocess",
-                               strategies: [StrategyReport(run, thresholds: [])], comparison: nil)
+        let report = RunReport(
+            scenario: "fixture", seed: 99, startedAt: Date(), pass: true, exitCode: 0, target: "inprocess",
+            strategies: [StrategyReport(run, thresholds: [])], comparison: nil)
         try ReportWriter.write(report, to: directory, histories: ["actor": run.history])
         let saved = try ReportWriter.readHistory("\(directory)/history-actor.json")
-        #expect(saved.records == run.history.records && saved.drops == run.drops && saved.databaseURL == run.databaseURL)
-        let again = try await Checker().check(databaseURL: try #require(saved.databaseURL), drops: saved.drops, history: saved)
+        #expect(
+            saved.records == run.history.records && saved.drops == run.drops && saved.databaseURL == run.databaseURL)
+        let again = try await Checker().check(
+            databaseURL: try #require(saved.databaseURL), drops: saved.drops, history: saved)
         #expect(again.invariants.map(\.ok) == run.check.invariants.map(\.ok) && again.ok)
-        for file in ["report.json", "report.md", "report.html"] { #expect(FileManager.default.fileExists(atPath: "\(directory)/\(file)")) }
+        for file in ["report.json", "report.md", "report.html"] {
+            #expect(FileManager.default.fileExists(atPath: "\(directory)/\(file)"))
+        }
     }
 
     // MARK: - Faults only a timeline sees: the end state of each is clean.
 
     /// A drop of its own beside the run's, written straight into the table.
     static func plantDrop(_ pool: PostgresPool, stock: Int, limit: Int = 1) async throws -> DropID {
-        try await pool.query("""
+        try await pool.query(
+            """
             INSERT INTO drops (name, price_cents, total_stock, per_user_limit, reserve_ttl_ms) VALUES ('planted', 100, $1, $2, 1000) RETURNING id
-            """, [.int32(Int32(stock)), .int32(Int32(limit))]).first!.int64("id")
+            """, [.int32(Int32(stock)), .int32(Int32(limit))]
+        ).first!.int64("id")
     }
 
     /// Thirteen holds of a 12-unit drop, overlapping in time, that all expired: nothing is
@@ -174,7 +215,8 @@ import TestSupport
         let (run, pool) = try await Self.realRun("expired_overlap")
         defer { Task { await pool.close() } }
         let drop = try await Self.plantDrop(pool, stock: 12)
-        try await pool.query("""
+        try await pool.query(
+            """
             INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at, ended_at)
             SELECT $1, 7000000 + n, 'EXPIRED', now() - interval '10 s' + n * interval '1 ms', now() - interval '8 s', now() - interval '8 s'
             FROM generate_series(1, 13) AS n
@@ -193,7 +235,8 @@ import TestSupport
         let (run, pool) = try await Self.realRun("user_overlap")
         defer { Task { await pool.close() } }
         let drop = try await Self.plantDrop(pool, stock: 5)
-        try await pool.query("""
+        try await pool.query(
+            """
             INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at, ended_at) VALUES
                 ($1, 8000002, 'EXPIRED', now() - interval '10 s', now() - interval '8 s', now() - interval '8 s'),
                 ($1, 8000002, 'EXPIRED', now() - interval '9 s', now() - interval '7 s', now() - interval '7 s')
@@ -201,7 +244,7 @@ import TestSupport
         let fault = try #require(
             Self.broken(
                 try await Checker().check(databaseURL: run.databaseURL, drops: run.drops + [drop], history: nil),
-                                             InvariantName.perUserLimits))
+                InvariantName.perUserLimits))
         #expect(fault.counterexamples.contains { $0.hasPrefix("user 8000002 held 2 units of drop \(drop) at once") })
     }
 
@@ -211,14 +254,16 @@ import TestSupport
         let (run, pool) = try await Self.realRun("limit_mid_run")
         defer { Task { await pool.close() } }
         let drop = try await Self.plantDrop(pool, stock: 5, limit: 1)
-        try await pool.query("""
+        try await pool.query(
+            """
             WITH bought AS (
                 INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at, ended_at)
                 VALUES ($1, 8000003, 'PURCHASED', now() - interval '10 s', now() - interval '8 s', now() - interval '9 s') RETURNING id)
             INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents, created_at)
             SELECT id, $1, 8000003, 100, now() - interval '9 s' FROM bought
             """, [.int64(drop)])
-        try await pool.query("""
+        try await pool.query(
+            """
             INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at, ended_at)
             VALUES ($1, 8000003, 'EXPIRED', now() - interval '5 s', now() - interval '4 s', now() - interval '4 s')
             """, [.int64(drop)])
@@ -241,11 +286,13 @@ import TestSupport
         defer { Task { await pool.close() } }
         let drop = try await Self.plantDrop(pool, stock: 1)
         let zero = run.history.startedAtEpochMicroseconds
-        let hold = try await pool.query("""
+        let hold = try await pool.query(
+            """
             INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at, ended_at)
             VALUES ($1, 8000004, 'EXPIRED', to_timestamp($2 / 1e6), to_timestamp(($2 + 1000000) / 1e6), to_timestamp(($2 + 11000000) / 1e6))
             RETURNING id
-            """, [.int64(drop), .int64(zero)]).first!.int64("id")
+            """, [.int64(drop), .int64(zero)]
+        ).first!.int64("id")
         var history = run.history
         for second in 3...6 {
             let at = Int64(second) * 1_000_000
@@ -257,7 +304,7 @@ import TestSupport
         let fault = try #require(
             Self.broken(
                 try await Checker().check(databaseURL: run.databaseURL, drops: run.drops + [drop], history: history),
-                                             InvariantName.noUndersell))
+                InvariantName.noUndersell))
         #expect(fault.violations == 4)
         #expect(
             fault.counterexamples.contains {

@@ -2,12 +2,15 @@
 // flight, and the history spooled to disk past a budget and read back whole.
 import Engine
 import Foundation
-@testable import LoadGen
 import Synchronization
 import Testing
 
+@testable import LoadGen
+
 @Suite struct HarnessScaleTests {
-    static func record(_ index: Int64, _ result: OperationRecord.Result, reservation: Int64? = nil, purchase: Int64? = nil)
+    static func record(
+        _ index: Int64, _ result: OperationRecord.Result, reservation: Int64? = nil, purchase: Int64? = nil
+    )
         -> OperationRecord
     {
         OperationRecord(
@@ -19,7 +22,8 @@ import Testing
     @Test func theSpoolGivesBackEveryRecordInOrderPastItsMemoryBudget() throws {
         let spool = HistorySpool(memoryBudget: 3)
         var written: [OperationRecord] = []
-        let results: [OperationRecord.Result] = [.ok, .failed, .error, .timeout] + RejectionCode.allCases.map { .rejected($0) }
+        let results: [OperationRecord.Result] =
+            [.ok, .failed, .error, .timeout] + RejectionCode.allCases.map { .rejected($0) }
         for index in 0..<Int64(40) {
             let record = Self.record(
                 index, results[Int(index) % results.count], reservation: index % 2 == 0 ? 500 + index : nil,
@@ -33,26 +37,38 @@ import Testing
         #expect(try spool.all() == written)
     }
 
-    static func user(retries: Int = 2, after: AfterReserve = AfterReserve(purchase: 1, cancel: 0, abandon: 0)) -> VirtualUser {
+    static func user(
+        retries: Int = 2, after: AfterReserve = AfterReserve(purchase: 1, cancel: 0, abandon: 0)
+    ) -> VirtualUser {
         VirtualUser(
             user: 42, drop: 1, arrivalMicroseconds: 1_000,
             behaviour: Population(
                 count: 1, drop: .one(0), arrival: .burst, thinkTime: .fixed(milliseconds: 10), afterReserve: after,
-                onRejected: RetryPolicy(retries: retries, backoffMilliseconds: 100), onError: RetryPolicy(retries: 1, backoffMilliseconds: 50)),
+                onRejected: RetryPolicy(retries: retries, backoffMilliseconds: 100),
+                onError: RetryPolicy(retries: 1, backoffMilliseconds: 50)),
             random: SplitMix64(seed: 1))
     }
 
     @Test func aBuyerRetriesASoldOutThenBuysWhatItHolds() {
         var user = Self.user()
         #expect(user.start(stopMicroseconds: 10_000_000) == .send(.reserve, intendedMicroseconds: 1_000))
-        guard case .send(.reserve, let retryAt) = user.answered(.rejected(.soldOut), nowMicroseconds: 2_000, stopMicroseconds: 10_000_000)
-        else { Issue.record("a sold-out buyer with retries left tries again"); return }
+        guard
+            case .send(.reserve, let retryAt) = user.answered(
+                .rejected(.soldOut), nowMicroseconds: 2_000, stopMicroseconds: 10_000_000)
+        else {
+            Issue.record("a sold-out buyer with retries left tries again")
+            return
+        }
         // Backoff 100 ms, jittered by ±25%.
         #expect((2_000 + 75_000)...(2_000 + 125_000) ~= retryAt)
-        #expect(user.answered(.ok, nowMicroseconds: 200_000, stopMicroseconds: 10_000_000) == .send(.purchase, intendedMicroseconds: 210_000))
+        #expect(
+            user.answered(.ok, nowMicroseconds: 200_000, stopMicroseconds: 10_000_000)
+                == .send(.purchase, intendedMicroseconds: 210_000))
         // A purchase that errs is retried once (same key), then the buyer is done.
-        guard case .send(.purchase, _) = user.answered(.error, nowMicroseconds: 220_000, stopMicroseconds: 10_000_000) else {
-            Issue.record("a failed purchase is retried"); return
+        guard case .send(.purchase, _) = user.answered(.error, nowMicroseconds: 220_000, stopMicroseconds: 10_000_000)
+        else {
+            Issue.record("a failed purchase is retried")
+            return
         }
         #expect(user.answered(.error, nowMicroseconds: 300_000, stopMicroseconds: 10_000_000) == .finished)
         #expect(!user.cutOffWhileTrying && !user.neverSent)

@@ -1,7 +1,8 @@
-// The step function of units taken, against a brute-force count.
-@testable import LoadGen
 import Engine
 import Testing
+
+// The step function of units taken, against a brute-force count.
+@testable import LoadGen
 
 @Suite struct HeldUnitsTimelineTests {
     @Test func matchesBruteForceOnRandomRows() {
@@ -13,9 +14,12 @@ import Testing
                 return .init(createdMicroseconds: created, releasedMicroseconds: released)
             }
             let timeline = HeldUnitsTimeline(rows)
-            func brute(_ m: Int64) -> Int { rows.count { $0.createdMicroseconds <= m && ($0.releasedMicroseconds.map { $0 > m } ?? true) } }
+            func brute(_ m: Int64) -> Int {
+                rows.count { $0.createdMicroseconds <= m && ($0.releasedMicroseconds.map { $0 > m } ?? true) }
+            }
             for _ in 0..<40 {
-                let from = Int64.random(in: -10...1_400, using: &random), to = from + Int64.random(in: 0...200, using: &random)
+                let from = Int64.random(in: -10...1_400, using: &random)
+                let to = from + Int64.random(in: 0...200, using: &random)
                 #expect(timeline.taken(at: from) == brute(from))
                 #expect(timeline.mostTaken(from: from, to: to) == (from...to).map(brute).max())
             }

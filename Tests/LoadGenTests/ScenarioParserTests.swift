@@ -1,14 +1,18 @@
 // Scenario files: the shipped ones parse; broken ones report every problem with its line.
 import Engine
 import Foundation
-@testable import LoadGen
 import Testing
 
+@testable import LoadGen
+
 @Suite struct ScenarioParserTests {
-    static let shipped = ["last-item", "flash-sale", "ramp", "expiry-storm", "many-drops", "hot-and-cold", "ci", "nemesis"]
+    static let shipped = [
+        "last-item", "flash-sale", "ramp", "expiry-storm", "many-drops", "hot-and-cold", "ci", "nemesis",
+    ]
 
     static func scenarioPath(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("scenarios/\(name).yaml").path
     }
 
@@ -33,7 +37,12 @@ import Testing
         let scenario = try ScenarioParser.parse(contentsOf: Self.scenarioPath("flash-sale")).get()
         #expect(scenario.seed == 42)
         #expect(scenario.strategies == [.actor, .rowlock])
-        #expect(scenario.drops == [DropPlan(name: "Air Max '86", priceCents: 15000, stock: 1000, perUserLimit: 1, reserveTTLMilliseconds: 2000, startsInMilliseconds: 0)])
+        #expect(
+            scenario.drops == [
+                DropPlan(
+                    name: "Air Max '86", priceCents: 15000, stock: 1000, perUserLimit: 1, reserveTTLMilliseconds: 2000,
+                    startsInMilliseconds: 0)
+            ])
         let users = try #require(scenario.populations.first)
         #expect(users.count == 50000)
         #expect(users.thinkTime == .uniform(minMilliseconds: 50, maxMilliseconds: 300))
@@ -68,7 +77,9 @@ import Testing
         }
         let lines = error.problems.map(\.description)
         func has(_ line: Int, _ field: String, _ fragment: String) -> Bool {
-            error.problems.contains { $0.line == line && $0.field == field && $0.message.contains(fragment) && $0.file == "broken.yaml" }
+            error.problems.contains {
+                $0.line == line && $0.field == field && $0.message.contains(fragment) && $0.file == "broken.yaml"
+            }
         }
         #expect(has(2, "stretegy", "did you mean `strategy`"), "\(lines)")
         #expect(has(5, "drops[0].stcok", "did you mean `stock`"), "\(lines)")
@@ -83,7 +94,9 @@ import Testing
     }
 
     @Test func yamlSyntaxErrorsCarryTheirLine() {
-        guard case .failure(let error) = ScenarioParser.parse(yaml: "name: x\ndrops: [\n  - oops: {\n", file: "bad.yaml") else {
+        guard
+            case .failure(let error) = ScenarioParser.parse(yaml: "name: x\ndrops: [\n  - oops: {\n", file: "bad.yaml")
+        else {
             Issue.record("invalid YAML parsed")
             return
         }
@@ -106,7 +119,9 @@ import Testing
     }
 
     @Test func defaultsFillWhatIsLeftOut() throws {
-        let scenario = try ScenarioParser.parse(yaml: "name: tiny\ndrops: [{name: A, stock: 3}]\nusers: [{count: 10}]\n", file: "t.yaml").get()
+        let scenario = try ScenarioParser.parse(
+            yaml: "name: tiny\ndrops: [{name: A, stock: 3}]\nusers: [{count: 10}]\n", file: "t.yaml"
+        ).get()
         #expect(scenario.target == .inProcess)
         #expect(scenario.strategies == Strategy.allCases)
         #expect(scenario.populations[0].drop == .one(0))

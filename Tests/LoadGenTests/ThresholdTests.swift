@@ -1,13 +1,15 @@
+import Testing
+
 // Threshold expressions: parsed once, evaluated against a run's figures.
 @testable import LoadGen
-import Testing
 
 @Suite struct ThresholdTests {
     @Test func parsesTheDesignExamples() throws {
         let oversold = try Threshold.parse("oversold == 0").get()
         #expect(oversold.metric == .count(.oversold) && oversold.comparison == .equal && oversold.value == 0)
         let p99 = try Threshold.parse("p99(reserve) < 50ms").get()
-        #expect(p99.metric == .latency(percentile: 99, operation: .reserve) && p99.comparison == .less && p99.value == 50)
+        #expect(
+            p99.metric == .latency(percentile: 99, operation: .reserve) && p99.comparison == .less && p99.value == 50)
         let rate = try Threshold.parse("committed_claims_per_second >= 20_000").get()
         #expect(rate.comparison == .greaterOrEqual && rate.value == 20_000)
         #expect(try Threshold.parse("max(purchase) <= 1s").get().value == 1_000)

@@ -104,10 +104,12 @@ import Testing
     @Test func aCutOffCountsRequestsStillQueuedAtTheStop() {
         let turnedAway = record(.reserve, .rejected(.overloaded), user: 2, sent: 2_000, answered: 2_001)
         let queued = record(.reserve, .ok, user: 3, reservation: 2, sent: 4_900, answered: 5_300)
-        let data = rows(stock: 1, [
-            hold(1, user: 1, status: .expired, created: 0, expires: 1_000, ended: 1_001),
-            hold(2, user: 3, status: .expired, created: 5_250, expires: 7_250, ended: 7_251),
-        ])
+        let data = rows(
+            stock: 1,
+            [
+                hold(1, user: 1, status: .expired, created: 0, expires: 1_000, ended: 1_001),
+                hold(2, user: 3, status: .expired, created: 5_250, expires: 7_250, ended: 7_251),
+            ])
         let cut: [DropID: ClientHistory.CutOff] = [1: .init(users: 1, atMicroseconds: ms(5_000))]
         #expect(verdict(data, [turnedAway, queued], cutOff: cut).ok, "taken by a request still queued at the stop")
         // Without that request's hold the unit stayed free to the end: still an undersell.

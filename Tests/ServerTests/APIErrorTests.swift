@@ -2,13 +2,17 @@
 // code and message, whatever the message holds.
 import Engine
 import Foundation
-@testable import LoadGen
 import NIOCore
-@testable import Server
 import Testing
 
+@testable import LoadGen
+@testable import Server
+
 @Suite struct APIErrorTests {
-    @Test(arguments: ["plain", #"quotes " and \ backslash"#, "line\nbreak\ttab\r", "nul \u{0} bell \u{7} esc \u{1B}", "unicode ✓ 日本 🎉", ""])
+    @Test(arguments: [
+        "plain", #"quotes " and \ backslash"#, "line\nbreak\ttab\r", "nul \u{0} bell \u{7} esc \u{1B}",
+        "unicode ✓ 日本 🎉", "",
+    ])
     func theBodyRoundTripsAnyMessage(message: String) throws {
         for code in APIError.Code.allCases {
             let body = APIError(code, message).jsonBody
@@ -21,7 +25,9 @@ import Testing
     /// The load generator reads codes without a JSON decoder; it must read the server's bodies.
     @Test func theLoadGeneratorReadsEveryCodeTheServerWrites() {
         for code in APIError.Code.allCases {
-            #expect(HTTPTarget.errorCode(ByteBuffer(string: APIError(code, #"a "quoted" message"#).jsonBody)) == code.rawValue)
+            #expect(
+                HTTPTarget.errorCode(ByteBuffer(string: APIError(code, #"a "quoted" message"#).jsonBody))
+                    == code.rawValue)
         }
         #expect(HTTPTarget.errorCode(ByteBuffer(string: #"{"error": {"code": "sold_out"}}"#)) == nil)
     }
@@ -33,7 +39,9 @@ import Testing
             #expect(!code.meaning.isEmpty)
         }
         // The engine's rejection codes are the API's, string for string.
-        for rejection in RejectionCode.allCases { #expect(APIError.Code(rawValue: rejection.rawValue) != nil, "\(rejection)") }
+        for rejection in RejectionCode.allCases {
+            #expect(APIError.Code(rawValue: rejection.rawValue) != nil, "\(rejection)")
+        }
     }
 
     /// A failure says whether anything was applied: a lost answer is `outcome_unknown`, which the
@@ -54,9 +62,12 @@ import Testing
         #expect(
             APIError(engineError: EngineError(EngineError.Code(rawValue: "new_in_a_later_build"), "?")).code
                 == .outcomeUnknown,
-                "a failure not known to have applied nothing may have applied")
+            "a failure not known to have applied nothing may have applied")
         #expect(
             HTTPTarget.nothingApplied
-                == [APIError.Code.unavailable.rawValue, APIError.Code.shuttingDown.rawValue, APIError.Code.ownerChanging.rawValue])
+                == [
+                    APIError.Code.unavailable.rawValue, APIError.Code.shuttingDown.rawValue,
+                    APIError.Code.ownerChanging.rawValue,
+                ])
     }
 }

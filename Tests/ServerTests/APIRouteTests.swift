@@ -6,8 +6,9 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
-@testable import Server
 import Testing
+
+@testable import Server
 
 @Suite struct APIRouteTests {
     @Test func healthReadinessAndTheDocumentAnswer() async throws {
@@ -35,18 +36,27 @@ import Testing
 
     @Test func onlyAdminsCreateDrops() async throws {
         let fixture = try await ServerFixture("admin")
-        let body = ByteBuffer(string: #"{"name":"Air Max","priceCents":15000,"totalStock":3,"perUserLimit":1,"reserveTTLMilliseconds":2000}"#)
+        let body = ByteBuffer(
+            string:
+                #"{"name":"Air Max","priceCents":15000,"totalStock":3,"perUserLimit":1,"reserveTTLMilliseconds":2000}"#)
         try await fixture.application().test(.router) { client in
-            try await client.execute(uri: "/v1/drops", method: .post, headers: [.contentType: "application/json"], body: body) { response in
+            try await client.execute(
+                uri: "/v1/drops", method: .post, headers: [.contentType: "application/json"], body: body
+            ) { response in
                 #expect(response.status == .unauthorized)
                 #expect(response.errorCode == "unauthorized")
                 #expect(response.headers[.wwwAuthenticate] == "Bearer")
             }
-            try await client.execute(uri: "/v1/drops", method: .post, headers: try await fixture.headers(5, json: true), body: body) { response in
+            try await client.execute(
+                uri: "/v1/drops", method: .post, headers: try await fixture.headers(5, json: true), body: body
+            ) { response in
                 #expect(response.status == .forbidden)
                 #expect(response.errorCode == "forbidden")
             }
-            let id = try await client.execute(uri: "/v1/drops", method: .post, headers: try await fixture.headers(1, role: .admin, json: true), body: body) { response in
+            let id = try await client.execute(
+                uri: "/v1/drops", method: .post, headers: try await fixture.headers(1, role: .admin, json: true),
+                body: body
+            ) { response in
                 #expect(response.status == .created)
                 let id = try response.json(Identified.self).id
                 #expect(response.headers[.location] == "/v1/drops/\(id)")
@@ -54,8 +64,12 @@ import Testing
             }
             try await client.execute(uri: "/v1/drops/\(id)", method: .get) { response in
                 let drop = try response.json(DropResponse.self)
-                #expect(drop.name == "Air Max" && drop.priceCents == 15000 && drop.totalStock == 3 && drop.availableStock == 3)
-                #expect(drop.reservedStock == 0 && drop.soldCount == 0 && drop.reserveTTLMilliseconds == 2000 && drop.recentPurchases.isEmpty)
+                #expect(
+                    drop.name == "Air Max" && drop.priceCents == 15000 && drop.totalStock == 3
+                        && drop.availableStock == 3)
+                #expect(
+                    drop.reservedStock == 0 && drop.soldCount == 0 && drop.reserveTTLMilliseconds == 2000
+                        && drop.recentPurchases.isEmpty)
             }
         }
     }
@@ -66,11 +80,13 @@ import Testing
         try await fixture.application().test(.router) { client in
             let drop = try await fixture.createDrop(client, stock: 2)
             let buyer = try await fixture.headers(42)
-            let reservation = try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: buyer) { response in
+            let reservation = try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: buyer)
+            { response in
                 #expect(response.status == .created)
                 let body = try response.json(ReservationResponse.self)
                 #expect(body.status == "ACTIVE" && body.userId == 42 && body.dropId == drop)
-                let created = try #require(RFC3339.date(body.createdAt)), expires = try #require(RFC3339.date(body.expiresAt))
+                let created = try #require(RFC3339.date(body.createdAt))
+                let expires = try #require(RFC3339.date(body.expiresAt))
                 #expect(abs(expires.timeIntervalSince(created) - 60) < 0.01)
                 return body.id
             }
@@ -80,7 +96,8 @@ import Testing
             }
             var keyed = buyer
             keyed[.idempotencyKey] = "order-42"
-            let first = try await client.execute(uri: "/v1/drops/\(drop)/purchase", method: .post, headers: keyed) { response in
+            let first = try await client.execute(uri: "/v1/drops/\(drop)/purchase", method: .post, headers: keyed) {
+                response in
                 #expect(response.status == .created)
                 #expect(response.headers[.idempotentReplayed] == nil)
                 return try response.json(PurchaseResponse.self)
@@ -92,7 +109,8 @@ import Testing
                 #expect(replay.reservationId == reservation)
                 #expect(replay == first)
             }
-            try await client.execute(uri: "/v1/drops/\(drop)/reservation", method: .delete, headers: buyer) { response in
+            try await client.execute(uri: "/v1/drops/\(drop)/reservation", method: .delete, headers: buyer) {
+                response in
                 #expect(response.status == .conflict)
                 #expect(response.errorCode == "no_active_reservation")
             }
@@ -101,8 +119,11 @@ import Testing
                 #expect(response.errorCode == "limit_reached")
             }
             let other = try await fixture.headers(43)
-            try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: other) { #expect($0.status == .created) }
-            try await client.execute(uri: "/v1/drops/\(drop)/reservation", method: .delete, headers: other) { response in
+            try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: other) {
+                #expect($0.status == .created)
+            }
+            try await client.execute(uri: "/v1/drops/\(drop)/reservation", method: .delete, headers: other) {
+                response in
                 #expect(response.status == .ok)
                 let cancelled = try response.json(ReservationResponse.self)
                 #expect(cancelled.status == "CANCELLED")
@@ -131,7 +152,9 @@ import Testing
             let drop = try await fixture.createDrop(client, stock: 1)
             let tomorrow = APITime.string(Date().addingTimeInterval(86_400))
             let later = try await fixture.createDrop(client, stock: 1, extra: #","startsAt":"\#(tomorrow)""#)
-            try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await fixture.headers(1)) { #expect($0.status == .created) }
+            try await client.execute(
+                uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await fixture.headers(1)
+            ) { #expect($0.status == .created) }
             let cases: [(uri: String, user: UserID, status: HTTPResponse.Status, code: String)] = [
                 ("/v1/drops/\(drop)/reserve", 2, .conflict, "sold_out"),
                 ("/v1/drops/\(later)/reserve", 2, .conflict, "not_started"),
@@ -140,7 +163,8 @@ import Testing
                 ("/v1/drops/999999/purchase", 2, .notFound, "unknown_drop"),
             ]
             for item in cases {
-                try await client.execute(uri: item.uri, method: .post, headers: try await fixture.headers(item.user)) { response in
+                try await client.execute(uri: item.uri, method: .post, headers: try await fixture.headers(item.user)) {
+                    response in
                     #expect(response.status == item.status, "\(item.uri)")
                     #expect(response.errorCode == item.code, "\(item.uri)")
                     #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
@@ -199,8 +223,9 @@ import Testing
     /// Down, and saying nothing of itself: no SQLSTATE, no server text, no socket path in any
     /// answer (those are for the log).
     @Test func aDatabaseThatIsDownIs503NotA500() async throws {
-        let configuration = ServerConfiguration(port: 0, databaseURL: "postgresql://postgres@/nowhere?host=/nonexistent&connect_timeout=2",
-                                                jwtSecret: ServerFixture.secret, userRateLimit: nil, addressRateLimit: nil, logLevel: .critical)
+        let configuration = ServerConfiguration(
+            port: 0, databaseURL: "postgresql://postgres@/nowhere?host=/nonexistent&connect_timeout=2",
+            jwtSecret: ServerFixture.secret, userRateLimit: nil, addressRateLimit: nil, logLevel: .critical)
         let (application, parts) = try await buildApplication(configuration)
         let token = try await parts.authority.mint(Caller(userID: 3, name: "x", role: .user))
         let internals = ["nonexistent", "nowhere", "socket", "SQLSTATE", "libpq", "connection to server", ".s.PGSQL"]
@@ -211,7 +236,9 @@ import Testing
                 #expect(response.headers[.retryAfter] != nil)
                 for word in internals { #expect(!String(buffer: response.body).contains(word), "\(word) leaked") }
             }
-            try await client.execute(uri: "/v1/drops/1/reserve", method: .post, headers: [.authorization: "Bearer \(token)"]) { response in
+            try await client.execute(
+                uri: "/v1/drops/1/reserve", method: .post, headers: [.authorization: "Bearer \(token)"]
+            ) { response in
                 #expect(response.status == .serviceUnavailable)
                 for word in internals { #expect(!String(buffer: response.body).contains(word), "\(word) leaked") }
             }

@@ -7,8 +7,9 @@ import Hummingbird
 import HummingbirdTesting
 import JWTKit
 import NIOCore
-@testable import Server
 import Testing
+
+@testable import Server
 
 @Suite struct BadInputTests {
     struct Case: CustomStringConvertible {
@@ -23,10 +24,16 @@ import Testing
         let code: String
         var description: String { name }
 
-        enum Auth { case none, user, admin, header(String) }
+        enum Auth {
+            case none, user, admin
+            case header(String)
+        }
     }
 
-    static func create(_ body: String, _ status: HTTPResponse.Status = .unprocessableContent, _ code: String = "validation_failed", name: String) -> Case {
+    static func create(
+        _ body: String, _ status: HTTPResponse.Status = .unprocessableContent, _ code: String = "validation_failed",
+        name: String
+    ) -> Case {
         Case(name: name, method: .post, uri: "/v1/drops", auth: .admin, body: body, status: status, code: code)
     }
 
@@ -34,12 +41,16 @@ import Testing
         create(#"{"name":"#, .badRequest, "invalid_json", name: "malformed JSON"),
         create("[1,2]", .badRequest, "invalid_json", name: "an array, not an object"),
         create("", .badRequest, "invalid_json", name: "an empty body"),
-        create(#"{"name":"x","priceCents":1,"totalStock":1,"pad":""# + String(repeating: "x", count: 20_000) + #""}"#, .contentTooLarge, "payload_too_large", name: "a 20 kB body"),
+        create(
+            #"{"name":"x","priceCents":1,"totalStock":1,"pad":""# + String(repeating: "x", count: 20_000) + #""}"#,
+            .contentTooLarge, "payload_too_large", name: "a 20 kB body"),
         create(#"{"name":"x","priceCents":"100","totalStock":1}"#, name: "a string where a number belongs"),
         create(#"{"name":7,"priceCents":100,"totalStock":1}"#, name: "a number where a string belongs"),
         create(#"{"name":null,"priceCents":100,"totalStock":1}"#, name: "null name"),
         create(#"{"priceCents":100,"totalStock":1}"#, name: "a missing name"),
-        create(#"{"name":"x","priceCents":100,"totalStock":1,"totalStok":5}"#, .unprocessableContent, "unknown_field", name: "an unknown field"),
+        create(
+            #"{"name":"x","priceCents":100,"totalStock":1,"totalStok":5}"#, .unprocessableContent, "unknown_field",
+            name: "an unknown field"),
         create(#"{"name":"x","priceCents":100,"totalStock":-5}"#, name: "negative stock"),
         create(#"{"name":"x","priceCents":100,"totalStock":0}"#, name: "zero stock"),
         create(#"{"name":"x","priceCents":100,"totalStock":1000000000000}"#, name: "huge stock"),
@@ -48,34 +59,71 @@ import Testing
         create(#"{"name":"x","priceCents":-1,"totalStock":1}"#, name: "negative price"),
         create(#"{"name":"x","priceCents":99999999999999999999999,"totalStock":1}"#, name: "price that overflows"),
         create(#"{"name":"x","priceCents":100,"totalStock":1,"reserveTTLMilliseconds":1}"#, name: "a 1 ms TTL"),
-        create(#"{"name":"x","priceCents":100,"totalStock":1,"reserveTTLMilliseconds":9000000000}"#, name: "a TTL of months"),
+        create(
+            #"{"name":"x","priceCents":100,"totalStock":1,"reserveTTLMilliseconds":9000000000}"#,
+            name: "a TTL of months"),
         create(#"{"name":"x","priceCents":100,"totalStock":1,"perUserLimit":0}"#, name: "a zero per-user limit"),
         create(#"{"name":"x","priceCents":100,"totalStock":1,"startsAt":"tomorrow"}"#, name: "an unparsable start"),
-        create(#"{"name":"x","priceCents":100,"totalStock":1,"startsAt":"9999-01-01T00:00:00Z"}"#, name: "a start centuries away"),
+        create(
+            #"{"name":"x","priceCents":100,"totalStock":1,"startsAt":"9999-01-01T00:00:00Z"}"#,
+            name: "a start centuries away"),
         create(#"{"name":"","priceCents":100,"totalStock":1}"#, name: "an empty name"),
         create(#"{"name":"cut\u0000short","priceCents":100,"totalStock":1}"#, name: "a NUL in the name"),
-        create(#"{"name":""# + String(repeating: "🇫🇷", count: 150) + #"","priceCents":100,"totalStock":1}"#, name: "150 flags: 300 code points"),
-        Case(name: "a form body", method: .post, uri: "/v1/drops", auth: .admin, contentType: "application/x-www-form-urlencoded", body: "name=x",
-             status: .unsupportedMediaType, code: "unsupported_media_type"),
-        Case(name: "a non-numeric drop id", method: .post, uri: "/v1/drops/abc/reserve", status: .badRequest, code: "invalid_parameter"),
-        Case(name: "a 1 MB body on a route that reads none", method: .post, uri: "/v1/drops/1/reserve",
-             body: String(repeating: "x", count: 1_000_000), status: .contentTooLarge, code: "payload_too_large"),
-        Case(name: "a negative drop id", method: .post, uri: "/v1/drops/-1/reserve", status: .badRequest, code: "invalid_parameter"),
+        create(
+            #"{"name":""# + String(repeating: "🇫🇷", count: 150) + #"","priceCents":100,"totalStock":1}"#,
+            name: "150 flags: 300 code points"),
+        Case(
+            name: "a form body", method: .post, uri: "/v1/drops", auth: .admin,
+            contentType: "application/x-www-form-urlencoded", body: "name=x",
+            status: .unsupportedMediaType, code: "unsupported_media_type"),
+        Case(
+            name: "a non-numeric drop id", method: .post, uri: "/v1/drops/abc/reserve", status: .badRequest,
+            code: "invalid_parameter"),
+        Case(
+            name: "a 1 MB body on a route that reads none", method: .post, uri: "/v1/drops/1/reserve",
+            body: String(repeating: "x", count: 1_000_000), status: .contentTooLarge, code: "payload_too_large"),
+        Case(
+            name: "a negative drop id", method: .post, uri: "/v1/drops/-1/reserve", status: .badRequest,
+            code: "invalid_parameter"),
         Case(name: "drop id zero", method: .get, uri: "/v1/drops/0", status: .badRequest, code: "invalid_parameter"),
-        Case(name: "an id past Int64", method: .post, uri: "/v1/drops/99999999999999999999/reserve", status: .badRequest, code: "invalid_parameter"),
-        Case(name: "a cursor that is not an id", method: .get, uri: "/v1/drops?after=abc", status: .badRequest, code: "invalid_parameter"),
-        Case(name: "a zero limit", method: .get, uri: "/v1/drops?limit=0", status: .badRequest, code: "invalid_parameter"),
-        Case(name: "a limit past the maximum", method: .get, uri: "/v1/drops?limit=101", status: .badRequest, code: "invalid_parameter"),
-        Case(name: "a limit that overflows", method: .get, uri: "/v1/drops?limit=99999999999999999999", status: .badRequest, code: "invalid_parameter"),
-        Case(name: "PUT on a drop", method: .put, uri: "/v1/drops/1", status: .methodNotAllowed, code: "method_not_allowed"),
-        Case(name: "GET on reserve", method: .get, uri: "/v1/drops/1/reserve", status: .methodNotAllowed, code: "method_not_allowed"),
+        Case(
+            name: "an id past Int64", method: .post, uri: "/v1/drops/99999999999999999999/reserve", status: .badRequest,
+            code: "invalid_parameter"),
+        Case(
+            name: "a cursor that is not an id", method: .get, uri: "/v1/drops?after=abc", status: .badRequest,
+            code: "invalid_parameter"),
+        Case(
+            name: "a zero limit", method: .get, uri: "/v1/drops?limit=0", status: .badRequest, code: "invalid_parameter"
+        ),
+        Case(
+            name: "a limit past the maximum", method: .get, uri: "/v1/drops?limit=101", status: .badRequest,
+            code: "invalid_parameter"),
+        Case(
+            name: "a limit that overflows", method: .get, uri: "/v1/drops?limit=99999999999999999999",
+            status: .badRequest, code: "invalid_parameter"),
+        Case(
+            name: "PUT on a drop", method: .put, uri: "/v1/drops/1", status: .methodNotAllowed,
+            code: "method_not_allowed"),
+        Case(
+            name: "GET on reserve", method: .get, uri: "/v1/drops/1/reserve", status: .methodNotAllowed,
+            code: "method_not_allowed"),
         Case(name: "an unknown route", method: .get, uri: "/v2/drops", status: .notFound, code: "not_found"),
-        Case(name: "no token", method: .post, uri: "/v1/drops/1/reserve", auth: .none, status: .unauthorized, code: "unauthorized"),
-        Case(name: "a garbage token", method: .post, uri: "/v1/drops/1/reserve", auth: .header("Bearer not.a.jwt"), status: .unauthorized, code: "unauthorized"),
-        Case(name: "basic auth", method: .post, uri: "/v1/drops/1/reserve", auth: .header("Basic dXNlcjpwYXNz"), status: .unauthorized, code: "unauthorized"),
-        Case(name: "a purchase on an unknown drop", method: .post, uri: "/v1/drops/999999/purchase", status: .notFound, code: "unknown_drop"),
-        Case(name: "a long Idempotency-Key", method: .post, uri: "/v1/drops/1/purchase", extraHeaders: [.idempotencyKey: String(repeating: "k", count: 300)],
-             status: .badRequest, code: "invalid_parameter"),
+        Case(
+            name: "no token", method: .post, uri: "/v1/drops/1/reserve", auth: .none, status: .unauthorized,
+            code: "unauthorized"),
+        Case(
+            name: "a garbage token", method: .post, uri: "/v1/drops/1/reserve", auth: .header("Bearer not.a.jwt"),
+            status: .unauthorized, code: "unauthorized"),
+        Case(
+            name: "basic auth", method: .post, uri: "/v1/drops/1/reserve", auth: .header("Basic dXNlcjpwYXNz"),
+            status: .unauthorized, code: "unauthorized"),
+        Case(
+            name: "a purchase on an unknown drop", method: .post, uri: "/v1/drops/999999/purchase", status: .notFound,
+            code: "unknown_drop"),
+        Case(
+            name: "a long Idempotency-Key", method: .post, uri: "/v1/drops/1/purchase",
+            extraHeaders: [.idempotencyKey: String(repeating: "k", count: 300)],
+            status: .badRequest, code: "invalid_parameter"),
     ]
 
     /// Through the router, and through a real socket (where bodies arrive streamed).
@@ -98,13 +146,18 @@ import Testing
                 if let contentType = item.contentType, item.body != nil { headers[.contentType] = contentType }
                 if item.status == .contentTooLarge, let port = client.port {
                     // The refusal ends its connection (the rest of the body is never read).
-                    let request = TestClient.Request(item.uri, method: item.method, headers: headers, body: item.body.map { ByteBuffer(string: $0) })
-                    let response = try await TestClient.withClient(host: "127.0.0.1", port: port) { own in try await own.execute(request) }
+                    let request = TestClient.Request(
+                        item.uri, method: item.method, headers: headers, body: item.body.map { ByteBuffer(string: $0) })
+                    let response = try await TestClient.withClient(host: "127.0.0.1", port: port) { own in
+                        try await own.execute(request)
+                    }
                     #expect(response.status == item.status, "\(item.name)")
                     #expect(String(buffer: response.body ?? ByteBuffer()).contains(item.code), "\(item.name)")
                     continue
                 }
-                try await client.execute(uri: item.uri, method: item.method, headers: headers, body: item.body.map { ByteBuffer(string: $0) }) { response in
+                try await client.execute(
+                    uri: item.uri, method: item.method, headers: headers, body: item.body.map { ByteBuffer(string: $0) }
+                ) { response in
                     #expect(response.status == item.status, "\(item.name): \(String(buffer: response.body))")
                     #expect(response.errorCode == item.code, "\(item.name): \(String(buffer: response.body))")
                 }
@@ -120,30 +173,46 @@ import Testing
     func forgedAndExpiredTokensAre401(over transport: String) async throws {
         let fixture = try await ServerFixture("tokens_\(transport)")
         let past = ManualClock(start: Date().addingTimeInterval(-7_200))
-        let expired = try await TokenAuthority(secret: ServerFixture.secret, clock: past).mint(Caller(userID: 5, name: "old", role: .user), lifetimeSeconds: 60)
-        let forged = try await TokenAuthority(secret: "another-secret-0123456789abcdef-0123456789").mint(Caller(userID: 5, name: "eve", role: .admin))
+        let expired = try await TokenAuthority(secret: ServerFixture.secret, clock: past).mint(
+            Caller(userID: 5, name: "old", role: .user), lifetimeSeconds: 60)
+        let forged = try await TokenAuthority(secret: "another-secret-0123456789abcdef-0123456789").mint(
+            Caller(userID: 5, name: "eve", role: .admin))
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: ServerFixture.secret), digestAlgorithm: .sha256)
         struct Loose: JWTPayload {
-            var sub: SubjectClaim; var name: String; var role: String; var exp: ExpirationClaim; var iat: IssuedAtClaim
+            var sub: SubjectClaim
+            var name: String
+            var role: String
+            var exp: ExpirationClaim
+            var iat: IssuedAtClaim
             func verify(using algorithm: some JWTAlgorithm) async throws {}
         }
-        let later = ExpirationClaim(value: Date().addingTimeInterval(600)), now = IssuedAtClaim(value: Date())
+        let later = ExpirationClaim(value: Date().addingTimeInterval(600))
+        let now = IssuedAtClaim(value: Date())
         let badSubject = try await keys.sign(Loose(sub: "alice", name: "a", role: "user", exp: later, iat: now))
         let badRole = try await keys.sign(Loose(sub: "5", name: "a", role: "root", exp: later, iat: now))
-        let payload = Data(#"{"sub":"5","name":"x","role":"admin","exp":4102444800,"iat":0}"#.utf8).base64EncodedString()
-            .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        let payload = Data(#"{"sub":"5","name":"x","role":"admin","exp":4102444800,"iat":0}"#.utf8)
+            .base64EncodedString()
+            .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+                of: "/", with: "_")
         let unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.\(payload)."
         try await fixture.application().test(Self.setup(transport)) { client in
-            for (name, token) in [("expired", expired), ("forged", forged), ("alg none", unsigned), ("subject", badSubject), ("role", badRole),
-                                  ("tampered", String(forged.dropLast(2)) + "xx")] {
-                try await client.execute(uri: "/v1/reservations/me", method: .get, headers: [.authorization: "Bearer \(token)"]) { response in
+            for (name, token) in [
+                ("expired", expired), ("forged", forged), ("alg none", unsigned), ("subject", badSubject),
+                ("role", badRole),
+                ("tampered", String(forged.dropLast(2)) + "xx"),
+            ] {
+                try await client.execute(
+                    uri: "/v1/reservations/me", method: .get, headers: [.authorization: "Bearer \(token)"]
+                ) { response in
                     #expect(response.status == .unauthorized, "\(name)")
                     #expect(response.errorCode == "unauthorized", "\(name)")
                 }
             }
             // An invalid token is refused even where no token is needed.
-            try await client.execute(uri: "/v1/drops", method: .get, headers: [.authorization: "Bearer \(forged)"]) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/v1/drops", method: .get, headers: [.authorization: "Bearer \(forged)"]) {
+                #expect($0.status == .unauthorized)
+            }
         }
         #expect(try await fixture.rowCounts()["reservations"] == 0)
     }

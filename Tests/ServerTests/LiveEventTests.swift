@@ -8,12 +8,15 @@ import HummingbirdTesting
 import HummingbirdWSClient
 import Logging
 import NIOCore
-@testable import Server
 import Synchronization
 import Testing
 
+@testable import Server
+
 @Suite struct StockCoalescerTests {
-    static func stock(_ drop: DropID, sold: Int) -> LiveEvent { .stock(drop: drop, total: 10, sold: sold, reserved: 0, committedAt: Date()) }
+    static func stock(_ drop: DropID, sold: Int) -> LiveEvent {
+        .stock(drop: drop, total: 10, sold: sold, reserved: 0, committedAt: Date())
+    }
 
     @Test func aDropSendsAtMostOncePerIntervalAndEndsOnTheLatestValue() {
         var coalescer = StockCoalescer(intervalSeconds: 0.1)
@@ -44,7 +47,8 @@ import Testing
                 let forwarded = Atomic<Int>(0)
                 hub.forward { _ in forwarded.add(1, ordering: .relaxed) }
                 let record = DropRecord(
-                    id: 1, spec: DropSpec(name: "x", priceCents: 1, totalStock: 1), sold: 0, reserved: 0, createdAt: Date())
+                    id: 1, spec: DropSpec(name: "x", priceCents: 1, totalStock: 1), sold: 0, reserved: 0,
+                    createdAt: Date())
                 for _ in 0..<200_000 { hub.dropCreated(record) }
                 continuation.resume(returning: forwarded.load(ordering: .relaxed))
             }
@@ -58,7 +62,8 @@ import Testing
         let now = Date()
         let real = LiveEvent.stock(drop: 1, total: 10, sold: 2, reserved: 3, committedAt: now)
         #expect(EventHub.plausible(real, now: now))
-        let forged = LiveEvent.stock(drop: 1, total: 10, sold: 0, reserved: 0, committedAt: now.addingTimeInterval(86_400 * 365))
+        let forged = LiveEvent.stock(
+            drop: 1, total: 10, sold: 0, reserved: 0, committedAt: now.addingTimeInterval(86_400 * 365))
         #expect(!EventHub.plausible(forged, now: now))
         var impossible = real
         impossible.availableStock = 11
@@ -149,7 +154,9 @@ import Testing
 @Suite struct SocketOutboxTests {
     @Test func aSlowSocketKeepsTheLatestStockAndABoundedFeed() async throws {
         let outbox = SocketOutbox(userID: 1, capacity: 3)
-        for sold in 1...50 { outbox.push(LiveFrame(.stock(drop: 9, total: 100, sold: sold, reserved: 0, committedAt: Date()))) }
+        for sold in 1...50 {
+            outbox.push(LiveFrame(.stock(drop: 9, total: 100, sold: sold, reserved: 0, committedAt: Date())))
+        }
         var droppedOnPush = 0
         for id in 1...5 as ClosedRange<Int64> {
             var event = LiveEvent(type: .purchaseCompleted, dropId: 9)
@@ -222,8 +229,10 @@ final class LiveWatcher: Sendable {
         let received = self.received
         let closed = self.closed
         Task {
-            let frame = try? await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/live?token=\(token)",
-                                                       configuration: WebSocketClientConfiguration(maxFrameSize: 1 << 24), logger: Logger(label: "watcher")) { inbound, outbound, _ in
+            let frame = try? await WebSocketClient.connect(
+                url: "ws://127.0.0.1:\(port)/v1/live?token=\(token)",
+                configuration: WebSocketClientConfiguration(maxFrameSize: 1 << 24), logger: Logger(label: "watcher")
+            ) { inbound, outbound, _ in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         for await _ in stopSignal { break }
@@ -250,7 +259,9 @@ final class LiveWatcher: Sendable {
 
     /// The events of a frame: itself, or the elements of an array of events.
     static func events(in text: String) -> [String] {
-        guard text.first == "[", let array = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else { return [text] }
+        guard text.first == "[", let array = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
+            return [text]
+        }
         return array.compactMap { element in
             (try? JSONSerialization.data(withJSONObject: element)).map { String(decoding: $0, as: UTF8.self) }
         }
@@ -273,7 +284,8 @@ final class LiveWatcher: Sendable {
         let fixture = try await ServerFixture("live_token_expiry")
         try await fixture.application().test(.live) { client in
             let port = try #require(client.port)
-            let token = try await fixture.authority.mint(Caller(userID: 9, name: "brief", role: .user), lifetimeSeconds: 2)
+            let token = try await fixture.authority.mint(
+                Caller(userID: 9, name: "brief", role: .user), lifetimeSeconds: 2)
             let watcher = LiveWatcher(port: port, token: token, deadlineSeconds: 15)
             #expect(await watcher.next { $0.type == .snapshot } != nil)
             let started = ContinuousClock.now
@@ -317,8 +329,12 @@ final class LiveWatcher: Sendable {
             _ = await other.next { $0.type == .snapshot }
 
             let headers = try await fixture.headers(42)
-            try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: headers) { #expect($0.status == .created) }
-            try await client.execute(uri: "/v1/drops/\(drop)/purchase", method: .post, headers: headers) { #expect($0.status == .created) }
+            try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: headers) {
+                #expect($0.status == .created)
+            }
+            try await client.execute(uri: "/v1/drops/\(drop)/purchase", method: .post, headers: headers) {
+                #expect($0.status == .created)
+            }
 
             let feed = try #require(await other.next { $0.type == .purchaseCompleted })
             #expect(feed.dropId == drop && feed.purchase?.buyerName == "buyer 42" && feed.userId == nil)

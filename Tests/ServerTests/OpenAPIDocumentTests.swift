@@ -3,8 +3,9 @@
 import Engine
 import Foundation
 import Hummingbird
-@testable import Server
 import Testing
+
+@testable import Server
 
 @Suite struct OpenAPIDocumentTests {
     @Test func everyRegisteredRouteIsDocumented() async throws {
@@ -23,7 +24,9 @@ import Testing
         // And nothing documented that the routers do not serve.
         let served = Set(routes.map { "\($0.0.rawValue.lowercased()) \($0.1.description)" })
         for (path, operations) in paths.members {
-            for (method, _) in operations.members { #expect(served.contains("\(method) \(path)"), "\(method) \(path) is documented but not served") }
+            for (method, _) in operations.members {
+                #expect(served.contains("\(method) \(path)"), "\(method) \(path) is documented but not served")
+            }
         }
     }
 
@@ -44,7 +47,11 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: file) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", "import sys, json; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')", file]
+        process.arguments = [
+            "python3", "-c",
+            "import sys, json; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')",
+            file,
+        ]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output

@@ -4,8 +4,9 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-@testable import Server
 import Testing
+
+@testable import Server
 
 @Suite struct RateLimitTests {
     @Test func aBucketRefillsAtItsRateUpToItsBurst() {
@@ -39,26 +40,37 @@ import Testing
 
     @Test func usersPastTheirLimitGet429WithRetryAfter() async throws {
         let clock = ManualClock(start: Date())
-        let fixture = try await ServerFixture("user_limit", userRateLimit: RateLimit(requestsPerSecond: 1, burst: 2), clock: clock)
+        let fixture = try await ServerFixture(
+            "user_limit", userRateLimit: RateLimit(requestsPerSecond: 1, burst: 2), clock: clock)
         try await fixture.application().test(.router) { client in
-            let alice = try await fixture.headers(10), bob = try await fixture.headers(11)
-            for _ in 0..<2 { try await client.execute(uri: "/v1/reservations/me", method: .get, headers: alice) { #expect($0.status == .ok) } }
+            let alice = try await fixture.headers(10)
+            let bob = try await fixture.headers(11)
+            for _ in 0..<2 {
+                try await client.execute(uri: "/v1/reservations/me", method: .get, headers: alice) {
+                    #expect($0.status == .ok)
+                }
+            }
             try await client.execute(uri: "/v1/reservations/me", method: .get, headers: alice) { response in
                 #expect(response.status == .tooManyRequests)
                 #expect(response.errorCode == "rate_limited")
                 #expect(response.headers[.retryAfter] == "1")
             }
             // Another user is not slowed by Alice; probes are never limited.
-            try await client.execute(uri: "/v1/reservations/me", method: .get, headers: bob) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/reservations/me", method: .get, headers: bob) {
+                #expect($0.status == .ok)
+            }
             try await client.execute(uri: "/health", method: .get, headers: alice) { #expect($0.status == .ok) }
             clock.advance(by: 1)
-            try await client.execute(uri: "/v1/reservations/me", method: .get, headers: alice) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/reservations/me", method: .get, headers: alice) {
+                #expect($0.status == .ok)
+            }
         }
     }
 
     @Test func addressesPastTheirLimitGet429EvenWithoutAToken() async throws {
         let clock = ManualClock(start: Date())
-        let fixture = try await ServerFixture("address_limit", addressRateLimit: RateLimit(requestsPerSecond: 1, burst: 3), clock: clock)
+        let fixture = try await ServerFixture(
+            "address_limit", addressRateLimit: RateLimit(requestsPerSecond: 1, burst: 3), clock: clock)
         try await fixture.application().test(.router) { client in
             for _ in 0..<3 { try await client.execute(uri: "/v1/drops", method: .get) { #expect($0.status == .ok) } }
             try await client.execute(uri: "/v1/drops/1/reserve", method: .post) { response in
@@ -111,6 +123,8 @@ extension RateLimitTests {
     }
 
     @Test func shortSecretsAreRefused() async {
-        await #expect(throws: TokenError.self) { _ = try await TokenAuthority(secret: String(repeating: "s", count: 31)) }
+        await #expect(throws: TokenError.self) {
+            _ = try await TokenAuthority(secret: String(repeating: "s", count: 31))
+        }
     }
 }

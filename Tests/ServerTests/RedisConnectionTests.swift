@@ -57,7 +57,11 @@ struct RedisTestServer {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
-        process.arguments = ["--port", "\(port)", "--unixsocket", "\(directory)/redis.sock", "--save", "", "--appendonly", "no", "--dir", directory]
+        process.arguments =
+            [
+                "--port", "\(port)", "--unixsocket", "\(directory)/redis.sock", "--save", "", "--appendonly", "no",
+                "--dir", directory,
+            ]
             + (password.map { ["--bind", "127.0.0.1", "--requirepass", $0] } ?? [])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

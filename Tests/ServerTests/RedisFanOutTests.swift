@@ -4,11 +4,12 @@
 // and events flow again.
 import Engine
 import Foundation
-@testable import LoadGen
 import NIOCore
-@testable import Server
-import Testing
 import TestSupport
+import Testing
+
+@testable import LoadGen
+@testable import Server
 
 @Suite struct RedisFanOutTests {
     @Test func twoInstancesShareEventsAndSurviveARedisRestart() async throws {
@@ -17,22 +18,36 @@ import TestSupport
         let environment = ["REDIS_URL": redis.url]
         let a = try ServeProcess(databaseURL: databaseURL, secret: ServerFixture.secret, environment: environment)
         let b = try ServeProcess(databaseURL: databaseURL, secret: ServerFixture.secret, environment: environment)
-        defer { a.kill(); b.kill(); redis.stop() }
-        let portA = try await a.port(), portB = try await b.port()
+        defer {
+            a.kill()
+            b.kill()
+            redis.stop()
+        }
+        let portA = try await a.port()
+        let portB = try await b.port()
         let clientA = HTTPConnectionPool(host: "127.0.0.1", port: portA, connections: 1, timeoutMilliseconds: 10_000)
         let clientB = HTTPConnectionPool(host: "127.0.0.1", port: portB, connections: 1, timeoutMilliseconds: 10_000)
-        defer { Task { await clientA.close(); await clientB.close() } }
+        defer {
+            Task {
+                await clientA.close()
+                await clientB.close()
+            }
+        }
         try await Self.awaitEvents("ok", on: clientA)
         try await Self.awaitEvents("ok", on: clientB)
 
         let authority = try await TokenAuthority(secret: ServerFixture.secret)
         let admin = try await authority.mint(Caller(userID: 1, name: "admin", role: .admin))
-        let created = try await clientA.send(method: .POST, path: "/v1/drops", headers: [("Authorization", "Bearer \(admin)"), ("Content-Type", "application/json")],
-                                             body: ByteBuffer(string: #"{"name":"Fan-out","priceCents":100,"totalStock":5}"#))
+        let created = try await clientA.send(
+            method: .POST, path: "/v1/drops",
+            headers: [("Authorization", "Bearer \(admin)"), ("Content-Type", "application/json")],
+            body: ByteBuffer(string: #"{"name":"Fan-out","priceCents":100,"totalStock":5}"#))
         #expect(created.status == 201)
         let drop = try JSONDecoder().decode(Identified.self, from: Data(created.body.readableBytesView)).id
 
-        let watcher = LiveWatcher(port: portB, token: try await authority.mint(Caller(userID: 77, name: "watcher", role: .user)), deadlineSeconds: 40)
+        let watcher = LiveWatcher(
+            port: portB, token: try await authority.mint(Caller(userID: 77, name: "watcher", role: .user)),
+            deadlineSeconds: 40)
         #expect(await watcher.next { $0.type == .snapshot } != nil)
         let buyer = try await authority.mint(Caller(userID: 10, name: "Ada", role: .user))
         #expect(try await Self.claim(clientA, "reserve", drop: drop, token: buyer) == 201)
@@ -58,13 +73,17 @@ import TestSupport
         watcher.close()
 
         let pool = PostgresPool(url: databaseURL, size: 1)
-        let sold = try await pool.query("SELECT count(*) AS sold FROM purchases WHERE drop_id = $1", [.int64(drop)]).first?.int("sold")
+        let sold = try await pool.query("SELECT count(*) AS sold FROM purchases WHERE drop_id = $1", [.int64(drop)])
+            .first?.int("sold")
         await pool.close()
         #expect(sold == 2)
     }
 
-    static func claim(_ client: HTTPConnectionPool, _ operation: String, drop: Int64, token: String) async throws -> Int {
-        try await client.send(method: .POST, path: "/v1/drops/\(drop)/\(operation)", headers: [("Authorization", "Bearer \(token)")]).status
+    static func claim(_ client: HTTPConnectionPool, _ operation: String, drop: Int64, token: String) async throws -> Int
+    {
+        try await client.send(
+            method: .POST, path: "/v1/drops/\(drop)/\(operation)", headers: [("Authorization", "Bearer \(token)")]
+        ).status
     }
 
     /// Polls /ready until its events field says `status` (at most 15 s): the relay reconnects

@@ -5,12 +5,13 @@ import Engine
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-@testable import LoadGen
 import NIOCore
-@testable import Server
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
+@testable import LoadGen
+@testable import Server
 
 @Suite struct ServerLiveTests {
     static let scenarioYAML = """
@@ -34,10 +35,12 @@ import TestSupport
         let scenario = try ScenarioParser.parse(yaml: Self.scenarioYAML, file: "fixture.yaml").get()
         try await fixture.application().test(.live) { client in
             let port = try #require(client.port)
-            let target = try await HTTPTarget.connect([URL(string: "http://127.0.0.1:\(port)")!], databaseURL: fixture.configuration.databaseURL,
-                                                      options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 16))
+            let target = try await HTTPTarget.connect(
+                [URL(string: "http://127.0.0.1:\(port)")!], databaseURL: fixture.configuration.databaseURL,
+                options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 16))
             #expect(target.strategy == strategy)
-            let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters(), progress: { _ in }).run()
+            let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters(), progress: { _ in })
+                .run()
             await target.close()
             #expect(run.check.ok, "\(run.check.broken)")
             #expect(run.check.invariants.allSatisfy { $0.checked })
@@ -53,12 +56,15 @@ import TestSupport
         try await fixture.application().test(.live) { client in
             let url = URL(string: "http://127.0.0.1:\(try #require(client.port))")!
             await #expect(throws: RunError.self) {
-                _ = try await HTTPTarget.connect([url], databaseURL: fixture.configuration.databaseURL,
-                                                 options: HTTPTargetOptions(secret: String(repeating: "w", count: 40)))
+                _ = try await HTTPTarget.connect(
+                    [url], databaseURL: fixture.configuration.databaseURL,
+                    options: HTTPTargetOptions(secret: String(repeating: "w", count: 40)))
             }
         }
         await #expect(throws: RunError.self) {
-            _ = try await HTTPTarget.connect([URL(string: "http://127.0.0.1:9")!], databaseURL: "", options: HTTPTargetOptions(secret: ServerFixture.secret))
+            _ = try await HTTPTarget.connect(
+                [URL(string: "http://127.0.0.1:9")!], databaseURL: "",
+                options: HTTPTargetOptions(secret: ServerFixture.secret))
         }
     }
 
@@ -72,10 +78,14 @@ import TestSupport
             // The socket calls block: off the cooperative pool (its two threads serve every
             // other test meanwhile).
             let (answered, closedAfter) = await withCheckedContinuation { continuation in
-                DispatchQueue.global().async { continuation.resume(returning: Self.requestThenWaitForClose(port: port)) }
+                DispatchQueue.global().async {
+                    continuation.resume(returning: Self.requestThenWaitForClose(port: port))
+                }
             }
             #expect(answered, "the answer to the one request")
-            #expect(closedAfter.map { $0 < .seconds(9) } ?? false, "the server closed the idle connection (\(String(describing: closedAfter)))")
+            #expect(
+                closedAfter.map { $0 < .seconds(9) } ?? false,
+                "the server closed the idle connection (\(String(describing: closedAfter)))")
         }
     }
 
@@ -83,7 +93,8 @@ import TestSupport
     /// real `stockdrop serve` (HummingbirdTesting's live server drops the cap when it rebinds).
     @Test func connectionsPastTheCapWaitUntilOneCloses() async throws {
         let url = try await TestDatabase.fresh("server_connection_cap")
-        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret, arguments: ["--max-connections", "2"])
+        let server = try ServeProcess(
+            databaseURL: url, secret: ServerFixture.secret, arguments: ["--max-connections", "2"])
         defer { server.kill() }
         let port = try await server.port()
         let outcome = await withCheckedContinuation { continuation in
@@ -142,7 +153,9 @@ import TestSupport
         address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else {
             close(descriptor)
@@ -158,9 +171,11 @@ import TestSupport
         let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
         defer { server.kill() }
         let port = try await server.port()
-        let target = try await HTTPTarget.connect([URL(string: "http://127.0.0.1:\(port)")!], databaseURL: url,
-                                                  options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 64, timeoutMilliseconds: 30_000))
-        let drop = try await target.createDrop(DropSpec(name: "Shutdown", priceCents: 100, totalStock: 100_000, reserveTTLMilliseconds: 600_000))
+        let target = try await HTTPTarget.connect(
+            [URL(string: "http://127.0.0.1:\(port)")!], databaseURL: url,
+            options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 64, timeoutMilliseconds: 30_000))
+        let drop = try await target.createDrop(
+            DropSpec(name: "Shutdown", priceCents: 100, totalStock: 100_000, reserveTTLMilliseconds: 600_000))
         let firstAnswers = AnswerCounter()
         let (enough, signal) = AsyncStream.makeStream(of: Void.self)
         // 4,000 buyers at once; SIGTERM lands while most of them are still queued or in flight.
@@ -185,17 +200,21 @@ import TestSupport
         let acknowledged = answers.filter { $0.1.result == .ok }
         #expect(acknowledged.count >= 200)
         let pool = PostgresPool(url: url, size: 1)
-        let rows = try await pool.query("SELECT id, user_id FROM reservations WHERE drop_id = $1 AND status = 'ACTIVE'", [.int64(drop)])
+        let rows = try await pool.query(
+            "SELECT id, user_id FROM reservations WHERE drop_id = $1 AND status = 'ACTIVE'", [.int64(drop)])
         await pool.close()
-        let stored = Dictionary(uniqueKeysWithValues: try rows.rows.map { (try $0.int64("user_id"), try $0.int64("id")) })
+        let stored = Dictionary(
+            uniqueKeysWithValues: try rows.rows.map { (try $0.int64("user_id"), try $0.int64("id")) })
         for (user, answer) in acknowledged {
-            #expect(stored[user] == answer.reservationID, "user \(user) was told reservation \(answer.reservationID ?? -1)")
+            #expect(
+                stored[user] == answer.reservationID, "user \(user) was told reservation \(answer.reservationID ?? -1)")
         }
         // Everything else was refused or failed without an acknowledgement; whatever the
         // database holds beyond the acknowledged was answered with an error (indeterminate).
         let acknowledgedUsers = Set(acknowledged.map(\.0))
         for user in stored.keys where !acknowledgedUsers.contains(user) {
-            #expect(answers.first { $0.0 == user }?.1.result == .error, "user \(user) holds a unit but was told otherwise")
+            #expect(
+                answers.first { $0.0 == user }?.1.result == .error, "user \(user) holds a unit but was told otherwise")
         }
         // Requests still pipelined in the server's socket buffers when it stopped reading fail
         // as connection errors (how many depends on the machine's load: 68 to 3,437 of 4,000
@@ -222,10 +241,15 @@ final class ServeProcess: Sendable {
     private let lines: AsyncStream<String>
     private let printed = TextLog()
 
-    init(databaseURL: String, secret: String, environment extra: [String: String] = [:], arguments: [String] = []) throws {
-        let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    init(
+        databaseURL: String, secret: String, environment extra: [String: String] = [:], arguments: [String] = []
+    ) throws {
+        let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent(".build/debug/stockdrop").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else { throw FixtureError("\(binary) is missing: run `swift build` first") }
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw FixtureError("\(binary) is missing: run `swift build` first")
+        }
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--port", "0", "--no-rate-limit", "--log-level", "notice"] + arguments
@@ -241,7 +265,11 @@ final class ServeProcess: Sendable {
         let printed = self.printed
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
-            if data.isEmpty { continuation.finish(); handle.readabilityHandler = nil; return }
+            if data.isEmpty {
+                continuation.finish()
+                handle.readabilityHandler = nil
+                return
+            }
             let text = String(decoding: data, as: UTF8.self)
             printed.append(text)
             for line in text.split(separator: "\n") { continuation.yield(String(line)) }
@@ -258,7 +286,12 @@ final class ServeProcess: Sendable {
     }
 
     func terminate() { process.terminate() }
-    func kill() { if process.isRunning { process.interrupt(); process.terminate() } }
+    func kill() {
+        if process.isRunning {
+            process.interrupt()
+            process.terminate()
+        }
+    }
     func output() -> String { printed.text }
 
     func exitStatus() async -> Int32 {

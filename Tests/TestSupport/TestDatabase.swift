@@ -34,7 +34,9 @@ public enum TestDatabase {
 
     /// The same database reached over TCP on a loopback port (a proxy in front of the socket).
     public static func url(_ url: String, throughPort port: Int) throws -> String {
-        guard let components = URLComponents(string: url) else { throw TestDatabaseError(description: "bad URL \(url)") }
+        guard let components = URLComponents(string: url) else {
+            throw TestDatabaseError(description: "bad URL \(url)")
+        }
         return "postgresql://postgres@127.0.0.1:\(port)\(components.path)"
     }
 }

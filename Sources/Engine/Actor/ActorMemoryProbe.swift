@@ -5,11 +5,14 @@ import Foundation
 
 public enum ActorMemoryProbe {
     public static func bytesPerActiveReservation(holds: Int = 1_000_000) -> Double {
-        let drop = DropRecord(id: 1, spec: DropSpec(name: "probe", priceCents: 1, totalStock: holds), sold: 0, reserved: 0, createdAt: Date())
+        let drop = DropRecord(
+            id: 1, spec: DropSpec(name: "probe", priceCents: 1, totalStock: holds), sold: 0, reserved: 0,
+            createdAt: Date())
         let start = Date()
         let before = ProcessUsage.residentBytesNow()
-        var machine = DropMachine(recovery: DropRecovery(drop: drop, activeHolds: [], purchases: []), now: start,
-                                  maxBatchClaims: 1_024, maxQueuedClaims: holds)
+        var machine = DropMachine(
+            recovery: DropRecovery(drop: drop, activeHolds: [], purchases: []), now: start,
+            maxBatchClaims: 1_024, maxQueuedClaims: holds)
         var nextID: ReservationID = 1
         var user: UserID = 1
         while user <= UserID(holds) {
@@ -24,11 +27,15 @@ public enum ActorMemoryProbe {
             while case .committing(let batch) = machine.phase {
                 let results = batch.map { waiting -> ClaimResult in
                     defer { nextID += 1 }
-                    return .reserved(Reservation(id: nextID, dropID: 1, userID: waiting.item.userID, status: .active,
-                                                 createdAt: start, expiresAt: start.addingTimeInterval(60)))
+                    return .reserved(
+                        Reservation(
+                            id: nextID, dropID: 1, userID: waiting.item.userID, status: .active,
+                            createdAt: start, expiresAt: start.addingTimeInterval(60)))
                 }
                 let reserved = machine.drop.reserved + results.count
-                _ = machine.committed(BatchOutcome(results: results, expired: [], sold: 0, reserved: reserved, committedAt: start), now: start)
+                _ = machine.committed(
+                    BatchOutcome(results: results, expired: [], sold: 0, reserved: reserved, committedAt: start),
+                    now: start)
             }
         }
         precondition(machine.activeHoldCount == holds)

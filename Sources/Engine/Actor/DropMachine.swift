@@ -131,7 +131,8 @@ struct DropMachine {
 
     init(
         recovery: DropRecovery, now: Date, tenure: Tenure? = nil, maxBatchClaims: Int = Defaults.maxBatchClaims,
-        maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop, maxEndedRemembered: Int = Defaults.maxEndedHoldsRemembered
+        maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop,
+        maxEndedRemembered: Int = Defaults.maxEndedHoldsRemembered
     ) {
         precondition(maxBatchClaims > 0 && maxQueuedClaims > 0 && maxEndedRemembered > 0)
         self.maxEndedRemembered = maxEndedRemembered

@@ -4,7 +4,9 @@ import Foundation
 
 public enum Database {
     /// The URL of a migrated database, starting the embedded cluster if DATABASE_URL is unset.
-    public static func prepare(environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> String {
+    public static func prepare(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> String {
         let url: String
         if let configured = environment["DATABASE_URL"], !configured.isEmpty {
             url = configured

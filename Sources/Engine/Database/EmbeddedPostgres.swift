@@ -13,8 +13,9 @@ public struct EmbeddedPostgres: Sendable {
         public var description: String {
             switch self {
             case .serverBinariesMissing:
-                return "PostgreSQL server binaries (initdb, pg_ctl) not found: install them with `apt-get install -y postgresql` (Debian package postgresql)"
-            case let .command(command, status, output):
+                return
+                    "PostgreSQL server binaries (initdb, pg_ctl) not found: install them with `apt-get install -y postgresql` (Debian package postgresql)"
+            case .command(let command, let status, let output):
                 return "`\(command)` failed with status \(status):\n\(output)"
             case .unusableDirectory(let reason):
                 return reason
@@ -56,7 +57,9 @@ public struct EmbeddedPostgres: Sendable {
     public var socketPath: String { dataDirectory + "/.s.PGSQL.\(Self.port)" }
 
     public func url(database: String = Defaults.databaseName) -> String {
-        let host = dataDirectory.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "/-._~"))) ?? dataDirectory
+        let host =
+            dataDirectory.addingPercentEncoding(
+                withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "/-._~"))) ?? dataDirectory
         return "postgresql://postgres@/\(database)?host=\(host)&port=\(Self.port)"
     }
 
@@ -80,9 +83,11 @@ public struct EmbeddedPostgres: Sendable {
                 "-c max_connections=\(Defaults.embeddedMaxConnections)",
                 "-c shared_buffers=256MB",
             ].joined(separator: " ")
-            try run(pgCommand("pg_ctl"), [
-                "-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-t", "60", "-o", options, "start",
-            ])
+            try run(
+                pgCommand("pg_ctl"),
+                [
+                    "-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-t", "60", "-o", options, "start",
+                ])
         }
     }
 
@@ -127,16 +132,20 @@ public struct EmbeddedPostgres: Sendable {
     private func initialize() throws {
         let manager = FileManager.default
         if manager.fileExists(atPath: dataDirectory) { try manager.removeItem(atPath: dataDirectory) }
-        try manager.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true,
-                                    attributes: [.posixPermissions: 0o700])
+        try manager.createDirectory(
+            atPath: dataDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         if Self.isRoot, let user = getpwnam("postgres") {
             guard chown(dataDirectory, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
                 throw Failure.unusableDirectory("cannot hand \(dataDirectory) to the postgres user (errno \(errno))")
             }
         }
-        try run(pgCommand("initdb"), [
-            "-D", dataDirectory, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions",
-        ])
+        try run(
+            pgCommand("initdb"),
+            [
+                "-D", dataDirectory, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale",
+                "--no-instructions",
+            ])
     }
 
     private func withLockFile(_ body: () throws -> Void) throws {
@@ -164,7 +173,9 @@ public struct EmbeddedPostgres: Sendable {
     static var isRoot: Bool { geteuid() == 0 }
 
     static var runuser: String {
-        ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "runuser"
+        ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        } ?? "runuser"
     }
 
     /// Runs a command to completion with its output in a file. Not Foundation's `Process`:
@@ -173,7 +184,9 @@ public struct EmbeddedPostgres: Sendable {
     /// never end. posix_spawn with a clean signal mask and the output in a file avoids both.
     /// `environment` is added to this process's own.
     @discardableResult
-    public static func execute(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
+    public static func execute(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:]
+    ) throws -> String {
         let outputPath = NSTemporaryDirectory() + "stockdrop-command-\(UUID().uuidString).log"
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         var actions = posix_spawn_file_actions_t()
@@ -201,7 +214,8 @@ public struct EmbeddedPostgres: Sendable {
         defer { envp.forEach { free($0) } }
         let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard spawned == 0 else {
-            throw Failure.command(executable, status: spawned, output: "cannot start: \(String(cString: strerror(spawned)))")
+            throw Failure.command(
+                executable, status: spawned, output: "cannot start: \(String(cString: strerror(spawned)))")
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -210,8 +224,9 @@ public struct EmbeddedPostgres: Sendable {
         let exitedNormally = status & 0x7f == 0
         let exitStatus = (status >> 8) & 0xff
         guard exitedNormally, exitStatus == 0 else {
-            throw Failure.command(([executable] + arguments).joined(separator: " "),
-                                  status: exitedNormally ? exitStatus : -(status & 0x7f), output: text)
+            throw Failure.command(
+                ([executable] + arguments).joined(separator: " "),
+                status: exitedNormally ? exitStatus : -(status & 0x7f), output: text)
         }
         return text
     }
@@ -222,7 +237,10 @@ public struct EmbeddedPostgres: Sendable {
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         return versions.compactMap(Int.init).sorted(by: >).lazy
             .map { "\(root)/\($0)/bin" }
-            .first { FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl") && FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }
+            .first {
+                FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl")
+                    && FileManager.default.isExecutableFile(atPath: $0 + "/initdb")
+            }
     }
 
     /// Why `home` cannot hold the cluster, or nil when it can.

@@ -6,21 +6,26 @@ public enum Migrator {
 
     /// Applies what is missing and returns the versions applied now (empty when current).
     @discardableResult
-    public static func migrate(_ connection: PostgresConnection, migrations: [Migration] = Migrations.all) async throws -> [Int] {
+    public static func migrate(
+        _ connection: PostgresConnection, migrations: [Migration] = Migrations.all
+    ) async throws -> [Int] {
         try await connection.withSession { session in
             try session.execute("SET client_min_messages = warning")
             try session.query("SELECT pg_advisory_lock($1)", [.int64(advisoryLockKey)])
             defer { _ = try? session.query("SELECT pg_advisory_unlock($1)", [.int64(advisoryLockKey)]) }
-            try session.execute("""
+            try session.execute(
+                """
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                     version     integer PRIMARY KEY,
                     name        text NOT NULL,
                     applied_at  timestamptz NOT NULL DEFAULT now()
                 )
                 """)
-            let applied = Set(try session.query("SELECT version FROM schema_migrations").rows.map { try $0.int("version") })
+            let applied = Set(
+                try session.query("SELECT version FROM schema_migrations").rows.map { try $0.int("version") })
             var appliedNow: [Int] = []
-            for migration in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
+            for migration in migrations.sorted(by: { $0.version < $1.version })
+            where !applied.contains(migration.version) {
                 try session.transaction {
                     try session.execute(migration.sql)
                     try session.query(
@@ -38,7 +43,8 @@ public enum Migrator {
         try await connection.withSession { session in
             let exists = try session.query("SELECT to_regclass('schema_migrations') IS NOT NULL AS present")
             guard try exists.first?.bool("present") == true else { return 0 }
-            return try session.query("SELECT coalesce(max(version), 0) AS version FROM schema_migrations").first?.int("version") ?? 0
+            return try session.query("SELECT coalesce(max(version), 0) AS version FROM schema_migrations").first?.int(
+                "version") ?? 0
         }
     }
 }

@@ -63,7 +63,9 @@ public final class PostgresSession {
     }
 
     public enum IsolationLevel: String, Sendable {
-        case readCommitted = "READ COMMITTED", repeatableRead = "REPEATABLE READ", serializable = "SERIALIZABLE"
+        case readCommitted = "READ COMMITTED"
+        case repeatableRead = "REPEATABLE READ"
+        case serializable = "SERIALIZABLE"
     }
 
     /// Runs `body` inside BEGIN … COMMIT; any error rolls back and is rethrown. With an
@@ -99,12 +101,16 @@ public final class PostgresSession {
     /// statement's, so the pool sees it closed and replaces it.
     private func awaitAnswer(sent: Bool, on handle: OpaquePointer) throws -> PostgresRows {
         do {
-            guard sent else { throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle)) }
+            guard sent else {
+                throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+            }
             var deadline = ContinuousClock.now.advanced(by: answerTimeout)
             while true {
                 let pending = PQflush(handle)
                 if pending == 0 { break }
-                if pending < 0 { throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle)) }
+                if pending < 0 {
+                    throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+                }
                 try wait(for: Int16(POLLIN | POLLOUT), on: handle, until: deadline)
                 // Reading while the send buffer is full lets the server's answers (notices) through.
                 guard PQconsumeInput(handle) == 1 else {
@@ -145,15 +151,24 @@ public final class PostgresSession {
     /// connection is finished and the statement's fate is unknown to the caller.
     private func wait(for events: Int16, on handle: OpaquePointer, until deadline: ContinuousClock.Instant) throws {
         let socket = PQsocket(handle)
-        guard socket >= 0 else { throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle)) }
+        guard socket >= 0 else {
+            throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+        }
         while true {
             let remaining = ContinuousClock.now.duration(to: deadline)
-            let milliseconds = remaining <= .zero ? 0 : Int32(clamping: remaining.components.seconds * 1_000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+            let milliseconds =
+                remaining <= .zero
+                ? 0
+                : Int32(
+                    clamping: remaining.components.seconds * 1_000 + remaining.components.attoseconds
+                        / 1_000_000_000_000_000 + 1)
             var descriptor = pollfd(fd: socket, events: events, revents: 0)
             let ready = poll(&descriptor, 1, milliseconds)
             if ready > 0 { return }
             if ready < 0 && errno == EINTR { continue }
-            if ready < 0 { throw PostgresError(kind: .connection, sqlState: "08006", message: String(cString: strerror(errno))) }
+            if ready < 0 {
+                throw PostgresError(kind: .connection, sqlState: "08006", message: String(cString: strerror(errno)))
+            }
             finish()
             throw PostgresError(
                 kind: .timeout, sqlState: "08006",
@@ -248,9 +263,12 @@ public final class PostgresConnection: @unchecked Sendable {
                     throw PostgresError(kind: .connection, sqlState: "08001", message: message)
                 }
                 PQsetnonblocking(handle, 1)
-                let session = PostgresSession(handle: handle, answerTimeout: .milliseconds(deadlines.answerMilliseconds))
+                let session = PostgresSession(
+                    handle: handle, answerTimeout: .milliseconds(deadlines.answerMilliseconds))
                 let name = applicationName.replacingOccurrences(of: "'", with: "")
-                try session.execute("SET client_min_messages = warning; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET application_name = '\(name)'")
+                try session.execute(
+                    "SET client_min_messages = warning; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET application_name = '\(name)'"
+                )
                 return UncheckedBox(session)
             }
             return PostgresConnection(session: session.value, thread: thread)
@@ -270,7 +288,8 @@ public final class PostgresConnection: @unchecked Sendable {
         let keywordPointers = keywords.map { UnsafePointer<CChar>($0) } + [nil]
         let valuePointers = values.map { UnsafePointer<CChar>($0) } + [nil]
         return keywordPointers.withUnsafeBufferPointer { keys in
-            valuePointers.withUnsafeBufferPointer { values in PQconnectdbParams(keys.baseAddress, values.baseAddress, 1) }
+            valuePointers.withUnsafeBufferPointer { values in PQconnectdbParams(keys.baseAddress, values.baseAddress, 1)
+            }
         }
     }
 

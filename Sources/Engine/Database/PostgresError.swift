@@ -14,7 +14,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public let detail: String?
     public let constraint: String?
 
-    public init(kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, constraint: String? = nil) {
+    public init(kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, constraint: String? = nil)
+    {
         self.kind = kind
         self.sqlState = sqlState
         self.message = message

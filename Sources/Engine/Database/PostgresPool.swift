@@ -41,7 +41,9 @@ public actor PostgresPool {
     }
 
     /// One hop to a pooled connection's thread with its synchronous session.
-    public nonisolated func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
+    public nonisolated func withSession<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresSession) throws -> T
+    ) async throws -> T {
         try await withConnection { try await $0.withSession(body) }
     }
 
@@ -54,7 +56,9 @@ public actor PostgresPool {
         closed = true
         let connections = idle
         idle.removeAll()
-        for waiter in waiters { waiter.continuation.resume(throwing: PostgresError(kind: .closed, message: "pool is closed")) }
+        for waiter in waiters {
+            waiter.continuation.resume(throwing: PostgresError(kind: .closed, message: "pool is closed"))
+        }
         waiters.removeAll()
         for connection in connections { await connection.close() }
     }
@@ -78,7 +82,9 @@ public actor PostgresPool {
         }
         // (A served waiter's timer finds nothing to do; the scan it makes is over the waiters
         // still queued, which the acquire deadline keeps short.)
-        if let connection = try await withCheckedThrowingContinuation({ waiters.append(Waiter(id: id, continuation: $0)) }) {
+        if let connection = try await withCheckedThrowingContinuation({
+            waiters.append(Waiter(id: id, continuation: $0))
+        }) {
             return connection
         }
         return try await openInReservedSlot()

@@ -78,7 +78,9 @@ public struct PostgresRow: Sendable {
             out.reserveCapacity(hex.count / 2)
             var index = 0
             while index < hex.count {
-                guard let byte = UInt8(String(decoding: hex[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+                guard let byte = UInt8(String(decoding: hex[index..<index + 2], as: UTF8.self), radix: 16) else {
+                    return nil
+                }
                 out.append(byte)
                 index += 2
             }

@@ -123,7 +123,7 @@ enum PostgresTimestamp {
             return value
         }
         guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
         else { return nil }
         var index = 19
         var micros = 0
@@ -131,10 +131,16 @@ enum PostgresTimestamp {
             index += 1
             var digits = 0
             while index < bytes.count, (48...57).contains(bytes[index]) {
-                if digits < 6 { micros = micros * 10 + Int(bytes[index]) - 48; digits += 1 }
+                if digits < 6 {
+                    micros = micros * 10 + Int(bytes[index]) - 48
+                    digits += 1
+                }
                 index += 1
             }
-            while digits < 6 { micros *= 10; digits += 1 }
+            while digits < 6 {
+                micros *= 10
+                digits += 1
+            }
         }
         var offsetSeconds = 0
         if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {

@@ -15,8 +15,10 @@ public struct DropSpec: Sendable, Equatable, Codable {
     public var perUserLimit: Int
     public var reserveTTLMilliseconds: Int
 
-    public init(name: String, priceCents: Int64, totalStock: Int, startsAt: Date? = nil,
-                perUserLimit: Int = 1, reserveTTLMilliseconds: Int = Defaults.reserveTTLMilliseconds) {
+    public init(
+        name: String, priceCents: Int64, totalStock: Int, startsAt: Date? = nil,
+        perUserLimit: Int = 1, reserveTTLMilliseconds: Int = Defaults.reserveTTLMilliseconds
+    ) {
         self.name = name
         self.priceCents = priceCents
         self.totalStock = totalStock
@@ -32,12 +34,24 @@ public struct DropSpec: Sendable, Equatable, Codable {
         // Counted as PostgreSQL's length() counts (code points), and no control characters:
         // libpq passes text parameters as C strings, so a NUL would cut the name short.
         if trimmed.isEmpty || name.unicodeScalars.count > 200 { problems.append("name must be 1 to 200 characters") }
-        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { problems.append("name must not contain control characters") }
-        if priceCents < 0 || priceCents > Defaults.maxPriceCents { problems.append("priceCents must be between 0 and \(Defaults.maxPriceCents)") }
-        if totalStock < 0 || totalStock > Defaults.maxTotalStock { problems.append("totalStock must be between 0 and \(Defaults.maxTotalStock)") }
-        if perUserLimit < 1 || perUserLimit > Defaults.maxPerUserLimit { problems.append("perUserLimit must be between 1 and \(Defaults.maxPerUserLimit)") }
-        if reserveTTLMilliseconds < Defaults.minReserveTTLMilliseconds || reserveTTLMilliseconds > Defaults.maxReserveTTLMilliseconds {
-            problems.append("reserveTTL must be between \(Defaults.minReserveTTLMilliseconds) ms and \(Defaults.maxReserveTTLMilliseconds) ms")
+        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            problems.append("name must not contain control characters")
+        }
+        if priceCents < 0 || priceCents > Defaults.maxPriceCents {
+            problems.append("priceCents must be between 0 and \(Defaults.maxPriceCents)")
+        }
+        if totalStock < 0 || totalStock > Defaults.maxTotalStock {
+            problems.append("totalStock must be between 0 and \(Defaults.maxTotalStock)")
+        }
+        if perUserLimit < 1 || perUserLimit > Defaults.maxPerUserLimit {
+            problems.append("perUserLimit must be between 1 and \(Defaults.maxPerUserLimit)")
+        }
+        if reserveTTLMilliseconds < Defaults.minReserveTTLMilliseconds
+            || reserveTTLMilliseconds > Defaults.maxReserveTTLMilliseconds
+        {
+            problems.append(
+                "reserveTTL must be between \(Defaults.minReserveTTLMilliseconds) ms and \(Defaults.maxReserveTTLMilliseconds) ms"
+            )
         }
         return problems
     }

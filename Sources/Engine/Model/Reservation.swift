@@ -2,7 +2,10 @@
 import Foundation
 
 public enum ReservationStatus: String, Sendable, Codable, CaseIterable {
-    case active = "ACTIVE", purchased = "PURCHASED", cancelled = "CANCELLED", expired = "EXPIRED"
+    case active = "ACTIVE"
+    case purchased = "PURCHASED"
+    case cancelled = "CANCELLED"
+    case expired = "EXPIRED"
 }
 
 public struct Reservation: Sendable, Equatable, Codable {
@@ -14,8 +17,10 @@ public struct Reservation: Sendable, Equatable, Codable {
     public let expiresAt: Date
     public var endedAt: Date?
 
-    public init(id: ReservationID, dropID: DropID, userID: UserID, status: ReservationStatus,
-                createdAt: Date, expiresAt: Date, endedAt: Date? = nil) {
+    public init(
+        id: ReservationID, dropID: DropID, userID: UserID, status: ReservationStatus,
+        createdAt: Date, expiresAt: Date, endedAt: Date? = nil
+    ) {
         self.id = id
         self.dropID = dropID
         self.userID = userID
@@ -35,8 +40,10 @@ public struct Purchase: Sendable, Equatable, Codable {
     public let idempotencyKey: String?
     public let createdAt: Date
 
-    public init(id: PurchaseID, reservationID: ReservationID, dropID: DropID, userID: UserID,
-                priceCents: Int64, idempotencyKey: String?, createdAt: Date) {
+    public init(
+        id: PurchaseID, reservationID: ReservationID, dropID: DropID, userID: UserID,
+        priceCents: Int64, idempotencyKey: String?, createdAt: Date
+    ) {
         self.id = id
         self.reservationID = reservationID
         self.dropID = dropID

@@ -13,16 +13,20 @@ public final class RowLockEngine: StoreBackedInventory {
     private let onCommit: CommitObserver
 
     /// `sweepInterval: nil` disables the sweeper (simulations sweep through requests).
-    public init(store: any DropStore, clock: any WallClock = SystemClock(),
-                sweepInterval: TimeInterval? = Double(Defaults.sweepIntervalMilliseconds) / 1000,
-                onCommit: @escaping CommitObserver = { _, _ in }) {
+    public init(
+        store: any DropStore, clock: any WallClock = SystemClock(),
+        sweepInterval: TimeInterval? = Double(Defaults.sweepIntervalMilliseconds) / 1000,
+        onCommit: @escaping CommitObserver = { _, _ in }
+    ) {
         self.store = store
         self.onCommit = onCommit
         if let sweepInterval {
             sweeper.withLock {
                 $0 = Task { [store] in
                     while !Task.isCancelled {
-                        do { try await clock.sleep(until: clock.now().addingTimeInterval(sweepInterval)) } catch { return }
+                        do { try await clock.sleep(until: clock.now().addingTimeInterval(sweepInterval)) } catch {
+                            return
+                        }
                         try? await Self.sweep(store, onCommit: onCommit)
                     }
                 }
@@ -70,7 +74,9 @@ public final class RowLockEngine: StoreBackedInventory {
     }
 
     private func one(_ item: ClaimItem, on drop: DropID) async throws -> ClaimResult {
-        guard accepting.load(ordering: .relaxed) else { throw EngineError(.shuttingDown, "the engine is shutting down") }
+        guard accepting.load(ordering: .relaxed) else {
+            throw EngineError(.shuttingDown, "the engine is shutting down")
+        }
         do {
             let batch = ClaimBatch(dropID: drop, items: [item])
             let outcome = try await store.apply(batch)

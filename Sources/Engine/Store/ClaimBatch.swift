@@ -5,7 +5,11 @@
 import Foundation
 
 public struct ClaimItem: Sendable, Equatable {
-    public enum Kind: Int32, Sendable { case reserve = 1, purchase = 2, cancel = 3 }
+    public enum Kind: Int32, Sendable {
+        case reserve = 1
+        case purchase = 2
+        case cancel = 3
+    }
     public let kind: Kind
     public let userID: UserID
     public let idempotencyKey: String?

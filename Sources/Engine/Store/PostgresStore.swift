@@ -9,13 +9,16 @@ public final class PostgresStore: DropStore {
         self.pool = pool
     }
 
-    static let dropColumns = "id, name, price_cents, total_stock, sold, reserved, starts_at, per_user_limit, reserve_ttl_ms, created_at"
+    static let dropColumns =
+        "id, name, price_cents, total_stock, sold, reserved, starts_at, per_user_limit, reserve_ttl_ms, created_at"
 
     public func createDrop(_ spec: DropSpec) async throws -> DropRecord {
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             INSERT INTO drops (name, price_cents, total_stock, starts_at, per_user_limit, reserve_ttl_ms)
             VALUES ($1, $2, $3, $4, $5, $6) RETURNING \(Self.dropColumns)
-            """, [
+            """,
+            [
                 .text(spec.name), .int64(spec.priceCents), .int32(Int32(spec.totalStock)),
                 spec.startsAt.map { .timestamp($0) } ?? .null,
                 .int32(Int32(spec.perUserLimit)), .int32(Int32(spec.reserveTTLMilliseconds)),
@@ -36,11 +39,14 @@ public final class PostgresStore: DropStore {
 
     public func snapshot(of drop: DropID) async throws -> DropSnapshot? {
         try await pool.withSession { session in
-            guard let row = try session.query("SELECT \(Self.dropColumns) FROM drops WHERE id = $1", [.int64(drop)]).first else {
+            guard
+                let row = try session.query("SELECT \(Self.dropColumns) FROM drops WHERE id = $1", [.int64(drop)]).first
+            else {
                 return nil
             }
             let record = try Self.drop(row)
-            return DropSnapshot(drop: record, recentPurchases: try Self.recentPurchases(of: [drop], session)[drop] ?? [])
+            return DropSnapshot(
+                drop: record, recentPurchases: try Self.recentPurchases(of: [drop], session)[drop] ?? [])
         }
     }
 
@@ -83,12 +89,15 @@ public final class PostgresStore: DropStore {
                 [.int64(drop)]
             ).first
             guard let peek else { return nil }
-            if let holder = try peek.optionalString("lease_owner"), holder != owner.instance, try peek.bool("lease_live") {
+            if let holder = try peek.optionalString("lease_owner"), holder != owner.instance,
+                try peek.bool("lease_live")
+            {
                 return .heldElsewhere(owner: holder)
             }
             return try session.transaction(isolation: .readCommitted) {
                 guard
-                    let row = try session.query("""
+                    let row = try session.query(
+                        """
                         SELECT \(Self.dropColumns), lease_owner, lease_expires_at > clock_timestamp() AS lease_live
                         FROM drops WHERE id = $1 FOR UPDATE
                         """, [.int64(drop)]
@@ -101,7 +110,8 @@ public final class PostgresStore: DropStore {
                     return .heldElsewhere(owner: previous)
                 }
                 guard
-                    let granted = try session.query("""
+                    let granted = try session.query(
+                        """
                         UPDATE drops SET lease_owner = $2, lease_epoch = lease_epoch + 1, lease_granted_at = clock_timestamp(),
                                          lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond'
                         WHERE id = $1 RETURNING lease_epoch
@@ -124,7 +134,8 @@ public final class PostgresStore: DropStore {
     public func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> LeaseRenewal {
         guard !epochs.isEmpty else { return LeaseRenewal(renewed: [], lost: []) }
         let drops = Array(epochs.keys)
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             WITH wanted AS (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)),
             locked AS (
                 SELECT d.id FROM drops d JOIN wanted w ON w.id = d.id
@@ -136,7 +147,8 @@ public final class PostgresStore: DropStore {
             SELECT w.id, r.id IS NOT NULL AS renewed,
                    EXISTS (SELECT 1 FROM drops d WHERE d.id = w.id AND d.lease_epoch = w.epoch AND d.lease_owner = $3) AS held
             FROM wanted w LEFT JOIN renewed r ON r.id = w.id
-            """, [
+            """,
+            [
                 .int64Array(drops), .int64Array(drops.map { epochs[$0]! }), .text(owner.instance),
                 .int32(Int32(owner.leaseMilliseconds)),
             ])
@@ -155,7 +167,8 @@ public final class PostgresStore: DropStore {
     public func releaseLeases(_ epochs: [DropID: Int64], of owner: LeaseOwner) async throws {
         guard !epochs.isEmpty else { return }
         let drops = Array(epochs.keys).sorted()
-        try await pool.query("""
+        try await pool.query(
+            """
             UPDATE drops d SET lease_expires_at = clock_timestamp()
             FROM unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)
             WHERE d.id = l.id AND d.lease_epoch = l.epoch AND d.lease_owner = $3 AND d.lease_expires_at > clock_timestamp()
@@ -163,14 +176,18 @@ public final class PostgresStore: DropStore {
     }
 
     private static func recovery(of drop: DropRecord, _ session: PostgresSession) throws -> DropRecovery {
-        let holds = try session.query("""
+        let holds = try session.query(
+            """
             SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
             WHERE drop_id = $1 AND status = 'ACTIVE'
-            """, [.int64(drop.id)]).rows.map(Self.reservation)
-        let purchases = try session.query("""
+            """, [.int64(drop.id)]
+        ).rows.map(Self.reservation)
+        let purchases = try session.query(
+            """
             SELECT id, reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at
             FROM purchases WHERE drop_id = $1
-            """, [.int64(drop.id)]).rows.map(Self.purchase)
+            """, [.int64(drop.id)]
+        ).rows.map(Self.purchase)
         return DropRecovery(drop: drop, activeHolds: holds, purchases: purchases)
     }
 
@@ -182,7 +199,8 @@ public final class PostgresStore: DropStore {
         let kinds = batch.items.map { Int64($0.kind.rawValue) }
         let users = batch.items.map(\.userID)
         let keys = batch.items.map { $0.idempotencyKey }
-        let lease: [PostgresValue] = batch.lease.map { [.int64($0.epoch), .int32(Int32($0.milliseconds))] } ?? [.null, .null]
+        let lease: [PostgresValue] =
+            batch.lease.map { [.int64($0.epoch), .int32(Int32($0.milliseconds))] } ?? [.null, .null]
         let rows: PostgresRows
         do {
             rows = try await pool.withSession { session in
@@ -215,14 +233,17 @@ public final class PostgresStore: DropStore {
     }
 
     public func reservations(of user: UserID) async throws -> [Reservation] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
             WHERE user_id = $1 ORDER BY id DESC LIMIT 1000
-            """, [.int64(user)]).rows.map(Self.reservation)
+            """, [.int64(user)]
+        ).rows.map(Self.reservation)
     }
 
     public func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) async throws -> [DropID] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT d.id FROM drops d
             WHERE (d.lease_owner IS NULL OR d.lease_owner = $1 OR d.lease_expires_at <= clock_timestamp())
               AND EXISTS (SELECT 1 FROM reservations r
@@ -232,7 +253,8 @@ public final class PostgresStore: DropStore {
     }
 
     public func upsertUser(_ user: UserID, name: String, role: String) async throws {
-        try await pool.query("""
+        try await pool.query(
+            """
             INSERT INTO users (id, name, role) VALUES ($1, $2, $3)
             ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role
             """, [.int64(user), .text(name), .text(role)])
@@ -256,7 +278,8 @@ public final class PostgresStore: DropStore {
             case "leased":
                 let owner = try row.optionalString("idempotency_key")
                 throw EngineError(
-                    .leased, "drop \(batch.dropID) is owned by instance \(owner ?? "?"); nothing was applied", owner: owner)
+                    .leased, "drop \(batch.dropID) is owned by instance \(owner ?? "?"); nothing was applied",
+                    owner: owner)
             case "counters":
                 guard counters == nil else { throw PostgresError.decoding("the batch reply has two counters rows") }
                 counters = BatchCounters(
@@ -274,7 +297,8 @@ public final class PostgresStore: DropStore {
             case "counters":
                 continue
             case "swept":
-                expired.append(ExpiredHold(reservationID: try row.int64("reservation_id"), userID: try row.int64("user_id")))
+                expired.append(
+                    ExpiredHold(reservationID: try row.int64("reservation_id"), userID: try row.int64("user_id")))
                 continue
             default:
                 break
@@ -292,8 +316,9 @@ public final class PostgresStore: DropStore {
             throw PostgresError.decoding(
                 "batch returned no result for item \((results.firstIndex { $0 == nil } ?? 0) + 1)")
         }
-        return BatchOutcome(results: decided, expired: expired, sold: counters.sold, reserved: counters.reserved,
-                            committedAt: counters.committedAt)
+        return BatchOutcome(
+            results: decided, expired: expired, sold: counters.sold, reserved: counters.reserved,
+            committedAt: counters.committedAt)
     }
 
     /// The batch's own figures: its counters after it, its clock reading, and when the holds
@@ -313,19 +338,23 @@ public final class PostgresStore: DropStore {
             guard let expiresAt = counters.holdsExpireAt else {
                 throw PostgresError.decoding("a new hold without the batch's expiry")
             }
-            return .reserved(Reservation(
-                id: try row.int64("reservation_id"), dropID: dropID, userID: item.userID, status: .active,
-                createdAt: counters.committedAt, expiresAt: expiresAt, endedAt: nil))
+            return .reserved(
+                Reservation(
+                    id: try row.int64("reservation_id"), dropID: dropID, userID: item.userID, status: .active,
+                    createdAt: counters.committedAt, expiresAt: expiresAt, endedAt: nil))
         case "cancelled":
-            return .cancelled(Reservation(
-                id: try row.int64("reservation_id"), dropID: dropID, userID: item.userID, status: .cancelled,
-                createdAt: try micros(row.int64("created_us")), expiresAt: try micros(row.int64("expires_us")),
-                endedAt: try micros(row.int64("ended_us"))))
+            return .cancelled(
+                Reservation(
+                    id: try row.int64("reservation_id"), dropID: dropID, userID: item.userID, status: .cancelled,
+                    createdAt: try micros(row.int64("created_us")), expiresAt: try micros(row.int64("expires_us")),
+                    endedAt: try micros(row.int64("ended_us"))))
         case "purchased", "replayed":
-            return .purchased(Purchase(
-                id: try row.int64("purchase_id"), reservationID: try row.int64("reservation_id"), dropID: dropID,
-                userID: item.userID, priceCents: try row.int64("price_cents"), idempotencyKey: try row.optionalString("idempotency_key"),
-                createdAt: try micros(row.int64("created_us"))), replayed: code == "replayed")
+            return .purchased(
+                Purchase(
+                    id: try row.int64("purchase_id"), reservationID: try row.int64("reservation_id"), dropID: dropID,
+                    userID: item.userID, priceCents: try row.int64("price_cents"),
+                    idempotencyKey: try row.optionalString("idempotency_key"),
+                    createdAt: try micros(row.int64("created_us"))), replayed: code == "replayed")
         default:
             guard let rejection = RejectionCode(rawValue: code) else {
                 throw PostgresError.decoding("unknown batch result code \(code)")
@@ -352,7 +381,8 @@ public final class PostgresStore: DropStore {
         }
         return Reservation(
             id: try row.int64("id"), dropID: try row.int64("drop_id"), userID: try row.int64("user_id"), status: status,
-            createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"), endedAt: try row.optionalDate("ended_at"))
+            createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"),
+            endedAt: try row.optionalDate("ended_at"))
     }
 
     static func purchase(_ row: PostgresRow) throws -> Purchase {
@@ -362,9 +392,12 @@ public final class PostgresStore: DropStore {
             idempotencyKey: try row.optionalString("idempotency_key"), createdAt: try row.date("created_at"))
     }
 
-    private static func recentPurchases(of drops: [DropID], _ session: PostgresSession) throws -> [DropID: [RecentPurchase]] {
+    private static func recentPurchases(
+        of drops: [DropID], _ session: PostgresSession
+    ) throws -> [DropID: [RecentPurchase]] {
         guard !drops.isEmpty else { return [:] }
-        let rows = try session.query("""
+        let rows = try session.query(
+            """
             SELECT d.id AS drop_id, p.id, p.user_id, u.name, p.created_at
             FROM unnest($1::bigint[]) AS d(id)
             CROSS JOIN LATERAL (SELECT * FROM purchases p WHERE p.drop_id = d.id ORDER BY p.id DESC LIMIT 3) p
@@ -373,9 +406,10 @@ public final class PostgresStore: DropStore {
             """, [.int64Array(drops)])
         var recent: [DropID: [RecentPurchase]] = [:]
         for row in rows.rows {
-            recent[try row.int64("drop_id"), default: []].append(RecentPurchase(
-                purchaseID: try row.int64("id"), userID: try row.int64("user_id"),
-                buyerName: try row.optionalString("name"), createdAt: try row.date("created_at")))
+            recent[try row.int64("drop_id"), default: []].append(
+                RecentPurchase(
+                    purchaseID: try row.int64("id"), userID: try row.int64("user_id"),
+                    buyerName: try row.optionalString("name"), createdAt: try row.date("created_at")))
         }
         return recent
     }

@@ -11,7 +11,10 @@ public struct BenchOptions: Sendable {
     public var rowLockPoolSize: Int
     public var databaseURL: String?
 
-    public init(strategies: [Strategy], callers: Int, seconds: Double, rowLockPoolSize: Int = Defaults.rowLockPoolSize, databaseURL: String?) {
+    public init(
+        strategies: [Strategy], callers: Int, seconds: Double, rowLockPoolSize: Int = Defaults.rowLockPoolSize,
+        databaseURL: String?
+    ) {
         self.strategies = strategies
         self.callers = callers
         self.seconds = seconds
@@ -57,7 +60,8 @@ public enum Bench {
         for strategy in options.strategies {
             if strategy == .actor || !options.strategies.contains(.actor) {
                 // Beside the sold-out phase it is the reference for: same minute, same load.
-                ceilings.bareActorAnswersPerSecond = try await BenchCeilingRun.measureBareActor(options, progress: progress)
+                ceilings.bareActorAnswersPerSecond = try await BenchCeilingRun.measureBareActor(
+                    options, progress: progress)
             }
             progress("bench: \(strategy), \(options.callers) callers, \(options.seconds) s per phase")
             results.append(try await run(strategy, options, progress: progress))
@@ -84,30 +88,36 @@ public enum Bench {
         // Sold-out rejections first: answered from memory (actor), they must not share the
         // machine's two cores with the autovacuum that the commit phase's rows set off.
         progress("bench: \(strategy), sold-out rejections")
-        let soldOut = try await inventory.createDrop(DropSpec(name: "bench sold-out drop", priceCents: 1, totalStock: 0))
+        let soldOut = try await inventory.createDrop(
+            DropSpec(name: "bench sold-out drop", priceCents: 1, totalStock: 0))
         let rejections = try await hammer(callers: options.callers, seconds: options.seconds) { user in
             try await inventory.reserve(drop: soldOut.id, user: user) == .soldOut
         }
 
-        let hot = try await inventory.createDrop(DropSpec(
-            name: "bench hot drop", priceCents: 1, totalStock: Defaults.maxTotalStock,
-            reserveTTLMilliseconds: Defaults.maxReserveTTLMilliseconds))
+        let hot = try await inventory.createDrop(
+            DropSpec(
+                name: "bench hot drop", priceCents: 1, totalStock: Defaults.maxTotalStock,
+                reserveTTLMilliseconds: Defaults.maxReserveTTLMilliseconds))
         progress("bench: \(strategy), committed claims")
         let claims = try await hammer(callers: options.callers, seconds: options.seconds) { user in
             if case .reserved = try await inventory.reserve(drop: hot.id, user: user) { return true }
             return false
         }
         let batches = (inventory as? ActorEngine)?.batchStatistics()
-        let inDatabase = try await pool.query(
-            "SELECT count(*) AS n FROM reservations WHERE drop_id = $1", [.int64(hot.id)]).first?.int("n") ?? -1
+        let inDatabase =
+            try await pool.query(
+                "SELECT count(*) AS n FROM reservations WHERE drop_id = $1", [.int64(hot.id)]
+            ).first?.int("n") ?? -1
         await inventory.shutdown()
         await pool.close()
         return BenchResult(
             strategy: strategy, callers: options.callers, seconds: options.seconds,
-            committedClaims: claims.successes, committedClaimsPerSecond: Double(claims.successes) / claims.elapsedSeconds,
+            committedClaims: claims.successes,
+            committedClaimsPerSecond: Double(claims.successes) / claims.elapsedSeconds,
             committedClaimsInDatabase: inDatabase,
             reserveLatencyMilliseconds: LatencySummary(microseconds: claims.latencies),
-            rejections: rejections.successes, rejectionsPerSecond: Double(rejections.successes) / rejections.elapsedSeconds,
+            rejections: rejections.successes,
+            rejectionsPerSecond: Double(rejections.successes) / rejections.elapsedSeconds,
             rejectionLatencyMilliseconds: LatencySummary(microseconds: rejections.latencies),
             errors: claims.errors + rejections.errors,
             actorBytesPerActiveReservation: strategy == .actor ? ActorMemoryProbe.bytesPerActiveReservation() : nil,
@@ -129,7 +139,9 @@ public enum Bench {
     /// `callers` tasks call `operation` back to back until the time is up (a closed model:
     /// each caller waits for its answer, as a buyer's client does). Each call gets a user id
     /// of its own, made without shared state so the callers do not contend on a counter.
-    static func hammer(callers: Int, seconds: Double, _ operation: @escaping @Sendable (UserID) async throws -> Bool) async throws -> Tally {
+    static func hammer(
+        callers: Int, seconds: Double, _ operation: @escaping @Sendable (UserID) async throws -> Bool
+    ) async throws -> Tally {
         let clock = ContinuousClock()
         let started = clock.now
         let deadline = started.advanced(by: .milliseconds(Int64(seconds * 1000)))

@@ -27,7 +27,9 @@ public struct BenchCeilings: Codable, Sendable {
 
 enum BenchCeilingRun {
     /// (a) and (b); (c) is measured beside the strategies' sold-out phase.
-    static func measureDatabase(_ options: BenchOptions, progress: @Sendable (String) -> Void) async throws -> BenchCeilings {
+    static func measureDatabase(
+        _ options: BenchOptions, progress: @Sendable (String) -> Void
+    ) async throws -> BenchCeilings {
         let batchClaims = min(options.callers, Defaults.maxBatchClaims)
         let url = try await FreshDatabase.url(for: "bench", named: "ceiling", configured: options.databaseURL)
         let connection = try await PostgresConnection.connect(url)

@@ -29,9 +29,10 @@ extension BenchReport {
         let labelWidth = rows.map(\.0.count).max() ?? 0
         let columnWidth = max(14, (rows.flatMap(\.1) + header).map(\.count).max() ?? 0)
         func line(_ label: String, _ cells: [String]) -> String {
-            label.padding(toLength: labelWidth, withPad: " ", startingAt: 0) + cells.map {
-                String(repeating: " ", count: max(0, columnWidth - $0.count) + 2) + $0
-            }.joined()
+            label.padding(toLength: labelWidth, withPad: " ", startingAt: 0)
+                + cells.map {
+                    String(repeating: " ", count: max(0, columnWidth - $0.count) + 2) + $0
+                }.joined()
         }
         return (([line("", header)] + rows.map { line($0.0, $0.1) }) + ceilingLines).joined(separator: "\n")
     }
@@ -60,11 +61,15 @@ extension BenchReport {
             }
         }
         for result in results {
-            lines.append("  \(result.strategy.rawValue) / (a)  \(number(result.committedClaimsPerSecond / max(ceilings.plainInsertClaimsPerSecond, 1e-9), 2))")
+            lines.append(
+                "  \(result.strategy.rawValue) / (a)  \(number(result.committedClaimsPerSecond / max(ceilings.plainInsertClaimsPerSecond, 1e-9), 2))"
+            )
         }
         lines.append("targets:")
         for target in targets {
-            lines.append("  \(target.met ? "met   " : "MISSED") \(target.name): \(number(target.value, 2)) (\(target.atMost ? "≤" : "≥") \(number(target.bound, 2)))")
+            lines.append(
+                "  \(target.met ? "met   " : "MISSED") \(target.name): \(number(target.value, 2)) (\(target.atMost ? "≤" : "≥") \(number(target.bound, 2)))"
+            )
         }
         return lines
     }

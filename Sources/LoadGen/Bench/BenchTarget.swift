@@ -17,7 +17,8 @@ public struct BenchTarget: Codable, Sendable, Equatable {
     static func all(results: [BenchResult], ceilings: BenchCeilings) -> [BenchTarget] {
         var targets = [
             BenchTarget(
-                name: "batch function / plain insert", value: ratio(ceilings.batchFunctionClaimsPerSecond, ceilings.plainInsertClaimsPerSecond),
+                name: "batch function / plain insert",
+                value: ratio(ceilings.batchFunctionClaimsPerSecond, ceilings.plainInsertClaimsPerSecond),
                 bound: 0.80, atMost: false, unit: "ratio")
         ]
         if let actor = results.first(where: { $0.strategy == .actor }) {
@@ -26,13 +27,16 @@ public struct BenchTarget: Codable, Sendable, Equatable {
             let littleMilliseconds = Double(actor.callers) / max(actor.committedClaimsPerSecond, 1e-9) * 1000
             targets += [
                 BenchTarget(
-                    name: "actor / plain insert", value: ratio(actor.committedClaimsPerSecond, ceilings.plainInsertClaimsPerSecond),
+                    name: "actor / plain insert",
+                    value: ratio(actor.committedClaimsPerSecond, ceilings.plainInsertClaimsPerSecond),
                     bound: 0.70, atMost: false, unit: "ratio"),
                 BenchTarget(
-                    name: "actor reserve p99 / (callers ÷ claims/s)", value: actor.reserveLatencyMilliseconds.p99 / littleMilliseconds,
+                    name: "actor reserve p99 / (callers ÷ claims/s)",
+                    value: actor.reserveLatencyMilliseconds.p99 / littleMilliseconds,
                     bound: 2.0, atMost: true, unit: "ratio"),
                 BenchTarget(
-                    name: "actor sold-out rejections / bare actor", value: ratio(actor.rejectionsPerSecond, ceilings.bareActorAnswersPerSecond),
+                    name: "actor sold-out rejections / bare actor",
+                    value: ratio(actor.rejectionsPerSecond, ceilings.bareActorAnswersPerSecond),
                     bound: 0.75, atMost: false, unit: "ratio"),
             ]
         }

@@ -48,8 +48,10 @@ public struct ClientHistory: Sendable, Codable {
         public var atMicroseconds: Int64
     }
 
-    public init(records: [OperationRecord], startedAtEpochMicroseconds: Int64, cutOff: [DropID: CutOff],
-                databaseURL: String? = nil, drops: [DropID]? = nil) {
+    public init(
+        records: [OperationRecord], startedAtEpochMicroseconds: Int64, cutOff: [DropID: CutOff],
+        databaseURL: String? = nil, drops: [DropID]? = nil
+    ) {
         self.records = records
         self.startedAtEpochMicroseconds = startedAtEpochMicroseconds
         self.cutOff = cutOff

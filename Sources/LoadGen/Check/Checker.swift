@@ -47,35 +47,49 @@ public struct Checker: Sendable {
 
     func check(pool: PostgresPool, drops requested: [DropID]?, history: ClientHistory?) async throws -> CheckReport {
         var ids = requested ?? []
-        if requested == nil { ids = try await pool.query("SELECT id FROM drops ORDER BY id").rows.map { try $0.int64("id") } }
+        if requested == nil {
+            ids = try await pool.query("SELECT id FROM drops ORDER BY id").rows.map { try $0.int64("id") }
+        }
         let scope = PostgresValue.int64Array(ids)
         let tolerance = PostgresValue.double(toleranceMilliseconds / 1_000)
         var invariants: [InvariantResult] = []
 
         // 1. Stock: rows never past total stock, and the counters agree with the rows.
-        let stock = try await pool.query("""
+        let stock = try await pool.query(
+            """
             SELECT d.id, d.total_stock, d.per_user_limit, d.sold, d.reserved,
                    (SELECT count(*) FROM purchases p WHERE p.drop_id = d.id) AS purchase_rows,
                    (SELECT count(*) FROM reservations r WHERE r.drop_id = d.id AND r.status = 'ACTIVE') AS active_rows,
                    (SELECT count(*) FROM reservations r WHERE r.drop_id = d.id AND r.status = 'PURCHASED') AS purchased_rows
             FROM drops d WHERE d.id = ANY($1) ORDER BY d.id
-            """, [scope]).rows
-        var oversell: [String] = [], counters: [String] = []
-        var oversold = 0, sold = 0, unsold = 0
+            """, [scope]
+        ).rows
+        var oversell: [String] = []
+        var counters: [String] = []
+        var oversold = 0
+        var sold = 0
+        var unsold = 0
         var dropRows: [CheckedRows.DropRow] = []
         for row in stock {
-            let id = try row.int64("id"), total = try row.int("total_stock")
+            let id = try row.int64("id")
+            let total = try row.int("total_stock")
             dropRows.append(CheckedRows.DropRow(id: id, totalStock: total, perUserLimit: try row.int("per_user_limit")))
-            let purchases = try row.int("purchase_rows"), active = try row.int("active_rows"), purchased = try row.int("purchased_rows")
-            let soldCounter = try row.int("sold"), reservedCounter = try row.int("reserved")
+            let purchases = try row.int("purchase_rows")
+            let active = try row.int("active_rows")
+            let purchased = try row.int("purchased_rows")
+            let soldCounter = try row.int("sold")
+            let reservedCounter = try row.int("reserved")
             sold += purchases
             unsold += max(0, total - purchases - active)
             if purchases + active > total {
                 oversold += purchases + active - total
-                oversell.append("drop \(id): \(purchases) purchases + \(active) ACTIVE reservations > total stock \(total)")
+                oversell.append(
+                    "drop \(id): \(purchases) purchases + \(active) ACTIVE reservations > total stock \(total)")
             }
             if soldCounter != purchases || reservedCounter != active || purchased != purchases {
-                counters.append("drop \(id): counters sold=\(soldCounter) reserved=\(reservedCounter), rows: \(purchases) purchases, \(purchased) PURCHASED and \(active) ACTIVE reservations")
+                counters.append(
+                    "drop \(id): counters sold=\(soldCounter) reserved=\(reservedCounter), rows: \(purchases) purchases, \(purchased) PURCHASED and \(active) ACTIVE reservations"
+                )
             }
         }
         let rows = try await loadRows(pool, scope, drops: dropRows)
@@ -89,12 +103,17 @@ public struct Checker: Sendable {
                 1, InvariantName.noOversell,
                 violations: stockOverTime.violations.isEmpty ? oversell : stockOverTime.violations,
                 ok: "\(stock.count) drops: units held + sold ≤ total stock at every instant", broken: "drops oversold"))
-        invariants.append(.verdict(1, InvariantName.countersMatchRows, violations: counters,
-                                   ok: "sold = purchases and reserved = ACTIVE reservations on every drop", broken: "drops whose counters disagree with their rows"))
+        invariants.append(
+            .verdict(
+                1, InvariantName.countersMatchRows, violations: counters,
+                ok: "sold = purchases and reserved = ACTIVE reservations on every drop",
+                broken: "drops whose counters disagree with their rows"))
 
         // 2. Every purchase completes exactly one PURCHASED hold of the same user and drop,
         //    committed before the hold expired; every PURCHASED hold has its purchase.
-        let purchases = try await examples(pool, """
+        let purchases = try await examples(
+            pool,
+            """
             SELECT format('purchase %s (user %s, drop %s) completes reservation %s, which %s', p.id, p.user_id, p.drop_id, p.reservation_id,
                    CASE WHEN r.id IS NULL THEN 'does not exist'
                         WHEN r.drop_id <> p.drop_id OR r.user_id <> p.user_id THEN format('belongs to user %s on drop %s', r.user_id, r.drop_id)
@@ -109,11 +128,16 @@ public struct Checker: Sendable {
             WHERE r.drop_id = ANY($1) AND r.status = 'PURCHASED'
             GROUP BY r.id HAVING count(p.id) <> 1
             """, [scope])
-        invariants.append(.verdict(2, InvariantName.purchasesMatchHolds, violations: purchases,
-                                   ok: "every purchase completes one PURCHASED hold before its expiry", broken: "purchases without a valid hold"))
+        invariants.append(
+            .verdict(
+                2, InvariantName.purchasesMatchHolds, violations: purchases,
+                ok: "every purchase completes one PURCHASED hold before its expiry",
+                broken: "purchases without a valid hold"))
 
         // 3. Per user per drop: one ACTIVE hold at most, and no more than the limit held or bought.
-        let limits = try await examples(pool, """
+        let limits = try await examples(
+            pool,
+            """
             SELECT format('user %s has %s ACTIVE reservations on drop %s (ids %s)', user_id, count(*), drop_id, string_agg(id::text, ', ' ORDER BY id))
             FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE'
             GROUP BY drop_id, user_id HAVING count(*) > 1
@@ -132,7 +156,9 @@ public struct Checker: Sendable {
                 broken: "users past a per-user rule"))
 
         // 4. Holds end on time: none still ACTIVE past its expiry, none expired early.
-        let expiry = try await examples(pool, """
+        let expiry = try await examples(
+            pool,
+            """
             SELECT format('reservation %s (user %s, drop %s) is still ACTIVE %s ms after it expired', id, user_id, drop_id,
                           round(extract(epoch FROM now() - expires_at) * 1000))
             FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE' AND expires_at < now() - make_interval(secs => $2)
@@ -141,8 +167,11 @@ public struct Checker: Sendable {
                           round(extract(epoch FROM expires_at - ended_at) * 1000))
             FROM reservations WHERE drop_id = ANY($1) AND status = 'EXPIRED' AND ended_at < expires_at - make_interval(secs => $2)
             """, [scope, tolerance])
-        invariants.append(.verdict(4, InvariantName.holdsExpire, violations: expiry,
-                                   ok: "no hold is still ACTIVE past its TTL, none was expired before it", broken: "holds that did not expire on time"))
+        invariants.append(
+            .verdict(
+                4, InvariantName.holdsExpire, violations: expiry,
+                ok: "no hold is still ACTIVE past its TTL, none was expired before it",
+                broken: "holds that did not expire on time"))
 
         // 5 and 6 need what the clients were told.
         var lostWrites = 0
@@ -161,7 +190,8 @@ public struct Checker: Sendable {
                 timeToSellOut = max(0, Double(last - history.startedAtEpochMicroseconds) / 1e6)
             }
         } else {
-            invariants.append(.skipped(5, InvariantName.acknowledgedWritesDurable, "not checked: no client history (pass --history)"))
+            invariants.append(
+                .skipped(5, InvariantName.acknowledgedWritesDurable, "not checked: no client history (pass --history)"))
             invariants.append(.skipped(6, InvariantName.noUndersell, "not checked: no client history (pass --history)"))
         }
         return CheckReport(
@@ -175,12 +205,16 @@ public struct Checker: Sendable {
     }
 
     /// The holds and purchases of `drops` (already read with the stock check).
-    private func loadRows(_ pool: PostgresPool, _ scope: PostgresValue, drops: [CheckedRows.DropRow]) async throws -> CheckedRows {
+    private func loadRows(
+        _ pool: PostgresPool, _ scope: PostgresValue, drops: [CheckedRows.DropRow]
+    ) async throws -> CheckedRows {
         let micros = { (column: String) in "(extract(epoch FROM \(column)) * 1000000)::bigint" }
-        let reservations = try await pool.query("""
+        let reservations = try await pool.query(
+            """
             SELECT id, drop_id, user_id, status, \(micros("created_at")) AS created, \(micros("expires_at")) AS expires, \(micros("ended_at")) AS ended
             FROM reservations WHERE drop_id = ANY($1)
-            """, [scope]).rows.map { row in
+            """, [scope]
+        ).rows.map { row in
             guard let status = ReservationStatus(rawValue: try row.string("status")) else {
                 throw PostgresError(
                     kind: .decoding, message: "reservation \(try row.int64("id")) has an unknown status")

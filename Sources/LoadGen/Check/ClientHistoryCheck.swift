@@ -141,7 +141,8 @@ enum ClientHistoryCheck {
                 violations.append(
                     "drop \(drop): \(cut.users) buyers were still trying when the run stopped at "
                         + "\(clock.describe(zero + cut.atMicroseconds)), yet \(total - most) of \(total) units stayed free "
-                        + "from its last turn-away (\(clock.describe(since))) to its last answer (\(clock.describe(until)))")
+                        + "from its last turn-away (\(clock.describe(since))) to its last answer (\(clock.describe(until)))"
+                )
             }
         }
         return .verdict(

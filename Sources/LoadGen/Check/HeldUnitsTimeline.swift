@@ -34,7 +34,8 @@ struct HeldUnitsTimeline {
         // At equal times apply releases first: a unit handed from one buyer to the next in the
         // same instant was never counted twice.
         events.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-        var times: [Int64] = [], counts: [Int] = []
+        var times: [Int64] = []
+        var counts: [Int] = []
         var current = 0
         for (time, delta) in events {
             current += delta
@@ -90,7 +91,8 @@ struct HeldUnitsTimeline {
 
     /// Index of the last change at or before `moment`, or -1.
     private func lastIndex(atOrBefore moment: Int64) -> Int {
-        var low = 0, high = times.count
+        var low = 0
+        var high = times.count
         while low < high {
             let mid = (low + high) / 2
             if times[mid] <= moment { low = mid + 1 } else { high = mid }

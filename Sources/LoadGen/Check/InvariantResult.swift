@@ -12,16 +12,23 @@ public struct InvariantResult: Sendable, Codable, Equatable {
     public var violations: Int
 
     static func passed(_ number: Int, _ name: String, _ detail: String) -> InvariantResult {
-        InvariantResult(number: number, name: name, ok: true, detail: detail, checked: true, counterexamples: [], violations: 0)
+        InvariantResult(
+            number: number, name: name, ok: true, detail: detail, checked: true, counterexamples: [], violations: 0)
     }
 
     static func skipped(_ number: Int, _ name: String, _ detail: String) -> InvariantResult {
-        InvariantResult(number: number, name: name, ok: true, detail: detail, checked: false, counterexamples: [], violations: 0)
+        InvariantResult(
+            number: number, name: name, ok: true, detail: detail, checked: false, counterexamples: [], violations: 0)
     }
 
-    static func verdict(_ number: Int, _ name: String, violations: [String], ok okDetail: String, broken brokenDetail: String) -> InvariantResult {
-        InvariantResult(number: number, name: name, ok: violations.isEmpty, detail: violations.isEmpty ? okDetail : "\(violations.count) \(brokenDetail)",
-                        checked: true, counterexamples: Array(violations.prefix(CheckerLimits.counterexamples)), violations: violations.count)
+    static func verdict(
+        _ number: Int, _ name: String, violations: [String], ok okDetail: String, broken brokenDetail: String
+    ) -> InvariantResult {
+        InvariantResult(
+            number: number, name: name, ok: violations.isEmpty,
+            detail: violations.isEmpty ? okDetail : "\(violations.count) \(brokenDetail)",
+            checked: true, counterexamples: Array(violations.prefix(CheckerLimits.counterexamples)),
+            violations: violations.count)
     }
 }
 

@@ -9,13 +9,16 @@ public enum ReportWriter {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        let slug = scenario.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.reduce(into: "") { $0.append($1) }
+        let slug = scenario.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.reduce(into: "") {
+            $0.append($1)
+        }
         let path = (root as NSString).appendingPathComponent("\(formatter.string(from: startedAt))-\(slug)")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
 
-    public static func write(_ report: RunReport, to directory: String, histories: [String: ClientHistory] = [:]) throws {
+    public static func write(_ report: RunReport, to directory: String, histories: [String: ClientHistory] = [:]) throws
+    {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.dateEncodingStrategy = .iso8601
@@ -24,7 +27,8 @@ public enum ReportWriter {
         try Data(report.html.utf8).write(to: URL(fileURLWithPath: directory).appendingPathComponent("report.html"))
         encoder.outputFormatting = []
         for (strategy, history) in histories {
-            try encoder.encode(history).write(to: URL(fileURLWithPath: directory).appendingPathComponent("history-\(strategy).json"))
+            try encoder.encode(history).write(
+                to: URL(fileURLWithPath: directory).appendingPathComponent("history-\(strategy).json"))
         }
     }
 

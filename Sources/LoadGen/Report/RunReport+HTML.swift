@@ -7,28 +7,55 @@ extension RunReport {
 
     var html: String {
         let esc = SVGChart.escape
-        var body = "<h1>\(esc(scenario)) <span class=\"\(pass ? "pass" : "fail")\">\(pass ? "PASS" : "FAIL")</span></h1>"
+        var body =
+            "<h1>\(esc(scenario)) <span class=\"\(pass ? "pass" : "fail")\">\(pass ? "PASS" : "FAIL")</span></h1>"
         if let headline {
             body += "<p class=\"headline\">\(esc(headline.prefix(1).uppercased() + headline.dropFirst())).</p>"
         }
-        body += "<p>Seed \(seed) · target \(esc(target)) · started \(ISO8601DateFormatter().string(from: startedAt)) · exit code \(exitCode)</p>"
+        body +=
+            "<p>Seed \(seed) · target \(esc(target)) · started \(ISO8601DateFormatter().string(from: startedAt)) · exit code \(exitCode)</p>"
 
         let rows = comparisonRows
         body += "<h2>Side by side</h2><table><tr>" + rows[0].map { "<th>\(esc($0))</th>" }.joined() + "</tr>"
         for row in rows.dropFirst() {
-            body += "<tr>" + row.enumerated().map { $0 == 0 ? "<th>\(esc($1))</th>" : "<td>\(esc($1))</td>" }.joined() + "</tr>"
+            body +=
+                "<tr>" + row.enumerated().map { $0 == 0 ? "<th>\(esc($1))</th>" : "<td>\(esc($1))</td>" }.joined()
+                + "</tr>"
         }
         body += "</table>"
 
         body += "<h2>Charts</h2><div class=\"charts\">"
         body += percentileChart(operation: "reserve")
-        if strategies.contains(where: { $0.latencyCurves["purchase"] != nil }) { body += percentileChart(operation: "purchase") }
-        body += SVGChart(title: "Committed claims per second", xLabel: "seconds since start", yLabel: "claims/s",
-                         series: strategies.map { s in .init(name: s.strategy.rawValue, color: color(s), points: s.timeline.map { (Double($0.second), Double($0.committedClaims)) }) }).svg
-        body += SVGChart(title: "Requests answered per second", xLabel: "seconds since start", yLabel: "answers/s",
-                         series: strategies.map { s in .init(name: s.strategy.rawValue, color: color(s), points: s.timeline.map { (Double($0.second), Double($0.ok + $0.rejected + $0.errors)) }) }).svg
-        body += SVGChart(title: "Available stock", xLabel: "seconds since start", yLabel: "units",
-                         series: strategies.map { s in .init(name: s.strategy.rawValue, color: color(s), points: s.timeline.compactMap { p in p.availableStock.map { (Double(p.second), Double($0)) } }) }).svg
+        if strategies.contains(where: { $0.latencyCurves["purchase"] != nil }) {
+            body += percentileChart(operation: "purchase")
+        }
+        body +=
+            SVGChart(
+                title: "Committed claims per second", xLabel: "seconds since start", yLabel: "claims/s",
+                series: strategies.map { s in
+                    .init(
+                        name: s.strategy.rawValue, color: color(s),
+                        points: s.timeline.map { (Double($0.second), Double($0.committedClaims)) })
+                }
+            ).svg
+        body +=
+            SVGChart(
+                title: "Requests answered per second", xLabel: "seconds since start", yLabel: "answers/s",
+                series: strategies.map { s in
+                    .init(
+                        name: s.strategy.rawValue, color: color(s),
+                        points: s.timeline.map { (Double($0.second), Double($0.ok + $0.rejected + $0.errors)) })
+                }
+            ).svg
+        body +=
+            SVGChart(
+                title: "Available stock", xLabel: "seconds since start", yLabel: "units",
+                series: strategies.map { s in
+                    .init(
+                        name: s.strategy.rawValue, color: color(s),
+                        points: s.timeline.compactMap { p in p.availableStock.map { (Double(p.second), Double($0)) } })
+                }
+            ).svg
         body += "</div>"
 
         for strategy in strategies {
@@ -36,7 +63,10 @@ extension RunReport {
             body +=
                 "<h2>\(strategy.strategy.rawValue)\(role): invariants</h2><table><tr><th>invariant</th><th>verdict</th><th>detail</th></tr>"
             for invariant in strategy.invariants {
-                let verdict = !invariant.checked ? "<td class=\"skip\">skipped</td>" : invariant.ok ? "<td class=\"pass\">holds</td>" : "<td class=\"fail\">BROKEN</td>"
+                let verdict =
+                    !invariant.checked
+                    ? "<td class=\"skip\">skipped</td>"
+                    : invariant.ok ? "<td class=\"pass\">holds</td>" : "<td class=\"fail\">BROKEN</td>"
                 var detail = esc(invariant.detail)
                 if !invariant.counterexamples.isEmpty {
                     detail += "<ul>" + invariant.counterexamples.map { "<li>\(esc($0))</li>" }.joined() + "</ul>"
@@ -47,16 +77,22 @@ extension RunReport {
             if !strategy.thresholds.isEmpty {
                 body += "<h3>Thresholds</h3><table><tr><th>expression</th><th>verdict</th><th>actual</th></tr>"
                 for threshold in strategy.thresholds {
-                    body += "<tr><td><code>\(esc(threshold.expression))</code></td>\(threshold.ok ? "<td class=\"pass\">met</td>" : "<td class=\"fail\">missed</td>")<td>\(String(format: "%g", threshold.actual))</td></tr>"
+                    body +=
+                        "<tr><td><code>\(esc(threshold.expression))</code></td>\(threshold.ok ? "<td class=\"pass\">met</td>" : "<td class=\"fail\">missed</td>")<td>\(String(format: "%g", threshold.actual))</td></tr>"
                 }
                 body += "</table>"
             }
-            body += "<h3>Operations</h3><table><tr><th>operation</th><th>count</th><th>ok</th><th>rejected</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>"
+            body +=
+                "<h3>Operations</h3><table><tr><th>operation</th><th>count</th><th>ok</th><th>rejected</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>"
             for (name, stats) in strategy.operations.sorted(by: { $0.key > $1.key }) where stats.count > 0 {
-                let rejected = stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                let rejected = stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(
+                    separator: ", ")
                 let l = stats.latencyMilliseconds
-                body += "<tr><th>\(name)</th><td>\(stats.count)</td><td>\(stats.ok)</td><td>\(esc(rejected.isEmpty ? "0" : rejected))</td><td>\(stats.errors)</td>"
-                body += [l.p50, l.p90, l.p99, l.p999, l.max].map { String(format: "<td>%.2f ms</td>", $0) }.joined() + "</tr>"
+                body +=
+                    "<tr><th>\(name)</th><td>\(stats.count)</td><td>\(stats.ok)</td><td>\(esc(rejected.isEmpty ? "0" : rejected))</td><td>\(stats.errors)</td>"
+                body +=
+                    [l.p50, l.p90, l.p99, l.p999, l.max].map { String(format: "<td>%.2f ms</td>", $0) }.joined()
+                    + "</tr>"
             }
             body += "</table>"
         }
@@ -77,16 +113,22 @@ extension RunReport {
             """
     }
 
-    private func color(_ strategy: StrategyReport) -> String { Self.strategyColors[strategy.strategy.rawValue] ?? "#555" }
+    private func color(_ strategy: StrategyReport) -> String {
+        Self.strategyColors[strategy.strategy.rawValue] ?? "#555"
+    }
 
     /// Latency against percentile on the HDR axis (each tick one more nine).
     private func percentileChart(operation: String) -> String {
         func x(_ percentile: Double) -> Double { percentile >= 100 ? 5.5 : min(5, -log10(1 - percentile / 100)) }
         return SVGChart(
-            title: "\(operation) latency by percentile (from intended send time)", xLabel: "percentile", yLabel: "ms (log scale)",
+            title: "\(operation) latency by percentile (from intended send time)", xLabel: "percentile",
+            yLabel: "ms (log scale)",
             series: strategies.compactMap { s in
-                s.latencyCurves[operation].map { curve in .init(name: s.strategy.rawValue, color: color(s), points: curve.map { (x($0[0]), $0[1]) }) }
+                s.latencyCurves[operation].map { curve in
+                    .init(name: s.strategy.rawValue, color: color(s), points: curve.map { (x($0[0]), $0[1]) })
+                }
             },
-            xTicks: [(0, "0"), (1, "90"), (2, "99"), (3, "99.9"), (4, "99.99"), (5, "99.999"), (5.5, "max")], logY: true).svg
+            xTicks: [(0, "0"), (1, "90"), (2, "99"), (3, "99.9"), (4, "99.99"), (5, "99.999"), (5.5, "max")], logY: true
+        ).svg
     }
 }

@@ -6,9 +6,13 @@ extension RunReport {
     var comparisonRows: [[String]] {
         func ms(_ v: Double) -> String { String(format: "%.2f ms", v) }
         func count(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : String(format: "%.1f", v) }
-        var rows: [[String]] = [[""] + strategies.map(\.strategy.rawValue) + (comparison == nil ? [] : ["actor/rowlock"])]
+        var rows: [[String]] = [
+            [""] + strategies.map(\.strategy.rawValue) + (comparison == nil ? [] : ["actor/rowlock"])
+        ]
         /// A label, a cell per strategy, and (with both strategies) the ratio cell.
-        func row(_ label: String, ratio: (StrategyComparison) -> String = { _ in "" }, _ cell: (StrategyReport) -> String) {
+        func row(
+            _ label: String, ratio: (StrategyComparison) -> String = { _ in "" }, _ cell: (StrategyReport) -> String
+        ) {
             rows.append([label] + strategies.map(cell) + (comparison.map { [ratio($0)] } ?? []))
         }
         // A drop scenario is bounded by stock: what it measures is how fast buyers hear "yes" or
@@ -24,7 +28,10 @@ extension RunReport {
             guard strategies.contains(where: { ($0.operations[operation.rawValue]?.count ?? 0) > 0 }) else { continue }
             for (label, path) in [("p50", \LatencyPercentiles.p50), ("p99", \.p99), ("p99.9", \.p999), ("max", \.max)] {
                 let showsRatio = operation == .reserve && label == "p99"
-                row("\(operation.rawValue) \(label)", ratio: { showsRatio ? String(format: "%.1fx lower", $0.p99ReserveLatencyRatio) : "" }) {
+                row(
+                    "\(operation.rawValue) \(label)",
+                    ratio: { showsRatio ? String(format: "%.1fx lower", $0.p99ReserveLatencyRatio) : "" }
+                ) {
                     ms($0.operations[operation.rawValue]?.latencyMilliseconds[keyPath: path] ?? 0)
                 }
             }
@@ -56,22 +63,36 @@ extension RunReport {
         }
         if strategies.contains(where: { $0.resources?.harnessResidentGrowthAfterWarmUp != nil }) {
             row("harness RSS warm / end / growth") { s in
-                guard let r = s.resources, let warm = r.harnessResidentBytesAfterWarmUp, let end = r.harnessResidentBytesAtEnd,
+                guard let r = s.resources, let warm = r.harnessResidentBytesAfterWarmUp,
+                    let end = r.harnessResidentBytesAtEnd,
                     let growth = r.harnessResidentGrowthAfterWarmUp
                 else { return "-" }
-                return String(format: "%.0f / %.0f MiB / %+.1f%%", Double(warm) / 1_048_576, Double(end) / 1_048_576, growth * 100)
+                return String(
+                    format: "%.0f / %.0f MiB / %+.1f%%", Double(warm) / 1_048_576, Double(end) / 1_048_576, growth * 100
+                )
             }
         }
         row("sold / total") { "\($0.stock.sold) / \($0.stock.total)" }
         row("oversold") { "\($0.stock.oversold)" }
-        row("users arrived / dropped / late sends") { "\($0.users.arrived) / \($0.users.droppedSends) / \($0.users.lateSends)" }
+        row("users arrived / dropped / late sends") {
+            "\($0.users.arrived) / \($0.users.droppedSends) / \($0.users.lateSends)"
+        }
         if strategies.contains(where: { $0.live != nil }) {
-            row("watchers connected / events/s") { $0.live.map { "\($0.connected)/\($0.watchers) / \(count($0.eventsPerSecond))" } ?? "-" }
-            row("event lag p50 / p99") { $0.live.map { String(format: "%.2f / %.2f ms", $0.lagMilliseconds.p50, $0.lagMilliseconds.p99) } ?? "-" }
+            row("watchers connected / events/s") {
+                $0.live.map { "\($0.connected)/\($0.watchers) / \(count($0.eventsPerSecond))" } ?? "-"
+            }
+            row("event lag p50 / p99") {
+                $0.live.map { String(format: "%.2f / %.2f ms", $0.lagMilliseconds.p50, $0.lagMilliseconds.p99) } ?? "-"
+            }
             row("watchers on the final stock") { $0.live.map { "\($0.finalStockMatches)/\($0.watchers)" } ?? "-" }
         }
-        row("invariants") { $0.invariantsBroken == 0 ? "all \($0.invariants.filter(\.checked).count) hold" : "\($0.invariantsBroken) BROKEN" }
-        row("thresholds") { s in s.thresholds.isEmpty ? "none" : "\(s.thresholds.filter(\.ok).count)/\(s.thresholds.count) pass" }
+        row("invariants") {
+            $0.invariantsBroken == 0
+                ? "all \($0.invariants.filter(\.checked).count) hold" : "\($0.invariantsBroken) BROKEN"
+        }
+        row("thresholds") { s in
+            s.thresholds.isEmpty ? "none" : "\(s.thresholds.filter(\.ok).count)/\(s.thresholds.count) pass"
+        }
         if strategies.contains(where: { $0.role == .baseline }) {
             row("role") { $0.role == .product ? "the verdict" : "baseline (findings)" }
         }
@@ -81,10 +102,13 @@ extension RunReport {
     /// The comparison as an aligned text table.
     public var summaryTable: String {
         let rows = comparisonRows
-        let widths = (0..<(rows.map(\.count).max() ?? 0)).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
+        let widths = (0..<(rows.map(\.count).max() ?? 0)).map { column in
+            rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0
+        }
         var lines = rows.map { row in
             row.enumerated().map { column, text in
-                column == 0 ? text.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                column == 0
+                    ? text.padding(toLength: widths[column], withPad: " ", startingAt: 0)
                     : String(repeating: " ", count: widths[column] - text.count) + text
             }.joined(separator: "  ")
         }
@@ -99,7 +123,8 @@ extension RunReport {
         strategies.flatMap { strategy in
             let label =
                 strategy.role == .baseline ? "\(strategy.strategy) (baseline, a finding)" : "\(strategy.strategy)"
-            let faults: [String] = (strategy.faults ?? []).map { "\(label): fault \($0.line)" }
+            let faults: [String] =
+                (strategy.faults ?? []).map { "\(label): fault \($0.line)" }
                 + (strategy.findings ?? []).map { "\(label): FINDING (not the verdict): \($0)" }
             let invariants: [String] = strategy.invariants.filter { !$0.ok }.flatMap { invariant -> [String] in
                 ["\(label): invariant \(invariant.number) \(invariant.name) BROKEN: \(invariant.detail)"]
@@ -126,7 +151,8 @@ extension RunReport {
     /// What the comparison showed, in one sentence for a newcomer (nil with one strategy).
     public var headline: String? {
         guard let comparison, let actor = strategies.first(where: { $0.strategy == .actor }),
-              let rowlock = strategies.first(where: { $0.strategy == .rowlock }) else { return nil }
+            let rowlock = strategies.first(where: { $0.strategy == .rowlock })
+        else { return nil }
         func rate(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : String(format: "%.1f", v) }
         func soldOut(_ s: StrategyReport) -> String {
             s.throughput.timeToSellOutSeconds.map { String(format: "%.2f s", $0) } ?? "never"
@@ -134,7 +160,8 @@ extension RunReport {
         let p99 = { (s: StrategyReport) in
             String(format: "%.1f ms", s.operations["reserve"]?.latencyMilliseconds.p99 ?? 0)
         }
-        var sentence = "actor answered \(rate(actor.throughput.answersPerSecond)) requests/s against rowlock's "
+        var sentence =
+            "actor answered \(rate(actor.throughput.answersPerSecond)) requests/s against rowlock's "
             + "\(rate(rowlock.throughput.answersPerSecond)) (\(String(format: "%.1fx", comparison.answersPerSecondRatio))); "
         sentence += "time to sell out (every unit held or sold) \(soldOut(actor)) against \(soldOut(rowlock))"
         if let ratio = comparison.timeToSellOutRatio { sentence += String(format: " (%.1fx sooner)", ratio) }
@@ -146,7 +173,8 @@ extension RunReport {
     var markdown: String {
         var md = "# \(scenario): \(pass ? "PASS" : "FAIL")\n\n"
         if let headline { md += "\(headline.prefix(1).uppercased() + headline.dropFirst()).\n\n" }
-        md += "Seed \(seed), target \(target), started \(ISO8601DateFormatter().string(from: startedAt)), exit code \(exitCode).\n\n"
+        md +=
+            "Seed \(seed), target \(target), started \(ISO8601DateFormatter().string(from: startedAt)), exit code \(exitCode).\n\n"
         let rows = comparisonRows
         md += "| " + rows[0].map { $0.isEmpty ? " " : $0 }.joined(separator: " | ") + " |\n"
         md += "|" + rows[0].map { _ in "---" }.joined(separator: "|") + "|\n"
@@ -156,12 +184,16 @@ extension RunReport {
                 "\n## \(strategy.strategy)\(strategy.role == .baseline ? " (baseline: findings, not the verdict)" : "")\n\n"
             md += "| invariant | ok | detail |\n|---|---|---|\n"
             for invariant in strategy.invariants {
-                md += "| \(invariant.number). \(invariant.name) | \(invariant.checked ? (invariant.ok ? "yes" : "**NO**") : "skipped") | \(invariant.detail) |\n"
+                md +=
+                    "| \(invariant.number). \(invariant.name) | \(invariant.checked ? (invariant.ok ? "yes" : "**NO**") : "skipped") | \(invariant.detail) |\n"
                 for example in invariant.counterexamples { md += "| | | e.g. \(example) |\n" }
             }
             if !strategy.thresholds.isEmpty {
                 md += "\n| threshold | ok | actual |\n|---|---|---|\n"
-                for threshold in strategy.thresholds { md += "| `\(threshold.expression)` | \(threshold.ok ? "yes" : "**NO**") | \(String(format: "%g", threshold.actual)) |\n" }
+                for threshold in strategy.thresholds {
+                    md +=
+                        "| `\(threshold.expression)` | \(threshold.ok ? "yes" : "**NO**") | \(String(format: "%g", threshold.actual)) |\n"
+                }
             }
             if let faults = strategy.faults {
                 md += "\nFaults (nemesis), in order:\n\n"
@@ -169,8 +201,12 @@ extension RunReport {
             }
             for finding in strategy.findings ?? [] { md += "\n**Finding** (not the verdict): \(finding)\n" }
             md += "\nRejections by code:"
-            for (operation, stats) in strategy.operations.sorted(by: { $0.key < $1.key }) where !stats.rejected.isEmpty {
-                md += " \(operation): " + stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "."
+            for (operation, stats) in strategy.operations.sorted(by: { $0.key < $1.key }) where !stats.rejected.isEmpty
+            {
+                md +=
+                    " \(operation): "
+                    + stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                    + "."
             }
             md += "\n"
         }

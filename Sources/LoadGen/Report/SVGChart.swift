@@ -23,9 +23,11 @@ struct SVGChart {
 
     var svg: String {
         let all = series.flatMap(\.points)
-        let xMin = all.map(\.x).min() ?? 0, xMax = max(all.map(\.x).max() ?? 1, xMin + 1e-9)
+        let xMin = all.map(\.x).min() ?? 0
+        let xMax = max(all.map(\.x).max() ?? 1, xMin + 1e-9)
         let yMax = Self.niceCeiling(max(all.map(\.y).max() ?? 1, 1e-9))
-        let plotW = width - left - right, plotH = height - top - bottom
+        let plotW = width - left - right
+        let plotH = height - top - bottom
         // Log axis: whole decades from the smallest positive value to the largest.
         let decadeLow = floor(log10(max(all.map(\.y).filter { $0 > 0 }.min() ?? 0.01, 0.001)))
         let decadeHigh = max(ceil(log10(max(all.map(\.y).max() ?? 1, 0.001))), decadeLow + 1)
@@ -35,33 +37,49 @@ struct SVGChart {
             let fraction = (log10(max(y, pow(10, decadeLow))) - decadeLow) / (decadeHigh - decadeLow)
             return top + plotH - fraction * plotH
         }
-        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(Self.escape(title))\">"
+        var out =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(Self.escape(title))\">"
         out += "<text x=\"\(left)\" y=\"20\" class=\"title\">\(Self.escape(title))</text>"
-        let yTicks = logY ? stride(from: decadeLow, through: decadeHigh, by: 1).map { pow(10, $0) } : (0...4).map { yMax * Double($0) / 4 }
+        let yTicks =
+            logY
+            ? stride(from: decadeLow, through: decadeHigh, by: 1).map { pow(10, $0) }
+            : (0...4).map { yMax * Double($0) / 4 }
         for y in yTicks {
             out += "<line x1=\"\(left)\" x2=\"\(width - right)\" y1=\"\(f(py(y)))\" y2=\"\(f(py(y)))\" class=\"grid\"/>"
-            out += "<text x=\"\(left - 6)\" y=\"\(f(py(y) + 4))\" text-anchor=\"end\" class=\"tick\">\(Self.number(y))</text>"
+            out +=
+                "<text x=\"\(left - 6)\" y=\"\(f(py(y) + 4))\" text-anchor=\"end\" class=\"tick\">\(Self.number(y))</text>"
         }
-        let ticks = xTicks ?? (0...5).map { step in
-            let x = xMin + (xMax - xMin) * Double(step) / 5
-            return (x, Self.number(x))
-        }
+        let ticks =
+            xTicks
+            ?? (0...5).map { step in
+                let x = xMin + (xMax - xMin) * Double(step) / 5
+                return (x, Self.number(x))
+            }
         for (x, label) in ticks where x >= xMin && x <= xMax {
-            out += "<text x=\"\(f(px(x)))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"middle\" class=\"tick\">\(Self.escape(label))</text>"
+            out +=
+                "<text x=\"\(f(px(x)))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"middle\" class=\"tick\">\(Self.escape(label))</text>"
         }
-        out += "<line x1=\"\(left)\" x2=\"\(width - right)\" y1=\"\(f(top + plotH))\" y2=\"\(f(top + plotH))\" class=\"axis\"/>"
+        out +=
+            "<line x1=\"\(left)\" x2=\"\(width - right)\" y1=\"\(f(top + plotH))\" y2=\"\(f(top + plotH))\" class=\"axis\"/>"
         out += "<line x1=\"\(left)\" x2=\"\(left)\" y1=\"\(top)\" y2=\"\(f(top + plotH))\" class=\"axis\"/>"
-        out += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 6))\" text-anchor=\"middle\" class=\"label\">\(Self.escape(xLabel))</text>"
-        out += "<text transform=\"translate(14 \(f(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" class=\"label\">\(Self.escape(yLabel))</text>"
+        out +=
+            "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 6))\" text-anchor=\"middle\" class=\"label\">\(Self.escape(xLabel))</text>"
+        out +=
+            "<text transform=\"translate(14 \(f(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" class=\"label\">\(Self.escape(yLabel))</text>"
         for (index, line) in series.enumerated() where !line.points.isEmpty {
             let path = line.points.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
             out += "<polyline fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"2\" points=\"\(path)\"/>"
             if line.points.count < 30 {
-                for point in line.points { out += "<circle cx=\"\(f(px(point.x)))\" cy=\"\(f(py(point.y)))\" r=\"2.5\" fill=\"\(line.color)\"/>" }
+                for point in line.points {
+                    out +=
+                        "<circle cx=\"\(f(px(point.x)))\" cy=\"\(f(py(point.y)))\" r=\"2.5\" fill=\"\(line.color)\"/>"
+                }
             }
-            let legendX = width - right - 150, legendY = top + 4 + Double(index) * 16
+            let legendX = width - right - 150
+            let legendY = top + 4 + Double(index) * 16
             out += "<rect x=\"\(f(legendX))\" y=\"\(f(legendY))\" width=\"12\" height=\"3\" fill=\"\(line.color)\"/>"
-            out += "<text x=\"\(f(legendX + 18))\" y=\"\(f(legendY + 5))\" class=\"tick\">\(Self.escape(line.name))</text>"
+            out +=
+                "<text x=\"\(f(legendX + 18))\" y=\"\(f(legendY + 5))\" class=\"tick\">\(Self.escape(line.name))</text>"
         }
         return out + "</svg>"
     }

@@ -13,10 +13,14 @@ extension StrategyReport {
             let mine = records.filter { $0.operation == operation }
             let all = LatencyHistogram(mine.map(\.latencyMicroseconds))
             var rejected: [String: Int] = [:]
-            for record in mine { if case .rejected(let code) = record.result { rejected[code.rawValue, default: 0] += 1 } }
+            for record in mine {
+                if case .rejected(let code) = record.result { rejected[code.rawValue, default: 0] += 1 }
+            }
             let byOutcome: [String: LatencyPercentiles] = [
                 "ok": LatencyHistogram(mine.filter { $0.result == .ok }.map(\.latencyMicroseconds)).percentiles,
-                "rejected": LatencyHistogram(mine.filter { if case .rejected = $0.result { true } else { false } }.map(\.latencyMicroseconds)).percentiles,
+                "rejected": LatencyHistogram(
+                    mine.filter { if case .rejected = $0.result { true } else { false } }.map(\.latencyMicroseconds)
+                ).percentiles,
                 "error": LatencyHistogram(mine.filter(\.result.isFailure).map(\.latencyMicroseconds)).percentiles,
             ]
             operations[operation.rawValue] = OperationStats(
@@ -28,26 +32,33 @@ extension StrategyReport {
         let seconds = max(run.loadSeconds, 1e-6)
         let committed = records.count { $0.operation == .reserve && $0.result == .ok }
         let answered = records.count { !$0.result.isFailure }
-        let late = records.count { $0.sentMicroseconds - $0.intendedMicroseconds > Int64(LoadDefaults.lateSendMilliseconds * 1_000) }
+        let late = records.count {
+            $0.sentMicroseconds - $0.intendedMicroseconds > Int64(LoadDefaults.lateSendMilliseconds * 1_000)
+        }
         let cutOff = run.history.cutOff.values.reduce(0) { $0 + $1.users }
         self.init(
-            strategy: run.strategy, durationSeconds: run.loadSeconds, invariants: run.check.invariants, operations: operations,
+            strategy: run.strategy, durationSeconds: run.loadSeconds, invariants: run.check.invariants,
+            operations: operations,
             throughput: Throughput(
                 committedClaimsPerSecond: Double(committed) / seconds,
                 requestsPerSecond: Double(records.count) / seconds,
                 answersPerSecond: Double(answered) / seconds, timeToSellOutSeconds: run.check.timeToSellOutSeconds),
             thresholds: [],
-            users: UserFigures(planned: run.plannedUsers, arrived: run.plannedUsers - run.neverSent, droppedSends: run.neverSent,
-                               lateSends: late, cutOffWhileTrying: cutOff),
-            stock: StockFigures(total: run.totalStock, sold: run.check.sold, unsold: run.check.unsold,
-                                oversold: run.check.oversold, lostWrites: run.check.lostWrites),
+            users: UserFigures(
+                planned: run.plannedUsers, arrived: run.plannedUsers - run.neverSent, droppedSends: run.neverSent,
+                lateSends: late, cutOffWhileTrying: cutOff),
+            stock: StockFigures(
+                total: run.totalStock, sold: run.check.sold, unsold: run.check.unsold,
+                oversold: run.check.oversold, lostWrites: run.check.lostWrites),
             timeline: Self.timeline(records, samples: run.stockSamples),
             latencyCurves: curves, database: run.databaseURL, live: run.live,
             stampToAnswerMilliseconds: run.check.stampToAnswerMilliseconds)
         if !run.faults.isEmpty { faults = FaultReport.reports(run.faults, history: records) }
         resources = ResourceFigures(
             targetCPUMicroseconds: run.targetCPUMicroseconds,
-            targetCPUMicrosecondsPerRequest: run.targetCPUMicroseconds.map { Double($0) / Double(max(records.count, 1)) },
+            targetCPUMicrosecondsPerRequest: run.targetCPUMicroseconds.map {
+                Double($0) / Double(max(records.count, 1))
+            },
             harnessPeakResidentBytes: ProcessUsage.now().peakResidentBytes)
         let load = run.stockSamples.filter { $0.second <= run.loadSeconds && $0.residentBytes > 0 }
         if run.loadSeconds >= 2 * LoadDefaults.warmUpSeconds,
@@ -55,7 +66,8 @@ extension StrategyReport {
         {
             resources?.harnessResidentBytesAfterWarmUp = warm.residentBytes
             resources?.harnessResidentBytesAtEnd = end.residentBytes
-            resources?.harnessResidentGrowthAfterWarmUp = Double(end.residentBytes - warm.residentBytes) / Double(warm.residentBytes)
+            resources?.harnessResidentGrowthAfterWarmUp =
+                Double(end.residentBytes - warm.residentBytes) / Double(warm.residentBytes)
         }
         self.thresholds = thresholds.map { $0.evaluate(value(of: $0.metric)) }
     }
@@ -94,8 +106,12 @@ extension StrategyReport {
     }
 
     static func timeline(_ records: [OperationRecord], samples: [StockSample]) -> [TimelinePoint] {
-        let lastSecond = max(records.map { Int($0.answeredMicroseconds / 1_000_000) }.max() ?? 0, samples.map { Int($0.second) }.max() ?? 0)
-        var points = (0...lastSecond).map { TimelinePoint(second: $0, sent: 0, ok: 0, rejected: 0, errors: 0, committedClaims: 0, availableStock: nil) }
+        let lastSecond = max(
+            records.map { Int($0.answeredMicroseconds / 1_000_000) }.max() ?? 0,
+            samples.map { Int($0.second) }.max() ?? 0)
+        var points = (0...lastSecond).map {
+            TimelinePoint(second: $0, sent: 0, ok: 0, rejected: 0, errors: 0, committedClaims: 0, availableStock: nil)
+        }
         for record in records {
             points[Int(record.sentMicroseconds / 1_000_000)].sent += 1
             let second = Int(record.answeredMicroseconds / 1_000_000)
@@ -114,7 +130,8 @@ extension StrategyReport {
 
 /// An HDR histogram of latencies in microseconds (1 µs to 1 h, 3 significant digits).
 struct LatencyHistogram {
-    private var histogram = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    private var histogram = Histogram<UInt64>(
+        highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
 
     init(_ microseconds: [Int64]) {
         for value in microseconds { _ = histogram.record(UInt64(clamping: max(1, value))) }
@@ -123,7 +140,8 @@ struct LatencyHistogram {
     var percentiles: LatencyPercentiles {
         guard histogram.totalCount > 0 else { return LatencyPercentiles(p50: 0, p90: 0, p99: 0, p999: 0, max: 0) }
         func ms(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1_000 }
-        return LatencyPercentiles(p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: Double(histogram.max) / 1_000)
+        return LatencyPercentiles(
+            p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: Double(histogram.max) / 1_000)
     }
 
     /// [percentile, ms] pairs on the usual HDR ladder for plotting.

@@ -20,7 +20,9 @@ extension Arrival {
 
     /// How many of `count` users this model lets arrive (a rate stops after its `for`).
     public func arrivals(outOf count: Int) -> Int {
-        if case .rate(let perSecond, let duration) = self { return min(count, Int((perSecond * duration).rounded(.up))) }
+        if case .rate(let perSecond, let duration) = self {
+            return min(count, Int((perSecond * duration).rounded(.up)))
+        }
         return count
     }
 }

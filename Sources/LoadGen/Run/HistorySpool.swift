@@ -52,12 +52,14 @@ final class HistorySpool: Sendable {
             guard let path = state.path, state.spooled > 0 else { return records }
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
             guard data.count == state.spooled * Self.recordBytes else {
-                throw RunError.unavailable("the spooled history at \(path) has \(data.count) bytes, not \(state.spooled) records")
+                throw RunError.unavailable(
+                    "the spooled history at \(path) has \(data.count) bytes, not \(state.spooled) records")
             }
             records.reserveCapacity(records.count + state.spooled)
             try data.withUnsafeBytes { bytes in
                 for offset in stride(from: 0, to: bytes.count, by: Self.recordBytes) {
-                    records.append(try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Self.recordBytes])))
+                    records.append(
+                        try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Self.recordBytes])))
                 }
             }
             return records
@@ -71,7 +73,9 @@ final class HistorySpool: Sendable {
 
     private static func open(_ state: inout State) {
         let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("stockdrop-history-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString).bin").path
+            .appendingPathComponent(
+                "stockdrop-history-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString).bin"
+            ).path
         FileManager.default.createFile(atPath: path, contents: nil)
         state.path = path
         state.file = FileHandle(forWritingAtPath: path)
@@ -91,13 +95,14 @@ final class HistorySpool: Sendable {
     /// operation, result, rejection, flags, 4 spare bytes, then seven little-endian Int64s:
     /// user, drop, reservation, purchase, intended, sent, answered.
     static func encode(_ record: OperationRecord, into data: inout Data) {
-        let (result, rejection): (UInt8, UInt8) = switch record.result {
-        case .ok: (0, 0)
-        case .rejected(let code): (1, UInt8(RejectionCode.allCases.firstIndex(of: code)!))
-        case .failed: (2, 0)
-        case .error: (3, 0)
-        case .timeout: (4, 0)
-        }
+        let (result, rejection): (UInt8, UInt8) =
+            switch record.result {
+            case .ok: (0, 0)
+            case .rejected(let code): (1, UInt8(RejectionCode.allCases.firstIndex(of: code)!))
+            case .failed: (2, 0)
+            case .error: (3, 0)
+            case .timeout: (4, 0)
+            }
         let flags = UInt8(record.reservationID == nil ? 0 : 1) | UInt8(record.purchaseID == nil ? 0 : 2)
         data.append(contentsOf: [
             UInt8(OperationKind.allCases.firstIndex(of: record.operation)!), result, rejection, flags, 0, 0, 0, 0,
@@ -111,7 +116,9 @@ final class HistorySpool: Sendable {
     }
 
     static func decode(_ bytes: UnsafeRawBufferPointer) throws -> OperationRecord {
-        func int64(_ index: Int) -> Int64 { Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8 + index * 8, as: Int64.self)) }
+        func int64(_ index: Int) -> Int64 {
+            Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8 + index * 8, as: Int64.self))
+        }
         guard Int(bytes[0]) < OperationKind.allCases.count, Int(bytes[2]) < RejectionCode.allCases.count else {
             throw RunError.unavailable("a spooled history record is corrupt")
         }

@@ -27,7 +27,8 @@ public final class InProcessTarget: LoadTarget {
         do {
             switch try await inventory.reserve(drop: drop, user: user) {
             case .reserved(let reservation): return Answer(.ok, reservationID: reservation.id)
-            case .alreadyHolding(let reservation): return Answer(.rejected(.alreadyHolding), reservationID: reservation?.id)
+            case .alreadyHolding(let reservation):
+                return Answer(.rejected(.alreadyHolding), reservationID: reservation?.id)
             case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
             }
         } catch {
@@ -38,7 +39,8 @@ public final class InProcessTarget: LoadTarget {
     public func purchase(drop: DropID, user: UserID, idempotencyKey: String) async -> Answer {
         do {
             switch try await inventory.purchase(drop: drop, user: user, idempotencyKey: idempotencyKey) {
-            case .purchased(let purchase, _): return Answer(.ok, reservationID: purchase.reservationID, purchaseID: purchase.id)
+            case .purchased(let purchase, _):
+                return Answer(.ok, reservationID: purchase.reservationID, purchaseID: purchase.id)
             case let outcome: return Answer(.rejected(outcome.rejection ?? .overloaded))
             }
         } catch {

@@ -23,9 +23,11 @@ public final class LiveCounters: Sendable {
     }
 
     public var snapshot: LiveSnapshot {
-        LiveSnapshot(arrived: arrived.load(ordering: .relaxed), sent: sent.load(ordering: .relaxed), ok: ok.load(ordering: .relaxed),
-                     rejected: rejected.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed),
-                     reserved: reserved.load(ordering: .relaxed))
+        LiveSnapshot(
+            arrived: arrived.load(ordering: .relaxed), sent: sent.load(ordering: .relaxed),
+            ok: ok.load(ordering: .relaxed),
+            rejected: rejected.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed),
+            reserved: reserved.load(ordering: .relaxed))
     }
 }
 

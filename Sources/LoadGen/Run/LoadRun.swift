@@ -43,10 +43,14 @@ struct LoadRun: Sendable {
         let creation = Date()
         var dropIDs: [DropID] = []
         for plan in scenario.drops {
-            let startsAt = plan.startsInMilliseconds > 0 ? creation.addingTimeInterval(Double(plan.startsInMilliseconds) / 1_000) : nil
-            dropIDs.append(try await target.createDrop(DropSpec(
-                name: plan.name, priceCents: plan.priceCents, totalStock: plan.stock, startsAt: startsAt,
-                perUserLimit: plan.perUserLimit, reserveTTLMilliseconds: plan.reserveTTLMilliseconds)))
+            let startsAt =
+                plan.startsInMilliseconds > 0
+                ? creation.addingTimeInterval(Double(plan.startsInMilliseconds) / 1_000) : nil
+            dropIDs.append(
+                try await target.createDrop(
+                    DropSpec(
+                        name: plan.name, priceCents: plan.priceCents, totalStock: plan.stock, startsAt: startsAt,
+                        perUserLimit: plan.perUserLimit, reserveTTLMilliseconds: plan.reserveTTLMilliseconds)))
         }
         let users = plannedUsers(dropIDs)
         // Before the clock starts: a real buyer holds a token before the sale opens.
@@ -85,8 +89,9 @@ struct LoadRun: Sendable {
         let records = try spool.all()
         let cutOff = outcome.cutOff.mapValues { ClientHistory.CutOff(users: $0, atMicroseconds: stop) }
         let neverSent = outcome.neverSent
-        let history = ClientHistory(records: records, startedAtEpochMicroseconds: Int64(clock.startedAt.timeIntervalSince1970 * 1_000_000),
-                                    cutOff: cutOff, databaseURL: target.databaseURL, drops: dropIDs)
+        let history = ClientHistory(
+            records: records, startedAtEpochMicroseconds: Int64(clock.startedAt.timeIntervalSince1970 * 1_000_000),
+            cutOff: cutOff, databaseURL: target.databaseURL, drops: dropIDs)
 
         // The sampler keeps going through the drain, so the chart shows expiries returning stock.
         try await drain(drops: dropIDs, observer: observer)
@@ -96,7 +101,9 @@ struct LoadRun: Sendable {
             .check(pool: observer, drops: dropIDs, history: history)
         var live: LiveFigures?
         if let watchers {
-            let rows = try await observer.query("SELECT id, total_stock - sold - reserved AS available FROM drops WHERE id = ANY($1)", [.int64Array(dropIDs)])
+            let rows = try await observer.query(
+                "SELECT id, total_stock - sold - reserved AS available FROM drops WHERE id = ANY($1)",
+                [.int64Array(dropIDs)])
             var available: [DropID: Int] = [:]
             for row in rows.rows { available[try row.int64("id")] = try row.int("available") }
             live = await watchers.finish(available: available)
@@ -127,12 +134,16 @@ struct LoadRun: Sendable {
             for index in 0..<population.arrival.arrivals(outOf: population.count) {
                 let user = nextUser + UserID(index)
                 var random = SplitMix64(seed: scenario.seed ^ (UInt64(user) &* 0xD1B5_4A32_D192_ED03))
-                let drop: DropID = switch population.drop {
-                case .one(let index): drops[index]
-                case .any: drops[Int.random(in: 0..<drops.count, using: &random)]
-                }
-                users.append(VirtualUser(user: user, drop: drop, arrivalMicroseconds: population.arrival.offsetMicroseconds(ofArrival: index),
-                                         behaviour: population, random: random))
+                let drop: DropID =
+                    switch population.drop {
+                    case .one(let index): drops[index]
+                    case .any: drops[Int.random(in: 0..<drops.count, using: &random)]
+                    }
+                users.append(
+                    VirtualUser(
+                        user: user, drop: drop,
+                        arrivalMicroseconds: population.arrival.offsetMicroseconds(ofArrival: index),
+                        behaviour: population, random: random))
             }
             nextUser += UserID(population.count)
         }
@@ -152,10 +163,14 @@ struct LoadRun: Sendable {
             let available = (try? rows?.first?.int("available")) ?? nil
             let second = Double(clock.nowMicroseconds) / 1e6
             if let available {
-                samples.append(StockSample(second: second, available: available, residentBytes: ProcessUsage.residentBytesNow()))
+                samples.append(
+                    StockSample(second: second, available: available, residentBytes: ProcessUsage.residentBytesNow()))
             }
             let now = live.snapshot
-            progress(ProgressTick(elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent), availableStock: available ?? -1))
+            progress(
+                ProgressTick(
+                    elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent),
+                    availableStock: available ?? -1))
             previous = now
             try? await Task.sleep(for: .milliseconds(LoadDefaults.stockSampleMilliseconds))
         }
@@ -168,8 +183,11 @@ struct LoadRun: Sendable {
         let longestTTL = scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(longestTTL + LoadDefaults.drainSlackMilliseconds))
         while ContinuousClock.now < deadline {
-            let active = try await observer.query(
-                "SELECT count(*) AS n FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE'", [.int64Array(drops)]).first?.int("n") ?? 0
+            let active =
+                try await observer.query(
+                    "SELECT count(*) AS n FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE'",
+                    [.int64Array(drops)]
+                ).first?.int("n") ?? 0
             if active == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
         }

@@ -20,8 +20,11 @@ public struct RunOptions: Sendable {
     /// What a nemesis run starts its cluster with: the `stockdrop` binary and `cluster.sh`.
     public var nemesisLauncher: (binary: String, script: String)?
 
-    public init(strategies: [Strategy], databaseURL: String?, rowLockPoolSize: Int = Defaults.rowLockPoolSize, keepHistory: Bool = false,
-                http: HTTPTargetOptions? = nil, strategiesExplicit: Bool = false) {
+    public init(
+        strategies: [Strategy], databaseURL: String?, rowLockPoolSize: Int = Defaults.rowLockPoolSize,
+        keepHistory: Bool = false,
+        http: HTTPTargetOptions? = nil, strategiesExplicit: Bool = false
+    ) {
         self.strategies = strategies
         self.databaseURL = databaseURL
         self.rowLockPoolSize = rowLockPoolSize
@@ -47,8 +50,12 @@ public struct RunOutcome: Sendable {
 }
 
 public enum LoadRunner {
-    public static func run(_ scenario: Scenario, options: RunOptions, progress: @escaping @Sendable (Strategy, ProgressTick) -> Void) async throws -> RunOutcome {
-        if let plan = scenario.nemesis { return try await runWithNemesis(plan, scenario, options: options, progress: progress) }
+    public static func run(
+        _ scenario: Scenario, options: RunOptions, progress: @escaping @Sendable (Strategy, ProgressTick) -> Void
+    ) async throws -> RunOutcome {
+        if let plan = scenario.nemesis {
+            return try await runWithNemesis(plan, scenario, options: options, progress: progress)
+        }
         let startedAt = Date()
         var reports: [StrategyReport] = []
         var histories: [String: ClientHistory] = [:]
@@ -57,9 +64,15 @@ public enum LoadRunner {
         if case .servers(let urls) = scenario.target { server = try await serverTarget(urls, options: options) }
         for strategy in server.map({ [$0.strategy] }) ?? options.strategies {
             let target: any LoadTarget
-            if let server { target = server } else { target = try await makeTarget(strategy: strategy, options: options) }
+            if let server {
+                target = server
+            } else {
+                target = try await makeTarget(strategy: strategy, options: options)
+            }
             do {
-                let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters()) { progress(strategy, $0) }.run()
+                let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters()) {
+                    progress(strategy, $0)
+                }.run()
                 await target.close()
                 reports.append(StrategyReport(run, thresholds: scenario.thresholds))
                 if options.keepHistory { histories[strategy.rawValue] = run.history }
@@ -74,8 +87,9 @@ public enum LoadRunner {
             for index in reports.indices where reports[index].strategy != .actor { reports[index].role = .baseline }
         }
         let exitCode = verdict(reports)
-        let report = RunReport(scenario: scenario.name, seed: scenario.seed, startedAt: startedAt, pass: exitCode == 0, exitCode: exitCode,
-                               target: scenario.target.description, strategies: reports, comparison: comparison(reports))
+        let report = RunReport(
+            scenario: scenario.name, seed: scenario.seed, startedAt: startedAt, pass: exitCode == 0, exitCode: exitCode,
+            target: scenario.target.description, strategies: reports, comparison: comparison(reports))
         return RunOutcome(report: report, histories: histories)
     }
 
@@ -87,20 +101,25 @@ public enum LoadRunner {
         _ plan: NemesisPlan, _ scenario: Scenario, options: RunOptions,
         progress: @escaping @Sendable (Strategy, ProgressTick) -> Void
     ) async throws -> RunOutcome {
-        guard let launcher = options.nemesisLauncher else { throw RunError.usage("a nemesis run needs the binary and scripts/cluster.sh") }
+        guard let launcher = options.nemesisLauncher else {
+            throw RunError.usage("a nemesis run needs the binary and scripts/cluster.sh")
+        }
         guard options.databaseURL?.isEmpty ?? true else {
             throw RunError.usage("a nemesis run crashes and pauses the embedded PostgreSQL: unset DATABASE_URL")
         }
         let startedAt = Date()
         let given = options.http?.secret ?? ""
-        let secret = given.utf8.count >= 32 ? given : (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let secret =
+            given.utf8.count >= 32
+            ? given : (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         let cluster = try await NemesisCluster.start(
             binary: launcher.binary, script: launcher.script, instances: LoadDefaults.nemesisInstances, secret: secret)
         var http = options.http ?? HTTPTargetOptions(secret: secret)
         http.secret = secret
         let run: StrategyRun
         do {
-            let target = try await HTTPTarget.connect([cluster.balancerURL], databaseURL: cluster.databaseURL, options: http)
+            let target = try await HTTPTarget.connect(
+                [cluster.balancerURL], databaseURL: cluster.databaseURL, options: http)
             let nemesis = Nemesis(plan: plan, cluster: cluster, seed: scenario.seed)
             do {
                 run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters(), nemesis: nemesis) {
@@ -120,7 +139,8 @@ public enum LoadRunner {
         let failedFaults = run.faults.count { $0.problem != nil }
         report.thresholds.append(
             ThresholdResult(
-                expression: "every fault opened and healed (at least one)", ok: failedFaults == 0 && !run.faults.isEmpty,
+                expression: "every fault opened and healed (at least one)",
+                ok: failedFaults == 0 && !run.faults.isEmpty,
                 actual: Double(failedFaults)))
         // An instance that outlives its shutdown bound after the faults is a finding with the
         // instance's last log lines, not the verdict: the verdict is the three thresholds above
@@ -133,7 +153,8 @@ public enum LoadRunner {
         let exitCode = verdict([report])
         let summary = RunReport(
             scenario: scenario.name, seed: scenario.seed, startedAt: startedAt, pass: exitCode == 0, exitCode: exitCode,
-            target: "nemesis \(plan.faults.map(\.rawValue).joined(separator: ",")) on \(cluster.instances) instances behind HAProxy",
+            target:
+                "nemesis \(plan.faults.map(\.rawValue).joined(separator: ",")) on \(cluster.instances) instances behind HAProxy",
             strategies: [report], comparison: nil)
         return RunOutcome(report: summary, histories: options.keepHistory ? [run.strategy.rawValue: run.history] : [:])
     }
@@ -147,7 +168,9 @@ public enum LoadRunner {
     }
 
     static func comparison(_ reports: [StrategyReport]) -> StrategyComparison? {
-        guard let actor = reports.first(where: { $0.strategy == .actor }), let rowlock = reports.first(where: { $0.strategy == .rowlock }) else { return nil }
+        guard let actor = reports.first(where: { $0.strategy == .actor }),
+            let rowlock = reports.first(where: { $0.strategy == .rowlock })
+        else { return nil }
         func ratio(_ a: Double, _ b: Double) -> Double { b > 0 ? a / b : 0 }
         let actorP99 = actor.operations["reserve"]?.latencyMilliseconds.p99 ?? 0
         let rowlockP99 = rowlock.operations["reserve"]?.latencyMilliseconds.p99 ?? 0
@@ -160,7 +183,8 @@ public enum LoadRunner {
         return StrategyComparison(
             answersPerSecondRatio: ratio(actor.throughput.answersPerSecond, rowlock.throughput.answersPerSecond),
             timeToSellOutRatio: soldOutRatio,
-            committedClaimsPerSecondRatio: ratio(actor.throughput.committedClaimsPerSecond, rowlock.throughput.committedClaimsPerSecond),
+            committedClaimsPerSecondRatio: ratio(
+                actor.throughput.committedClaimsPerSecond, rowlock.throughput.committedClaimsPerSecond),
             requestsPerSecondRatio: ratio(actor.throughput.requestsPerSecond, rowlock.throughput.requestsPerSecond),
             p99ReserveLatencyRatio: ratio(rowlockP99, actorP99),
             durationRatio: ratio(rowlock.durationSeconds, actor.durationSeconds))
@@ -178,13 +202,17 @@ public enum LoadRunner {
             throw RunError.usage("a server target needs the server's STOCKDROP_JWT_SECRET to mint its users' tokens")
         }
         guard http.secret.utf8.count >= 32 else {
-            throw RunError.usage("STOCKDROP_JWT_SECRET must be at least 32 bytes (HS256 needs a key as long as its hash)")
+            throw RunError.usage(
+                "STOCKDROP_JWT_SECRET must be at least 32 bytes (HS256 needs a key as long as its hash)")
         }
-        let databaseURL = try await Database.prepare(environment: options.databaseURL.map { ["DATABASE_URL": $0] } ?? [:])
+        let databaseURL = try await Database.prepare(
+            environment: options.databaseURL.map { ["DATABASE_URL": $0] } ?? [:])
         let target = try await HTTPTarget.connect(urls, databaseURL: databaseURL, options: http)
         if options.strategiesExplicit, options.strategies != [target.strategy] {
             await target.close()
-            throw RunError.usage("the server at \(TargetChoice.servers(urls)) runs \(target.strategy.rawValue); a server runs one strategy, start one per strategy")
+            throw RunError.usage(
+                "the server at \(TargetChoice.servers(urls)) runs \(target.strategy.rawValue); a server runs one strategy, start one per strategy"
+            )
         }
         return target
     }
@@ -192,15 +220,18 @@ public enum LoadRunner {
 
 extension Scenario {
     /// The command line's overrides for the numbers users tweak most.
-    public func overriding(users: Int? = nil, stock: Int? = nil, durationSeconds: Double? = nil, seed: UInt64? = nil,
-                           strategies: [Strategy]? = nil, target: TargetChoice? = nil, watchers: Int? = nil) -> Scenario {
+    public func overriding(
+        users: Int? = nil, stock: Int? = nil, durationSeconds: Double? = nil, seed: UInt64? = nil,
+        strategies: [Strategy]? = nil, target: TargetChoice? = nil, watchers: Int? = nil
+    ) -> Scenario {
         var copy = self
         if let watchers { copy.watchers = watchers }
         if let users {
             // Spread over the populations in proportion to their counts, at least one each.
             let total = Double(userCount)
             for index in copy.populations.indices {
-                copy.populations[index].count = max(1, Int((Double(users) * Double(populations[index].count) / total).rounded()))
+                copy.populations[index].count = max(
+                    1, Int((Double(users) * Double(populations[index].count) / total).rounded()))
             }
         }
         if let stock { for index in copy.drops.indices { copy.drops[index].stock = stock } }

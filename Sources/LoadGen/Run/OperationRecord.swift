@@ -10,7 +10,9 @@ public struct OperationRecord: Sendable, Equatable, Codable {
         /// `failed`: the target said nothing was applied (the store refused the batch, the
         /// database was unreachable, the server was draining). `error` and `timeout`: the
         /// request may or may not have taken effect (a lost answer, an `outcome_unknown`).
-        case ok, rejected(RejectionCode), failed, error, timeout
+        case ok
+        case rejected(RejectionCode)
+        case failed, error, timeout
 
         /// The request may or may not have taken effect (Jepsen's `:info`).
         public var isIndeterminate: Bool { self == .error || self == .timeout }
@@ -59,7 +61,9 @@ public struct RunClock: Sendable {
 
     public func date(atMicroseconds micros: Int64) -> Date { startedAt.addingTimeInterval(Double(micros) / 1e6) }
 
-    public func instant(atMicroseconds micros: Int64) -> ContinuousClock.Instant { started.advanced(by: .microseconds(micros)) }
+    public func instant(atMicroseconds micros: Int64) -> ContinuousClock.Instant {
+        started.advanced(by: .microseconds(micros))
+    }
 
     static func microseconds(_ duration: Duration) -> Int64 {
         let parts = duration.components

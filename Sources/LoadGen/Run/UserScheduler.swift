@@ -57,7 +57,8 @@ final class UserScheduler: @unchecked Sendable {
         first.reserveCapacity(users.count)
         for index in users.indices {
             switch users[index].start(stopMicroseconds: stopMicroseconds) {
-            case .send(let operation, let at): first.append(Due(atMicroseconds: at, index: Int32(index), operation: operation))
+            case .send(let operation, let at):
+                first.append(Due(atMicroseconds: at, index: Int32(index), operation: operation))
             case .finished: finished.add(1, ordering: .sequentiallyConsistent)
             }
         }
@@ -74,12 +75,17 @@ final class UserScheduler: @unchecked Sendable {
             }
             let ready: [Due] = due.withLock { heap in
                 var ready: [Due] = []
-                while ready.count < room, let next = heap.min, next.atMicroseconds <= now { ready.append(heap.removeMin()) }
+                while ready.count < room, let next = heap.min, next.atMicroseconds <= now {
+                    ready.append(heap.removeMin())
+                }
                 return ready
             }
             inFlight.add(ready.count, ordering: .relaxed)
             for entry in ready {
-                Task { await self.perform(entry, on: target, clock: clock, stopMicroseconds: stopMicroseconds, live: live, spool: spool) }
+                Task {
+                    await self.perform(
+                        entry, on: target, clock: clock, stopMicroseconds: stopMicroseconds, live: live, spool: spool)
+                }
             }
             // Until the next request is due; at most a tick, so a request an answer schedules
             // sooner than that (no think time, no backoff) is not kept waiting.
@@ -107,9 +113,11 @@ final class UserScheduler: @unchecked Sendable {
         let index = Int(entry.index)
         var user = users[index]
         if user.phase == .reserving(attempt: 0, turnedAway: false) { live.arrived.add(1, ordering: .relaxed) }
-        let record = await user.send(entry.operation, intended: entry.atMicroseconds, on: target, clock: clock, live: live)
+        let record = await user.send(
+            entry.operation, intended: entry.atMicroseconds, on: target, clock: clock, live: live)
         spool.append(record)
-        let step = user.answered(record.result, nowMicroseconds: clock.nowMicroseconds, stopMicroseconds: stopMicroseconds)
+        let step = user.answered(
+            record.result, nowMicroseconds: clock.nowMicroseconds, stopMicroseconds: stopMicroseconds)
         users[index] = user
         inFlight.subtract(1, ordering: .relaxed)
         switch step {

@@ -76,7 +76,8 @@ struct VirtualUser: Sendable {
                 policy = behaviour.onError
             }
             guard attempt < policy.retries else { return finish() }
-            let intended = nowMicroseconds + Int64(policy.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
+            let intended =
+                nowMicroseconds + Int64(policy.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
             guard intended < stopMicroseconds else {
                 // Still trying for stock it was told was gone (not after an error or "not started").
                 cutOffWhileTrying = turnedAway
@@ -87,7 +88,9 @@ struct VirtualUser: Sendable {
         case .settling(let operation, let attempt):
             guard result.isFailure, attempt < behaviour.onError.retries else { return finish() }
             // A retried purchase carries the same idempotency key: never two purchases.
-            let intended = nowMicroseconds + Int64(behaviour.onError.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
+            let intended =
+                nowMicroseconds
+                + Int64(behaviour.onError.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
             guard intended < stopMicroseconds else { return finish() }
             phase = .settling(operation, attempt: attempt + 1)
             return .send(operation, intendedMicroseconds: intended)
@@ -114,7 +117,9 @@ struct VirtualUser: Sendable {
     }
 
     /// Sends one request at (or after) its intended time and records what came back.
-    func send(_ operation: OperationKind, intended: Int64, on target: any LoadTarget, clock: RunClock, live: LiveCounters)
+    func send(
+        _ operation: OperationKind, intended: Int64, on target: any LoadTarget, clock: RunClock, live: LiveCounters
+    )
         async -> OperationRecord
     {
         let sent = clock.nowMicroseconds

@@ -9,7 +9,10 @@ import Yams
 public enum ScenarioParser {
     public static func parse(contentsOf path: String) -> Result<Scenario, ScenarioError> {
         guard let data = FileManager.default.contents(atPath: path) else {
-            return .failure(ScenarioError(problems: [ScenarioProblem(file: path, line: 0, column: 0, field: "", message: "cannot read the file")]))
+            return .failure(
+                ScenarioError(problems: [
+                    ScenarioProblem(file: path, line: 0, column: 0, field: "", message: "cannot read the file")
+                ]))
         }
         return parse(yaml: String(decoding: data, as: UTF8.self), file: path)
     }
@@ -22,10 +25,16 @@ public enum ScenarioParser {
         } catch let error as YamlError {
             return .failure(ScenarioError(problems: [reader.syntaxProblem(error)]))
         } catch {
-            return .failure(ScenarioError(problems: [ScenarioProblem(file: file, line: 0, column: 0, field: "", message: "\(error)")]))
+            return .failure(
+                ScenarioError(problems: [
+                    ScenarioProblem(file: file, line: 0, column: 0, field: "", message: "\(error)")
+                ]))
         }
         guard let root else {
-            return .failure(ScenarioError(problems: [ScenarioProblem(file: file, line: 1, column: 1, field: "", message: "the file is empty")]))
+            return .failure(
+                ScenarioError(problems: [
+                    ScenarioProblem(file: file, line: 1, column: 1, field: "", message: "the file is empty")
+                ]))
         }
         let scenario = reader.scenario(root)
         if let scenario, reader.problems.isEmpty { return .success(scenario) }
@@ -47,13 +56,18 @@ struct NodeReader {
     }
 
     mutating func problem(at node: Node?, _ field: String, _ message: String) {
-        problems.append(ScenarioProblem(file: file, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0, field: field, message: message))
+        problems.append(
+            ScenarioProblem(
+                file: file, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0, field: field, message: message
+            ))
     }
 
     func syntaxProblem(_ error: YamlError) -> ScenarioProblem {
         switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            ScenarioProblem(file: file, line: mark.line, column: mark.column, field: "", message: "YAML syntax: \(problem)")
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
+            ScenarioProblem(
+                file: file, line: mark.line, column: mark.column, field: "", message: "YAML syntax: \(problem)")
         default:
             ScenarioProblem(file: file, line: 0, column: 0, field: "", message: "YAML: \(error)")
         }
@@ -108,13 +122,19 @@ struct NodeReader {
 
     mutating func number(_ fields: Fields, _ key: String, in range: ClosedRange<Double>) -> Double? {
         guard let node = fields.values[key] else { return nil }
-        return numeric(node, fields.path(key), in: range, expected: "a number") { Double($0).flatMap { $0.isFinite ? $0 : nil } }
+        return numeric(node, fields.path(key), in: range, expected: "a number") {
+            Double($0).flatMap { $0.isFinite ? $0 : nil }
+        }
     }
 
     /// A scalar read by `parse` (underscores allowed as digit separators) and checked against `range`.
-    private mutating func numeric<T: Comparable>(_ node: Node, _ path: String, in range: ClosedRange<T>, expected: String,
-                                                 _ parse: (String) -> T?) -> T? {
-        guard case .scalar = node, let text = node.string, let value = parse(text.replacingOccurrences(of: "_", with: "")) else {
+    private mutating func numeric<T: Comparable>(
+        _ node: Node, _ path: String, in range: ClosedRange<T>, expected: String,
+        _ parse: (String) -> T?
+    ) -> T? {
+        guard case .scalar = node, let text = node.string,
+            let value = parse(text.replacingOccurrences(of: "_", with: ""))
+        else {
             problem(at: node, path, "expected \(expected)")
             return nil
         }
@@ -141,7 +161,10 @@ struct NodeReader {
             return nil
         }
         guard range.contains(milliseconds) else {
-            problem(at: node, path, "\(text) is out of range \(ScenarioDuration.text(milliseconds: range.lowerBound))…\(ScenarioDuration.text(milliseconds: range.upperBound))")
+            problem(
+                at: node, path,
+                "\(text) is out of range \(ScenarioDuration.text(milliseconds: range.lowerBound))…\(ScenarioDuration.text(milliseconds: range.upperBound))"
+            )
             return nil
         }
         return milliseconds
@@ -160,7 +183,9 @@ struct NodeReader {
     mutating func variant(_ node: Node, _ path: String, known: [String]) -> (String, Node)? {
         guard let fields = fields(node, path, known: known) else { return nil }
         guard fields.values.count == 1, let (key, value) = fields.values.first else {
-            if fields.values.count > 1 { problem(at: node, path, "give exactly one of \(known.joined(separator: ", "))") }
+            if fields.values.count > 1 {
+                problem(at: node, path, "give exactly one of \(known.joined(separator: ", "))")
+            }
             return nil
         }
         return (key, value)

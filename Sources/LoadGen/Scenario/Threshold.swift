@@ -12,7 +12,8 @@ public struct Threshold: Sendable, Equatable {
         public var description: String {
             switch self {
             case .count(let metric): metric.rawValue
-            case .latency(let p, let operation): "\(Threshold.percentileNames.first { $0.value == p }?.key ?? "p\(p)")(\(operation.rawValue))"
+            case .latency(let p, let operation):
+                "\(Threshold.percentileNames.first { $0.value == p }?.key ?? "p\(p)")(\(operation.rawValue))"
             }
         }
     }
@@ -35,7 +36,12 @@ public struct Threshold: Sendable, Equatable {
     }
 
     public enum Comparison: String, Sendable, CaseIterable {
-        case lessOrEqual = "<=", greaterOrEqual = ">=", equal = "==", notEqual = "!=", less = "<", greater = ">"
+        case lessOrEqual = "<="
+        case greaterOrEqual = ">="
+        case equal = "=="
+        case notEqual = "!="
+        case less = "<"
+        case greater = ">"
 
         func holds(_ actual: Double, _ limit: Double) -> Bool {
             switch self {
@@ -62,7 +68,8 @@ public struct Threshold: Sendable, Equatable {
         let text = expression.trimmingCharacters(in: .whitespaces)
         // Two-character operators first, so `<=` is not read as `<`.
         guard let comparison = Comparison.allCases.first(where: { text.contains($0.rawValue) }),
-              let range = text.range(of: comparison.rawValue) else {
+            let range = text.range(of: comparison.rawValue)
+        else {
             return .failure(ThresholdSyntaxError("expected `metric op value` with op one of < <= > >= == !="))
         }
         let left = text[..<range.lowerBound].trimmingCharacters(in: .whitespaces)
@@ -72,18 +79,26 @@ public struct Threshold: Sendable, Equatable {
             let name = String(left[..<open])
             let argument = String(left[left.index(after: open)..<left.index(before: left.endIndex)])
             guard let percentile = percentileNames[name] else {
-                return .failure(ThresholdSyntaxError("unknown latency metric `\(name)`; use one of \(percentileNames.keys.sorted().joined(separator: ", "))"))
+                return .failure(
+                    ThresholdSyntaxError(
+                        "unknown latency metric `\(name)`; use one of \(percentileNames.keys.sorted().joined(separator: ", "))"
+                    ))
             }
             guard let operation = OperationKind(rawValue: argument) else {
-                return .failure(ThresholdSyntaxError("unknown operation `\(argument)`; use reserve, purchase or cancel"))
+                return .failure(
+                    ThresholdSyntaxError("unknown operation `\(argument)`; use reserve, purchase or cancel"))
             }
             metric = .latency(percentile: percentile, operation: operation)
         } else if let count = CountMetric(rawValue: left) {
             metric = .count(count)
         } else {
             let names = CountMetric.allCases.map(\.rawValue) + ["p50(op)", "p90(op)", "p99(op)", "p999(op)", "max(op)"]
-            let hint = Suggestion.nearest(to: left, among: CountMetric.allCases.map(\.rawValue)).map { " (did you mean `\($0)`?)" } ?? ""
-            return .failure(ThresholdSyntaxError("unknown metric `\(left)`\(hint); known: \(names.joined(separator: ", "))"))
+            let hint =
+                Suggestion.nearest(to: left, among: CountMetric.allCases.map(\.rawValue)).map {
+                    " (did you mean `\($0)`?)"
+                } ?? ""
+            return .failure(
+                ThresholdSyntaxError("unknown metric `\(left)`\(hint); known: \(names.joined(separator: ", "))"))
         }
         let value: Double?
         if case .latency = metric {
@@ -134,15 +149,22 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(expression, forKey: .expression)
         try container.encode(ok, forKey: .ok)
-        if actual.isFinite { try container.encode(actual, forKey: .actual) } else { try container.encodeNil(forKey: .actual) }
+        if actual.isFinite {
+            try container.encode(actual, forKey: .actual)
+        } else {
+            try container.encodeNil(forKey: .actual)
+        }
     }
 }
 
 extension Threshold {
     /// A nemesis run's own thresholds (its scenario's are for clean runs: under faults errors,
     /// timeouts and slow answers are expected). What must hold is the promise itself.
-    public static let nemesis: [Threshold] = ["oversold == 0", "lost_writes == 0", "invariants_broken == 0"].map { text in
-        guard case .success(let threshold) = Threshold.parse(text) else { preconditionFailure("bad built-in threshold \(text)") }
+    public static let nemesis: [Threshold] = ["oversold == 0", "lost_writes == 0", "invariants_broken == 0"].map {
+        text in
+        guard case .success(let threshold) = Threshold.parse(text) else {
+            preconditionFailure("bad built-in threshold \(text)")
+        }
         return threshold
     }
 }

@@ -21,7 +21,10 @@ public final class TokenAuthority: Sendable {
     private let cacheCapacity: Int
     private let cache = Mutex<[String: (caller: Caller, expiresAt: Date)]>([:])
 
-    public init(secret: String, clock: any WallClock = SystemClock(), cacheCapacity: Int = ServerDefaults.verifiedTokenCacheEntries) async throws {
+    public init(
+        secret: String, clock: any WallClock = SystemClock(),
+        cacheCapacity: Int = ServerDefaults.verifiedTokenCacheEntries
+    ) async throws {
         guard secret.utf8.count >= Self.minimumSecretBytes else {
             throw TokenError(message: "the JWT secret must be at least \(Self.minimumSecretBytes) bytes")
         }
@@ -37,11 +40,14 @@ public final class TokenAuthority: Sendable {
         return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
 
-    public func mint(_ caller: Caller, lifetimeSeconds: Int = ServerDefaults.tokenLifetimeSeconds) async throws -> String {
+    public func mint(
+        _ caller: Caller, lifetimeSeconds: Int = ServerDefaults.tokenLifetimeSeconds
+    ) async throws -> String {
         let now = clock.now()
-        let claims = TokenClaims(sub: SubjectClaim(value: String(caller.userID)), name: caller.name, role: caller.role,
-                                 exp: ExpirationClaim(value: now.addingTimeInterval(TimeInterval(lifetimeSeconds))),
-                                 iat: IssuedAtClaim(value: now))
+        let claims = TokenClaims(
+            sub: SubjectClaim(value: String(caller.userID)), name: caller.name, role: caller.role,
+            exp: ExpirationClaim(value: now.addingTimeInterval(TimeInterval(lifetimeSeconds))),
+            iat: IssuedAtClaim(value: now))
         return try await keys.sign(claims)
     }
 

@@ -153,7 +153,7 @@ final class ClaimForwarder: Sendable {
         do {
             answer = try await client.execute(outbound, timeout: .milliseconds(timeout))
             body = try await answer.body.collect(upTo: ServerDefaults.forwardedBodyMaxBytes)
-        } catch where Self.neverSent(error) {
+        } catch  where Self.neverSent(error) {
             metrics.recordForward(result: "unreachable")
             context.logger.warning("owner unreachable", metadata: ["owner": "\(owner)", "error": "\(error)"])
             throw APIError(.unavailable, Self.unreachable)

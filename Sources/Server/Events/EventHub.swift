@@ -82,8 +82,9 @@ public final class EventHub: Sendable {
         for result in outcome.results {
             guard case .purchased(let purchase, let replayed) = result, !replayed else { continue }
             var feed = LiveEvent(type: .purchaseCompleted, dropId: batch.dropID)
-            feed.purchase = .init(purchaseId: purchase.id, buyerName: names.withLock { $0[purchase.userID] },
-                                  createdAt: APITime.string(purchase.createdAt))
+            feed.purchase = .init(
+                purchaseId: purchase.id, buyerName: names.withLock { $0[purchase.userID] },
+                createdAt: APITime.string(purchase.createdAt))
             feed.committedAt = committedAt
             emit(feed)
             var owner = LiveEvent(type: .reservationPurchased, dropId: batch.dropID)
@@ -100,7 +101,10 @@ public final class EventHub: Sendable {
             owner.committedAt = committedAt
             emit(owner)
         }
-        emit(.stock(drop: batch.dropID, total: totalStock, sold: outcome.sold, reserved: outcome.reserved, committedAt: outcome.committedAt))
+        emit(
+            .stock(
+                drop: batch.dropID, total: totalStock, sold: outcome.sold, reserved: outcome.reserved,
+                committedAt: outcome.committedAt))
     }
 
     func knownTotal(of drop: DropID) -> Int? { totals.withLock { $0[drop] } }
@@ -121,7 +125,8 @@ public final class EventHub: Sendable {
         guard let version = event.version, let total = event.totalStock, let available = event.availableStock,
             total >= 0, (0...total).contains(available)
         else { return false }
-        let limit = (now.timeIntervalSince1970 + Double(ServerDefaults.relayedFutureToleranceMilliseconds) / 1000) * 1_000_000
+        let limit =
+            (now.timeIntervalSince1970 + Double(ServerDefaults.relayedFutureToleranceMilliseconds) / 1000) * 1_000_000
         return Double(version) <= limit
     }
 
@@ -251,7 +256,9 @@ public final class EventHub: Sendable {
                     // A resynchronizing snapshot was read before the events queued ahead of it
                     // were delivered: it must not erase them, and the catch-up follows it.
                     let catchUp = catchUpFrames()
-                    for outbox in subscribers.withLock({ Array($0.all.values) }) { greet(outbox, with: frame, catchUp: catchUp) }
+                    for outbox in subscribers.withLock({ Array($0.all.values) }) {
+                        greet(outbox, with: frame, catchUp: catchUp)
+                    }
                     continue
                 }
                 let outboxes = subscribers.withLock { table -> [SocketOutbox] in
@@ -270,7 +277,8 @@ public final class EventHub: Sendable {
 
     /// Sends held stock values when their interval ends; one flusher at a time.
     private func scheduleFlush() {
-        guard flushScheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        guard flushScheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
         Task {
             while true {
                 let next = coalescer.withLock { $0.nextDue() }

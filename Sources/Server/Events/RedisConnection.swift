@@ -88,11 +88,15 @@ public final class RedisConnection: @unchecked Sendable {
         defer { lock.unlock() }
         guard let context else { throw RedisError(message: "connection is closed") }
         for arguments in commands {
-            guard Self.append(arguments, to: context) == REDIS_OK else { throw RedisError(message: Self.errorText(context)) }
+            guard Self.append(arguments, to: context) == REDIS_OK else {
+                throw RedisError(message: Self.errorText(context))
+            }
         }
         return try commands.map { _ in
             var raw: UnsafeMutableRawPointer?
-            guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw RedisError(message: Self.errorText(context)) }
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                throw RedisError(message: Self.errorText(context))
+            }
             defer { freeReplyObject(raw) }
             return try Self.convert(raw.assumingMemoryBound(to: redisReply.self).pointee)
         }
@@ -102,7 +106,9 @@ public final class RedisConnection: @unchecked Sendable {
         let bytes = arguments.map { Array($0.utf8) }
         let pointers = bytes.map { bytes -> UnsafeMutablePointer<CChar> in
             let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
-            bytes.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { pointer.update(from: $0.baseAddress!, count: bytes.count) } }
+            bytes.withUnsafeBufferPointer {
+                $0.withMemoryRebound(to: CChar.self) { pointer.update(from: $0.baseAddress!, count: bytes.count) }
+            }
             return pointer
         }
         defer { pointers.forEach { $0.deallocate() } }
@@ -140,7 +146,9 @@ public final class RedisConnection: @unchecked Sendable {
         defer { lock.unlock() }
         guard let context else { throw RedisError(message: "connection is closed") }
         var raw: UnsafeMutableRawPointer?
-        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw RedisError(message: Self.errorText(context)) }
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+            throw RedisError(message: Self.errorText(context))
+        }
         defer { freeReplyObject(raw) }
         return try Self.convert(raw.assumingMemoryBound(to: redisReply.self).pointee)
     }

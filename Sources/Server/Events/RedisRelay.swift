@@ -12,7 +12,8 @@ import Synchronization
 
 public final class RedisRelay: Service, Sendable {
     public enum Status: Sendable, Equatable {
-        case connecting, connected, degraded(String)
+        case connecting, connected
+        case degraded(String)
     }
 
     static let channel = "stockdrop:events"
@@ -77,7 +78,8 @@ public final class RedisRelay: Service, Sendable {
                 try await publisherThread.run { [self] in
                     var connection = publisher.withLock { $0 }
                     if connection == nil {
-                        let fresh = try RedisConnection(url: url, timeoutMilliseconds: ServerDefaults.relayTimeoutMilliseconds)
+                        let fresh = try RedisConnection(
+                            url: url, timeoutMilliseconds: ServerDefaults.relayTimeoutMilliseconds)
                         fresh.setTimeout(milliseconds: ServerDefaults.relayTimeoutMilliseconds)
                         publisher.withLock { $0 = fresh }
                         connection = fresh
@@ -128,8 +130,9 @@ public final class RedisRelay: Service, Sendable {
                 try await subscriberThread.run {
                     while true {
                         guard case .array(let parts) = try connection.nextReply(), parts.count == 3,
-                              case .string(let kind) = parts[0], kind == "message", case .string(let text) = parts[2],
-                              let event = LiveEvent.decode(text) else { continue }
+                            case .string(let kind) = parts[0], kind == "message", case .string(let text) = parts[2],
+                            let event = LiveEvent.decode(text)
+                        else { continue }
                         hub.relayed(event)
                     }
                 }
@@ -146,7 +149,9 @@ public final class RedisRelay: Service, Sendable {
 
     /// Connected when the subscriber is, and the publisher has not failed since.
     private func refreshStatus() {
-        guard subscriberHealthy.load(ordering: .sequentiallyConsistent), publisherHealthy.load(ordering: .sequentiallyConsistent) else { return }
+        guard subscriberHealthy.load(ordering: .sequentiallyConsistent),
+            publisherHealthy.load(ordering: .sequentiallyConsistent)
+        else { return }
         state.withLock { $0 = .connected }
     }
 

@@ -86,7 +86,9 @@ final class SocketOutbox: Sendable {
             let taken = state.withLock { state -> (frames: [LiveFrame], dropped: Int)?? in
                 if state.closed { return .some(nil) }
                 guard Self.hasPending(state) else { return nil }
-                let events = (state.snapshot.map { [$0] } ?? []) + Array(state.events) + state.stockOrder.compactMap { state.stock[$0] }
+                let events =
+                    (state.snapshot.map { [$0] } ?? []) + Array(state.events)
+                    + state.stockOrder.compactMap { state.stock[$0] }
                 state.snapshot = nil
                 let dropped = state.dropped
                 state.events.removeAll()

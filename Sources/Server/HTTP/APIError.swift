@@ -81,7 +81,8 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             case .forbidden: "the token's role may not do this"
             case .notFound: "no such route"
             case .methodNotAllowed: "the route does not accept this method"
-            case .upgradeRequired: "the route is a WebSocket: ask for the upgrade (Connection: Upgrade, Upgrade: websocket)"
+            case .upgradeRequired:
+                "the route is a WebSocket: ask for the upgrade (Connection: Upgrade, Upgrade: websocket)"
             case .rateLimited: "too many requests from this user or address; retry after Retry-After"
             case .unavailable: "the database is unreachable or refused the batch; nothing was applied"
             case .outcomeUnknown:
@@ -103,7 +104,8 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     public init(_ code: Code, _ message: String, retryAfterSeconds: Int? = nil) {
         self.code = code
         self.message = message
-        self.retryAfterSeconds = retryAfterSeconds ?? (code.status == .serviceUnavailable ? ServerDefaults.overloadedRetryAfterSeconds : nil)
+        self.retryAfterSeconds =
+            retryAfterSeconds ?? (code.status == .serviceUnavailable ? ServerDefaults.overloadedRetryAfterSeconds : nil)
     }
 
     public var status: HTTPResponse.Status { code.status }
@@ -134,7 +136,9 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             case "\r": escaped += "\\r"
             case "\t": escaped += "\\t"
             case let control where control.value < 0x20:
-                escaped += "\\u" + String(repeating: "0", count: 4 - String(control.value, radix: 16).count) + String(control.value, radix: 16)
+                escaped +=
+                    "\\u" + String(repeating: "0", count: 4 - String(control.value, radix: 16).count)
+                    + String(control.value, radix: 16)
             default: escaped.unicodeScalars.append(scalar)
             }
         }

@@ -25,7 +25,9 @@ struct DropRoutes: Sendable {
     @Sendable func list(_ request: Request, context: StockdropContext) async throws -> DropPage {
         let query = request.uri.queryParameters
         let cursor = try query["after"].map { try Self.id(String($0), name: "after") }
-        let limit = try query["limit"].map { try Self.integer(String($0), name: "limit", in: 1...ServerDefaults.maxPageLimit) } ?? ServerDefaults.pageLimit
+        let limit =
+            try query["limit"].map { try Self.integer(String($0), name: "limit", in: 1...ServerDefaults.maxPageLimit) }
+            ?? ServerDefaults.pageLimit
         let snapshots = try await inventory.listDrops(after: cursor, limit: limit)
         let next = snapshots.count == limit ? snapshots.last.map { String($0.drop.id) } : nil
         return DropPage(drops: snapshots.map(DropResponse.init), nextCursor: next)
@@ -45,10 +47,13 @@ struct DropRoutes: Sendable {
         events.dropCreated(record)
         var headers = HTTPFields()
         headers[.location] = "/v1/drops/\(record.id)"
-        return EditedResponse(status: .created, headers: headers, response: DropResponse(DropSnapshot(drop: record, recentPurchases: [])))
+        return EditedResponse(
+            status: .created, headers: headers, response: DropResponse(DropSnapshot(drop: record, recentPurchases: [])))
     }
 
-    @Sendable func reserve(_ request: Request, context: StockdropContext) async throws -> EditedResponse<ReservationResponse> {
+    @Sendable func reserve(
+        _ request: Request, context: StockdropContext
+    ) async throws -> EditedResponse<ReservationResponse> {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
         switch try await inventory.reserve(drop: drop, user: caller.userID) {
@@ -61,7 +66,9 @@ struct DropRoutes: Sendable {
         }
     }
 
-    @Sendable func purchase(_ request: Request, context: StockdropContext) async throws -> EditedResponse<PurchaseResponse> {
+    @Sendable func purchase(
+        _ request: Request, context: StockdropContext
+    ) async throws -> EditedResponse<PurchaseResponse> {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
         let key = try Self.idempotencyKey(request)
@@ -73,7 +80,8 @@ struct DropRoutes: Sendable {
             await buyers.remember(caller, logger: context.logger)
             var headers = HTTPFields()
             if replayed { headers[.idempotentReplayed] = "true" }
-            return EditedResponse(status: replayed ? .ok : .created, headers: headers, response: PurchaseResponse(purchase))
+            return EditedResponse(
+                status: replayed ? .ok : .created, headers: headers, response: PurchaseResponse(purchase))
         case let outcome:
             throw Self.rejected(outcome.rejection)
         }
@@ -90,7 +98,8 @@ struct DropRoutes: Sendable {
 
     @Sendable func mine(_ request: Request, context: StockdropContext) async throws -> ReservationList {
         let caller = try context.caller()
-        return ReservationList(reservations: try await inventory.reservations(of: caller.userID).map(ReservationResponse.init))
+        return ReservationList(
+            reservations: try await inventory.reservations(of: caller.userID).map(ReservationResponse.init))
     }
 
     /// An outcome that is not a success must carry a rejection code; if a new success case
@@ -107,15 +116,21 @@ struct DropRoutes: Sendable {
 
     /// A positive 64-bit id in plain decimal: no sign, no spaces, no overflow.
     static func id(_ text: String, name: String) throws -> Int64 {
-        guard !text.isEmpty, text.utf8.count <= 19, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int64(text), value > 0 else {
+        guard !text.isEmpty, text.utf8.count <= 19, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let value = Int64(text), value > 0
+        else {
             throw APIError(.invalidParameter, "\(name) must be a positive integer id, not \"\(text.prefix(40))\"")
         }
         return value
     }
 
     static func integer(_ text: String, name: String, in range: ClosedRange<Int>) throws -> Int {
-        guard text.utf8.count <= 9, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int(text), range.contains(value) else {
-            throw APIError(.invalidParameter, "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), not \"\(text.prefix(40))\"")
+        guard text.utf8.count <= 9, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int(text),
+            range.contains(value)
+        else {
+            throw APIError(
+                .invalidParameter,
+                "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), not \"\(text.prefix(40))\"")
         }
         return value
     }

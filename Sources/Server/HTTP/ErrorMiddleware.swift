@@ -10,7 +10,9 @@ struct ErrorMiddleware: RouterMiddleware {
     typealias Context = StockdropContext
     let routes: RouteTableBox
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {
@@ -28,7 +30,8 @@ struct ErrorMiddleware: RouterMiddleware {
             // either way nothing was acknowledged. Its words stay in the log.
             if error.sqlState?.hasPrefix("23") == true {
                 context.logger.notice("database refused values", metadata: ["error": "\(error)"])
-                return try APIError(.validationFailed, "the database refused these values").response(from: request, context: context)
+                return try APIError(.validationFailed, "the database refused these values").response(
+                    from: request, context: context)
             }
             context.logger.warning("database failure", metadata: ["error": "\(error)"])
             return try APIError(.unavailable, "the database is unavailable").response(from: request, context: context)
@@ -36,7 +39,8 @@ struct ErrorMiddleware: RouterMiddleware {
             return try translate(error, request: request, context: context)
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
-            return try APIError(.internalError, "internal error; request id \(context.id)").response(from: request, context: context)
+            return try APIError(.internalError, "internal error; request id \(context.id)").response(
+                from: request, context: context)
         }
     }
 
@@ -44,16 +48,24 @@ struct ErrorMiddleware: RouterMiddleware {
         switch error.status {
         case .notFound:
             let allowed = routes.methods(matching: request.uri.path)
-            guard !allowed.isEmpty else { return try APIError(.notFound, "no route \(request.method) \(request.uri.path)").response(from: request, context: context) }
-            var response = try APIError(.methodNotAllowed, "\(request.uri.path) accepts \(allowed.joined(separator: ", "))").response(from: request, context: context)
+            guard !allowed.isEmpty else {
+                return try APIError(.notFound, "no route \(request.method) \(request.uri.path)").response(
+                    from: request, context: context)
+            }
+            var response = try APIError(
+                .methodNotAllowed, "\(request.uri.path) accepts \(allowed.joined(separator: ", "))"
+            ).response(from: request, context: context)
             response.headers[.allow] = allowed.joined(separator: ", ")
             return response
         case .contentTooLarge:
-            return try APIError(.payloadTooLarge, "the body is larger than \(context.maxUploadSize) bytes").response(from: request, context: context)
+            return try APIError(.payloadTooLarge, "the body is larger than \(context.maxUploadSize) bytes").response(
+                from: request, context: context)
         case .unauthorized:
-            return try APIError(.unauthorized, error.body ?? "a bearer token is required").response(from: request, context: context)
+            return try APIError(.unauthorized, error.body ?? "a bearer token is required").response(
+                from: request, context: context)
         case .badRequest:
-            return try APIError(.invalidParameter, error.body ?? "bad request").response(from: request, context: context)
+            return try APIError(.invalidParameter, error.body ?? "bad request").response(
+                from: request, context: context)
         default:
             let code: APIError.Code = error.status.code >= 500 ? .internalError : .invalidParameter
             return try APIError(code, error.body ?? error.status.reasonPhrase).response(from: request, context: context)
@@ -63,7 +75,10 @@ struct ErrorMiddleware: RouterMiddleware {
 
 /// The registered routes' paths and methods, to tell 404 from 405.
 struct RouteTable: Sendable {
-    struct Route: Sendable { let segments: [String]; let method: String }
+    struct Route: Sendable {
+        let segments: [String]
+        let method: String
+    }
     let routes: [Route]
 
     init(_ routes: [(path: String, method: String)]) {
@@ -73,7 +88,8 @@ struct RouteTable: Sendable {
     func methods(matching path: String) -> [String] {
         let requested = Self.segments(path)
         return routes.filter { route in
-            route.segments.count == requested.count && zip(route.segments, requested).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == $1 }
+            route.segments.count == requested.count
+                && zip(route.segments, requested).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == $1 }
         }.map(\.method).sorted()
     }
 

@@ -11,7 +11,9 @@ struct RequestLogMiddleware: RouterMiddleware {
     let metrics: ServerMetrics
     let proxies: TrustedProxies
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let started = ContinuousClock.now
         var context = context
         // Hummingbird already tags the logger with its own id (`hb.request.id`); a client's id
@@ -25,20 +27,28 @@ struct RequestLogMiddleware: RouterMiddleware {
             requestID = context.id
         }
         if !proxies.ranges.isEmpty {
-            context.clientAddress = proxies.client(peer: context.clientAddress, forwardedFor: request.headers[values: .xForwardedFor].joined(separator: ","))
+            context.clientAddress = proxies.client(
+                peer: context.clientAddress,
+                forwardedFor: request.headers[values: .xForwardedFor].joined(separator: ","))
         }
         var response = try await next(request, context)
         let elapsed = ContinuousClock.now - started
         response.headers[.xRequestID] = requestID
         // Unmatched paths share one label: raw paths would let any client mint new series.
         let route = context.endpointPath.flatMap { $0 == "NotFound" ? nil : $0 } ?? "unmatched"
-        metrics.recordRequest(route: route, method: request.method.rawValue, status: response.status.code, nanoseconds: elapsed.nanoseconds)
+        metrics.recordRequest(
+            route: route, method: request.method.rawValue, status: response.status.code,
+            nanoseconds: elapsed.nanoseconds)
         if context.logger.logLevel <= .info {
-            context.logger.info("request", metadata: [
-                "method": .string(request.method.rawValue), "path": .string(request.uri.path), "route": .string(route),
-                "status": .stringConvertible(response.status.code), "duration_ms": .string(String(format: "%.3f", elapsed.milliseconds)),
-                "client": .string(context.clientAddress),
-            ])
+            context.logger.info(
+                "request",
+                metadata: [
+                    "method": .string(request.method.rawValue), "path": .string(request.uri.path),
+                    "route": .string(route),
+                    "status": .stringConvertible(response.status.code),
+                    "duration_ms": .string(String(format: "%.3f", elapsed.milliseconds)),
+                    "client": .string(context.clientAddress),
+                ])
         }
         return response
     }
@@ -47,7 +57,10 @@ struct RequestLogMiddleware: RouterMiddleware {
     /// could forge log lines).
     static func clientRequestID(_ header: String?) -> String? {
         guard let header, (1...64).contains(header.utf8.count),
-              header.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }) else { return nil }
+            header.utf8.allSatisfy({
+                $0 == UInt8(ascii: "-") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A)
+            })
+        else { return nil }
         return header
     }
 }

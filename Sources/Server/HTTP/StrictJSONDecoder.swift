@@ -8,7 +8,9 @@ import NIOCore
 public struct StrictJSONDecoder: RequestDecoder {
     public init() {}
 
-    public func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+    public func decode<T: Decodable>(
+        _ type: T.Type, from request: Request, context: some RequestContext
+    ) async throws -> T {
         if let contentType = request.headers[.contentType], !contentType.lowercased().hasPrefix("application/json") {
             throw APIError(.unsupportedMediaType, "Content-Type must be application/json, not \(contentType)")
         }
@@ -33,14 +35,18 @@ public struct StrictJSONDecoder: RequestDecoder {
         } catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {
             // A number that is fractional or does not fit is reported without a path; the
             // body is then valid JSON with a bad value, not malformed.
-            guard (try? JSONSerialization.jsonObject(with: data)) != nil else { throw APIError(.invalidJSON, "the body is not valid JSON") }
+            guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
+                throw APIError(.invalidJSON, "the body is not valid JSON")
+            }
             throw APIError(.validationFailed, "a number is fractional or out of range: \(context.debugDescription)")
         } catch let DecodingError.typeMismatch(expected, context) {
             throw APIError(.validationFailed, "\(context.fieldName): expected \(Self.jsonName(of: expected))")
         } catch let DecodingError.valueNotFound(expected, context) {
             throw APIError(.validationFailed, "\(context.fieldName): expected \(Self.jsonName(of: expected)), got null")
         } catch let DecodingError.keyNotFound(key, context) {
-            throw APIError(.validationFailed, "\((context.codingPath + [key]).map(\.stringValue).joined(separator: ".")): required")
+            throw APIError(
+                .validationFailed, "\((context.codingPath + [key]).map(\.stringValue).joined(separator: ".")): required"
+            )
         } catch let DecodingError.dataCorrupted(context) {
             throw APIError(.validationFailed, "\(context.fieldName): \(context.debugDescription)")
         } catch {
@@ -63,8 +69,8 @@ extension DecodingError.Context {
     var fieldName: String { codingPath.isEmpty ? "body" : codingPath.map(\.stringValue).joined(separator: ".") }
 }
 
-private extension UInt8 {
-    var isASCIIWhitespace: Bool { self == 0x20 || self == 0x09 || self == 0x0A || self == 0x0D }
+extension UInt8 {
+    fileprivate var isASCIIWhitespace: Bool { self == 0x20 || self == 0x09 || self == 0x0A || self == 0x0D }
 }
 
 /// Any key, to list what a JSON object holds.
@@ -82,7 +88,8 @@ extension Decoder {
         let allowed = Set(Key.allCases.map(\.stringValue))
         let present = try container(keyedBy: AnyCodingKey.self).allKeys.map(\.stringValue)
         if let unknown = present.filter({ !allowed.contains($0) }).sorted().first {
-            throw APIError(.unknownField, "unknown field \"\(unknown)\"; accepted: \(allowed.sorted().joined(separator: ", "))")
+            throw APIError(
+                .unknownField, "unknown field \"\(unknown)\"; accepted: \(allowed.sorted().joined(separator: ", "))")
         }
     }
 }

@@ -27,7 +27,8 @@ final class EngineService: Service {
         // killed owner did not exit within 30 s of SIGTERM. Nothing acknowledged is at stake:
         // the HTTP server has answered every request by now.
         let forwarder = self.forwarder
-        let closed = await firstOf(timeout: .milliseconds(ServerDefaults.forwarderShutdownMilliseconds), orElse: false) {
+        let closed = await firstOf(timeout: .milliseconds(ServerDefaults.forwarderShutdownMilliseconds), orElse: false)
+        {
             await forwarder.shutdown()
             return true
         }

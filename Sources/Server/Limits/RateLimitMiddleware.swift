@@ -9,7 +9,9 @@ struct RateLimitMiddleware: RouterMiddleware {
     let scope: String
     let key: @Sendable (Request, StockdropContext) -> String?
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         if let key = key(request, context) { try limiter.enforce(key, scope: scope) }
         return try await next(request, context)
     }
@@ -20,7 +22,8 @@ extension RateLimiter {
     /// in the message. Requests (through the middleware) and socket upgrades share it.
     func enforce(_ key: String, scope: String) throws {
         if let wait = admit(key) {
-            throw APIError(.rateLimited, "more than \(limit.requestsPerSecond) requests/s per \(scope)", retryAfterSeconds: wait)
+            throw APIError(
+                .rateLimited, "more than \(limit.requestsPerSecond) requests/s per \(scope)", retryAfterSeconds: wait)
         }
     }
 }

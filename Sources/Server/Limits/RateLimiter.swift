@@ -34,7 +34,9 @@ final class RateLimiter: Sendable {
         let now = clock.now()
         let wait: TimeInterval? = buckets.withLock { buckets in
             if buckets.count >= maxBuckets, buckets[key] == nil {
-                buckets = buckets.filter { !$0.value.isIdle(now: now, rate: limit.requestsPerSecond, burst: limit.burst) }
+                buckets = buckets.filter {
+                    !$0.value.isIdle(now: now, rate: limit.requestsPerSecond, burst: limit.burst)
+                }
                 // Still full of active clients (a flood of distinct addresses): forget them all
                 // rather than scan the map on every request. Limits restart from full buckets.
                 if buckets.count >= maxBuckets { buckets.removeAll(keepingCapacity: true) }

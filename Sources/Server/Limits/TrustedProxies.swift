@@ -28,13 +28,19 @@ public struct TrustedProxies: Sendable, Equatable {
 
     /// Parses `10.0.0.1,10.1.0.0/16,::1`; throws naming the first entry that is not an IP or CIDR.
     public init(_ list: String) throws {
-        ranges = try list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { entry in
-            let parts = entry.split(separator: "/", maxSplits: 1).map(String.init)
-            guard let bytes = Self.bytes(of: parts[0]) else { throw ServerConfigurationError(message: "--trusted-proxies: \"\(entry)\" is not an IP address or CIDR range") }
-            let prefix = parts.count == 2 ? Int(parts[1]) : bytes.count * 8
-            guard let prefix, prefix >= 0, prefix <= bytes.count * 8 else { throw ServerConfigurationError(message: "--trusted-proxies: \"\(entry)\" has a bad prefix length") }
-            return Range(bytes: bytes, prefixBits: prefix)
-        }
+        ranges = try list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .map { entry in
+                let parts = entry.split(separator: "/", maxSplits: 1).map(String.init)
+                guard let bytes = Self.bytes(of: parts[0]) else {
+                    throw ServerConfigurationError(
+                        message: "--trusted-proxies: \"\(entry)\" is not an IP address or CIDR range")
+                }
+                let prefix = parts.count == 2 ? Int(parts[1]) : bytes.count * 8
+                guard let prefix, prefix >= 0, prefix <= bytes.count * 8 else {
+                    throw ServerConfigurationError(message: "--trusted-proxies: \"\(entry)\" has a bad prefix length")
+                }
+                return Range(bytes: bytes, prefixBits: prefix)
+            }
     }
 
     func contains(_ address: String) -> Bool {
@@ -45,7 +51,8 @@ public struct TrustedProxies: Sendable, Equatable {
     /// The client behind `peer`, given the request's X-Forwarded-For values.
     func client(peer: String, forwardedFor: String?) -> String {
         guard contains(peer), let forwardedFor else { return peer }
-        let hops = forwardedFor.split(separator: ",").map { Self.host(of: $0.trimmingCharacters(in: .whitespaces)) }.filter { !$0.isEmpty }
+        let hops = forwardedFor.split(separator: ",").map { Self.host(of: $0.trimmingCharacters(in: .whitespaces)) }
+            .filter { !$0.isEmpty }
         for hop in hops.reversed() where !contains(hop) {
             return Self.bytes(of: hop) == nil ? peer : hop
         }
@@ -54,7 +61,9 @@ public struct TrustedProxies: Sendable, Equatable {
 
     /// A hop without its port: `203.0.113.9:41234` and `[2001:db8::1]:443` as proxies write them.
     static func host(of hop: String) -> String {
-        if hop.hasPrefix("["), let close = hop.firstIndex(of: "]") { return String(hop[hop.index(after: hop.startIndex)..<close]) }
+        if hop.hasPrefix("["), let close = hop.firstIndex(of: "]") {
+            return String(hop[hop.index(after: hop.startIndex)..<close])
+        }
         let parts = hop.split(separator: ":", omittingEmptySubsequences: false)
         return parts.count == 2 ? String(parts[0]) : hop
     }
@@ -67,7 +76,9 @@ public struct TrustedProxies: Sendable, Equatable {
         var v6 = in6_addr()
         guard inet_pton(AF_INET6, address, &v6) == 1 else { return nil }
         let bytes = withUnsafeBytes(of: &v6) { Array($0) }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF { return Array(bytes[12...]) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+            return Array(bytes[12...])
+        }
         return bytes
     }
 }

@@ -39,8 +39,10 @@ struct CreateDropRequest: Decodable {
             }
         }
         if totalStock < 1 { problems.append("totalStock must be at least 1") }
-        let spec = DropSpec(name: name, priceCents: priceCents, totalStock: totalStock, startsAt: start,
-                            perUserLimit: perUserLimit ?? 1, reserveTTLMilliseconds: reserveTTLMilliseconds ?? Defaults.reserveTTLMilliseconds)
+        let spec = DropSpec(
+            name: name, priceCents: priceCents, totalStock: totalStock, startsAt: start,
+            perUserLimit: perUserLimit ?? 1,
+            reserveTTLMilliseconds: reserveTTLMilliseconds ?? Defaults.reserveTTLMilliseconds)
         problems += spec.problems.filter { !(totalStock < 1 && $0.hasPrefix("totalStock")) }
         guard problems.isEmpty else { throw APIError(.validationFailed, problems.joined(separator: "; ")) }
         return spec

@@ -1,6 +1,8 @@
 // A hold and a purchase as the API shows them.
 import Engine
 import Foundation
+// Hummingbird encodes these with the context's JSON encoder.
+import Hummingbird
 
 struct ReservationResponse: Codable, Sendable {
     let id: Int64
@@ -46,8 +48,6 @@ struct PurchaseResponse: Codable, Sendable, Equatable {
     }
 }
 
-// Hummingbird encodes these with the context's JSON encoder.
-import Hummingbird
 extension ReservationResponse: ResponseEncodable {}
 extension ReservationList: ResponseEncodable {}
 extension PurchaseResponse: ResponseEncodable {}

@@ -17,8 +17,12 @@ public final class ServerMetrics: Sendable {
         self.registry = registry
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets = [
-            "stockdrop_http_request_duration_seconds": ServerDefaults.latencyBucketsSeconds.map { .nanoseconds(Int64($0 * 1e9)) },
-            "stockdrop_batch_commit_duration_seconds": ServerDefaults.latencyBucketsSeconds.map { .nanoseconds(Int64($0 * 1e9)) },
+            "stockdrop_http_request_duration_seconds": ServerDefaults.latencyBucketsSeconds.map {
+                .nanoseconds(Int64($0 * 1e9))
+            },
+            "stockdrop_batch_commit_duration_seconds": ServerDefaults.latencyBucketsSeconds.map {
+                .nanoseconds(Int64($0 * 1e9))
+            },
         ]
         factory.valueHistogramBuckets = ["stockdrop_batch_claims": ServerDefaults.batchSizeBuckets]
         self.factory = factory
@@ -34,14 +38,26 @@ public final class ServerMetrics: Sendable {
     /// Metric handles per (route, method, status), made once: building them per request
     /// (labels, registry lookup) was measurable at 20k req/s. Routes are templates and
     /// unmatched paths share one label, so the map stays small.
-    private struct RequestKey: Hashable { let route: String; let method: String; let status: Int }
-    private struct RequestHandles: @unchecked Sendable { let count: CoreMetrics.Counter; let duration: CoreMetrics.Timer }
+    private struct RequestKey: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+    private struct RequestHandles: @unchecked Sendable {
+        let count: CoreMetrics.Counter
+        let duration: CoreMetrics.Timer
+    }
     private let requestHandles = Mutex<[RequestKey: RequestHandles]>([:])
 
     private func makeHandles(_ key: RequestKey) -> RequestHandles {
         let handles = RequestHandles(
-            count: Counter(label: "stockdrop_http_requests_total", dimensions: [("route", key.route), ("method", key.method), ("status", String(key.status))], factory: factory),
-            duration: Timer(label: "stockdrop_http_request_duration_seconds", dimensions: [("route", key.route), ("method", key.method)], factory: factory))
+            count: Counter(
+                label: "stockdrop_http_requests_total",
+                dimensions: [("route", key.route), ("method", key.method), ("status", String(key.status))],
+                factory: factory),
+            duration: Timer(
+                label: "stockdrop_http_request_duration_seconds",
+                dimensions: [("route", key.route), ("method", key.method)], factory: factory))
         requestHandles.withLock { $0[key] = handles }
         return handles
     }
@@ -77,7 +93,8 @@ public final class ServerMetrics: Sendable {
     /// returned), `unreachable` (nothing was sent), `unknown` (sent, answer lost), `refused`
     /// (a forwarded claim that found no owner here: hop limit).
     func recordForward(result: String) {
-        Counter(label: "stockdrop_forwarded_claims_total", dimensions: [("result", result)], factory: factory).increment()
+        Counter(label: "stockdrop_forwarded_claims_total", dimensions: [("result", result)], factory: factory)
+            .increment()
     }
 
     /// A drop this owner gave to the instance its claims kept coming from.

@@ -2,8 +2,13 @@
 import Foundation
 
 indirect enum JSONValue: Encodable, Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
-    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
-    case string(String), integer(Int), bool(Bool), array([JSONValue]), object([(String, JSONValue)])
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
+{
+    case string(String)
+    case integer(Int)
+    case bool(Bool)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
 
     init(stringLiteral value: String) { self = .string(value) }
     init(integerLiteral value: Int) { self = .integer(value) }
@@ -13,11 +18,11 @@ indirect enum JSONValue: Encodable, Sendable, Equatable, ExpressibleByStringLite
 
     static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
-        case let (.string(a), .string(b)): a == b
-        case let (.integer(a), .integer(b)): a == b
-        case let (.bool(a), .bool(b)): a == b
-        case let (.array(a), .array(b)): a == b
-        case let (.object(a), .object(b)): a.map(\.0) == b.map(\.0) && a.map(\.1) == b.map(\.1)
+        case (.string(let a), .string(let b)): a == b
+        case (.integer(let a), .integer(let b)): a == b
+        case (.bool(let a), .bool(let b)): a == b
+        case (.array(let a), .array(let b)): a == b
+        case (.object(let a), .object(let b)): a.map(\.0) == b.map(\.0) && a.map(\.1) == b.map(\.1)
         default: false
         }
     }
@@ -41,10 +46,18 @@ indirect enum JSONValue: Encodable, Sendable, Equatable, ExpressibleByStringLite
 
     func encode(to encoder: any Encoder) throws {
         switch self {
-        case .string(let value): var container = encoder.singleValueContainer(); try container.encode(value)
-        case .integer(let value): var container = encoder.singleValueContainer(); try container.encode(value)
-        case .bool(let value): var container = encoder.singleValueContainer(); try container.encode(value)
-        case .array(let values): var container = encoder.unkeyedContainer(); for value in values { try container.encode(value) }
+        case .string(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .integer(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .bool(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .array(let values):
+            var container = encoder.unkeyedContainer()
+            for value in values { try container.encode(value) }
         case .object(let members):
             var container = encoder.container(keyedBy: MemberKey.self)
             for (key, value) in members { try container.encode(value, forKey: MemberKey(stringValue: key)) }

@@ -13,7 +13,8 @@ struct StoreUnderTest: Sendable {
 
     static func memory() -> StoreUnderTest {
         let clock = ManualClock()
-        return StoreUnderTest(name: "memory", store: InMemoryStore(clock: clock), advance: { clock.advance(by: $0) }, close: {})
+        return StoreUnderTest(
+            name: "memory", store: InMemoryStore(clock: clock), advance: { clock.advance(by: $0) }, close: {})
     }
 
     static func postgres(_ suite: String) async throws -> StoreUnderTest {
@@ -22,7 +23,8 @@ struct StoreUnderTest: Sendable {
         return StoreUnderTest(
             name: "postgres", store: PostgresStore(pool: pool),
             advance: { seconds in
-                try await pool.query("""
+                try await pool.query(
+                    """
                     UPDATE reservations SET created_at = created_at - $1 * interval '1 second',
                                             expires_at = expires_at - $1 * interval '1 second'
                     WHERE status = 'ACTIVE'

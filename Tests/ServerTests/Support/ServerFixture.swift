@@ -5,8 +5,9 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
-@testable import Server
 import TestSupport
+
+@testable import Server
 
 struct ServerFixture {
     static let secret = "test-secret-0123456789abcdef-0123456789"
@@ -16,12 +17,16 @@ struct ServerFixture {
     let authority: TokenAuthority
 
     /// Rate limits are off unless asked for: tests send many requests as one user.
-    init(_ name: String, strategy: Strategy = .actor, userRateLimit: RateLimit? = nil, addressRateLimit: RateLimit? = nil,
-         trustedProxies: TrustedProxies = .none, clock: any WallClock = SystemClock()) async throws {
+    init(
+        _ name: String, strategy: Strategy = .actor, userRateLimit: RateLimit? = nil,
+        addressRateLimit: RateLimit? = nil,
+        trustedProxies: TrustedProxies = .none, clock: any WallClock = SystemClock()
+    ) async throws {
         let url = try await TestDatabase.fresh("server_\(name)")
-        configuration = ServerConfiguration(host: "127.0.0.1", port: 0, strategy: strategy, databaseURL: url, jwtSecret: Self.secret,
-                                            userRateLimit: userRateLimit, addressRateLimit: addressRateLimit, trustedProxies: trustedProxies,
-                                            logLevel: .warning)
+        configuration = ServerConfiguration(
+            host: "127.0.0.1", port: 0, strategy: strategy, databaseURL: url, jwtSecret: Self.secret,
+            userRateLimit: userRateLimit, addressRateLimit: addressRateLimit, trustedProxies: trustedProxies,
+            logLevel: .warning)
         self.clock = clock
         authority = try await TokenAuthority(secret: Self.secret, clock: clock)
     }
@@ -43,9 +48,13 @@ struct ServerFixture {
     /// Creates a drop as an admin; returns its id.
     func createDrop(_ client: some TestClientProtocol, stock: Int = 10, extra: String = "") async throws -> Int64 {
         let body = #"{"name":"Test drop","priceCents":1500,"totalStock":\#(stock)\#(extra)}"#
-        return try await client.execute(uri: "/v1/drops", method: .post, headers: try await headers(1, role: .admin, json: true),
-                                        body: ByteBuffer(string: body)) { response in
-            guard response.status == .created else { throw FixtureError("create drop: \(response.status) \(String(buffer: response.body))") }
+        return try await client.execute(
+            uri: "/v1/drops", method: .post, headers: try await headers(1, role: .admin, json: true),
+            body: ByteBuffer(string: body)
+        ) { response in
+            guard response.status == .created else {
+                throw FixtureError("create drop: \(response.status) \(String(buffer: response.body))")
+            }
             return try response.json(Identified.self).id
         }
     }
@@ -54,12 +63,16 @@ struct ServerFixture {
     func rowCounts() async throws -> [String: Int] {
         let pool = PostgresPool(url: configuration.databaseURL, size: 1)
         defer { Task { await pool.close() } }
-        let row = try await pool.query("""
+        let row = try await pool.query(
+            """
             SELECT (SELECT count(*) FROM drops) AS drops, (SELECT count(*) FROM reservations) AS reservations,
                    (SELECT count(*) FROM purchases) AS purchases, (SELECT count(*) FROM users) AS users
-            """).first!
-        return ["drops": try row.int("drops"), "reservations": try row.int("reservations"),
-                "purchases": try row.int("purchases"), "users": try row.int("users")]
+            """
+        ).first!
+        return [
+            "drops": try row.int("drops"), "reservations": try row.int("reservations"),
+            "purchases": try row.int("purchases"), "users": try row.int("users"),
+        ]
     }
 }
 
@@ -71,7 +84,10 @@ struct FixtureError: Error, CustomStringConvertible {
 struct Identified: Decodable { let id: Int64 }
 
 struct ErrorBody: Decodable {
-    struct Detail: Decodable { let code: String; let message: String }
+    struct Detail: Decodable {
+        let code: String
+        let message: String
+    }
     let error: Detail
 }
 

@@ -30,7 +30,10 @@ public final class HTTPConnectionPool: Sendable {
     private let timeout: TimeAmount
 
     /// The pool has event loop threads of its own, closed with it.
-    public init(host: String, port: Int, connections: Int, timeoutMilliseconds: Int, eventLoopThreads: Int = LoadDefaults.httpEventLoopThreads) {
+    public init(
+        host: String, port: Int, connections: Int, timeoutMilliseconds: Int,
+        eventLoopThreads: Int = LoadDefaults.httpEventLoopThreads
+    ) {
         self.host = host
         self.port = port
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads)
@@ -39,7 +42,9 @@ public final class HTTPConnectionPool: Sendable {
     }
 
     /// Sends one request and waits for its reply, a connection failure, or the deadline.
-    public func send(method: HTTPMethod, path: String, headers: [(String, String)] = [], body: ByteBuffer? = nil) async throws -> HTTPReply {
+    public func send(
+        method: HTTPMethod, path: String, headers: [(String, String)] = [], body: ByteBuffer? = nil
+    ) async throws -> HTTPReply {
         let index = nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count
         let channel = try await channel(of: connections[index])
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
@@ -87,7 +92,11 @@ public final class HTTPConnectionPool: Sendable {
 
 /// One keep-alive connection, (re)connected on demand; concurrent callers share one attempt.
 final class Connection: Sendable {
-    private enum State { case none, connecting(EventLoopFuture<any Channel>), connected(any Channel) }
+    private enum State {
+        case none
+        case connecting(EventLoopFuture<any Channel>)
+        case connected(any Channel)
+    }
     private let state = Mutex<State>(.none)
 
     func current() -> (any Channel)? {
@@ -182,7 +191,8 @@ final class ResponseHandler: ChannelDuplexHandler {
         while index < waiting.count, waiting[index].deadline <= now {
             let timeout = waiting[index].timeout
             waiting[index].slot.resolve(
-                .failure(HTTPClientError(kind: .timeout, message: "no reply within \(timeout.nanoseconds / 1_000_000) ms")))
+                .failure(
+                    HTTPClientError(kind: .timeout, message: "no reply within \(timeout.nanoseconds / 1_000_000) ms")))
             index += 1
         }
         timedOutThrough = index
@@ -192,7 +202,9 @@ final class ResponseHandler: ChannelDuplexHandler {
         let request = unwrapOutboundIn(data)
         waiting.append((request.slot, .now() + request.timeout, request.timeout))
         context.write(wrapOutboundOut(.head(request.head)), promise: nil)
-        if let body = request.body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        if let body = request.body, body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
         context.write(wrapOutboundOut(.end(nil)), promise: promise)
     }
 

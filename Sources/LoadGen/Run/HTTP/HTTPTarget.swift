@@ -12,7 +12,10 @@ public struct HTTPTargetOptions: Sendable {
     public var connections: Int
     public var timeoutMilliseconds: Int
 
-    public init(secret: String, connections: Int = LoadDefaults.httpConnections, timeoutMilliseconds: Int = LoadDefaults.httpRequestTimeoutMilliseconds) {
+    public init(
+        secret: String, connections: Int = LoadDefaults.httpConnections,
+        timeoutMilliseconds: Int = LoadDefaults.httpRequestTimeoutMilliseconds
+    ) {
         self.secret = secret
         self.connections = connections
         self.timeoutMilliseconds = timeoutMilliseconds
@@ -29,7 +32,9 @@ public final class HTTPTarget: LoadTarget {
 
     /// Connects to every URL (each with `options.connections`), and checks that they run one
     /// strategy and answer ready.
-    public static func connect(_ urls: [URL], databaseURL: String, options: HTTPTargetOptions) async throws -> HTTPTarget {
+    public static func connect(
+        _ urls: [URL], databaseURL: String, options: HTTPTargetOptions
+    ) async throws -> HTTPTarget {
         precondition(!urls.isEmpty, "a server target has at least one URL")
         var pools: [HTTPConnectionPool] = []
         var strategies: Set<Strategy> = []
@@ -45,7 +50,9 @@ public final class HTTPTarget: LoadTarget {
         }
         guard strategies.count == 1, let strategy = strategies.first else {
             for pool in pools { await pool.close() }
-            throw RunError.usage("the servers at \(TargetChoice.servers(urls)) run different strategies: \(strategies.map(\.rawValue).sorted())")
+            throw RunError.usage(
+                "the servers at \(TargetChoice.servers(urls)) run different strategies: \(strategies.map(\.rawValue).sorted())"
+            )
         }
         let tokens = await TokenMinter(secret: options.secret, lifetimeSeconds: LoadDefaults.tokenLifetimeSeconds)
         return HTTPTarget(urls: urls, strategy: strategy, databaseURL: databaseURL, pools: pools, tokens: tokens)
@@ -55,25 +62,36 @@ public final class HTTPTarget: LoadTarget {
     /// accepts this run's tokens.
     private static func probe(_ url: URL, options: HTTPTargetOptions) async throws -> (HTTPConnectionPool, Strategy) {
         guard url.scheme == "http", let host = url.host else {
-            throw RunError.usage("--target \(url.absoluteString): only http:// URLs are supported (put TLS in front with a proxy)")
+            throw RunError.usage(
+                "--target \(url.absoluteString): only http:// URLs are supported (put TLS in front with a proxy)")
         }
-        let pool = HTTPConnectionPool(host: host, port: url.port ?? 80, connections: options.connections, timeoutMilliseconds: options.timeoutMilliseconds)
+        let pool = HTTPConnectionPool(
+            host: host, port: url.port ?? 80, connections: options.connections,
+            timeoutMilliseconds: options.timeoutMilliseconds)
         do {
             let health = try await pool.send(method: .GET, path: "/health")
             struct Health: Decodable { let strategy: Strategy }
-            guard health.status == 200, let strategy = try? JSONDecoder().decode(Health.self, from: Data(health.body.readableBytesView)).strategy else {
-                throw RunError.unavailable("\(url.absoluteString)/health answered \(health.status); is it a stockdrop server?")
+            guard health.status == 200,
+                let strategy = try? JSONDecoder().decode(Health.self, from: Data(health.body.readableBytesView))
+                    .strategy
+            else {
+                throw RunError.unavailable(
+                    "\(url.absoluteString)/health answered \(health.status); is it a stockdrop server?")
             }
             let ready = try await pool.send(method: .GET, path: "/ready")
             guard ready.status == 200 else {
-                throw RunError.unavailable("\(url.absoluteString)/ready answered \(ready.status): \(String(buffer: ready.body))")
+                throw RunError.unavailable(
+                    "\(url.absoluteString)/ready answered \(ready.status): \(String(buffer: ready.body))")
             }
             let tokens = await TokenMinter(secret: options.secret, lifetimeSeconds: LoadDefaults.tokenLifetimeSeconds)
             // A wrong secret would turn every request into a 401, recorded as errors: refuse now.
-            let probe = try await pool.send(method: .GET, path: "/v1/reservations/me",
-                                            headers: [("Authorization", "Bearer \(try await tokens.adminToken(for: adminUser))")])
+            let probe = try await pool.send(
+                method: .GET, path: "/v1/reservations/me",
+                headers: [("Authorization", "Bearer \(try await tokens.adminToken(for: adminUser))")])
             guard probe.status == 200 else {
-                throw RunError.usage("\(url.absoluteString) refused this run's token (\(probe.status)): is STOCKDROP_JWT_SECRET the server's?")
+                throw RunError.usage(
+                    "\(url.absoluteString) refused this run's token (\(probe.status)): is STOCKDROP_JWT_SECRET the server's?"
+                )
             }
             return (pool, strategy)
         } catch let error as HTTPClientError {
@@ -85,7 +103,8 @@ public final class HTTPTarget: LoadTarget {
         }
     }
 
-    private init(urls: [URL], strategy: Strategy, databaseURL: String, pools: [HTTPConnectionPool], tokens: TokenMinter) {
+    private init(urls: [URL], strategy: Strategy, databaseURL: String, pools: [HTTPConnectionPool], tokens: TokenMinter)
+    {
         self.urls = urls
         self.strategy = strategy
         self.databaseURL = databaseURL
@@ -106,33 +125,51 @@ public final class HTTPTarget: LoadTarget {
 
     public func createDrop(_ spec: DropSpec) async throws -> DropID {
         struct Body: Encodable {
-            let name: String; let priceCents: Int64; let totalStock: Int; let startsAt: String?; let perUserLimit: Int; let reserveTTLMilliseconds: Int
+            let name: String
+            let priceCents: Int64
+            let totalStock: Int
+            let startsAt: String?
+            let perUserLimit: Int
+            let reserveTTLMilliseconds: Int
         }
-        let body = Body(name: spec.name, priceCents: spec.priceCents, totalStock: spec.totalStock,
-                        startsAt: spec.startsAt.map { $0.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)) },
-                        perUserLimit: spec.perUserLimit, reserveTTLMilliseconds: spec.reserveTTLMilliseconds)
+        let body = Body(
+            name: spec.name, priceCents: spec.priceCents, totalStock: spec.totalStock,
+            startsAt: spec.startsAt.map { $0.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)) },
+            perUserLimit: spec.perUserLimit, reserveTTLMilliseconds: spec.reserveTTLMilliseconds)
         let token = try await tokens.adminToken(for: Self.adminUser)
-        let reply = try await pool.send(method: .POST, path: "/v1/drops", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
-                                        body: ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        let reply = try await pool.send(
+            method: .POST, path: "/v1/drops",
+            headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
+            body: ByteBuffer(bytes: try JSONEncoder().encode(body)))
         struct Created: Decodable { let id: DropID }
-        guard reply.status == 201, let created = try? JSONDecoder().decode(Created.self, from: Data(reply.body.readableBytesView)) else {
-            throw RunError.unavailable("creating drop \(spec.name) answered \(reply.status): \(String(buffer: reply.body))")
+        guard reply.status == 201,
+            let created = try? JSONDecoder().decode(Created.self, from: Data(reply.body.readableBytesView))
+        else {
+            throw RunError.unavailable(
+                "creating drop \(spec.name) answered \(reply.status): \(String(buffer: reply.body))")
         }
         return created.id
     }
 
     public func reserve(drop: DropID, user: UserID) async -> Answer {
-        await call(.POST, "/v1/drops/\(drop)/reserve", user: user, success: 201) { (body: Reply) in Answer(.ok, reservationID: body.id) }
+        await call(.POST, "/v1/drops/\(drop)/reserve", user: user, success: 201) { (body: Reply) in
+            Answer(.ok, reservationID: body.id)
+        }
     }
 
     public func purchase(drop: DropID, user: UserID, idempotencyKey: String) async -> Answer {
-        await call(.POST, "/v1/drops/\(drop)/purchase", user: user, headers: [("Idempotency-Key", idempotencyKey)], success: 201, 200) { (body: Reply) in
+        await call(
+            .POST, "/v1/drops/\(drop)/purchase", user: user, headers: [("Idempotency-Key", idempotencyKey)],
+            success: 201, 200
+        ) { (body: Reply) in
             Answer(.ok, reservationID: body.reservationId, purchaseID: body.id)
         }
     }
 
     public func cancel(drop: DropID, user: UserID) async -> Answer {
-        await call(.DELETE, "/v1/drops/\(drop)/reservation", user: user, success: 200) { (body: Reply) in Answer(.ok, reservationID: body.id) }
+        await call(.DELETE, "/v1/drops/\(drop)/reservation", user: user, success: 200) { (body: Reply) in
+            Answer(.ok, reservationID: body.id)
+        }
     }
 
     /// Mints every user's token up front, so signing (~25 µs each through jwt-kit) is not
@@ -146,7 +183,9 @@ public final class HTTPTarget: LoadTarget {
 
     func watch(count: Int) async throws -> LiveWatchers {
         var tokens: [String] = []
-        for index in 0..<count { tokens.append(try await self.tokens.token(for: Self.firstWatcherUser + UserID(index))) }
+        for index in 0..<count {
+            tokens.append(try await self.tokens.token(for: Self.firstWatcherUser + UserID(index)))
+        }
         return await LiveWatchers.connect(host: pool.host, port: pool.port, tokens: tokens)
     }
 
@@ -202,11 +241,14 @@ public final class HTTPTarget: LoadTarget {
         let error: Detail
     }
 
-    private func call(_ method: HTTPMethod, _ path: String, user: UserID, headers: [(String, String)] = [], success: Int...,
-                      answer: (Reply) -> Answer) async -> Answer {
+    private func call(
+        _ method: HTTPMethod, _ path: String, user: UserID, headers: [(String, String)] = [], success: Int...,
+        answer: (Reply) -> Answer
+    ) async -> Answer {
         do {
             let token = try await tokens.token(for: user)
-            let reply = try await pool(for: user).send(method: method, path: path, headers: [("Authorization", "Bearer \(token)")] + headers)
+            let reply = try await pool(for: user).send(
+                method: method, path: path, headers: [("Authorization", "Bearer \(token)")] + headers)
             let data = Data(reply.body.readableBytesView)
             if success.contains(reply.status) {
                 guard let body = try? JSONDecoder().decode(Reply.self, from: data) else { return Answer(.error) }

@@ -22,7 +22,10 @@ public struct LiveFigures: Sendable, Codable, Equatable {
 
 final class LiveWatchers: Sendable {
     private struct Snapshot: Decodable {
-        struct SnapshotDrop: Decodable { let id: Int64; let availableStock: Int }
+        struct SnapshotDrop: Decodable {
+            let id: Int64
+            let availableStock: Int
+        }
         let drops: [SnapshotDrop]?
     }
 
@@ -70,22 +73,26 @@ final class LiveWatchers: Sendable {
         var tasks: [Task<Void, Never>] = []
         for (index, token) in tokens.enumerated() {
             let stop = streams[index]
-            tasks.append(Task {
-                _ = try? await WebSocketClient.connect(url: "ws://\(host):\(port)/v1/live?token=\(token)",
-                                                       configuration: WebSocketClientConfiguration(maxFrameSize: 1 << 24), logger: Logger(label: "watcher")) { inbound, outbound, _ in
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            for await _ in stop { break }
-                            try await outbound.close(.normalClosure, reason: nil)
+            tasks.append(
+                Task {
+                    _ = try? await WebSocketClient.connect(
+                        url: "ws://\(host):\(port)/v1/live?token=\(token)",
+                        configuration: WebSocketClientConfiguration(maxFrameSize: 1 << 24),
+                        logger: Logger(label: "watcher")
+                    ) { inbound, outbound, _ in
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask {
+                                for await _ in stop { break }
+                                try await outbound.close(.normalClosure, reason: nil)
+                            }
+                            var messages = inbound.makeAsyncIterator()
+                            while let message = try await messages.nextMessage(maxSize: 1 << 24) {
+                                if case .text(let text) = message { self.received(text, by: index) }
+                            }
+                            group.cancelAll()
                         }
-                        var messages = inbound.makeAsyncIterator()
-                        while let message = try await messages.nextMessage(maxSize: 1 << 24) {
-                            if case .text(let text) = message { self.received(text, by: index) }
-                        }
-                        group.cancelAll()
                     }
-                }
-            })
+                })
         }
         finished.withLock { $0 = tasks }
     }
@@ -114,7 +121,9 @@ final class LiveWatchers: Sendable {
                     for drop in snapshot?.drops ?? [] { state.lastAvailable[watcher][drop.id] = drop.availableStock }
                     continue
                 case "stock.changed":
-                    if let drop = event.dropID, let available = event.availableStock { state.lastAvailable[watcher][drop] = available }
+                    if let drop = event.dropID, let available = event.availableStock {
+                        state.lastAvailable[watcher][drop] = available
+                    }
                 default:
                     break
                 }
@@ -130,7 +139,9 @@ final class LiveWatchers: Sendable {
     /// them all and summarizes.
     func finish(available: [DropID: Int]) async -> LiveFigures {
         func matches() -> Int {
-            state.withLock { state in state.lastAvailable.count { last in available.allSatisfy { last[$0.key] == $0.value } } }
+            state.withLock { state in
+                state.lastAvailable.count { last in available.allSatisfy { last[$0.key] == $0.value } }
+            }
         }
         for _ in 0..<100 where matches() < stops.count { try? await Task.sleep(for: .milliseconds(50)) }
         let matched = matches()
@@ -139,10 +150,14 @@ final class LiveWatchers: Sendable {
         return state.withLock { state in
             let seconds = max((state.lastEventAt ?? Date()).timeIntervalSince(state.firstEventAt ?? Date()), 1e-3)
             func ms(_ percentile: Double) -> Double { Double(state.lag.valueAtPercentile(percentile)) / 1_000 }
-            let lag = state.lag.totalCount == 0 ? LatencyPercentiles(p50: 0, p90: 0, p99: 0, p999: 0, max: 0)
-                : LatencyPercentiles(p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: Double(state.lag.max) / 1_000)
-            return LiveFigures(watchers: stops.count, connected: state.snapshots, eventsReceived: state.received,
-                               eventsPerSecond: Double(state.received) / seconds, lagMilliseconds: lag, finalStockMatches: matched)
+            let lag =
+                state.lag.totalCount == 0
+                ? LatencyPercentiles(p50: 0, p90: 0, p99: 0, p999: 0, max: 0)
+                : LatencyPercentiles(
+                    p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: Double(state.lag.max) / 1_000)
+            return LiveFigures(
+                watchers: stops.count, connected: state.snapshots, eventsReceived: state.received,
+                eventsPerSecond: Double(state.received) / seconds, lagMilliseconds: lag, finalStockMatches: matched)
         }
     }
 }

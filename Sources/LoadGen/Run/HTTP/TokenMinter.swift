@@ -40,7 +40,9 @@ final class TokenMinter: Sendable {
 
     private func mint(_ user: UserID, role: String) async throws -> String {
         let now = Date()
-        return try await keys.sign(Claims(sub: SubjectClaim(value: String(user)), name: "\(role) \(user)", role: role,
-                                          exp: ExpirationClaim(value: now.addingTimeInterval(lifetimeSeconds)), iat: IssuedAtClaim(value: now)))
+        return try await keys.sign(
+            Claims(
+                sub: SubjectClaim(value: String(user)), name: "\(role) \(user)", role: role,
+                exp: ExpirationClaim(value: now.addingTimeInterval(lifetimeSeconds)), iat: IssuedAtClaim(value: now)))
     }
 }
