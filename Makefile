@@ -1,10 +1,10 @@
-# The two commands of the README: `make demo` and `make test`. Each installs what is
+# The two commands of the README: `make demo` and `make test e2e`. Each installs what is
 # missing (Debian packages), builds, starts the embedded PostgreSQL it needs and runs.
 SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/stockdrop
 
-.PHONY: setup demo test soak bench bench-http bench-cluster build release clean-db
+.PHONY: setup demo test e2e soak bench bench-http bench-cluster build release clean-db
 
 setup:
 	@scripts/setup.sh
@@ -31,22 +31,28 @@ SOAK_RUNS ?= 20
 soak: release
 	scripts/soak.sh $(SOAK_SCENARIO) $(SOAK_RUNS)
 
-# The tests, then the `ci` scenario through the real commands, in process (both strategies)
-# and over HTTP against `stockdrop serve`, then a three-instance cluster behind HAProxy
-# (scripts/cluster-e2e.sh: forwarding, SIGKILL and SIGSTOP of an owner), then the nemesis (each
-# fault alone and all together, scripts/nemesis-e2e.sh), then schemathesis against
-# /openapi.json (scripts/fuzz-api.sh: no 5xx, every answer as documented), then the live page
-# in headless Chromium: any broken invariant (exit 1), missed threshold (exit 2), unclean server shutdown
-# or a page that does not show a purchase fails the target.
+# The fast target: every Swift test suite (real PostgreSQL, the simulator's seeds), then the
+# format check (swift-format with .swift-format must change nothing). About 6 minutes from a
+# fresh clone, most of it the first debug build.
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
-	.build/debug/stockdrop run scenarios/ci.yaml --strategy both
-	scripts/serve-and-run.sh actor scenarios/ci.yaml --watchers 20
-	scripts/cluster-e2e.sh
-	scripts/nemesis-e2e.sh
-	scripts/fuzz-api.sh
-	python3 scripts/browser-test.py
+	scripts/format-check.sh
+
+# The end-to-end target, on a release build: the `ci` scenario through the real commands, in
+# process (both strategies) and over HTTP against `stockdrop serve`, then a three-instance
+# cluster behind HAProxy (scripts/cluster-e2e.sh: forwarding, SIGKILL and SIGSTOP of an
+# owner), then the nemesis (each fault alone and all together, scripts/nemesis-e2e.sh), then
+# schemathesis against /openapi.json (scripts/fuzz-api.sh: no 5xx, every answer as
+# documented), then the live page in headless Chromium: any broken invariant (exit 1), missed
+# threshold (exit 2), unclean server shutdown or a page that does not show a purchase fails it.
+e2e: release
+	$(RELEASE_BIN) run scenarios/ci.yaml --strategy both
+	STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh actor scenarios/ci.yaml --watchers 20
+	STOCKDROP_BIN=$(RELEASE_BIN) scripts/cluster-e2e.sh
+	STOCKDROP_BIN=$(RELEASE_BIN) scripts/nemesis-e2e.sh
+	STOCKDROP_BIN=$(RELEASE_BIN) scripts/fuzz-api.sh
+	STOCKDROP_BIN=$(RELEASE_BIN) python3 scripts/browser-test.py
 
 # The performance figures, none of them in `make test` (timed figures are for reading, not
 # for failing a build on a shared machine): `stockdrop bench` with its ceilings measured in

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages stockdrop needs, skipping those already present.
-# Used by `make demo` and `make test`; safe to run again.
+# Used by `make demo`, `make test` and `make e2e`; safe to run again.
 set -euo pipefail
 
 # chromium and chromium-driver: the live page's browser test (scripts/browser-test.py).
