@@ -29,7 +29,6 @@ final class HistorySpool: Sendable {
         }
     }
 
-    var count: Int { state.withLock { $0.spooled + $0.memory.count } }
     var spooledCount: Int { state.withLock { $0.spooled + $0.pending.count / Self.recordBytes } }
 
     func append(_ record: OperationRecord) {
