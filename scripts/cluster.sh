@@ -132,6 +132,10 @@ stop_process() {
     sleep 0.1
   done
   if running "$pid"; then
+    # What every thread was doing, for whoever reads why it hung (gdb is in setup.sh's list).
+    if command -v gdb >/dev/null; then
+      timeout 30 gdb -p "$pid" -batch -ex "thread apply all bt" >"$dir/$name.stacks" 2>&1 || true
+    fi
     kill -KILL "$pid" 2>/dev/null || true
     echo timeout
     return 0
@@ -207,7 +211,7 @@ write_env() {
 # start_instance K PORT: `stockdrop serve` as sK on PORT with the options saved in serve.args.
 start_instance() {
   local k=$1 port=$2 args
-  args=(serve --strategy actor --no-rate-limit --log-level warning --port "$port"
+  args=(serve --strategy actor --no-rate-limit --log-level notice --port "$port"
     # HAProxy on loopback adds X-Forwarded-For; trust it so client addresses are the clients'.
     --trusted-proxies 127.0.0.1 --instance-id "s$k" --advertise-url "http://127.0.0.1:$port")
   local extra=()
@@ -278,13 +282,16 @@ stop_all() {
       say "$name had already exited (status $(cat "$dir/$name.status")), not checked"
     fi
   done
+  local verdicts=()
   for name in "${running_names[@]}"; do
     status=$(stop_process "$name" - "$stop_timeout_s")
     if [ "$status" = 0 ]; then
       say "$name stopped (exit 0)"
     else
-      say "$name did not shut down cleanly after SIGTERM: ${status/timeout/still running after ${stop_timeout_s} s, killed}"
       log_tail "$name"
+      local why="exit status $status"
+      [ "$status" = timeout ] && why="still running ${stop_timeout_s} s after SIGTERM, killed; thread stacks in $dir/$name.stacks"
+      verdicts+=("$name did not shut down cleanly after SIGTERM: $why")
       failed=1
     fi
   done
@@ -295,6 +302,9 @@ stop_all() {
     fi
   done
   rm -f "$dir/env" "$dir"/*.pid "$dir/redis.sock"
+  # Last, so the end of a long log says which instance and why.
+  local verdict
+  for verdict in "${verdicts[@]}"; do say "$verdict"; done
   return "$failed"
 }
 

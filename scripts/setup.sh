@@ -5,7 +5,8 @@ set -euo pipefail
 
 # chromium and chromium-driver: the live page's browser test (scripts/browser-test.py).
 # haproxy: the balancer of the scale-out cluster (scripts/cluster.sh, deploy/haproxy.cfg).
-packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver haproxy)
+# gdb: the thread stacks of an instance that does not exit after SIGTERM (scripts/cluster.sh).
+packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver haproxy gdb)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed; then

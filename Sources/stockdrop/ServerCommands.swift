@@ -139,11 +139,14 @@ struct ServeCommand: AsyncParsableCommand {
 
                     """.utf8))
         }
+        // Services stop in reverse order: the notice first, so the log says when the drain began.
         // SIGTERM drains in-flight requests for at most the graceful bound, then cancels what is
         // left, and a cancellation that does not finish either ends the process: an instance
         // that must go away does, whatever it was waiting for.
         var group = ServiceGroupConfiguration(
-            services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: application.logger)
+            services: [application, ShutdownNotice(logger: application.logger)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: application.logger)
         group.maximumGracefulShutdownDuration = .milliseconds(ServerDefaults.gracefulShutdownMilliseconds)
         group.maximumCancellationDuration = .milliseconds(ServerDefaults.shutdownCancellationMilliseconds)
         try await ServiceGroup(configuration: group).run()

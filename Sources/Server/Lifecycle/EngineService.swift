@@ -20,7 +20,7 @@ final class EngineService: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        logger.info("engine draining: committing batches in flight")
+        logger.notice("requests answered; engine draining: committing batches in flight")
         await inventory.shutdown()
         // Bounded: the forwarding client's shutdown waits on its connection pools, and in two
         // fresh-clone CI runs an instance that had just forwarded hundreds of claims to a
@@ -33,7 +33,8 @@ final class EngineService: Service {
             return true
         }
         if !closed { logger.warning("the forwarding client did not close in time; exiting without it") }
+        logger.notice("engine drained; closing the database pool")
         await pool.close()
-        logger.info("engine stopped")
+        logger.notice("engine stopped")
     }
 }
