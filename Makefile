@@ -40,7 +40,8 @@ test: setup
 	scripts/format-check.sh
 
 # The end-to-end target, on a release build: the `ci` scenario through the real commands, in
-# process (both strategies) and over HTTP against `stockdrop serve`, then a three-instance
+# process (both strategies) and over HTTP against `stockdrop serve`, then in three shards
+# merged into one verdict (scripts/shards-e2e.sh), then a three-instance
 # cluster behind HAProxy (scripts/cluster-e2e.sh: forwarding, SIGKILL and SIGSTOP of an
 # owner), then the nemesis (each fault alone and all together, scripts/nemesis-e2e.sh), then
 # schemathesis against /openapi.json (scripts/fuzz-api.sh: no 5xx, every answer as
@@ -49,6 +50,7 @@ test: setup
 e2e: release
 	$(RELEASE_BIN) run scenarios/ci.yaml --strategy both
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh actor scenarios/ci.yaml --watchers 20
+	STOCKDROP_BIN=$(RELEASE_BIN) scripts/shards-e2e.sh scenarios/ci.yaml
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/cluster-e2e.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/nemesis-e2e.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/fuzz-api.sh

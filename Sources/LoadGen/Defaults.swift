@@ -30,6 +30,13 @@ public enum LoadDefaults {
     public static let historyMemoryRecords = 1 << 14
     /// A soak's memory is judged after this: the first minute fills caches and pools.
     public static let warmUpSeconds = 60.0
+    /// Round trips a shard makes to read its clock's offset to the database's (the shortest is
+    /// kept): 16 on loopback take ~2 ms and the shortest is within ~50 µs of the smallest seen.
+    public static let clockOffsetSamples = 16
+    /// Without `--start-at`, a setup step starts the schedule this long after it wrote the run
+    /// file: time to launch shards by hand or from a script. A Kubernetes Job that must pull an
+    /// image wants more (`--start-at +2m`).
+    public static let shardStartLeadSeconds = 10.0
 }
 
 extension LoadDefaults {

@@ -40,6 +40,27 @@ struct RunCommand: AsyncParsableCommand {
             "The cluster script a nemesis run starts its instances with (default: scripts/cluster.sh here or beside the binary's checkout)."
     )
     var clusterScript: String?
+    @Flag(
+        help:
+            "Create the scenario's drops on the --target server, write --run-file for shards and exit (k6's setup())."
+    )
+    var setupOnly = false
+    @Option(help: "The run file: written by --setup-only, read by --shard.") var runFile: String?
+    @Option(
+        help:
+            "Run shard i of n (0 ≤ i < n, like a Kubernetes completion index): a fixed, disjoint slice of every population, against the run file's drops."
+    )
+    var shard: String?
+    @Option(
+        help:
+            "When the schedule starts: an RFC 3339 time or +DELAY (e.g. +30s). --setup-only writes it to the run file (default +\(Int(LoadDefaults.shardStartLeadSeconds))s); a shard's overrides the run file's."
+    )
+    var startAt: String?
+    @Flag(
+        help:
+            "Print the planned users (with --shard, that shard's) as `user drop-index arrival-µs` lines and exit; nothing is sent."
+    )
+    var planOnly = false
 
     func run() async throws {
         let parsed: Scenario
@@ -98,6 +119,18 @@ struct RunCommand: AsyncParsableCommand {
                 timeoutMilliseconds: timeoutMs),
             strategiesExplicit: strategy != nil)
         if scenario.nemesis != nil { options.nemesisLauncher = try nemesisLauncher() }
+        if planOnly {
+            try printPlan(scenario)
+            return
+        }
+        if setupOnly || shard != nil {
+            try await runSharded(scenario, options: options)
+            return
+        }
+        for (name, given) in [("--run-file", runFile != nil), ("--start-at", startAt != nil)] where given {
+            FileHandle.standardError.write(Data("\(name) belongs to --setup-only or --shard\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
         let interactive = isatty(STDERR_FILENO) == 1
         print(
             "\(scenario.name): \(scenario.userCount) users, \(scenario.drops.count) drop(s), \(scenario.drops.reduce(0) { $0 + $1.stock }) units, \(strategiesLabel(scenario)), seed \(scenario.seed)"
@@ -130,6 +163,92 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 extension RunCommand {
+    /// `--setup-only` (drops and the run file) or `--shard i/n` (one slice of the load, its
+    /// report directory for `stockdrop report merge`).
+    func runSharded(_ given: Scenario, options: RunOptions) async throws {
+        func fail(_ message: String, _ status: Int32 = ExitStatus.usage) -> ExitCode {
+            FileHandle.standardError.write(Data("\(message)\n".utf8))
+            return ExitCode(status)
+        }
+        guard !(setupOnly && shard != nil) else { throw fail("--setup-only and --shard are two steps: run them apart") }
+        guard let runFile else { throw fail("\(setupOnly ? "--setup-only" : "--shard") needs --run-file PATH") }
+        guard nemesis == nil, given.nemesis == nil else { throw fail("a sharded run cannot start a nemesis cluster") }
+        var scenario = given
+        let startInstant = try startAt.map { text in
+            guard let date = RunFile.startInstant(text) else {
+                throw fail("--start-at: `\(text)` is neither an RFC 3339 time nor +DELAY (e.g. +30s)")
+            }
+            return date
+        }
+        do {
+            if setupOnly {
+                let start = startInstant ?? Date().addingTimeInterval(LoadDefaults.shardStartLeadSeconds)
+                let file = try await LoadRunner.setUp(scenario, options: options, startAt: start)
+                try file.write(to: runFile)
+                print(
+                    "set up \(file.drops.count) drop(s) \(file.drops.map(String.init).joined(separator: ",")) for \(file.scenario) (digest \(file.scenarioDigest), seed \(file.seed), \(file.users) users) on \(file.target)"
+                )
+                print(
+                    "the schedule starts at \(ISO8601DateFormatter().string(from: file.startAt)); run file \(runFile) (run \(file.runID))"
+                )
+                return
+            }
+            let spec: ShardSpec
+            switch ShardSpec.parse(shard ?? "") {
+            case .success(let value): spec = value
+            case .failure(let error): throw fail("--shard: \(error)")
+            }
+            let file = try RunFile.read(runFile)
+            if target == nil, let choice = ScenarioTarget.parse(file.target) { scenario.target = choice }
+            if scenario.watchers > 0 {
+                FileHandle.standardError.write(
+                    Data("note: shards attach no watchers (the live feed is judged by a run on one machine)\n".utf8))
+                scenario.watchers = 0
+            }
+            let assignment = ShardAssignment(runFile: file, shard: spec, startAt: startInstant)
+            let interactive = isatty(STDERR_FILENO) == 1
+            var result = try await LoadRunner.runShard(
+                scenario, options: options, assignment: assignment,
+                report: { print($0) },
+                progress: { strategy, tick in
+                    let line = tick.line(strategy: strategy)
+                    FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+                })
+            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            result.path = try ReportWriter.directory(
+                root: reportDir, scenario: "\(scenario.name)-shard-\(spec.index)-of-\(spec.count)",
+                startedAt: file.startAt)
+            try result.write()
+            print(result.summaryLine)
+            print("shard report: \(result.path) (merge every shard's with `stockdrop report merge DIR...`)")
+        } catch let error as RunError {
+            throw fail("\nrun failed: \(error)", error.exitCode)
+        }
+    }
+
+    /// Who arrives when (the whole scenario, or one shard's slice): what a sharded run's test
+    /// compares across shards.
+    func printPlan(_ scenario: Scenario) throws {
+        var spec = ShardSpec.whole
+        if let shard {
+            switch ShardSpec.parse(shard) {
+            case .success(let value): spec = value
+            case .failure(let error):
+                FileHandle.standardError.write(Data("--shard: \(error)\n".utf8))
+                throw ExitCode(ExitStatus.usage)
+            }
+        }
+        var out = ""
+        for user in LoadRunner.plan(scenario, shard: spec) {
+            out += "\(user.user) \(user.dropIndex) \(user.arrivalMicroseconds)\n"
+            if out.utf8.count > 1 << 16 {
+                FileHandle.standardOutput.write(Data(out.utf8))
+                out = ""
+            }
+        }
+        FileHandle.standardOutput.write(Data(out.utf8))
+    }
+
     /// The scenario's plan with the command line's faults and interval over it.
     func nemesisPlan(_ scenarioPlan: NemesisPlan?) throws -> NemesisPlan {
         var plan = scenarioPlan ?? NemesisPlan(faults: [])

@@ -23,6 +23,13 @@ extension RunReport {
                 + "</tr>"
         }
         body += "</table>"
+        if let shardRows {
+            body += "<h2>Shards</h2><table><tr>" + shardRows[0].map { "<th>\(esc($0))</th>" }.joined() + "</tr>"
+            for row in shardRows.dropFirst() {
+                body += "<tr>" + row.map { "<td>\(esc($0))</td>" }.joined() + "</tr>"
+            }
+            body += "</table>"
+        }
 
         body += "<h2>Charts</h2><div class=\"charts\">"
         body += percentileChart(operation: "reserve")

@@ -100,8 +100,35 @@ extension RunReport {
     }
 
     /// The comparison as an aligned text table.
-    public var summaryTable: String {
-        let rows = comparisonRows
+    public var summaryTable: String { Self.aligned(comparisonRows) }
+
+    /// A merge's shards, a line each (nil for a run on one machine).
+    public var shardRows: [[String]]? {
+        guard let shards, !shards.isEmpty else { return nil }
+        func ms(_ v: Double) -> String { String(format: "%.2f", v) }
+        return [
+            [
+                "shard", "host", "users", "requests", "reserve ok", "p50 ms", "p99 ms", "clock offset ms", "± ms",
+                "drift ms", "zero +ms", "late ms",
+            ]
+        ]
+            + shards.map {
+                [
+                    $0.shard, $0.host, "\($0.users)", "\($0.requests)", "\($0.reserveOK)",
+                    ms($0.reserveP50Milliseconds),
+                    ms($0.reserveP99Milliseconds), String(format: "%.3f", $0.clockOffsetMilliseconds),
+                    String(format: "%.3f", $0.clockUncertaintyMilliseconds),
+                    String(format: "%.3f", $0.clockDriftMilliseconds), ms($0.startedAfterMilliseconds),
+                    ms($0.beganLateMilliseconds),
+                ]
+            }
+    }
+
+    public var shardTable: String? { shardRows.map(Self.aligned) }
+
+    /// Rows as an aligned text table: the first column left, the others right, a rule under
+    /// the header.
+    static func aligned(_ rows: [[String]]) -> String {
         let widths = (0..<(rows.map(\.count).max() ?? 0)).map { column in
             rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0
         }
@@ -179,6 +206,14 @@ extension RunReport {
         md += "| " + rows[0].map { $0.isEmpty ? " " : $0 }.joined(separator: " | ") + " |\n"
         md += "|" + rows[0].map { _ in "---" }.joined(separator: "|") + "|\n"
         for row in rows.dropFirst() { md += "| " + row.joined(separator: " | ") + " |\n" }
+        if let shardRows {
+            md +=
+                "\n## Shards\n\nEach shard's history was moved onto the database's clock by its offset before the checker ran over all of them.\n\n"
+            md +=
+                "| " + shardRows[0].joined(separator: " | ") + " |\n|"
+                + shardRows[0].map { _ in "---" }.joined(separator: "|") + "|\n"
+            for row in shardRows.dropFirst() { md += "| " + row.joined(separator: " | ") + " |\n" }
+        }
         for strategy in strategies {
             md +=
                 "\n## \(strategy.strategy)\(strategy.role == .baseline ? " (baseline: findings, not the verdict)" : "")\n\n"

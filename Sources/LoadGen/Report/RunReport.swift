@@ -17,6 +17,8 @@ public struct RunReport: Sendable, Codable {
     public var strategies: [StrategyReport]
     /// With both strategies: actor ÷ rowlock.
     public var comparison: StrategyComparison?
+    /// A merge of shards (`stockdrop report merge`): each shard's own figures and clock.
+    public var shards: [ShardLine]? = nil
 }
 
 public struct StrategyReport: Sendable, Codable {

@@ -2,27 +2,25 @@
 // timeline, thresholds evaluated against the figures.
 import Engine
 import Foundation
-import Histogram
 
 extension StrategyReport {
     init(_ run: StrategyRun, thresholds: [Threshold]) {
         let records = run.history.records
         var operations: [String: OperationStats] = [:]
         var curves: [String: [[Double]]] = [:]
+        // A merge of shards brings the sum of their histograms; a single run records its own.
+        let histograms = run.histograms ?? OperationHistograms(records)
         for operation in OperationKind.allCases {
             let mine = records.filter { $0.operation == operation }
-            let all = LatencyHistogram(mine.map(\.latencyMicroseconds))
             var rejected: [String: Int] = [:]
             for record in mine {
                 if case .rejected(let code) = record.result { rejected[code.rawValue, default: 0] += 1 }
             }
-            let byOutcome: [String: LatencyPercentiles] = [
-                "ok": LatencyHistogram(mine.filter { $0.result == .ok }.map(\.latencyMicroseconds)).percentiles,
-                "rejected": LatencyHistogram(
-                    mine.filter { if case .rejected = $0.result { true } else { false } }.map(\.latencyMicroseconds)
-                ).percentiles,
-                "error": LatencyHistogram(mine.filter(\.result.isFailure).map(\.latencyMicroseconds)).percentiles,
-            ]
+            let all = histograms.histogram(operation)
+            let byOutcome = Dictionary(
+                uniqueKeysWithValues: ["ok", "rejected", "error"].map {
+                    ($0, histograms.histogram(operation, $0).percentiles)
+                })
             operations[operation.rawValue] = OperationStats(
                 count: mine.count, ok: mine.count { $0.result == .ok }, rejected: rejected,
                 errors: mine.count(where: \.result.isFailure), timeouts: mine.count { $0.result == .timeout },
@@ -59,7 +57,7 @@ extension StrategyReport {
             targetCPUMicrosecondsPerRequest: run.targetCPUMicroseconds.map {
                 Double($0) / Double(max(records.count, 1))
             },
-            harnessPeakResidentBytes: ProcessUsage.now().peakResidentBytes)
+            harnessPeakResidentBytes: run.harnessPeakResidentBytes ?? ProcessUsage.now().peakResidentBytes)
         let load = run.stockSamples.filter { $0.second <= run.loadSeconds && $0.residentBytes > 0 }
         if run.loadSeconds >= 2 * LoadDefaults.warmUpSeconds,
             let warm = load.first(where: { $0.second >= LoadDefaults.warmUpSeconds }), let end = load.last
@@ -125,30 +123,5 @@ extension StrategyReport {
         }
         for sample in samples { points[min(lastSecond, Int(sample.second))].availableStock = sample.available }
         return points
-    }
-}
-
-/// An HDR histogram of latencies in microseconds (1 µs to 1 h, 3 significant digits).
-struct LatencyHistogram {
-    private var histogram = Histogram<UInt64>(
-        highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
-
-    init(_ microseconds: [Int64]) {
-        for value in microseconds { _ = histogram.record(UInt64(clamping: max(1, value))) }
-    }
-
-    var percentiles: LatencyPercentiles {
-        guard histogram.totalCount > 0 else { return LatencyPercentiles(p50: 0, p90: 0, p99: 0, p999: 0, max: 0) }
-        func ms(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1_000 }
-        return LatencyPercentiles(
-            p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: Double(histogram.max) / 1_000)
-    }
-
-    /// [percentile, ms] pairs on the usual HDR ladder for plotting.
-    var curve: [[Double]] {
-        guard histogram.totalCount > 0 else { return [] }
-        return [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100].map {
-            [$0, Double($0 == 100 ? histogram.max : histogram.valueAtPercentile($0)) / 1_000]
-        }
     }
 }

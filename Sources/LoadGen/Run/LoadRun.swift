@@ -22,6 +22,12 @@ public struct StrategyRun: Sendable {
     public var faults: [FaultRecord] = []
     /// CPU time the target used from the first arrival to the last answer (nil: unreadable).
     public var targetCPUMicroseconds: Int64? = nil
+    /// The latency histograms, when they were not recorded from `history` here (a merge of
+    /// shards adds theirs); nil: built from the history.
+    public var histograms: OperationHistograms? = nil
+    /// The load generators' peak resident memory (a merge: the largest shard's); nil: this
+    /// process's.
+    public var harnessPeakResidentBytes: Int? = nil
 }
 
 public struct StockSample: Sendable, Codable, Equatable {
@@ -40,35 +46,100 @@ struct LoadRun: Sendable {
 
     func run() async throws -> StrategyRun {
         // Drops first, their start times relative to the run's zero (a moment from now).
-        let creation = Date()
+        let dropIDs = try await createDrops(startAt: Date())
+        let users = plannedUsers(dropIDs)
+        // Before the clock starts: a real buyer holds a token before the sale opens.
+        try await target.prepare(users: users.map(\.user))
+        let watchers = scenario.watchers > 0 ? try await (target as? HTTPTarget)?.watch(count: scenario.watchers) : nil
+
+        // One connection of the harness's own watches the run: stock samples, the drain, the
+        // checker. A target's queue (the rowlock pool's backlog) must not starve them.
+        let observer = PostgresPool(url: target.databaseURL, size: 1)
+        defer { Task { await observer.close() } }
+        let load = try await self.load(users, drops: dropIDs, clock: RunClock(), observer: observer)
+        let history = load.history(databaseURL: target.databaseURL, drops: dropIDs)
+
+        // The sampler keeps going through the drain, so the chart shows expiries returning stock.
+        try await Self.drain(
+            drops: dropIDs, observer: observer,
+            longestTTLMilliseconds: scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0)
+        load.ticker.cancel()
+        let samples = await load.ticker.value
+        let check = try await Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
+            .check(pool: observer, drops: dropIDs, history: history)
+        var live: LiveFigures?
+        if let watchers {
+            let rows = try await observer.query(
+                "SELECT id, total_stock - sold - reserved AS available FROM drops WHERE id = ANY($1)",
+                [.int64Array(dropIDs)])
+            var available: [DropID: Int] = [:]
+            for row in rows.rows { available[try row.int64("id")] = try row.int("available") }
+            live = await watchers.finish(available: available)
+        }
+        var run = StrategyRun(
+            strategy: target.strategy, databaseURL: target.databaseURL, drops: dropIDs,
+            totalStock: scenario.drops.reduce(0) { $0 + $1.stock }, history: history,
+            loadSeconds: load.loadSeconds, plannedUsers: users.count, neverSent: load.outcome.neverSent,
+            stockSamples: samples, check: check, live: live, faults: load.faults)
+        if let before = load.cpuBeforeMicroseconds, let after = load.cpuAfterMicroseconds {
+            run.targetCPUMicroseconds = after - before
+        }
+        return run
+    }
+
+    /// The scenario's drops, created through the target, each opening its `startsIn` after
+    /// `startAt` (the schedule's zero).
+    func createDrops(startAt: Date) async throws -> [DropID] {
         var dropIDs: [DropID] = []
         for plan in scenario.drops {
             let startsAt =
                 plan.startsInMilliseconds > 0
-                ? creation.addingTimeInterval(Double(plan.startsInMilliseconds) / 1_000) : nil
+                ? startAt.addingTimeInterval(Double(plan.startsInMilliseconds) / 1_000) : nil
             dropIDs.append(
                 try await target.createDrop(
                     DropSpec(
                         name: plan.name, priceCents: plan.priceCents, totalStock: plan.stock, startsAt: startsAt,
                         perUserLimit: plan.perUserLimit, reserveTTLMilliseconds: plan.reserveTTLMilliseconds)))
         }
-        let users = plannedUsers(dropIDs)
-        // Before the clock starts: a real buyer holds a token before the sale opens.
-        try await target.prepare(users: users.map(\.user))
-        let watchers = scenario.watchers > 0 ? try await (target as? HTTPTarget)?.watch(count: scenario.watchers) : nil
-        let clock = RunClock()
-        let stop = Int64(scenario.limits.maxDurationSeconds * 1_000_000)
+        return dropIDs
+    }
 
-        // One connection of the harness's own watches the run: stock samples, the drain, the
-        // checker. A target's queue (the rowlock pool's backlog) must not starve them.
-        let observer = PostgresPool(url: target.databaseURL, size: 1)
-        defer { Task { await observer.close() } }
-        let hotDrop = Self.hottest(users) ?? dropIDs[0]
+    /// What the load itself gave: every request as its user saw it, who never got to send,
+    /// the target's CPU around it, the faults, and the stock sampler (still running: the
+    /// caller stops it once it has what it wants charted).
+    struct LoadPhase {
+        var clock: RunClock
+        var records: [OperationRecord]
+        var outcome: UserScheduler.Outcome
+        var stopMicroseconds: Int64
+        var loadSeconds: Double
+        var cpuBeforeMicroseconds: Int64?
+        var cpuAfterMicroseconds: Int64?
+        var faults: [FaultRecord]
+        var ticker: Task<[StockSample], Never>
+
+        func history(databaseURL: String, drops: [DropID]) -> ClientHistory {
+            ClientHistory(
+                records: records,
+                startedAtEpochMicroseconds: Int64(clock.startedAt.timeIntervalSince1970 * 1_000_000),
+                cutOff: outcome.cutOff.mapValues { ClientHistory.CutOff(users: $0, atMicroseconds: stopMicroseconds) },
+                databaseURL: databaseURL, drops: drops)
+        }
+    }
+
+    /// `users` on their schedule from `clock`'s zero until the last has finished or the
+    /// scenario's maximum duration, with the nemesis (if any) opening faults meanwhile.
+    func load(
+        _ users: [VirtualUser], drops: [DropID], clock: RunClock, observer: PostgresPool
+    ) async throws
+        -> LoadPhase
+    {
+        let stop = Int64(scenario.limits.maxDurationSeconds * 1_000_000)
+        let hotDrop = Self.hottest(users) ?? drops[0]
         let nemesis = self.nemesis.map { nemesis in
             Task { await nemesis.run(clock: clock, hotDrop: hotDrop, endMicroseconds: stop) }
         }
-        let sampled = dropIDs
-        let ticker = Task { await tick(clock: clock, drops: sampled, observer: observer) }
+        let ticker = Task { await tick(clock: clock, drops: drops, observer: observer) }
         let spool = HistorySpool()
         let scheduler = UserScheduler(users)
         let cpuBefore = await target.cpuMicroseconds()
@@ -85,37 +156,18 @@ struct LoadRun: Sendable {
                 try? await Task.sleep(for: .milliseconds(200))
             }
         }
-
-        let records = try spool.all()
-        let cutOff = outcome.cutOff.mapValues { ClientHistory.CutOff(users: $0, atMicroseconds: stop) }
-        let neverSent = outcome.neverSent
-        let history = ClientHistory(
-            records: records, startedAtEpochMicroseconds: Int64(clock.startedAt.timeIntervalSince1970 * 1_000_000),
-            cutOff: cutOff, databaseURL: target.databaseURL, drops: dropIDs)
-
-        // The sampler keeps going through the drain, so the chart shows expiries returning stock.
-        try await drain(drops: dropIDs, observer: observer)
-        ticker.cancel()
-        let samples = await ticker.value
-        let check = try await Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
-            .check(pool: observer, drops: dropIDs, history: history)
-        var live: LiveFigures?
-        if let watchers {
-            let rows = try await observer.query(
-                "SELECT id, total_stock - sold - reserved AS available FROM drops WHERE id = ANY($1)",
-                [.int64Array(dropIDs)])
-            var available: [DropID: Int] = [:]
-            for row in rows.rows { available[try row.int64("id")] = try row.int("available") }
-            live = await watchers.finish(available: available)
+        let records: [OperationRecord]
+        do {
+            records = try spool.all()
+        } catch {
+            ticker.cancel()
+            throw error
         }
         let lastAnswer = records.map(\.answeredMicroseconds).max() ?? loadEnded
-        var run = StrategyRun(
-            strategy: target.strategy, databaseURL: target.databaseURL, drops: dropIDs,
-            totalStock: scenario.drops.reduce(0) { $0 + $1.stock }, history: history,
-            loadSeconds: Double(max(lastAnswer, 1)) / 1e6, plannedUsers: users.count, neverSent: neverSent,
-            stockSamples: samples, check: check, live: live, faults: faults)
-        if let cpuBefore, let cpuAfter { run.targetCPUMicroseconds = cpuAfter - cpuBefore }
-        return run
+        return LoadPhase(
+            clock: clock, records: records, outcome: outcome, stopMicroseconds: stop,
+            loadSeconds: Double(max(lastAnswer, 1)) / 1e6, cpuBeforeMicroseconds: cpuBefore,
+            cpuAfterMicroseconds: cpuAfter, faults: faults, ticker: ticker)
     }
 
     /// The drop most users go for: where a nemesis aims its kills and pauses.
@@ -125,30 +177,8 @@ struct LoadRun: Sendable {
         return counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
     }
 
-    /// Every user of every population with their drop and arrival, in arrival order.
-    func plannedUsers(_ drops: [DropID]) -> [VirtualUser] {
-        var users: [VirtualUser] = []
-        users.reserveCapacity(scenario.userCount)
-        var nextUser: UserID = 1
-        for population in scenario.populations {
-            for index in 0..<population.arrival.arrivals(outOf: population.count) {
-                let user = nextUser + UserID(index)
-                var random = SplitMix64(seed: scenario.seed ^ (UInt64(user) &* 0xD1B5_4A32_D192_ED03))
-                let drop: DropID =
-                    switch population.drop {
-                    case .one(let index): drops[index]
-                    case .any: drops[Int.random(in: 0..<drops.count, using: &random)]
-                    }
-                users.append(
-                    VirtualUser(
-                        user: user, drop: drop,
-                        arrivalMicroseconds: population.arrival.offsetMicroseconds(ofArrival: index),
-                        behaviour: population, random: random))
-            }
-            nextUser += UserID(population.count)
-        }
-        users.sort { $0.arrivalMicroseconds < $1.arrivalMicroseconds }
-        return users
+    func plannedUsers(_ drops: [DropID], shard: ShardSpec = .whole) -> [VirtualUser] {
+        scenario.plannedUsers(drops, shard: shard)
     }
 
     /// Once a second until cancelled: the progress line and the available stock of the run's
@@ -179,9 +209,9 @@ struct LoadRun: Sendable {
 
     /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most
     /// the longest TTL plus slack: invariant 4 is then checked on a settled database.
-    private func drain(drops: [DropID], observer: PostgresPool) async throws {
-        let longestTTL = scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0
-        let deadline = ContinuousClock.now.advanced(by: .milliseconds(longestTTL + LoadDefaults.drainSlackMilliseconds))
+    static func drain(drops: [DropID], observer: PostgresPool, longestTTLMilliseconds: Int) async throws {
+        let deadline = ContinuousClock.now.advanced(
+            by: .milliseconds(longestTTLMilliseconds + LoadDefaults.drainSlackMilliseconds))
         while ContinuousClock.now < deadline {
             let active =
                 try await observer.query(
@@ -199,4 +229,33 @@ public struct ProgressTick: Sendable {
     public var counters: LiveSnapshot
     public var sentPerSecond: Double
     public var availableStock: Int
+}
+
+extension Scenario {
+    /// Every user of every population with their drop and arrival, in arrival order; with a
+    /// shard, that shard's slice of each population (`ShardSpec`), ids and seeds unchanged.
+    func plannedUsers(_ drops: [DropID], shard: ShardSpec = .whole) -> [VirtualUser] {
+        var users: [VirtualUser] = []
+        users.reserveCapacity(userCount / shard.count + 1)
+        var nextUser: UserID = 1
+        for population in populations {
+            for index in 0..<population.arrival.arrivals(outOf: population.count) where shard.owns(arrival: index) {
+                let user = nextUser + UserID(index)
+                var random = SplitMix64(seed: seed ^ (UInt64(user) &* 0xD1B5_4A32_D192_ED03))
+                let drop: DropID =
+                    switch population.drop {
+                    case .one(let index): drops[index]
+                    case .any: drops[Int.random(in: 0..<drops.count, using: &random)]
+                    }
+                users.append(
+                    VirtualUser(
+                        user: user, drop: drop,
+                        arrivalMicroseconds: population.arrival.offsetMicroseconds(ofArrival: index),
+                        behaviour: population, random: random))
+            }
+            nextUser += UserID(population.count)
+        }
+        users.sort { $0.arrivalMicroseconds < $1.arrivalMicroseconds }
+        return users
+    }
 }

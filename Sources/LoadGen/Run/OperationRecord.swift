@@ -57,6 +57,15 @@ public struct RunClock: Sendable {
         startedAt = Date()
     }
 
+    /// A clock whose zero is the wall-clock instant `zero` (a shard's agreed start): read at
+    /// or after it, so a shard that began late finds its first arrivals already due.
+    public init(zeroAt zero: Date) {
+        let now = ContinuousClock.now
+        let sinceZero = Date().timeIntervalSince(zero)
+        started = now.advanced(by: .microseconds(-Int64((sinceZero * 1_000_000).rounded())))
+        startedAt = zero
+    }
+
     public var nowMicroseconds: Int64 { Self.microseconds(ContinuousClock.now - started) }
 
     public func date(atMicroseconds micros: Int64) -> Date { startedAt.addingTimeInterval(Double(micros) / 1e6) }

@@ -1,0 +1,57 @@
+// `stockdrop report merge`: the shards of one run into one report and one verdict.
+import ArgumentParser
+import Engine
+import Foundation
+import LoadGen
+
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "Work with report directories.", subcommands: [MergeCommand.self])
+}
+
+struct MergeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Merge the report directories of every shard of one run (`run --shard`) into one checked report.",
+        discussion:
+            "Exit status: 0 pass, 1 an invariant broken, 2 a threshold missed, 64 the directories are not one run's complete set of shards (each problem named), 69 the database is unreachable."
+    )
+
+    @Argument(help: "Every shard's report directory.") var directories: [String]
+    @Option(help: "Where the merged report directory goes.") var reportDir = "reports"
+    @Option(help: "The database (default: DATABASE_URL, else the one the shards recorded).") var url: String?
+    @Flag(help: "Also write the merged client history (for `stockdrop check --history`).") var keepHistory = false
+
+    func run() async throws {
+        let outcome: MergeOutcome
+        do {
+            outcome = try await ShardMerge.merge(
+                directories: directories, databaseURL: url ?? ProcessInfo.processInfo.environment["DATABASE_URL"])
+        } catch let refusal as MergeRefusal {
+            FileHandle.standardError.write(Data("\(refusal)\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        } catch let error as RunError {
+            FileHandle.standardError.write(Data("merge failed: \(error)\n".utf8))
+            throw ExitCode(error.exitCode)
+        }
+        let report = outcome.report
+        let directory = try ReportWriter.directory(
+            root: reportDir, scenario: "\(report.scenario)-merged", startedAt: report.startedAt)
+        try ReportWriter.write(
+            report, to: directory,
+            histories: keepHistory ? [report.strategies[0].strategy.rawValue: outcome.history] : [:])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(outcome.histograms).write(
+            to: URL(fileURLWithPath: directory).appendingPathComponent("histograms.json"))
+        print(report.summaryTable)
+        if let shards = report.shardTable { print("\n" + shards + "\n") }
+        for line in report.problemLines { print(line) }
+        print(
+            "merged \(report.shards?.count ?? 0) shards in \(String(format: "%.2f", outcome.seconds)) s (histories, histograms, drain and checker)"
+        )
+        print("report: \(directory)/report.html")
+        print(report.verdictLine)
+        throw ExitCode(report.exitCode)
+    }
+}
