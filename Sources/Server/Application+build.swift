@@ -30,6 +30,9 @@ public struct ServerParts: Sendable {
     /// One budget per client address and per user, shared by requests and socket upgrades.
     let addressLimiter: RateLimiter?
     let userLimiter: RateLimiter?
+    let logSink: LogSink?
+    /// Drop reads from committed state in memory (`GET /v1/drops…`, the live page's snapshot).
+    public let reads: DropReads
 
     public var strategy: Strategy { inventory.strategy }
     public var instance: String { directory.instance }
@@ -50,13 +53,15 @@ public func buildApplication(
         url: configuration.databaseURL, size: configuration.poolSize, deadlines: configuration.databaseDeadlines)
     let store = InstrumentedStore(base: PostgresStore(pool: pool), metrics: metrics)
     let events = EventHub(stockEventsPerSecond: configuration.stockEventsPerSecond)
-    let publisher = CommitPublisher(events: events, store: store)
+    let reads = DropReads(store: store)
+    events.feedReads(reads)
+    let publisher = CommitPublisher(events: events, store: store, reads: reads)
     let inventory: any Inventory =
         switch configuration.strategy {
         case .actor: ActorEngine(store: store, owner: configuration.owner, clock: clock, onCommit: publisher.committed)
         case .rowlock: RowLockEngine(store: store, clock: clock, onCommit: publisher.committed)
         }
-    let snapshot = LiveSnapshot(inventory: inventory)
+    let snapshot = LiveSnapshot(reads: reads)
     let directory = InstanceDirectory(instance: configuration.owner.instance, pool: pool, logger: logger)
     let relay = configuration.redisURL.map { url in
         RedisRelay(url: url, hub: events, logger: logger) { await snapshot.make() }
@@ -68,7 +73,8 @@ public func buildApplication(
         snapshot: snapshot, buyers: BuyerNames(store: store), directory: directory,
         forwarder: ClaimForwarder(directory: directory, metrics: metrics, engine: inventory as? ActorEngine),
         addressLimiter: configuration.addressRateLimit.map { RateLimiter(limit: $0, clock: clock) },
-        userLimiter: configuration.userRateLimit.map { RateLimiter(limit: $0, clock: clock) })
+        userLimiter: configuration.userRateLimit.map { RateLimiter(limit: $0, clock: clock) },
+        logSink: configuration.logSink, reads: reads)
     // Services stop in reverse order: the HTTP server; the directory entry (no instance
     // forwards here once this one stopped accepting); the engine, whose last batches' events
     // still reach the relay, and which closes the pool last; then the relay.
@@ -104,7 +110,10 @@ func buildRouter(
 ) -> Router<StockdropContext> {
     let router = Router(context: StockdropContext.self)
     let table = RouteTableBox()
-    router.add(middleware: RequestLogMiddleware(metrics: parts.metrics, proxies: configuration.trustedProxies))
+    router.add(
+        middleware: RequestLogMiddleware(
+            metrics: parts.metrics, proxies: configuration.trustedProxies, successSample: configuration.logSuccessSample
+        ))
     router.add(middleware: ErrorMiddleware(routes: table))
     router.add(middleware: BodyLimitMiddleware())
     OperationsRoutes(parts: parts).add(to: router)
@@ -125,7 +134,8 @@ func buildRouter(
     }
     router.add(middleware: ClaimForwarding(forwarder: parts.forwarder))
     LiveRoutes.addPlainRequest(to: router, authority: parts.authority)
-    DropRoutes(inventory: parts.inventory, events: parts.events, buyers: parts.buyers, clock: clock).add(to: router)
+    DropRoutes(inventory: parts.inventory, reads: parts.reads, events: parts.events, buyers: parts.buyers, clock: clock)
+        .add(to: router)
     table.set(RouteTable(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) }))
     return router
 }

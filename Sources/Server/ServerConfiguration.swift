@@ -22,6 +22,11 @@ public struct ServerConfiguration: Sendable {
     /// Connections to PostgreSQL: the rowlock pool (its baseline's knob) or the actor's.
     public var poolSize: Int
     public var logLevel: Logger.Level
+    /// Where log lines are buffered (`stockdrop serve` sets it): its dropped-line count is on
+    /// /metrics. Nil: whatever LoggingSystem was bootstrapped with.
+    public var logSink: LogSink? = nil
+    /// The share of successful requests that get a request log line (1: every one).
+    public var logSuccessSample = 1.0
     /// NIO threads serving sockets; nil shares NIO's group (one per core).
     public var eventLoopThreads: Int?
     /// Redis for fanning live events out across instances; nil keeps them in this process.

@@ -20,6 +20,21 @@ public enum ServerDefaults {
     /// Buyers whose display name this process has written; past it the set starts over
     /// (a rewrite of a name is harmless, memory growing without end is not).
     public static let knownBuyersLimit = 100_000
+    /// A drop read is answered from memory while a commit or a database read confirmed it
+    /// within this (README: the staleness bound of `GET /v1/drops/{id}`): on the drop's owner
+    /// every commit confirms it, elsewhere relayed events do, and past it the database is read
+    /// (once, however many requests wait).
+    public static let dropReadMaxAgeMilliseconds = 1_000
+    /// Drop views and listing pages kept; past them the map starts over (a read refills it).
+    public static let dropReadViews = 100_000
+    public static let dropReadPages = 64
+    /// Purchases a drop read shows, newest first (the database's LIMIT 3).
+    public static let recentPurchases = 3
+    /// Log lines waiting for the writer thread: 4 MiB is ~20,000 request lines (~200 bytes
+    /// each), a second of requests at the rate this machine serves. The last MiB takes only
+    /// error lines, so a burst of successes cannot crowd them out.
+    public static let logBufferBytes = 4 << 20
+    public static let logBufferReservedBytes = 1 << 20
     /// /metrics reads its gauges from the database at most this often, so scrapes (which
     /// need no token) cannot queue queries ahead of the group commits.
     public static let gaugeRefreshMilliseconds = 1_000

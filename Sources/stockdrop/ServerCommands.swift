@@ -52,6 +52,11 @@ struct ServeCommand: AsyncParsableCommand {
             "How long a statement's answer may take before its connection is dropped, in ms (statement_timeout is 1 s less)."
     )
     var dbAnswerTimeoutMs = ServerDefaults.databaseDeadlines.answerMilliseconds
+    @Option(
+        help:
+            "The share of successful requests (status < 400) that get a log line, in (0, 1]; error lines are always written."
+    )
+    var logSample = 1.0
 
     func validate() throws {
         if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be 0…65535 (0: any free port)") }
@@ -88,9 +93,15 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--db-acquire-timeout-ms must be 1…600000 and --db-answer-timeout-ms 2000…600000")
         }
         if let instanceID, instanceID.contains("~") { throw ValidationError("--instance-id must not contain ~") }
+        guard logSample > 0, logSample <= 1 else { throw ValidationError("--log-sample must be in (0, 1]") }
     }
 
     func run() async throws {
+        // Log lines leave through a buffer and a writer thread of their own, never written on
+        // the event loop (`LogSink`).
+        let sink = LogSink()
+        LoggingSystem.bootstrap { label in BufferedLogHandler(label: label, sink: sink) }
+        defer { sink.flush() }
         let environment = ProcessInfo.processInfo.environment
         var secret = environment["STOCKDROP_JWT_SECRET"] ?? ""
         if secret.isEmpty {
@@ -126,6 +137,8 @@ struct ServeCommand: AsyncParsableCommand {
                 ?? .unique(leaseMilliseconds: leaseMs),
             advertiseURL: advertiseURL?.trimmingSuffix("/"))
         configuration.maxConnections = maxConnections
+        configuration.logSink = sink
+        configuration.logSuccessSample = logSample
         configuration.databaseDeadlines.acquireMilliseconds = dbAcquireTimeoutMs
         configuration.databaseDeadlines.answerMilliseconds = dbAnswerTimeoutMs
         configuration.databaseDeadlines.statementMilliseconds = dbAnswerTimeoutMs - 1_000

@@ -211,8 +211,10 @@ actor DropActor {
         batchTask = nil
         switch result {
         case .success(let outcome):
-            perform(machine.committed(outcome, now: clock.now()))
+            // Observers first (a few microseconds: queue an event, update the read views), so
+            // a caller that reads the drop after its answer sees its own commit.
             onCommit(batch, outcome)
+            perform(machine.committed(outcome, now: clock.now()))
         case .failure(let error):
             // A store says whether nothing was applied; an error it did not classify leaves
             // the outcome unknown.

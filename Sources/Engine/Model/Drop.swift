@@ -80,10 +80,15 @@ public struct DropRecord: Sendable, Equatable, Codable {
 public struct DropSnapshot: Sendable, Equatable, Codable {
     public var drop: DropRecord
     public var recentPurchases: [RecentPurchase]
+    /// The instant (the database's clock) at which these figures were the committed state:
+    /// every batch stamped before it is in them, none stamped after. Nil when unknown (a drop
+    /// just created, as its creator saw it).
+    public var committedAt: Date?
 
-    public init(drop: DropRecord, recentPurchases: [RecentPurchase]) {
+    public init(drop: DropRecord, recentPurchases: [RecentPurchase], committedAt: Date? = nil) {
         self.drop = drop
         self.recentPurchases = recentPurchases
+        self.committedAt = committedAt
     }
 }
 

@@ -44,11 +44,15 @@ public actor InMemoryStore: DropStore {
 
     public func listDrops(after cursor: DropID?, limit: Int) -> [DropSnapshot] {
         tables.drops.values.filter { $0.id > (cursor ?? 0) }.sorted { $0.id < $1.id }.prefix(max(0, limit))
-            .map { DropSnapshot(drop: $0, recentPurchases: tables.recentPurchases(of: $0.id)) }
+            .map {
+                DropSnapshot(drop: $0, recentPurchases: tables.recentPurchases(of: $0.id), committedAt: clock.now())
+            }
     }
 
     public func snapshot(of drop: DropID) -> DropSnapshot? {
-        tables.drops[drop].map { DropSnapshot(drop: $0, recentPurchases: tables.recentPurchases(of: drop)) }
+        tables.drops[drop].map {
+            DropSnapshot(drop: $0, recentPurchases: tables.recentPurchases(of: drop), committedAt: clock.now())
+        }
     }
 
     public func recover(_ drop: DropID, epoch: Int64?) throws -> DropRecovery? {

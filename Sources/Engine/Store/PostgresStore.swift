@@ -26,27 +26,58 @@ public final class PostgresStore: DropStore {
         return try Self.drop(rows[0])
     }
 
+    /// A page of drops as one committed state, read under the rows' share locks (see
+    /// `committedRead`).
     public func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot] {
         try await pool.withSession { session in
-            let drops = try session.query(
-                "SELECT \(Self.dropColumns) FROM drops WHERE id > $1 ORDER BY id LIMIT $2",
-                [.int64(cursor ?? 0), .int32(Int32(clamping: limit))]
-            ).rows.map(Self.drop)
-            let recent = try Self.recentPurchases(of: drops.map(\.id), session)
-            return drops.map { DropSnapshot(drop: $0, recentPurchases: recent[$0.id] ?? []) }
+            try Self.committedRead(session) {
+                let drops = try session.query(
+                    "SELECT \(Self.dropColumns) FROM drops WHERE id > $1 ORDER BY id LIMIT $2 FOR SHARE",
+                    [.int64(cursor ?? 0), .int32(Int32(clamping: limit))]
+                ).rows.map(Self.drop)
+                let recent = try Self.recentPurchases(of: drops.map(\.id), session)
+                return drops.map { DropSnapshot(drop: $0, recentPurchases: recent[$0.id] ?? []) }
+            }
         }
     }
 
     public func snapshot(of drop: DropID) async throws -> DropSnapshot? {
         try await pool.withSession { session in
-            guard
-                let row = try session.query("SELECT \(Self.dropColumns) FROM drops WHERE id = $1", [.int64(drop)]).first
-            else {
-                return nil
+            try Self.committedRead(session) {
+                guard
+                    let row = try session.query(
+                        "SELECT \(Self.dropColumns) FROM drops WHERE id = $1 FOR SHARE", [.int64(drop)]
+                    ).first
+                else {
+                    return []
+                }
+                return [
+                    DropSnapshot(
+                        drop: try Self.drop(row),
+                        recentPurchases: try Self.recentPurchases(of: [drop], session)[drop] ?? [])
+                ]
+            }.first
+        }
+    }
+
+    /// Reads drops as the committed state at one instant, stamped with it. The share locks
+    /// wait for a batch in flight and keep the next one out until COMMIT (every writer of a
+    /// drop's counters, holds and purchases locks its row first), so the figures are those
+    /// of every batch stamped before the clock reading that follows, and of none after it:
+    /// what the rows' timeline says at that instant.
+    private static func committedRead(
+        _ session: PostgresSession, _ read: () throws -> [DropSnapshot]
+    ) throws
+        -> [DropSnapshot]
+    {
+        try session.transaction(isolation: .readCommitted) {
+            var snapshots = try read()
+            guard !snapshots.isEmpty else { return snapshots }
+            guard let at = try session.query("SELECT clock_timestamp() AS at").first?.date("at") else {
+                throw PostgresError(kind: .decoding, message: "clock_timestamp() returned no row")
             }
-            let record = try Self.drop(row)
-            return DropSnapshot(
-                drop: record, recentPurchases: try Self.recentPurchases(of: [drop], session)[drop] ?? [])
+            for index in snapshots.indices { snapshots[index].committedAt = at }
+            return snapshots
         }
     }
 

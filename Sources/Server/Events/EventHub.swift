@@ -32,6 +32,7 @@ public final class EventHub: Sendable {
     /// until a flash-sale with Redis overflowed the stack (SIGSEGV after ~60,000 events).
     private struct Forward: Sendable { let publish: @Sendable (LiveEvent) -> Void }
     private let remote = Mutex<Forward?>(nil)
+    private let reads = Mutex<DropReads?>(nil)
     /// The newest stock version seen per drop, from this instance or relayed.
     private let latestStock = Mutex<[DropID: Int64]>([:])
     private let started = ContinuousClock.now
@@ -64,6 +65,13 @@ public final class EventHub: Sendable {
             if names.count >= ServerDefaults.knownBuyersLimit { names.removeAll(keepingCapacity: true) }
             names[user] = name
         }
+    }
+
+    func name(of user: UserID) -> String? { names.withLock { $0[user] } }
+
+    /// Where relayed commits also go: the drop read views of this instance.
+    func feedReads(_ reads: DropReads) {
+        self.reads.withLock { $0 = reads }
     }
 
     func dropCreated(_ record: DropRecord) {
@@ -112,6 +120,7 @@ public final class EventHub: Sendable {
     /// An event another instance published.
     func relayed(_ event: LiveEvent) {
         guard event.origin != instanceID, Self.plausible(event, now: Date()) else { return }
+        reads.withLock { $0 }?.relayed(event)
         guard isCurrent(event, record: true) else { return }
         enqueue(event)
     }

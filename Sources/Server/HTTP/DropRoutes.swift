@@ -8,6 +8,7 @@ import Hummingbird
 
 struct DropRoutes: Sendable {
     let inventory: any Inventory
+    let reads: DropReads
     let events: EventHub
     let buyers: BuyerNames
     let clock: any WallClock
@@ -28,15 +29,41 @@ struct DropRoutes: Sendable {
         let limit =
             try query["limit"].map { try Self.integer(String($0), name: "limit", in: 1...ServerDefaults.maxPageLimit) }
             ?? ServerDefaults.pageLimit
-        let snapshots = try await inventory.listDrops(after: cursor, limit: limit)
-        let next = snapshots.count == limit ? snapshots.last.map { String($0.drop.id) } : nil
-        return DropPage(drops: snapshots.map(DropResponse.init), nextCursor: next)
+        let views = try await reads.page(after: cursor, limit: limit)
+        let next = views.count == limit ? views.last.map { String($0.snapshot.drop.id) } : nil
+        return DropPage(drops: views.map { DropResponse($0.snapshot) }, nextCursor: next)
     }
 
-    @Sendable func show(_ request: Request, context: StockdropContext) async throws -> DropResponse {
+    /// From the drop's committed read view (`DropReads`), with a weak ETag of what it shows: a
+    /// client or cache that sends it back in If-None-Match gets 304 until the figures or the
+    /// latest purchases change. no-cache: a cache may keep the body but must ask again each
+    /// time, which costs a 304.
+    @Sendable func show(_ request: Request, context: StockdropContext) async throws -> Response {
         let drop = try Self.dropID(context)
-        guard let snapshot = try await inventory.snapshot(of: drop) else { throw APIError(rejection: .unknownDrop) }
-        return DropResponse(snapshot)
+        guard let view = try await reads.view(of: drop) else { throw APIError(rejection: .unknownDrop) }
+        if let asked = request.headers[.ifNoneMatch], Self.matches(asked, view.etag) {
+            return Response(status: .notModified, headers: [.eTag: view.etag, .cacheControl: Self.cacheControl])
+        }
+        var response = try context.responseEncoder.encode(DropResponse(view.snapshot), from: request, context: context)
+        response.headers[.eTag] = view.etag
+        response.headers[.cacheControl] = Self.cacheControl
+        return response
+    }
+
+    static let cacheControl = "public, no-cache"
+
+    /// If-None-Match: `*`, or a list of entity tags one of which is ours, compared weakly (RFC
+    /// 9110 13.1.2: the opaque tags equal, either or both weak).
+    static func matches(_ header: String, _ etag: String) -> Bool {
+        func opaque<S: StringProtocol>(_ tag: S) -> Substring {
+            let trimmed = Substring(tag).drop { $0 == " " || $0 == "\t" }
+            return trimmed.hasPrefix("W/") ? trimmed.dropFirst(2) : trimmed
+        }
+        let ours = opaque(etag)
+        return header.split(separator: ",").contains { part in
+            let tag = opaque(part.trimmingCharacters(in: .whitespaces))
+            return tag == "*" || tag == ours
+        }
     }
 
     @Sendable func create(_ request: Request, context: StockdropContext) async throws -> EditedResponse<DropResponse> {

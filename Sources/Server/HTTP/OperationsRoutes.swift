@@ -67,6 +67,7 @@ struct OperationsRoutes: Sendable {
         }
         router.get("/metrics") { _, _ in
             await parts.gauges.refresh()
+            if let sink = parts.logSink { metrics.recordLogLines(dropped: sink.dropped, written: sink.written) }
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: metrics.render())))

@@ -10,6 +10,8 @@ struct RequestLogMiddleware: RouterMiddleware {
     typealias Context = StockdropContext
     let metrics: ServerMetrics
     let proxies: TrustedProxies
+    /// The share of successful requests logged (1: all, the default); errors always are.
+    var successSample = 1.0
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -39,13 +41,16 @@ struct RequestLogMiddleware: RouterMiddleware {
         metrics.recordRequest(
             route: route, method: request.method.rawValue, status: response.status.code,
             nanoseconds: elapsed.nanoseconds)
-        if context.logger.logLevel <= .info {
+        let status = response.status.code
+        if context.logger.logLevel <= .info,
+            status >= 400 || successSample >= 1 || Double.random(in: 0..<1) < successSample
+        {
             context.logger.info(
                 "request",
                 metadata: [
                     "method": .string(request.method.rawValue), "path": .string(request.uri.path),
                     "route": .string(route),
-                    "status": .stringConvertible(response.status.code),
+                    "status": .stringConvertible(status),
                     "duration_ms": .string(String(format: "%.3f", elapsed.milliseconds)),
                     "client": .string(context.clientAddress),
                 ])

@@ -22,6 +22,9 @@ struct DropResponse: Codable, Sendable {
     let reserveTTLMilliseconds: Int
     let createdAt: String
     let recentPurchases: [RecentPurchase]
+    /// The instant (the database's clock) at which these figures were the committed state;
+    /// absent on a drop's creation.
+    let committedAt: String?
 
     init(_ snapshot: DropSnapshot) {
         let drop = snapshot.drop
@@ -39,6 +42,7 @@ struct DropResponse: Codable, Sendable {
         recentPurchases = snapshot.recentPurchases.map {
             RecentPurchase(purchaseId: $0.purchaseID, buyerName: $0.buyerName, createdAt: APITime.string($0.createdAt))
         }
+        committedAt = snapshot.committedAt.map(APITime.string)
     }
 }
 

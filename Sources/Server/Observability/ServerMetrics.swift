@@ -113,6 +113,12 @@ public final class ServerMetrics: Sendable {
     }
 
     /// The exposition text of every metric in the registry.
+    /// The request log's buffer: lines written, and success lines dropped when it was full.
+    func recordLogLines(dropped: Int, written: Int) {
+        Gauge(label: "stockdrop_log_lines_dropped", factory: factory).record(dropped)
+        Gauge(label: "stockdrop_log_lines_written", factory: factory).record(written)
+    }
+
     func render() -> String {
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)

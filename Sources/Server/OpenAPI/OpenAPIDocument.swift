@@ -81,8 +81,21 @@ enum OpenAPIDocument {
                 .invalidJSON, .validationFailed, .unknownField, .payloadTooLarge, .unsupportedMediaType, .forbidden,
             ]),
         Operation(
-            method: "get", path: "/v1/drops/{id}", summary: "One drop", access: .open,
-            success: (200, "The drop", ref("Drop")), parameters: [dropID], codes: [.invalidParameter, .unknownDrop]),
+            method: "get", path: "/v1/drops/{id}",
+            summary:
+                "One drop, from its committed state in memory (at most \(ServerDefaults.dropReadMaxAgeMilliseconds) ms behind the database); a weak ETag of its figures and latest purchases, Cache-Control: public, no-cache",
+            access: .open,
+            success: (200, "The drop", ref("Drop")),
+            alternative: (304, "Not modified: If-None-Match names the drop's current ETag"),
+            parameters: [
+                dropID,
+                [
+                    "name": "If-None-Match", "in": "header",
+                    "description": "An ETag of an earlier answer: 304 while the drop has not changed since",
+                    "schema": ["type": "string"],
+                ],
+            ],
+            codes: [.invalidParameter, .unknownDrop]),
         Operation(
             method: "post", path: "/v1/drops/{id}/reserve", summary: "Hold one unit for the drop's TTL", access: .user,
             success: (201, "Reserved; committed to the database before this answer", ref("Reservation")),
@@ -277,6 +290,11 @@ enum OpenAPIDocument {
                     "startsAt": ["type": ["string", "null"], "format": "date-time"],
                     "perUserLimit": ["type": "integer"],
                     "reserveTTLMilliseconds": ["type": "integer"], "createdAt": time,
+                    "committedAt": [
+                        "type": ["string", "null"], "format": "date-time",
+                        "description":
+                            "The instant (the database's clock) at which these figures were the committed state",
+                    ],
                     "recentPurchases": [
                         "type": "array", "maxItems": 3,
                         "items": [

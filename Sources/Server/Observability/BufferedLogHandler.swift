@@ -1,0 +1,50 @@
+// swift-log's handler for `stockdrop serve`: StreamLogHandler's line format, handed to a
+// `LogSink` instead of written on the calling thread. A line is an error line (never dropped)
+// at notice or above, or when it reports a request answered with a status of 400 or more.
+import Logging
+
+public struct BufferedLogHandler: LogHandler {
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:] {
+        didSet { renderedMetadata = Self.render(metadata) }
+    }
+    public var metadataProvider: Logger.MetadataProvider?
+    private let label: String
+    private let sink: LogSink
+    private var renderedMetadata = ""
+
+    public init(label: String, sink: LogSink, metadataProvider: Logger.MetadataProvider? = nil) {
+        self.label = label
+        self.sink = sink
+        self.metadataProvider = metadataProvider
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var rendered = renderedMetadata
+        let provided = metadataProvider?.get() ?? [:]
+        let explicit = event.metadata ?? [:]
+        if !provided.isEmpty || !explicit.isEmpty {
+            rendered = Self.render(metadata.merging(provided) { $1 }.merging(explicit) { $1 })
+        }
+        let line =
+            "\(LogSink.timestamp()) \(event.level) \(label):\(rendered.isEmpty ? "" : " " + rendered) [\(event.source)] \(event.message)\n"
+        sink.append(line, droppable: !Self.isErrorLine(level: event.level, metadata: explicit))
+    }
+
+    static func isErrorLine(level: Logger.Level, metadata: Logger.Metadata) -> Bool {
+        if level >= .notice { return true }
+        if case .stringConvertible(let status) = metadata["status"], let code = Int("\(status)") { return code >= 400 }
+        if case .string(let status) = metadata["status"], let code = Int(status) { return code >= 400 }
+        return false
+    }
+
+    /// `key=value` pairs sorted by key, as StreamLogHandler prints them.
+    static func render(_ metadata: Logger.Metadata) -> String {
+        metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+    }
+}
