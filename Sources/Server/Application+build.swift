@@ -112,8 +112,9 @@ func buildRouter(
     let table = RouteTableBox()
     router.add(
         middleware: RequestLogMiddleware(
-            metrics: parts.metrics, proxies: configuration.trustedProxies, successSample: configuration.logSuccessSample
-        ))
+            metrics: parts.metrics, proxies: configuration.trustedProxies,
+            successSample: configuration.logSuccessSample,
+            sink: configuration.logSink, instance: configuration.owner.instance))
     router.add(middleware: ErrorMiddleware(routes: table))
     router.add(middleware: BodyLimitMiddleware())
     OperationsRoutes(parts: parts).add(to: router)

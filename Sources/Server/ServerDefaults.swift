@@ -35,6 +35,9 @@ public enum ServerDefaults {
     /// error lines, so a burst of successes cannot crowd them out.
     public static let logBufferBytes = 4 << 20
     public static let logBufferReservedBytes = 1 << 20
+    /// Lines wait at most this long for the writer (it also wakes when a quarter of the
+    /// buffer is used).
+    public static let logFlushMilliseconds = 10
     /// /metrics reads its gauges from the database at most this often, so scrapes (which
     /// need no token) cannot queue queries ahead of the group commits.
     public static let gaugeRefreshMilliseconds = 1_000

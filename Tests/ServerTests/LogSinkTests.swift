@@ -90,5 +90,19 @@ import Testing
         #expect(!BufferedLogHandler.isErrorLine(level: .info, metadata: ["status": .stringConvertible(201)]))
         #expect(BufferedLogHandler.isErrorLine(level: .notice, metadata: [:]))
         #expect(!BufferedLogHandler.isErrorLine(level: .info, metadata: [:]))
+        // The request line written straight to the sink reads as the handler writes it.
+        let viaHandler =
+            "2026-12-01T18:00:00+0000 info stockdrop: "
+            + BufferedLogHandler.render([
+                "hb.request.id": "abc", "instance": "s1~x", "method": "GET", "path": "/health", "route": "/health",
+                "status": .stringConvertible(200), "duration_ms": "0.123", "client": "127.0.0.1",
+            ]) + " [Server] request\n"
+        #expect(
+            RequestLogMiddleware.line(
+                timestamp: "2026-12-01T18:00:00+0000", client: "127.0.0.1", duration: "0.123", requestID: "abc",
+                instance: "s1~x", method: "GET", path: "/health", route: "/health", status: 200) == viaHandler)
+        #expect(RequestLogMiddleware.milliseconds(.microseconds(12_345)) == "12.345")
+        #expect(RequestLogMiddleware.milliseconds(.microseconds(5)) == "0.005")
+        #expect(RequestLogMiddleware.milliseconds(.seconds(2)) == "2000.000")
     }
 }

@@ -44,10 +44,19 @@ struct DropRoutes: Sendable {
         if let asked = request.headers[.ifNoneMatch], Self.matches(asked, view.etag) {
             return Response(status: .notModified, headers: [.eTag: view.etag, .cacheControl: Self.cacheControl])
         }
-        var response = try context.responseEncoder.encode(DropResponse(view.snapshot), from: request, context: context)
-        response.headers[.eTag] = view.etag
-        response.headers[.cacheControl] = Self.cacheControl
-        return response
+        let body: ByteBuffer
+        if let encoded = view.body {
+            body = encoded
+        } else {
+            body = ByteBuffer(bytes: try JSONEncoder().encode(DropResponse(view.snapshot)))
+            reads.remember(body: body, of: drop, version: view.version)
+        }
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "application/json; charset=utf-8", .eTag: view.etag, .cacheControl: Self.cacheControl,
+            ],
+            body: .init(byteBuffer: body))
     }
 
     static let cacheControl = "public, no-cache"

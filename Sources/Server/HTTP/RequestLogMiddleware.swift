@@ -12,6 +12,12 @@ struct RequestLogMiddleware: RouterMiddleware {
     let proxies: TrustedProxies
     /// The share of successful requests logged (1: all, the default); errors always are.
     var successSample = 1.0
+    /// With a sink (`stockdrop serve`), the request line is written straight into it, in the
+    /// handler's format: building a metadata dictionary per request and rendering it again
+    /// cost a fifth of what the server answered at the default level (GET /health 33,119
+    /// against 43,819 req/s at warning).
+    var sink: LogSink? = nil
+    var instance = ""
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -45,17 +51,43 @@ struct RequestLogMiddleware: RouterMiddleware {
         if context.logger.logLevel <= .info,
             status >= 400 || successSample >= 1 || Double.random(in: 0..<1) < successSample
         {
+            if let sink {
+                sink.append(
+                    Self.line(
+                        timestamp: sink.timestampNow(), client: context.clientAddress,
+                        duration: Self.milliseconds(elapsed), requestID: requestID, instance: instance,
+                        method: request.method.rawValue, path: request.uri.path, route: route, status: status),
+                    droppable: status < 400)
+                return response
+            }
             context.logger.info(
                 "request",
                 metadata: [
                     "method": .string(request.method.rawValue), "path": .string(request.uri.path),
                     "route": .string(route),
                     "status": .stringConvertible(status),
-                    "duration_ms": .string(String(format: "%.3f", elapsed.milliseconds)),
+                    "duration_ms": .string(Self.milliseconds(elapsed)),
                     "client": .string(context.clientAddress),
                 ])
         }
         return response
+    }
+
+    /// The line `BufferedLogHandler` would write for this request (its metadata sorted by key).
+    static func line(
+        timestamp: String, client: String, duration: String, requestID: String, instance: String, method: String,
+        path: String, route: String, status: Int
+    ) -> String {
+        "\(timestamp) info stockdrop: client=\(client) duration_ms=\(duration) hb.request.id=\(requestID) instance=\(instance) method=\(method) path=\(path) route=\(route) status=\(status) [Server] request\n"
+    }
+
+    /// `12.345`: milliseconds with three decimals, without Foundation's String(format:),
+    /// which cost more than the rest of the line.
+    static func milliseconds(_ duration: Duration) -> String {
+        let micros = max(
+            0, duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)
+        let fraction = micros % 1_000
+        return "\(micros / 1_000)." + (fraction < 10 ? "00" : fraction < 100 ? "0" : "") + "\(fraction)"
     }
 
     /// The client's X-Request-Id when it is 1 to 64 letters, digits or dashes (anything else

@@ -5,13 +5,12 @@ import Logging
 
 public struct BufferedLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:] {
-        didSet { renderedMetadata = Self.render(metadata) }
-    }
+    /// Rendered only when a line is written: Hummingbird sets a request id on every
+    /// request's logger, logged or not.
+    public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let sink: LogSink
-    private var renderedMetadata = ""
 
     public init(label: String, sink: LogSink, metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
@@ -25,14 +24,15 @@ public struct BufferedLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var rendered = renderedMetadata
-        let provided = metadataProvider?.get() ?? [:]
         let explicit = event.metadata ?? [:]
-        if !provided.isEmpty || !explicit.isEmpty {
-            rendered = Self.render(metadata.merging(provided) { $1 }.merging(explicit) { $1 })
-        }
+        var base = metadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty { base.merge(provided) { $1 } }
+        // The logger's own pairs (sorted), then the line's (sorted): no merged dictionary to
+        // build and sort per request line. A key the line repeats is the line's.
+        var rendered = Self.render(explicit.isEmpty ? base : base.filter { explicit[$0.key] == nil })
+        if !explicit.isEmpty { rendered += (rendered.isEmpty ? "" : " ") + Self.render(explicit) }
         let line =
-            "\(LogSink.timestamp()) \(event.level) \(label):\(rendered.isEmpty ? "" : " " + rendered) [\(event.source)] \(event.message)\n"
+            "\(sink.timestampNow()) \(event.level) \(label):\(rendered.isEmpty ? "" : " " + rendered) [\(event.source)] \(event.message)\n"
         sink.append(line, droppable: !Self.isErrorLine(level: event.level, metadata: explicit))
     }
 

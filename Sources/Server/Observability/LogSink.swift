@@ -18,6 +18,11 @@ public final class LogSink: @unchecked Sendable {
     private var pending: [UInt8] = []
     private var droppedSinceWrite = 0
     private var writing = false
+    private var flushRequested = false
+    /// The writer wakes when this much waits, or every `flushInterval`, not for each line:
+    /// waking it per line cost a futex wake and two context switches per request.
+    private let wakeBytes: Int
+    private let flushInterval: TimeInterval
     private let droppedTotal = Atomic<Int>(0)
     private let writtenTotal = Atomic<Int>(0)
 
@@ -31,6 +36,8 @@ public final class LogSink: @unchecked Sendable {
         self.descriptor = descriptor
         self.capacityBytes = capacityBytes
         self.reservedBytes = reservedBytes
+        wakeBytes = max(1, (capacityBytes - reservedBytes) / 4)
+        flushInterval = Double(ServerDefaults.logFlushMilliseconds) / 1_000
         pending.reserveCapacity(capacityBytes)
         let thread = Thread { [self] in self.writeLoop() }
         thread.name = "log-writer"
@@ -60,16 +67,19 @@ public final class LogSink: @unchecked Sendable {
                 // A line larger than the whole buffer still goes out once the buffer is empty.
                 while pending.count + bytes.count > capacityBytes && !pending.isEmpty { condition.wait() }
             }
-            let wasEmpty = pending.isEmpty
+            let before = pending.count
             pending.append(contentsOf: bytes)
-            if wasEmpty && !writing { condition.broadcast() }
+            if before < wakeBytes && pending.count >= wakeBytes { condition.broadcast() }
         }
     }
 
     /// Returns once every line appended before the call is written.
     public func flush() {
         condition.lock()
+        flushRequested = true
+        condition.broadcast()
         while !pending.isEmpty || writing { condition.wait() }
+        flushRequested = false
         condition.unlock()
     }
 
@@ -78,7 +88,12 @@ public final class LogSink: @unchecked Sendable {
         batch.reserveCapacity(capacityBytes)
         while true {
             condition.lock()
-            while pending.isEmpty && droppedSinceWrite == 0 { condition.wait() }
+            let deadline = Date(timeIntervalSinceNow: flushInterval)
+            while pending.count < wakeBytes && !flushRequested && condition.wait(until: deadline) {}
+            if pending.isEmpty && droppedSinceWrite == 0 {
+                condition.unlock()
+                continue
+            }
             swap(&batch, &pending)
             let dropped = droppedSinceWrite
             droppedSinceWrite = 0
@@ -120,6 +135,17 @@ public final class LogSink: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    private let lastStamp = Mutex<(second: time_t, text: String)>((-1, ""))
+
+    /// The current second's timestamp, formatted once per second.
+    func timestampNow() -> String {
+        let now = time(nil)
+        if let cached = lastStamp.withLock({ $0.second == now ? $0.text : nil }) { return cached }
+        let text = Self.timestamp(now)
+        lastStamp.withLock { $0 = (now, text) }
+        return text
     }
 
     /// `2026-11-28T00:20:06+0000`, UTC, as swift-log's StreamLogHandler writes it.
