@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/stockdrop
 
-.PHONY: setup demo test e2e soak bench bench-http bench-cluster build release clean-db
+.PHONY: setup demo test e2e soak bench bench-http bench-cluster bench-reads build release clean-db
 
 setup:
 	@scripts/setup.sh
@@ -69,6 +69,14 @@ bench: release
 	-$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy actor
 	-STOCKDROP_BIN=$(RELEASE_BIN) SERVE_OPTIONS="--log-level warning" scripts/serve-and-run.sh actor scenarios/flash-sale.yaml
 	-$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy actor --users 1000000
+
+# The read path's figures: wrk against `stockdrop serve` (its log going to a file): GET /health
+# at the default log level and at warning, a reserve answered from memory, GET /v1/drops/{id}
+# and GET /v1/drops, with the ratios the read issue asks for. `scripts/read-bench.sh OLD NEW`
+# compares two binaries in one run.
+bench-reads: release
+	$(RELEASE_BIN) db start
+	scripts/read-bench.sh $(RELEASE_BIN)
 
 # The HTTP figures: flash-sale through `stockdrop serve` for each strategy, beside the same
 # scenario in process, then the actor again with 1,000 live watchers, all on this machine (the
