@@ -21,6 +21,12 @@ import Testing
             precondition(pipe(&ends) == 0)
             readEnd = ends[0]
             writeEnd = ends[1]
+            // Not inherited by processes other tests spawn meanwhile. The reader does not wait
+            // for the end of the pipe either (a child that inherited the write end before this
+            // line would keep it open: this test hung a CI run so): it stops once it has read
+            // every byte the sink wrote.
+            _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
             let thread = Thread { [self] in
                 var chunk = [UInt8](repeating: 0, count: 4_096)
                 while true {
@@ -34,10 +40,16 @@ import Testing
             thread.start()
         }
 
-        func lines() -> [String] {
+        /// Once `bytes` were read (what the sink wrote): every line; after 30 s, what was read
+        /// so far (the test then fails on the counts, it does not hang).
+        func lines(bytes: Int) -> [String] {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while collected.withLock({ $0.count }) < bytes, ContinuousClock.now < deadline { usleep(1_000) }
+            if collected.withLock({ $0.count }) < bytes {
+                Issue.record("the pipe's reader got fewer bytes than written")
+            }
             close(writeEnd)
-            done.wait()
-            close(readEnd)
+            if done.wait(timeout: .now() + 1) == .success { close(readEnd) }
             return String(decoding: collected.withLock { $0 }, as: UTF8.self).split(separator: "\n").map(String.init)
         }
     }
@@ -61,7 +73,7 @@ import Testing
             }
         }
         sink.flush()
-        let lines = reader.lines()
+        let lines = reader.lines(bytes: sink.writtenBytes)
         let errors = lines.filter { $0.contains("status=503") }
         let troubles = lines.filter { $0.contains("engine trouble") }
         let successes = lines.filter { $0.contains("status=200") }

@@ -102,8 +102,10 @@ public enum ShardMerge {
         guard problems.isEmpty else { throw MergeRefusal(problems: problems) }
         let runFile = shards[0].runFile
         let history = history(shards)
-        let url = try await Database.prepare(
-            environment: (databaseURL ?? shards[0].manifest.databaseURL).map { ["DATABASE_URL": $0] } ?? [:])
+        // The database the caller names, else the one the shards measured against.
+        let url = try await Database.prepare(environment: [
+            "DATABASE_URL": databaseURL ?? shards[0].manifest.databaseURL
+        ])
         let observer = PostgresPool(url: url, size: 1)
         defer { Task { await observer.close() } }
         try await LoadRun.drain(

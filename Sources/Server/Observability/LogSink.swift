@@ -25,6 +25,7 @@ public final class LogSink: @unchecked Sendable {
     private let flushInterval: TimeInterval
     private let droppedTotal = Atomic<Int>(0)
     private let writtenTotal = Atomic<Int>(0)
+    private let writtenBytesTotal = Atomic<Int>(0)
 
     /// Lines go to `descriptor` (not closed here). `capacityBytes` is what may wait to be
     /// written; the last `reservedBytes` of it take only lines that must not be lost.
@@ -49,6 +50,8 @@ public final class LogSink: @unchecked Sendable {
     public var dropped: Int { droppedTotal.load(ordering: .relaxed) }
     /// Lines handed to write(2), since the start.
     public var written: Int { writtenTotal.load(ordering: .relaxed) }
+    /// Bytes write(2) took, since the start.
+    public var writtenBytes: Int { writtenBytesTotal.load(ordering: .relaxed) }
 
     /// Queues one line (with its newline). A droppable line that does not fit outside the
     /// reserve is dropped and counted; any other waits until it fits.
@@ -110,7 +113,7 @@ public final class LogSink: @unchecked Sendable {
             }
             var lines = 0
             for byte in batch where byte == 0x0A { lines += 1 }
-            Self.writeAll(batch, to: descriptor)
+            writtenBytesTotal.add(Self.writeAll(batch, to: descriptor), ordering: .relaxed)
             writtenTotal.add(lines, ordering: .relaxed)
             batch.removeAll(keepingCapacity: true)
 
@@ -121,7 +124,8 @@ public final class LogSink: @unchecked Sendable {
         }
     }
 
-    private static func writeAll(_ bytes: [UInt8], to descriptor: Int32) {
+    /// The bytes written (fewer when the descriptor failed).
+    private static func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Int {
         bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
@@ -131,9 +135,10 @@ public final class LogSink: @unchecked Sendable {
                 } else if wrote < 0 && errno == EINTR {
                     continue
                 } else {
-                    return  // A closed or full descriptor: nothing better to do with a log line.
+                    break  // A closed or full descriptor: nothing better to do with a log line.
                 }
             }
+            return offset
         }
     }
 
