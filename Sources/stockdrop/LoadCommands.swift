@@ -221,8 +221,13 @@ extension RunCommand {
             try result.write()
             print(result.summaryLine)
             print("shard report: \(result.path) (merge every shard's with `stockdrop report merge DIR...`)")
+        } catch let exit as ExitCode {
+            throw exit
         } catch let error as RunError {
             throw fail("\nrun failed: \(error)", error.exitCode)
+        } catch {
+            // The database or the server could not be reached: not a verdict (1 and 2 are).
+            throw fail("\nrun failed: \(error)", ExitStatus.unavailable)
         }
     }
 

@@ -33,6 +33,9 @@ struct MergeCommand: AsyncParsableCommand {
         } catch let error as RunError {
             FileHandle.standardError.write(Data("merge failed: \(error)\n".utf8))
             throw ExitCode(error.exitCode)
+        } catch {
+            FileHandle.standardError.write(Data("merge failed: \(error)\n".utf8))
+            throw ExitCode(ExitStatus.unavailable)
         }
         let report = outcome.report
         let directory = try ReportWriter.directory(
