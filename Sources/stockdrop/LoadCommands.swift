@@ -193,11 +193,7 @@ extension RunCommand {
                 )
                 return
             }
-            let spec: ShardSpec
-            switch ShardSpec.parse(shard ?? "") {
-            case .success(let value): spec = value
-            case .failure(let error): throw fail("--shard: \(error)")
-            }
+            guard let spec = try parsedShard() else { throw fail("--shard: missing") }
             let file = try RunFile.read(runFile)
             if target == nil, let choice = ScenarioTarget.parse(file.target) { scenario.target = choice }
             if scenario.watchers > 0 {
@@ -231,18 +227,21 @@ extension RunCommand {
         }
     }
 
+    /// `--shard i/n`, or nil without it; a malformed one is a usage error.
+    func parsedShard() throws -> ShardSpec? {
+        guard let shard else { return nil }
+        switch ShardSpec.parse(shard) {
+        case .success(let spec): return spec
+        case .failure(let error):
+            FileHandle.standardError.write(Data("--shard: \(error)\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
+    }
+
     /// Who arrives when (the whole scenario, or one shard's slice): what a sharded run's test
     /// compares across shards.
     func printPlan(_ scenario: Scenario) throws {
-        var spec = ShardSpec.whole
-        if let shard {
-            switch ShardSpec.parse(shard) {
-            case .success(let value): spec = value
-            case .failure(let error):
-                FileHandle.standardError.write(Data("--shard: \(error)\n".utf8))
-                throw ExitCode(ExitStatus.usage)
-            }
-        }
+        let spec = try parsedShard() ?? .whole
         var out = ""
         for user in LoadRunner.plan(scenario, shard: spec) {
             out += "\(user.user) \(user.dropIndex) \(user.arrivalMicroseconds)\n"

@@ -98,7 +98,7 @@ public enum PostgresValue: Sendable, Equatable {
 /// connection sets on open: `2026-11-25 12:13:41.123456+00`.
 enum PostgresTimestamp {
     static func format(_ date: Date) -> String {
-        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let micros = date.epochMicroseconds
         var seconds = time_t(micros.floorDivided(by: 1_000_000))
         let fraction = micros - Int64(seconds) * 1_000_000
         var parts = tm()

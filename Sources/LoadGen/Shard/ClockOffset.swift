@@ -56,10 +56,10 @@ public struct ClockOffset: Sendable, Codable, Equatable {
         _ = try await pool.query("SELECT 1")
         var taken: [Sample] = []
         for _ in 0..<max(1, samples) {
-            let sent = Self.epochMicrosecondsNow()
+            let sent = Date().epochMicroseconds
             let rows = try await pool.query(
                 "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS database_us")
-            let received = Self.epochMicrosecondsNow()
+            let received = Date().epochMicroseconds
             guard let database = try rows.first?.int64("database_us") else {
                 throw RunError.unavailable("the database did not read its clock (no row from clock_timestamp())")
             }
@@ -71,6 +71,4 @@ public struct ClockOffset: Sendable, Codable, Equatable {
         guard let best = best(of: taken) else { throw RunError.unavailable("no clock sample was taken") }
         return best
     }
-
-    static func epochMicrosecondsNow() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
 }

@@ -37,7 +37,7 @@ public struct RunFile: Sendable, Codable, Equatable {
         scenarioDigest = scenario.digest
         seed = scenario.seed
         self.drops = drops
-        startAtEpochMicroseconds = Int64((startAt.timeIntervalSince1970 * 1_000_000).rounded())
+        startAtEpochMicroseconds = startAt.epochMicroseconds
         self.target = target
         self.createdAt = createdAt
         users = scenario.userCount

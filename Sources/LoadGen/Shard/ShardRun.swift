@@ -50,8 +50,8 @@ extension LoadRun {
             seed: scenario.seed, shard: assignment.shard, strategy: target.strategy,
             target: scenario.target.description,
             host: ProcessInfo.processInfo.hostName,
-            plannedStartAtEpochMicroseconds: Self.epochMicroseconds(assignment.startAt),
-            startedAtEpochMicroseconds: Self.epochMicroseconds(load.clock.startedAt), beganLateMicroseconds: beganLate,
+            plannedStartAtEpochMicroseconds: assignment.startAt.epochMicroseconds,
+            startedAtEpochMicroseconds: load.clock.startedAt.epochMicroseconds, beganLateMicroseconds: beganLate,
             clockBefore: before,
             clockAfter: after, plannedUsers: users.count, neverSent: load.outcome.neverSent,
             requests: load.records.count, loadSeconds: load.loadSeconds,
@@ -64,8 +64,6 @@ extension LoadRun {
             history: load.history(databaseURL: target.databaseURL, drops: drops),
             histograms: OperationHistograms(load.records))
     }
-
-    static func epochMicroseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
 
     static func milliseconds(_ microseconds: Int64) -> String { String(format: "%.3f", Double(microseconds) / 1_000) }
 }

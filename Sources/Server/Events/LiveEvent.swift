@@ -51,7 +51,7 @@ struct LiveEvent: Codable, Sendable {
         event.reservedStock = reserved
         event.availableStock = max(0, total - sold - reserved)
         event.committedAt = APITime.string(committedAt)
-        event.version = Int64((committedAt.timeIntervalSince1970 * 1_000_000).rounded())
+        event.version = committedAt.epochMicroseconds
         return event
     }
 

@@ -49,7 +49,7 @@ struct RequestLogMiddleware: RouterMiddleware {
             nanoseconds: elapsed.nanoseconds)
         let status = response.status.code
         if context.logger.logLevel <= .info,
-            status >= 400 || successSample >= 1 || Double.random(in: 0..<1) < successSample
+            BufferedLogHandler.isErrorStatus(status) || successSample >= 1 || Double.random(in: 0..<1) < successSample
         {
             if let sink {
                 sink.append(
@@ -57,7 +57,7 @@ struct RequestLogMiddleware: RouterMiddleware {
                         timestamp: sink.timestampNow(), client: context.clientAddress,
                         duration: Self.milliseconds(elapsed), requestID: requestID, instance: instance,
                         method: request.method.rawValue, path: request.uri.path, route: route, status: status),
-                    droppable: status < 400)
+                    droppable: !BufferedLogHandler.isErrorStatus(status))
                 return response
             }
             context.logger.info(

@@ -38,10 +38,16 @@ public struct BufferedLogHandler: LogHandler {
 
     static func isErrorLine(level: Logger.Level, metadata: Logger.Metadata) -> Bool {
         if level >= .notice { return true }
-        if case .stringConvertible(let status) = metadata["status"], let code = Int("\(status)") { return code >= 400 }
-        if case .string(let status) = metadata["status"], let code = Int(status) { return code >= 400 }
+        if case .stringConvertible(let status) = metadata["status"], let code = Int("\(status)") {
+            return isErrorStatus(code)
+        }
+        if case .string(let status) = metadata["status"], let code = Int(status) { return isErrorStatus(code) }
         return false
     }
+
+    /// A request answered with this status gets an error line: always written, never sampled
+    /// out nor dropped.
+    static func isErrorStatus(_ status: Int) -> Bool { status >= 400 }
 
     /// `key=value` pairs sorted by key, as StreamLogHandler prints them.
     static func render(_ metadata: Logger.Metadata) -> String {

@@ -33,7 +33,7 @@ public final class DropReads: Sendable {
             return "W/\"\(drop.id)-\(drop.sold)-\(drop.reserved)-\(purchases)\""
         }
 
-        static func version(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
+        static func version(_ date: Date) -> Int64 { date.epochMicroseconds }
     }
 
     /// A page of the listing: which drops, in order, and when it was read.
