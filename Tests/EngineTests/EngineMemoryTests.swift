@@ -93,8 +93,9 @@ import Testing
 
     /// After a restart, a drop no request touches still has its overdue holds swept, so its
     /// reads stop showing them as reserved.
-    @Test func overdueHoldsOfAnUntouchedDropAreSweptAfterARestart() async throws {
-        let url = try await TestDatabase.fresh("memory_startup_sweep")
+    @Test(arguments: Strategy.allCases)
+    func overdueHoldsOfAnUntouchedDropAreSweptAfterARestart(strategy: Strategy) async throws {
+        let url = try await TestDatabase.fresh("memory_startup_sweep_\(strategy)")
         // The process that made the holds dies before they are due: no timer of its own may
         // sweep them (on a loaded machine 300 ms passed before a graceful shutdown began).
         let beforePool = PostgresPool(url: url, size: 2)
@@ -118,7 +119,7 @@ import Testing
         try await waitPast(expiries.max() ?? Date())
         #expect(try await activeHolds(url, drop: drop.id).rows > 0, "nobody swept the overdue holds yet")
 
-        let (after, pool) = engine(.actor, url: url, idleSweepSeconds: 0.1)
+        let (after, pool) = engine(strategy, url: url, idleSweepSeconds: 0.1)
         let deadline = Date().addingTimeInterval(10)
         var holds = try await activeHolds(url, drop: drop.id)
         while holds.rows > 0 && Date() < deadline {
@@ -129,6 +130,64 @@ import Testing
         #expect(try await after.snapshot(of: drop.id)?.drop.available == 5)
         await after.shutdown()
         await pool.close()
+    }
+
+    /// A reload that fails on the real database fails the callers waiting for it, and the next
+    /// request reloads: the batch's session is killed while it waits for the drop's lock (so the
+    /// machine reloads), then the reload's session, with a caller queued behind it.
+    @Test func aFailedReloadFailsItsCallersAndTheNextRequestReloads() async throws {
+        let url = try await TestDatabase.fresh("memory_reload_fails")
+        let pool = PostgresPool(url: url, size: 4)
+        let engine = ActorEngine(store: PostgresStore(pool: pool))
+        let drop = try await engine.createDrop(DropSpec(name: "Reload", priceCents: 100, totalStock: 3))
+        _ = try await engine.reserve(drop: drop.id, user: 1)
+        let locker = try await PostgresConnection.connect(url)
+        try await locker.execute("BEGIN")
+        try await locker.query("SELECT id FROM drops WHERE id = $1 FOR UPDATE", [.int64(drop.id)])
+
+        let batch = Task { try await engine.reserve(drop: drop.id, user: 2) }
+        #expect(try await killSessionWaitingOnALock(url), "the batch waits for the drop's lock")
+        await #expect(throws: EngineError.self) { try await batch.value }
+
+        let reloadWaits = try await sessionsWaitingOnALock(url)
+        #expect(reloadWaits == 1, "the reload waits for the drop's lock")
+        let queued = Task { try await engine.reserve(drop: drop.id, user: 3) }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        while await engine.queuedClaims() == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(try await killSessionWaitingOnALock(url), "the reload is still waiting")
+        do {
+            _ = try await queued.value
+            Issue.record("a caller queued behind a failed reload was answered")
+        } catch let error as EngineError {
+            #expect(error.code == .storeUnavailable && error.code.appliedNothing, "\(error)")
+        }
+
+        try await locker.execute("ROLLBACK")
+        await locker.close()
+        guard case .reserved = try await engine.reserve(drop: drop.id, user: 4) else {
+            Issue.record("the next request reloads and reserves")
+            return
+        }
+        let rows = try await activeHolds(url, drop: drop.id)
+        #expect(rows.rows == 2 && rows.counter == 2, "users 1 and 4 hold: \(rows)")
+        #expect(await engine.activeHoldCount(of: drop.id) == 2, "memory equals the rows")
+        await engine.shutdown()
+        await pool.close()
+    }
+
+    /// Terminates the first session found waiting for a lock (waiting up to 10 s for one).
+    private func killSessionWaitingOnALock(_ url: String) async throws -> Bool {
+        guard try await sessionsWaitingOnALock(url) > 0 else { return false }
+        let killer = try await PostgresConnection.connect(url)
+        defer { Task { await killer.close() } }
+        let killed = try await killer.query(
+            """
+            SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'
+            """)
+        return (try killed.first?.int("n") ?? 0) > 0
     }
 
     /// The same sweep on the in-memory store, with time in the test's hands: a drop no actor

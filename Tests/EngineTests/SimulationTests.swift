@@ -7,7 +7,7 @@ import Testing
     @Test(arguments: 0..<4) func manySeedsKeepEveryInvariant(shard: Int) async throws {
         var totals = (
             requests: 0, purchased: 0, failed: 0, crashes: 0, expired: 0, fromMemory: 0, reloadsFailed: 0, acksLost: 0,
-            forwarded: 0, takeovers: 0, fenced: 0
+            activationsFailed: 0, forwarded: 0, takeovers: 0, fenced: 0
         )
         for seed in stride(from: UInt64(shard), to: 400, by: 4) {
             let summary = try await Simulator(seed: seed).run(steps: 300)
@@ -18,16 +18,19 @@ import Testing
             totals.expired += summary.expired
             totals.fromMemory += summary.answeredFromMemory
             totals.reloadsFailed += summary.recoveriesFailed
+            totals.activationsFailed += summary.activationsFailed
             totals.acksLost += summary.acknowledgementsLost
             totals.forwarded += summary.forwarded
             totals.takeovers += summary.takeovers
             totals.fenced += summary.fencedBatches
         }
         // The runs must actually exercise what they claim to: purchases, faults, crashes, expiries,
-        // failed reloads, lost acknowledgements, and answers from memory (each held to the store's).
+        // failed reloads of a running machine (DropMachine.recoveryFailed) and failed
+        // activations, lost acknowledgements, and answers from memory (each held to the store's).
         #expect(totals.purchased > 100)
         #expect(totals.fromMemory > 1_000)
-        #expect(totals.reloadsFailed > 20)
+        #expect(totals.reloadsFailed > 20, "\(totals)")
+        #expect(totals.activationsFailed > 20, "\(totals)")
         #expect(totals.acksLost > 20)
         #expect(totals.failed > 50)
         #expect(totals.crashes > 50)

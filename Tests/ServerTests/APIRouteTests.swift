@@ -93,6 +93,11 @@ import Testing
             try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: buyer) { response in
                 #expect(response.status == .conflict)
                 #expect(response.errorCode == "already_holding")
+                // The answer names the hold (the rowlock engine does not know it: read from
+                // the store), so a client that lost its reserve's answer can buy or cancel it.
+                struct Holding: Decodable { let reservation: ReservationResponse }
+                let held = try response.json(Holding.self).reservation
+                #expect(held.id == reservation && held.status == "ACTIVE" && held.userId == 42)
             }
             var keyed = buyer
             keyed[.idempotencyKey] = "order-42"

@@ -22,12 +22,14 @@ public final class RowLockEngine: StoreBackedInventory {
         self.onCommit = onCommit
         if let sweepInterval {
             sweeper.withLock {
+                // The first pass runs at start: holds a stopped process left overdue are swept
+                // before anyone reads them as reserved.
                 $0 = Task { [store] in
                     while !Task.isCancelled {
+                        try? await Self.sweep(store, onCommit: onCommit)
                         do { try await clock.sleep(until: clock.now().addingTimeInterval(sweepInterval)) } catch {
                             return
                         }
-                        try? await Self.sweep(store, onCommit: onCommit)
                     }
                 }
             }

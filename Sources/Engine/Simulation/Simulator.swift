@@ -30,7 +30,10 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
     public var batchesFailed = 0
     public var acknowledgementsLost = 0
     public var crashes = 0
+    /// Reloads of a running machine (`DropMachine` decided to recover) that failed.
     public var recoveriesFailed = 0
+    /// Activations (taking the lease and loading the drop) that failed: no machine ran.
+    public var activationsFailed = 0
     public var forwarded = 0
     public var takeovers = 0
     public var fencedBatches = 0
@@ -42,7 +45,7 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
     public var description: String {
         "seed \(seed): \(steps) steps, \(requests) requests (\(answeredFromMemory) answered from memory), "
             + "\(batchesCommitted) batches committed, \(batchesFailed) failed, \(acknowledgementsLost) acks lost, "
-            + "\(recoveriesFailed) reloads failed, \(crashes) crashes, \(forwarded) forwarded, \(takeovers) takeovers, "
+            + "\(recoveriesFailed) reloads failed, \(activationsFailed) activations failed, \(crashes) crashes, \(forwarded) forwarded, \(takeovers) takeovers, "
             + "\(fencedBatches) fenced, \(refusedDuringHandover) refused in handover; "
             + "\(reserved) holds, \(purchased) purchases, \(expired) expiries"
     }
@@ -179,7 +182,7 @@ public actor Simulator {
         if let node = nodes[key] { return node }
         let grant: LeaseGrant?
         do { grant = try await store.acquireLease(on: key.drop, for: owners[key.owner]) } catch {
-            summary.recoveriesFailed += 1
+            summary.activationsFailed += 1
             return nil
         }
         guard case .granted(let recovery, let epoch, let previousOwner) = grant else { return nil }

@@ -20,6 +20,10 @@ public struct CheckReport: Sendable, Codable, Equatable {
     /// From a batch's clock reading (its rows' timestamp) to each caller hearing of its row
     /// (nil without a history): the window in which a batch's effects are uncertain.
     public var stampToAnswerMilliseconds: LatencyPercentiles? = nil
+    /// What a look at the end state alone finds, per invariant it can judge (no-oversell,
+    /// per-user-limits): the cross-check of the timeline, and the measure of its blind spot
+    /// (holds that overlapped and then expired leave no trace at the end).
+    public var endStateViolations: [String: Int]? = nil
 
     public var broken: [InvariantResult] { invariants.filter { !$0.ok } }
     public var ok: Bool { broken.isEmpty }
@@ -196,7 +200,8 @@ public struct Checker: Sendable {
         }
         return CheckReport(
             invariants: invariants, oversold: oversold, lostWrites: lostWrites, sold: sold, unsold: unsold,
-            dropsChecked: stock.count, timeToSellOutSeconds: timeToSellOut, stampToAnswerMilliseconds: stampToAnswer)
+            dropsChecked: stock.count, timeToSellOutSeconds: timeToSellOut, stampToAnswerMilliseconds: stampToAnswer,
+            endStateViolations: [InvariantName.noOversell: oversell.count, InvariantName.perUserLimits: limits.count])
     }
 
     /// Every row of a query whose single column describes one violation.

@@ -26,17 +26,17 @@ enum ClientHistoryCheck {
                 indeterminate.insert(Key(drop: record.drop, user: record.user, operation: record.operation))
                 continue
             }
-            if case .rejected(.alreadyHolding) = record.result, let id = record.reservationID {
-                toldReservations.insert(id)
-            }
-            guard record.result == .ok else { continue }
+            // A reserve answered `already_holding` may name the hold (a server target says
+            // which): that hold must be the caller's on that drop, as a new one must.
+            let namesHold = record.result == .ok || record.result == .rejected(.alreadyHolding)
+            guard namesHold else { continue }
             switch record.operation {
             case .reserve:
                 guard let id = record.reservationID else { continue }
                 toldReservations.insert(id)
                 if let row = reservations[id], row.drop == record.drop, row.user == record.user { continue }
                 lost.append(
-                    "user \(record.user) was told reservation \(id) on drop \(record.drop); the database has \(reservations[id].map { "it for user \($0.user) on drop \($0.drop)" } ?? "no such reservation")"
+                    "user \(record.user) was told \(record.result == .ok ? "" : "it already holds ")reservation \(id) on drop \(record.drop); the database has \(reservations[id].map { "it for user \($0.user) on drop \($0.drop)" } ?? "no such reservation")"
                 )
             case .purchase:
                 guard let id = record.purchaseID else { continue }

@@ -81,12 +81,7 @@ public enum LoadRunner {
                 throw error
             }
         }
-        // The verdict is the product's: beside the actor, the rowlock baseline's broken
-        // invariants and missed thresholds are findings of the comparison.
-        if reports.count > 1, reports.contains(where: { $0.strategy == .actor }) {
-            for index in reports.indices where reports[index].strategy != .actor { reports[index].role = .baseline }
-        }
-        let exitCode = verdict(reports)
+        let exitCode = judge(&reports)
         let report = RunReport(
             scenario: scenario.name, seed: scenario.seed, startedAt: startedAt, pass: exitCode == 0, exitCode: exitCode,
             target: scenario.target.description, strategies: reports, comparison: comparison(reports))
@@ -157,6 +152,16 @@ public enum LoadRunner {
                 "nemesis \(plan.faults.map(\.rawValue).joined(separator: ",")) on \(cluster.instances) instances behind HAProxy",
             strategies: [report], comparison: nil)
         return RunOutcome(report: summary, histories: options.keepHistory ? [run.strategy.rawValue: run.history] : [:])
+    }
+
+    /// The verdict is the product's: beside the actor, the rowlock baseline's broken
+    /// invariants and missed thresholds are findings of the comparison. Gives each report its
+    /// role and returns the run's exit status.
+    static func judge(_ reports: inout [StrategyReport]) -> Int32 {
+        if reports.count > 1, reports.contains(where: { $0.strategy == .actor }) {
+            for index in reports.indices where reports[index].strategy != .actor { reports[index].role = .baseline }
+        }
+        return verdict(reports)
     }
 
     /// 1 when a product strategy broke an invariant, 2 when it missed a threshold, else 0.

@@ -100,6 +100,9 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     public let code: Code
     public let message: String
     public var retryAfterSeconds: Int?
+    /// With `already_holding`: the caller's live hold, so a client that lost the answer to its
+    /// reserve (`outcome_unknown`, a timeout) learns which reservation to buy or cancel.
+    var holding: ReservationResponse?
 
     public init(_ code: Code, _ message: String, retryAfterSeconds: Int? = nil) {
         self.code = code
@@ -120,9 +123,12 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     }
 
     /// `{"error":{"code","message"}}`, written by hand: rejections are most of the answers in a
-    /// drop, and JSONEncoder cost 7% of the server's CPU for them.
+    /// drop, and JSONEncoder cost 7% of the server's CPU for them. A hold, when there is one,
+    /// follows as `"reservation"` (rare: only a caller who reserves twice gets it).
     var jsonBody: String {
-        #"{"error":{"code":""# + code.rawValue + #"","message":"# + Self.jsonString(message) + "}}"
+        let error = #"{"error":{"code":""# + code.rawValue + #"","message":"# + Self.jsonString(message) + "}"
+        guard let holding, let encoded = try? JSONEncoder().encode(holding) else { return error + "}" }
+        return error + #","reservation":"# + String(decoding: encoded, as: UTF8.self) + "}"
     }
 
     static func jsonString(_ text: String) -> String {

@@ -97,6 +97,13 @@ struct DropRoutes: Sendable {
             return EditedResponse(status: .created, response: ReservationResponse(reservation))
         case .notStarted(let until):
             throw APIError(.notStarted, "the drop starts at \(APITime.string(until))")
+        case .alreadyHolding(let known):
+            var error = APIError(rejection: .alreadyHolding)
+            var hold = known
+            // The answer stands if this read fails: the body then lacks the hold, as documented.
+            if hold == nil { hold = try? await Self.liveHold(of: caller.userID, on: drop, in: inventory) }
+            error.holding = hold.map(ReservationResponse.init)
+            throw error
         case let outcome:
             throw Self.rejected(outcome.rejection)
         }
@@ -136,6 +143,13 @@ struct DropRoutes: Sendable {
         let caller = try context.caller()
         return ReservationList(
             reservations: try await inventory.reservations(of: caller.userID).map(ReservationResponse.init))
+    }
+
+    /// The caller's live hold on the drop, read from the store: the answer `already_holding`
+    /// carries it, and the rowlock strategy (or an actor that learned of the hold from the
+    /// store's verdict) does not know it. Nil if it ended since.
+    static func liveHold(of user: UserID, on drop: DropID, in inventory: any Inventory) async throws -> Reservation? {
+        try await inventory.reservations(of: user).first { $0.dropID == drop && $0.status == .active }
     }
 
     /// An outcome that is not a success must carry a rejection code; if a new success case

@@ -102,7 +102,7 @@ enum OpenAPIDocument {
             parameters: [dropID],
             codes: [
                 .invalidParameter, .unknownDrop, .soldOut, .alreadyHolding, .limitReached, .notStarted,
-                .overloaded, .unavailable, .outcomeUnknown, .shuttingDown,
+                .overloaded, .unavailable, .ownerChanging, .outcomeUnknown, .shuttingDown,
             ]),
         Operation(
             method: "post", path: "/v1/drops/{id}/purchase", summary: "Buy the unit the caller holds; idempotent",
@@ -118,7 +118,7 @@ enum OpenAPIDocument {
             ],
             codes: [
                 .invalidParameter, .unknownDrop, .noActiveReservation, .expired, .idempotencyKeyReused,
-                .overloaded, .unavailable, .outcomeUnknown, .shuttingDown,
+                .overloaded, .unavailable, .ownerChanging, .outcomeUnknown, .shuttingDown,
             ]),
         Operation(
             method: "delete", path: "/v1/drops/{id}/reservation",
@@ -126,7 +126,7 @@ enum OpenAPIDocument {
             success: (200, "Cancelled (a retry: the hold it cancelled)", ref("Reservation")), parameters: [dropID],
             codes: [
                 .invalidParameter, .unknownDrop, .noActiveReservation, .overloaded, .unavailable,
-                .outcomeUnknown, .shuttingDown,
+                .ownerChanging, .outcomeUnknown, .shuttingDown,
             ]),
         Operation(
             method: "get", path: "/v1/reservations/me", summary: "The caller's reservations, newest first",
@@ -146,7 +146,7 @@ enum OpenAPIDocument {
             "info": [
                 "title": "stockdrop", "version": "1.0.0",
                 "description":
-                    "Limited-stock drops without oversell. Every rejection is {\"error\":{\"code\",\"message\"}} with a stable code.",
+                    "Limited-stock drops without oversell. Every rejection is {\"error\":{\"code\",\"message\"}} with a stable code; already_holding adds the caller's live hold as \"reservation\".",
             ],
             "servers": [["url": "/"]],
             "paths": .object(paths),
@@ -234,7 +234,12 @@ enum OpenAPIDocument {
                             ],
                             "message": ["type": "string"],
                         ],
-                    ]
+                    ],
+                    "reservation": [
+                        "$ref": "#/components/schemas/Reservation",
+                        "description":
+                            "With already_holding: the caller's live hold (absent if it ended as the answer was written)",
+                    ],
                 ],
             ],
             "Health": [

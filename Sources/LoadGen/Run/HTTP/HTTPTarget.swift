@@ -241,6 +241,12 @@ public final class HTTPTarget: LoadTarget {
         let error: Detail
     }
 
+    /// `already_holding` carries the caller's live hold.
+    struct HoldingReply: Decodable {
+        struct Hold: Decodable { let id: Int64 }
+        let reservation: Hold?
+    }
+
     private func call(
         _ method: HTTPMethod, _ path: String, user: UserID, headers: [(String, String)] = [], success: Int...,
         answer: (Reply) -> Answer
@@ -261,7 +267,12 @@ public final class HTTPTarget: LoadTarget {
                 let code = Self.errorCode(reply.body)
                     ?? (try? JSONDecoder().decode(ErrorReply.self, from: data).error.code)
             {
-                if let rejection = RejectionCode(rawValue: code) { return Answer(.rejected(rejection)) }
+                if let rejection = RejectionCode(rawValue: code) {
+                    guard rejection == .alreadyHolding else { return Answer(.rejected(rejection)) }
+                    // The body names the hold: the history ties the answer to its row.
+                    let held = try? JSONDecoder().decode(HoldingReply.self, from: data).reservation?.id
+                    return Answer(.rejected(.alreadyHolding), reservationID: held)
+                }
                 if Self.nothingApplied.contains(code) { return Answer(.failed) }
             }
             return Answer(.error)
