@@ -182,7 +182,8 @@ public struct Checker: Sendable {
         var timeToSellOut: Double?
         var stampToAnswer: LatencyPercentiles?
         if let history {
-            let (durable, lost) = ClientHistoryCheck.acknowledgedWritesDurable(rows, history)
+            let (durable, lost) = ClientHistoryCheck.acknowledgedWritesDurable(
+                rows, history, toleranceMicroseconds: Int64(toleranceMilliseconds * 1_000))
             lostWrites = lost
             invariants.append(durable)
             let answers = BatchAnswers(rows, history)

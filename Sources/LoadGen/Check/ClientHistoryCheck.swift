@@ -5,9 +5,11 @@ import Engine
 enum ClientHistoryCheck {
     /// Invariant 5: every acknowledged success is in the database, and every purchase or hold
     /// in the database was acknowledged to a client or is explained by one of that client's
-    /// indeterminate requests (an error or timeout).
+    /// indeterminate requests (an error or timeout) of the same kind on the same drop. One
+    /// such request explains one row at most, and only a row written after it was sent (less
+    /// the clock tolerance): a lost answer cannot account for two rows, nor for an older one.
     static func acknowledgedWritesDurable(
-        _ rows: CheckedRows, _ history: ClientHistory
+        _ rows: CheckedRows, _ history: ClientHistory, toleranceMicroseconds: Int64
     ) -> (InvariantResult, lostWrites: Int) {
         let reservations = Dictionary(rows.reservations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let purchases = Dictionary(rows.purchases.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
@@ -19,11 +21,14 @@ enum ClientHistoryCheck {
             var user: UserID
             var operation: OperationKind
         }
-        var indeterminate: Set<Key> = []
+        // When each key's indeterminate requests were sent, on the database's clock.
+        var indeterminate: [Key: [Int64]] = [:]
+        let zero = history.startedAtEpochMicroseconds
 
         for record in history.records {
             if record.result.isIndeterminate {
-                indeterminate.insert(Key(drop: record.drop, user: record.user, operation: record.operation))
+                let key = Key(drop: record.drop, user: record.user, operation: record.operation)
+                indeterminate[key, default: []].append(zero + record.sentMicroseconds)
                 continue
             }
             // A reserve answered `already_holding` may name the hold (a server target says
@@ -54,25 +59,48 @@ enum ClientHistoryCheck {
             }
         }
         let lostWrites = lost.count
-        var unexplained: [String] = []
-        var explained = 0
+        // Rows nobody was told of, by the key whose indeterminate requests may explain them.
+        var untold: [Key: [(created: Int64, row: String)]] = [:]
         for purchase in rows.purchases where !toldPurchases.contains(purchase.id) {
-            if indeterminate.contains(Key(drop: purchase.drop, user: purchase.user, operation: .purchase)) {
-                explained += 1
-                continue
-            }
-            unexplained.append(
-                "purchase \(purchase.id) (user \(purchase.user), drop \(purchase.drop), reservation \(purchase.reservationID)) was never acknowledged and no request of that user failed"
-            )
+            untold[Key(drop: purchase.drop, user: purchase.user, operation: .purchase), default: []].append(
+                (
+                    purchase.createdMicroseconds,
+                    "purchase \(purchase.id) (user \(purchase.user), drop \(purchase.drop), reservation \(purchase.reservationID))"
+                ))
         }
         for reservation in rows.reservations where !toldReservations.contains(reservation.id) {
-            if indeterminate.contains(Key(drop: reservation.drop, user: reservation.user, operation: .reserve)) {
-                explained += 1
-                continue
+            untold[Key(drop: reservation.drop, user: reservation.user, operation: .reserve), default: []].append(
+                (
+                    reservation.createdMicroseconds,
+                    "reservation \(reservation.id) (user \(reservation.user), drop \(reservation.drop))"
+                ))
+        }
+        var unexplained: [String] = []
+        var explained = 0
+        let clock = CheckClock(zeroMicroseconds: zero)
+        for (key, written) in untold.sorted(by: { $0.value[0].created < $1.value[0].created }) {
+            // Rows in the order written, each taken by any request sent before it that no
+            // earlier row took (all such requests serve later rows as well).
+            let sends = (indeterminate[key] ?? []).sorted()
+            var next = 0
+            var available = 0
+            for (created, row) in written.sorted(by: { $0.created < $1.created }) {
+                while next < sends.count, sends[next] - toleranceMicroseconds <= created {
+                    available += 1
+                    next += 1
+                }
+                if available > 0 {
+                    available -= 1
+                    explained += 1
+                } else if sends.isEmpty {
+                    unexplained.append(
+                        "\(row) was never acknowledged and no \(key.operation.rawValue) of that user failed")
+                } else {
+                    unexplained.append(
+                        "\(row), written at \(clock.describe(created)), was never acknowledged; the user's \(sends.count) indeterminate \(key.operation.rawValue)s (the first sent at \(clock.describe(sends[0]))) explain one row each, written after they were sent"
+                    )
+                }
             }
-            unexplained.append(
-                "reservation \(reservation.id) (user \(reservation.user), drop \(reservation.drop)) was never acknowledged and no reserve of that user failed"
-            )
         }
         let result = InvariantResult.verdict(
             5, InvariantName.acknowledgedWritesDurable, violations: lost + unexplained,
