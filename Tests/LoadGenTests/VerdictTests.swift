@@ -78,4 +78,11 @@ import Testing
         var both = clean
         #expect(LoadRunner.judge(&both) == ExitStatus.pass)
     }
+
+    /// A ratio below 1 says the actor sold out later, in words that read so.
+    @Test func timeToSellOutReadsAsSoonerOrLater() {
+        #expect(RunReport.soonerOrLater(11.5) == "11.5x sooner")
+        #expect(RunReport.soonerOrLater(0.2) == "5.0x later")
+        #expect(RunReport.soonerOrLater(1) == "1.0x sooner")
+    }
 }

@@ -21,7 +21,7 @@ extension RunReport {
         row("answers/s", ratio: { String(format: "%.1fx", $0.answersPerSecondRatio) }) {
             count($0.throughput.answersPerSecond)
         }
-        row("time to sell out", ratio: { $0.timeToSellOutRatio.map { String(format: "%.1fx sooner", $0) } ?? "" }) {
+        row("time to sell out", ratio: { $0.timeToSellOutRatio.map(Self.soonerOrLater) ?? "" }) {
             $0.throughput.timeToSellOutSeconds.map { String(format: "%.2f s", $0) } ?? "never"
         }
         for operation in OperationKind.allCases {
@@ -175,6 +175,12 @@ extension RunReport {
         }
     }
 
+    /// Rowlock's time to sell out ÷ the actor's, said the way it reads: "3.0x sooner", or for
+    /// a ratio below 1 (the actor sold out later) "5.0x later", never "0.2x sooner".
+    static func soonerOrLater(_ ratio: Double) -> String {
+        ratio >= 1 || ratio <= 0 ? String(format: "%.1fx sooner", ratio) : String(format: "%.1fx later", 1 / ratio)
+    }
+
     /// What the comparison showed, in one sentence for a newcomer (nil with one strategy).
     public var headline: String? {
         guard let comparison, let actor = strategies.first(where: { $0.strategy == .actor }),
@@ -191,7 +197,7 @@ extension RunReport {
             "actor answered \(rate(actor.throughput.answersPerSecond)) requests/s against rowlock's "
             + "\(rate(rowlock.throughput.answersPerSecond)) (\(String(format: "%.1fx", comparison.answersPerSecondRatio))); "
         sentence += "time to sell out (every unit held or sold) \(soldOut(actor)) against \(soldOut(rowlock))"
-        if let ratio = comparison.timeToSellOutRatio { sentence += String(format: " (%.1fx sooner)", ratio) }
+        if let ratio = comparison.timeToSellOutRatio { sentence += " (\(Self.soonerOrLater(ratio)))" }
         sentence += "; reserve p99 \(p99(actor)) against \(p99(rowlock)); "
         sentence += "sold \(actor.stock.sold) against \(rowlock.stock.sold) of \(actor.stock.total) units"
         return sentence
