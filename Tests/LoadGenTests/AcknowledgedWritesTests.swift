@@ -47,14 +47,20 @@ import Testing
         ).0
     }
 
-    /// A purchase whose answer was lost (`outcome_unknown`, a timeout) explains its row.
-    @Test func aLostAnswerExplainsTheRowItWrote() {
-        let result = verdict(
-            holds: [hold(1, user: 7, created: 0)], purchases: [purchase(1, of: 1, user: 7, created: 110)],
+    /// User 7 was told of its hold and of no purchase; one purchase row exists, written at
+    /// `written`, and the user's one purchase whose answer was lost was sent at `sent`.
+    func oneLostPurchase(written: Int64, sent: Int64) -> InvariantResult {
+        verdict(
+            holds: [hold(1, user: 7, created: 0)], purchases: [purchase(1, of: 1, user: 7, created: written)],
             [
                 record(.reserve, .ok, user: 7, reservation: 1, sent: 0),
-                record(.purchase, .error, user: 7, sent: 100),
+                record(.purchase, .error, user: 7, sent: sent),
             ])
+    }
+
+    /// A purchase whose answer was lost (`outcome_unknown`, a timeout) explains its row.
+    @Test func aLostAnswerExplainsTheRowItWrote() {
+        let result = oneLostPurchase(written: 110, sent: 100)
         #expect(result.ok, "\(result.counterexamples)")
     }
 
@@ -76,21 +82,11 @@ import Testing
 
     /// A row written before the user's only indeterminate request was sent is not its work.
     @Test func aRowOlderThanTheRequestIsNotExplainedByIt() {
-        let result = verdict(
-            holds: [hold(1, user: 7, created: 0)], purchases: [purchase(1, of: 1, user: 7, created: 50)],
-            [
-                record(.reserve, .ok, user: 7, reservation: 1, sent: 0),
-                record(.purchase, .error, user: 7, sent: 900),
-            ])
+        let result = oneLostPurchase(written: 50, sent: 900)
         #expect(!result.ok)
         #expect(result.counterexamples.first?.contains("the first sent at +900 ms") == true)
         // Within the clock tolerance (100 ms), the same row is the request's.
-        let near = verdict(
-            holds: [hold(1, user: 7, created: 0)], purchases: [purchase(1, of: 1, user: 7, created: 850)],
-            [
-                record(.reserve, .ok, user: 7, reservation: 1, sent: 0),
-                record(.purchase, .error, user: 7, sent: 900),
-            ])
+        let near = oneLostPurchase(written: 850, sent: 900)
         #expect(near.ok, "\(near.counterexamples)")
     }
 
