@@ -336,6 +336,12 @@ struct CheckCommand: AsyncParsableCommand {
             for example in invariant.counterexamples { print("     e.g. \(example)") }
         }
         print("drops \(report.dropsChecked), sold \(report.sold), unsold \(report.unsold), oversold \(report.oversold)")
+        if let endState = report.endStateViolations {
+            // What a count of the end state alone finds, beside the timeline's verdict above.
+            print(
+                "the end state alone: \(endState[InvariantName.noOversell] ?? 0) drops oversold, "
+                    + "\(endState[InvariantName.perUserLimits] ?? 0) users past a per-user rule")
+        }
         throw ExitCode(report.ok ? ExitStatus.pass : ExitStatus.invariantBroken)
     }
 }

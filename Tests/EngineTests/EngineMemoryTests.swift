@@ -177,14 +177,15 @@ import Testing
         await pool.close()
     }
 
-    /// Terminates the first session found waiting for a lock (waiting up to 10 s for one).
+    /// Terminates every session waiting for a lock, once there is one (waiting up to 10 s):
+    /// true if one was terminated.
     private func killSessionWaitingOnALock(_ url: String) async throws -> Bool {
         guard try await sessionsWaitingOnALock(url) > 0 else { return false }
         let killer = try await PostgresConnection.connect(url)
         defer { Task { await killer.close() } }
         let killed = try await killer.query(
             """
-            SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity
             WHERE datname = current_database() AND wait_event_type = 'Lock'
             """)
         return (try killed.first?.int("n") ?? 0) > 0

@@ -80,6 +80,29 @@ import Testing
                 == true)
     }
 
+    /// Two lost answers sent at +100 and +500 ms against purchases written at +120 and +130
+    /// ms: only the first request can have written either, so one row stays unexplained;
+    /// written at +120 and +600 ms, each has its request.
+    @Test func requestsAndRowsAreMatchedInTime() {
+        func result(_ written: [Int64]) -> InvariantResult {
+            verdict(
+                holds: [hold(1, user: 7, created: 0), hold(2, user: 7, created: 0)],
+                purchases: written.enumerated().map {
+                    purchase(PurchaseID($0 + 1), of: ReservationID($0 + 1), user: 7, created: $1)
+                },
+                [
+                    record(.reserve, .ok, user: 7, reservation: 1, sent: 0),
+                    record(.reserve, .ok, user: 7, reservation: 2, sent: 0),
+                    record(.purchase, .error, user: 7, sent: 100),
+                    record(.purchase, .timeout, user: 7, sent: 500),
+                ])
+        }
+        let early = result([120, 130])
+        #expect(!early.ok && early.violations == 1)
+        #expect(early.counterexamples.first?.hasPrefix("purchase 2 ") == true)
+        #expect(result([120, 600]).ok)
+    }
+
     /// A row written before the user's only indeterminate request was sent is not its work.
     @Test func aRowOlderThanTheRequestIsNotExplainedByIt() {
         let result = oneLostPurchase(written: 50, sent: 900)

@@ -22,8 +22,9 @@ public final class RowLockEngine: StoreBackedInventory {
         self.onCommit = onCommit
         if let sweepInterval {
             sweeper.withLock {
-                // The first pass runs at start: holds a stopped process left overdue are swept
-                // before anyone reads them as reserved.
+                // The first pass runs at start, beside the first requests: holds a stopped
+                // process left overdue go without waiting a whole interval (a drop whose dead
+                // owner's lease is still live is swept on a later pass).
                 $0 = Task { [store] in
                     while !Task.isCancelled {
                         try? await Self.sweep(store, onCommit: onCommit)

@@ -78,13 +78,18 @@ enum ClientHistoryCheck {
         var unexplained: [String] = []
         var explained = 0
         let clock = CheckClock(zeroMicroseconds: zero)
-        for (key, written) in untold.sorted(by: { $0.value[0].created < $1.value[0].created }) {
+        // Keys by their first row, then by id, so the counterexamples read the same every run.
+        let ordered = untold.mapValues { $0.sorted { $0.created < $1.created } }.sorted {
+            ($0.value[0].created, $0.key.drop, $0.key.user, $0.key.operation.rawValue)
+                < ($1.value[0].created, $1.key.drop, $1.key.user, $1.key.operation.rawValue)
+        }
+        for (key, written) in ordered {
             // Rows in the order written, each taken by any request sent before it that no
             // earlier row took (all such requests serve later rows as well).
             let sends = (indeterminate[key] ?? []).sorted()
             var next = 0
             var available = 0
-            for (created, row) in written.sorted(by: { $0.created < $1.created }) {
+            for (created, row) in written {
                 while next < sends.count, sends[next] - toleranceMicroseconds <= created {
                     available += 1
                     next += 1

@@ -176,9 +176,11 @@ extension RunReport {
     }
 
     /// Rowlock's time to sell out ÷ the actor's, said the way it reads: "3.0x sooner", or for
-    /// a ratio below 1 (the actor sold out later) "5.0x later", never "0.2x sooner".
+    /// a ratio below 1 (the actor sold out later) "5.0x later", never "0.2x sooner"; "n/a"
+    /// when either time was zero (the ratio is then 0).
     static func soonerOrLater(_ ratio: Double) -> String {
-        ratio >= 1 || ratio <= 0 ? String(format: "%.1fx sooner", ratio) : String(format: "%.1fx later", 1 / ratio)
+        if ratio <= 0 { return "n/a" }
+        return ratio >= 1 ? String(format: "%.1fx sooner", ratio) : String(format: "%.1fx later", 1 / ratio)
     }
 
     /// What the comparison showed, in one sentence for a newcomer (nil with one strategy).

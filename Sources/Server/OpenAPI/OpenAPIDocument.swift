@@ -238,7 +238,7 @@ enum OpenAPIDocument {
                     "reservation": [
                         "$ref": "#/components/schemas/Reservation",
                         "description":
-                            "With already_holding: the caller's live hold (absent if it ended as the answer was written)",
+                            "With already_holding: the caller's live hold (absent if it ended as the answer was written, or could not be read then)",
                     ],
                 ],
             ],
