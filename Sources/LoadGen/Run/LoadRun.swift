@@ -56,8 +56,13 @@ struct LoadRun: Sendable {
         // checker. A target's queue (the rowlock pool's backlog) must not starve them.
         let observer = PostgresPool(url: target.databaseURL, size: 1)
         defer { Task { await observer.close() } }
+        // The checker sets what users were told beside the rows' timestamps, which are the
+        // database's clock: a harness on another host moves its history onto that clock, as
+        // a shard does (on one host the offset is a few microseconds).
+        let offset = try? await ClockOffset.measure(pool: observer)
         let load = try await self.load(users, drops: dropIDs, clock: RunClock(), observer: observer)
-        let history = load.history(databaseURL: target.databaseURL, drops: dropIDs)
+        var history = load.history(databaseURL: target.databaseURL, drops: dropIDs)
+        history.startedAtEpochMicroseconds += offset?.offsetMicroseconds ?? 0
 
         // The sampler keeps going through the drain, so the chart shows expiries returning stock.
         try await Self.drain(
