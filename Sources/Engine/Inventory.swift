@@ -15,6 +15,9 @@ public protocol Inventory: Sendable {
     func purchase(drop: DropID, user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome
     func cancel(drop: DropID, user: UserID) async throws -> CancelOutcome
     func reservations(of user: UserID) async throws -> [Reservation]
+    /// The user's live hold on the drop, read from the store (what `already_holding` names
+    /// when the strategy does not know it).
+    func liveHold(of user: UserID, on drop: DropID) async throws -> Reservation?
     /// Stops accepting work, lets batches in flight commit and answers every waiting caller.
     func shutdown() async
 }

@@ -24,4 +24,8 @@ extension StoreBackedInventory {
     public func reservations(of user: UserID) async throws -> [Reservation] {
         try await store.reservations(of: user)
     }
+
+    public func liveHold(of user: UserID, on drop: DropID) async throws -> Reservation? {
+        try await store.liveHold(of: user, on: drop)
+    }
 }

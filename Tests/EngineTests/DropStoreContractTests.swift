@@ -39,6 +39,26 @@ import Testing
         #expect(unknown.results == [.rejected(.unknownDrop)])
     }
 
+    /// The hold an `already_holding` names: the user's ACTIVE one on that drop, none on
+    /// another drop, none once it ended.
+    @Test(arguments: kinds) func theLiveHoldIsTheUsersActiveOneOnTheDrop(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_live_hold")
+        defer { Task { await subject.close() } }
+        let a = try await subject.store.createDrop(spec(stock: 2))
+        let b = try await subject.store.createDrop(spec(stock: 2))
+        let outcome = try await subject.store.apply(
+            ClaimBatch(dropID: a.id, items: [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)]))
+        guard case .reserved(let hold) = outcome.results[0] else {
+            Issue.record("expected a hold, got \(outcome.results)")
+            return
+        }
+        #expect(try await subject.store.liveHold(of: 1, on: a.id)?.id == hold.id)
+        #expect(try await subject.store.liveHold(of: 1, on: b.id) == nil)
+        #expect(try await subject.store.liveHold(of: 3, on: a.id) == nil)
+        _ = try await subject.store.apply(ClaimBatch(dropID: a.id, items: [ClaimItem(.cancel, user: 1)]))
+        #expect(try await subject.store.liveHold(of: 1, on: a.id) == nil)
+    }
+
     @Test(arguments: kinds) func purchasesAreIdempotentAndCancelsReturnStock(kind: String) async throws {
         let subject = try await StoreUnderTest.make(kind, suite: "contract_purchase")
         defer { Task { await subject.close() } }

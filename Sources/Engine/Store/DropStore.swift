@@ -25,6 +25,8 @@ public protocol DropStore: Sendable {
     func apply(_ batch: ClaimBatch) async throws -> BatchOutcome
     /// A user's reservations on every drop, newest first.
     func reservations(of user: UserID) async throws -> [Reservation]
+    /// The user's ACTIVE hold on the drop, if any (the hold an `already_holding` names).
+    func liveHold(of user: UserID, on drop: DropID) async throws -> Reservation?
     /// Drops that have ACTIVE holds past their expiry by the store's clock and that `owner`
     /// may sweep: its own, and those whose lease has lapsed or was never taken (nil: only
     /// those).

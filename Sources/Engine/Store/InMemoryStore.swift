@@ -85,6 +85,10 @@ public actor InMemoryStore: DropStore {
         tables.reservationsByID.values.filter { $0.userID == user }.sorted { $0.id > $1.id }
     }
 
+    public func liveHold(of user: UserID, on drop: DropID) -> Reservation? {
+        reservations(of: user).first { $0.dropID == drop && $0.status == .active }
+    }
+
     public func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) -> [DropID] {
         let now = clock.now()
         return Set(tables.reservationsByID.values.filter { $0.status == .active && $0.expiresAt <= now }.map(\.dropID))

@@ -272,6 +272,16 @@ public final class PostgresStore: DropStore {
         ).rows.map(Self.reservation)
     }
 
+    /// One probe of `reservations_by_user` (user, drop).
+    public func liveHold(of user: UserID, on drop: DropID) async throws -> Reservation? {
+        try await pool.query(
+            """
+            SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
+            WHERE user_id = $1 AND drop_id = $2 AND status = 'ACTIVE' ORDER BY id DESC LIMIT 1
+            """, [.int64(user), .int64(drop)]
+        ).rows.first.map(Self.reservation)
+    }
+
     public func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) async throws -> [DropID] {
         try await pool.query(
             """

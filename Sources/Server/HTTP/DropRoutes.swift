@@ -101,7 +101,9 @@ struct DropRoutes: Sendable {
             var error = APIError(rejection: .alreadyHolding)
             var hold = known
             // The answer stands if this read fails: the body then lacks the hold, as documented.
-            if hold == nil { hold = try? await Self.liveHold(of: caller.userID, on: drop, in: inventory) }
+            // The rowlock strategy (or an actor that learned of the hold from the store's
+            // verdict) does not know it: one read of the store.
+            if hold == nil { hold = try? await inventory.liveHold(of: caller.userID, on: drop) }
             error.holding = hold.map(ReservationResponse.init)
             throw error
         case let outcome:
@@ -143,13 +145,6 @@ struct DropRoutes: Sendable {
         let caller = try context.caller()
         return ReservationList(
             reservations: try await inventory.reservations(of: caller.userID).map(ReservationResponse.init))
-    }
-
-    /// The caller's live hold on the drop, read from the store: the answer `already_holding`
-    /// carries it, and the rowlock strategy (or an actor that learned of the hold from the
-    /// store's verdict) does not know it. Nil if it ended since.
-    static func liveHold(of user: UserID, on drop: DropID, in inventory: any Inventory) async throws -> Reservation? {
-        try await inventory.reservations(of: user).first { $0.dropID == drop && $0.status == .active }
     }
 
     /// An outcome that is not a success must carry a rejection code; if a new success case

@@ -40,6 +40,9 @@ struct InstrumentedStore: DropStore {
         try await base.releaseLeases(epochs, of: owner)
     }
     func reservations(of user: UserID) async throws -> [Reservation] { try await base.reservations(of: user) }
+    func liveHold(of user: UserID, on drop: DropID) async throws -> Reservation? {
+        try await base.liveHold(of: user, on: drop)
+    }
     func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) async throws -> [DropID] {
         try await base.dropsWithOverdueHolds(sweptBy: owner)
     }
