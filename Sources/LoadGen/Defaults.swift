@@ -24,7 +24,7 @@ public enum LoadDefaults {
     /// Requests out at once; past it due requests wait (and count as late) rather than each
     /// becoming a task: 1,000,000 buyers arriving together must not be 1,000,000 tasks.
     public static let maxRequestsInFlight = 100_000
-    /// Client history records kept in memory (64 bytes each on disk, ~100 in memory) before
+    /// Client history records kept in memory (80 bytes each on disk, ~120 in memory) before
     /// the rest are spooled to a file, so a soak's memory stays flat: a soak at 500 requests/s
     /// starts spooling within its warm-up, and the `ci` scenario never touches the disk.
     public static let historyMemoryRecords = 1 << 14
@@ -40,19 +40,35 @@ public enum LoadDefaults {
 }
 
 extension LoadDefaults {
-    /// Keep-alive connections to a server target, requests pipelined on each. The server
-    /// answers a connection's requests one at a time, so this bounds how many claims it can
-    /// batch at once from this generator. flash-sale over HTTP on 2 cores: 16 → 18.4k req/s,
-    /// 32 → 19.0k, 128 → 15.6–16.8k, 512 → 15.5k (more connections, more syscalls per request).
-    public static let httpConnections = 32
+    /// Connections a run's buyers may have open to one server at once: each buyer with a
+    /// request out has one of its own (k6's virtual users), reused by the next buyer once
+    /// answered. Past the bound a request waits for a free one, and that wait is the harness's
+    /// (the report says so). flash-sale over HTTP on 2 cores shared with the server: 64 →
+    /// 17.6k answers/s, 128 → 19.8k, 256 → 19.8k, 512 → 18.4k, 1,024 → 17.4k, 4,096 → 16.6k,
+    /// 16,000 → 15.9k and connects of up to 1.5 s: past a few hundred, connections only move
+    /// the queue into the server's sockets and cost it CPU. Lowered to what the descriptor
+    /// limit leaves (`reservedDescriptors`).
+    public static let httpConnections = 512
+    /// Descriptors kept for everything but the buyers' connections: the database, watchers'
+    /// sockets (up to `maxWatchers`), the history spool, the event loops' own.
+    public static let reservedDescriptors = 1_024
+    /// Connects in flight per lane and server at most: a burst of thousands of buyers opening
+    /// connections at once would overflow the server's listen backlog (4,096 here), and a
+    /// dropped SYN is retried only after a second. Requests past it wait, as at the bound.
+    public static let httpConnectsInFlight = 512
+    /// The harness's own connections to each server (probes, drop creation, /metrics).
+    public static let httpControlConnections = 2
+    /// A buyer's request shed again and again (503 `overloaded`) is given up after this many.
+    public static let maxShedRetries = 20
     /// How often each connection looks for requests past their deadline: a timeout is
     /// reported at most this late.
     public static let httpDeadlineSweep = TimeAmount.milliseconds(50)
     /// WebSocket watchers a scenario may attach (each is a connection and a task).
     public static let maxWatchers = 10_000
-    /// NIO threads of the HTTP target's connections. One or two measured the same within
-    /// the noise (flash-sale over HTTP, 2 cores shared with the server): 16–19k req/s.
-    public static let httpEventLoopThreads = 2
+    /// Event-loop threads (lanes) the buyers run on over HTTP, each with its share of users
+    /// and connections. One: with the generator beside the server on 2 cores, two threads
+    /// cost 20.1 µs of CPU a request against one's 14.2 µs (each woke for fewer answers).
+    public static let httpEventLoopThreads = 1
     /// A request without a reply after this is recorded as a timeout (indeterminate).
     public static let httpRequestTimeoutMilliseconds = 10_000
     /// Virtual users' tokens outlive any run (maxDuration is capped at an hour).

@@ -23,7 +23,13 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Override every drop's stock.") var stock: Int?
     @Option(help: "Override the run's maximum duration, in seconds.") var duration: Double?
     @Option(help: "Connections of the rowlock strategy's pool.") var poolSize = Defaults.rowLockPoolSize
-    @Option(help: "Keep-alive connections to a server target.") var connections = LoadDefaults.httpConnections
+    @Option(
+        help: ArgumentHelp(
+            "The most connections the buyers may have open to each server at once (default: \(LoadDefaults.httpConnections), or fewer if the descriptor limit is lower).",
+            discussion:
+                "A buyer with a request out has a connection of its own, reused by the next buyer once answered; past the bound a request waits for a free one, and the report counts that wait as the harness's."
+        ))
+    var connections: Int?
     @Option(help: "WebSocket watchers of a server target's live feed (default: the scenario's).") var watchers: Int?
     @Option(help: "Per-request deadline for a server target, in milliseconds (a miss is a timeout).") var timeoutMs =
         LoadDefaults.httpRequestTimeoutMilliseconds
@@ -106,8 +112,8 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(
                 Data("note: watchers need a server target (--target URL); none attached in process\n".utf8))
         }
-        guard (1...10_000).contains(connections), (1...600_000).contains(timeoutMs) else {
-            FileHandle.standardError.write(Data("--connections must be 1…10000 and --timeout-ms 1…600000\n".utf8))
+        guard (1...100_000).contains(connections ?? 1), (1...600_000).contains(timeoutMs) else {
+            FileHandle.standardError.write(Data("--connections must be 1…100000 and --timeout-ms 1…600000\n".utf8))
             throw ExitCode(ExitStatus.usage)
         }
         let environment = ProcessInfo.processInfo.environment
@@ -153,6 +159,7 @@ struct RunCommand: AsyncParsableCommand {
         let directory = try ReportWriter.directory(
             root: reportDir, scenario: scenario.name, startedAt: report.startedAt)
         try ReportWriter.write(report, to: directory, histories: outcome.histories)
+        for line in report.harnessLimitedLines { print(line) }
         print(report.summaryTable)
         for line in report.problemLines { print(line) }
         print("report: \(directory)/report.html")

@@ -24,6 +24,9 @@ public struct CheckReport: Sendable, Codable, Equatable {
     /// per-user-limits): the cross-check of the timeline, and the measure of its blind spot
     /// (holds that overlapped and then expired leave no trace at the end).
     public var endStateViolations: [String: Int]? = nil
+    /// Purchases refused `expired`, split into those sent in time (the server's fault) and
+    /// those sent late (nil without a history).
+    public var expiredPurchases: ExpiredPurchases? = nil
 
     public var broken: [InvariantResult] { invariants.filter { !$0.ok } }
     public var ok: Bool { broken.isEmpty }
@@ -181,7 +184,10 @@ public struct Checker: Sendable {
         var lostWrites = 0
         var timeToSellOut: Double?
         var stampToAnswer: LatencyPercentiles?
+        var expiredPurchases: ExpiredPurchases?
         if let history {
+            expiredPurchases = ExpiredPurchasesCheck.judge(
+                rows, history, toleranceMicroseconds: Int64(toleranceMilliseconds * 1_000))
             let (durable, lost) = ClientHistoryCheck.acknowledgedWritesDurable(
                 rows, history, toleranceMicroseconds: Int64(toleranceMilliseconds * 1_000))
             lostWrites = lost
@@ -202,7 +208,8 @@ public struct Checker: Sendable {
         return CheckReport(
             invariants: invariants, oversold: oversold, lostWrites: lostWrites, sold: sold, unsold: unsold,
             dropsChecked: stock.count, timeToSellOutSeconds: timeToSellOut, stampToAnswerMilliseconds: stampToAnswer,
-            endStateViolations: [InvariantName.noOversell: oversell.count, InvariantName.perUserLimits: limits.count])
+            endStateViolations: [InvariantName.noOversell: oversell.count, InvariantName.perUserLimits: limits.count],
+            expiredPurchases: expiredPurchases)
     }
 
     /// Every row of a query whose single column describes one violation.

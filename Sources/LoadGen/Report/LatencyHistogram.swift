@@ -90,7 +90,7 @@ extension LatencyHistogram: Codable {
 /// A run's latency histograms: per operation, all of its requests and each outcome (ok,
 /// rejected, error).
 public struct OperationHistograms: Sendable, Equatable, Codable {
-    public static let outcomes = ["all", "ok", "rejected", "error"]
+    public static let outcomes = ["all", "ok", "rejected", "shed", "error"]
 
     /// Operation name → outcome → histogram.
     public var histograms: [String: [String: LatencyHistogram]] = [:]
@@ -105,6 +105,7 @@ public struct OperationHistograms: Sendable, Equatable, Codable {
         let outcome =
             switch record.result {
             case .ok: "ok"
+            case .rejected(.overloaded): "shed"
             case .rejected: "rejected"
             case .failed, .error, .timeout: "error"
             }

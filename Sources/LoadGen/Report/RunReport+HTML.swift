@@ -9,6 +9,12 @@ extension RunReport {
         let esc = SVGChart.escape
         var body =
             "<h1>\(esc(scenario)) <span class=\"\(pass ? "pass" : "fail")\">\(pass ? "PASS" : "FAIL")</span></h1>"
+        let limited = harnessLimitedLines
+        if !limited.isEmpty {
+            body += "<div class=\"fail\"><p><strong>\(esc(limited[0]))</strong></p><ul>"
+            for line in limited.dropFirst() { body += "<li>\(esc(line.trimmingCharacters(in: .whitespaces)))</li>" }
+            body += "</ul></div>"
+        }
         if let headline {
             body += "<p class=\"headline\">\(esc(headline.prefix(1).uppercased() + headline.dropFirst())).</p>"
         }
@@ -85,7 +91,7 @@ extension RunReport {
                 body += "<h3>Thresholds</h3><table><tr><th>expression</th><th>verdict</th><th>actual</th></tr>"
                 for threshold in strategy.thresholds {
                     body +=
-                        "<tr><td><code>\(esc(threshold.expression))</code></td>\(threshold.ok ? "<td class=\"pass\">met</td>" : "<td class=\"fail\">missed</td>")<td>\(String(format: "%g", threshold.actual))</td></tr>"
+                        "<tr><td><code>\(esc(threshold.expression))</code></td>\(threshold.ok ? "<td class=\"pass\">met</td>" : "<td class=\"fail\">missed\(threshold.decidedByHarness ? " (harness-limited)" : "")</td>")<td>\(String(format: "%g", threshold.actual))</td></tr>"
                 }
                 body += "</table>"
             }

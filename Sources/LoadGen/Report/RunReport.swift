@@ -5,7 +5,8 @@ import Engine
 import Foundation
 
 public struct RunReport: Sendable, Codable {
-    public static let currentSchemaVersion = 1
+    /// 2: `rejected` no longer counts `overloaded`, which has its own `shed` count and latency.
+    public static let currentSchemaVersion = 2
 
     public var schemaVersion = RunReport.currentSchemaVersion
     public var scenario: String
@@ -51,6 +52,11 @@ public struct StrategyReport: Sendable, Codable {
     public var findings: [String]? = nil
     /// What the load cost the machine: the target's CPU per request, the harness's memory.
     public var resources: ResourceFigures? = nil
+    /// Where requests' time went: the harness's own delay, connection set-up, the network and
+    /// server, the server's own histogram; and whether the harness limited the run.
+    public var timing: TimingFigures? = nil
+    /// Purchases refused `expired`, sent in time (the server's fault) or late.
+    public var expiredPurchases: ExpiredPurchases? = nil
 
     public var invariantsBroken: Int { invariants.filter { !$0.ok }.count }
 
@@ -76,14 +82,18 @@ public struct ResourceFigures: Sendable, Codable, Equatable {
 public struct OperationStats: Sendable, Codable, Equatable {
     public var count: Int
     public var ok: Int
+    /// Answers about the drop that refused the request, by code (`overloaded` is not one:
+    /// it is counted in `shed`).
     public var rejected: [String: Int]
+    /// Requests the target shed (`overloaded`): nothing applied, try again after Retry-After.
+    public var shed: Int = 0
     /// Failures: refusals with nothing applied, errors and timeouts (the last two
     /// indeterminate: their effect is unknown).
     public var errors: Int
     /// The timeouts among `errors`.
     public var timeouts: Int
     public var latencyMilliseconds: LatencyPercentiles
-    /// The same split by outcome: ok, rejected, error.
+    /// The same split by outcome: ok, rejected, shed, error.
     public var latencyByOutcomeMilliseconds: [String: LatencyPercentiles]
 }
 

@@ -13,16 +13,18 @@ extension StrategyReport {
         for operation in OperationKind.allCases {
             let mine = records.filter { $0.operation == operation }
             var rejected: [String: Int] = [:]
+            var shed = 0
             for record in mine {
-                if case .rejected(let code) = record.result { rejected[code.rawValue, default: 0] += 1 }
+                guard case .rejected(let code) = record.result else { continue }
+                if code == .overloaded { shed += 1 } else { rejected[code.rawValue, default: 0] += 1 }
             }
             let all = histograms.histogram(operation)
             let byOutcome = Dictionary(
-                uniqueKeysWithValues: ["ok", "rejected", "error"].map {
+                uniqueKeysWithValues: ["ok", "rejected", "shed", "error"].map {
                     ($0, histograms.histogram(operation, $0).percentiles)
                 })
             operations[operation.rawValue] = OperationStats(
-                count: mine.count, ok: mine.count { $0.result == .ok }, rejected: rejected,
+                count: mine.count, ok: mine.count { $0.result == .ok }, rejected: rejected, shed: shed,
                 errors: mine.count(where: \.result.isFailure), timeouts: mine.count { $0.result == .timeout },
                 latencyMilliseconds: all.percentiles, latencyByOutcomeMilliseconds: byOutcome)
             if !mine.isEmpty { curves[operation.rawValue] = all.curve }
@@ -30,9 +32,8 @@ extension StrategyReport {
         let seconds = max(run.loadSeconds, 1e-6)
         let committed = records.count { $0.operation == .reserve && $0.result == .ok }
         let answered = records.count { !$0.result.isFailure }
-        let late = records.count {
-            $0.sentMicroseconds - $0.intendedMicroseconds > Int64(LoadDefaults.lateSendMilliseconds * 1_000)
-        }
+        let timing = TimingFigures(run, records: records)
+        let late = timing.lateSends
         let cutOff = run.history.cutOff.values.reduce(0) { $0 + $1.users }
         self.init(
             strategy: run.strategy, durationSeconds: run.loadSeconds, invariants: run.check.invariants,
@@ -67,7 +68,21 @@ extension StrategyReport {
             resources?.harnessResidentGrowthAfterWarmUp =
                 Double(end.residentBytes - warm.residentBytes) / Double(warm.residentBytes)
         }
-        self.thresholds = thresholds.map { $0.evaluate(value(of: $0.metric)) }
+        self.timing = timing
+        expiredPurchases = run.check.expiredPurchases
+        self.thresholds = thresholds.map { threshold in
+            var result = threshold.evaluate(value(of: threshold.metric))
+            // A latency threshold is judged as the buyer felt it; when the harness itself held
+            // requests back, the same percentile less that delay says whose the miss is.
+            if case .latency(let percentile, let operation) = threshold.metric,
+                let without = timing.operations[operation.rawValue]?.withoutHarnessDelayMilliseconds.at(percentile)
+            {
+                result.withoutHarnessDelay = without
+                result.decidedByHarness =
+                    !result.ok && timing.harnessLimited && threshold.comparison.holds(without, threshold.value)
+            }
+            return result
+        }
     }
 
     /// The figure a threshold's metric names.
@@ -99,6 +114,8 @@ extension StrategyReport {
             case .answersPerSecond: return throughput.answersPerSecond
             case .timeToSellOutSeconds: return throughput.timeToSellOutSeconds ?? .infinity
             case .residentGrowth: return resources?.harnessResidentGrowthAfterWarmUp ?? .infinity
+            case .shed: return Double(operations.values.reduce(0) { $0 + $1.shed })
+            case .expiredInTime: return Double(expiredPurchases?.sentInTime ?? 0)
             }
         }
     }

@@ -28,6 +28,15 @@ public struct StrategyRun: Sendable {
     /// The load generators' peak resident memory (a merge: the largest shard's); nil: this
     /// process's.
     public var harnessPeakResidentBytes: Int? = nil
+    /// CPU time the harness process used while its users ran (in process, the engine's too).
+    public var harnessCPUMicroseconds: Int64? = nil
+    /// Event-loop threads the harness drove its users from (nil in process).
+    public var harnessThreads: Int? = nil
+    /// The buyers' connections to a server target.
+    public var connections: ConnectionFigures? = nil
+    /// The claims as the server measured them (its /metrics histogram over the load), by
+    /// operation; nil in process, and for shards (each would see the others' requests too).
+    public var serverLatency: [String: ServerLatency]? = nil
 }
 
 public struct StockSample: Sendable, Codable, Equatable {
@@ -89,6 +98,16 @@ struct LoadRun: Sendable {
         if let before = load.cpuBeforeMicroseconds, let after = load.cpuAfterMicroseconds {
             run.targetCPUMicroseconds = after - before
         }
+        run.harnessCPUMicroseconds = load.harnessCPUMicroseconds
+        run.connections = load.outcome.connections
+        run.harnessThreads = load.outcome.connections == nil ? nil : LoadDefaults.httpEventLoopThreads
+        if let before = load.serverBefore, let after = load.serverAfter {
+            let delta = after.subtracting(before)
+            run.serverLatency = Dictionary(
+                uniqueKeysWithValues: OperationKind.allCases.compactMap { operation in
+                    delta.figures(operation).map { (operation.rawValue, $0) }
+                })
+        }
         return run
     }
 
@@ -120,6 +139,11 @@ struct LoadRun: Sendable {
         var loadSeconds: Double
         var cpuBeforeMicroseconds: Int64?
         var cpuAfterMicroseconds: Int64?
+        /// This process's CPU while the users ran (in process, the engine's too).
+        var harnessCPUMicroseconds: Int64
+        /// The server's claim latency histograms around the load (server targets).
+        var serverBefore: ServerHistogram?
+        var serverAfter: ServerHistogram?
         var faults: [FaultRecord]
         var ticker: Task<[StockSample], Never>
 
@@ -146,11 +170,21 @@ struct LoadRun: Sendable {
         }
         let ticker = Task { await tick(clock: clock, drops: drops, observer: observer) }
         let spool = HistorySpool()
-        let scheduler = UserScheduler(users)
+        let measured = target as? any ServerMeasured
+        let serverBefore = await measured?.serverHistogram()
         let cpuBefore = await target.cpuMicroseconds()
-        let outcome = await scheduler.run(on: target, clock: clock, stopMicroseconds: stop, live: live, spool: spool)
+        let harnessBefore = ProcessUsage.now().cpuMicroseconds
+        let outcome: UserScheduler.Outcome
+        if let driver = target as? any UserDriver {
+            outcome = try await driver.drive(users, clock: clock, stopMicroseconds: stop, live: live, spool: spool)
+        } else {
+            outcome = await UserScheduler(users).run(
+                on: target, clock: clock, stopMicroseconds: stop, live: live, spool: spool)
+        }
         let loadEnded = clock.nowMicroseconds
+        let harnessCPU = ProcessUsage.now().cpuMicroseconds - harnessBefore
         let cpuAfter = await target.cpuMicroseconds()
+        let serverAfter = await measured?.serverHistogram()
         // The load is over: heal what is open, so the drain and the checker see a whole system.
         nemesis?.cancel()
         let faults = await nemesis?.value ?? []
@@ -172,7 +206,8 @@ struct LoadRun: Sendable {
         return LoadPhase(
             clock: clock, records: records, outcome: outcome, stopMicroseconds: stop,
             loadSeconds: Double(max(lastAnswer, 1)) / 1e6, cpuBeforeMicroseconds: cpuBefore,
-            cpuAfterMicroseconds: cpuAfter, faults: faults, ticker: ticker)
+            cpuAfterMicroseconds: cpuAfter, harnessCPUMicroseconds: harnessCPU, serverBefore: serverBefore,
+            serverAfter: serverAfter, faults: faults, ticker: ticker)
     }
 
     /// The drop most users go for: where a nemesis aims its kills and pauses.
@@ -205,7 +240,7 @@ struct LoadRun: Sendable {
             progress(
                 ProgressTick(
                     elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent),
-                    availableStock: available ?? -1))
+                    availableStock: available, lastSecondP99: live.takeSecond()))
             previous = now
             try? await Task.sleep(for: .milliseconds(LoadDefaults.stockSampleMilliseconds))
         }
@@ -233,7 +268,12 @@ public struct ProgressTick: Sendable {
     public var elapsedSeconds: Double
     public var counters: LiveSnapshot
     public var sentPerSecond: Double
-    public var availableStock: Int
+    /// Units left over the run's drops; nil when the database could not be read this second
+    /// (never a made-up figure).
+    public var availableStock: Int?
+    /// The last second's p99 latency in milliseconds, from the intended send and from the
+    /// actual send; nil when nothing was answered in it.
+    public var lastSecondP99: (fromIntended: Double, fromSend: Double)?
 }
 
 extension Scenario {

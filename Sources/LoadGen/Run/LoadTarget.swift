@@ -16,11 +16,18 @@ public struct Answer: Sendable, Equatable {
     /// The reservation a reserve created (or a cancel ended, or a purchase completed).
     public var reservationID: ReservationID?
     public var purchaseID: PurchaseID?
+    /// How long the target asked to be left alone before this request is tried again (a
+    /// server's Retry-After on a shed request); nil: no hint, the scenario's backoff applies.
+    public var retryAfterMilliseconds: Int?
 
-    public init(_ result: OperationRecord.Result, reservationID: ReservationID? = nil, purchaseID: PurchaseID? = nil) {
+    public init(
+        _ result: OperationRecord.Result, reservationID: ReservationID? = nil, purchaseID: PurchaseID? = nil,
+        retryAfterMilliseconds: Int? = nil
+    ) {
         self.result = result
         self.reservationID = reservationID
         self.purchaseID = purchaseID
+        self.retryAfterMilliseconds = retryAfterMilliseconds
     }
 }
 

@@ -1,13 +1,27 @@
-// The live line: elapsed, sent, ok, rejected, errors, stock left, rate.
+// The live line: elapsed, users, sent, answers by kind, stock left, rate, and the last second's
+// p99 both ways: from the intended send (what a buyer felt) and from the actual send (the
+// network and the server), with the sends the harness itself held late: when the two p99s
+// part and late sends grow, the queue is the harness's, not the server's.
 import Engine
 import Foundation
 
 extension ProgressTick {
     public func line(strategy: Strategy) -> String {
         let c = counters
-        return String(
-            format: "%@ %6.1fs  users %d  sent %d  ok %d  rejected %d  errors %d  stock left %d  %.0f req/s",
+        var line = String(
+            format: "%@ %6.1fs  users %d  sent %d  ok %d  rejected %d  shed %d  errors %d  stock left %@  %.0f req/s",
             strategy.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0), elapsedSeconds,
-            c.arrived, c.sent, c.ok, c.rejected, c.errors, availableStock, sentPerSecond)
+            c.arrived, c.sent, c.ok, c.rejected, c.shed, c.errors, availableStock.map(String.init) ?? "?",
+            sentPerSecond)
+        if let p99 = lastSecondP99 {
+            line += String(
+                format: "  p99 %@ (from send %@)", Self.duration(p99.fromIntended), Self.duration(p99.fromSend))
+        }
+        line += "  late \(c.late)"
+        return line
+    }
+
+    static func duration(_ milliseconds: Double) -> String {
+        milliseconds >= 1_000 ? String(format: "%.2fs", milliseconds / 1_000) : String(format: "%.1fms", milliseconds)
     }
 }

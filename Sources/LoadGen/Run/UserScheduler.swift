@@ -23,9 +23,11 @@ final class UserScheduler: @unchecked Sendable {
     }
 
     /// What the run's users did, besides their requests (which go to the spool).
-    struct Outcome {
+    struct Outcome: Sendable {
         var neverSent = 0
         var cutOff: [DropID: Int] = [:]
+        /// A server target's connections (nil in process).
+        var connections: ConnectionFigures?
     }
 
     /// Each user is touched by at most one task at a time: the one that popped its entry from
@@ -53,17 +55,10 @@ final class UserScheduler: @unchecked Sendable {
     func run(
         on target: any LoadTarget, clock: RunClock, stopMicroseconds: Int64, live: LiveCounters, spool: HistorySpool
     ) async -> Outcome {
-        var first: [Due] = []
-        first.reserveCapacity(users.count)
-        for index in users.indices {
-            switch users[index].start(stopMicroseconds: stopMicroseconds) {
-            case .send(let operation, let at):
-                first.append(Due(atMicroseconds: at, index: Int32(index), operation: operation))
-            case .finished: finished.add(1, ordering: .sequentiallyConsistent)
-            }
-        }
+        var buffer = users  // the same memory: a buffer pointer is a view
+        let (first, finishedAtStart) = Self.firstRequests(&buffer, stopMicroseconds: stopMicroseconds)
+        finished.add(finishedAtStart, ordering: .sequentiallyConsistent)
         due.withLock { $0 = Heap(first) }
-        first = []
 
         let tick = Int64(LoadDefaults.schedulerTickMicroseconds)
         while finished.load(ordering: .sequentiallyConsistent) < users.count {
@@ -98,6 +93,28 @@ final class UserScheduler: @unchecked Sendable {
             }
         }
 
+        return Self.outcome(of: users)
+    }
+
+    /// Each user's first request (or none, for one arriving after the stop): the schedule's
+    /// start, and how many users finished before it.
+    static func firstRequests<Users: MutableCollection<VirtualUser>>(
+        _ users: inout Users, stopMicroseconds: Int64
+    ) -> (due: [Due], finished: Int) where Users.Index == Int {
+        var first: [Due] = []
+        first.reserveCapacity(users.count)
+        var finished = 0
+        for index in users.indices {
+            switch users[index].start(stopMicroseconds: stopMicroseconds) {
+            case .send(let operation, let at):
+                first.append(Due(atMicroseconds: at, index: Int32(index), operation: operation))
+            case .finished: finished += 1
+            }
+        }
+        return (first, finished)
+    }
+
+    static func outcome(of users: some Sequence<VirtualUser>) -> Outcome {
         var outcome = Outcome()
         for user in users {
             if user.neverSent { outcome.neverSent += 1 }
@@ -113,11 +130,10 @@ final class UserScheduler: @unchecked Sendable {
         let index = Int(entry.index)
         var user = users[index]
         if user.phase == .reserving(attempt: 0, turnedAway: false) { live.arrived.add(1, ordering: .relaxed) }
-        let record = await user.send(
+        let (record, answer) = await user.send(
             entry.operation, intended: entry.atMicroseconds, on: target, clock: clock, live: live)
         spool.append(record)
-        let step = user.answered(
-            record.result, nowMicroseconds: clock.nowMicroseconds, stopMicroseconds: stopMicroseconds)
+        let step = user.answered(answer, nowMicroseconds: clock.nowMicroseconds, stopMicroseconds: stopMicroseconds)
         users[index] = user
         inFlight.subtract(1, ordering: .relaxed)
         switch step {

@@ -17,6 +17,10 @@ struct VirtualUser: Sendable {
     private(set) var cutOffWhileTrying = false
     /// The run stopped before this user's first send.
     private(set) var neverSent = false
+    /// Answers that shed this user's request (503 `overloaded` with Retry-After) so far: they
+    /// do not spend the scenario's retries, which are for answers about the drop, but they are
+    /// bounded (`LoadDefaults.maxShedRetries`).
+    private(set) var shedCount = 0
 
     init(user: UserID, drop: DropID, arrivalMicroseconds: Int64, behaviour: Population, random: SplitMix64) {
         self.user = user
@@ -56,8 +60,29 @@ struct VirtualUser: Sendable {
         return .send(.reserve, intendedMicroseconds: arrivalMicroseconds)
     }
 
+    /// The key a user's purchase carries, the same on every retry: never two purchases.
+    var idempotencyKey: String { "u\(user)-d\(drop)" }
+
     /// The answer to the request `phase` sent, heard at `nowMicroseconds`.
-    mutating func answered(_ result: OperationRecord.Result, nowMicroseconds: Int64, stopMicroseconds: Int64) -> Step {
+    mutating func answered(_ answer: Answer, nowMicroseconds: Int64, stopMicroseconds: Int64) -> Step {
+        answered(
+            answer.result, retryAfterMilliseconds: answer.retryAfterMilliseconds, nowMicroseconds: nowMicroseconds,
+            stopMicroseconds: stopMicroseconds)
+    }
+
+    /// The answer to the request `phase` sent, heard at `nowMicroseconds`. A shed request
+    /// (`overloaded` with the server's Retry-After) goes again after that wait, stretched by up
+    /// to as much again at random so that the buyers shed together do not all come back in the
+    /// same instant (full jitter).
+    mutating func answered(
+        _ result: OperationRecord.Result, retryAfterMilliseconds: Int? = nil, nowMicroseconds: Int64,
+        stopMicroseconds: Int64
+    ) -> Step {
+        if result == .rejected(.overloaded), let retryAfterMilliseconds, phase != .arriving, phase != .done {
+            return shed(
+                retryAfterMilliseconds: retryAfterMilliseconds, nowMicroseconds: nowMicroseconds,
+                stopMicroseconds: stopMicroseconds)
+        }
         switch phase {
         case .arriving, .done:
             preconditionFailure("an answer reached a user with no request out")
@@ -97,6 +122,25 @@ struct VirtualUser: Sendable {
         }
     }
 
+    private mutating func shed(retryAfterMilliseconds: Int, nowMicroseconds: Int64, stopMicroseconds: Int64) -> Step {
+        let operation: OperationKind
+        switch phase {
+        case .reserving(_, _): operation = .reserve
+        case .settling(let settling, _): operation = settling
+        case .arriving, .done: preconditionFailure("an answer reached a user with no request out")
+        }
+        shedCount += 1
+        guard shedCount <= LoadDefaults.maxShedRetries else { return finish() }
+        let waitMilliseconds = Double(max(retryAfterMilliseconds, 1)) * Double.random(in: 1..<2, using: &random)
+        let intended = nowMicroseconds + Int64(waitMilliseconds * 1_000)
+        guard intended < stopMicroseconds else {
+            if case .reserving = phase { cutOffWhileTrying = true }
+            return finish()
+        }
+        if case .reserving(let attempt, _) = phase { phase = .reserving(attempt: attempt, turnedAway: true) }
+        return .send(operation, intendedMicroseconds: intended)
+    }
+
     /// Think, then decide what to do with the hold.
     private mutating func settle(nowMicroseconds: Int64, stopMicroseconds: Int64) -> Step {
         let intended = nowMicroseconds + Int64(behaviour.thinkTime.draw(using: &random) * 1_000)
@@ -119,21 +163,21 @@ struct VirtualUser: Sendable {
     /// Sends one request at (or after) its intended time and records what came back.
     func send(
         _ operation: OperationKind, intended: Int64, on target: any LoadTarget, clock: RunClock, live: LiveCounters
-    )
-        async -> OperationRecord
-    {
+    ) async -> (OperationRecord, Answer) {
         let sent = clock.nowMicroseconds
         live.sent.add(1, ordering: .relaxed)
         let answer: Answer
         switch operation {
         case .reserve: answer = await target.reserve(drop: drop, user: user)
-        case .purchase: answer = await target.purchase(drop: drop, user: user, idempotencyKey: "u\(user)-d\(drop)")
+        case .purchase: answer = await target.purchase(drop: drop, user: user, idempotencyKey: idempotencyKey)
         case .cancel: answer = await target.cancel(drop: drop, user: user)
         }
         live.record(answer.result, operation)
-        return OperationRecord(
+        let record = OperationRecord(
             operation: operation, result: answer.result, user: user, drop: drop, reservationID: answer.reservationID,
             purchaseID: answer.purchaseID, intendedMicroseconds: intended, sentMicroseconds: sent,
             answeredMicroseconds: clock.nowMicroseconds)
+        live.latency(record)
+        return (record, answer)
     }
 }

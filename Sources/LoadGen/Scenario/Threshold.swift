@@ -33,6 +33,11 @@ public struct Threshold: Sendable, Equatable {
         /// The harness's resident memory growth from the end of the warm-up to the end of the
         /// load, as a fraction (0.05 is 5%); infinite for a load too short to judge.
         case residentGrowth = "rss_growth"
+        /// Requests the target shed (503 `overloaded`, or the engine's full queue).
+        case shed
+        /// Purchases refused `expired` although sent a round trip (and the clock tolerance)
+        /// before their hold expired: the server's delay cost the buyer the unit.
+        case expiredInTime = "expired_in_time"
     }
 
     public enum Comparison: String, Sendable, CaseIterable {
@@ -129,6 +134,12 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
     /// Infinite when the run gave no figure (a drop that never sold out, a load too short to
     /// judge its memory): written as null in report.json, which has no infinity.
     public var actual: Double
+    /// A latency threshold missed only because of the harness's own delay: the same percentile
+    /// less that delay (`withoutHarnessDelay`) meets it. The run was harness-limited; the miss
+    /// says nothing about the server.
+    public var decidedByHarness = false
+    /// A latency threshold's figure less the harness's delay (nil for counts).
+    public var withoutHarnessDelay: Double? = nil
 
     public init(expression: String, ok: Bool, actual: Double) {
         self.expression = expression
@@ -136,13 +147,15 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
         self.actual = actual
     }
 
-    private enum CodingKeys: String, CodingKey { case expression, ok, actual }
+    private enum CodingKeys: String, CodingKey { case expression, ok, actual, decidedByHarness, withoutHarnessDelay }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         expression = try container.decode(String.self, forKey: .expression)
         ok = try container.decode(Bool.self, forKey: .ok)
         actual = try container.decodeIfPresent(Double.self, forKey: .actual) ?? .infinity
+        decidedByHarness = try container.decodeIfPresent(Bool.self, forKey: .decidedByHarness) ?? false
+        withoutHarnessDelay = try container.decodeIfPresent(Double.self, forKey: .withoutHarnessDelay)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -154,6 +167,8 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
         } else {
             try container.encodeNil(forKey: .actual)
         }
+        if decidedByHarness { try container.encode(true, forKey: .decidedByHarness) }
+        try container.encodeIfPresent(withoutHarnessDelay, forKey: .withoutHarnessDelay)
     }
 }
 

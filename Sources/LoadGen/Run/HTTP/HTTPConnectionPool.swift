@@ -1,8 +1,9 @@
-// A lean HTTP/1.1 client for the load generator: a fixed set of keep-alive connections on
+// The harness's control connections to a server: its probes, the drops it creates, /metrics
+// before and after the load, and single claims from tests. A few keep-alive connections on
 // NIO, requests spread round-robin and pipelined on each (the server answers a connection's
-// requests in order), a deadline per request, and a reconnect when a connection drops.
-// Latency is still measured by the caller from the intended send time, so waiting here for
-// a busy connection is part of what a user would have felt.
+// requests in order), a deadline per request, and a reconnect when a connection drops. A
+// run's buyers never come through here: they each have a connection of their own while a
+// request is out (`HTTPLane`), so one buyer never waits behind another's request.
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -12,6 +13,8 @@ import Synchronization
 public struct HTTPReply: Sendable {
     public let status: Int
     public let body: ByteBuffer
+    /// Retry-After, in seconds, when the server sent one as a number.
+    public var retryAfterSeconds: Int? = nil
 }
 
 public struct HTTPClientError: Error, Sendable, CustomStringConvertible {
@@ -45,17 +48,23 @@ public final class HTTPConnectionPool: Sendable {
     public func send(
         method: HTTPMethod, path: String, headers: [(String, String)] = [], body: ByteBuffer? = nil
     ) async throws -> HTTPReply {
+        var request = ByteBuffer()
+        request.writeString("\(method.rawValue) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n")
+        for (name, value) in headers { request.writeString("\(name): \(value)\r\n") }
+        request.writeString("Content-Length: \(body?.readableBytes ?? 0)\r\n\r\n")
+        if var body { request.writeBuffer(&body) }
+        return try await send(raw: request)
+    }
+
+    /// Sends a request already written as bytes (`ClaimRequestBytes`).
+    func send(raw request: ByteBuffer) async throws -> HTTPReply {
         let index = nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count
         let channel = try await channel(of: connections[index])
-        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
-        head.headers.add(name: "Host", value: "\(host):\(port)")
-        for (name, value) in headers { head.headers.add(name: name, value: value) }
-        head.headers.add(name: "Content-Length", value: String(body?.readableBytes ?? 0))
         let slot = ReplySlot()
-        let request = PendingRequest(head: head, body: body, slot: slot, timeout: timeout)
+        let pending = PendingRequest(bytes: request, slot: slot, timeout: timeout)
         return try await withCheckedThrowingContinuation { continuation in
             slot.arm(continuation)
-            channel.writeAndFlush(request).whenFailure { error in
+            channel.writeAndFlush(pending).whenFailure { error in
                 slot.resolve(.failure(HTTPClientError(kind: .connection, message: "write failed: \(error)")))
             }
         }
@@ -75,7 +84,6 @@ public final class HTTPConnectionPool: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandler(ResponseHandler())
                     }
                 }
@@ -148,8 +156,7 @@ final class ReplySlot: Sendable {
 }
 
 struct PendingRequest: Sendable {
-    let head: HTTPRequestHead
-    let body: ByteBuffer?
+    let bytes: ByteBuffer
     let slot: ReplySlot
     let timeout: TimeAmount
 }
@@ -160,9 +167,9 @@ struct PendingRequest: Sendable {
 /// where a timer per request (armed and cancelled on NIO's heap of scheduled tasks) cost 18%
 /// of the generator's CPU at 16k requests/s.
 final class ResponseHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = PendingRequest
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
 
     /// Requests written and not yet answered, from `waitingStart`, with their deadlines.
     private var waiting: [(slot: ReplySlot, deadline: NIODeadline, timeout: TimeAmount)] = []
@@ -170,8 +177,7 @@ final class ResponseHandler: ChannelDuplexHandler {
     /// Requests before this index were already timed out (their replies still come, in order).
     private var timedOutThrough = 0
     private var sweep: RepeatedTask?
-    private var status = 0
-    private var body: ByteBuffer?
+    private var parser = HTTPResponseParser()
     private var flushPending = false
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -201,11 +207,7 @@ final class ResponseHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         waiting.append((request.slot, .now() + request.timeout, request.timeout))
-        context.write(wrapOutboundOut(.head(request.head)), promise: nil)
-        if let body = request.body, body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        }
-        context.write(wrapOutboundOut(.end(nil)), promise: promise)
+        context.write(wrapOutboundOut(request.bytes), promise: promise)
     }
 
     /// Requests written in one event-loop tick leave in one syscall: `send` asks for a flush
@@ -221,27 +223,32 @@ final class ResponseHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            status = Int(head.status.code)
-            body = nil
-        case .body(var part):
-            if body == nil { body = part } else { body!.writeBuffer(&part) }
-        case .end:
-            guard waitingStart < waiting.count else { return }
-            let slot = waiting[waitingStart].slot
-            waitingStart += 1
-            if waitingStart > 1_024, waitingStart * 2 > waiting.count {
-                waiting.removeFirst(waitingStart)
-                timedOutThrough = max(0, timedOutThrough - waitingStart)
-                waitingStart = 0
-            }
-            slot.resolve(.success(HTTPReply(status: status, body: body ?? ByteBuffer())))
-            body = nil
+        var bytes = unwrapInboundIn(data)
+        parser.append(&bytes)
+        do {
+            while let response = try parser.next() { answered(response) }
+        } catch {
+            failAll("the server's answer was not HTTP: \(error)")
+            context.close(promise: nil)
         }
     }
 
+    private func answered(_ response: HTTPResponseParser.Response) {
+        guard waitingStart < waiting.count else { return }
+        let slot = waiting[waitingStart].slot
+        waitingStart += 1
+        if waitingStart > 1_024, waitingStart * 2 > waiting.count {
+            waiting.removeFirst(waitingStart)
+            timedOutThrough = max(0, timedOutThrough - waitingStart)
+            waitingStart = 0
+        }
+        slot.resolve(
+            .success(
+                HTTPReply(status: response.status, body: response.body, retryAfterSeconds: response.retryAfterSeconds)))
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        if let response = try? parser.finish() { answered(response) }
         failAll("the server closed the connection")
         context.fireChannelInactive()
     }

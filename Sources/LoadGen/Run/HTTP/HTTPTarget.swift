@@ -9,11 +9,13 @@ import NIOHTTP1
 
 public struct HTTPTargetOptions: Sendable {
     public var secret: String
-    public var connections: Int
+    /// The most connections the run's buyers may have open to each server at once (nil: as
+    /// many as the process's descriptor limit allows, `LoadDefaults.httpConnections` at most).
+    public var connections: Int?
     public var timeoutMilliseconds: Int
 
     public init(
-        secret: String, connections: Int = LoadDefaults.httpConnections,
+        secret: String, connections: Int? = nil,
         timeoutMilliseconds: Int = LoadDefaults.httpRequestTimeoutMilliseconds
     ) {
         self.secret = secret
@@ -26,9 +28,11 @@ public final class HTTPTarget: LoadTarget {
     public let strategy: Strategy
     public let databaseURL: String
     public let urls: [URL]
-    /// One per URL; a user's requests all go to the same one (`pool(for:)`).
+    /// One per URL, for the harness's own requests (probes, drops, /metrics); a user's
+    /// requests all go to the same URL (`pool(for:)`).
     private let pools: [HTTPConnectionPool]
-    private let tokens: TokenMinter
+    let tokens: TokenMinter
+    let options: HTTPTargetOptions
 
     /// Connects to every URL (each with `options.connections`), and checks that they run one
     /// strategy and answer ready.
@@ -55,7 +59,8 @@ public final class HTTPTarget: LoadTarget {
             )
         }
         let tokens = await TokenMinter(secret: options.secret, lifetimeSeconds: LoadDefaults.tokenLifetimeSeconds)
-        return HTTPTarget(urls: urls, strategy: strategy, databaseURL: databaseURL, pools: pools, tokens: tokens)
+        return HTTPTarget(
+            urls: urls, strategy: strategy, databaseURL: databaseURL, pools: pools, tokens: tokens, options: options)
     }
 
     /// Asks the server which strategy it runs (`/health`), that it is ready, and that it
@@ -66,8 +71,8 @@ public final class HTTPTarget: LoadTarget {
                 "--target \(url.absoluteString): only http:// URLs are supported (put TLS in front with a proxy)")
         }
         let pool = HTTPConnectionPool(
-            host: host, port: url.port ?? 80, connections: options.connections,
-            timeoutMilliseconds: options.timeoutMilliseconds)
+            host: host, port: url.port ?? 80, connections: LoadDefaults.httpControlConnections,
+            timeoutMilliseconds: options.timeoutMilliseconds, eventLoopThreads: 1)
         do {
             let health = try await pool.send(method: .GET, path: "/health")
             struct Health: Decodable { let strategy: Strategy }
@@ -103,14 +108,20 @@ public final class HTTPTarget: LoadTarget {
         }
     }
 
-    private init(urls: [URL], strategy: Strategy, databaseURL: String, pools: [HTTPConnectionPool], tokens: TokenMinter)
-    {
+    private init(
+        urls: [URL], strategy: Strategy, databaseURL: String, pools: [HTTPConnectionPool], tokens: TokenMinter,
+        options: HTTPTargetOptions
+    ) {
         self.urls = urls
         self.strategy = strategy
         self.databaseURL = databaseURL
         self.pools = pools
         self.tokens = tokens
+        self.options = options
     }
+
+    /// Where each URL listens, in URL order (users are spread over them by id).
+    var servers: [(host: String, port: Int)] { pools.map { ($0.host, $0.port) } }
 
     /// The pool of the first URL: where the run's drops are created and watchers connect.
     private var pool: HTTPConnectionPool { pools[0] }
@@ -152,24 +163,15 @@ public final class HTTPTarget: LoadTarget {
     }
 
     public func reserve(drop: DropID, user: UserID) async -> Answer {
-        await call(.POST, "/v1/drops/\(drop)/reserve", user: user, success: 201) { (body: Reply) in
-            Answer(.ok, reservationID: body.id)
-        }
+        await call(.reserve, drop: drop, user: user)
     }
 
     public func purchase(drop: DropID, user: UserID, idempotencyKey: String) async -> Answer {
-        await call(
-            .POST, "/v1/drops/\(drop)/purchase", user: user, headers: [("Idempotency-Key", idempotencyKey)],
-            success: 201, 200
-        ) { (body: Reply) in
-            Answer(.ok, reservationID: body.reservationId, purchaseID: body.id)
-        }
+        await call(.purchase, drop: drop, user: user, idempotencyKey: idempotencyKey)
     }
 
     public func cancel(drop: DropID, user: UserID) async -> Answer {
-        await call(.DELETE, "/v1/drops/\(drop)/reservation", user: user, success: 200) { (body: Reply) in
-            Answer(.ok, reservationID: body.id)
-        }
+        await call(.cancel, drop: drop, user: user)
     }
 
     /// Mints every user's token up front, so signing (~25 µs each through jwt-kit) is not
@@ -196,13 +198,31 @@ public final class HTTPTarget: LoadTarget {
     /// `process_cpu_seconds_total` from every instance's /metrics, summed; nil if one has none.
     public func cpuMicroseconds() async -> Int64? {
         var total: Int64 = 0
-        for pool in pools {
-            guard let reply = try? await pool.send(method: .GET, path: "/metrics"), reply.status == 200,
-                let seconds = Self.metric("process_cpu_seconds_total", in: String(buffer: reply.body))
-            else { return nil }
+        for text in await metricsTexts() {
+            guard let text, let seconds = Self.metric("process_cpu_seconds_total", in: text) else { return nil }
             total += Int64(seconds * 1_000_000)
         }
         return total
+    }
+
+    /// The claim routes' latency histograms from every instance's /metrics, summed; nil if an
+    /// instance did not answer.
+    func serverHistogram() async -> ServerHistogram? {
+        var total = ServerHistogram()
+        for text in await metricsTexts() {
+            guard let text else { return nil }
+            total = total.adding(ServerHistogram.parse(text))
+        }
+        return total
+    }
+
+    private func metricsTexts() async -> [String?] {
+        var texts: [String?] = []
+        for pool in pools {
+            let reply = try? await pool.send(method: .GET, path: "/metrics")
+            texts.append(reply.flatMap { $0.status == 200 ? String(buffer: $0.body) : nil })
+        }
+        return texts
     }
 
     /// The value of an unlabelled metric in Prometheus's text format.
@@ -247,39 +267,67 @@ public final class HTTPTarget: LoadTarget {
         let reservation: Hold?
     }
 
+    /// One claim through the control connections (tests and one-off calls; a run's users go
+    /// through the lanes, `HTTPTarget+Lanes`), as the same bytes.
     private func call(
-        _ method: HTTPMethod, _ path: String, user: UserID, headers: [(String, String)] = [], success: Int...,
-        answer: (Reply) -> Answer
+        _ operation: OperationKind, drop: DropID, user: UserID, idempotencyKey: String = ""
     ) async -> Answer {
         do {
             let token = try await tokens.token(for: user)
-            let reply = try await pool(for: user).send(
-                method: method, path: path, headers: [("Authorization", "Bearer \(token)")] + headers)
-            let data = Data(reply.body.readableBytesView)
-            if success.contains(reply.status) {
-                guard let body = try? JSONDecoder().decode(Reply.self, from: data) else { return Answer(.error) }
-                return answer(body)
-            }
-            // Only the codes a claim's outcome has are answers; `unavailable` and
-            // `shutting_down` say nothing was applied; the rest (`outcome_unknown`, rate
-            // limited, internal) leave the outcome unknown.
-            if [404, 409, 503].contains(reply.status),
-                let code = Self.errorCode(reply.body)
-                    ?? (try? JSONDecoder().decode(ErrorReply.self, from: data).error.code)
-            {
-                if let rejection = RejectionCode(rawValue: code) {
-                    guard rejection == .alreadyHolding else { return Answer(.rejected(rejection)) }
-                    // The body names the hold: the history ties the answer to its row.
-                    let held = try? JSONDecoder().decode(HoldingReply.self, from: data).reservation?.id
-                    return Answer(.rejected(.alreadyHolding), reservationID: held)
-                }
-                if Self.nothingApplied.contains(code) { return Answer(.failed) }
-            }
-            return Answer(.error)
+            let pool = pool(for: user)
+            var request = ByteBuffer()
+            ClaimRequestBytes.write(
+                operation, drop: drop, idempotencyKey: idempotencyKey, host: "\(pool.host):\(pool.port)", token: token,
+                into: &request)
+            let reply = try await pool.send(raw: request)
+            return Self.answer(
+                operation, status: reply.status, body: reply.body, retryAfterSeconds: reply.retryAfterSeconds)
         } catch let error as HTTPClientError where error.kind == .timeout {
             return Answer(.timeout)
         } catch {
             return Answer(.error)
         }
+    }
+
+    /// What a claim's HTTP answer means for the history: a success with its ids, a rejection
+    /// by its stable code (a shed request with the server's Retry-After), a failure that
+    /// applied nothing, or, for anything else, an unknown outcome.
+    static func answer(_ operation: OperationKind, status: Int, body: ByteBuffer, retryAfterSeconds: Int?) -> Answer {
+        let success: Bool
+        switch operation {
+        case .reserve: success = status == 201
+        case .purchase: success = status == 201 || status == 200
+        case .cancel: success = status == 200
+        }
+        if success {
+            guard let reply = try? JSONDecoder().decode(Reply.self, from: Data(body.readableBytesView)) else {
+                return Answer(.error)
+            }
+            switch operation {
+            case .reserve, .cancel: return Answer(.ok, reservationID: reply.id)
+            case .purchase: return Answer(.ok, reservationID: reply.reservationId, purchaseID: reply.id)
+            }
+        }
+        // Only the codes a claim's outcome has are answers; `unavailable` and
+        // `shutting_down` say nothing was applied; the rest (`outcome_unknown`, rate
+        // limited, internal) leave the outcome unknown.
+        guard [404, 409, 503].contains(status),
+            let code = errorCode(body)
+                ?? (try? JSONDecoder().decode(ErrorReply.self, from: Data(body.readableBytesView)).error.code)
+        else { return Answer(.error) }
+        if let rejection = RejectionCode(rawValue: code) {
+            switch rejection {
+            case .alreadyHolding:
+                // The body names the hold: the history ties the answer to its row.
+                let held = try? JSONDecoder().decode(HoldingReply.self, from: Data(body.readableBytesView))
+                    .reservation?.id
+                return Answer(.rejected(.alreadyHolding), reservationID: held)
+            case .overloaded:
+                return Answer(.rejected(.overloaded), retryAfterMilliseconds: retryAfterSeconds.map { $0 * 1_000 })
+            default:
+                return Answer(.rejected(rejection))
+            }
+        }
+        return nothingApplied.contains(code) ? Answer(.failed) : Answer(.error)
     }
 }

@@ -33,6 +33,15 @@ final class TokenMinter: Sendable {
         return token
     }
 
+    /// Tokens of users minted before (`prepare`), in the same order; a user never minted gets
+    /// one now.
+    func tokens(for users: [UserID]) async throws -> [String] {
+        var tokens: [String] = []
+        tokens.reserveCapacity(users.count)
+        for user in users { tokens.append(try await token(for: user)) }
+        return tokens
+    }
+
     /// An admin's token (to create the run's drops), not cached.
     func adminToken(for user: UserID) async throws -> String {
         try await mint(user, role: "admin")
