@@ -312,8 +312,10 @@ import Testing
             Issue.record("the store's")
             return
         }
+        // The batch carries the cancel first (purchases and cancels lead every batch), then the
+        // reserve: one result each, in that order.
         let effects = commit(
-            &m, [.reserved(hold(2, user: 1, expiresIn: 2.5)), .rejected(.noActiveReservation)],
+            &m, [.rejected(.noActiveReservation), .reserved(hold(2, user: 1, expiresIn: 2.5))],
             expired: [ExpiredHold(reservationID: 1, userID: 1)], reserved: 1, now: at(1.5))
         #expect(!reloads(effects))
         let told = answers(effects)

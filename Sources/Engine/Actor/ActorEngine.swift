@@ -13,6 +13,7 @@ public final class ActorEngine: StoreBackedInventory {
     private let gatherWindow: Duration
     private let maxBatchClaims: Int
     private let maxQueuedClaims: Int
+    private let queueLatencyTarget: TimeInterval?
     /// Who this engine is in the store's leases.
     public let owner: LeaseOwner
     private let leaseEvents = LeaseEvents()
@@ -40,6 +41,7 @@ public final class ActorEngine: StoreBackedInventory {
         drivesTimers: Bool = true,
         gatherWindow: Duration = .microseconds(Defaults.batchGatherMicroseconds),
         maxBatchClaims: Int = Defaults.maxBatchClaims, maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop,
+        queueLatencyTarget: TimeInterval? = nil,
         idleSweepInterval: TimeInterval = Double(Defaults.idleSweepMilliseconds) / 1000,
         onCommit: @escaping CommitObserver = { _, _ in }
     ) {
@@ -51,6 +53,7 @@ public final class ActorEngine: StoreBackedInventory {
         self.gatherWindow = gatherWindow
         self.maxBatchClaims = maxBatchClaims
         self.maxQueuedClaims = maxQueuedClaims
+        self.queueLatencyTarget = queueLatencyTarget
         if drivesTimers {
             startLoop(every: idleSweepInterval) { try await $0.sweepOverdueDrops() }
             startLoop(every: Double(owner.leaseMilliseconds) / 3 / 1000) { try await $0.renewLeases() }
@@ -263,6 +266,7 @@ public final class ActorEngine: StoreBackedInventory {
             let actor = DropActor(
                 recovery: recovery, tenure: tenure, store: store, clock: clock, drivesTimer: drivesTimers,
                 gatherWindow: gatherWindow, maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims,
+                queueLatencyTarget: queueLatencyTarget,
                 leaseEvents: leaseEvents, timings: timings, onCommit: onCommit
             ) { [weak self] deposed in self?.forget(deposed) }
             registry.withLock { $0[drop] = .active(actor) }

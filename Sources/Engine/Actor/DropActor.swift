@@ -25,7 +25,8 @@ actor DropActor {
     init(
         recovery: DropRecovery, tenure: DropMachine.Tenure?, store: any DropStore, clock: any WallClock,
         drivesTimer: Bool, gatherWindow: Duration, maxBatchClaims: Int, maxQueuedClaims: Int,
-        leaseEvents: LeaseEvents, timings: BatchTimings, onCommit: @escaping CommitObserver,
+        queueLatencyTarget: TimeInterval? = nil, leaseEvents: LeaseEvents, timings: BatchTimings,
+        onCommit: @escaping CommitObserver,
         onStepDown: @escaping @Sendable (DropActor) -> Void
     ) {
         self.onCommit = onCommit
@@ -39,7 +40,7 @@ actor DropActor {
         self.onStepDown = onStepDown
         machine = DropMachine(
             recovery: recovery, now: clock.now(), tenure: tenure, maxBatchClaims: maxBatchClaims,
-            maxQueuedClaims: maxQueuedClaims)
+            maxQueuedClaims: maxQueuedClaims, queueLatencyTarget: queueLatencyTarget)
     }
 
     /// Arms the timer for holds loaded at activation (and sweeps overdue ones at once).

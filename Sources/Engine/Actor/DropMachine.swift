@@ -110,7 +110,12 @@ struct DropMachine {
     let maxEndedRemembered: Int
     private var deadlines = Heap<Deadline>()
     private var armedAt: Date?
+    /// Reserves waiting for the next batch, in arrival order.
     private var queue: Deque<Waiting> = []
+    /// Purchases and cancels waiting for the next batch. They go into it before any reserve
+    /// (the batch function applies them first anyway), so a buyer settling a live hold never
+    /// waits behind a line of reserves, however long; there are at most as many as live holds.
+    private var settling: Deque<Waiting> = []
     var reservesPending: Set<UserID> = []
     /// Reserves whose answer depends on claims in flight: the last free units are promised
     /// to reserves not yet committed (they may fail), or the user's own first reserve is in
@@ -127,14 +132,24 @@ struct DropMachine {
     private var batchSentAt: Date?
     private var nextTicket: Ticket = 1
     let maxBatchClaims: Int
+    /// Claims of any kind waiting at most: memory's backstop.
     let maxQueuedClaims: Int
+    /// The longest a new reserve should expect to wait in line (nil: only `maxQueuedClaims`
+    /// bounds the line). With it, reserves past what the store takes in that time are refused
+    /// `overloaded` at once; purchases and cancels never are.
+    let queueLatencyTarget: TimeInterval?
+    /// Claims per second the store has been taking (each batch's claims over the time from
+    /// sending it to its commit), each batch weighing half.
+    private(set) var claimsPerSecond = 0.0
 
     init(
         recovery: DropRecovery, now: Date, tenure: Tenure? = nil, maxBatchClaims: Int = Defaults.maxBatchClaims,
         maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop,
-        maxEndedRemembered: Int = Defaults.maxEndedHoldsRemembered
+        maxEndedRemembered: Int = Defaults.maxEndedHoldsRemembered, queueLatencyTarget: TimeInterval? = nil
     ) {
         precondition(maxBatchClaims > 0 && maxQueuedClaims > 0 && maxEndedRemembered > 0)
+        precondition(queueLatencyTarget.map { $0 > 0 } ?? true)
+        self.queueLatencyTarget = queueLatencyTarget
         self.maxEndedRemembered = maxEndedRemembered
         drop = recovery.drop
         self.tenure = tenure
@@ -151,7 +166,14 @@ struct DropMachine {
     var inFlightTickets: [Ticket] {
         if case .committing(let batch) = phase { batch.map(\.ticket) } else { [] }
     }
-    var queuedCount: Int { queue.count + parked.count + undecided.count }
+    var queuedCount: Int { queue.count + settling.count + parked.count + undecided.count }
+    /// How many claims may wait before a new reserve is refused `overloaded`: what the store
+    /// takes within the latency target at its measured rate, never under one batch, never
+    /// over the backstop.
+    var reserveQueueBound: Int {
+        guard let queueLatencyTarget, claimsPerSecond > 0 else { return maxQueuedClaims }
+        return min(maxQueuedClaims, max(maxBatchClaims, Int(claimsPerSecond * queueLatencyTarget)))
+    }
     /// Memory answers only while the lease is provably this machine's: past `trustedUntil`
     /// another instance may have taken the drop over, so every claim goes to the store, whose
     /// epoch check either confirms the lease (and renews it) or fences the batch.
@@ -184,7 +206,7 @@ struct DropMachine {
         case .deposed(let error):
             return .refused(error)
         case .recovering, .stale:
-            guard queuedCount < maxQueuedClaims else { return .answered(Self.overloaded(item.kind)) }
+            guard hasRoom(for: item) else { return .answered(Self.overloaded(item.kind)) }
             let ticket = takeTicket()
             undecided.append(Waiting(ticket: ticket, item: item, decidedByMemory: false))
             guard case .stale = phase else { return .queued(ticket, []) }
@@ -195,13 +217,24 @@ struct DropMachine {
             let decision = decide(item, now: now)
             if case .answer(let answer) = decision { return .answered(answer) }
             // A full line turns away only the claims that would join it.
-            guard queuedCount < maxQueuedClaims else { return .answered(Self.overloaded(item.kind)) }
+            guard hasRoom(for: item) else { return .answered(Self.overloaded(item.kind)) }
             let ticket = takeTicket()
             _ = place(ticket, item, decision)
             if case .wait = decision { return .queued(ticket, []) }
             guard case .idle = phase else { return .queued(ticket, []) }
             phase = .gathering
             return .queued(ticket, [.gather])
+        }
+    }
+
+    /// A reserve joins the line only within the latency bound. A purchase or cancel of a hold
+    /// memory knows always joins (there is at most one per hold, and refusing it could cost
+    /// the buyer the unit); one memory must ask the store about (a key it does not know, an
+    /// ending it did not see) joins within memory's backstop, however many reserves wait.
+    private func hasRoom(for item: ClaimItem) -> Bool {
+        switch item.kind {
+        case .reserve: queuedCount < reserveQueueBound
+        case .purchase, .cancel: holds[item.userID] != nil || settling.count + undecided.count < maxQueuedClaims
         }
     }
 
@@ -269,7 +302,14 @@ struct DropMachine {
         }
         precondition(outcome.results.count == batch.count, "one result per claim")
         phase = .idle
-        if let sentAt = batchSentAt { leaseRenewed(sentAt: sentAt) }
+        if let sentAt = batchSentAt {
+            leaseRenewed(sentAt: sentAt)
+            let seconds = now.timeIntervalSince(sentAt)
+            if seconds > 0, !batch.isEmpty {
+                let rate = Double(batch.count) / seconds
+                claimsPerSecond = claimsPerSecond == 0 ? rate : (claimsPerSecond + rate) / 2
+            }
+        }
         batchSentAt = nil
         drop.sold = outcome.sold
         drop.reserved = outcome.reserved
@@ -320,8 +360,11 @@ struct DropMachine {
         drop = recovery.drop
         load(recovery)
         phase = .idle
-        let waiting = (Array(queue) + Array(parked) + Array(undecided)).sorted { $0.ticket < $1.ticket }
+        let waiting = (Array(queue) + Array(settling) + Array(parked) + Array(undecided)).sorted {
+            $0.ticket < $1.ticket
+        }
         queue.removeAll()
+        settling.removeAll()
         parked.removeAll()
         undecided.removeAll()
         noteOverdue(now: now)
@@ -335,8 +378,9 @@ struct DropMachine {
     mutating func recoveryFailed(_ error: EngineError) -> [Effect] {
         guard case .recovering = phase else { preconditionFailure("a reload failed while none was in flight") }
         if error.code == .fenced { return stepDown(error) }
-        let tickets = (Array(queue) + Array(parked) + Array(undecided)).map(\.ticket)
+        let tickets = (Array(queue) + Array(settling) + Array(parked) + Array(undecided)).map(\.ticket)
         queue.removeAll()
+        settling.removeAll()
         parked.removeAll()
         undecided.removeAll()
         reservesPending.removeAll()
@@ -350,9 +394,11 @@ struct DropMachine {
     /// The lease is another instance's: every caller still waiting here (the fenced batch's
     /// too; the store applied nothing) hears the error, which names the owner when known.
     mutating func stepDown(_ error: EngineError) -> [Effect] {
-        var tickets = inFlightTickets + (Array(queue) + Array(parked) + Array(undecided)).map(\.ticket)
+        var tickets =
+            inFlightTickets + (Array(queue) + Array(settling) + Array(parked) + Array(undecided)).map(\.ticket)
         tickets.sort()
         queue.removeAll()
+        settling.removeAll()
         parked.removeAll()
         undecided.removeAll()
         reservesPending.removeAll()
@@ -368,15 +414,22 @@ struct DropMachine {
     }
 
     mutating func append(_ ticket: Ticket, _ item: ClaimItem, decidedByMemory: Bool) {
-        queue.append(Waiting(ticket: ticket, item: item, decidedByMemory: decidedByMemory))
-        if item.kind == .reserve { reservesPending.insert(item.userID) }
+        let waiting = Waiting(ticket: ticket, item: item, decidedByMemory: decidedByMemory)
+        if item.kind == .reserve {
+            queue.append(waiting)
+            reservesPending.insert(item.userID)
+        } else {
+            settling.append(waiting)
+        }
     }
 
     private mutating func startBatchIfIdle(now: Date) -> [Effect] {
-        guard case .idle = phase, !queue.isEmpty || sweepDue else { return [] }
-        let count = min(queue.count, maxBatchClaims)
-        let batch = Array(queue.prefix(count))
-        queue.removeFirst(count)
+        guard case .idle = phase, !queue.isEmpty || !settling.isEmpty || sweepDue else { return [] }
+        let settlingCount = min(settling.count, maxBatchClaims)
+        let reserveCount = min(queue.count, maxBatchClaims - settlingCount)
+        let batch = Array(settling.prefix(settlingCount)) + Array(queue.prefix(reserveCount))
+        settling.removeFirst(settlingCount)
+        queue.removeFirst(reserveCount)
         sweepDue = false
         phase = .committing(batch)
         batchSentAt = now
