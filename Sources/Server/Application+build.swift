@@ -31,6 +31,8 @@ public struct ServerParts: Sendable {
     let addressLimiter: RateLimiter?
     let userLimiter: RateLimiter?
     let logSink: LogSink?
+    /// Requests in flight and the event loops' lateness; decides when reserves are shed.
+    public let overload: OverloadMonitor
     /// Drop reads from committed state in memory (`GET /v1/drops…`, the live page's snapshot).
     public let reads: DropReads
 
@@ -48,6 +50,12 @@ public func buildApplication(
     logger.logLevel = configuration.logLevel
     logger[metadataKey: "instance"] = "\(configuration.owner.instance)"
     let metrics = ServerMetrics()
+    let group: any EventLoopGroup =
+        configuration.eventLoopThreads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+        ?? MultiThreadedEventLoopGroup.singleton
+    let overload = OverloadMonitor(
+        latencyTargetMilliseconds: configuration.latencyTargetMilliseconds, group: group, metrics: metrics,
+        logger: logger)
     let authority = try await TokenAuthority(secret: configuration.jwtSecret, clock: clock)
     let pool = PostgresPool(
         url: configuration.databaseURL, size: configuration.poolSize, deadlines: configuration.databaseDeadlines)
@@ -58,7 +66,12 @@ public func buildApplication(
     let publisher = CommitPublisher(events: events, store: store, reads: reads)
     let inventory: any Inventory =
         switch configuration.strategy {
-        case .actor: ActorEngine(store: store, owner: configuration.owner, clock: clock, onCommit: publisher.committed)
+        case .actor:
+            ActorEngine(
+                store: store, owner: configuration.owner, clock: clock,
+                queueLatencyTarget: configuration.latencyTargetMilliseconds > 0
+                    ? Double(configuration.latencyTargetMilliseconds) / 1_000 : nil,
+                onCommit: publisher.committed)
         case .rowlock: RowLockEngine(store: store, clock: clock, onCommit: publisher.committed)
         }
     let snapshot = LiveSnapshot(reads: reads)
@@ -74,21 +87,26 @@ public func buildApplication(
         forwarder: ClaimForwarder(directory: directory, metrics: metrics, engine: inventory as? ActorEngine),
         addressLimiter: configuration.addressRateLimit.map { RateLimiter(limit: $0, clock: clock) },
         userLimiter: configuration.userRateLimit.map { RateLimiter(limit: $0, clock: clock) },
-        logSink: configuration.logSink, reads: reads)
+        logSink: configuration.logSink, overload: overload, reads: reads)
     // Services stop in reverse order: the HTTP server; the directory entry (no instance
     // forwards here once this one stopped accepting); the engine, whose last batches' events
     // still reach the relay, and which closes the pool last; then the relay.
     let services: [any Service] =
         [relay].compactMap { $0 } + [
             EngineService(inventory: inventory, pool: pool, forwarder: parts.forwarder, logger: logger), directory,
+            overload,
         ]
     let application = Application(
         responder: HeadAsGetResponder(base: buildRouter(configuration, parts: parts, clock: clock).buildResponder()),
         server: .http1WebSocketUpgrade(
             webSocketRouter: buildLiveRouter(parts: parts, proxies: configuration.trustedProxies, clock: clock),
-            configuration: .init(http1: .init(idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))))),
+            configuration: .init(
+                http1: .init(
+                    additionalChannelHandlers: [ShedHandler(monitor: overload, metrics: metrics)],
+                    idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))))),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop",
+            backlog: ServerDefaults.listenBacklog,
             availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)),
         services: services,
         onServerRunning: { channel in
@@ -98,9 +116,7 @@ public func buildApplication(
             await directory.advertise(configuration.advertiseURL ?? "http://\(configuration.host):\(port)")
             await onServerRunning(channel)
         },
-        eventLoopGroupProvider: configuration.eventLoopThreads.map {
-            .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0))
-        } ?? .singleton,
+        eventLoopGroupProvider: .shared(group),
         logger: logger)
     return (application, parts)
 }

@@ -43,6 +43,8 @@ public struct ServerConfiguration: Sendable {
     public var httpIdleTimeoutSeconds = ServerDefaults.httpIdleTimeoutSeconds
     /// Open connections accepted at most (ServerDefaults.maxConnections).
     public var maxConnections = ServerDefaults.maxConnections
+    /// Past this a new reserve is shed (503 `overloaded`); 0 turns shedding off.
+    public var latencyTargetMilliseconds = ServerDefaults.latencyTargetMilliseconds
 
     public init(
         host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String,

@@ -46,6 +46,25 @@ public enum ServerDefaults {
     public static let maxRateLimitBuckets = 200_000
     /// What a 503 `overloaded` or `unavailable` asks clients to wait before retrying.
     public static let overloadedRetryAfterSeconds = 1
+    /// The latency a buyer should not wait past (`serve --latency-target-ms`): past it the
+    /// server sheds new reserves at once (503 `overloaded`, Retry-After) rather than queue
+    /// them. A quarter of a second is what a person clicking "buy" calls instant; a batch
+    /// commits in tens of ms, so only a real backlog reaches it.
+    public static let latencyTargetMilliseconds = 250
+    /// Requests in flight below which nothing is shed, whatever the measured rate: an idle
+    /// server's rate says nothing of what it can do (256 is ~10 ms of answers at this
+    /// machine's rate).
+    public static let shedMinimumInFlight = 256
+    /// How often each event loop's lateness is probed, and how often the shedding decision is
+    /// re-made from what was measured.
+    public static let loopProbeMilliseconds = 10
+    public static let shedSampleMilliseconds = 100
+    /// A shed answer's Retry-After never asks for more than this.
+    public static let maxRetryAfterSeconds = 10
+    /// The listen backlog: a burst of buyers opening connections at once must not overflow
+    /// it (a dropped SYN is retried only after a second). The kernel caps it at somaxconn
+    /// (4,096 on Debian 12).
+    public static let listenBacklog = 4_096
     /// Verified tokens kept so a user's next request skips the JWT parse and HMAC
     /// (measured ~25 µs through jwt-kit's actor). Bounded: the cache is dropped when full.
     public static let verifiedTokenCacheEntries = 100_000

@@ -57,6 +57,13 @@ struct ServeCommand: AsyncParsableCommand {
             "The share of successful requests (status < 400) that get a log line, in (0, 1]; error lines are always written."
     )
     var logSample = 1.0
+    @Option(
+        help: ArgumentHelp(
+            "The latency a buyer should not wait past, in ms; past it new reserves are shed (503 overloaded with Retry-After). 0 turns shedding off.",
+            discussion:
+                "The server admits as many requests at once as it answers within this at the rate it measures, and sheds every new reserve while its event loops run later than this. Purchases and cancels are never shed."
+        ))
+    var latencyTargetMs = ServerDefaults.latencyTargetMilliseconds
 
     func validate() throws {
         if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be 0…65535 (0: any free port)") }
@@ -94,6 +101,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let instanceID, instanceID.contains("~") { throw ValidationError("--instance-id must not contain ~") }
         guard logSample > 0, logSample <= 1 else { throw ValidationError("--log-sample must be in (0, 1]") }
+        guard (0...600_000).contains(latencyTargetMs) else {
+            throw ValidationError("--latency-target-ms must be 0…600000 (0: never shed)")
+        }
     }
 
     func run() async throws {
@@ -137,6 +147,7 @@ struct ServeCommand: AsyncParsableCommand {
                 ?? .unique(leaseMilliseconds: leaseMs),
             advertiseURL: advertiseURL?.trimmingSuffix("/"))
         configuration.maxConnections = maxConnections
+        configuration.latencyTargetMilliseconds = latencyTargetMs
         configuration.logSink = sink
         configuration.logSuccessSample = logSample
         configuration.databaseDeadlines.acquireMilliseconds = dbAcquireTimeoutMs
@@ -197,5 +208,27 @@ struct TokenCommand: AsyncParsableCommand {
 extension String {
     fileprivate func trimmingSuffix(_ suffix: String) -> String {
         hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}
+
+/// `stockdrop bench-server`: the bare Hummingbird reference the HTTP bench measures the real
+/// server against (scripts/http-bench.sh), nothing else.
+struct BenchServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-server",
+        abstract: "A bare Hummingbird 2 application (GET /health only): the HTTP bench's reference.")
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port (0: any free port).") var port = 0
+    @Option(help: "NIO threads serving sockets (default: one per core, as `serve`).") var eventLoopThreads: Int?
+
+    func run() async throws {
+        let host = self.host
+        let application = buildReferenceApplication(host: host, port: port, eventLoopThreads: eventLoopThreads) {
+            channel in
+            FileHandle.standardOutput.write(
+                Data("reference serving on http://\(host):\(channel.localAddress?.port ?? 0)\n".utf8))
+        }
+        try await application.runService()
     }
 }

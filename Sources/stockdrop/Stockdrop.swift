@@ -9,6 +9,6 @@ struct Stockdrop: AsyncParsableCommand {
         abstract: "Limited-stock drops without oversell: engine, load harness and server.",
         subcommands: [
             RunCommand.self, ServeCommand.self, CheckCommand.self, BenchCommand.self, SimulateCommand.self,
-            MigrateCommand.self, DatabaseCommand.self, TokenCommand.self, ReportCommand.self,
+            MigrateCommand.self, DatabaseCommand.self, TokenCommand.self, ReportCommand.self, BenchServerCommand.self,
         ])
 }

@@ -17,9 +17,9 @@ struct DropRoutes: Sendable {
         router.get("/v1/drops", use: list)
         router.post("/v1/drops", use: create)
         router.get("/v1/drops/{id}", use: show)
-        router.post("/v1/drops/{id}/reserve", use: reserve)
-        router.post("/v1/drops/{id}/purchase", use: purchase)
-        router.delete("/v1/drops/{id}/reservation", use: cancel)
+        router.post(RouterPath(ClaimRoutes.reserve), use: reserve)
+        router.post(RouterPath(ClaimRoutes.purchase), use: purchase)
+        router.delete(RouterPath(ClaimRoutes.cancel), use: cancel)
         router.get("/v1/reservations/me", use: mine)
     }
 

@@ -26,6 +26,25 @@ public final class ServerMetrics: Sendable {
         ]
         factory.valueHistogramBuckets = ["stockdrop_batch_claims": ServerDefaults.batchSizeBuckets]
         self.factory = factory
+        shed = Counter(label: "stockdrop_http_requests_shed_total", factory: factory)
+    }
+
+    /// Made once: a shed answer costs a few microseconds, and a registry lookup per answer
+    /// would be a good part of that.
+    private let shed: CoreMetrics.Counter
+
+    /// A reserve refused 503 `overloaded` at the event loop (`ShedHandler`).
+    func recordShed() { shed.increment() }
+
+    /// What the overload monitor measured last: requests in flight and the event loops' worst
+    /// lateness, and the in-flight bound it now admits up to.
+    func recordLoad(inFlight: Int, loopLagMicroseconds: Int64) {
+        set(gauge: "stockdrop_http_requests_in_flight", Double(inFlight))
+        set(gauge: "stockdrop_event_loop_lag_seconds", Double(loopLagMicroseconds) / 1e6)
+    }
+
+    func recordShedBound(_ bound: Int) {
+        set(gauge: "stockdrop_http_in_flight_bound", Double(bound))
     }
 
     func recordRequest(route: String, method: String, status: Int, nanoseconds: Int64) {

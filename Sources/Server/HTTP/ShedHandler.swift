@@ -1,0 +1,105 @@
+// The cheapest point to refuse a reserve: on the event loop, right after the request head is
+// decoded, before a task, the router, the token check or the engine see it. While the server
+// is past its latency target (`OverloadMonitor`), a new `POST /v1/drops/{id}/reserve` is
+// answered 503 `overloaded` with Retry-After here, and its body (if any) is dropped. Nothing
+// else is refused here: purchases and cancels of live holds, reads and the operations routes
+// go on. Every other request is counted in flight until its response ends, which is what the
+// monitor's bound is measured against. A request is shed only when no earlier request of the
+// same connection is still being answered, so answers never leave out of order.
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+
+final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let monitor: OverloadMonitor
+    private let metrics: ServerMetrics
+    /// Requests of this connection passed on and not yet answered.
+    private var answering = 0
+    /// The parts of a shed request still to come are dropped.
+    private var dropping = false
+
+    init(monitor: OverloadMonitor, metrics: ServerMetrics) {
+        self.monitor = monitor
+        self.metrics = metrics
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch part {
+        case .head(let request):
+            if answering == 0, monitor.shouldShed, Self.isReserve(request) {
+                dropping = true
+                shed(context: context)
+                return
+            }
+            answering += 1
+            monitor.began()
+        case .body, .end:
+            if dropping {
+                if case .end = part { dropping = false }
+                return
+            }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data), answering > 0 {
+            answering -= 1
+            monitor.ended()
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // Requests whose answers will never be written leave the count.
+        while answering > 0 {
+            answering -= 1
+            monitor.ended()
+        }
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        while answering > 0 {
+            answering -= 1
+            monitor.ended()
+        }
+    }
+
+    private func shed(context: ChannelHandlerContext) {
+        let started = NIODeadline.now()
+        let retryAfter = monitor.retryAfterSeconds
+        var body = context.channel.allocator.buffer(capacity: Self.body.utf8.count)
+        body.writeString(Self.body)
+        let response = HTTPResponse(
+            status: .serviceUnavailable,
+            headerFields: [
+                .contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes),
+                .retryAfter: String(retryAfter),
+            ])
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        monitor.shedOne()
+        metrics.recordRequest(
+            route: ClaimRoutes.reserve, method: "POST", status: 503,
+            nanoseconds: Int64((NIODeadline.now() - started).nanoseconds))
+    }
+
+    static let body = APIError(.overloaded, APIError.Code.overloaded.meaning).jsonBody
+
+    /// `POST /v1/drops/{id}/reserve` (query ignored), by bytes: no allocation per request.
+    static func isReserve(_ request: HTTPRequest) -> Bool {
+        guard request.method == .post, let path = request.path else { return false }
+        var utf8 = path.utf8[...]
+        if let query = utf8.firstIndex(of: UInt8(ascii: "?")) { utf8 = utf8[..<query] }
+        return utf8.starts(with: "/v1/drops/".utf8) && utf8.reversed().starts(with: "/reserve".utf8.reversed())
+            && utf8.count > "/v1/drops//reserve".utf8.count
+    }
+}

@@ -1,0 +1,61 @@
+// When the server refuses a new reserve at once instead of queueing it: a pure value fed with
+// what the server measures (answers so far, how late its event loops run) and asked, per
+// request, whether the work already in flight would keep a new one past the latency target.
+// By Little's law a request admitted now waits about (requests in flight) ÷ (answers per
+// second), so the server admits at most rate × target requests at once; and when its event
+// loops themselves run later than the target, requests sit unread in their sockets longer than
+// that, so every new reserve is shed. Purchases and cancels of live holds are never shed (the
+// caller decides which requests to ask about); the answer applies nothing and says when to
+// come back.
+struct ShedPolicy: Sendable, Equatable {
+    /// The latency a buyer should not be kept waiting past, in microseconds.
+    let targetMicroseconds: Int64
+    /// Never shed with fewer requests in flight than this: an idle server's rate says nothing
+    /// of what it could do, and a handful of slow requests is not an overload.
+    let minimumInFlight: Int
+    /// Answers per second, smoothed over the samples (each weighs half of the last).
+    private(set) var answersPerSecond = 0.0
+    /// The event loops' worst lateness in the last sample.
+    private(set) var loopLagMicroseconds: Int64 = 0
+    private var lastAnswers = 0
+    private var lastSampleMicroseconds: Int64?
+
+    init(targetMicroseconds: Int64, minimumInFlight: Int) {
+        precondition(targetMicroseconds > 0 && minimumInFlight > 0)
+        self.targetMicroseconds = targetMicroseconds
+        self.minimumInFlight = minimumInFlight
+    }
+
+    /// A measurement at `nowMicroseconds`: answers written so far, and the event loops' worst
+    /// lateness since the last one.
+    mutating func sample(nowMicroseconds: Int64, answersSoFar: Int, loopLagMicroseconds: Int64) {
+        self.loopLagMicroseconds = loopLagMicroseconds
+        defer {
+            lastAnswers = answersSoFar
+            lastSampleMicroseconds = nowMicroseconds
+        }
+        guard let last = lastSampleMicroseconds, nowMicroseconds > last else { return }
+        let rate = Double(answersSoFar - lastAnswers) / (Double(nowMicroseconds - last) / 1e6)
+        answersPerSecond = answersPerSecond == 0 ? rate : (answersPerSecond + rate) / 2
+    }
+
+    /// Requests the server can have in flight and still answer a new one within the target.
+    var inFlightBound: Int {
+        max(minimumInFlight, Int(answersPerSecond * Double(targetMicroseconds) / 1e6))
+    }
+
+    /// The event loops run later than the target: requests wait unread in their sockets.
+    var loopsLate: Bool { loopLagMicroseconds > targetMicroseconds }
+
+    /// Whether a new reserve is refused now, with `inFlight` requests being worked on.
+    func sheds(inFlight: Int) -> Bool { loopsLate || inFlight >= inFlightBound }
+
+    /// When to come back: the time to work off what is in flight at the measured rate (at
+    /// least a second, the header's unit; at most `maxSeconds`).
+    func retryAfterSeconds(inFlight: Int, maxSeconds: Int) -> Int {
+        let backlogSeconds =
+            answersPerSecond > 0 ? Double(inFlight) / answersPerSecond : Double(maxSeconds)
+        let lagSeconds = Double(loopLagMicroseconds) / 1e6
+        return min(maxSeconds, max(1, Int((backlogSeconds + lagSeconds).rounded(.up))))
+    }
+}

@@ -1,0 +1,54 @@
+import Testing
+
+// When the server sheds a new reserve: past the requests it answers within the latency target
+// at the rate it measured (Little's law), or while its event loops run later than the target.
+// Pure: samples in, decisions out.
+@testable import Server
+
+@Suite struct ShedPolicyTests {
+    /// 250 ms target, never below 100 in flight.
+    func policy() -> ShedPolicy { ShedPolicy(targetMicroseconds: 250_000, minimumInFlight: 100) }
+
+    @Test func admitsWhatItAnswersWithinTheTarget() {
+        var policy = policy()
+        // No rate measured yet: only the minimum bounds what is in flight.
+        #expect(policy.inFlightBound == 100)
+        #expect(!policy.sheds(inFlight: 99) && policy.sheds(inFlight: 100))
+        // 2,000 answers in the first 100 ms: 20,000 a second, so 5,000 in flight take 250 ms.
+        policy.sample(nowMicroseconds: 0, answersSoFar: 0, loopLagMicroseconds: 0)
+        policy.sample(nowMicroseconds: 100_000, answersSoFar: 2_000, loopLagMicroseconds: 1_000)
+        #expect(policy.answersPerSecond == 20_000)
+        #expect(policy.inFlightBound == 5_000)
+        #expect(!policy.sheds(inFlight: 4_999) && policy.sheds(inFlight: 5_000))
+    }
+
+    @Test func theRateIsSmoothed() {
+        var policy = policy()
+        policy.sample(nowMicroseconds: 0, answersSoFar: 0, loopLagMicroseconds: 0)
+        policy.sample(nowMicroseconds: 100_000, answersSoFar: 2_000, loopLagMicroseconds: 0)
+        // The next 100 ms answered nothing (a stalled database): the rate halves, not vanishes.
+        policy.sample(nowMicroseconds: 200_000, answersSoFar: 2_000, loopLagMicroseconds: 0)
+        #expect(policy.answersPerSecond == 10_000)
+        #expect(policy.inFlightBound == 2_500)
+    }
+
+    @Test func lateEventLoopsShedEveryNewReserve() {
+        var policy = policy()
+        policy.sample(nowMicroseconds: 0, answersSoFar: 0, loopLagMicroseconds: 300_000)
+        #expect(policy.loopsLate && policy.sheds(inFlight: 0))
+        policy.sample(nowMicroseconds: 100_000, answersSoFar: 10, loopLagMicroseconds: 2_000)
+        #expect(!policy.loopsLate && !policy.sheds(inFlight: 0))
+    }
+
+    @Test func retryAfterIsTheTimeToWorkOffTheBacklog() {
+        var policy = policy()
+        policy.sample(nowMicroseconds: 0, answersSoFar: 0, loopLagMicroseconds: 0)
+        policy.sample(nowMicroseconds: 100_000, answersSoFar: 1_000, loopLagMicroseconds: 0)
+        // 10,000 a second: 25,000 in flight take 2.5 s, asked as 3 s; never under 1 s or over the cap.
+        #expect(policy.retryAfterSeconds(inFlight: 25_000, maxSeconds: 10) == 3)
+        #expect(policy.retryAfterSeconds(inFlight: 10, maxSeconds: 10) == 1)
+        #expect(policy.retryAfterSeconds(inFlight: 1_000_000, maxSeconds: 10) == 10)
+        // Nothing measured: the cap.
+        #expect(self.policy().retryAfterSeconds(inFlight: 500, maxSeconds: 7) == 7)
+    }
+}
