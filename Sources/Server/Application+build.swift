@@ -54,8 +54,8 @@ public func buildApplication(
         configuration.eventLoopThreads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
         ?? MultiThreadedEventLoopGroup.singleton
     let overload = OverloadMonitor(
-        latencyTargetMilliseconds: configuration.latencyTargetMilliseconds, group: group, metrics: metrics,
-        logger: logger)
+        latencyTargetMilliseconds: configuration.latencyTargetMilliseconds,
+        minimumInFlight: configuration.shedMinimumInFlight, group: group, metrics: metrics, logger: logger)
     let authority = try await TokenAuthority(secret: configuration.jwtSecret, clock: clock)
     let pool = PostgresPool(
         url: configuration.databaseURL, size: configuration.poolSize, deadlines: configuration.databaseDeadlines)

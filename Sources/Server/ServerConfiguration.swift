@@ -45,6 +45,8 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections = ServerDefaults.maxConnections
     /// Past this a new reserve is shed (503 `overloaded`); 0 turns shedding off.
     public var latencyTargetMilliseconds = ServerDefaults.latencyTargetMilliseconds
+    /// Requests in flight below which nothing is shed (ServerDefaults.shedMinimumInFlight).
+    public var shedMinimumInFlight = ServerDefaults.shedMinimumInFlight
 
     public init(
         host: String = "127.0.0.1", port: Int = ServerDefaults.port, strategy: Strategy = .actor, databaseURL: String,

@@ -88,15 +88,21 @@ import Testing
                 "swept late: reservation 7 (user 1) expired at +1000 ms but was swept only at +11000 ms") == true)
     }
 
-    /// Buyers cut off by the end of the run: an undersell only if a unit stayed free from the
-    /// drop's last turn-away to the stop; a unit freed after it is the run's end, not the engine's.
+    /// Buyers cut off by the end of the run (turned away for stock, still retrying): an
+    /// undersell only if a unit stayed free from the drop's last turn-away to the stop; a unit
+    /// freed after it is the run's end, not the engine's. A shed answer (overloaded) turns no
+    /// one away for stock: it neither starts that window nor excuses a free unit.
     @Test func aCutOffIsJudgedFromTheLastTurnAway() {
-        let early = rows(stock: 1, [hold(1, user: 1, status: .expired, created: 0, expires: 1_000, ended: 1_001)])
-        let turnedAway = record(.reserve, .rejected(.overloaded), user: 2, sent: 2_000, answered: 2_001)
-        let cut: [DropID: ClientHistory.CutOff] = [1: .init(users: 1, atMicroseconds: ms(5_000))]
-        #expect(!verdict(early, [turnedAway], cutOff: cut).ok, "free since before the last turn-away")
         let freedLater = rows(stock: 1, [hold(1, user: 1, status: .expired, created: 0, expires: 4_000, ended: 4_001)])
-        #expect(verdict(freedLater, [turnedAway], cutOff: cut).ok, "freed after everyone was answered")
+        let soldOut = record(.reserve, .rejected(.soldOut), user: 2, sent: 2_000, answered: 2_001)
+        let cut: [DropID: ClientHistory.CutOff] = [1: .init(users: 1, atMicroseconds: ms(5_000))]
+        #expect(verdict(freedLater, [soldOut], cutOff: cut).ok, "freed after everyone was answered")
+        // Cut off with the unit free from 1,000 ms to the end, and no sold_out to explain it:
+        // the shed answer at 2,001 ms says nothing of stock, so the window is the stop's.
+        let early = rows(stock: 1, [hold(1, user: 1, status: .expired, created: 0, expires: 1_000, ended: 1_001)])
+        let shed = record(.reserve, .rejected(.overloaded), user: 2, sent: 2_000, answered: 2_001)
+        #expect(!verdict(early, [shed], cutOff: cut).ok, "free at the stop while buyers turned away for stock waited")
+        #expect(verdict(early, [shed], cutOff: [:]).ok, "a buyer only shed is not one turned away for stock")
     }
 
     /// A reserve sent before the stop and answered after it is demand too: the unit it took

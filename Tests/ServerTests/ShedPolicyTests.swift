@@ -48,7 +48,8 @@ import Testing
         #expect(policy.retryAfterSeconds(inFlight: 25_000, maxSeconds: 10) == 3)
         #expect(policy.retryAfterSeconds(inFlight: 10, maxSeconds: 10) == 1)
         #expect(policy.retryAfterSeconds(inFlight: 1_000_000, maxSeconds: 10) == 10)
-        // Nothing measured: the cap.
+        // Requests in flight and nothing answered (a stall): the cap; nothing in flight: a second.
         #expect(self.policy().retryAfterSeconds(inFlight: 500, maxSeconds: 7) == 7)
+        #expect(self.policy().retryAfterSeconds(inFlight: 0, maxSeconds: 7) == 1)
     }
 }

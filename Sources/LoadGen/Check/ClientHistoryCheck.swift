@@ -142,9 +142,11 @@ enum ClientHistoryCheck {
         var lastAnswer: [DropID: Int64] = [:]
         for record in history.records {
             lastAnswer[record.drop] = max(lastAnswer[record.drop] ?? 0, record.answeredMicroseconds)
-            guard record.result == .rejected(.soldOut) || record.result == .rejected(.overloaded) else { continue }
+            // Only a sold_out turns a buyer away for stock; a shed one (overloaded) was refused
+            // for the target's load and says nothing of it.
+            guard record.result == .rejected(.soldOut) else { continue }
             lastTurnAway[record.drop] = max(lastTurnAway[record.drop] ?? 0, record.answeredMicroseconds)
-            guard record.result == .rejected(.soldOut), let total = totals[record.drop] else { continue }
+            guard let total = totals[record.drop] else { continue }
             soldOutAnswers += 1
             let from = zero + record.sentMicroseconds - toleranceMicroseconds
             let to = zero + record.answeredMicroseconds + toleranceMicroseconds

@@ -127,6 +127,9 @@ extension RunReport {
         row("users arrived / dropped / late sends") {
             "\($0.users.arrived) / \($0.users.droppedSends) / \($0.users.lateSends)"
         }
+        if strategies.contains(where: { ($0.users.shedAtStop ?? 0) > 0 }) {
+            row("users still shed at the stop") { "\($0.users.shedAtStop ?? 0)" }
+        }
         if strategies.contains(where: { $0.live != nil }) {
             row("watchers connected / events/s") {
                 $0.live.map { "\($0.connected)/\($0.watchers) / \(count($0.eventsPerSecond))" } ?? "-"

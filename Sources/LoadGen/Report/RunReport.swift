@@ -128,6 +128,9 @@ public struct UserFigures: Sendable, Codable, Equatable {
     public var lateSends: Int
     /// Users turned away and still retrying when the run stopped.
     public var cutOffWhileTrying: Int
+    /// Users still being shed (`overloaded`) when the run stopped: refused for the target's
+    /// load, not for stock (nil in reports written before shedding existed).
+    public var shedAtStop: Int? = nil
 }
 
 public struct StockFigures: Sendable, Codable, Equatable {

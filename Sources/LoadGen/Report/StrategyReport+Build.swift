@@ -45,7 +45,7 @@ extension StrategyReport {
             thresholds: [],
             users: UserFigures(
                 planned: run.plannedUsers, arrived: run.plannedUsers - run.neverSent, droppedSends: run.neverSent,
-                lateSends: late, cutOffWhileTrying: cutOff),
+                lateSends: late, cutOffWhileTrying: cutOff, shedAtStop: run.shedAtStop > 0 ? run.shedAtStop : nil),
             stock: StockFigures(
                 total: run.totalStock, sold: run.check.sold, unsold: run.check.unsold,
                 oversold: run.check.oversold, lostWrites: run.check.lostWrites),
@@ -70,6 +70,8 @@ extension StrategyReport {
         }
         self.timing = timing
         expiredPurchases = run.check.expiredPurchases
+        // The built-in rule is added only when it fails, so a scenario's list stays its own.
+        let builtIn = Threshold.builtIn.evaluate(value(of: Threshold.builtIn.metric))
         self.thresholds = thresholds.map { threshold in
             var result = threshold.evaluate(value(of: threshold.metric))
             // A latency threshold is judged as the buyer felt it; when the harness itself held
@@ -82,6 +84,11 @@ extension StrategyReport {
                     !result.ok && timing.harnessLimited && threshold.comparison.holds(without, threshold.value)
             }
             return result
+        }
+        if !records.isEmpty, !builtIn.ok, !thresholds.contains(Threshold.builtIn) {
+            var failed = builtIn
+            failed.expression += " (built in: every request was shed or failed, so nothing was measured)"
+            self.thresholds.append(failed)
         }
     }
 
@@ -115,6 +122,7 @@ extension StrategyReport {
             case .timeToSellOutSeconds: return throughput.timeToSellOutSeconds ?? .infinity
             case .residentGrowth: return resources?.harnessResidentGrowthAfterWarmUp ?? .infinity
             case .shed: return Double(operations.values.reduce(0) { $0 + $1.shed })
+            case .answers: return Double(operations.values.reduce(0) { $0 + $1.ok + $1.rejected.values.reduce(0, +) })
             case .expiredInTime: return Double(expiredPurchases?.sentInTime ?? 0)
             }
         }

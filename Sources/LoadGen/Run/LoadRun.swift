@@ -14,6 +14,8 @@ public struct StrategyRun: Sendable {
     public var loadSeconds: Double
     public var plannedUsers: Int
     public var neverSent: Int
+    /// Users still being shed when the run stopped.
+    public var shedAtStop = 0
     public var stockSamples: [StockSample]
     public var check: CheckReport
     /// The live feed as `watchers` saw it (server targets only).
@@ -99,6 +101,7 @@ struct LoadRun: Sendable {
             run.targetCPUMicroseconds = after - before
         }
         run.harnessCPUMicroseconds = load.harnessCPUMicroseconds
+        run.shedAtStop = load.outcome.shedAtStop
         run.connections = load.outcome.connections
         run.harnessThreads = load.outcome.connections == nil ? nil : LoadDefaults.httpEventLoopThreads
         if let before = load.serverBefore, let after = load.serverAfter {

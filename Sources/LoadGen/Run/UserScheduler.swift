@@ -26,6 +26,8 @@ final class UserScheduler: @unchecked Sendable {
     struct Outcome: Sendable {
         var neverSent = 0
         var cutOff: [DropID: Int] = [:]
+        /// Users still being shed when the run stopped.
+        var shedAtStop = 0
         /// A server target's connections (nil in process).
         var connections: ConnectionFigures?
     }
@@ -119,6 +121,7 @@ final class UserScheduler: @unchecked Sendable {
         for user in users {
             if user.neverSent { outcome.neverSent += 1 }
             if user.cutOffWhileTrying { outcome.cutOff[user.drop, default: 0] += 1 }
+            if user.shedAtStop { outcome.shedAtStop += 1 }
         }
         return outcome
     }

@@ -13,8 +13,11 @@ struct VirtualUser: Sendable {
     let behaviour: Population
     var random: SplitMix64
     private(set) var phase = Phase.arriving
-    /// The run stopped while this user, turned away before, was waiting to try again.
+    /// The run stopped while this user, turned away for stock before, was waiting to try again.
     private(set) var cutOffWhileTrying = false
+    /// The run stopped while this user, shed (`overloaded`) before, was waiting to try again:
+    /// refused for the target's load, not for stock, so no part of the undersell check.
+    private(set) var shedAtStop = false
     /// The run stopped before this user's first send.
     private(set) var neverSent = false
     /// Answers that shed this user's request (503 `overloaded` with Retry-After) so far: they
@@ -33,7 +36,7 @@ struct VirtualUser: Sendable {
     enum Phase: Sendable, Equatable {
         case arriving
         /// Trying to reserve: retries spent so far, and whether the last answer turned it away
-        /// for stock (sold out, overloaded) rather than for an error.
+        /// for stock (sold out) rather than for an error or the target's load.
         case reserving(attempt: Int, turnedAway: Bool)
         /// Holding: purchasing or cancelling, retries spent so far.
         case settling(OperationKind, attempt: Int)
@@ -88,7 +91,7 @@ struct VirtualUser: Sendable {
             preconditionFailure("an answer reached a user with no request out")
         case .reserving(let attempt, _):
             let policy: RetryPolicy
-            let turnedAway = result == .rejected(.soldOut) || result == .rejected(.overloaded)
+            let turnedAway = result == .rejected(.soldOut)
             switch result {
             case .ok, .rejected(.alreadyHolding):
                 // Already holding happens after an earlier attempt timed out yet committed.
@@ -104,8 +107,10 @@ struct VirtualUser: Sendable {
             let intended =
                 nowMicroseconds + Int64(policy.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
             guard intended < stopMicroseconds else {
-                // Still trying for stock it was told was gone (not after an error or "not started").
+                // Still trying for stock it was told was gone (not after an error or "not started"),
+                // or still being shed.
                 cutOffWhileTrying = turnedAway
+                shedAtStop = result == .rejected(.overloaded)
                 return finish()
             }
             phase = .reserving(attempt: attempt + 1, turnedAway: turnedAway)
@@ -134,10 +139,10 @@ struct VirtualUser: Sendable {
         let waitMilliseconds = Double(max(retryAfterMilliseconds, 1)) * Double.random(in: 1..<2, using: &random)
         let intended = nowMicroseconds + Int64(waitMilliseconds * 1_000)
         guard intended < stopMicroseconds else {
-            if case .reserving = phase { cutOffWhileTrying = true }
+            shedAtStop = true
             return finish()
         }
-        if case .reserving(let attempt, _) = phase { phase = .reserving(attempt: attempt, turnedAway: true) }
+        if case .reserving(let attempt, _) = phase { phase = .reserving(attempt: attempt, turnedAway: false) }
         return .send(operation, intendedMicroseconds: intended)
     }
 

@@ -35,6 +35,8 @@ public struct Threshold: Sendable, Equatable {
         case residentGrowth = "rss_growth"
         /// Requests the target shed (503 `overloaded`, or the engine's full queue).
         case shed
+        /// Requests answered about the drop: a success or a rejection other than `overloaded`.
+        case answers
         /// Purchases refused `expired` although sent a round trip (and the clock tolerance)
         /// before their hold expired: the server's delay cost the buyer the unit.
         case expiredInTime = "expired_in_time"
@@ -173,6 +175,15 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
 }
 
 extension Threshold {
+    /// Checked in every run whatever its scenario says: a run that got no answer about its
+    /// drops (every request shed or failed) measured nothing, and must not pass.
+    public static let builtIn: Threshold = {
+        guard case .success(let threshold) = Threshold.parse("answers > 0") else {
+            preconditionFailure("bad built-in threshold")
+        }
+        return threshold
+    }()
+
     /// A nemesis run's own thresholds (its scenario's are for clean runs: under faults errors,
     /// timeouts and slow answers are expected). What must hold is the promise itself.
     public static let nemesis: [Threshold] = ["oversold == 0", "lost_writes == 0", "invariants_broken == 0"].map {

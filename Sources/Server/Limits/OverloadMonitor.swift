@@ -27,14 +27,17 @@ public final class OverloadMonitor: Service, Sendable {
     private let logger: Logger
 
     public init(
-        latencyTargetMilliseconds: Int, group: any EventLoopGroup, metrics: ServerMetrics, logger: Logger
+        latencyTargetMilliseconds: Int, minimumInFlight: Int = ServerDefaults.shedMinimumInFlight,
+        group: any EventLoopGroup, metrics: ServerMetrics, logger: Logger
     ) {
         sheds = latencyTargetMilliseconds > 0
-        policy = Mutex(
+        let policy =
             latencyTargetMilliseconds > 0
-                ? ShedPolicy(
-                    targetMicroseconds: Int64(latencyTargetMilliseconds) * 1_000,
-                    minimumInFlight: ServerDefaults.shedMinimumInFlight) : nil)
+            ? ShedPolicy(
+                targetMicroseconds: Int64(latencyTargetMilliseconds) * 1_000, minimumInFlight: minimumInFlight) : nil
+        self.policy = Mutex(policy)
+        // Until the first sample, the minimum alone bounds what is in flight.
+        bound.store(policy?.inFlightBound ?? .max, ordering: .relaxed)
         self.group = group
         self.metrics = metrics
         self.logger = logger

@@ -21,7 +21,7 @@ struct ShedPolicy: Sendable, Equatable {
     private var lastSampleMicroseconds: Int64?
 
     init(targetMicroseconds: Int64, minimumInFlight: Int) {
-        precondition(targetMicroseconds > 0 && minimumInFlight > 0)
+        precondition(targetMicroseconds > 0 && minimumInFlight >= 0)
         self.targetMicroseconds = targetMicroseconds
         self.minimumInFlight = minimumInFlight
     }
@@ -53,8 +53,9 @@ struct ShedPolicy: Sendable, Equatable {
     /// When to come back: the time to work off what is in flight at the measured rate (at
     /// least a second, the header's unit; at most `maxSeconds`).
     func retryAfterSeconds(inFlight: Int, maxSeconds: Int) -> Int {
+        // Nothing in flight: nothing to wait for; in flight and nothing answered: a stall.
         let backlogSeconds =
-            answersPerSecond > 0 ? Double(inFlight) / answersPerSecond : Double(maxSeconds)
+            inFlight == 0 ? 0 : answersPerSecond > 0 ? Double(inFlight) / answersPerSecond : Double(maxSeconds)
         let lagSeconds = Double(loopLagMicroseconds) / 1e6
         return min(maxSeconds, max(1, Int((backlogSeconds + lagSeconds).rounded(.up))))
     }

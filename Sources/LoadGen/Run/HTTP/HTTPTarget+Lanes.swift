@@ -58,6 +58,7 @@ extension HTTPTarget: UserDriver {
             for await (part, laneFigures) in tasks {
                 outcome.neverSent += part.neverSent
                 outcome.cutOff.merge(part.cutOff, uniquingKeysWith: +)
+                outcome.shedAtStop += part.shedAtStop
                 figures = figures + laneFigures
             }
             outcome.connections = ConnectionFigures(

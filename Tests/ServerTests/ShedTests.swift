@@ -1,0 +1,120 @@
+// A server past its latency target, on a real socket: every new reserve is refused at the
+// event loop (503 overloaded, with Retry-After) and writes nothing, while purchases and
+// cancels of live holds are answered as ever; and a load run against such a server, whose
+// every answer is shed, ends with a verdict that says it measured nothing.
+import Engine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import TestSupport
+import Testing
+
+@testable import LoadGen
+@testable import Server
+
+@Suite struct ShedTests {
+    /// A server that sheds every reserve: a 1 ms target and no minimum in flight, so its bound
+    /// (answers per second × 1 ms) stays 0 at a test's rate.
+    static func shedding(_ name: String) async throws -> ServerFixture {
+        var fixture = try await ServerFixture(name)
+        fixture.configuration.latencyTargetMilliseconds = 1
+        fixture.configuration.shedMinimumInFlight = 0
+        return fixture
+    }
+
+    @Test func shedReservesCarryRetryAfterAndWriteNothingWhilePurchasesAndCancelsGoOn() async throws {
+        let fixture = try await Self.shedding("shed_reserves")
+        let (application, parts) = try await buildApplication(fixture.configuration, clock: fixture.clock)
+        let drop = try await parts.inventory.createDrop(
+            DropSpec(name: "Shed", priceCents: 100, totalStock: 5, reserveTTLMilliseconds: 60_000)
+        ).id
+        // Two buyers hold a unit from before the overload.
+        for user in [UserID(1), 2] {
+            guard case .reserved = try await parts.inventory.reserve(drop: drop, user: user) else {
+                Issue.record("a hold for user \(user)")
+                return
+            }
+        }
+        let before = try await fixture.rowCounts()
+        try await application.test(.live) { client in
+            for user in [UserID(1), 3, 4, 5] {
+                try await client.execute(
+                    uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await fixture.headers(user)
+                ) { response in
+                    #expect(response.status == .serviceUnavailable)
+                    #expect(HTTPTarget.errorCode(response.body) == "overloaded")
+                    let retryAfter = try #require(response.headers[.retryAfter].flatMap { Int($0) })
+                    #expect((1...ServerDefaults.maxRetryAfterSeconds).contains(retryAfter))
+                }
+            }
+            var purchase = try await fixture.headers(1)
+            purchase[.idempotencyKey] = "shed-test"
+            try await client.execute(uri: "/v1/drops/\(drop)/purchase", method: .post, headers: purchase) {
+                #expect($0.status == .created, "a live hold's purchase is never shed")
+            }
+            try await client.execute(
+                uri: "/v1/drops/\(drop)/reservation", method: .delete, headers: try await fixture.headers(2)
+            ) {
+                #expect($0.status == .ok, "a live hold's cancel is never shed")
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(String(buffer: response.body).contains("stockdrop_http_requests_shed_total 4"))
+            }
+        }
+        // The shed reserves applied nothing: no reservation beyond the two holds, one purchase.
+        let after = try await fixture.rowCounts()
+        #expect(after["reservations"] == before["reservations"])
+        #expect(after["purchases"] == (before["purchases"] ?? 0) + 1)
+    }
+
+    @Test func aRunWhoseEveryAnswerIsShedEndsWithAClearVerdict() async throws {
+        let fixture = try await Self.shedding("shed_run")
+        let scenario = try ScenarioParser.parse(
+            yaml: """
+                name: all-shed
+                seed: 3
+                drops:
+                  - {name: Never Sold, priceCents: 100, stock: 5, reserveTTL: 1s}
+                users:
+                  - count: 20
+                    drop: Never Sold
+                    arrival: burst
+                    thinkTime: {fixed: 1ms}
+                    afterReserve: {purchase: 1, cancel: 0, abandon: 0}
+                    onRejected: {retries: 1, backoff: 10ms}
+                limits: {maxDuration: 3s}
+                thresholds:
+                  - oversold == 0
+                  - p99(reserve) < 1s
+                """, file: "all-shed.yaml"
+        ).get()
+        try await fixture.application().test(.live) { client in
+            let target = try await HTTPTarget.connect(
+                [URL(string: "http://127.0.0.1:\(try #require(client.port))")!],
+                databaseURL: fixture.configuration.databaseURL, options: HTTPTargetOptions(secret: ServerFixture.secret)
+            )
+            let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters(), progress: { _ in })
+                .run()
+            await target.close()
+            var reports = [StrategyReport(run, thresholds: scenario.thresholds)]
+            let exitCode = LoadRunner.judge(&reports)
+            let records = run.history.records
+            // Every buyer was shed, came back after Retry-After, and gave up at the stop.
+            #expect(!records.isEmpty && records.allSatisfy { $0.result == .rejected(.overloaded) })
+            #expect(Set(records.map(\.user)).count == 20)
+            #expect(reports[0].operations["reserve"]?.shed == records.count)
+            #expect(run.check.ok && run.check.sold == 0)
+            // The scenario's own thresholds hold (nothing oversold, fast answers): the built-in
+            // rule fails the run, and says why.
+            #expect(exitCode == ExitStatus.thresholdMissed)
+            let failed = reports[0].thresholds.filter { !$0.ok }
+            #expect(failed.count == 1 && failed[0].expression.hasPrefix("answers > 0"))
+            let report = RunReport(
+                scenario: scenario.name, seed: scenario.seed, startedAt: Date(), pass: false, exitCode: exitCode,
+                target: "test", strategies: reports, comparison: nil)
+            #expect(report.problemLines.contains { $0.contains("every request was shed or failed") })
+        }
+    }
+}
