@@ -52,9 +52,10 @@ public enum ServerDefaults {
     /// commits in tens of ms, so only a real backlog reaches it.
     public static let latencyTargetMilliseconds = 250
     /// Requests in flight below which nothing is shed, whatever the measured rate: an idle
-    /// server's rate says nothing of what it can do (256 is ~10 ms of answers at this
-    /// machine's rate).
-    public static let shedMinimumInFlight = 256
+    /// server's rate says nothing of what it can do, and 1,024 is ~50 ms of answers at this
+    /// machine's rate (with 256, the `ci` scenario's burst of 1,000 buyers over HTTP had 474
+    /// reserves shed before the first rate was measured).
+    public static let shedMinimumInFlight = 1_024
     /// How often each event loop's lateness is probed, and how often the shedding decision is
     /// re-made from what was measured.
     public static let loopProbeMilliseconds = 10
@@ -137,13 +138,16 @@ public enum ServerDefaults {
     /// Connections kept open to each other instance for forwarded claims: a forward holds
     /// one for a batch's round trip (~5–50 ms), so 64 carry a few thousand claims a second.
     public static let forwardConnectionsPerInstance = 64
-    /// An owner hands a drop to the instance its claims come from after this many claims in a
-    /// row, within one window, all forwarded from that instance: a balancer that hashes the
-    /// drop there is sending every buyer through two hops. 64 claims in 2 s is a drop in use
-    /// (an idle one costs nothing where it is); the cooldown keeps two instances that both
-    /// receive the drop's claims from handing it to and fro.
+    /// An owner hands a drop to the instance its claims come from once, for 5 s or more, every
+    /// claim it answered was forwarded from that one instance (64 of them at least, no pause
+    /// over 2 s): a balancer that hashes the drop there sends every buyer through two hops.
+    /// Sustained, because a hand-over refuses the drop's claims for a moment: with buyers
+    /// spread over two instances and no balancer, a 2 s window moved a hot drop back and forth
+    /// under a burst (2 of 32,349 reserves answered owner_changing). The cooldown keeps two
+    /// instances that both receive the drop's claims from handing it to and fro.
     public static let handBackForwardedClaims = 64
-    public static let handBackWindowMilliseconds = 2_000
+    public static let handBackSustainedMilliseconds = 5_000
+    public static let handBackGapMilliseconds = 2_000
     public static let handBackCooldownMilliseconds = 30_000
     public static let handBackTrackedDrops = 10_000
     /// A relayed stock event stamped further ahead of this instance's clock than this is

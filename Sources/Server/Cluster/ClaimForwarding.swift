@@ -29,25 +29,35 @@ struct ClaimForwarding: RouterMiddleware {
         if let drop, sender != nil, let engine = forwarder.engine, !engine.runs(drop) {
             throw APIError(.ownerChanging, ClaimForwarder.changing)
         }
-        do {
-            var response = try await next(request, context)
-            response.headers[.stockdropInstance] = forwarder.instance
-            if let drop { forwarder.answered(drop, forwardedBy: sender) }
-            return response
-        } catch let error as EngineError where error.code == .notOwner || error.code == .fenced {
-            let (answer, ownerMoved) = try await forwarder.forward(request, refusedWith: error, context: context)
-            guard ownerMoved else { return answer }
-            // The owner gave the drop up as the claim reached it (nothing was applied there):
-            // decided here once more, which takes the lease or learns the new owner.
+        // A claim whose owner moved as it reached it (nothing was applied there) is decided
+        // here once more, which takes the lease or learns the new owner and forwards there:
+        // once, so that a drop changing hands costs its buyers a hop, not a 503.
+        var retried = false
+        while true {
             do {
-                return try await next(request, context)
-            } catch let again as EngineError where again.code == .notOwner || again.code == .fenced {
-                throw APIError(.ownerChanging, ClaimForwarder.changing)
+                var response = try await next(request, context)
+                response.headers[.stockdropInstance] = forwarder.instance
+                if let drop { forwarder.answered(drop, forwardedBy: sender) }
+                return response
+            } catch let error as EngineError where error.code == .notOwner || error.code == .fenced {
+                // A claim forwarded here is never forwarded again (the hop limit): its sender
+                // hears owner_changing and decides again itself.
+                guard sender == nil else { throw forwarder.refused() }
+                guard let owner = error.owner, owner != forwarder.instance else {
+                    // No owner named (the lease is between owners): ask the store once more.
+                    guard !retried, let drop else { throw forwarder.refused() }
+                    forwarder.engine?.forgetOwner(of: drop)
+                    retried = true
+                    continue
+                }
+                let (answer, ownerMoved) = try await forwarder.forward(request, to: owner, context: context)
+                guard ownerMoved, !retried else { return answer }
+                retried = true
+            } catch let error as APIError where drop != nil {
+                // Rejections (sold out, already holding) are answers of the owner too.
+                forwarder.answered(drop!, forwardedBy: sender)
+                throw error
             }
-        } catch let error as APIError where drop != nil {
-            // Rejections (sold out, already holding) are answers of the owner too.
-            forwarder.answered(drop!, forwardedBy: sender)
-            throw error
         }
     }
 }
@@ -121,16 +131,19 @@ final class ClaimForwarder: Sendable {
         try? await client?.shutdown()
     }
 
+    /// A claim this instance will not forward (the hop limit, or no owner to name): the caller
+    /// hears `owner_changing`, which applied nothing.
+    func refused() -> APIError {
+        metrics.recordForward(result: "refused")
+        return APIError(.ownerChanging, Self.changing)
+    }
+
     /// The owner's answer, and whether it said it no longer runs the drop (`owner_changing`).
     func forward(
-        _ request: Request, refusedWith error: EngineError, context: StockdropContext
-    ) async throws
-        -> (Response, ownerMoved: Bool)
-    {
-        guard request.headers[.stockdropForwardedBy] == nil, let owner = error.owner, owner != directory.instance else {
-            metrics.recordForward(result: "refused")
-            throw APIError(.ownerChanging, Self.changing)
-        }
+        _ request: Request, to owner: String, context: StockdropContext
+    ) async throws -> (
+        Response, ownerMoved: Bool
+    ) {
         guard let address = try await directory.address(of: owner) else {
             metrics.recordForward(result: "unreachable")
             context.logger.warning("owner not in the directory", metadata: ["owner": "\(owner)"])

@@ -6,30 +6,37 @@
 import Engine
 
 struct HandBackPolicy {
-    /// Forwarded claims from one instance, and none from anywhere else, within one window.
+    /// Forwarded claims from one instance, and none from anywhere else, at least this many...
     let claimsToHandBack: Int
-    let windowSeconds: Double
+    /// ...over at least this long: a burst whose claims reach other instances for a moment (a
+    /// balancer's retry, buyers spread over instances) must not move the drop, only a load
+    /// that has moved does. Handing a drop over refuses its claims for a moment
+    /// (`owner_changing`), so a flap costs buyers answers.
+    let sustainedSeconds: Double
+    /// A pause longer than this between the drop's claims ends the streak.
+    let gapSeconds: Double
     /// A drop handed back is not handed back again this soon (no flapping between two
     /// instances that both receive its claims).
     let cooldownSeconds: Double
 
-    private struct Window {
-        var startedAt: Double
-        var sender: String?
-        var count = 0
-        /// A claim came directly, or from a second instance: the balancer does send it here.
-        var mixed = false
+    private struct Streak {
+        var sender: String
+        var since: Double
+        var last: Double
+        var count: Int
     }
-    private var windows: [DropID: Window] = [:]
+    private var streaks: [DropID: Streak] = [:]
     private var cooling: [DropID: Double] = [:]
 
     init(
         claimsToHandBack: Int = ServerDefaults.handBackForwardedClaims,
-        windowSeconds: Double = Double(ServerDefaults.handBackWindowMilliseconds) / 1000,
+        sustainedSeconds: Double = Double(ServerDefaults.handBackSustainedMilliseconds) / 1000,
+        gapSeconds: Double = Double(ServerDefaults.handBackGapMilliseconds) / 1000,
         cooldownSeconds: Double = Double(ServerDefaults.handBackCooldownMilliseconds) / 1000
     ) {
         self.claimsToHandBack = claimsToHandBack
-        self.windowSeconds = windowSeconds
+        self.sustainedSeconds = sustainedSeconds
+        self.gapSeconds = gapSeconds
         self.cooldownSeconds = cooldownSeconds
     }
 
@@ -40,21 +47,25 @@ struct HandBackPolicy {
             guard now >= until else { return nil }
             cooling[drop] = nil
         }
-        // Bounded: windows of drops nobody claims any more are forgotten all at once.
-        if windows.count >= ServerDefaults.handBackTrackedDrops, windows[drop] == nil { windows.removeAll() }
-        var window = windows[drop].flatMap { now - $0.startedAt <= windowSeconds ? $0 : nil } ?? Window(startedAt: now)
-        if let sender, window.sender == nil || window.sender == sender {
-            window.sender = sender
-        } else {
-            window.mixed = true
-        }
-        window.count += 1
-        guard !window.mixed, window.count >= claimsToHandBack, let target = window.sender else {
-            windows[drop] = window
+        // A claim that came directly: the balancer does send the drop's claims here.
+        guard let sender else {
+            streaks[drop] = nil
             return nil
         }
-        windows[drop] = nil
+        // Bounded: streaks of drops nobody claims any more are forgotten all at once.
+        if streaks.count >= ServerDefaults.handBackTrackedDrops, streaks[drop] == nil { streaks.removeAll() }
+        // Another sender, or a pause, starts the streak again.
+        var streak =
+            streaks[drop].flatMap { $0.sender == sender && now - $0.last <= gapSeconds ? $0 : nil }
+            ?? Streak(sender: sender, since: now, last: now, count: 0)
+        streak.count += 1
+        streak.last = now
+        guard streak.count >= claimsToHandBack, now - streak.since >= sustainedSeconds else {
+            streaks[drop] = streak
+            return nil
+        }
+        streaks[drop] = nil
         cooling[drop] = now + cooldownSeconds
-        return target
+        return sender
     }
 }
