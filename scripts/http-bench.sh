@@ -10,11 +10,13 @@
 #      one route, the same event-loop settings), with wrk: GET /health on both, a reserve
 #      answered from memory, and the default log level against --log-level warning;
 #   3. flash-sale over HTTP beside flash-sale in process, with the harness's and the server's
-#      latencies side by side.
+#      latencies side by side;
+#   4. shedding: flash-sale with the server and the generator on separate cores (taskset) and
+#      4,096 connections, so that the server, not the harness, is past its bound.
 #
 #   scripts/http-bench.sh [BINARY]   (default .build/release/stockdrop)
 #   HTTP_BENCH_SECONDS (default 8): each wrk measurement; HTTP_BENCH_CONNECTIONS (default 64);
-#   HTTP_BENCH_PARTS (default "1 2 3"): which parts to run.
+#   HTTP_BENCH_PARTS (default "1 2 3 4"): which parts to run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,7 +24,7 @@ command -v wrk >/dev/null || { echo "http-bench: installing wrk"; DEBIAN_FRONTEN
 bin=${1:-.build/release/stockdrop}
 seconds=${HTTP_BENCH_SECONDS:-8}
 connections=${HTTP_BENCH_CONNECTIONS:-64}
-parts=${HTTP_BENCH_PARTS:-"1 2 3"}
+parts=${HTTP_BENCH_PARTS:-"1 2 3 4"}
 export STOCKDROP_JWT_SECRET=${STOCKDROP_JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 work=$(mktemp -d)
 trap 'kill "${server_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -144,4 +146,68 @@ if [[ " $parts " == *" 2 "* ]]; then
   echo "  GET /health ÷ bare Hummingbird: $(ratio "${rate[health_warning]}" "${rate[bare]}") (target ≥ 0.80)"
   echo "  reserve from memory ÷ bare Hummingbird's /health: $(ratio "${rate[reserve]}" "${rate[bare]}") (target ≥ 0.50)"
   echo "  GET /health at the default log level ÷ at warning: $(ratio "${rate[health_info]}" "${rate[health_warning]}") (target ≥ 0.90)"
+fi
+
+# summary REPORT.json LABEL: one line of a run's figures (answers/s; reserve p99 from the intended
+# send, from the send, and the server's own; shed; purchases refused expired though sent in
+# time; whether the run was harness-limited; its verdict).
+summary() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+report, label = json.load(open(sys.argv[1])), sys.argv[2]
+s = report["strategies"][0]
+reserve = s["operations"]["reserve"]
+timing = s.get("timing") or {}
+op = (timing.get("operations") or {}).get("reserve") or {}
+server = op.get("server") or {}
+expired = s.get("expiredPurchases") or {}
+shed = sum(o.get("shed", 0) for o in s["operations"].values())
+print(f"  {label:<34} answers/s {s['throughput']['answersPerSecond']:>8.0f}  reserve p99 {reserve['latencyMilliseconds']['p99']:>8.1f} ms"
+      f" (from send {op.get('fromSendMilliseconds', {}).get('p99', 0):.1f}, server's own {server.get('p99Milliseconds', 0):.1f})"
+      f"  shed {shed}  expired in time {expired.get('sentInTime', 0)}"
+      f"  {'HARNESS-LIMITED ' if timing.get('harnessLimited') else ''}exit {report['exitCode']}")
+PY
+}
+answers() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["strategies"][0]["throughput"]["answersPerSecond"])' "$1"; }
+
+if [[ " $parts " == *" 3 "* ]]; then
+  echo "http-bench 3: flash-sale in process and over HTTP (generator and server on the same 2 cores)"
+  "$bin" db start >/dev/null
+  "$bin" run scenarios/flash-sale.yaml --strategy actor --report-dir "$work/in" >"$work/in.out" 2>&1 || true
+  summary "$(ls "$work"/in/*/report.json)" "in process"
+  serve serve --no-rate-limit --log-level warning
+  "$bin" run scenarios/flash-sale.yaml --target "$url" --report-dir "$work/http" >"$work/http.out" 2>&1 || true
+  stop
+  summary "$(ls "$work"/http/*/report.json)" "over HTTP (--connections default)"
+  echo "  HTTP ÷ in process, answers/s: $(ratio "$(answers "$(ls "$work"/http/*/report.json)")" "$(answers "$(ls "$work"/in/*/report.json)")") (target ≥ 0.60)"
+fi
+
+if [[ " $parts " == *" 4 "* ]]; then
+  # The server on core 0, the generator on core 1 (PostgreSQL wherever the kernel puts it), and
+  # 4,096 connections: more buyers at once than the server answers within its latency target,
+  # so the server, not the harness, is what is past its bound. Once without shedding
+  # (--latency-target-ms 0), once with the default target.
+  echo "http-bench 4: shedding, server and generator on separate cores (taskset), --connections 4096"
+  "$bin" db start >/dev/null
+  for target in 0 "${LATENCY_TARGET_MS:-250}"; do
+    taskset -c 0 "$bin" serve --port 0 --no-rate-limit --log-level warning --latency-target-ms "$target" \
+      >"$work/serve.out" 2>"$work/serve.log" &
+    server_pid=$!
+    for _ in $(seq 1 600); do grep -q "serving" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+    url=$(grep -o 'http://[0-9.:]*' "$work/serve.out" | head -1)
+    taskset -c 1 "$bin" run scenarios/flash-sale.yaml --target "$url" --connections 4096 \
+      --report-dir "$work/shed-$target" >"$work/shed.out" 2>&1 || true
+    stop
+    summary "$(ls "$work"/shed-"$target"/*/report.json)" "--latency-target-ms $target"
+    python3 - "$(ls "$work"/shed-"$target"/*/report.json)" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))["strategies"][0]
+line = []
+for name in ("purchase", "cancel"):
+    o = s["operations"].get(name, {})
+    line.append(f"{name} {o.get('count', 0)} sent, {o.get('shed', 0)} shed, {o.get('ok', 0)} ok,"
+                f" p99 {o.get('latencyMilliseconds', {}).get('p99', 0):.1f} ms")
+print("    " + "; ".join(line))
+PY
+  done
 fi

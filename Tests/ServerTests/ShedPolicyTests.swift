@@ -48,6 +48,12 @@ import Testing
         #expect(policy.retryAfterSeconds(inFlight: 25_000, maxSeconds: 10) == 3)
         #expect(policy.retryAfterSeconds(inFlight: 10, maxSeconds: 10) == 1)
         #expect(policy.retryAfterSeconds(inFlight: 1_000_000, maxSeconds: 10) == 10)
+        // Shedding 40,000 a second while answering 10,000: come back over 4 s, not as one flood.
+        var flooded = self.policy()
+        flooded.sample(nowMicroseconds: 0, answersSoFar: 0, shedSoFar: 0, loopLagMicroseconds: 0)
+        flooded.sample(nowMicroseconds: 100_000, answersSoFar: 1_000, shedSoFar: 8_000, loopLagMicroseconds: 0)
+        #expect(flooded.shedPerSecond == 40_000)
+        #expect(flooded.retryAfterSeconds(inFlight: 10, maxSeconds: 10) == 4)
         // Requests in flight and nothing answered (a stall): the cap; nothing in flight: a second.
         #expect(self.policy().retryAfterSeconds(inFlight: 500, maxSeconds: 7) == 7)
         #expect(self.policy().retryAfterSeconds(inFlight: 0, maxSeconds: 7) == 1)

@@ -22,6 +22,7 @@ public final class OverloadMonitor: Service, Sendable {
     private let worstLagMicroseconds = Atomic<Int64>(0)
     private let lastSampleNanoseconds = Atomic<UInt64>(0)
     private let shedSinceNotice = Atomic<Int>(0)
+    private let shedTotal = Atomic<Int>(0)
     private let group: any EventLoopGroup
     private let metrics: ServerMetrics
     private let logger: Logger
@@ -62,6 +63,7 @@ public final class OverloadMonitor: Service, Sendable {
 
     func shedOne() {
         shedSinceNotice.add(1, ordering: .relaxed)
+        shedTotal.add(1, ordering: .relaxed)
         metrics.recordShed()
     }
 
@@ -109,9 +111,12 @@ public final class OverloadMonitor: Service, Sendable {
         let working = inFlight.load(ordering: .relaxed)
         metrics.recordLoad(inFlight: working, loopLagMicroseconds: lag)
         let answered = answers.load(ordering: .relaxed)
+        let shedSoFar = shedTotal.load(ordering: .relaxed)
         guard
             let decided = policy.withLock({ policy -> ShedPolicy? in
-                policy?.sample(nowMicroseconds: nowMicroseconds, answersSoFar: answered, loopLagMicroseconds: lag)
+                policy?.sample(
+                    nowMicroseconds: nowMicroseconds, answersSoFar: answered, shedSoFar: shedSoFar,
+                    loopLagMicroseconds: lag)
                 return policy
             })
         else { return }

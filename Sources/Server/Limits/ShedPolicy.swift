@@ -15,9 +15,12 @@ struct ShedPolicy: Sendable, Equatable {
     let minimumInFlight: Int
     /// Answers per second, smoothed over the samples (each weighs half of the last).
     private(set) var answersPerSecond = 0.0
+    /// Requests shed per second, smoothed the same way.
+    private(set) var shedPerSecond = 0.0
     /// The event loops' worst lateness in the last sample.
     private(set) var loopLagMicroseconds: Int64 = 0
     private var lastAnswers = 0
+    private var lastShed = 0
     private var lastSampleMicroseconds: Int64?
 
     init(targetMicroseconds: Int64, minimumInFlight: Int) {
@@ -26,17 +29,20 @@ struct ShedPolicy: Sendable, Equatable {
         self.minimumInFlight = minimumInFlight
     }
 
-    /// A measurement at `nowMicroseconds`: answers written so far, and the event loops' worst
-    /// lateness since the last one.
-    mutating func sample(nowMicroseconds: Int64, answersSoFar: Int, loopLagMicroseconds: Int64) {
+    /// A measurement at `nowMicroseconds`: answers written and requests shed so far, and the
+    /// event loops' worst lateness since the last one.
+    mutating func sample(nowMicroseconds: Int64, answersSoFar: Int, shedSoFar: Int = 0, loopLagMicroseconds: Int64) {
         self.loopLagMicroseconds = loopLagMicroseconds
         defer {
             lastAnswers = answersSoFar
+            lastShed = shedSoFar
             lastSampleMicroseconds = nowMicroseconds
         }
         guard let last = lastSampleMicroseconds, nowMicroseconds > last else { return }
-        let rate = Double(answersSoFar - lastAnswers) / (Double(nowMicroseconds - last) / 1e6)
+        let seconds = Double(nowMicroseconds - last) / 1e6
+        let rate = Double(answersSoFar - lastAnswers) / seconds
         answersPerSecond = answersPerSecond == 0 ? rate : (answersPerSecond + rate) / 2
+        shedPerSecond = (shedPerSecond + Double(shedSoFar - lastShed) / seconds) / 2
     }
 
     /// Requests the server can have in flight and still answer a new one within the target.
@@ -50,13 +56,16 @@ struct ShedPolicy: Sendable, Equatable {
     /// Whether a new reserve is refused now, with `inFlight` requests being worked on.
     func sheds(inFlight: Int) -> Bool { loopsLate || inFlight >= inFlightBound }
 
-    /// When to come back: the time to work off what is in flight at the measured rate (at
-    /// least a second, the header's unit; at most `maxSeconds`).
+    /// When to come back: the time to work off what is in flight at the measured rate, or,
+    /// when more is being shed than answered, long enough that the shed requests, spread over
+    /// it, arrive no faster than the server answers (else they come back as one flood and are
+    /// shed again). At least a second, the header's unit; at most `maxSeconds`.
     func retryAfterSeconds(inFlight: Int, maxSeconds: Int) -> Int {
         // Nothing in flight: nothing to wait for; in flight and nothing answered: a stall.
         let backlogSeconds =
             inFlight == 0 ? 0 : answersPerSecond > 0 ? Double(inFlight) / answersPerSecond : Double(maxSeconds)
+        let spreadSeconds = answersPerSecond > 0 ? shedPerSecond / answersPerSecond : 0
         let lagSeconds = Double(loopLagMicroseconds) / 1e6
-        return min(maxSeconds, max(1, Int((backlogSeconds + lagSeconds).rounded(.up))))
+        return min(maxSeconds, max(1, Int((max(backlogSeconds, spreadSeconds) + lagSeconds).rounded(.up))))
     }
 }
