@@ -78,15 +78,14 @@ bench-reads: release
 	$(RELEASE_BIN) db start
 	scripts/read-bench.sh $(RELEASE_BIN)
 
-# The HTTP figures: flash-sale through `stockdrop serve` for each strategy, beside the same
-# scenario in process, then the actor again with 1,000 live watchers, all on this machine (the
-# load generator shares its cores). The rowlock server waits up to 2 min for a pool connection.
+# The HTTP figures (scripts/http-bench.sh), each a ratio measured in the same run: the load
+# generator's CPU per request against wrk's (the same reserve to the same server), the server
+# against a bare Hummingbird application (`stockdrop bench-server`), flash-sale over HTTP
+# against in process with the harness's and the server's latencies side by side, and shedding
+# off against on with the server and the generator on separate cores.
 bench-http: release
 	$(RELEASE_BIN) db start
-	-$(RELEASE_BIN) run scenarios/flash-sale.yaml --strategy both
-	-STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh actor scenarios/flash-sale.yaml
-	-STOCKDROP_BIN=$(RELEASE_BIN) SERVE_OPTIONS="--db-acquire-timeout-ms 120000" scripts/serve-and-run.sh rowlock scenarios/flash-sale.yaml --timeout-ms 120000
-	-STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh actor scenarios/flash-sale.yaml --watchers 1000
+	scripts/http-bench.sh $(RELEASE_BIN)
 
 # The scale-out figures: flash-sale through HAProxy in front of 1 and then 3 instances (release
 # build), with requests/s, reserve latency and the share of claims forwarded to their owner.

@@ -14,7 +14,8 @@
 #   4. shedding: flash-sale with the server and the generator on separate cores (taskset) and
 #      4,096 connections, so that the server, not the harness, is past its bound.
 #
-#   scripts/http-bench.sh [BINARY]   (default .build/release/stockdrop)
+#   scripts/http-bench.sh [BINARY]   (default .build/release/stockdrop; REFERENCE_BIN: the binary
+#   whose bench-server is the reference, for measuring an older BINARY that has none)
 #   HTTP_BENCH_SECONDS (default 8): each wrk measurement; HTTP_BENCH_CONNECTIONS (default 64);
 #   HTTP_BENCH_PARTS (default "1 2 3 4"): which parts to run.
 set -euo pipefail
@@ -27,11 +28,17 @@ connections=${HTTP_BENCH_CONNECTIONS:-64}
 parts=${HTTP_BENCH_PARTS:-"1 2 3 4"}
 export STOCKDROP_JWT_SECRET=${STOCKDROP_JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 work=$(mktemp -d)
+# shellcheck source=scripts/serve-lib.sh
+. "$root/scripts/serve-lib.sh"
 trap 'kill "${server_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# serve ARGS...: starts `stockdrop serve ARGS` (or `bench-server`) on a free port; sets server_pid, url.
+# serve ARGS...: starts `stockdrop serve ARGS` (or `bench-server`: from REFERENCE_BIN when set,
+# so an older binary can be measured against the same reference) on a free port; sets
+# server_pid, url.
 serve() {
-  "$bin" "$@" --port 0 >"$work/serve.out" 2>"$work/serve.log" &
+  local binary=$bin
+  if [ "$1" = bench-server ]; then binary=${REFERENCE_BIN:-$bin}; fi
+  "$binary" "$@" --port 0 >"$work/serve.out" 2>"$work/serve.log" &
   server_pid=$!
   for _ in $(seq 1 600); do
     grep -q "serving" "$work/serve.out" 2>/dev/null && break
@@ -43,27 +50,6 @@ serve() {
 }
 stop() { kill -TERM "$server_pid"; wait "$server_pid" || true; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-
-# A drop of one unit, held by user 1 (for ten minutes): every other buyer's reserve is a 409
-# sold_out answered from the actor's memory. Prints the drop's id.
-sold_out_drop() {
-  local admin holder
-  admin=$("$bin" token --user 1 --role admin)
-  holder=$("$bin" token --user 1)
-  python3 - "$url" "$admin" "$holder" <<'PY'
-import json, sys, urllib.request
-url, admin, holder = sys.argv[1:4]
-def call(method, path, token, body=None):
-    request = urllib.request.Request(url + path, method=method, data=body and json.dumps(body).encode(),
-        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
-drop = call("POST", "/v1/drops", admin, {"name": "http bench", "priceCents": 100, "totalStock": 1,
-    "reserveTTLMilliseconds": 600000})["id"]
-call("POST", f"/v1/drops/{drop}/reserve", holder)
-print(drop)
-PY
-}
 
 declare -A rate cpu
 # wrk_run KEY LABEL wrk-args...: rate[KEY] = requests/s, cpu[KEY] = wrk's CPU µs per request.
@@ -88,7 +74,7 @@ LUA
 if [[ " $parts " == *" 1 "* ]]; then
   echo "http-bench 1: the load generator against wrk, same server, same request, $connections connections each"
   serve serve --no-rate-limit --log-level warning
-  drop=$(sold_out_drop)
+  drop=$(held_drop "$url" 1 "http bench" "$("$bin" token --user 1)")
   reserve_lua "$("$bin" token --user 2)"
   wrk_run wrk "wrk: POST reserve answered sold_out" -s "$work/reserve.lua" "$url/v1/drops/$drop/reserve"
   # The generator at more than the server can answer, so that like wrk it always has every
@@ -134,7 +120,7 @@ if [[ " $parts " == *" 2 "* ]]; then
   stop
   serve serve --no-rate-limit --log-level warning
   wrk_run health_warning "stockdrop serve --log-level warning: GET /health" "$url/health"
-  drop=$(sold_out_drop)
+  drop=$(held_drop "$url" 1 "http bench" "$("$bin" token --user 1)")
   reserve_lua "$("$bin" token --user 2)"
   wrk_run reserve "stockdrop serve: POST reserve answered sold_out" -s "$work/reserve.lua" "$url/v1/drops/$drop/reserve"
   stop

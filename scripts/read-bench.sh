@@ -19,6 +19,8 @@ seconds=${WRK_SECONDS:-8}
 connections=${WRK_CONNECTIONS:-32}
 export STOCKDROP_JWT_SECRET=${STOCKDROP_JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 work=$(mktemp -d)
+# shellcheck source=scripts/serve-lib.sh
+. "$root/scripts/serve-lib.sh"
 trap 'kill "${server_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 serve() { # BIN LOG-LEVEL: starts it, sets server_pid and url
@@ -46,23 +48,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 
 for bin in "${binaries[@]}"; do
   echo "read-bench: $bin, wrk -t1 -c$connections -d${seconds}s"
-  admin=$("$bin" token --user 1 --role admin)
   buyer=$("$bin" token --user 2)
   serve "$bin" info
-  drop=$(python3 - "$url" "$admin" "$buyer" <<'PY'
-import json, sys, urllib.request
-url, admin, buyer = sys.argv[1:4]
-def call(method, path, token, body=None):
-    request = urllib.request.Request(url + path, method=method, data=body and json.dumps(body).encode(),
-        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
-drop = call("POST", "/v1/drops", admin, {"name": "read bench", "priceCents": 100, "totalStock": 1000,
-    "reserveTTLMilliseconds": 600000})["id"]
-call("POST", f"/v1/drops/{drop}/reserve", buyer)
-print(drop)
-PY
-)
+  drop=$(held_drop "$url" 1000 "read bench" "$buyer")
   cat >"$work/reserve.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer $buyer"

@@ -305,7 +305,10 @@ struct DropMachine {
         if let sentAt = batchSentAt {
             leaseRenewed(sentAt: sentAt)
             let seconds = now.timeIntervalSince(sentAt)
-            if seconds > 0, !batch.isEmpty {
+            // Only a batch that was full, or while which claims queued, shows what the store
+            // takes; a half-empty one shows how fast claims came.
+            let saturated = batch.count >= maxBatchClaims || !queue.isEmpty || !settling.isEmpty
+            if seconds > 0, !batch.isEmpty, saturated {
                 let rate = Double(batch.count) / seconds
                 claimsPerSecond = claimsPerSecond == 0 ? rate : (claimsPerSecond + rate) / 2
             }

@@ -109,7 +109,10 @@ public struct OperationHistograms: Sendable, Equatable, Codable {
             case .rejected: "rejected"
             case .failed, .error, .timeout: "error"
             }
-        for key in ["all", outcome] {
+        // A shed answer (overloaded) is not an answer about the drop: it has a histogram of its
+        // own and stays out of `all`, which latency thresholds judge (else shedding fast would
+        // make a server's latency look better).
+        for key in outcome == "shed" ? ["shed"] : ["all", outcome] {
             histograms[record.operation.rawValue, default: [:]][key, default: LatencyHistogram()].record(
                 record.latencyMicroseconds)
         }

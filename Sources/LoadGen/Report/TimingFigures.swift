@@ -27,8 +27,9 @@ public struct TimingFigures: Sendable, Codable, Equatable {
     /// The harness process's CPU while the users ran (in process: the engine's too).
     public var harnessCPUMicroseconds: Int64?
     public var harnessCPUMicrosecondsPerRequest: Double?
-    /// harnessCPU ÷ (load time × the threads it drove users from): near 1, the harness had no
-    /// CPU to spare (server targets only: in process, harness and engine share the threads).
+    /// The CPU of the threads that drove the users ÷ (load time × their number): near 1, the
+    /// harness had no CPU to spare (server targets only: in process, harness and engine share
+    /// the threads).
     public var harnessCPUShare: Double?
     public var harnessLimited: Bool
     /// What made it so, with the figures.
@@ -70,6 +71,8 @@ public struct TimingFigures: Sendable, Codable, Equatable {
             }
             if record.connectionWaitMicroseconds > 0 { waits.record(record.connectionWaitMicroseconds) }
             if record.connectMicroseconds > 0 { connects.record(record.connectMicroseconds) }
+            // Per operation, as the latency thresholds count: shed answers apart.
+            guard record.result != .rejected(.overloaded) else { continue }
             fromSend[record.operation, default: LatencyHistogram()].record(record.sendToAnswerMicroseconds)
             fromIntended[record.operation, default: LatencyHistogram()].record(record.latencyMicroseconds)
             without[record.operation, default: LatencyHistogram()].record(record.latencyMicroseconds - harness)
@@ -93,7 +96,9 @@ public struct TimingFigures: Sendable, Codable, Equatable {
         self.operations = operations
         harnessCPUMicroseconds = run.harnessCPUMicroseconds
         harnessCPUMicrosecondsPerRequest = run.harnessCPUMicroseconds.map { Double($0) / Double(max(records.count, 1)) }
-        if let cpu = run.harnessCPUMicroseconds, let threads = run.harnessThreads, run.loadSeconds > 0 {
+        // The lanes' own threads, not the process (its watchers, ticker and spool are not
+        // what sends the requests).
+        if let cpu = run.harnessThreadsCPUMicroseconds, let threads = run.harnessThreads, run.loadSeconds > 0 {
             harnessCPUShare = Double(cpu) / (run.loadSeconds * 1e6 * Double(threads))
         }
 

@@ -75,7 +75,7 @@ final class HistorySpool: Sendable {
             .appendingPathComponent(
                 "stockdrop-history-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString).bin"
             ).path
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         state.path = path
         state.file = FileHandle(forWritingAtPath: path)
         state.pending.reserveCapacity(flushBytes + recordBytes)

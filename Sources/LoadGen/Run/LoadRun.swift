@@ -32,8 +32,10 @@ public struct StrategyRun: Sendable {
     public var harnessPeakResidentBytes: Int? = nil
     /// CPU time the harness process used while its users ran (in process, the engine's too).
     public var harnessCPUMicroseconds: Int64? = nil
-    /// Event-loop threads the harness drove its users from (nil in process).
+    /// Event-loop threads the harness drove its users from, and their own CPU time over the
+    /// load (nil in process).
     public var harnessThreads: Int? = nil
+    public var harnessThreadsCPUMicroseconds: Int64? = nil
     /// The buyers' connections to a server target.
     public var connections: ConnectionFigures? = nil
     /// The claims as the server measured them (its /metrics histogram over the load), by
@@ -104,6 +106,7 @@ struct LoadRun: Sendable {
         run.shedAtStop = load.outcome.shedAtStop
         run.connections = load.outcome.connections
         run.harnessThreads = load.outcome.connections == nil ? nil : LoadDefaults.httpEventLoopThreads
+        run.harnessThreadsCPUMicroseconds = load.outcome.laneCPUMicroseconds
         if let before = load.serverBefore, let after = load.serverAfter {
             let delta = after.subtracting(before)
             run.serverLatency = Dictionary(

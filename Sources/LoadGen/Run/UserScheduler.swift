@@ -30,6 +30,9 @@ final class UserScheduler: @unchecked Sendable {
         var shedAtStop = 0
         /// A server target's connections (nil in process).
         var connections: ConnectionFigures?
+        /// CPU time of the threads that drove the users (a server target's lanes; nil in
+        /// process, where the engine shares the threads).
+        var laneCPUMicroseconds: Int64?
     }
 
     /// Each user is touched by at most one task at a time: the one that popped its entry from
@@ -132,7 +135,7 @@ final class UserScheduler: @unchecked Sendable {
     ) async {
         let index = Int(entry.index)
         var user = users[index]
-        if user.phase == .reserving(attempt: 0, turnedAway: false) { live.arrived.add(1, ordering: .relaxed) }
+        if user.arrive() { live.arrived.add(1, ordering: .relaxed) }
         let (record, answer) = await user.send(
             entry.operation, intended: entry.atMicroseconds, on: target, clock: clock, live: live)
         spool.append(record)

@@ -15,9 +15,12 @@ struct VirtualUser: Sendable {
     private(set) var phase = Phase.arriving
     /// The run stopped while this user, turned away for stock before, was waiting to try again.
     private(set) var cutOffWhileTrying = false
-    /// The run stopped while this user, shed (`overloaded`) before, was waiting to try again:
-    /// refused for the target's load, not for stock, so no part of the undersell check.
+    /// This user stopped trying while being shed (`overloaded`): the run stopped before its
+    /// next try, or it was shed `LoadDefaults.maxShedRetries` times. Refused for the target's
+    /// load, not for stock, so no part of the undersell check.
     private(set) var shedAtStop = false
+    /// Its first request has been taken off the schedule (it arrived).
+    private(set) var arrived = false
     /// The run stopped before this user's first send.
     private(set) var neverSent = false
     /// Answers that shed this user's request (503 `overloaded` with Retry-After) so far: they
@@ -61,6 +64,12 @@ struct VirtualUser: Sendable {
         }
         phase = .reserving(attempt: 0, turnedAway: false)
         return .send(.reserve, intendedMicroseconds: arrivalMicroseconds)
+    }
+
+    /// Marks the user arrived; true the first time (its first request is going out).
+    mutating func arrive() -> Bool {
+        defer { arrived = true }
+        return !arrived
     }
 
     /// The key a user's purchase carries, the same on every retry: never two purchases.
@@ -135,7 +144,10 @@ struct VirtualUser: Sendable {
         case .arriving, .done: preconditionFailure("an answer reached a user with no request out")
         }
         shedCount += 1
-        guard shedCount <= LoadDefaults.maxShedRetries else { return finish() }
+        guard shedCount <= LoadDefaults.maxShedRetries else {
+            shedAtStop = true
+            return finish()
+        }
         let waitMilliseconds = Double(max(retryAfterMilliseconds, 1)) * Double.random(in: 1..<2, using: &random)
         let intended = nowMicroseconds + Int64(waitMilliseconds * 1_000)
         guard intended < stopMicroseconds else {

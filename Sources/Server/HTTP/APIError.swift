@@ -119,8 +119,15 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
         if code == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
         if code == .upgradeRequired { headers[.upgrade] = "websocket" }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: jsonBody)))
+        let body =
+            holding == nil && message == code.meaning ? Self.meaningBodies[code]! : ByteBuffer(string: jsonBody)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
+
+    /// Each code's body with its standard message, encoded once: rejections are most of a
+    /// drop's answers (`sold_out` after the sale), and they carry exactly this.
+    private static let meaningBodies: [Code: ByteBuffer] = Dictionary(
+        uniqueKeysWithValues: Code.allCases.map { ($0, ByteBuffer(string: APIError($0, $0.meaning).jsonBody)) })
 
     /// `{"error":{"code","message"}}`, written by hand: rejections are most of the answers in a
     /// drop, and JSONEncoder cost 7% of the server's CPU for them. A hold, when there is one,

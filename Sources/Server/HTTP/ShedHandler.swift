@@ -32,7 +32,9 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let part = unwrapInboundIn(data)
         switch part {
         case .head(let request):
-            if answering == 0, monitor.shouldShed, Self.isReserve(request) {
+            // Shed only onto a writable connection: a client that sends without reading its
+            // answers is left to Hummingbird's backpressure rather than buffered here.
+            if answering == 0, monitor.shouldShed, context.channel.isWritable, Self.isReserve(request) {
                 dropping = true
                 shed(context: context)
                 return

@@ -181,9 +181,11 @@ final class ResponseHandler: ChannelDuplexHandler {
     private var flushPending = false
 
     func handlerAdded(context: ChannelHandlerContext) {
+        // The sweep runs on this handler's event loop and is cancelled when it is removed.
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         sweep = context.eventLoop.scheduleRepeatedTask(
             initialDelay: LoadDefaults.httpDeadlineSweep, delay: LoadDefaults.httpDeadlineSweep
-        ) { [weak self] _ in self?.timeOutOverdue() }
+        ) { _ in handler.value.timeOutOverdue() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

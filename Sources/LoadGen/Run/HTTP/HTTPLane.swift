@@ -50,6 +50,8 @@ final class HTTPLane: @unchecked Sendable {
     private var sweep: RepeatedTask?
     private let done: EventLoopPromise<UserScheduler.Outcome>
     private var figures = LaneFigures()
+    /// The lane's thread's CPU time when it started, to charge the lane's own work.
+    private var threadCPUAtStart: Int64 = 0
 
     init(
         eventLoop: any EventLoop, users: [VirtualUser], tokens: [String], servers: [(host: String, port: Int)],
@@ -79,12 +81,14 @@ final class HTTPLane: @unchecked Sendable {
         let outcome = (try? await done.futureResult.get()) ?? UserScheduler.Outcome()
         let figures = try? await eventLoop.submit { () -> LaneFigures in
             self.closeAll()
+            self.figures.threadCPUMicroseconds = ProcessLimits.threadCPUMicroseconds() - self.threadCPUAtStart
             return self.figures
         }.get()
         return (outcome, figures ?? LaneFigures())
     }
 
     private func start() {
+        threadCPUAtStart = ProcessLimits.threadCPUMicroseconds()
         let (first, finishedAtStart) = UserScheduler.firstRequests(&users, stopMicroseconds: stopMicroseconds)
         due = Heap(first)
         finished = finishedAtStart
@@ -121,20 +125,14 @@ final class HTTPLane: @unchecked Sendable {
 
     private func dispatch(_ entry: UserScheduler.Due, now: Int64) {
         let index = Int(entry.index)
-        if users[index].phase == .reserving(attempt: 0, turnedAway: false) { live.arrived.add(1, ordering: .relaxed) }
+        if users[index].arrive() { live.arrived.add(1, ordering: .relaxed) }
         let request = LaneRequest(
             index: entry.index, operation: entry.operation, intendedMicroseconds: entry.atMicroseconds,
             readyMicroseconds: now)
         let server = serverIndex(of: users[index].user)
-        if let connection = servers[server].idle.popLast() {
-            send(request, on: connection, now: now)
-        } else if servers[server].open < servers[server].maxConnections,
-            servers[server].connecting < LoadDefaults.httpConnectsInFlight
-        {
-            connect(server, for: request, now: now)
-        } else {
-            servers[server].waiting.append(request)
-        }
+        // First come, first served: a request never overtakes one already waiting.
+        servers[server].waiting.append(request)
+        serveWaiting(server, now: now)
     }
 
     /// Users are spread over the servers by id, as `HTTPTarget.pool(for:)` does, so a user's
@@ -150,9 +148,11 @@ final class HTTPLane: @unchecked Sendable {
         servers[server].connecting += 1
         figures.connectionsOpened += 1
         let connection = LaneConnection(lane: self, server: server)
-        var request = request
-        request.waitMicroseconds = now - request.readyMicroseconds
+        var waited = request
+        waited.waitMicroseconds = now - request.readyMicroseconds
+        let request = waited
         ClientBootstrap(group: eventLoop)
+            .connectTimeout(.microseconds(timeoutMicroseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -169,6 +169,8 @@ final class HTTPLane: @unchecked Sendable {
                 case .success(let channel):
                     connection.channel = channel
                     send(request, on: connection, now: connected)
+                    // A slot for another connect is free: requests waiting may take it.
+                    serveWaiting(server, now: connected)
                 case .failure(let error):
                     servers[server].open -= 1
                     figures.connectFailures += 1
@@ -176,6 +178,7 @@ final class HTTPLane: @unchecked Sendable {
                     let reply = LaneReply.failed("cannot connect to \(servers[server].hostHeader): \(error)")
                     finish(request, reply, sentMicroseconds: connected, now: connected)
                     serveWaiting(server, now: connected)
+                    pump()
                 }
             }
     }
@@ -206,13 +209,8 @@ final class HTTPLane: @unchecked Sendable {
     /// (it keeps its ready time, so any further wait is still counted).
     private func dispatchAgain(_ request: LaneRequest, now: Int64) {
         let server = serverIndex(of: users[Int(request.index)].user)
-        if servers[server].open < servers[server].maxConnections,
-            servers[server].connecting < LoadDefaults.httpConnectsInFlight
-        {
-            connect(server, for: request, now: now)
-        } else {
-            servers[server].waiting.append(request)
-        }
+        servers[server].waiting.prepend(request)
+        serveWaiting(server, now: now)
     }
 
     /// A connection is free (or a slot to open one): the longest-waiting request takes it.
@@ -367,11 +365,14 @@ final class HTTPLane: @unchecked Sendable {
 struct LaneFigures: Sendable, Equatable {
     var connectionsOpened = 0
     var connectFailures = 0
+    /// CPU time of the lane's own thread over its run.
+    var threadCPUMicroseconds: Int64 = 0
 
     static func + (a: LaneFigures, b: LaneFigures) -> LaneFigures {
         LaneFigures(
             connectionsOpened: a.connectionsOpened + b.connectionsOpened,
-            connectFailures: a.connectFailures + b.connectFailures)
+            connectFailures: a.connectFailures + b.connectFailures,
+            threadCPUMicroseconds: a.threadCPUMicroseconds + b.threadCPUMicroseconds)
     }
 }
 

@@ -63,6 +63,7 @@ extension HTTPTarget: UserDriver {
             }
             outcome.connections = ConnectionFigures(
                 boundPerServer: perServer, opened: figures.connectionsOpened, failedToOpen: figures.connectFailures)
+            outcome.laneCPUMicroseconds = figures.threadCPUMicroseconds
             return outcome
         }
     }
@@ -87,6 +88,13 @@ public struct ConnectionFigures: Sendable, Codable, Equatable {
 }
 
 enum ProcessLimits {
+    /// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), in microseconds.
+    static func threadCPUMicroseconds() -> Int64 {
+        var time = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time) == 0 else { return 0 }
+        return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1_000
+    }
+
     /// Raises the soft limit on open files to the hard one (as Go's runtime does) and returns
     /// the limit now in force.
     static func raiseOpenFilesToHardLimit() -> Int {
