@@ -8,7 +8,7 @@ public enum Defaults {
 }
 
 extension Defaults {
-    /// A hold lasts 60 s unless the drop says otherwise (DESIGN.md, domain rules).
+    /// A hold lasts 60 s unless the drop says otherwise (docs/design.md, domain rules).
     public static let reserveTTLMilliseconds = 60_000
     /// Bounds that keep absurd drops out; the API answers 422 past them.
     public static let minReserveTTLMilliseconds = 100
@@ -40,7 +40,11 @@ extension Defaults {
     public static let sweepRetryMilliseconds = 5
     /// Connections of the rowlock strategy's pool (the seed's default was 10).
     public static let rowLockPoolSize = 10
-    /// Connections the actor strategy shares between its drops: one batch in flight per drop.
+    /// Purchases a drop's snapshot shows, newest first (the listing, a drop's read, the live
+    /// page's feed): the store's query and the server's read views both keep this many.
+    public static let recentPurchases = 3
+    /// Connections the actor strategy shares between its drops, in process (`run`, `bench`):
+    /// one batch in flight per drop. A server's pool also serves reads (ServerDefaults).
     public static let actorPoolSize = 8
     /// How often the rowlock strategy's sweeper looks for overdue holds.
     public static let sweepIntervalMilliseconds = 250

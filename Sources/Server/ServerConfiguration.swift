@@ -1,4 +1,4 @@
-// Everything `stockdrop serve` can be told, by flags with environment fallbacks (DESIGN.md:
+// Everything `stockdrop serve` can be told, by flags with environment fallbacks (docs/design.md:
 // DATABASE_URL, STOCKDROP_JWT_SECRET, PORT). Tests build one directly.
 import Engine
 import Logging
@@ -33,7 +33,7 @@ public struct ServerConfiguration: Sendable {
     public var redisURL: String?
     public var stockEventsPerSecond: Double
     /// This instance in the drops' leases and in the instance directory, and how long its
-    /// leases last (DESIGN.md "Scale past one machine").
+    /// leases last (docs/design.md "Scale-out").
     public var owner: LeaseOwner
     /// Where other instances reach this one to forward claims; nil: http://host:port as bound.
     public var advertiseURL: String?

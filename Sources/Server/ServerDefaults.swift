@@ -28,8 +28,6 @@ public enum ServerDefaults {
     /// Drop views and listing pages kept; past them the map starts over (a read refills it).
     public static let dropReadViews = 100_000
     public static let dropReadPages = 64
-    /// Purchases a drop read shows, newest first (the database's LIMIT 3).
-    public static let recentPurchases = 3
     /// Log lines waiting for the writer thread: 4 MiB is ~20,000 request lines (~200 bytes
     /// each), a second of requests at the rate this machine serves. The last MiB takes only
     /// error lines, so a burst of successes cannot crowd them out.

@@ -85,9 +85,11 @@ struct RunCommand: AsyncParsableCommand {
             }
             targetChoice = choice
         }
-        for (name, value) in [("--users", users), ("--stock", stock)]
-        where value.map({ $0 < 0 || $0 > LoadDefaults.maxUsers }) ?? false {
-            FileHandle.standardError.write(Data("\(name) must be 0…\(LoadDefaults.maxUsers)\n".utf8))
+        for (name, value, most) in [
+            ("--users", users, LoadDefaults.maxUsers), ("--stock", stock, Defaults.maxTotalStock),
+        ]
+        where value.map({ $0 < 0 || $0 > most }) ?? false {
+            FileHandle.standardError.write(Data("\(name) must be 0…\(most)\n".utf8))
             throw ExitCode(ExitStatus.usage)
         }
         if let duration, !(duration > 0 && duration <= 3_600) {
@@ -324,7 +326,6 @@ struct CheckCommand: AsyncParsableCommand {
         let clientHistory = try history.map(ReportWriter.readHistory)
         var environment = ProcessInfo.processInfo.environment
         if let url = url ?? clientHistory?.databaseURL { environment["DATABASE_URL"] = url }
-        let database = try await Database.prepare(environment: environment)
         let ids = try drops.map { text in
             try text.split(separator: ",").map { part in
                 guard let id = DropID(part.trimmingCharacters(in: .whitespaces)) else {
@@ -333,8 +334,17 @@ struct CheckCommand: AsyncParsableCommand {
                 return id
             }
         }
-        let report = try await Checker(toleranceMilliseconds: toleranceMs).check(
-            databaseURL: database, drops: ids ?? clientHistory?.drops, history: clientHistory)
+        let report: CheckReport
+        do {
+            let database = try await Database.prepare(environment: environment)
+            report = try await Checker(toleranceMilliseconds: toleranceMs).check(
+                databaseURL: database, drops: ids ?? clientHistory?.drops, history: clientHistory)
+        } catch {
+            // Not a verdict: exit 1 says an invariant broke, so a database that cannot be read
+            // is 69, as for `run`.
+            FileHandle.standardError.write(Data("check failed: \(error)\n".utf8))
+            throw ExitCode(ExitStatus.unavailable)
+        }
         for invariant in report.invariants {
             let verdict = !invariant.checked ? "skipped" : invariant.ok ? "ok" : "BROKEN"
             print(

@@ -1,4 +1,4 @@
-// Both strategies on a real PostgreSQL with real concurrency: the races DESIGN.md names.
+// Both strategies on a real PostgreSQL with real concurrency: the races docs/design.md names.
 import Engine
 import Foundation
 import TestSupport

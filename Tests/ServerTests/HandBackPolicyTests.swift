@@ -41,10 +41,12 @@ import Testing
     }
 
     @Test func onlyClaimRoutesNameADrop() {
-        #expect(ClaimForwarder.claimedDrop("/v1/drops/17/reserve") == 17)
-        #expect(ClaimForwarder.claimedDrop("/v1/drops/17/reservation") == 17)
-        #expect(ClaimForwarder.claimedDrop("/v1/drops/17") == nil)
-        #expect(ClaimForwarder.claimedDrop("/v1/drops/x/purchase") == nil)
-        #expect(ClaimForwarder.claimedDrop("/v1/reservations/me") == nil)
+        #expect(ClaimRoutes.drop(inPath: "/v1/drops/17/reserve") == 17)
+        #expect(ClaimRoutes.drop(inPath: "/v1/drops/17/reservation") == 17)
+        #expect(ClaimRoutes.drop(inPath: "/v1/drops/17") == nil)
+        #expect(ClaimRoutes.drop(inPath: "/v1/drops/x/purchase") == nil)
+        #expect(ClaimRoutes.drop(inPath: "/v1/reservations/me") == nil)
+        #expect(ClaimRoutes.drop(inPath: "/v1/drops/1/7/reserve") == nil)
+        #expect(ClaimRoutes.drop(inPath: "/v1/drops//reserve") == nil)
     }
 }

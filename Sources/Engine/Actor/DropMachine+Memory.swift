@@ -27,7 +27,7 @@ extension DropMachine {
     }
 
     /// The one place a reserve is decided from memory, for new requests and parked ones alike.
-    /// The order of the checks is the store's (stockdrop_apply_batch, step 4).
+    /// The order of the checks is the store's (stockdrop_apply_claims, step 3).
     private func decideReserve(user: UserID, now: Date) -> Decision {
         if let startsAt = drop.spec.startsAt, startsAt > now { return .answer(.reserve(.notStarted(until: startsAt))) }
         if let hold = holds[user], !overdue.contains(user) {

@@ -1,4 +1,4 @@
-// Migration 5: one owner per drop across server instances (DESIGN.md "Scale past one machine").
+// Migration 5: one owner per drop across server instances (docs/design.md "Scale-out").
 // A drop's lease is three columns on its row, so a lease changes hands under the same row lock
 // that orders every batch: a takeover and a batch can never interleave.
 // - `lease_epoch` grows by one whenever the lease changes hands, or when a writer without a

@@ -1,4 +1,4 @@
-// Ownership of drops across server instances (DESIGN.md "Scale past one machine"): an engine
+// Ownership of drops across server instances (docs/design.md "Scale-out"): an engine
 // runs a drop's actor only while it holds the drop's lease in the store. The epoch fences:
 // a batch carries the epoch its actor loaded with, and the store refuses it once the lease
 // has changed hands.

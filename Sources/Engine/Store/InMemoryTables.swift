@@ -27,7 +27,7 @@ struct InMemoryTables {
     }
 
     func recentPurchases(of drop: DropID) -> [RecentPurchase] {
-        purchasesByID.values.filter { $0.dropID == drop }.sorted { $0.id > $1.id }.prefix(3)
+        purchasesByID.values.filter { $0.dropID == drop }.sorted { $0.id > $1.id }.prefix(Defaults.recentPurchases)
             .map {
                 RecentPurchase(
                     purchaseID: $0.id, userID: $0.userID, buyerName: users[$0.userID], createdAt: $0.createdAt)

@@ -441,7 +441,7 @@ public final class PostgresStore: DropStore {
             """
             SELECT d.id AS drop_id, p.id, p.user_id, u.name, p.created_at
             FROM unnest($1::bigint[]) AS d(id)
-            CROSS JOIN LATERAL (SELECT * FROM purchases p WHERE p.drop_id = d.id ORDER BY p.id DESC LIMIT 3) p
+            CROSS JOIN LATERAL (SELECT * FROM purchases p WHERE p.drop_id = d.id ORDER BY p.id DESC LIMIT \(Defaults.recentPurchases)) p
             LEFT JOIN users u ON u.id = p.user_id
             ORDER BY d.id, p.id DESC
             """, [.int64Array(drops)])

@@ -1,4 +1,4 @@
-// The independent oversell checker: DESIGN.md's invariants 1 to 6, decided by SQL over the
+// The independent oversell checker: docs/design.md's invariants 1 to 6, decided by SQL over the
 // tables (never the engine, never its caches) and by what clients were told, at the end of
 // the run and at every instant of it (TimelineCheck, ClientHistoryCheck). It trusts the
 // counters on `drops` no more than anything else: they are checked against the rows.

@@ -1,6 +1,6 @@
 // One invariant's verdict, with concrete counterexamples a person can look up in the tables.
 public struct InvariantResult: Sendable, Codable, Equatable {
-    /// DESIGN.md's number for the invariant (1 to 6).
+    /// docs/design.md's number for the invariant (1 to 6).
     public var number: Int
     public var name: String
     public var ok: Bool

@@ -1,4 +1,4 @@
-// `report.json`: the stable, machine-readable result of a run. The fields DESIGN.md lists keep
+// `report.json`: the stable, machine-readable result of a run. The fields docs/design.md lists keep
 // their names and meaning; `schemaVersion` changes when one of them does. Fields beyond that
 // list (users, stock, timeline, latencyCurves) feed the HTML report and may grow.
 import Engine

@@ -1,6 +1,7 @@
 // `stockdrop run`: a scenario against each chosen strategy, each on a fresh database, checked,
-// summarised and compared. Exit codes follow DESIGN.md: 0 pass, 1 an invariant broken,
-// 2 a threshold missed (64 and up are usage errors, decided before anything runs).
+// summarised and compared. Exit codes follow docs/design.md: 0 pass, 1 an invariant broken,
+// 2 a threshold missed (64 a usage error and 65 a bad scenario, both before anything runs; 69 a database or
+// target that could not be reached or failed the run, with no verdict).
 import Engine
 import Foundation
 

@@ -1,5 +1,5 @@
 // The scenario's own fields, read with `NodeReader`'s located checks. Defaults follow
-// DESIGN.md's "Scenario files".
+// scenarios/README.md.
 import Engine
 import Foundation
 import Yams

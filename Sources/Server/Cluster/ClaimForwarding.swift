@@ -1,5 +1,5 @@
-// A claim for a drop another instance owns is sent on to that owner (DESIGN.md "Scale past one
-// machine"), and the owner's answer is returned unchanged. The engine says when a claim is not
+// A claim for a drop another instance owns is sent on to that owner (docs/design.md
+// "Scale-out"), and the owner's answer is returned unchanged. The engine says when a claim is not
 // its to decide (`notOwner`, or `fenced`: the lease changed hands under it) and names the
 // owner; nothing was applied here then. The caller's bearer token goes along (the owner
 // verifies it itself), with the time the caller still waits and the sender's id, which is
@@ -21,7 +21,7 @@ struct ClaimForwarding: RouterMiddleware {
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let drop = ClaimForwarder.claimedDrop(request.uri.path)
+        let drop = ClaimRoutes.drop(inPath: request.uri.path)
         let sender = request.headers[.stockdropForwardedBy]
         // A claim forwarded here for a drop this instance no longer runs (it handed the drop
         // back, or stepped down) is not a reason to take the lease again: the sender is told,
@@ -77,15 +77,6 @@ final class ClaimForwarder: Sendable {
         self.directory = directory
         self.metrics = metrics
         self.engine = engine
-    }
-
-    /// The drop of a claim route (`/v1/drops/{id}/reserve|purchase|reservation`), else nil.
-    static func claimedDrop(_ path: String) -> DropID? {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 5, parts[1] == "v1", parts[2] == "drops",
-            ["reserve", "purchase", "reservation"].contains(parts[4])
-        else { return nil }
-        return DropID(parts[3])
     }
 
     /// This owner answered a claim on `drop`: perhaps the drop belongs where its claims come
@@ -147,7 +138,7 @@ final class ClaimForwarder: Sendable {
         guard let address = try await directory.address(of: owner) else {
             metrics.recordForward(result: "unreachable")
             context.logger.warning("owner not in the directory", metadata: ["owner": "\(owner)"])
-            throw APIError(.unavailable, Self.unreachable)
+            throw APIError(.unavailable, unreachable)
         }
         let timeout = Self.timeoutMilliseconds(of: request)
         var outbound = HTTPClientRequest(url: address + request.uri.description)
@@ -169,7 +160,7 @@ final class ClaimForwarder: Sendable {
         } catch  where Self.neverSent(error) {
             metrics.recordForward(result: "unreachable")
             context.logger.warning("owner unreachable", metadata: ["owner": "\(owner)", "error": "\(error)"])
-            throw APIError(.unavailable, Self.unreachable)
+            throw APIError(.unavailable, unreachable)
         } catch {
             // Sent, and then the answer was lost or late: the claim may have been applied.
             metrics.recordForward(result: "unknown")
@@ -179,7 +170,7 @@ final class ClaimForwarder: Sendable {
         metrics.recordForward(result: "answered")
         var ownerMoved = false
         if answer.status.code == 503, String(buffer: body).contains(#""code":"owner_changing""#),
-            let drop = Self.claimedDrop(request.uri.path)
+            let drop = ClaimRoutes.drop(inPath: request.uri.path)
         {
             // That instance no longer runs the drop: the next claim asks the store.
             engine?.forgetOwner(of: drop)
@@ -201,9 +192,12 @@ final class ClaimForwarder: Sendable {
     ]
 
     static let changing = "the drop's owner is changing between instances; nothing was applied, retry shortly"
-    static let unreachable =
-        "the instance that owns this drop is unreachable; nothing was applied. Its lease lapses "
-        + "within \(Defaults.leaseMilliseconds / 1000) s and another instance takes the drop over: retry shortly"
+    /// Names this instance's own lease (`--lease-ms`), which every instance of a cluster shares.
+    var unreachable: String {
+        let leaseMilliseconds = engine?.owner.leaseMilliseconds ?? Defaults.leaseMilliseconds
+        return "the instance that owns this drop is unreachable; nothing was applied. Its lease lapses "
+            + "within \(leaseMilliseconds) ms and another instance takes the drop over: retry shortly"
+    }
 
     /// The caller's remaining wait in milliseconds: what the sender said, else the default.
     private static func timeoutMilliseconds(of request: Request) -> Int64 {

@@ -70,7 +70,8 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             case .idempotencyKeyReused:
                 "the Idempotency-Key names the caller's purchase on another drop; the hold here is untouched and can be bought with another key"
             case .unknownDrop: "no drop has this id"
-            case .overloaded: "the drop's queue is full; retry after Retry-After"
+            case .overloaded:
+                "the server is past its latency target, or the drop's line is full; nothing was applied, retry after Retry-After"
             case .invalidJSON: "the body is not a JSON object"
             case .invalidParameter: "a path or query parameter is malformed or out of range"
             case .validationFailed: "a field has the wrong type, is missing, or is out of range"

@@ -1,4 +1,4 @@
-// The buyer- and admin-facing routes (DESIGN.md "Server"): drops, claims and a user's holds.
+// The buyer- and admin-facing routes (docs/design.md "The server"): drops, claims and a user's holds.
 // Handlers parse and authorize, call the engine, and turn its outcome into one response;
 // every rejection leaves as an APIError with its stable code.
 import Engine

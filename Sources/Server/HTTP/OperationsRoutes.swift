@@ -21,7 +21,7 @@ struct OperationsRoutes: Sendable {
         /// `local` (no REDIS_URL: events stay in this instance), `ok`, or `degraded`: claims
         /// work either way, so a degraded relay does not make the instance unready.
         let events: String
-        /// This instance, and what it does for the cluster (DESIGN.md "Scale past one machine").
+        /// This instance, and what it does for the cluster (docs/design.md "Scale-out").
         let instance: String
         let cluster: Cluster
     }

@@ -96,12 +96,15 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     static let body = APIError(.overloaded, APIError.Code.overloaded.meaning).jsonBody
 
-    /// `POST /v1/drops/{id}/reserve` (query ignored), by bytes: no allocation per request.
+    private static let reservePrefix = Array(ClaimRoutes.parts(of: ClaimRoutes.reserve).prefix.utf8)
+    private static let reserveSuffix = Array(ClaimRoutes.parts(of: ClaimRoutes.reserve).suffix.utf8)
+
+    /// `POST` on `ClaimRoutes.reserve` (query ignored), by bytes: no allocation per request.
     static func isReserve(_ request: HTTPRequest) -> Bool {
         guard request.method == .post, let path = request.path else { return false }
         var utf8 = path.utf8[...]
         if let query = utf8.firstIndex(of: UInt8(ascii: "?")) { utf8 = utf8[..<query] }
-        return utf8.starts(with: "/v1/drops/".utf8) && utf8.reversed().starts(with: "/reserve".utf8.reversed())
-            && utf8.count > "/v1/drops//reserve".utf8.count
+        return utf8.count > reservePrefix.count + reserveSuffix.count && utf8.starts(with: reservePrefix)
+            && utf8.reversed().starts(with: reserveSuffix.reversed())
     }
 }

@@ -55,7 +55,8 @@ enum OpenAPIDocument {
             ],
             codes: [.upgradeRequired]),
         Operation(
-            method: "get", path: "/v1/drops", summary: "List drops by id, with stock figures and the last 3 purchases",
+            method: "get", path: "/v1/drops",
+            summary: "List drops by id, with stock figures and the last \(Defaults.recentPurchases) purchases",
             access: .open,
             success: (200, "A page of drops", ref("DropPage")),
             parameters: [
@@ -97,7 +98,7 @@ enum OpenAPIDocument {
             ],
             codes: [.invalidParameter, .unknownDrop]),
         Operation(
-            method: "post", path: "/v1/drops/{id}/reserve", summary: "Hold one unit for the drop's TTL", access: .user,
+            method: "post", path: ClaimRoutes.reserve, summary: "Hold one unit for the drop's TTL", access: .user,
             success: (201, "Reserved; committed to the database before this answer", ref("Reservation")),
             parameters: [dropID],
             codes: [
@@ -105,7 +106,7 @@ enum OpenAPIDocument {
                 .overloaded, .unavailable, .ownerChanging, .outcomeUnknown, .shuttingDown,
             ]),
         Operation(
-            method: "post", path: "/v1/drops/{id}/purchase", summary: "Buy the unit the caller holds; idempotent",
+            method: "post", path: ClaimRoutes.purchase, summary: "Buy the unit the caller holds; idempotent",
             access: .user,
             success: (201, "Purchased", ref("Purchase")),
             alternative: (200, "A replay: the earlier purchase, header Idempotent-Replayed: true"),
@@ -121,7 +122,7 @@ enum OpenAPIDocument {
                 .overloaded, .unavailable, .ownerChanging, .outcomeUnknown, .shuttingDown,
             ]),
         Operation(
-            method: "delete", path: "/v1/drops/{id}/reservation",
+            method: "delete", path: ClaimRoutes.cancel,
             summary: "Cancel the caller's hold; the unit is available at once", access: .user,
             success: (200, "Cancelled (a retry: the hold it cancelled)", ref("Reservation")), parameters: [dropID],
             codes: [

@@ -164,7 +164,7 @@ public final class DropReads: Sendable {
             state.withLock { state in
                 guard state.views[drop] != nil else { return }
                 var pending = state.pendingPurchases[drop] ?? []
-                if pending.count < ServerDefaults.recentPurchases * 4 { pending.append((View.version(at), recent)) }
+                if pending.count < Defaults.recentPurchases * 4 { pending.append((View.version(at), recent)) }
                 state.pendingPurchases[drop] = pending
             }
         default:
@@ -195,7 +195,7 @@ public final class DropReads: Sendable {
             view.snapshot.recentPurchases = Array(
                 (view.snapshot.recentPurchases + purchases.filter { !known.contains($0.purchaseID) })
                     .sorted { $0.purchaseID > $1.purchaseID }
-                    .prefix(ServerDefaults.recentPurchases))
+                    .prefix(Defaults.recentPurchases))
         }
     }
 }

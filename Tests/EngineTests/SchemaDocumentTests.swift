@@ -1,0 +1,63 @@
+// docs/schema.sql is the schema the migrations produce, not a description that drifts from it:
+// a freshly migrated database dumped by scripts/schema.sh must equal it byte for byte.
+import Foundation
+import TestSupport
+import Testing
+
+@Suite("schema document") struct SchemaDocumentTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// A migration changed without regenerating the document (or the other way round) fails
+    /// here, so a reader of docs/schema.sql sees what the database really holds.
+    @Test func docsSchemaEqualsAFreshlyMigratedDatabase() async throws {
+        let url = try await TestDatabase.fresh("schema-document")
+        let dumped = try Self.dumpSchema(url)
+        let documentPath = Self.packageRoot.appendingPathComponent("docs/schema.sql").path
+        let document = try String(contentsOfFile: documentPath, encoding: .utf8)
+        // Recorded with the first difference only: the two whole files would bury it.
+        guard dumped != document else { return }
+        Issue.record(
+            """
+            docs/schema.sql differs from what the migrations produce: regenerate it with \
+            `scripts/schema.sh --fresh > docs/schema.sql` (with STOCKDROP_BIN naming a built stockdrop). \
+            \(Self.firstDifference(dumped: dumped, document: document))
+            """)
+    }
+
+    /// scripts/schema.sh on `url` (pg_dump, normalized), as the document was made.
+    static func dumpSchema(_ url: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["bash", packageRoot.appendingPathComponent("scripts/schema.sh").path, url]
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        // Read before waiting: a dump larger than the pipe's buffer would otherwise never end.
+        let dumped = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let complaints = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "scripts/schema.sh \(url) failed: \(complaints)")
+        return dumped
+    }
+
+    /// The first line where the two differ, numbered from 1, with each side's text.
+    static func firstDifference(dumped: String, document: String) -> String {
+        let dumpedLines = dumped.split(separator: "\n", omittingEmptySubsequences: false)
+        let documentLines = document.split(separator: "\n", omittingEmptySubsequences: false)
+        for index in 0..<max(dumpedLines.count, documentLines.count) {
+            let fromDatabase = index < dumpedLines.count ? String(dumpedLines[index]) : nil
+            let fromDocument = index < documentLines.count ? String(documentLines[index]) : nil
+            if fromDatabase != fromDocument {
+                return """
+                    First difference at line \(index + 1): the database has \
+                    \(fromDatabase.map { "`\($0)`" } ?? "no such line"), docs/schema.sql has \
+                    \(fromDocument.map { "`\($0)`" } ?? "no such line").
+                    """
+            }
+        }
+        return "No line differs."
+    }
+}
