@@ -11,6 +11,9 @@ public protocol Inventory: Sendable {
     func createDrop(_ spec: DropSpec) async throws -> DropRecord
     func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot]
     func snapshot(of drop: DropID) async throws -> DropSnapshot?
+    /// Where the drop's claims are decided (`DropRoute`): asked before a claim by a caller that
+    /// can send it elsewhere; the three claims below ask it themselves.
+    func route(_ drop: DropID) async throws -> DropRoute
     func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome
     func purchase(drop: DropID, user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome
     func cancel(drop: DropID, user: UserID) async throws -> CancelOutcome
@@ -20,6 +23,10 @@ public protocol Inventory: Sendable {
     func liveHold(of user: UserID, on drop: DropID) async throws -> Reservation?
     /// Stops accepting work, lets batches in flight commit and answers every waiting caller.
     func shutdown() async
+    /// Leases, when the strategy has them (actor); nil otherwise.
+    var leases: (any DropLeases)? { get }
+    /// Batch and queue figures, when the strategy batches (actor); nil otherwise.
+    var batches: (any BatchFigures)? { get }
 }
 
 extension Inventory {

@@ -59,7 +59,8 @@ public func buildApplication(
     let authority = try await TokenAuthority(secret: configuration.jwtSecret, clock: clock)
     let pool = PostgresPool(
         url: configuration.databaseURL, size: configuration.poolSize, deadlines: configuration.databaseDeadlines)
-    let store = InstrumentedStore(base: PostgresStore(pool: pool), metrics: metrics)
+    let postgres = PostgresStore(pool: pool)
+    let store = InstrumentedStore(base: postgres, metrics: metrics)
     let events = EventHub(stockEventsPerSecond: configuration.stockEventsPerSecond)
     let reads = DropReads(store: store)
     events.feedReads(reads)
@@ -75,16 +76,16 @@ public func buildApplication(
         case .rowlock: RowLockEngine(store: store, clock: clock, onCommit: publisher.committed)
         }
     let snapshot = LiveSnapshot(reads: reads)
-    let directory = InstanceDirectory(instance: configuration.owner.instance, pool: pool, logger: logger)
+    let directory = InstanceDirectory(instance: configuration.owner.instance, registry: postgres, logger: logger)
     let relay = configuration.redisURL.map { url in
         RedisRelay(url: url, hub: events, logger: logger) { await snapshot.make() }
     }
     let parts = ServerParts(
         inventory: inventory, events: events, metrics: metrics, authority: authority, relay: relay,
-        readiness: ReadinessProbe(pool: pool),
-        gauges: GaugeRefresher(inventory: inventory, pool: pool, metrics: metrics, events: events, relay: relay),
+        readiness: ReadinessProbe(status: postgres),
+        gauges: GaugeRefresher(inventory: inventory, status: postgres, metrics: metrics, events: events, relay: relay),
         snapshot: snapshot, buyers: BuyerNames(store: store), directory: directory,
-        forwarder: ClaimForwarder(directory: directory, metrics: metrics, engine: inventory as? ActorEngine),
+        forwarder: ClaimForwarder(directory: directory, metrics: metrics, leases: inventory.leases),
         addressLimiter: configuration.addressRateLimit.map { RateLimiter(limit: $0, clock: clock) },
         userLimiter: configuration.userRateLimit.map { RateLimiter(limit: $0, clock: clock) },
         logSink: configuration.logSink, overload: overload, reads: reads)
@@ -149,10 +150,12 @@ func buildRouter(
                 context.identity.map { "user:\($0.userID)" }
             })
     }
-    router.add(middleware: ClaimForwarding(forwarder: parts.forwarder))
     LiveRoutes.addPlainRequest(to: router, authority: parts.authority)
-    DropRoutes(inventory: parts.inventory, reads: parts.reads, events: parts.events, buyers: parts.buyers, clock: clock)
-        .add(to: router)
+    DropRoutes(
+        inventory: parts.inventory, claims: ClaimPath(inventory: parts.inventory, forwarder: parts.forwarder),
+        reads: parts.reads, events: parts.events, buyers: parts.buyers, clock: clock
+    )
+    .add(to: router)
     table.set(RouteTable(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) }))
     return router
 }

@@ -212,7 +212,7 @@ import Testing
         #expect(successes == counts.purchases)
         // Each hold was bought or cancelled, through whichever engine the call reached.
         #expect(counts.reserved == 0)
-        let owners = [first, second].compactMap { $0 as? ActorEngine }.map { $0.leaseStatistics().ownedDrops }
+        let owners = [first, second].compactMap { $0.leases }.map { $0.leaseStatistics().ownedDrops }
         #expect(owners.sorted() == [0, 1], "exactly one engine runs the drop")
         #expect(await forwarded.value > 1_000)
         await first.shutdown()

@@ -1,11 +1,11 @@
 // The actor strategy: a registry that activates one DropActor per drop on first use (taking
 // the drop's lease and loading the drop and its ACTIVE holds from the store under it) and
 // routes every claim to it. A drop whose lease another instance holds is not run here: its
-// claims fail with `notOwner`, naming the owner, for the caller to forward.
+// route names the owner, for the caller to send the claim there.
 import Foundation
 import Synchronization
 
-public final class ActorEngine: StoreBackedInventory {
+public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
     public let strategy = Strategy.actor
     public let store: any DropStore
     private let clock: any WallClock
@@ -22,7 +22,7 @@ public final class ActorEngine: StoreBackedInventory {
 
     private enum Entry {
         case active(DropActor)
-        case activating(Task<DropActor?, any Error>)
+        case activating(Task<DropRoute, any Error>)
         /// Another instance held a live lease when this engine last asked; asked again after
         /// `until`, so a dead owner's drops are taken over once its lease lapses.
         case ownedElsewhere(owner: String, until: Date)
@@ -60,19 +60,22 @@ public final class ActorEngine: StoreBackedInventory {
         }
     }
 
+    public var leases: (any DropLeases)? { self }
+    public var batches: (any BatchFigures)? { self }
+
     public func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome {
-        guard let actor = try await actor(for: drop) else { return .unknownDrop }
-        return try await actor.reserve(user: user)
+        guard let claims = try await localClaims(on: drop) else { return .unknownDrop }
+        return try await claims.reserve(user: user)
     }
 
     public func purchase(drop: DropID, user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
-        guard let actor = try await actor(for: drop) else { return .unknownDrop }
-        return try await actor.purchase(user: user, idempotencyKey: idempotencyKey)
+        guard let claims = try await localClaims(on: drop) else { return .unknownDrop }
+        return try await claims.purchase(user: user, idempotencyKey: idempotencyKey)
     }
 
     public func cancel(drop: DropID, user: UserID) async throws -> CancelOutcome {
-        guard let actor = try await actor(for: drop) else { return .unknownDrop }
-        return try await actor.cancel(user: user)
+        guard let claims = try await localClaims(on: drop) else { return .unknownDrop }
+        return try await claims.cancel(user: user)
     }
 
     public func shutdown() async {
@@ -218,7 +221,9 @@ public final class ActorEngine: StoreBackedInventory {
         }
     }
 
-    private func actor(for drop: DropID) async throws -> DropActor? {
+    /// The drop's actor here (activated on first use, taking the lease), the instance whose
+    /// live lease was found when last asked (asked again a third of a lease later), or unknown.
+    public func route(_ drop: DropID) async throws -> DropRoute {
         guard accepting.load(ordering: .relaxed) else {
             throw EngineError(.shuttingDown, "the engine is shutting down")
         }
@@ -232,13 +237,13 @@ public final class ActorEngine: StoreBackedInventory {
             return .activating(task)
         }
         switch entry {
-        case .active(let actor): return actor
+        case .active(let actor): return .local(actor)
         case .activating(let task): return try await task.value
-        case .ownedElsewhere(let owner, _): throw Self.notOwner(drop, owner)
+        case .ownedElsewhere(let owner, _): return .remote(owner: owner)
         }
     }
 
-    private func activate(_ drop: DropID) async throws -> DropActor? {
+    private func activate(_ drop: DropID) async throws -> DropRoute {
         let askedAt = clock.now()
         let grant: LeaseGrant?
         do {
@@ -251,14 +256,14 @@ public final class ActorEngine: StoreBackedInventory {
         case nil:
             // Unknown now; it may be created later (by another instance), so remember nothing.
             registry.withLock { _ = $0.removeValue(forKey: drop) }
-            return nil
+            return .unknown
         case .heldElsewhere(let holder):
             // Asked again after a third of a lease: often enough to take a dead owner's drops
             // over soon after its lease lapses, rarely enough that forwarded claims do not
             // queue on the drop's row lock.
             let until = clock.now().addingTimeInterval(Double(owner.leaseMilliseconds) / 3 / 1000)
             registry.withLock { $0[drop] = .ownedElsewhere(owner: holder, until: until) }
-            throw Self.notOwner(drop, holder)
+            return .remote(owner: holder)
         case .granted(let recovery, let epoch, let previousOwner):
             if previousOwner != nil { leaseEvents.tookOver() }
             let tenure = DropMachine.Tenure(
@@ -271,7 +276,7 @@ public final class ActorEngine: StoreBackedInventory {
             ) { [weak self] deposed in self?.forget(deposed) }
             registry.withLock { $0[drop] = .active(actor) }
             await actor.start()
-            return actor
+            return .local(actor)
         }
     }
 
@@ -282,9 +287,5 @@ public final class ActorEngine: StoreBackedInventory {
                 entries.removeValue(forKey: deposed.dropID)
             }
         }
-    }
-
-    private static func notOwner(_ drop: DropID, _ holder: String) -> EngineError {
-        EngineError(.notOwner, "drop \(drop) is owned by instance \(holder)", owner: holder)
     }
 }

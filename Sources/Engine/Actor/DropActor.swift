@@ -2,7 +2,7 @@
 // performs the machine's effects (commit a batch, answer callers, arm the expiry timer).
 import Foundation
 
-actor DropActor {
+actor DropActor: DropClaims {
     nonisolated let dropID: DropID
     private var machine: DropMachine
     private let store: any DropStore

@@ -47,6 +47,21 @@ public final class RowLockEngine: StoreBackedInventory {
         }
     }
 
+    /// Every drop is decided here: a request takes the drop row's lock itself.
+    public func route(_ drop: DropID) async throws -> DropRoute { .local(Claims(engine: self, drop: drop)) }
+    public var leases: (any DropLeases)? { nil }
+    public var batches: (any BatchFigures)? { nil }
+
+    private struct Claims: DropClaims {
+        let engine: RowLockEngine
+        let drop: DropID
+        func reserve(user: UserID) async throws -> ReserveOutcome { try await engine.reserve(drop: drop, user: user) }
+        func purchase(user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
+            try await engine.purchase(drop: drop, user: user, idempotencyKey: idempotencyKey)
+        }
+        func cancel(user: UserID) async throws -> CancelOutcome { try await engine.cancel(drop: drop, user: user) }
+    }
+
     public func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome {
         let result = try await one(ClaimItem(.reserve, user: user), on: drop)
         let startsAt = result == .rejected(.notStarted) ? try await store.snapshot(of: drop)?.drop.spec.startsAt : nil

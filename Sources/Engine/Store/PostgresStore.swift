@@ -13,50 +13,56 @@ public final class PostgresStore: DropStore {
         "id, name, price_cents, total_stock, sold, reserved, starts_at, per_user_limit, reserve_ttl_ms, created_at"
 
     public func createDrop(_ spec: DropSpec) async throws -> DropRecord {
-        let rows = try await pool.query(
-            """
-            INSERT INTO drops (name, price_cents, total_stock, starts_at, per_user_limit, reserve_ttl_ms)
-            VALUES ($1, $2, $3, $4, $5, $6) RETURNING \(Self.dropColumns)
-            """,
-            [
-                .text(spec.name), .int64(spec.priceCents), .int32(Int32(spec.totalStock)),
-                spec.startsAt.map { .timestamp($0) } ?? .null,
-                .int32(Int32(spec.perUserLimit)), .int32(Int32(spec.reserveTTLMilliseconds)),
-            ])
-        return try Self.drop(rows[0])
+        try await Self.asEngineError(writing: true) {
+            let rows = try await pool.query(
+                """
+                INSERT INTO drops (name, price_cents, total_stock, starts_at, per_user_limit, reserve_ttl_ms)
+                VALUES ($1, $2, $3, $4, $5, $6) RETURNING \(Self.dropColumns)
+                """,
+                [
+                    .text(spec.name), .int64(spec.priceCents), .int32(Int32(spec.totalStock)),
+                    spec.startsAt.map { .timestamp($0) } ?? .null,
+                    .int32(Int32(spec.perUserLimit)), .int32(Int32(spec.reserveTTLMilliseconds)),
+                ])
+            return try Self.drop(rows[0])
+        }
     }
 
     /// A page of drops as one committed state, read under the rows' share locks (see
     /// `committedRead`).
     public func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot] {
-        try await pool.withSession { session in
-            try Self.committedRead(session) {
-                let drops = try session.query(
-                    "SELECT \(Self.dropColumns) FROM drops WHERE id > $1 ORDER BY id LIMIT $2 FOR SHARE",
-                    [.int64(cursor ?? 0), .int32(Int32(clamping: limit))]
-                ).rows.map(Self.drop)
-                let recent = try Self.recentPurchases(of: drops.map(\.id), session)
-                return drops.map { DropSnapshot(drop: $0, recentPurchases: recent[$0.id] ?? []) }
+        try await Self.asEngineError(writing: false) {
+            try await pool.withSession { session in
+                try Self.committedRead(session) {
+                    let drops = try session.query(
+                        "SELECT \(Self.dropColumns) FROM drops WHERE id > $1 ORDER BY id LIMIT $2 FOR SHARE",
+                        [.int64(cursor ?? 0), .int32(Int32(clamping: limit))]
+                    ).rows.map(Self.drop)
+                    let recent = try Self.recentPurchases(of: drops.map(\.id), session)
+                    return drops.map { DropSnapshot(drop: $0, recentPurchases: recent[$0.id] ?? []) }
+                }
             }
         }
     }
 
     public func snapshot(of drop: DropID) async throws -> DropSnapshot? {
-        try await pool.withSession { session in
-            try Self.committedRead(session) {
-                guard
-                    let row = try session.query(
-                        "SELECT \(Self.dropColumns) FROM drops WHERE id = $1 FOR SHARE", [.int64(drop)]
-                    ).first
-                else {
-                    return []
-                }
-                return [
-                    DropSnapshot(
-                        drop: try Self.drop(row),
-                        recentPurchases: try Self.recentPurchases(of: [drop], session)[drop] ?? [])
-                ]
-            }.first
+        try await Self.asEngineError(writing: false) {
+            try await pool.withSession { session in
+                try Self.committedRead(session) {
+                    guard
+                        let row = try session.query(
+                            "SELECT \(Self.dropColumns) FROM drops WHERE id = $1 FOR SHARE", [.int64(drop)]
+                        ).first
+                    else {
+                        return []
+                    }
+                    return [
+                        DropSnapshot(
+                            drop: try Self.drop(row),
+                            recentPurchases: try Self.recentPurchases(of: [drop], session)[drop] ?? [])
+                    ]
+                }.first
+            }
         }
     }
 
@@ -264,22 +270,26 @@ public final class PostgresStore: DropStore {
     }
 
     public func reservations(of user: UserID) async throws -> [Reservation] {
-        try await pool.query(
-            """
-            SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
-            WHERE user_id = $1 ORDER BY id DESC LIMIT 1000
-            """, [.int64(user)]
-        ).rows.map(Self.reservation)
+        try await Self.asEngineError(writing: false) {
+            try await pool.query(
+                """
+                SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
+                WHERE user_id = $1 ORDER BY id DESC LIMIT 1000
+                """, [.int64(user)]
+            ).rows.map(Self.reservation)
+        }
     }
 
     /// One probe of `reservations_by_user` (user, drop).
     public func liveHold(of user: UserID, on drop: DropID) async throws -> Reservation? {
-        try await pool.query(
-            """
-            SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
-            WHERE user_id = $1 AND drop_id = $2 AND status = 'ACTIVE' ORDER BY id DESC LIMIT 1
-            """, [.int64(user), .int64(drop)]
-        ).rows.first.map(Self.reservation)
+        try await Self.asEngineError(writing: false) {
+            try await pool.query(
+                """
+                SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
+                WHERE user_id = $1 AND drop_id = $2 AND status = 'ACTIVE' ORDER BY id DESC LIMIT 1
+                """, [.int64(user), .int64(drop)]
+            ).rows.first.map(Self.reservation)
+        }
     }
 
     public func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) async throws -> [DropID] {
@@ -294,11 +304,31 @@ public final class PostgresStore: DropStore {
     }
 
     public func upsertUser(_ user: UserID, name: String, role: String) async throws {
-        try await pool.query(
-            """
-            INSERT INTO users (id, name, role) VALUES ($1, $2, $3)
-            ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role
-            """, [.int64(user), .text(name), .text(role)])
+        try await Self.asEngineError(writing: true) {
+            try await pool.query(
+                """
+                INSERT INTO users (id, name, role) VALUES ($1, $2, $3)
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role
+                """, [.int64(user), .text(name), .text(role)])
+        }
+    }
+
+    /// The store's failures leave the Engine as `EngineError`, saying whether anything was
+    /// applied: values the schema refused (SQLSTATE class 23) are an invalid drop; a read, or
+    /// a statement that never reached the database, applied nothing; a write whose answer was
+    /// lost may have committed.
+    static func asEngineError<T>(writing: Bool, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PostgresError {
+            if error.sqlState?.hasPrefix("23") == true {
+                throw EngineError(.invalidDrop, "the database refused these values")
+            }
+            if !writing || error.kind == .connection || error.kind == .server {
+                throw EngineError(.storeUnavailable, "the database is unavailable: \(error)")
+            }
+            throw EngineError(.outcomeUnknown, "the database's answer was lost: \(error)")
+        }
     }
 
     // MARK: - Decoding

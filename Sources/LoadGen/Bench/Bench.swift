@@ -103,7 +103,7 @@ public enum Bench {
             if case .reserved = try await inventory.reserve(drop: hot.id, user: user) { return true }
             return false
         }
-        let batches = (inventory as? ActorEngine)?.batchStatistics()
+        let batches = inventory.batches?.batchStatistics()
         let inDatabase =
             try await pool.query(
                 "SELECT count(*) AS n FROM reservations WHERE drop_id = $1", [.int64(hot.id)]

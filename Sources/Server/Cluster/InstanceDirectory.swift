@@ -1,5 +1,5 @@
-// Where each server instance can be reached: its advertised address and a heartbeat, in
-// PostgreSQL (the one store every instance shares). An instance registers once it listens,
+// Where each server instance can be reached: its advertised address and a heartbeat, in the
+// store every instance shares (`InstanceRegistry`). An instance registers once it listens,
 // beats every `heartbeatMilliseconds`, and leaves on graceful shutdown; a claim for a drop
 // owned elsewhere looks the owner up here.
 import Engine
@@ -10,14 +10,14 @@ import Synchronization
 
 final class InstanceDirectory: Service {
     let instance: String
-    private let pool: PostgresPool
+    private let registry: any InstanceRegistry
     private let logger: Logger
     private let advertised = Mutex<String?>(nil)
     private let cache = Mutex<[String: (address: String?, at: ContinuousClock.Instant)]>([:])
 
-    init(instance: String, pool: PostgresPool, logger: Logger) {
+    init(instance: String, registry: any InstanceRegistry, logger: Logger) {
         self.instance = instance
-        self.pool = pool
+        self.registry = registry
         self.logger = logger
     }
 
@@ -40,20 +40,16 @@ final class InstanceDirectory: Service {
             }
         }
         // Bounded: shutdown must not wait on a database that does not answer.
-        let pool = self.pool
+        let registry = self.registry
         let instance = self.instance
         await firstOf(timeout: .milliseconds(ServerDefaults.readinessTimeoutMilliseconds), orElse: ()) {
-            _ = try? await pool.query("DELETE FROM stockdrop_instances WHERE id = $1", [.text(instance)])
+            try? await registry.removeInstance(instance)
         }
     }
 
     private func beat(_ address: String) async {
         do {
-            try await pool.query(
-                """
-                INSERT INTO stockdrop_instances (id, address) VALUES ($1, $2)
-                ON CONFLICT (id) DO UPDATE SET address = excluded.address, heartbeat_at = clock_timestamp()
-                """, [.text(instance), .text(address)])
+            try await registry.heartbeat(instance: instance, address: address)
         } catch {
             logger.warning("instance heartbeat not written", metadata: ["error": "\(error)"])
         }
@@ -66,12 +62,7 @@ final class InstanceDirectory: Service {
         let fresh = Duration.milliseconds(ServerDefaults.heartbeatMilliseconds)
         if let hit = cache.withLock({ $0[other] }), now - hit.at < fresh { return hit.address }
         let deadAfter = ServerDefaults.heartbeatMilliseconds * ServerDefaults.heartbeatsMissedBeforeDead
-        let address = try await pool.query(
-            """
-            SELECT address FROM stockdrop_instances
-            WHERE id = $1 AND heartbeat_at > clock_timestamp() - $2 * interval '1 millisecond'
-            """, [.text(other), .int32(Int32(deadAfter))]
-        ).first.map { try $0.string("address") }
+        let address = try await registry.liveAddress(of: other, heartbeatWithinMilliseconds: deadAfter)
         cache.withLock { $0[other] = (address, now) }
         return address
     }

@@ -8,6 +8,8 @@ import Hummingbird
 
 struct DropRoutes: Sendable {
     let inventory: any Inventory
+    /// Where each claim is decided: here, or at its drop's owner.
+    let claims: ClaimPath
     let reads: DropReads
     let events: EventHub
     let buyers: BuyerNames
@@ -87,57 +89,59 @@ struct DropRoutes: Sendable {
             status: .created, headers: headers, response: DropResponse(DropSnapshot(drop: record, recentPurchases: [])))
     }
 
-    @Sendable func reserve(
-        _ request: Request, context: StockdropContext
-    ) async throws -> EditedResponse<ReservationResponse> {
+    @Sendable func reserve(_ request: Request, context: StockdropContext) async throws -> Response {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
-        switch try await inventory.reserve(drop: drop, user: caller.userID) {
-        case .reserved(let reservation):
-            return EditedResponse(status: .created, response: ReservationResponse(reservation))
-        case .notStarted(let until):
-            throw APIError(.notStarted, "the drop starts at \(APITime.string(until))")
-        case .alreadyHolding(let known):
-            var error = APIError(rejection: .alreadyHolding)
-            var hold = known
-            // The answer stands if this read fails: the body then lacks the hold, as documented.
-            // The rowlock strategy (or an actor that learned of the hold from the store's
-            // verdict) does not know it: one read of the store.
-            if hold == nil { hold = try? await inventory.liveHold(of: caller.userID, on: drop) }
-            error.holding = hold.map(ReservationResponse.init)
-            throw error
-        case let outcome:
-            throw Self.rejected(outcome.rejection)
+        return try await claims.decide(drop, request, context: context) { here in
+            switch try await here.reserve(user: caller.userID) {
+            case .reserved(let reservation):
+                return EditedResponse(status: .created, response: ReservationResponse(reservation))
+            case .notStarted(let until):
+                throw APIError(.notStarted, "the drop starts at \(APITime.string(until))")
+            case .alreadyHolding(let known):
+                var error = APIError(rejection: .alreadyHolding)
+                var hold = known
+                // The answer stands if this read fails: the body then lacks the hold, as
+                // documented. The rowlock strategy (or an actor that learned of the hold from
+                // the store's verdict) does not know it: one read of the store.
+                if hold == nil { hold = try? await inventory.liveHold(of: caller.userID, on: drop) }
+                error.holding = hold.map(ReservationResponse.init)
+                throw error
+            case let outcome:
+                throw Self.rejected(outcome.rejection)
+            }
         }
     }
 
-    @Sendable func purchase(
-        _ request: Request, context: StockdropContext
-    ) async throws -> EditedResponse<PurchaseResponse> {
+    @Sendable func purchase(_ request: Request, context: StockdropContext) async throws -> Response {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
         let key = try Self.idempotencyKey(request)
         events.noteName(caller.name, of: caller.userID)
-        switch try await inventory.purchase(drop: drop, user: caller.userID, idempotencyKey: key) {
-        case .purchased(let purchase, let replayed):
-            // The buyer's display name for the feed, once per buyer and only after a purchase
-            // committed: a refused request writes nothing.
-            await buyers.remember(caller, logger: context.logger)
-            var headers = HTTPFields()
-            if replayed { headers[.idempotentReplayed] = "true" }
-            return EditedResponse(
-                status: replayed ? .ok : .created, headers: headers, response: PurchaseResponse(purchase))
-        case let outcome:
-            throw Self.rejected(outcome.rejection)
+        return try await claims.decide(drop, request, context: context) { here in
+            switch try await here.purchase(user: caller.userID, idempotencyKey: key) {
+            case .purchased(let purchase, let replayed):
+                // The buyer's display name for the feed, once per buyer and only after a
+                // purchase committed: a refused request writes nothing.
+                await buyers.remember(caller, logger: context.logger)
+                var headers = HTTPFields()
+                if replayed { headers[.idempotentReplayed] = "true" }
+                return EditedResponse(
+                    status: replayed ? .ok : .created, headers: headers, response: PurchaseResponse(purchase))
+            case let outcome:
+                throw Self.rejected(outcome.rejection)
+            }
         }
     }
 
-    @Sendable func cancel(_ request: Request, context: StockdropContext) async throws -> ReservationResponse {
+    @Sendable func cancel(_ request: Request, context: StockdropContext) async throws -> Response {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
-        switch try await inventory.cancel(drop: drop, user: caller.userID) {
-        case .cancelled(let reservation): return ReservationResponse(reservation)
-        case let outcome: throw Self.rejected(outcome.rejection)
+        return try await claims.decide(drop, request, context: context) { here in
+            switch try await here.cancel(user: caller.userID) {
+            case .cancelled(let reservation): return ReservationResponse(reservation)
+            case let outcome: throw Self.rejected(outcome.rejection)
+            }
         }
     }
 

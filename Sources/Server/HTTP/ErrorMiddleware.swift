@@ -1,6 +1,7 @@
 // Turns every error into the API's one error shape before logging and metrics see it:
-// APIError as is; database failures 503 (422 when the schema refused the values); the router's 404 becomes 405 with Allow when the path exists under other
-// methods; Hummingbird's own HTTP errors keep their status; anything else is a bug, logged
+// APIError as is; EngineError (the store's failures among them, turned into EngineError at the
+// Engine's edge) by its one mapping, `APIError(engineError:)`; the router's 404 becomes 405
+// with Allow when the path exists under other methods; Hummingbird's own HTTP errors keep their status; anything else is a bug, logged
 // with the request id and answered 500 without its details.
 import Engine
 import HTTPTypes
@@ -25,16 +26,6 @@ struct ErrorMiddleware: RouterMiddleware {
                 context.logger.warning("engine failure", metadata: ["error": "\(error)"])
             }
             return try answer.response(from: request, context: context)
-        } catch let error as PostgresError {
-            // The database refused (23xxx: the schema's own checks) or could not be reached;
-            // either way nothing was acknowledged. Its words stay in the log.
-            if error.sqlState?.hasPrefix("23") == true {
-                context.logger.notice("database refused values", metadata: ["error": "\(error)"])
-                return try APIError(.validationFailed, "the database refused these values").response(
-                    from: request, context: context)
-            }
-            context.logger.warning("database failure", metadata: ["error": "\(error)"])
-            return try APIError(.unavailable, "the database is unavailable").response(from: request, context: context)
         } catch let error as HTTPError {
             return try translate(error, request: request, context: context)
         } catch {

@@ -60,7 +60,7 @@ struct OperationsRoutes: Sendable {
         }
         router.get("/ready") { _, _ in
             let readiness = await parts.readiness.check()
-            let leases = (parts.inventory as? ActorEngine)?.leaseStatistics() ?? LeaseStatistics()
+            let leases = parts.inventory.leases?.leaseStatistics() ?? LeaseStatistics()
             let body = Readiness(
                 ready: readiness.ready, database: readiness.databaseReachable ? "ok" : "unreachable",
                 schemaVersion: readiness.schemaVersion, expectedSchemaVersion: Migrations.latestVersion,

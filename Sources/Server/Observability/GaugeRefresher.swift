@@ -5,15 +5,17 @@ import Synchronization
 
 final class GaugeRefresher: Sendable {
     private let inventory: any Inventory
-    private let pool: PostgresPool
+    private let status: any StoreStatus
     private let metrics: ServerMetrics
     private let events: EventHub
     private let relay: RedisRelay?
     private let lastRefresh = Mutex<ContinuousClock.Instant?>(nil)
 
-    init(inventory: any Inventory, pool: PostgresPool, metrics: ServerMetrics, events: EventHub, relay: RedisRelay?) {
+    init(
+        inventory: any Inventory, status: any StoreStatus, metrics: ServerMetrics, events: EventHub, relay: RedisRelay?
+    ) {
         self.inventory = inventory
-        self.pool = pool
+        self.status = status
         self.metrics = metrics
         self.events = events
         self.relay = relay
@@ -36,16 +38,13 @@ final class GaugeRefresher: Sendable {
             return true
         }
         guard due else { return }
-        if let engine = inventory as? ActorEngine {
-            metrics.set(gauge: "stockdrop_queued_claims", Double(await engine.queuedClaims()))
-            metrics.record(engine.leaseStatistics())
+        if let batches = inventory.batches {
+            metrics.set(gauge: "stockdrop_queued_claims", Double(await batches.queuedClaims()))
         }
-        if let rows = try? await pool.query(
-            "SELECT coalesce(sum(reserved), 0) AS reserved, coalesce(sum(sold), 0) AS sold FROM drops"),
-            let row = rows.first
-        {
-            metrics.set(gauge: "stockdrop_active_reservations", Double((try? row.int64("reserved")) ?? 0))
-            metrics.set(gauge: "stockdrop_units_sold", Double((try? row.int64("sold")) ?? 0))
+        if let leases = inventory.leases { metrics.record(leases.leaseStatistics()) }
+        if let totals = try? await status.stockTotals() {
+            metrics.set(gauge: "stockdrop_active_reservations", Double(totals.reserved))
+            metrics.set(gauge: "stockdrop_units_sold", Double(totals.sold))
         }
     }
 }

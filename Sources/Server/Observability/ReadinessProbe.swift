@@ -11,20 +11,20 @@ final class ReadinessProbe: Sendable {
         var ready: Bool { databaseReachable && schemaVersion == Migrations.latestVersion }
     }
 
-    private let pool: PostgresPool
+    private let status: any StoreStatus
     private let inFlight = Mutex<Task<Readiness, Never>?>(nil)
 
-    init(pool: PostgresPool) {
-        self.pool = pool
+    init(status: any StoreStatus) {
+        self.status = status
     }
 
     /// At most one readiness query is in flight: probes that arrive meanwhile wait for it, so
     /// a hung database and a busy load balancer cannot pile queries into the pool.
     func check() async -> Readiness {
-        let pool = self.pool
+        let status = self.status
         let query = inFlight.withLock { current -> Task<Readiness, Never> in
             if let current { return current }
-            let task = Task { await Self.query(pool) }
+            let task = Task { await Self.query(status) }
             current = task
             return task
         }
@@ -40,10 +40,9 @@ final class ReadinessProbe: Sendable {
         }
     }
 
-    private static func query(_ pool: PostgresPool) async -> Readiness {
+    private static func query(_ status: any StoreStatus) async -> Readiness {
         do {
-            let rows = try await pool.query("SELECT coalesce(max(version), 0) AS version FROM schema_migrations")
-            let version = try rows.first?.int("version") ?? 0
+            let version = try await status.schemaVersion()
             return Readiness(
                 databaseReachable: true, schemaVersion: version,
                 problem: version == Migrations.latestVersion

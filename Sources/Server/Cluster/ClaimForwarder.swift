@@ -1,10 +1,8 @@
-// A claim for a drop another instance owns is sent on to that owner (docs/design.md
-// "Scale-out"), and the owner's answer is returned unchanged. The engine says when a claim is not
-// its to decide (`notOwner`, or `fenced`: the lease changed hands under it) and names the
-// owner; nothing was applied here then. The caller's bearer token goes along (the owner
-// verifies it itself), with the time the caller still waits and the sender's id, which is
-// also the hop limit: a forwarded claim is never forwarded again, so two instances that
-// disagree for a moment about the owner answer 503 `owner_changing` instead of ping-ponging.
+// Sends a claim on to the instance that owns its drop (docs/design.md "Scale-out") and returns
+// the owner's answer unchanged. The caller's bearer token goes along (the owner verifies it
+// itself), with the time the caller still waits and the sender's id, which is also the hop
+// limit (`ClaimPath`). It also watches where an owner's claims come from, to hand a drop back
+// to the instance the balancer sends its buyers to (`HandBackPolicy`).
 import AsyncHTTPClient
 import Engine
 import Foundation
@@ -14,79 +12,31 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-struct ClaimForwarding: RouterMiddleware {
-    typealias Context = StockdropContext
-    let forwarder: ClaimForwarder
-
-    func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
-    ) async throws -> Response {
-        let drop = ClaimRoutes.drop(inPath: request.uri.path)
-        let sender = request.headers[.stockdropForwardedBy]
-        // A claim forwarded here for a drop this instance no longer runs (it handed the drop
-        // back, or stepped down) is not a reason to take the lease again: the sender is told,
-        // forgets this owner and asks the store itself.
-        if let drop, sender != nil, let engine = forwarder.engine, !engine.runs(drop) {
-            throw APIError(.ownerChanging, ClaimForwarder.changing)
-        }
-        // A claim whose owner moved as it reached it (nothing was applied there) is decided
-        // here once more, which takes the lease or learns the new owner and forwards there:
-        // once, so that a drop changing hands costs its buyers a hop, not a 503.
-        var retried = false
-        while true {
-            do {
-                var response = try await next(request, context)
-                response.headers[.stockdropInstance] = forwarder.instance
-                if let drop { forwarder.answered(drop, forwardedBy: sender) }
-                return response
-            } catch let error as EngineError where error.code == .notOwner || error.code == .fenced {
-                // A claim forwarded here is never forwarded again (the hop limit): its sender
-                // hears owner_changing and decides again itself.
-                guard sender == nil else { throw forwarder.refused() }
-                guard let owner = error.owner, owner != forwarder.instance else {
-                    // No owner named (the lease is between owners): ask the store once more.
-                    guard !retried, let drop else { throw forwarder.refused() }
-                    forwarder.engine?.forgetOwner(of: drop)
-                    retried = true
-                    continue
-                }
-                let (answer, ownerMoved) = try await forwarder.forward(request, to: owner, context: context)
-                guard ownerMoved, !retried else { return answer }
-                retried = true
-            } catch let error as APIError where drop != nil {
-                // Rejections (sold out, already holding) are answers of the owner too.
-                forwarder.answered(drop!, forwardedBy: sender)
-                throw error
-            }
-        }
-    }
-}
-
 final class ClaimForwarder: Sendable {
     private let directory: InstanceDirectory
     private let metrics: ServerMetrics
-    /// The actor engine (nil for rowlock, which has no leases to forward by).
-    let engine: ActorEngine?
+    /// The strategy's leases (nil for rowlock, which has no owners to forward to).
+    let leases: (any DropLeases)?
     private let forwardedCount = Atomic<Int>(0)
     private let handBack = Mutex(HandBackPolicy())
     private let started = ContinuousClock.now
     /// Made on the first forward: a lone instance never opens one.
     private let clientBox = Mutex<HTTPClient?>(nil)
 
-    init(directory: InstanceDirectory, metrics: ServerMetrics, engine: ActorEngine?) {
+    init(directory: InstanceDirectory, metrics: ServerMetrics, leases: (any DropLeases)?) {
         self.directory = directory
         self.metrics = metrics
-        self.engine = engine
+        self.leases = leases
     }
 
     /// This owner answered a claim on `drop`: perhaps the drop belongs where its claims come
     /// from (HandBackPolicy).
     func answered(_ drop: DropID, forwardedBy sender: String?) {
-        guard let engine else { return }
+        guard let leases else { return }
         let now = (ContinuousClock.now - started).seconds
         guard handBack.withLock({ $0.answered(drop, forwardedBy: sender, now: now) }) != nil else { return }
         metrics.recordHandBack()
-        Task { await engine.handBack(drop) }
+        Task { await leases.handBack(drop) }
     }
 
     private var client: HTTPClient {
@@ -129,12 +79,11 @@ final class ClaimForwarder: Sendable {
         return APIError(.ownerChanging, Self.changing)
     }
 
-    /// The owner's answer, and whether it said it no longer runs the drop (`owner_changing`).
+    /// The owner's answer to a claim on `drop`, and whether it said it no longer runs the drop
+    /// (`owner_changing`).
     func forward(
-        _ request: Request, to owner: String, context: StockdropContext
-    ) async throws -> (
-        Response, ownerMoved: Bool
-    ) {
+        _ request: Request, on drop: DropID, to owner: String, context: StockdropContext
+    ) async throws -> (response: Response, ownerMoved: Bool) {
         guard let address = try await directory.address(of: owner) else {
             metrics.recordForward(result: "unreachable")
             context.logger.warning("owner not in the directory", metadata: ["owner": "\(owner)"])
@@ -169,11 +118,9 @@ final class ClaimForwarder: Sendable {
         }
         metrics.recordForward(result: "answered")
         var ownerMoved = false
-        if answer.status.code == 503, String(buffer: body).contains(#""code":"owner_changing""#),
-            let drop = ClaimRoutes.drop(inPath: request.uri.path)
-        {
+        if answer.status.code == 503, String(buffer: body).contains(#""code":"owner_changing""#) {
             // That instance no longer runs the drop: the next claim asks the store.
-            engine?.forgetOwner(of: drop)
+            leases?.forgetOwner(of: drop)
             ownerMoved = true
         }
         var headers = HTTPFields()
@@ -194,7 +141,7 @@ final class ClaimForwarder: Sendable {
     static let changing = "the drop's owner is changing between instances; nothing was applied, retry shortly"
     /// Names this instance's own lease (`--lease-ms`), which every instance of a cluster shares.
     var unreachable: String {
-        let leaseMilliseconds = engine?.owner.leaseMilliseconds ?? Defaults.leaseMilliseconds
+        let leaseMilliseconds = leases?.owner.leaseMilliseconds ?? Defaults.leaseMilliseconds
         return "the instance that owns this drop is unreachable; nothing was applied. Its lease lapses "
             + "within \(leaseMilliseconds) ms and another instance takes the drop over: retry shortly"
     }

@@ -1,0 +1,32 @@
+// What a server asks of the store besides drops and claims: where the other instances are,
+// whether the store is ready for this build, and the totals behind the gauges. The SQL stays
+// in the store (`PostgresStore+Operations`); the server sees these calls and `EngineError`.
+import Foundation
+
+/// Where each server instance can be reached: its advertised address and a heartbeat.
+public protocol InstanceRegistry: Sendable {
+    /// Writes the instance's address and a fresh heartbeat (the store's clock).
+    func heartbeat(instance: String, address: String) async throws
+    /// The address of an instance whose heartbeat is younger than `heartbeatWithinMilliseconds`.
+    func liveAddress(of instance: String, heartbeatWithinMilliseconds: Int) async throws -> String?
+    /// Removes the instance (a graceful shutdown): no one forwards to it any more.
+    func removeInstance(_ instance: String) async throws
+}
+
+/// The store's state as operators read it.
+public protocol StoreStatus: Sendable {
+    /// The highest migration applied (0 when none).
+    func schemaVersion() async throws -> Int
+    /// Units held and sold over every drop.
+    func stockTotals() async throws -> StockTotals
+}
+
+public struct StockTotals: Sendable, Equatable {
+    public var reserved: Int64
+    public var sold: Int64
+
+    public init(reserved: Int64, sold: Int64) {
+        self.reserved = reserved
+        self.sold = sold
+    }
+}
