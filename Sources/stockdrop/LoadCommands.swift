@@ -68,6 +68,61 @@ struct RunCommand: AsyncParsableCommand {
     )
     var planOnly = false
 
+    /// Every check of the options alone, before anything is read or sent (exit 64 with the
+    /// usage); what needs the scenario file is checked in `run()`.
+    func validate() throws {
+        if let target, ScenarioTarget.parse(target) == nil {
+            throw ValidationError("--target: `\(target)` is neither `inprocess` nor an http(s) URL")
+        }
+        for (name, value, most) in [
+            ("--users", users, LoadDefaults.maxUsers), ("--stock", stock, Defaults.maxTotalStock),
+        ]
+        where value.map({ $0 < 0 || $0 > most }) ?? false {
+            throw ValidationError("\(name) must be 0…\(most)")
+        }
+        if let duration, !(duration > 0 && duration <= 3_600) {
+            throw ValidationError("--duration must be in (0, 3600] seconds")
+        }
+        if let watchers, !(0...LoadDefaults.maxWatchers).contains(watchers) {
+            throw ValidationError("--watchers must be 0…\(LoadDefaults.maxWatchers)")
+        }
+        guard (1...100_000).contains(connections ?? 1), (1...600_000).contains(timeoutMs) else {
+            throw ValidationError("--connections must be 1…100000 and --timeout-ms 1…600000")
+        }
+        if let nemesis, case .failure(let error) = NemesisPlan.parseFaults(nemesis) {
+            throw ValidationError("--nemesis: \(error)")
+        }
+        if let nemesisInterval, Self.nemesisIntervalMilliseconds(nemesisInterval) == nil {
+            throw ValidationError("--nemesis-interval: `\(nemesisInterval)` is not a duration in 500ms…10m")
+        }
+        if nemesis != nil, target != nil {
+            throw ValidationError("--target: a nemesis run starts its own cluster; drop --target")
+        }
+        if let shard, case .failure(let error) = ShardSpec.parse(shard) { throw ValidationError("--shard: \(error)") }
+        if let startAt, RunFile.startInstant(startAt) == nil {
+            throw ValidationError("--start-at: `\(startAt)` is neither an RFC 3339 time nor +DELAY (e.g. +30s)")
+        }
+        guard !planOnly else { return }
+        if setupOnly, shard != nil { throw ValidationError("--setup-only and --shard are two steps: run them apart") }
+        if setupOnly || shard != nil {
+            guard runFile != nil else {
+                throw ValidationError("\(setupOnly ? "--setup-only" : "--shard") needs --run-file PATH")
+            }
+            guard nemesis == nil else { throw ValidationError("a sharded run cannot start a nemesis cluster") }
+        } else {
+            for (name, given) in [("--run-file", runFile != nil), ("--start-at", startAt != nil)] where given {
+                throw ValidationError("\(name) belongs to --setup-only or --shard")
+            }
+        }
+    }
+
+    static func nemesisIntervalMilliseconds(_ text: String) -> Int? {
+        guard let milliseconds = ScenarioDuration.milliseconds(text), (500...600_000).contains(milliseconds) else {
+            return nil
+        }
+        return Int(milliseconds)
+    }
+
     func run() async throws {
         let parsed: Scenario
         switch ScenarioParser.parse(contentsOf: scenario) {
@@ -76,47 +131,24 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(ExitStatus.badScenario)
         }
-        var targetChoice: TargetChoice?
-        if let target {
-            guard let choice = ScenarioTarget.parse(target) else {
-                FileHandle.standardError.write(
-                    Data("--target: `\(target)` is neither `inprocess` nor an http(s) URL\n".utf8))
-                throw ExitCode(ExitStatus.usage)
-            }
-            targetChoice = choice
-        }
-        for (name, value, most) in [
-            ("--users", users, LoadDefaults.maxUsers), ("--stock", stock, Defaults.maxTotalStock),
-        ]
-        where value.map({ $0 < 0 || $0 > most }) ?? false {
-            FileHandle.standardError.write(Data("\(name) must be 0…\(most)\n".utf8))
-            throw ExitCode(ExitStatus.usage)
-        }
-        if let duration, !(duration > 0 && duration <= 3_600) {
-            FileHandle.standardError.write(Data("--duration must be in (0, 3600] seconds\n".utf8))
-            throw ExitCode(ExitStatus.usage)
-        }
         var scenario = parsed.overriding(
             users: users.map { max(1, $0) }, stock: stock, durationSeconds: duration, seed: seed,
-            strategies: strategy?.strategies, target: targetChoice, watchers: watchers)
+            strategies: strategy?.strategies, target: target.flatMap(ScenarioTarget.parse), watchers: watchers)
         if nemesis != nil || nemesisInterval != nil {
             scenario.nemesis = try nemesisPlan(scenario.nemesis)
         }
-        if scenario.nemesis != nil, target != nil {
-            FileHandle.standardError.write(Data("--target: a nemesis run starts its own cluster; drop --target\n".utf8))
-            throw ExitCode(ExitStatus.usage)
-        }
-        if let watchers, !(0...LoadDefaults.maxWatchers).contains(watchers) {
-            FileHandle.standardError.write(Data("--watchers must be 0…\(LoadDefaults.maxWatchers)\n".utf8))
+        // The scenario file's own nemesis, against the options.
+        if scenario.nemesis != nil, target != nil || setupOnly || shard != nil {
+            let conflict =
+                target != nil
+                ? "--target: a nemesis run starts its own cluster; drop --target"
+                : "a sharded run cannot start a nemesis cluster"
+            FileHandle.standardError.write(Data("\(conflict)\n".utf8))
             throw ExitCode(ExitStatus.usage)
         }
         if scenario.watchers > 0, case .inProcess = scenario.target {
             FileHandle.standardError.write(
                 Data("note: watchers need a server target (--target URL); none attached in process\n".utf8))
-        }
-        guard (1...100_000).contains(connections ?? 1), (1...600_000).contains(timeoutMs) else {
-            FileHandle.standardError.write(Data("--connections must be 1…100000 and --timeout-ms 1…600000\n".utf8))
-            throw ExitCode(ExitStatus.usage)
         }
         let environment = ProcessInfo.processInfo.environment
         var options = RunOptions(
@@ -134,10 +166,6 @@ struct RunCommand: AsyncParsableCommand {
         if setupOnly || shard != nil {
             try await runSharded(scenario, options: options)
             return
-        }
-        for (name, given) in [("--run-file", runFile != nil), ("--start-at", startAt != nil)] where given {
-            FileHandle.standardError.write(Data("\(name) belongs to --setup-only or --shard\n".utf8))
-            throw ExitCode(ExitStatus.usage)
         }
         let interactive = isatty(STDERR_FILENO) == 1
         print(
@@ -175,20 +203,14 @@ extension RunCommand {
     /// `--setup-only` (drops and the run file) or `--shard i/n` (one slice of the load, its
     /// report directory for `stockdrop report merge`).
     func runSharded(_ given: Scenario, options: RunOptions) async throws {
-        func fail(_ message: String, _ status: Int32 = ExitStatus.usage) -> ExitCode {
+        func fail(_ message: String, _ status: Int32) -> ExitCode {
             FileHandle.standardError.write(Data("\(message)\n".utf8))
             return ExitCode(status)
         }
-        guard !(setupOnly && shard != nil) else { throw fail("--setup-only and --shard are two steps: run them apart") }
-        guard let runFile else { throw fail("\(setupOnly ? "--setup-only" : "--shard") needs --run-file PATH") }
-        guard nemesis == nil, given.nemesis == nil else { throw fail("a sharded run cannot start a nemesis cluster") }
+        // validate() saw to the options: a run file, a well-formed --shard and --start-at.
+        guard let runFile else { return }
         var scenario = given
-        let startInstant = try startAt.map { text in
-            guard let date = RunFile.startInstant(text) else {
-                throw fail("--start-at: `\(text)` is neither an RFC 3339 time nor +DELAY (e.g. +30s)")
-            }
-            return date
-        }
+        let startInstant = startAt.flatMap { RunFile.startInstant($0) }
         do {
             if setupOnly {
                 let start = startInstant ?? Date().addingTimeInterval(LoadDefaults.shardStartLeadSeconds)
@@ -202,7 +224,7 @@ extension RunCommand {
                 )
                 return
             }
-            guard let spec = try parsedShard() else { throw fail("--shard: missing") }
+            guard let spec = parsedShard() else { return }
             let file = try RunFile.read(runFile)
             if target == nil, let choice = ScenarioTarget.parse(file.target) { scenario.target = choice }
             if scenario.watchers > 0 {
@@ -236,21 +258,16 @@ extension RunCommand {
         }
     }
 
-    /// `--shard i/n`, or nil without it; a malformed one is a usage error.
-    func parsedShard() throws -> ShardSpec? {
-        guard let shard else { return nil }
-        switch ShardSpec.parse(shard) {
-        case .success(let spec): return spec
-        case .failure(let error):
-            FileHandle.standardError.write(Data("--shard: \(error)\n".utf8))
-            throw ExitCode(ExitStatus.usage)
-        }
+    /// `--shard i/n`, or nil without it (validate() refused a malformed one).
+    func parsedShard() -> ShardSpec? {
+        guard let shard, case .success(let spec) = ShardSpec.parse(shard) else { return nil }
+        return spec
     }
 
     /// Who arrives when (the whole scenario, or one shard's slice): what a sharded run's test
     /// compares across shards.
     func printPlan(_ scenario: Scenario) throws {
-        let spec = try parsedShard() ?? .whole
+        let spec = parsedShard() ?? .whole
         var out = ""
         for user in LoadRunner.plan(scenario, shard: spec) {
             out += "\(user.user) \(user.dropIndex) \(user.arrivalMicroseconds)\n"
@@ -265,23 +282,9 @@ extension RunCommand {
     /// The scenario's plan with the command line's faults and interval over it.
     func nemesisPlan(_ scenarioPlan: NemesisPlan?) throws -> NemesisPlan {
         var plan = scenarioPlan ?? NemesisPlan(faults: [])
-        if let nemesis {
-            switch NemesisPlan.parseFaults(nemesis) {
-            case .success(let kinds): plan.faults = kinds
-            case .failure(let error):
-                FileHandle.standardError.write(Data("--nemesis: \(error)\n".utf8))
-                throw ExitCode(ExitStatus.usage)
-            }
-        }
-        if let nemesisInterval {
-            guard let milliseconds = ScenarioDuration.milliseconds(nemesisInterval),
-                (500...600_000).contains(milliseconds)
-            else {
-                FileHandle.standardError.write(
-                    Data("--nemesis-interval: `\(nemesisInterval)` is not a duration in 500ms…10m\n".utf8))
-                throw ExitCode(ExitStatus.usage)
-            }
-            plan.intervalMilliseconds = Int(milliseconds)
+        if let nemesis, case .success(let kinds) = NemesisPlan.parseFaults(nemesis) { plan.faults = kinds }
+        if let milliseconds = nemesisInterval.flatMap(Self.nemesisIntervalMilliseconds) {
+            plan.intervalMilliseconds = milliseconds
         }
         guard !plan.faults.isEmpty else {
             FileHandle.standardError.write(Data("--nemesis-interval needs faults (--nemesis or the scenario's)\n".utf8))
