@@ -227,7 +227,7 @@ import Testing
         let url = try await TestDatabase.fresh("engine_recovery")
         let (before, beforePool) = engine(.actor, url: url)
         let drop = try await before.createDrop(
-            DropSpec(name: "Restart", priceCents: 100, totalStock: 3, reserveTTLMilliseconds: 3_000))
+            DropSpec(name: "Restart", priceCents: 100, totalStock: 3, reserveTTLMilliseconds: 8_000))
         for user in 1...3 { _ = try await before.reserve(drop: drop.id, user: UserID(user)) }
         await before.shutdown()
         await beforePool.close()
@@ -237,9 +237,10 @@ import Testing
         // Activation: the holds are known and sold out is answered from memory.
         #expect(try await after.reserve(drop: drop.id, user: 99) == .soldOut)
         #expect(await after.activeHoldCount(of: drop.id) == 3)
-        // Without further requests the re-armed timer expires them (bounded wait: 10 s). The TTL
-        // leaves room for a busy machine between the two engines (400 ms was seen too short).
-        let deadline = Date().addingTimeInterval(10)
+        // Without further requests the re-armed timer expires them (bounded wait: 20 s). The TTL
+        // leaves room for a busy machine between the two engines (400 ms was seen too short, and
+        // 3 s once, with every suite running at once on two cores).
+        let deadline = Date().addingTimeInterval(20)
         // The sweep's commit is visible in the database a moment before the actor has read its
         // answer: wait for both.
         var counts = try await tally(url, drop: drop.id)

@@ -11,7 +11,7 @@
 // - A batch with the current epoch renews the lease: an owner at work keeps its drops.
 // The claims themselves are applied by migration 4's function, renamed: every rule it
 // enforces stays in one place. A refusal is one row (ord 0, code `fenced` or `leased`) with
-// the lease's owner in the `idempotency_key` column.
+// the lease's owner in the `idempotency_key` column (migration 7 gives it a column of its own).
 extension Migrations {
     static let leases = Migration(
         version: 5, name: "drop leases and fenced batches",

@@ -10,7 +10,7 @@ public struct Migration: Sendable {
 
 public enum Migrations {
     public static let all: [Migration] = [
-        initialSchema, batchFunction, setBasedDropReference, replayRules, leases, leanBatch,
+        initialSchema, batchFunction, setBasedDropReference, replayRules, leases, leanBatch, leaseHolderColumn,
     ]
 
     public static var latestVersion: Int { all.map(\.version).max() ?? 0 }

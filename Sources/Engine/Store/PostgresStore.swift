@@ -243,7 +243,7 @@ public final class PostgresStore: DropStore {
             rows = try await pool.withSession { session in
                 do {
                     return try session.query(
-                        "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6)",
+                        "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key, lease_holder FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6)",
                         [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)] + lease)
                 } catch let error as PostgresError where error.kind != .server {
                     throw SentBatchLost(underlying: error)
@@ -345,9 +345,9 @@ public final class PostgresStore: DropStore {
             case "fenced":
                 throw EngineError(
                     .fenced, "the lease of drop \(batch.dropID) changed hands; the batch was refused",
-                    owner: try row.optionalString("idempotency_key"))
+                    owner: try row.optionalString("lease_holder"))
             case "leased":
-                let owner = try row.optionalString("idempotency_key")
+                let owner = try row.optionalString("lease_holder")
                 throw EngineError(
                     .leased, "drop \(batch.dropID) is owned by instance \(owner ?? "?"); nothing was applied",
                     owner: owner)
