@@ -10,17 +10,19 @@
 -- Name: stockdrop_apply_batch(bigint, integer[], bigint[], text[], bigint, integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.stockdrop_apply_batch(p_drop bigint, p_kinds integer[], p_users bigint[], p_keys text[], p_epoch bigint DEFAULT NULL::bigint, p_lease_ms integer DEFAULT NULL::integer) RETURNS TABLE(ord integer, code text, reservation_id bigint, user_id bigint, purchase_id bigint, created_us bigint, expires_us bigint, ended_us bigint, sold integer, reserved integer, price_cents bigint, idempotency_key text, lease_holder text)
+CREATE FUNCTION public.stockdrop_apply_batch(p_drop bigint, p_kinds integer[], p_users bigint[], p_keys text[], p_epoch bigint DEFAULT NULL::bigint, p_lease_ms integer DEFAULT NULL::integer) RETURNS TABLE(ord integer, code text, reservation_id bigint, user_id bigint, purchase_id bigint, created_us bigint, expires_us bigint, ended_us bigint, sold integer, reserved integer, price_cents bigint, idempotency_key text, lease_holder text, total_stock integer)
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
 DECLARE
     l record;
     v_now timestamptz;
+    v_total integer;
 BEGIN
-    SELECT drops.lease_owner, drops.lease_epoch, drops.lease_expires_at INTO l
+    SELECT drops.lease_owner, drops.lease_epoch, drops.lease_expires_at, drops.total_stock INTO l
     FROM drops WHERE drops.id = p_drop FOR UPDATE;
     IF FOUND THEN
+        v_total := l.total_stock;
         v_now := clock_timestamp();
         IF p_epoch IS NOT NULL THEN
             IF p_lease_ms IS NULL OR p_lease_ms <= 0 THEN
@@ -31,7 +33,7 @@ BEGIN
             IF p_epoch <> l.lease_epoch OR l.lease_owner IS NULL THEN
                 RETURN QUERY SELECT 0, 'fenced'::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
                                     NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, NULL::bigint,
-                                    NULL::text, l.lease_owner;
+                                    NULL::text, l.lease_owner, NULL::integer;
                 RETURN;
             END IF;
             UPDATE drops SET lease_expires_at = v_now + p_lease_ms * interval '1 millisecond'
@@ -40,7 +42,7 @@ BEGIN
             IF l.lease_expires_at > v_now THEN
                 RETURN QUERY SELECT 0, 'leased'::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
                                     NULL::bigint, NULL::bigint, NULL::integer, NULL::integer, NULL::bigint,
-                                    NULL::text, l.lease_owner;
+                                    NULL::text, l.lease_owner, NULL::integer;
                 RETURN;
             END IF;
             -- The owner lapsed: this write changes the drop behind its memory, so it
@@ -49,7 +51,8 @@ BEGIN
             WHERE drops.id = p_drop;
         END IF;
     END IF;
-    RETURN QUERY SELECT c.*, NULL::text FROM stockdrop_apply_claims(p_drop, p_kinds, p_users, p_keys) c;
+    RETURN QUERY SELECT c.*, NULL::text, CASE WHEN c.code = 'counters' THEN v_total END
+                 FROM stockdrop_apply_claims(p_drop, p_kinds, p_users, p_keys) c;
 END
 $$;
 

@@ -61,10 +61,9 @@ public func buildApplication(
         url: configuration.databaseURL, size: configuration.poolSize, deadlines: configuration.databaseDeadlines)
     let postgres = PostgresStore(pool: pool)
     let store = InstrumentedStore(base: postgres, metrics: metrics)
-    let events = EventHub(stockEventsPerSecond: configuration.stockEventsPerSecond)
     let reads = DropReads(store: store)
-    events.feedReads(reads)
-    let publisher = CommitPublisher(events: events, store: store, reads: reads)
+    let events = EventHub(stockEventsPerSecond: configuration.stockEventsPerSecond, reads: reads)
+    let publisher = CommitPublisher(events: events, reads: reads)
     let inventory: any Inventory =
         switch configuration.strategy {
         case .actor:

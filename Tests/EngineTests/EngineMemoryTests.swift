@@ -302,10 +302,12 @@ import Testing
         let batch = ClaimBatch(dropID: 1, items: [ClaimItem(.reserve, user: 1)])
         let columns = [
             "ord", "code", "reservation_id", "user_id", "purchase_id", "created_us", "expires_us", "ended_us",
-            "sold", "reserved", "price_cents", "idempotency_key",
+            "sold", "reserved", "price_cents", "idempotency_key", "lease_holder", "total_stock",
         ]
-        let soldOut: [String?] = ["1", "sold_out", nil, "1", nil, nil, nil, nil, nil, nil, nil, nil]
-        let counters: [String?] = ["0", "counters", nil, nil, nil, "1800000000000000", nil, nil, "0", "1", "100", nil]
+        let soldOut: [String?] = ["1", "sold_out", nil, "1", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil]
+        let counters: [String?] = [
+            "0", "counters", nil, nil, nil, "1800000000000000", nil, nil, "0", "1", "100", nil, nil, "5",
+        ]
         #expect(throws: PostgresError.self) {
             try PostgresStore.outcome(of: batch, rows: PostgresRows(columns: columns, cells: soldOut, affectedRows: 0))
         }
@@ -317,5 +319,6 @@ import Testing
             of: batch, rows: PostgresRows(columns: columns, cells: soldOut + counters, affectedRows: 0))
         #expect(outcome.results == [.rejected(.soldOut)] && outcome.reserved == 1)
         #expect(outcome.committedAt == Date(timeIntervalSince1970: 1_800_000_000))
+        #expect(outcome.totalStock == 5, "the counters row carries the drop's total")
     }
 }

@@ -70,7 +70,7 @@ import Testing
         #expect(!EventHub.plausible(impossible, now: now))
         // Relayed, the forged value does not stop the real ones that follow.
         let hub = EventHub(stockEventsPerSecond: 1_000)
-        let outbox = try hub.subscribe(user: 5).get()
+        let outbox = try hub.sockets.subscribe(user: 5).get()
         var forgedFromElsewhere = forged
         forgedFromElsewhere.origin = "elsewhere"
         hub.relayed(forgedFromElsewhere)
@@ -79,24 +79,26 @@ import Testing
         hub.relayed(later)
         let delivered = await outbox.take()?.frames ?? []
         #expect(delivered.map(\.event.soldCount) == [3])
-        hub.unsubscribe(outbox)
+        hub.sockets.unsubscribe(outbox)
     }
 }
 
 @Suite struct EventHubSocketTests {
     /// Caps per user and per instance; a refused socket is counted and takes no slot.
     @Test func socketsAreCappedPerUserAndInAll() throws {
-        let hub = EventHub(stockEventsPerSecond: 10, limits: SocketLimits(total: 4, perUser: 2, queuedEvents: 100))
-        let first = try hub.subscribe(user: 1).get()
-        _ = try hub.subscribe(user: 1).get()
-        #expect(throws: SocketRefusal.userLimit) { try hub.subscribe(user: 1).get() }
-        _ = try hub.subscribe(user: 2).get()
-        _ = try hub.subscribe(user: 3).get()
-        #expect(throws: SocketRefusal.instanceFull) { try hub.subscribe(user: 4).get() }
-        #expect(hub.refusedSocketCount == 2 && hub.subscriberCount == 4)
-        hub.unsubscribe(first)
-        _ = try hub.subscribe(user: 1).get()
-        #expect(hub.subscriberCount == 4)
+        let hub = EventHub(
+            stockEventsPerSecond: 10,
+            sockets: SocketRegistry(limits: SocketLimits(total: 4, perUser: 2, queuedEvents: 100)))
+        let first = try hub.sockets.subscribe(user: 1).get()
+        _ = try hub.sockets.subscribe(user: 1).get()
+        #expect(throws: SocketRefusal.userLimit) { try hub.sockets.subscribe(user: 1).get() }
+        _ = try hub.sockets.subscribe(user: 2).get()
+        _ = try hub.sockets.subscribe(user: 3).get()
+        #expect(throws: SocketRefusal.instanceFull) { try hub.sockets.subscribe(user: 4).get() }
+        #expect(hub.sockets.refusedSocketCount == 2 && hub.sockets.subscriberCount == 4)
+        hub.sockets.unsubscribe(first)
+        _ = try hub.sockets.subscribe(user: 1).get()
+        #expect(hub.sockets.subscriberCount == 4)
     }
 
     /// A resynchronizing snapshot was read before the events queued ahead of it: it goes first
@@ -104,11 +106,11 @@ import Testing
     /// older figures until the drop's next commit).
     @Test func aResynchronizingSnapshotKeepsNewerStock() async throws {
         let hub = EventHub(stockEventsPerSecond: 1_000)
-        let outbox = try hub.subscribe(user: 1).get()
+        let outbox = try hub.sockets.subscribe(user: 1).get()
         var newer = LiveEvent.stock(drop: 4, total: 10, sold: 7, reserved: 0, committedAt: Date())
         newer.origin = "elsewhere"
         hub.relayed(newer)
-        hub.resynchronize(LiveEvent(type: .snapshot))
+        hub.sockets.resynchronize(LiveEvent(type: .snapshot))
         // What follows the snapshot, however the delivery task and the takes interleave; the
         // outbox closes after 5 s so a missing value fails instead of hanging.
         let closer = Task {
@@ -136,8 +138,8 @@ import Testing
     /// each encoded once (every socket gets the same text).
     @Test func privateEventsReachTheirOwnerAndPublicOnesReachAll() async throws {
         let hub = EventHub(stockEventsPerSecond: 10)
-        let mine = try hub.subscribe(user: 42).get()
-        let theirs = try hub.subscribe(user: 43).get()
+        let mine = try hub.sockets.subscribe(user: 42).get()
+        let theirs = try hub.sockets.subscribe(user: 43).get()
         var expired = LiveEvent(type: .reservationExpired, dropId: 1)
         expired.userId = 42
         expired.reservationId = 7

@@ -53,13 +53,20 @@ public struct BatchOutcome: Sendable, Equatable {
     public var reserved: Int
     /// The store's clock when it applied the batch.
     public var committedAt: Date
+    /// The drop's total stock (it never changes), when the store said: what live events show
+    /// beside the counters. Nil for an unknown drop.
+    public var totalStock: Int?
 
-    public init(results: [ClaimResult], expired: [ExpiredHold], sold: Int, reserved: Int, committedAt: Date) {
+    public init(
+        results: [ClaimResult], expired: [ExpiredHold], sold: Int, reserved: Int, committedAt: Date,
+        totalStock: Int? = nil
+    ) {
         self.results = results
         self.expired = expired
         self.sold = sold
         self.reserved = reserved
         self.committedAt = committedAt
+        self.totalStock = totalStock
     }
 }
 

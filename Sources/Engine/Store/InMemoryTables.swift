@@ -108,7 +108,8 @@ struct InMemoryTables {
             results[index] = answer(for: item, drop: drop, started: started)
         }
         return BatchOutcome(
-            results: results.map { $0! }, expired: expired, sold: drop.sold, reserved: drop.reserved, committedAt: now)
+            results: results.map { $0! }, expired: expired, sold: drop.sold, reserved: drop.reserved, committedAt: now,
+            totalStock: drop.spec.totalStock)
     }
 
     private func answer(for item: ClaimItem, drop: DropRecord, started: Bool) -> ClaimResult {

@@ -243,7 +243,7 @@ public final class PostgresStore: DropStore {
             rows = try await pool.withSession { session in
                 do {
                     return try session.query(
-                        "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key, lease_holder FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6)",
+                        "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key, lease_holder, total_stock FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6)",
                         [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)] + lease)
                 } catch let error as PostgresError where error.kind != .server {
                     throw SentBatchLost(underlying: error)
@@ -356,7 +356,8 @@ public final class PostgresStore: DropStore {
                 counters = BatchCounters(
                     sold: try row.int("sold"), reserved: try row.int("reserved"),
                     committedAt: micros(try row.int64("created_us")),
-                    holdsExpireAt: try row.optionalInt64("expires_us").map(micros))
+                    holdsExpireAt: try row.optionalInt64("expires_us").map(micros),
+                    totalStock: try row.optionalInt64("total_stock").map { Int($0) })
             default:
                 continue
             }
@@ -389,7 +390,7 @@ public final class PostgresStore: DropStore {
         }
         return BatchOutcome(
             results: decided, expired: expired, sold: counters.sold, reserved: counters.reserved,
-            committedAt: counters.committedAt)
+            committedAt: counters.committedAt, totalStock: counters.totalStock)
     }
 
     /// The batch's own figures: its counters after it, its clock reading, and when the holds
@@ -399,6 +400,7 @@ public final class PostgresStore: DropStore {
         let reserved: Int
         let committedAt: Date
         let holdsExpireAt: Date?
+        let totalStock: Int?
     }
 
     private static func result(

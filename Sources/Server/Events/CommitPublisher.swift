@@ -1,11 +1,11 @@
 // What a committed batch changes outside the engine: the drop's read view (at once, so a caller
 // that reads after its answer sees its commit) and the live events. The engines call it as the
-// batch commits; it only updates a map and appends to a queue.
+// batch commits; it only updates a map and appends to a queue, and reads nothing from the store
+// (the batch's outcome carries the drop's total stock).
 import Engine
 
 struct CommitPublisher: Sendable {
     let events: EventHub
-    let store: any DropStore
     let reads: DropReads
 
     func committed(_ batch: ClaimBatch, _ outcome: BatchOutcome) {
@@ -16,22 +16,14 @@ struct CommitPublisher: Sendable {
             guard case .purchased(let purchase, let replayed) = result, !replayed else { continue }
             purchases.append(
                 RecentPurchase(
-                    purchaseID: purchase.id, userID: purchase.userID, buyerName: events.name(of: purchase.userID),
+                    purchaseID: purchase.id, userID: purchase.userID, buyerName: reads.buyerName(of: purchase.userID),
                     createdAt: purchase.createdAt))
         }
         reads.committed(
             drop: batch.dropID, sold: outcome.sold, reserved: outcome.reserved, committedAt: outcome.committedAt,
             purchases: purchases)
-        if let total = events.knownTotal(of: batch.dropID) {
-            events.batchCommitted(batch, outcome, totalStock: total)
-            return
-        }
-        // Events need the drop's total stock, which a batch does not carry: learnt once per drop.
-        let events = self.events
-        let store = self.store
-        Task {
-            guard let total = try? await store.snapshot(of: batch.dropID)?.drop.spec.totalStock else { return }
-            events.batchCommitted(batch, outcome, totalStock: total)
-        }
+        // No total: the store did not know the drop, and nothing changed.
+        guard let total = outcome.totalStock else { return }
+        events.batchCommitted(batch, outcome, totalStock: total)
     }
 }

@@ -125,7 +125,9 @@ public final class RedisRelay: Service, Sendable {
                 logger.info("event relay connected", metadata: ["redis": "\(RedisConnection.redacted(url))"])
                 retryMilliseconds = ServerDefaults.relayRetryMilliseconds
                 // Events may have been missed while unsubscribed (or before the first connect).
-                if hub.subscriberCount > 0, let snapshot = await snapshot() { hub.resynchronize(snapshot) }
+                if hub.sockets.subscriberCount > 0, let snapshot = await snapshot() {
+                    hub.sockets.resynchronize(snapshot)
+                }
                 let hub = self.hub
                 try await subscriberThread.run {
                     while true {

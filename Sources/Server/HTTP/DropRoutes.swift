@@ -117,7 +117,7 @@ struct DropRoutes: Sendable {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
         let key = try Self.idempotencyKey(request)
-        events.noteName(caller.name, of: caller.userID)
+        reads.noteName(caller.name, of: caller.userID)
         return try await claims.decide(drop, request, context: context) { here in
             switch try await here.purchase(user: caller.userID, idempotencyKey: key) {
             case .purchased(let purchase, let replayed):

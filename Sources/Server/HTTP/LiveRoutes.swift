@@ -64,7 +64,7 @@ struct LiveRoutes: Sendable {
                 return
             }
             let outbox: SocketOutbox
-            switch events.subscribe(user: caller.userID) {
+            switch events.sockets.subscribe(user: caller.userID) {
             case .success(let subscribed): outbox = subscribed
             case .failure(.userLimit):
                 metrics.recordSocket(event: "refused_user_limit")
@@ -80,7 +80,7 @@ struct LiveRoutes: Sendable {
             }
             metrics.recordSocket(event: "opened")
             defer {
-                events.unsubscribe(outbox)
+                events.sockets.unsubscribe(outbox)
                 metrics.recordSocket(event: "closed")
             }
             // Subscribed first, then the snapshot: nothing committed in between is missed.
@@ -89,7 +89,7 @@ struct LiveRoutes: Sendable {
                 try await outbound.close(.unknown(1013), reason: "the drops could not be read; try again later")
                 return
             }
-            events.greet(outbox, with: first)
+            events.sockets.greet(outbox, with: first)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     // Whatever was pending goes in one frame (one write, one syscall): a single

@@ -24,8 +24,8 @@ final class GaugeRefresher: Sendable {
     /// At most once per `gaugeRefreshMilliseconds` whatever the scrape rate.
     func refresh() async {
         // In memory: every scrape.
-        metrics.set(gauge: "stockdrop_live_sockets", Double(events.subscriberCount))
-        metrics.set(gauge: "stockdrop_live_frames_dropped", Double(events.droppedFrameCount))
+        metrics.set(gauge: "stockdrop_live_sockets", Double(events.sockets.subscriberCount))
+        metrics.set(gauge: "stockdrop_live_frames_dropped", Double(events.sockets.droppedFrameCount))
         if let relay { metrics.set(gauge: "stockdrop_relay_events_dropped", Double(relay.droppedEvents)) }
         // The standard process figures: a load run charges the server's CPU to its requests.
         let usage = ProcessUsage.now()

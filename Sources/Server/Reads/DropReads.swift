@@ -57,6 +57,9 @@ public final class DropReads: Sendable {
     private let store: any DropStore
     public let maxAge: Duration
     private let state = Mutex(State())
+    /// Buyers' display names for the purchase feed, noted from their request before their
+    /// purchase commits (the one place they are kept; past `knownBuyersLimit` it starts over).
+    private let names = Mutex<[UserID: String]>([:])
 
     public init(store: any DropStore, maxAge: Duration = .milliseconds(ServerDefaults.dropReadMaxAgeMilliseconds)) {
         self.store = store
@@ -122,6 +125,17 @@ public final class DropReads: Sendable {
             return read
         }
     }
+
+    // MARK: - Buyers' names
+
+    func noteName(_ name: String, of user: UserID) {
+        names.withLock { names in
+            if names.count >= ServerDefaults.knownBuyersLimit { names.removeAll(keepingCapacity: true) }
+            names[user] = name
+        }
+    }
+
+    func buyerName(of user: UserID) -> String? { names.withLock { $0[user] } }
 
     // MARK: - Commits
 
