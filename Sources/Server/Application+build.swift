@@ -23,7 +23,7 @@ public struct ServerParts: Sendable {
     public let relay: RedisRelay?
     let readiness: ReadinessProbe
     let gauges: GaugeRefresher
-    let snapshot: LiveSnapshot
+    let snapshot: SnapshotEvents
     let buyers: BuyerNames
     let directory: InstanceDirectory
     let forwarder: ClaimForwarder
@@ -74,7 +74,7 @@ public func buildApplication(
                 onCommit: publisher.committed)
         case .rowlock: RowLockEngine(store: store, clock: clock, onCommit: publisher.committed)
         }
-    let snapshot = LiveSnapshot(reads: reads)
+    let snapshot = SnapshotEvents(reads: reads)
     let directory = InstanceDirectory(instance: configuration.owner.instance, registry: postgres, logger: logger)
     let relay = configuration.redisURL.map { url in
         RedisRelay(url: url, hub: events, logger: logger) { await snapshot.make() }

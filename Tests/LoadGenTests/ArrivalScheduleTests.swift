@@ -31,25 +31,26 @@ import Testing
     @Test func sameSeedSamePlanAndChoices() {
         let scenario = ScenarioFixtures.scenario(users: 300, stock: 10, drops: 3)
         let plan = { () -> [String] in
-            LoadRun(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in }).plannedUsers([
-                11, 12, 13,
-            ]).map { user in
-                var random = user.random
-                let think = user.behaviour.thinkTime.draw(using: &random)
-                return
-                    "\(user.user) \(user.drop) \(user.arrivalMicroseconds) \(think) \(user.behaviour.afterReserve.choose(using: &random))"
-            }
+            StrategyLoad(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
+                .plannedUsers([
+                    11, 12, 13,
+                ]).map { user in
+                    var random = user.random
+                    let think = user.behaviour.thinkTime.draw(using: &random)
+                    return
+                        "\(user.user) \(user.drop) \(user.arrivalMicroseconds) \(think) \(user.behaviour.afterReserve.choose(using: &random))"
+                }
         }
         let first = plan()
         #expect(first == plan())
         #expect(Set(first.map { $0.split(separator: " ")[1] }).count == 3)
         var other = scenario
         other.seed += 1
-        let reseeded = LoadRun(scenario: other, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
+        let reseeded = StrategyLoad(scenario: other, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
             .plannedUsers([11, 12, 13])
         #expect(
             reseeded.map(\.drop)
-                != LoadRun(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
+                != StrategyLoad(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
                 .plannedUsers([11, 12, 13]).map(\.drop))
     }
 }

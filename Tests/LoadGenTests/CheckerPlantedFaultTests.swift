@@ -18,10 +18,10 @@ import Testing
     static func realRun(
         _ name: String, strategy: Strategy = .actor,
         after: AfterReserve = AfterReserve(purchase: 0.5, cancel: 0.2, abandon: 0.3)
-    ) async throws -> (run: StrategyRun, pool: PostgresPool) {
+    ) async throws -> (run: StrategyResult, pool: PostgresPool) {
         let url = try await TestDatabase.fresh("checker_\(name)")
         let target = InProcessTarget(strategy: strategy, databaseURL: url)
-        let run = try await LoadRun(
+        let run = try await StrategyLoad(
             scenario: ScenarioFixtures.scenario(users: 100, stock: 12, ttlMilliseconds: 2_000, after: after),
             target: target,
             live: LiveCounters(), progress: { _ in }
@@ -30,7 +30,7 @@ import Testing
         return (run, PostgresPool(url: url, size: 1))
     }
 
-    static func check(_ run: StrategyRun, history: ClientHistory? = nil) async throws -> CheckReport {
+    static func check(_ run: StrategyResult, history: ClientHistory? = nil) async throws -> CheckReport {
         try await Checker().check(databaseURL: run.databaseURL, drops: run.drops, history: history ?? run.history)
     }
 

@@ -143,7 +143,7 @@ import Testing
             #expect(record.harnessDelayMicroseconds >= record.connectionWaitMicroseconds)
             #expect(record.sentMicroseconds >= record.intendedMicroseconds + record.connectionWaitMicroseconds)
         }
-        var run = StrategyRun.empty(records: records)
+        var run = StrategyResult.empty(records: records)
         run.connections = ConnectionFigures(boundPerServer: 1, opened: 1, failedToOpen: 0)
         run.harnessThreads = 1
         let timing = TimingFigures(run, records: records)
@@ -157,10 +157,10 @@ import Testing
     }
 }
 
-extension StrategyRun {
+extension StrategyResult {
     /// A run with only these records, for building its figures in tests.
-    static func empty(records: [OperationRecord]) -> StrategyRun {
-        StrategyRun(
+    static func empty(records: [OperationRecord]) -> StrategyResult {
+        StrategyResult(
             strategy: .actor, databaseURL: "", drops: [5], totalStock: 1,
             history: ClientHistory(records: records, startedAtEpochMicroseconds: 0, cutOff: [:]),
             loadSeconds: 1, plannedUsers: records.count, neverSent: 0, stockSamples: [],

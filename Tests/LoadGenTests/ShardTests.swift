@@ -24,7 +24,7 @@ import Testing
     }
 
     static func plan(_ scenario: Scenario, _ shard: ShardSpec) -> [String] {
-        LoadRun(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
+        StrategyLoad(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
             .plannedUsers([11, 12, 13], shard: shard).map { user in
                 var random = user.random
                 return "\(user.user) \(user.drop) \(user.arrivalMicroseconds) \(random.next())"
@@ -53,7 +53,7 @@ import Testing
     @Test func aShardsSliceSpansTheWholeSchedule() throws {
         let scenario = Self.scenario()
         let arrivals = { (shard: ShardSpec) in
-            LoadRun(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
+            StrategyLoad(scenario: scenario, target: NeverTarget(), live: LiveCounters(), progress: { _ in })
                 .plannedUsers([11, 12, 13], shard: shard).map(\.arrivalMicroseconds)
         }
         let whole = arrivals(.whole)

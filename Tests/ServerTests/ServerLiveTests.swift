@@ -39,8 +39,10 @@ import Testing
                 [URL(string: "http://127.0.0.1:\(port)")!], databaseURL: fixture.configuration.databaseURL,
                 options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 16))
             #expect(target.strategy == strategy)
-            let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters(), progress: { _ in })
-                .run()
+            let run = try await StrategyLoad(
+                scenario: scenario, target: target, live: LiveCounters(), progress: { _ in }
+            )
+            .run()
             await target.close()
             #expect(run.check.ok, "\(run.check.broken)")
             #expect(run.check.invariants.allSatisfy { $0.checked })

@@ -95,8 +95,10 @@ import Testing
                 [URL(string: "http://127.0.0.1:\(try #require(client.port))")!],
                 databaseURL: fixture.configuration.databaseURL, options: HTTPTargetOptions(secret: ServerFixture.secret)
             )
-            let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters(), progress: { _ in })
-                .run()
+            let run = try await StrategyLoad(
+                scenario: scenario, target: target, live: LiveCounters(), progress: { _ in }
+            )
+            .run()
             await target.close()
             var reports = [StrategyReport(run, thresholds: scenario.thresholds)]
             let exitCode = LoadRunner.judge(&reports)

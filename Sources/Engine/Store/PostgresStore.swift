@@ -317,6 +317,7 @@ public final class PostgresStore: DropStore {
     /// applied: values the schema refused (SQLSTATE class 23) are an invalid drop; a read, or
     /// a statement that never reached the database, applied nothing; a write whose answer was
     /// lost may have committed.
+    @discardableResult
     static func asEngineError<T>(writing: Bool, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()

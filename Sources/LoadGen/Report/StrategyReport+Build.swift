@@ -4,7 +4,7 @@ import Engine
 import Foundation
 
 extension StrategyReport {
-    init(_ run: StrategyRun, thresholds: [Threshold]) {
+    init(_ run: StrategyResult, thresholds: [Threshold]) {
         let records = run.history.records
         var operations: [String: OperationStats] = [:]
         var curves: [String: [[Double]]] = [:]

@@ -52,7 +52,7 @@ public struct TimingFigures: Sendable, Codable, Equatable {
     /// A harness whose threads were busier than this had no CPU to spare.
     static let cpuShareLimit = 0.9
 
-    init(_ run: StrategyRun, records: [OperationRecord]) {
+    init(_ run: StrategyResult, records: [OperationRecord]) {
         let lateMicroseconds = Int64(LoadDefaults.lateSendMilliseconds * 1_000)
         var delay = LatencyHistogram()
         var waits = LatencyHistogram()

@@ -56,8 +56,8 @@ public final class LiveCounters: Sendable {
         }
     }
 
-    public var snapshot: LiveSnapshot {
-        LiveSnapshot(
+    public var reading: CounterReading {
+        CounterReading(
             arrived: arrived.load(ordering: .relaxed), sent: sent.load(ordering: .relaxed),
             ok: ok.load(ordering: .relaxed),
             rejected: rejected.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed),
@@ -66,7 +66,7 @@ public final class LiveCounters: Sendable {
     }
 }
 
-public struct LiveSnapshot: Sendable, Equatable {
+public struct CounterReading: Sendable, Equatable {
     public var arrived, sent, ok, rejected, errors, reserved: Int
     /// Requests the target shed (`overloaded`), apart from the rejections about the drop.
     public var shed = 0

@@ -71,7 +71,7 @@ public enum LoadRunner {
                 target = try await makeTarget(strategy: strategy, options: options)
             }
             do {
-                let run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters()) {
+                let run = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters()) {
                     progress(strategy, $0)
                 }.run()
                 await target.close()
@@ -112,13 +112,14 @@ public enum LoadRunner {
             binary: launcher.binary, script: launcher.script, instances: LoadDefaults.nemesisInstances, secret: secret)
         var http = options.http ?? HTTPTargetOptions(secret: secret)
         http.secret = secret
-        let run: StrategyRun
+        let run: StrategyResult
         do {
             let target = try await HTTPTarget.connect(
                 [cluster.balancerURL], databaseURL: cluster.databaseURL, options: http)
             let nemesis = Nemesis(plan: plan, cluster: cluster, seed: scenario.seed)
             do {
-                run = try await LoadRun(scenario: scenario, target: target, live: LiveCounters(), nemesis: nemesis) {
+                run = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters(), nemesis: nemesis)
+                {
                     progress(target.strategy, $0)
                 }.run()
                 await target.close()

@@ -13,7 +13,7 @@ extension LoadRunner {
         guard scenario.nemesis == nil else { throw RunError.usage("a sharded run cannot start a nemesis cluster") }
         let target = try await serverTarget(urls, options: options)
         do {
-            let drops = try await LoadRun(scenario: scenario, target: target, live: LiveCounters()) { _ in }
+            let drops = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters()) { _ in }
                 .createDrops(startAt: startAt)
             await target.close()
             return RunFile(scenario: scenario, drops: drops, startAt: startAt, target: scenario.target.description)
@@ -36,7 +36,7 @@ extension LoadRunner {
         if let mismatch = assignment.runFile.mismatch(with: scenario) { throw RunError.usage(mismatch) }
         let target = try await serverTarget(urls, options: options)
         do {
-            let shard = try await LoadRun(scenario: scenario, target: target, live: LiveCounters()) {
+            let shard = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters()) {
                 progress(target.strategy, $0)
             }.runShard(assignment, report: report)
             await target.close()

@@ -127,6 +127,6 @@ extension ShardDirectory {
         let ok = history.records.count { $0.result == .ok }
         let failed = history.records.count(where: \.result.isFailure)
         return
-            "shard \(manifest.shard): \(manifest.plannedUsers) users, \(manifest.requests) requests (\(ok) ok, \(manifest.requests - ok - failed) rejected, \(failed) errors), reserve p50 \(String(format: "%.2f", reserve.p50)) ms p99 \(String(format: "%.2f", reserve.p99)) ms, clock offset \(LoadRun.milliseconds(manifest.offsetMicroseconds)) ± \(LoadRun.milliseconds(manifest.uncertaintyMicroseconds)) ms"
+            "shard \(manifest.shard): \(manifest.plannedUsers) users, \(manifest.requests) requests (\(ok) ok, \(manifest.requests - ok - failed) rejected, \(failed) errors), reserve p50 \(String(format: "%.2f", reserve.p50)) ms p99 \(String(format: "%.2f", reserve.p99)) ms, clock offset \(StrategyLoad.milliseconds(manifest.offsetMicroseconds)) ± \(StrategyLoad.milliseconds(manifest.uncertaintyMicroseconds)) ms"
     }
 }

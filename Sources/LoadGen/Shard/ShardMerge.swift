@@ -49,7 +49,7 @@ public enum ShardMerge {
         for shard in shards where shard.manifest.uncertaintyMicroseconds > toleranceMicroseconds {
             let manifest = shard.manifest
             problems.append(
-                "shard \(manifest.shard) (\(shard.path)): its clock's uncertainty \(LoadRun.milliseconds(manifest.uncertaintyMicroseconds)) ms exceeds the checker's tolerance \(first.runFile.clockToleranceMilliseconds) ms (round trip to the database \(LoadRun.milliseconds(manifest.clockBefore.roundTripMicroseconds)) ms, drift during the load \(LoadRun.milliseconds(manifest.driftMicroseconds)) ms): its times cannot be compared with the rows'"
+                "shard \(manifest.shard) (\(shard.path)): its clock's uncertainty \(StrategyLoad.milliseconds(manifest.uncertaintyMicroseconds)) ms exceeds the checker's tolerance \(first.runFile.clockToleranceMilliseconds) ms (round trip to the database \(StrategyLoad.milliseconds(manifest.clockBefore.roundTripMicroseconds)) ms, drift during the load \(StrategyLoad.milliseconds(manifest.driftMicroseconds)) ms): its times cannot be compared with the rows'"
             )
         }
         return problems
@@ -108,11 +108,11 @@ public enum ShardMerge {
         ])
         let observer = PostgresPool(url: url, size: 1)
         defer { Task { await observer.close() } }
-        try await LoadRun.drain(
+        try await StrategyLoad.drain(
             drops: runFile.drops, observer: observer, longestTTLMilliseconds: runFile.longestReserveTTLMilliseconds)
         let check = try await Checker(toleranceMilliseconds: runFile.clockToleranceMilliseconds)
             .check(pool: observer, drops: runFile.drops, history: history)
-        var run = StrategyRun(
+        var run = StrategyResult(
             strategy: shards[0].manifest.strategy, databaseURL: url, drops: runFile.drops,
             totalStock: runFile.totalStock,
             history: history,

@@ -6,7 +6,7 @@
 import Engine
 import Foundation
 
-final class LiveSnapshot: Sendable {
+final class SnapshotEvents: Sendable {
     let reads: DropReads
     private let cache: SnapshotCache
 

@@ -1,63 +1,17 @@
-// One scenario against one strategy: fresh database, drops, users on their schedule, a stock
-// sampler, the drain past every TTL, then the checker. `LoadRunner` runs it per strategy and
-// builds the report.
+// The load of one scenario against one strategy: fresh database, drops, users on their
+// schedule, a stock sampler, the drain past every TTL, then the checker; its result is a
+// `StrategyResult`. `LoadRunner` runs one per strategy and builds the report from them.
 import Engine
 import Foundation
 
-/// Everything one strategy's run produced, before it is summarised.
-public struct StrategyRun: Sendable {
-    public var strategy: Strategy
-    public var databaseURL: String
-    public var drops: [DropID]
-    public var totalStock: Int
-    public var history: ClientHistory
-    public var loadSeconds: Double
-    public var plannedUsers: Int
-    public var neverSent: Int
-    /// Users still being shed when the run stopped.
-    public var shedAtStop = 0
-    public var stockSamples: [StockSample]
-    public var check: CheckReport
-    /// The live feed as `watchers` saw it (server targets only).
-    public var live: LiveFigures?
-    /// The faults a nemesis opened and healed during the load.
-    public var faults: [FaultRecord] = []
-    /// CPU time the target used from the first arrival to the last answer (nil: unreadable).
-    public var targetCPUMicroseconds: Int64? = nil
-    /// The latency histograms, when they were not recorded from `history` here (a merge of
-    /// shards adds theirs); nil: built from the history.
-    public var histograms: OperationHistograms? = nil
-    /// The load generators' peak resident memory (a merge: the largest shard's); nil: this
-    /// process's.
-    public var harnessPeakResidentBytes: Int? = nil
-    /// CPU time the harness process used while its users ran (in process, the engine's too).
-    public var harnessCPUMicroseconds: Int64? = nil
-    /// Event-loop threads the harness drove its users from, and their own CPU time over the
-    /// load (nil in process).
-    public var harnessThreads: Int? = nil
-    public var harnessThreadsCPUMicroseconds: Int64? = nil
-    /// The buyers' connections to a server target.
-    public var connections: ConnectionFigures? = nil
-    /// The claims as the server measured them (its /metrics histogram over the load), by
-    /// operation; nil in process, and for shards (each would see the others' requests too).
-    public var serverLatency: [String: ServerLatency]? = nil
-}
-
-public struct StockSample: Sendable, Codable, Equatable {
-    public var second: Double
-    public var available: Int
-    /// The harness process's resident memory at that second (a soak's flatness).
-    public var residentBytes: Int = 0
-}
-
-struct LoadRun: Sendable {
+struct StrategyLoad: Sendable {
     let scenario: Scenario
     let target: any LoadTarget
     let live: LiveCounters
     var nemesis: Nemesis? = nil
     let progress: @Sendable (ProgressTick) -> Void
 
-    func run() async throws -> StrategyRun {
+    func run() async throws -> StrategyResult {
         // Drops first, their start times relative to the run's zero (a moment from now).
         let dropIDs = try await createDrops(startAt: Date())
         let users = plannedUsers(dropIDs)
@@ -94,7 +48,7 @@ struct LoadRun: Sendable {
             for row in rows.rows { available[try row.int64("id")] = try row.int("available") }
             live = await watchers.finish(available: available)
         }
-        var run = StrategyRun(
+        var run = StrategyResult(
             strategy: target.strategy, databaseURL: target.databaseURL, drops: dropIDs,
             totalStock: scenario.drops.reduce(0) { $0 + $1.stock }, history: history,
             loadSeconds: load.loadSeconds, plannedUsers: users.count, neverSent: load.outcome.neverSent,
@@ -231,7 +185,7 @@ struct LoadRun: Sendable {
     /// drops, read from the database.
     private func tick(clock: RunClock, drops: [DropID], observer: PostgresPool) async -> [StockSample] {
         var samples: [StockSample] = []
-        var previous = live.snapshot
+        var previous = live.reading
         while !Task.isCancelled {
             let rows = try? await observer.query(
                 "SELECT coalesce(sum(greatest(total_stock - sold - reserved, 0)), 0)::bigint AS available FROM drops WHERE id = ANY($1)",
@@ -242,7 +196,7 @@ struct LoadRun: Sendable {
                 samples.append(
                     StockSample(second: second, available: available, residentBytes: ProcessUsage.residentBytesNow()))
             }
-            let now = live.snapshot
+            let now = live.reading
             progress(
                 ProgressTick(
                     elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent),
@@ -272,7 +226,7 @@ struct LoadRun: Sendable {
 
 public struct ProgressTick: Sendable {
     public var elapsedSeconds: Double
-    public var counters: LiveSnapshot
+    public var counters: CounterReading
     public var sentPerSecond: Double
     /// Units left over the run's drops; nil when the database could not be read this second
     /// (never a made-up figure).

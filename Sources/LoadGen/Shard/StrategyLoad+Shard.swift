@@ -18,7 +18,7 @@ public struct ShardAssignment: Sendable {
     }
 }
 
-extension LoadRun {
+extension StrategyLoad {
     func runShard(_ assignment: ShardAssignment, report: @Sendable (String) -> Void) async throws -> ShardDirectory {
         let drops = assignment.runFile.drops
         let users = plannedUsers(drops, shard: assignment.shard)
