@@ -149,6 +149,7 @@ func buildRouter(
                 context.identity.map { "user:\($0.userID)" }
             })
     }
+    router.add(middleware: InstanceHeader(instance: parts.instance))
     LiveRoutes.addPlainRequest(to: router, authority: parts.authority)
     DropRoutes(
         inventory: parts.inventory, claims: ClaimPath(inventory: parts.inventory, forwarder: parts.forwarder),

@@ -99,10 +99,10 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--target: a nemesis run starts its own cluster; drop --target")
         }
         if let shard, case .failure(let error) = ShardSpec.parse(shard) { throw ValidationError("--shard: \(error)") }
+        guard !planOnly else { return }
         if let startAt, RunFile.startInstant(startAt) == nil {
             throw ValidationError("--start-at: `\(startAt)` is neither an RFC 3339 time nor +DELAY (e.g. +30s)")
         }
-        guard !planOnly else { return }
         if setupOnly, shard != nil { throw ValidationError("--setup-only and --shard are two steps: run them apart") }
         if setupOnly || shard != nil {
             guard runFile != nil else {
@@ -138,7 +138,7 @@ struct RunCommand: AsyncParsableCommand {
             scenario.nemesis = try nemesisPlan(scenario.nemesis)
         }
         // The scenario file's own nemesis, against the options.
-        if scenario.nemesis != nil, target != nil || setupOnly || shard != nil {
+        if scenario.nemesis != nil, !planOnly, target != nil || setupOnly || shard != nil {
             let conflict =
                 target != nil
                 ? "--target: a nemesis run starts its own cluster; drop --target"

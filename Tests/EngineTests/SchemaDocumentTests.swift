@@ -15,6 +15,15 @@ import Testing
         let dumped = try Self.dumpSchema(url)
         let documentPath = Self.packageRoot.appendingPathComponent("docs/schema.sql").path
         let document = try String(contentsOfFile: documentPath, encoding: .utf8)
+        // pg_dump prints a schema differently from one major version to the next: a machine
+        // with another one than the document's compares nothing (and says so).
+        let version = { (text: String) in text.split(separator: "\n").first { $0.hasPrefix("-- pg_dump ") } }
+        guard version(dumped) == version(document) else {
+            print(
+                "schema document: made by \(version(document) ?? "?"), this machine has \(version(dumped) ?? "?"): not compared"
+            )
+            return
+        }
         // Recorded with the first difference only: the two whole files would bury it.
         guard dumped != document else { return }
         Issue.record(

@@ -3,17 +3,15 @@ import Foundation
 
 extension PostgresStore: InstanceRegistry, StoreStatus {
     public func heartbeat(instance: String, address: String) async throws {
-        try await Self.asEngineError(writing: true) {
-            try await pool.query(
-                """
-                INSERT INTO stockdrop_instances (id, address) VALUES ($1, $2)
-                ON CONFLICT (id) DO UPDATE SET address = excluded.address, heartbeat_at = clock_timestamp()
-                """, [.text(instance), .text(address)])
-        }
+        try await write(
+            """
+            INSERT INTO stockdrop_instances (id, address) VALUES ($1, $2)
+            ON CONFLICT (id) DO UPDATE SET address = excluded.address, heartbeat_at = clock_timestamp()
+            """, [.text(instance), .text(address)])
     }
 
     public func liveAddress(of instance: String, heartbeatWithinMilliseconds: Int) async throws -> String? {
-        try await Self.asEngineError(writing: false) {
+        try await Self.reading {
             try await pool.query(
                 """
                 SELECT address FROM stockdrop_instances
@@ -24,20 +22,18 @@ extension PostgresStore: InstanceRegistry, StoreStatus {
     }
 
     public func removeInstance(_ instance: String) async throws {
-        try await Self.asEngineError(writing: true) {
-            _ = try await pool.query("DELETE FROM stockdrop_instances WHERE id = $1", [.text(instance)])
-        }
+        try await write("DELETE FROM stockdrop_instances WHERE id = $1", [.text(instance)])
     }
 
     public func schemaVersion() async throws -> Int {
-        try await Self.asEngineError(writing: false) {
+        try await Self.reading {
             try await pool.query("SELECT coalesce(max(version), 0) AS version FROM schema_migrations").first?
                 .int("version") ?? 0
         }
     }
 
     public func stockTotals() async throws -> StockTotals {
-        try await Self.asEngineError(writing: false) {
+        try await Self.reading {
             guard
                 let row = try await pool.query(
                     "SELECT coalesce(sum(reserved), 0) AS reserved, coalesce(sum(sold), 0) AS sold FROM drops"

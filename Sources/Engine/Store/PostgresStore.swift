@@ -13,25 +13,23 @@ public final class PostgresStore: DropStore {
         "id, name, price_cents, total_stock, sold, reserved, starts_at, per_user_limit, reserve_ttl_ms, created_at"
 
     public func createDrop(_ spec: DropSpec) async throws -> DropRecord {
-        try await Self.asEngineError(writing: true) {
-            let rows = try await pool.query(
-                """
-                INSERT INTO drops (name, price_cents, total_stock, starts_at, per_user_limit, reserve_ttl_ms)
-                VALUES ($1, $2, $3, $4, $5, $6) RETURNING \(Self.dropColumns)
-                """,
-                [
-                    .text(spec.name), .int64(spec.priceCents), .int32(Int32(spec.totalStock)),
-                    spec.startsAt.map { .timestamp($0) } ?? .null,
-                    .int32(Int32(spec.perUserLimit)), .int32(Int32(spec.reserveTTLMilliseconds)),
-                ])
-            return try Self.drop(rows[0])
-        }
+        let rows = try await write(
+            """
+            INSERT INTO drops (name, price_cents, total_stock, starts_at, per_user_limit, reserve_ttl_ms)
+            VALUES ($1, $2, $3, $4, $5, $6) RETURNING \(Self.dropColumns)
+            """,
+            [
+                .text(spec.name), .int64(spec.priceCents), .int32(Int32(spec.totalStock)),
+                spec.startsAt.map { .timestamp($0) } ?? .null,
+                .int32(Int32(spec.perUserLimit)), .int32(Int32(spec.reserveTTLMilliseconds)),
+            ])
+        return try Self.drop(rows[0])
     }
 
     /// A page of drops as one committed state, read under the rows' share locks (see
     /// `committedRead`).
     public func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot] {
-        try await Self.asEngineError(writing: false) {
+        try await Self.reading {
             try await pool.withSession { session in
                 try Self.committedRead(session) {
                     let drops = try session.query(
@@ -46,7 +44,7 @@ public final class PostgresStore: DropStore {
     }
 
     public func snapshot(of drop: DropID) async throws -> DropSnapshot? {
-        try await Self.asEngineError(writing: false) {
+        try await Self.reading {
             try await pool.withSession { session in
                 try Self.committedRead(session) {
                     guard
@@ -246,10 +244,10 @@ public final class PostgresStore: DropStore {
                         "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key, lease_holder, total_stock FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6)",
                         [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)] + lease)
                 } catch let error as PostgresError where error.kind != .server {
-                    throw SentBatchLost(underlying: error)
+                    throw SentStatementLost(underlying: error)
                 }
             }
-        } catch let lost as SentBatchLost {
+        } catch let lost as SentStatementLost {
             throw EngineError(.outcomeUnknown, "the batch was sent but its answer was lost: \(lost.underlying)")
         } catch let error as PostgresError where error.kind == .server {
             throw EngineError(.batchFailed, "the database refused the batch; nothing was applied: \(error)")
@@ -265,12 +263,12 @@ public final class PostgresStore: DropStore {
         }
     }
 
-    private struct SentBatchLost: Error {
+    private struct SentStatementLost: Error {
         let underlying: PostgresError
     }
 
     public func reservations(of user: UserID) async throws -> [Reservation] {
-        try await Self.asEngineError(writing: false) {
+        try await Self.reading {
             try await pool.query(
                 """
                 SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
@@ -282,7 +280,7 @@ public final class PostgresStore: DropStore {
 
     /// One probe of `reservations_by_user` (user, drop).
     public func liveHold(of user: UserID, on drop: DropID) async throws -> Reservation? {
-        try await Self.asEngineError(writing: false) {
+        try await Self.reading {
             try await pool.query(
                 """
                 SELECT id, drop_id, user_id, status, created_at, expires_at, ended_at FROM reservations
@@ -304,32 +302,50 @@ public final class PostgresStore: DropStore {
     }
 
     public func upsertUser(_ user: UserID, name: String, role: String) async throws {
-        try await Self.asEngineError(writing: true) {
-            try await pool.query(
-                """
-                INSERT INTO users (id, name, role) VALUES ($1, $2, $3)
-                ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role
-                """, [.int64(user), .text(name), .text(role)])
-        }
+        try await write(
+            """
+            INSERT INTO users (id, name, role) VALUES ($1, $2, $3)
+            ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role
+            """, [.int64(user), .text(name), .text(role)])
     }
 
     /// The store's failures leave the Engine as `EngineError`, saying whether anything was
-    /// applied: values the schema refused (SQLSTATE class 23) are an invalid drop; a read, or
-    /// a statement that never reached the database, applied nothing; a write whose answer was
-    /// lost may have committed.
-    @discardableResult
-    static func asEngineError<T>(writing: Bool, _ body: () async throws -> T) async throws -> T {
+    /// applied. A read, or a statement the server refused, applied nothing; values the schema
+    /// refused (SQLSTATE class 23) are invalid. Writes go through `write`, which also knows
+    /// whether the statement left before its connection failed.
+    static func reading<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as PostgresError {
-            if error.sqlState?.hasPrefix("23") == true {
-                throw EngineError(.invalidDrop, "the database refused these values")
-            }
-            if !writing || error.kind == .connection || error.kind == .server {
-                throw EngineError(.storeUnavailable, "the database is unavailable: \(error)")
-            }
-            throw EngineError(.outcomeUnknown, "the database's answer was lost: \(error)")
+            throw refusal(error)
         }
+    }
+
+    /// One write statement in a session of its own: lost after it was sent, its outcome is
+    /// unknown (it may have committed); refused, or never sent, it applied nothing.
+    @discardableResult
+    func write(_ sql: String, _ parameters: [PostgresValue]) async throws -> PostgresRows {
+        do {
+            return try await pool.withSession { session in
+                do {
+                    return try session.query(sql, parameters)
+                } catch let error as PostgresError where error.kind != .server {
+                    throw SentStatementLost(underlying: error)
+                }
+            }
+        } catch let lost as SentStatementLost {
+            throw EngineError(.outcomeUnknown, "the statement was sent but its answer was lost: \(lost.underlying)")
+        } catch let error as PostgresError {
+            throw Self.refusal(error)
+        }
+    }
+
+    private static func refusal(_ error: PostgresError) -> EngineError {
+        if error.sqlState?.hasPrefix("23") == true {
+            // The message reaches clients (422): the database's own words stay out of it.
+            return EngineError(.invalidDrop, "the database refused these values")
+        }
+        return EngineError(.storeUnavailable, "the database is unavailable or refused the statement: \(error)")
     }
 
     // MARK: - Decoding

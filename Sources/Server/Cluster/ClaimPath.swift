@@ -33,8 +33,7 @@ struct ClaimPath: Sendable {
                 throw APIError(rejection: .unknownDrop)
             case .local(let claims):
                 do {
-                    var response = try await here(claims).response(from: request, context: context)
-                    response.headers[.stockdropInstance] = forwarder.instance
+                    let response = try await here(claims).response(from: request, context: context)
                     forwarder.answered(drop, forwardedBy: sender)
                     return response
                 } catch let error as EngineError where error.code == .notOwner || error.code == .fenced {

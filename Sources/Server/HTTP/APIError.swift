@@ -85,7 +85,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             case .upgradeRequired:
                 "the route is a WebSocket: ask for the upgrade (Connection: Upgrade, Upgrade: websocket)"
             case .rateLimited: "too many requests from this user or address; retry after Retry-After"
-            case .unavailable: "the database is unreachable or refused the batch; nothing was applied"
+            case .unavailable: "the database is unreachable or refused the statement; nothing was applied"
             case .outcomeUnknown:
                 "the claim reached the database but its answer was lost, so it may have been applied; retrying is safe: "
                     + "a reserve finds the hold (already_holding with it) or makes one, a purchase with the same Idempotency-Key "

@@ -81,7 +81,15 @@ struct DropRoutes: Sendable {
         let caller = try context.caller()
         guard caller.role == .admin else { throw APIError(.forbidden, "creating a drop needs the admin role") }
         let body = try await context.requestDecoder.decode(CreateDropRequest.self, from: request, context: context)
-        let record = try await inventory.createDrop(try body.spec(now: clock.now()))
+        let record: DropRecord
+        do {
+            record = try await inventory.createDrop(try body.spec(now: clock.now()))
+        } catch let error as EngineError where error.code == .outcomeUnknown {
+            // Not a claim: retrying may make a second drop.
+            context.logger.warning("drop creation lost", metadata: ["error": "\(error)"])
+            throw APIError(
+                .outcomeUnknown, "the drop may have been created: list the drops before creating it again")
+        }
         events.dropCreated(record)
         var headers = HTTPFields()
         headers[.location] = "/v1/drops/\(record.id)"

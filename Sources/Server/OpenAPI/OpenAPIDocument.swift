@@ -80,6 +80,7 @@ enum OpenAPIDocument {
             requestBody: ["required": true, "content": ["application/json": ["schema": ref("CreateDrop")]]],
             codes: [
                 .invalidJSON, .validationFailed, .unknownField, .payloadTooLarge, .unsupportedMediaType, .forbidden,
+                .unavailable, .outcomeUnknown,
             ]),
         Operation(
             method: "get", path: "/v1/drops/{id}",
