@@ -11,6 +11,8 @@ scenario=$1
 shift
 export STOCKDROP_BIN=${STOCKDROP_BIN:-.build/release/stockdrop}
 printf '%-10s %12s %16s %16s %10s %12s\n' instances requests/s "reserve p50 ms" "reserve p99 ms" verdict forwarded
+# A failed step must not leave a cluster running.
+trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT
 for n in "$@"; do
   scripts/cluster.sh start "$n" >/dev/null
   # shellcheck disable=SC1091
@@ -20,7 +22,7 @@ for n in "$@"; do
   "$STOCKDROP_BIN" run "$scenario" --target "$BALANCER_URL" --report-dir "$dir" >"$dir/run.log" 2>&1 || status=$?
   forwarded=0
   for url in $INSTANCE_URLS; do
-    count=$(curl -s "$url/ready" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster"]["forwardedClaims"])')
+    count=$(python3 -c 'import json,sys,urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1] + "/ready", timeout=5))["cluster"]["forwardedClaims"])' "$url")
     forwarded=$((forwarded + count))
   done
   scripts/cluster.sh stop >/dev/null

@@ -16,7 +16,6 @@
 #   CLUSTER_DIR           the state directory (default: .stockdrop/cluster)
 #   DATABASE_URL          PostgreSQL (unset: the embedded cluster, `stockdrop db start`)
 #   STOCKDROP_JWT_SECRET  the token secret (unset: one is generated)
-#                         predates them (smoke runs only: such instances do not share drops)
 #
 # The state directory holds `env` (sourceable: BALANCER_URL, INSTANCE_URLS, INSTANCE_IDS,
 # INSTANCE_PORTS, INSTANCE_PIDS, HAPROXY_PID, REDIS_PID, REDIS_URL, DATABASE_URL,
