@@ -59,13 +59,14 @@ import Testing
 
     /// The wedged drop, end to end: a key spent on drop A reused on drop B is refused with its
     /// own code; the hold on B can still be cancelled, and a hold left to expire frees its unit
-    /// for the next buyer instead of staying "reserved" for good.
+    /// for the next buyer instead of staying "reserved" for good. The hold lasts 8 s: 2 s ran
+    /// out before the cancel in a fresh clone's first run, every suite at once on two cores.
     @Test(arguments: Strategy.allCases) func aKeyReusedOnAnotherDropNeverWedgesIt(strategy: Strategy) async throws {
         let url = try await TestDatabase.fresh("memory_key_reuse_\(strategy)")
         let (inventory, pool) = engine(strategy, url: url)
         let a = try await inventory.createDrop(DropSpec(name: "A", priceCents: 100, totalStock: 1))
         let b = try await inventory.createDrop(
-            DropSpec(name: "B", priceCents: 100, totalStock: 1, reserveTTLMilliseconds: 2_000))
+            DropSpec(name: "B", priceCents: 100, totalStock: 1, reserveTTLMilliseconds: 8_000))
         _ = try await inventory.reserve(drop: a.id, user: 1)
         guard case .purchased = try await inventory.purchase(drop: a.id, user: 1, idempotencyKey: "order-1") else {
             Issue.record("the first purchase")

@@ -60,7 +60,9 @@ import Testing
         let pool = PostgresPool(url: fixture.configuration.databaseURL, size: 1)
         defer { Task { await pool.close() } }
         try await fixture.application().test(.router) { client in
-            let drop = try await fixture.createDrop(client, stock: 5, extra: #","reserveTTLMilliseconds":1000"#)
+            // Holds of 4 s: with 1 s, a fresh clone's first run (every suite at once on two
+            // cores, a new database cluster) let the first hold lapse before its purchase.
+            let drop = try await fixture.createDrop(client, stock: 5, extra: #","reserveTTLMilliseconds":4000"#)
             func expectCommitted(_ expected: Figures, _ step: String) async throws {
                 let read = try await Self.read(client, drop)
                 let stored = try await Self.database(pool, drop)
@@ -91,9 +93,9 @@ import Testing
             try await expectCommitted(Figures(sold: 1, reserved: 0), "after a cancel")
             try await reserve(13)
             try await expectCommitted(Figures(sold: 1, reserved: 1), "after a second reserve")
-            // The hold lapses (1 s) and a sweep commits its expiry: the read shows it within
+            // The hold lapses (4 s) and a sweep commits its expiry: the read shows it within
             // the TTL, the sweep interval and the read bound.
-            let deadline = ContinuousClock.now + .seconds(6)
+            let deadline = ContinuousClock.now + .seconds(12)
             var read = try await Self.read(client, drop)
             while read.figures?.reserved != 0, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(100))
