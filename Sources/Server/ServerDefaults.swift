@@ -21,7 +21,7 @@ public enum ServerDefaults {
     /// (a rewrite of a name is harmless, memory growing without end is not).
     public static let knownBuyersLimit = 100_000
     /// A drop read is answered from memory while a commit or a database read confirmed it
-    /// within this (README: the staleness bound of `GET /v1/drops/{id}`): on the drop's owner
+    /// within this (docs/server.md: the staleness bound of `GET /v1/drops/{id}`): on the drop's owner
     /// every commit confirms it, elsewhere relayed events do, and past it the database is read
     /// (once, however many requests wait).
     public static let dropReadMaxAgeMilliseconds = 1_000

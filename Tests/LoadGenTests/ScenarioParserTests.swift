@@ -49,7 +49,7 @@ import Testing
         #expect(users.afterReserve == AfterReserve(purchase: 0.7, cancel: 0.1, abandon: 0.2))
         #expect(users.onRejected == RetryPolicy(retries: 4, backoffMilliseconds: 250))
         // The design's example says 50ms; the shipped file's latency bound was taken from 20
-        // measured runs plus a margin (README, "Figures"), so the demo passes every time.
+        // measured runs plus a margin (docs/harness.md, "Figures"), so the demo passes every time.
         // expired_in_time: a purchase sent in time and refused expired is the server's fault.
         #expect(
             scenario.thresholds.map(\.expression) == [

@@ -1,5 +1,5 @@
 // The one place where outcomes and failures become HTTP: every error code has exactly one
-// status and one body shape, `{"error":{"code","message"}}`. The README lists the codes; the
+// status and one body shape, `{"error":{"code","message"}}`. docs/server.md lists the codes; the
 // OpenAPI document is generated from `APIError.Code.allCases`.
 import Engine
 import Foundation
@@ -58,7 +58,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             }
         }
 
-        /// What the README and the OpenAPI document say about the code.
+        /// What docs/server.md and the OpenAPI document say about the code.
         public var meaning: String {
             switch self {
             case .soldOut: "every unit is sold or held"

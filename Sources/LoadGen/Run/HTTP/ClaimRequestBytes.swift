@@ -1,7 +1,7 @@
 // A claim as the bytes that go on the wire, written straight into the connection's buffer:
 // the request line, Host, the bearer token and, for a purchase, the Idempotency-Key. No header
 // list, no strings per request; the same requests `HTTPTarget`'s methods send, by the paths the
-// server's routes declare (README, "The server").
+// server's routes declare (docs/server.md).
 import Engine
 import NIOCore
 

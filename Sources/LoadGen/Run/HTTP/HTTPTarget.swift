@@ -253,7 +253,7 @@ public final class HTTPTarget: LoadTarget {
         }
     }
 
-    /// The server's failure codes that promise nothing was applied (README, error table).
+    /// The server's failure codes that promise nothing was applied (docs/server.md, error table).
     static let nothingApplied: Set<String> = ["unavailable", "shutting_down", "owner_changing"]
 
     struct ErrorReply: Decodable {
