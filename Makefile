@@ -41,9 +41,9 @@ test: setup
 
 # The end-to-end target, on a release build: the `ci` scenario through the real commands, in
 # process (both strategies) and over HTTP against `stockdrop serve`, then in three shards
-# merged into one verdict (scripts/shards-e2e.sh), then a three-instance
-# cluster behind HAProxy (scripts/cluster-e2e.sh: forwarding, SIGKILL and SIGSTOP of an
-# owner), then the nemesis (each fault alone and all together, scripts/nemesis-e2e.sh), then
+# merged into one verdict (scripts/shards-e2e.sh), then the cluster tests on real instances
+# behind HAProxy (scripts/cluster-e2e.sh, Swift Testing with STOCKDROP_CLUSTER_TESTS=1:
+# forwarding, SIGKILL and SIGSTOP of an owner, hand-back, ci and failover runs), then the nemesis (each fault alone and all together, scripts/nemesis-e2e.sh), then
 # schemathesis against /openapi.json (scripts/fuzz-api.sh: no 5xx, every answer as
 # documented), then the live page in headless Chromium: any broken invariant (exit 1), missed
 # threshold (exit 2), unclean server shutdown or a page that does not show a purchase fails it.

@@ -20,9 +20,6 @@ interval=${NEMESIS_INTERVAL:-3s}
 faults=("$@")
 [ ${#faults[@]} -gt 0 ] || faults=(kill-server pause-server restart-postgres pause-postgres kill-redis all)
 
-# A harness that died mid-run leaves its cluster up; stop it (the next run would too).
-trap 'CLUSTER_DIR=$root/.stockdrop/nemesis-cluster scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT
-
 failed=()
 for fault in "${faults[@]}"; do
   if [ "$fault" = all ]; then

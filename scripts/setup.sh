@@ -4,8 +4,8 @@
 set -euo pipefail
 
 # chromium and chromium-driver: the live page's browser test (scripts/browser-test.py).
-# haproxy: the balancer of the scale-out cluster (scripts/cluster.sh, deploy/haproxy.cfg).
-# gdb: the thread stacks of an instance that does not exit after SIGTERM (scripts/cluster.sh).
+# haproxy: the balancer of the scale-out cluster (`stockdrop cluster`, deploy/haproxy.cfg).
+# gdb: the thread stacks of an instance that does not exit after SIGTERM (LocalCluster).
 packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver haproxy gdb)
 missing=()
 for package in "${packages[@]}"; do

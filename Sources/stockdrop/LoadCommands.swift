@@ -43,9 +43,9 @@ struct RunCommand: AsyncParsableCommand {
         String?
     @Option(
         help:
-            "The cluster script a nemesis run starts its instances with (default: scripts/cluster.sh here or beside the binary's checkout)."
+            "The balancer configuration a nemesis run renders for its cluster (default: deploy/haproxy.cfg here or in the binary's checkout)."
     )
-    var clusterScript: String?
+    var haproxyTemplate: String?
     @Flag(
         help:
             "Create the scenario's drops on the --target server, write --run-file for shards and exit (k6's setup())."
@@ -293,23 +293,8 @@ extension RunCommand {
         return plan
     }
 
-    /// This very binary, and the cluster script: given, else in the working directory, else in
-    /// the checkout the binary was built in (`.build/<configuration>/stockdrop`).
-    func nemesisLauncher() throws -> (binary: String, script: String) {
-        let binary =
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let checkout = URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("../../..")
-            .standardized.path
-        let candidates =
-            clusterScript.map { [$0] } ?? [
-                FileManager.default.currentDirectoryPath + "/scripts/cluster.sh", checkout + "/scripts/cluster.sh",
-            ]
-        guard let script = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            FileHandle.standardError.write(
-                Data("no cluster script at \(candidates.joined(separator: " or ")); pass --cluster-script\n".utf8))
-            throw ExitCode(ExitStatus.usage)
-        }
-        return (binary, script)
+    func nemesisLauncher() throws -> (binary: String, haproxyTemplate: String) {
+        try ClusterFiles.locate(haproxyTemplate: haproxyTemplate)
     }
 }
 

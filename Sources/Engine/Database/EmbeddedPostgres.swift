@@ -178,55 +178,30 @@ public struct EmbeddedPostgres: Sendable {
         } ?? "runuser"
     }
 
-    /// Runs a command to completion with its output in a file. Not Foundation's `Process`:
-    /// `pg_ctl start` leaves a daemon (the postmaster) that would inherit Process's
-    /// termination-watch descriptor and output pipe and hold them open, so the wait would
-    /// never end. posix_spawn with a clean signal mask and the output in a file avoids both.
-    /// `environment` is added to this process's own.
+    /// Runs a command to completion with its output in a file (`ChildSpawn`: `pg_ctl start`
+    /// leaves a daemon that must not inherit this process's descriptors, or the wait would never
+    /// end). `environment` is added to this process's own.
     @discardableResult
     public static func execute(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:]
     ) throws -> String {
         let outputPath = NSTemporaryDirectory() + "stockdrop-command-\(UUID().uuidString).log"
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var defaultSignals = sigset_t()
-        sigfillset(&defaultSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid = pid_t()
-        var merged = ProcessInfo.processInfo.environment
-        merged.merge(environment) { _, added in added }
-        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        guard spawned == 0 else {
-            throw Failure.command(
-                executable, status: spawned, output: "cannot start: \(String(cString: strerror(spawned)))")
+        let pid: pid_t
+        do {
+            pid = try ChildSpawn.start(executable, arguments, environment: environment, outputPath: outputPath)
+        } catch {
+            throw Failure.command(executable, status: 127, output: "\(error)")
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exit = ChildSpawn.wait(for: pid)
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        // WIFEXITED && WEXITSTATUS == 0, spelled out: the macros are not imported into Swift.
-        let exitedNormally = status & 0x7f == 0
-        let exitStatus = (status >> 8) & 0xff
-        guard exitedNormally, exitStatus == 0 else {
-            throw Failure.command(
-                ([executable] + arguments).joined(separator: " "),
-                status: exitedNormally ? exitStatus : -(status & 0x7f), output: text)
+        guard exit == .exited(0) else {
+            let status: Int32
+            switch exit {
+            case .exited(let code): status = code
+            case .signalled(let signal): status = -signal
+            }
+            throw Failure.command(([executable] + arguments).joined(separator: " "), status: status, output: text)
         }
         return text
     }

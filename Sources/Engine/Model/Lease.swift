@@ -37,6 +37,12 @@ public struct LeaseOwner: Sendable, Hashable {
         return LeaseOwner(instance: "\(name.prefix(180))~\(suffix)", leaseMilliseconds: leaseMilliseconds)
     }
 
+    /// The operator-given name inside an incarnation (`s1` of `s1~k3j9…`); a name without an
+    /// incarnation is its own.
+    public static func name(ofIncarnation owner: String) -> String {
+        String(owner.prefix { $0 != "~" })
+    }
+
     /// How long memory may trust a lease renewed by a request sent at `sentAt`: the store set
     /// its expiry by its own clock after the request arrived, so `sentAt + lease` is no later
     /// than that expiry; the margin covers clocks that run at slightly different rates.

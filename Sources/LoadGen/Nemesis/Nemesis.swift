@@ -50,7 +50,9 @@ public struct Nemesis: Sendable {
                 until: clock.instant(atMicroseconds: record.startedMicroseconds + window.lastsMicroseconds),
                 clock: .continuous)
             do {
-                try await heal(opened)
+                // Healing runs to its end even when the load ended meanwhile (a restart waits
+                // for its instance's /ready): a task of its own, outside this one's cancellation.
+                try await Task { try await heal(opened) }.value
             } catch {
                 record.problem = "could not heal: \(error)"
             }

@@ -18,8 +18,9 @@ public struct RunOptions: Sendable {
     /// Whether the strategies were asked for on the command line. A server runs one strategy:
     /// asked-for strategies must match it, the scenario's own are replaced by it.
     public var strategiesExplicit: Bool
-    /// What a nemesis run starts its cluster with: the `stockdrop` binary and `cluster.sh`.
-    public var nemesisLauncher: (binary: String, script: String)?
+    /// What a nemesis run starts its cluster with: the `stockdrop` binary and the balancer's
+    /// template (`deploy/haproxy.cfg`).
+    public var nemesisLauncher: (binary: String, haproxyTemplate: String)?
 
     public init(
         strategies: [Strategy], databaseURL: String?, rowLockPoolSize: Int = Defaults.rowLockPoolSize,
@@ -98,7 +99,7 @@ public enum LoadRunner {
         progress: @escaping @Sendable (Strategy, ProgressTick) -> Void
     ) async throws -> RunOutcome {
         guard let launcher = options.nemesisLauncher else {
-            throw RunError.usage("a nemesis run needs the binary and scripts/cluster.sh")
+            throw RunError.usage("a nemesis run needs the binary and deploy/haproxy.cfg")
         }
         guard options.databaseURL?.isEmpty ?? true else {
             throw RunError.usage("a nemesis run crashes and pauses the embedded PostgreSQL: unset DATABASE_URL")
@@ -109,7 +110,8 @@ public enum LoadRunner {
             given.utf8.count >= 32
             ? given : (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         let cluster = try await NemesisCluster.start(
-            binary: launcher.binary, script: launcher.script, instances: LoadDefaults.nemesisInstances, secret: secret)
+            binary: launcher.binary, haproxyTemplate: launcher.haproxyTemplate,
+            instances: LoadDefaults.nemesisInstances, secret: secret)
         var http = options.http ?? HTTPTargetOptions(secret: secret)
         http.secret = secret
         let run: StrategyResult

@@ -225,12 +225,15 @@ public final class HTTPTarget: LoadTarget {
         return texts
     }
 
-    /// The value of an unlabelled metric in Prometheus's text format.
+    /// A metric's value in Prometheus's text format, summed over its series (labelled or not);
+    /// nil when it has none.
     static func metric(_ name: String, in text: String) -> Double? {
-        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
-            return Double(line.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces))
+        var total: Double?
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") || line.hasPrefix(name + "{") {
+            guard let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+            total = (total ?? 0) + value
         }
-        return nil
+        return total
     }
 
     /// What a success body carries that the history needs: a reservation's or a purchase's ids.

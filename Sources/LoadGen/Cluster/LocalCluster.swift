@@ -1,0 +1,353 @@
+// The scale-out reference setup on this machine, as one value the harness and the tests hold:
+// N `stockdrop serve` instances on one PostgreSQL (any URL the caller gives: the nemesis puts
+// its fault proxy there), one Redis on a Unix socket, and HAProxy in front with the
+// configuration rendered from `deploy/haproxy.cfg`, all on free loopback ports. It starts them,
+// signals them (SIGKILL, SIGSTOP and SIGCONT: the faults), restarts one on its own port under
+// its own name, and stops them, checking that every instance exits 0 on SIGTERM.
+//
+// The processes are this process's children; their logs and the balancer's configuration are
+// in the state directory. A harness that died without stopping them leaves them running: the
+// next start in the same directory kills them first (`reapStale`).
+import Engine
+import Foundation
+import NIOHTTP1
+import Synchronization
+
+public struct LocalClusterOptions: Sendable {
+    /// The `stockdrop` binary the instances run.
+    public var binary: String
+    public var instances: Int
+    /// What the instances connect to (migrated already).
+    public var databaseURL: String
+    public var secret: String
+    /// Logs, the rendered balancer configuration, Redis's socket.
+    public var directory: String
+    /// `deploy/haproxy.cfg` of a checkout.
+    public var haproxyTemplate: String
+    /// `--lease-ms` for every instance (nil: the server's default).
+    public var leaseMilliseconds: Int?
+    /// More `stockdrop serve` options, after the cluster's own.
+    public var serveArguments: [String]
+
+    public init(
+        binary: String, instances: Int, databaseURL: String, secret: String, directory: String,
+        haproxyTemplate: String, leaseMilliseconds: Int? = nil, serveArguments: [String] = []
+    ) {
+        self.binary = binary
+        self.instances = instances
+        self.databaseURL = databaseURL
+        self.secret = secret
+        self.directory = directory
+        self.haproxyTemplate = haproxyTemplate
+        self.leaseMilliseconds = leaseMilliseconds
+        self.serveArguments = serveArguments
+    }
+}
+
+public final class LocalCluster: Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let options: LocalClusterOptions
+    public let balancerURL: URL
+    public let instancePorts: [Int]
+    public let redisURL: String
+    private let processes: Mutex<[String: SupervisedProcess]>
+
+    /// How long an instance's first /ready may take (it migrates and warms up), and how long
+    /// SIGTERM may take (it drains accepted requests and batches in flight).
+    static let readySeconds = 60.0
+    static let stopSeconds = 30.0
+
+    public var instanceURLs: [URL] { instancePorts.map { URL(string: "http://127.0.0.1:\($0)")! } }
+    public var instanceNames: [String] { (1...options.instances).map(Self.name(ofInstance:)) }
+    public var leaseMilliseconds: Int { options.leaseMilliseconds ?? Defaults.leaseMilliseconds }
+
+    public static func name(ofInstance instance: Int) -> String { "s\(instance)" }
+
+    /// The instance (1…N) a lease owner (`s2~k3j9…`) is an incarnation of.
+    public func instance(owning owner: String) -> Int? {
+        let name = LeaseOwner.name(ofIncarnation: owner)
+        return instanceNames.firstIndex(of: name).map { $0 + 1 }
+    }
+
+    public static func start(_ options: LocalClusterOptions) async throws -> LocalCluster {
+        precondition((1...99).contains(options.instances), "a local cluster has 1 to 99 instances")
+        for tool in ["redis-server", "redis-cli", "haproxy"] where ChildSpawn.which(tool) == nil {
+            throw Failure(description: "\(tool) is missing (scripts/setup.sh installs it)")
+        }
+        guard FileManager.default.isExecutableFile(atPath: options.binary) else {
+            throw Failure(description: "no stockdrop binary at \(options.binary)")
+        }
+        let template: String
+        do {
+            template = try String(contentsOfFile: options.haproxyTemplate, encoding: .utf8)
+        } catch {
+            throw Failure(description: "cannot read the balancer's template \(options.haproxyTemplate): \(error)")
+        }
+        let directory = options.directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try await offPool { Self.reapStale(directory: directory) }
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where file.hasSuffix(".log") || file.hasSuffix(".stacks")
+            || ["haproxy.cfg", "redis.sock", "env"].contains(file)
+        {
+            try? FileManager.default.removeItem(atPath: directory + "/" + file)
+        }
+        let socket = directory + "/redis.sock"
+        guard socket.utf8.count < 100 else {
+            throw Failure(description: "the Redis socket path \(socket) is too long for a Unix socket")
+        }
+        let ports = try freeLoopbackPorts(options.instances + 1)
+        let cluster = LocalCluster(
+            options: options, balancerPort: ports[0], instancePorts: Array(ports.dropFirst()), redisSocket: socket)
+        do {
+            try await cluster.startRedis()
+            for instance in 1...options.instances { try cluster.launch(instance: instance) }
+            // Their first starts overlap: each waits for the others' migrations (an advisory lock).
+            for instance in 1...options.instances { try await cluster.waitReady(instance: instance) }
+            try await cluster.startBalancer(template: template)
+            return cluster
+        } catch {
+            try? await cluster.stop()
+            throw error
+        }
+    }
+
+    private init(options: LocalClusterOptions, balancerPort: Int, instancePorts: [Int], redisSocket: String) {
+        self.options = options
+        self.balancerURL = URL(string: "http://127.0.0.1:\(balancerPort)")!
+        self.instancePorts = instancePorts
+        self.redisURL = "unix://" + redisSocket
+        self.processes = Mutex([:])
+    }
+
+    // MARK: faults and restarts
+
+    public func pid(ofInstance instance: Int) -> pid_t? { process(Self.name(ofInstance: instance))?.pid }
+
+    public func isRunning(instance: Int) -> Bool { process(Self.name(ofInstance: instance))?.running ?? false }
+
+    /// SIGKILL, SIGSTOP, SIGCONT…
+    public func signal(instance: Int, _ signal: Int32) throws {
+        guard let process = process(Self.name(ofInstance: instance)), process.running else {
+            throw Failure(description: "instance s\(instance) is not running")
+        }
+        process.signal(signal)
+    }
+
+    /// Stops the instance if it runs (it must exit 0 on SIGTERM), then starts it again on its
+    /// port under its name, and waits until it is ready.
+    public func restart(instance: Int) async throws {
+        let name = Self.name(ofInstance: instance)
+        if let process = process(name), process.running {
+            let stop = await process.stop(seconds: Self.stopSeconds)
+            guard stop.clean else {
+                throw Failure(description: "\(name) did not shut down cleanly: \(stop)\n\(process.logTail())")
+            }
+        }
+        try launch(instance: instance)
+        try await waitReady(instance: instance)
+    }
+
+    public func killRedis() throws {
+        guard let redis = process("redis"), redis.running else { throw Failure(description: "Redis is not running") }
+        redis.signal(SIGKILL)
+    }
+
+    /// Starts Redis again on its socket; the instances resubscribe on their own.
+    public func restartRedis() async throws {
+        if let redis = process("redis"), redis.running { _ = await redis.stop(seconds: 10) }
+        try await startRedis()
+    }
+
+    /// SIGTERM to every running instance at once, then each must exit 0 within its bound; then
+    /// HAProxy and Redis. Throws, naming each instance that did not shut down cleanly (with its
+    /// last log lines), once everything is stopped.
+    public func stop() async throws {
+        let instances = instanceNames.compactMap { process($0) }
+        let running = instances.filter(\.running)
+        for process in running { process.signal(SIGTERM) }
+        var unclean: [String] = []
+        for process in running {
+            let stop = await process.stop(signal: nil, seconds: Self.stopSeconds)
+            if !stop.clean {
+                unclean.append("\(process.name) did not shut down cleanly after SIGTERM: \(stop)\n\(process.logTail())")
+            }
+        }
+        for name in ["haproxy", "redis"] {
+            if let process = process(name), process.running { _ = await process.stop(seconds: 10) }
+        }
+        try? FileManager.default.removeItem(atPath: options.directory + "/redis.sock")
+        guard unclean.isEmpty else { throw Failure(description: unclean.joined(separator: "\n")) }
+    }
+
+    /// Sourceable by a shell (`. DIR/env`): what scripts need to reach the cluster.
+    public var environmentFile: String {
+        let values: [(String, String)] = [
+            ("BALANCER_URL", balancerURL.absoluteString),
+            ("INSTANCE_URLS", instanceURLs.map(\.absoluteString).joined(separator: " ")),
+            ("INSTANCE_IDS", instanceNames.joined(separator: " ")),
+            (
+                "INSTANCE_PIDS",
+                (1...options.instances).map { pid(ofInstance: $0).map(String.init) ?? "" }.joined(separator: " ")
+            ),
+            ("DATABASE_URL", options.databaseURL), ("REDIS_URL", redisURL), ("STOCKDROP_JWT_SECRET", options.secret),
+            ("LEASE_MS", String(leaseMilliseconds)),
+        ]
+        return values.map { "export \($0.0)='\($0.1.replacingOccurrences(of: "'", with: "'\\''"))'\n" }.joined()
+    }
+
+    // MARK: starting the pieces
+
+    private func process(_ name: String) -> SupervisedProcess? { processes.withLock { $0[name] } }
+
+    private func supervise(_ name: String, _ executable: String, _ arguments: [String]) throws {
+        let process = try SupervisedProcess(
+            name: name, executable: executable, arguments: arguments,
+            environment: [
+                "DATABASE_URL": options.databaseURL, "REDIS_URL": redisURL, "STOCKDROP_JWT_SECRET": options.secret,
+                Self.directoryVariable: options.directory,
+            ],
+            logPath: options.directory + "/\(name).log")
+        processes.withLock { $0[name] = process }
+    }
+
+    private func launch(instance: Int) throws {
+        let port = instancePorts[instance - 1]
+        var arguments = [
+            "serve", "--strategy", "actor", "--no-rate-limit", "--log-level", "notice", "--port", String(port),
+            // HAProxy on loopback adds X-Forwarded-For; trusted, so client addresses are the clients'.
+            "--trusted-proxies", "127.0.0.1", "--instance-id", Self.name(ofInstance: instance),
+            "--advertise-url", "http://127.0.0.1:\(port)",
+        ]
+        if let lease = options.leaseMilliseconds { arguments += ["--lease-ms", String(lease)] }
+        try supervise(Self.name(ofInstance: instance), options.binary, arguments + options.serveArguments)
+    }
+
+    private func waitReady(instance: Int) async throws {
+        try await waitReady(name: Self.name(ofInstance: instance), url: instanceURLs[instance - 1])
+    }
+
+    /// Until GET URL/ready answers 200; fails when the process ends or the time runs out.
+    private func waitReady(name: String, url: URL) async throws {
+        let pool = HTTPConnectionPool(
+            host: "127.0.0.1", port: url.port ?? 80, connections: 1, timeoutMilliseconds: 2_000, eventLoopThreads: 1)
+        defer { Task { await pool.close() } }
+        let deadline = Date().addingTimeInterval(Self.readySeconds)
+        var last = "no answer"
+        while Date() < deadline {
+            if let reply = try? await pool.send(method: .GET, path: "/ready") {
+                if reply.status == 200 { return }
+                last = "\(reply.status)"
+            }
+            if let process = process(name), let exit = process.exit {
+                throw Failure(
+                    description: "\(name) ended (\(exit)) before \(url)/ready answered 200\n\(process.logTail())")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw Failure(
+            description: "\(name): \(url)/ready answered \(last), not 200, for \(Int(Self.readySeconds)) s\n"
+                + (process(name)?.logTail() ?? ""))
+    }
+
+    private func startRedis() async throws {
+        let socket = String(redisURL.dropFirst("unix://".count))
+        try? FileManager.default.removeItem(atPath: socket)
+        try supervise(
+            "redis", ChildSpawn.which("redis-server")!,
+            [
+                "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+                "--dir", options.directory, "--daemonize", "no",
+            ])
+        let cli = ChildSpawn.which("redis-cli")!
+        for _ in 0..<100 {
+            let answer = try? await Self.offPool { try EmbeddedPostgres.execute(cli, ["-s", socket, "ping"]) }
+            if answer?.hasPrefix("PONG") == true { return }
+            if let redis = process("redis"), let exit = redis.exit {
+                throw Failure(description: "redis-server ended (\(exit))\n\(redis.logTail())")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw Failure(description: "Redis did not answer on \(socket)\n\(process("redis")?.logTail() ?? "")")
+    }
+
+    private func startBalancer(template: String) async throws {
+        let configuration = try HAProxyConfig.render(
+            template: template, frontendPort: balancerURL.port!, instancePorts: instancePorts)
+        let path = options.directory + "/haproxy.cfg"
+        try configuration.write(toFile: path, atomically: true, encoding: .utf8)
+        let haproxy = ChildSpawn.which("haproxy")!
+        do {
+            _ = try await Self.offPool { try EmbeddedPostgres.execute(haproxy, ["-c", "-q", "-f", path]) }
+        } catch {
+            throw Failure(description: "haproxy rejected \(path): \(error)")
+        }
+        // -db: the foreground, so its log (`log stdout`) goes to haproxy.log.
+        try supervise("haproxy", haproxy, ["-db", "-f", path])
+        try await waitReady(name: "haproxy", url: balancerURL)
+    }
+
+    // MARK: helpers
+
+    static let directoryVariable = "STOCKDROP_CLUSTER_DIR"
+
+    /// Kills what an earlier harness started in `directory` and left running (it died before
+    /// its stop): every process whose environment names the directory, and its Redis (which
+    /// rewrites its process title over its environment, but names its socket in the title).
+    static func reapStale(directory: String) {
+        let marker = Data("\(directoryVariable)=\(directory)\0".utf8)
+        let redisTitle = Data("\(directory)/redis.sock".utf8)
+        let me = getpid()
+        var stale: [pid_t] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), pid != me else { continue }
+            let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ") ?? Data()
+            let title = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") ?? Data()
+            if environment.range(of: marker) != nil
+                || (title.starts(with: Data("/usr/bin/redis-server".utf8)) && title.range(of: redisTitle) != nil)
+            {
+                stale.append(pid)
+            }
+        }
+        for pid in stale { kill(pid, SIGKILL) }
+        for pid in stale {
+            for _ in 0..<100 where kill(pid, 0) == 0 { usleep(50_000) }
+        }
+    }
+
+    /// `count` distinct free loopback ports: each socket stays bound until all are picked. A
+    /// port can still be taken between this and the bind; that start then fails and cleans up.
+    static func freeLoopbackPorts(_ count: Int) throws -> [Int] {
+        var descriptors: [Int32] = []
+        defer { descriptors.forEach { close($0) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard descriptor >= 0 else { throw Failure(description: "socket(): errno \(errno)") }
+            descriptors.append(descriptor)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+                }
+            }
+            guard bound else { throw Failure(description: "no free loopback port: errno \(errno)") }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+
+    /// Blocking work (a child process to its end) on a thread of its own: the cooperative pool
+    /// has two threads here and the load run needs them.
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+        }
+    }
+}
