@@ -229,6 +229,40 @@ import Testing
         }
     }
 
+    /// A failover can leave an instance's address on a standby: it says it is not ready (the
+    /// balancer stops sending) and refuses claims as "nothing applied", retryable.
+    @Test func aDatabaseThatTurnedReadOnlyIsNotReadyAndRefusesClaims() async throws {
+        let fixture = try await ServerFixture("read_only")
+        let application = try await fixture.application()
+        try await application.test(.router) { client in
+            let drop = try await fixture.createDrop(client, stock: 5)
+            let database = try #require(URLComponents(string: fixture.configuration.databaseURL)?.path.dropFirst())
+            let admin = try await PostgresConnection.connect(fixture.configuration.databaseURL)
+            try await admin.execute("ALTER DATABASE \(database) SET default_transaction_read_only = on")
+            // Every open session of the server reconnects and finds the database read-only.
+            try await admin.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            await admin.close()
+            var body = ""
+            for _ in 0..<20 {
+                body = try await client.execute(uri: "/ready", method: .get) { String(buffer: $0.body) }
+                if body.contains(#""database":"read_only""#) { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(body.contains(#""ready":false"#) && body.contains(#""database":"read_only""#), "\(body)")
+            var status: HTTPResponse.Status = .ok
+            var code: String?
+            for _ in 0..<10 {
+                (status, code) = try await client.execute(
+                    uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await fixture.headers(7)
+                ) { ($0.status, $0.errorCode) }
+                if code == "unavailable" { break }
+            }
+            #expect(status == .serviceUnavailable && code == "unavailable", "\(status) \(String(describing: code))")
+        }
+    }
+
     /// Down, and saying nothing of itself: no SQLSTATE, no server text, no socket path in any
     /// answer (those are for the log).
     @Test func aDatabaseThatIsDownIs503NotA500() async throws {

@@ -11,6 +11,17 @@ public enum Migrator {
     ) async throws -> [Int] {
         try await connection.withSession { session in
             try session.execute("SET client_min_messages = warning")
+            // A standby (or a read-only session) would refuse the first write with a message
+            // that does not say why; say it before anything else.
+            if try session.query("SELECT current_setting('transaction_read_only') AS read_only").first?.string(
+                "read_only") == "on"
+            {
+                throw PostgresError(
+                    kind: .server, sqlState: "25006",
+                    message:
+                        "the database is read-only (a standby?): stockdrop needs the primary; point DATABASE_URL at it, at a balancer that follows it, or at several hosts with target_session_attrs=read-write"
+                )
+            }
             try session.query("SELECT pg_advisory_lock($1)", [.int64(advisoryLockKey)])
             defer { _ = try? session.query("SELECT pg_advisory_unlock($1)", [.int64(advisoryLockKey)]) }
             try session.execute(

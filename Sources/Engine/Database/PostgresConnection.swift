@@ -13,6 +13,10 @@ public final class PostgresSession {
     fileprivate var handle: OpaquePointer?
     /// How long one statement's answer may take before the connection is dropped.
     public var answerTimeout: Duration
+    /// Set by the notice receiver when the server warns that a commit stopped waiting for its
+    /// synchronous standby (a cancel, `statement_timeout`, a shutdown): committed here, perhaps
+    /// on no standby, so lost at the next failover. The statement then fails as `inDoubt`.
+    fileprivate var unreplicatedCommit: String?
 
     fileprivate init(handle: OpaquePointer, answerTimeout: Duration) {
         self.handle = handle
@@ -93,6 +97,32 @@ public final class PostgresSession {
         return handle
     }
 
+    /// PostgreSQL's words for a commit that stopped waiting for its synchronous standby
+    /// (syncrep.c: "canceling wait for synchronous replication due to user request" or "… and
+    /// terminating connection due to administrator command"), sent as a WARNING with the detail
+    /// "The transaction has already committed locally, but might not have been replicated to
+    /// the standby." The client would otherwise read the commit as a success.
+    static func isUnreplicatedCommit(severity: String?, message: String) -> Bool {
+        severity == "WARNING" && message.hasPrefix("canceling wait for synchronous replication")
+    }
+
+    /// Installs the notice receiver (once per connection, on its thread).
+    fileprivate func receiveNotices() {
+        guard let handle else { return }
+        let receiver: PQnoticeReceiver = { argument, result in
+            guard let argument, let result else { return }
+            let session = Unmanaged<PostgresSession>.fromOpaque(argument).takeUnretainedValue()
+            func field(_ code: UInt8) -> String? { PQresultErrorField(result, Int32(code)).map { String(cString: $0) } }
+            let message = field(UInt8(ascii: "M")) ?? ""
+            if PostgresSession.isUnreplicatedCommit(severity: field(UInt8(ascii: "V")), message: message) {
+                session.unreplicatedCommit = message
+            }
+        }
+        // The session outlives its handle (`finish` clears the handle first), so an unretained
+        // pointer to it stays valid for every notice the handle can deliver.
+        PQsetNoticeReceiver(handle, receiver, Unmanaged.passUnretained(self).toOpaque())
+    }
+
     /// Flushes what was queued, then reads every result of the statement(s), each within the
     /// answer deadline (it restarts with every result, as `statement_timeout` does per
     /// statement). The rows are the last result's; the error is the first one (the server stops
@@ -104,6 +134,7 @@ public final class PostgresSession {
             guard sent else {
                 throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
             }
+            unreplicatedCommit = nil
             var deadline = ContinuousClock.now.advanced(by: answerTimeout)
             while true {
                 let pending = PQflush(handle)
@@ -140,6 +171,15 @@ public final class PostgresSession {
                 }
             }
             if let firstError { throw firstError }
+            if let warning = unreplicatedCommit {
+                // Not a success: the connection goes too (its standby link is suspect), and the
+                // caller treats the statement as it treats a lost answer.
+                throw PostgresError(
+                    kind: .inDoubt, sqlState: "57014",
+                    message:
+                        "the commit stopped waiting for its synchronous standby (\(warning)): applied on this server, perhaps on no standby"
+                )
+            }
             return rows
         } catch let error as PostgresError where error.kind != .server {
             finish()
@@ -265,6 +305,7 @@ public final class PostgresConnection: @unchecked Sendable {
                 PQsetnonblocking(handle, 1)
                 let session = PostgresSession(
                     handle: handle, answerTimeout: .milliseconds(deadlines.answerMilliseconds))
+                session.receiveNotices()
                 let name = applicationName.replacingOccurrences(of: "'", with: "")
                 try session.execute(
                     "SET client_min_messages = warning; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET application_name = '\(name)'"

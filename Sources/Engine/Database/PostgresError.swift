@@ -5,6 +5,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case connection, server, decoding, closed
         /// No answer before the client's deadline; the connection was dropped.
         case timeout
+        /// Answered, but the server warned that its commit stopped waiting for the synchronous
+        /// standby: applied here, perhaps nowhere else (a failover may lose it). The connection
+        /// was dropped; the statement's outcome is unknown to the caller.
+        case inDoubt
     }
 
     public let kind: Kind
@@ -30,7 +34,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var isForeignKeyViolation: Bool { sqlState == "23503" }
     /// Class 08 (connection exception) or a client-side connection failure: retry on a new connection.
     public var isConnectionFailure: Bool {
-        kind == .connection || kind == .closed || kind == .timeout || sqlState?.hasPrefix("08") == true
+        kind == .connection || kind == .closed || kind == .timeout || kind == .inDoubt
+            || sqlState?.hasPrefix("08") == true
     }
 
     public var description: String {

@@ -32,6 +32,13 @@ extension PostgresStore: InstanceRegistry, StoreStatus {
         }
     }
 
+    public func acceptsWrites() async throws -> Bool {
+        try await Self.reading {
+            try await pool.query("SELECT current_setting('transaction_read_only') AS read_only").first?
+                .string("read_only") == "off"
+        }
+    }
+
     public func stockTotals() async throws -> StockTotals {
         try await Self.reading {
             guard

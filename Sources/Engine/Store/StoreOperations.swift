@@ -17,6 +17,10 @@ public protocol InstanceRegistry: Sendable {
 public protocol StoreStatus: Sendable {
     /// The highest migration applied (0 when none).
     func schemaVersion() async throws -> Int
+    /// Whether the database takes writes: false on a standby (or a session forced read-only),
+    /// where every claim would be refused. After a failover the old primary's address may lead
+    /// there until the balancer follows the new one.
+    func acceptsWrites() async throws -> Bool
     /// Units held and sold over every drop.
     func stockTotals() async throws -> StockTotals
 }

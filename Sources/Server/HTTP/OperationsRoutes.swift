@@ -62,7 +62,8 @@ struct OperationsRoutes: Sendable {
             let readiness = await parts.readiness.check()
             let leases = parts.inventory.leases?.leaseStatistics() ?? LeaseStatistics()
             let body = Readiness(
-                ready: readiness.ready, database: readiness.databaseReachable ? "ok" : "unreachable",
+                ready: readiness.ready,
+                database: !readiness.databaseReachable ? "unreachable" : readiness.acceptsWrites ? "ok" : "read_only",
                 schemaVersion: readiness.schemaVersion, expectedSchemaVersion: Migrations.latestVersion,
                 problem: readiness.problem,
                 events: Self.eventsStatus(parts.relay?.status), instance: parts.instance,

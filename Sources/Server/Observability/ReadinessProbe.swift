@@ -1,5 +1,6 @@
-// What `/ready` answers: the database reachable and its migrations current, within a bound so
-// a load balancer's probe never hangs.
+// What `/ready` answers: the database reachable, taking writes (a primary, not a standby a
+// failover left behind) and its migrations current, within a bound so a load balancer's probe
+// never hangs.
 import Engine
 import Synchronization
 
@@ -8,7 +9,8 @@ final class ReadinessProbe: Sendable {
         var databaseReachable: Bool
         var schemaVersion: Int?
         var problem: String?
-        var ready: Bool { databaseReachable && schemaVersion == Migrations.latestVersion }
+        var acceptsWrites = true
+        var ready: Bool { databaseReachable && acceptsWrites && schemaVersion == Migrations.latestVersion }
     }
 
     private let status: any StoreStatus
@@ -43,6 +45,11 @@ final class ReadinessProbe: Sendable {
     private static func query(_ status: any StoreStatus) async -> Readiness {
         do {
             let version = try await status.schemaVersion()
+            guard try await status.acceptsWrites() else {
+                return Readiness(
+                    databaseReachable: true, schemaVersion: version,
+                    problem: "the database is read-only (a standby, not the primary)", acceptsWrites: false)
+            }
             return Readiness(
                 databaseReachable: true, schemaVersion: version,
                 problem: version == Migrations.latestVersion

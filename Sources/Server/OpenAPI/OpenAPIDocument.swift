@@ -28,7 +28,8 @@ enum OpenAPIDocument {
             method: "get", path: "/health", summary: "Liveness: the process answers", access: .open,
             success: (200, "Alive", ref("Health"))),
         Operation(
-            method: "get", path: "/ready", summary: "Readiness: database reachable and migrations current",
+            method: "get", path: "/ready",
+            summary: "Readiness: database reachable, writable (the primary) and migrations current",
             access: .open,
             success: (200, "Ready", ref("Readiness")), alternative: (503, "Not ready (same body, ready false)")),
         Operation(
@@ -253,7 +254,8 @@ enum OpenAPIDocument {
             "Readiness": [
                 "type": "object", "required": ["ready", "database", "schemaVersion", "expectedSchemaVersion"],
                 "properties": [
-                    "ready": ["type": "boolean"], "database": ["type": "string"],
+                    "ready": ["type": "boolean"],
+                    "database": ["type": "string", "enum": ["ok", "unreachable", "read_only"]],
                     "schemaVersion": ["type": ["integer", "null"]], "expectedSchemaVersion": ["type": "integer"],
                     "problem": ["type": ["string", "null"]],
                 ],
