@@ -50,7 +50,10 @@ struct ClusterCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("cluster: \(error)\n".utf8))
             throw ExitCode(ExitStatus.unavailable)
         }
-        try cluster.environmentFile.write(toFile: directory + "/env", atomically: true, encoding: .utf8)
+        // It carries the JWT secret: readable by its owner alone.
+        FileManager.default.createFile(
+            atPath: directory + "/env", contents: Data(cluster.environmentFile.utf8),
+            attributes: [.posixPermissions: 0o600])
         var lines = cluster.instanceURLs.enumerated().map { index, url in
             "instance s\(index + 1): \(url.absoluteString) (pid \(cluster.pid(ofInstance: index + 1) ?? 0))"
         }

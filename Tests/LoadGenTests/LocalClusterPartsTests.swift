@@ -62,10 +62,13 @@ import Testing
                 name: name, executable: "/bin/sh", arguments: ["-c", script], environment: [:],
                 logPath: "\(directory)/\(name).log")
         }
-        let clean = try start("clean", "trap 'echo draining; exit 0' TERM; while :; do sleep 0.05; done")
-        let plain = try start("plain", "exec sleep 30")
-        let deaf = try start("deaf", "trap '' TERM; while :; do sleep 0.05; done")
-        try await Task.sleep(for: .milliseconds(300))
+        let clean = try start("clean", "trap 'echo draining; exit 0' TERM; echo ready; while :; do sleep 0.05; done")
+        let plain = try start("plain", "echo ready; exec sleep 30")
+        let deaf = try start("deaf", "trap '' TERM; echo ready; while :; do sleep 0.05; done")
+        // Each has set its trap (a loaded machine may take a while to get there).
+        for process in [clean, plain, deaf] {
+            for _ in 0..<200 where !process.logTail().contains("ready") { try await Task.sleep(for: .milliseconds(50)) }
+        }
         #expect(clean.running && plain.running && deaf.running)
 
         let cleanStop = await clean.stop(seconds: 5)
@@ -89,12 +92,13 @@ import Testing
             "/bin/sleep", ["30"], environment: [LocalCluster.directoryVariable: directory], outputPath: "/dev/null")
         let other = try ChildSpawn.start(
             "/bin/sleep", ["30"], environment: [LocalCluster.directoryVariable: elsewhere], outputPath: "/dev/null")
-        let leftEnd = Task.detached { ChildSpawn.wait(for: left) }
-        LocalCluster.reapStale(directory: directory)
-        #expect(await leftEnd.value == .signalled(SIGKILL))
+        // Blocking waits and the reaper off the cooperative pool (two threads here).
+        async let leftEnd = LocalCluster.offPool { ChildSpawn.wait(for: left) }
+        try await LocalCluster.offPool { LocalCluster.reapStale(directory: directory) }
+        #expect(try await leftEnd == .signalled(SIGKILL))
         #expect(kill(other, 0) == 0, "a process of another directory is left alone")
         kill(other, SIGKILL)
-        _ = ChildSpawn.wait(for: other)
+        _ = try await LocalCluster.offPool { ChildSpawn.wait(for: other) }
     }
 
     @Test func anInstanceIsFoundFromItsLeaseOwner() {

@@ -3,7 +3,8 @@
 // for the life of a cluster (`stockdrop serve`, HAProxy, Redis) must not inherit this
 // process's descriptors (Process's termination-watch pipe, NIO's sockets, a caller's pipe)
 // nor a signal mask a dispatch thread blocked. So: standard input from /dev/null, output to a
-// file, every other descriptor closed, the signal mask cleared and default dispositions.
+// file, every other descriptor closed, the signal mask cleared and default dispositions, and
+// a process group of its own.
 import Foundation
 
 public enum ChildSpawn {
@@ -52,7 +53,11 @@ public enum ChildSpawn {
         sigfillset(&defaultSignals)
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // A process group of its own: a terminal's Ctrl-C reaches this process alone, which
+        // then stops its children in order (instances drain before the balancer goes).
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var merged = ProcessInfo.processInfo.environment
@@ -72,6 +77,21 @@ public enum ChildSpawn {
     private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
     private static let closeFrom: CloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np")
         .map { unsafeBitCast($0, to: CloseFrom.self) }
+
+    /// Waits up to `seconds` for the child `pid` to end (polling, so it can give up), then
+    /// SIGKILLs and reaps it. Blocks: call it off the cooperative pool.
+    public static func wait(for pid: pid_t, seconds: Double) -> Exit {
+        let deadline = Date().addingTimeInterval(seconds)
+        var status: Int32 = 0
+        while Date() < deadline {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid { return Exit(waitStatus: status) }
+            if reaped < 0 && errno != EINTR { return .exited(-1) }
+            usleep(50_000)
+        }
+        kill(pid, SIGKILL)
+        return wait(for: pid)
+    }
 
     /// Blocks until the child `pid` ends.
     public static func wait(for pid: pid_t) -> Exit {

@@ -54,6 +54,11 @@ public final class LocalCluster: Sendable {
     public let instancePorts: [Int]
     public let redisURL: String
     private let processes: Mutex<[String: SupervisedProcess]>
+    /// Instances this harness signalled itself since their start (a fault): their end is
+    /// expected. Any other instance found ended at the stop crashed on its own.
+    private let signalled = Mutex<Set<String>>([])
+    /// The directory's lock, held from start to stop.
+    private let lock: Int32
 
     /// How long an instance's first /ready may take (it migrates and warms up), and how long
     /// SIGTERM may take (it drains accepted requests and batches in flight).
@@ -62,7 +67,21 @@ public final class LocalCluster: Sendable {
 
     public var instanceURLs: [URL] { instancePorts.map { URL(string: "http://127.0.0.1:\($0)")! } }
     public var instanceNames: [String] { (1...options.instances).map(Self.name(ofInstance:)) }
-    public var leaseMilliseconds: Int { options.leaseMilliseconds ?? Defaults.leaseMilliseconds }
+    /// The instances' lease: the option, else a `--lease-ms` among the serve arguments, else
+    /// the server's default.
+    public var leaseMilliseconds: Int {
+        if let lease = options.leaseMilliseconds { return lease }
+        let arguments = options.serveArguments
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--lease-ms", index + 1 < arguments.count, let lease = Int(arguments[index + 1]) {
+                return lease
+            }
+            if argument.hasPrefix("--lease-ms="), let lease = Int(argument.dropFirst("--lease-ms=".count)) {
+                return lease
+            }
+        }
+        return Defaults.leaseMilliseconds
+    }
 
     public static func name(ofInstance instance: Int) -> String { "s\(instance)" }
 
@@ -88,6 +107,14 @@ public final class LocalCluster: Sendable {
         }
         let directory = options.directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // One harness per directory: what holds the lock is alive; what it left when it died
+        // (the lock went with it) is reaped.
+        let lock = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            if lock >= 0 { close(lock) }
+            throw Failure(
+                description: "another harness runs a cluster in \(directory); stop it, or use another directory")
+        }
         try await offPool { Self.reapStale(directory: directory) }
         for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         where file.hasSuffix(".log") || file.hasSuffix(".stacks")
@@ -99,9 +126,16 @@ public final class LocalCluster: Sendable {
         guard socket.utf8.count < 100 else {
             throw Failure(description: "the Redis socket path \(socket) is too long for a Unix socket")
         }
-        let ports = try freeLoopbackPorts(options.instances + 1)
+        let ports: [Int]
+        do {
+            ports = try freeLoopbackPorts(options.instances + 1)
+        } catch {
+            close(lock)
+            throw error
+        }
         let cluster = LocalCluster(
-            options: options, balancerPort: ports[0], instancePorts: Array(ports.dropFirst()), redisSocket: socket)
+            options: options, balancerPort: ports[0], instancePorts: Array(ports.dropFirst()), redisSocket: socket,
+            lock: lock)
         do {
             try await cluster.startRedis()
             for instance in 1...options.instances { try cluster.launch(instance: instance) }
@@ -115,8 +149,11 @@ public final class LocalCluster: Sendable {
         }
     }
 
-    private init(options: LocalClusterOptions, balancerPort: Int, instancePorts: [Int], redisSocket: String) {
+    private init(
+        options: LocalClusterOptions, balancerPort: Int, instancePorts: [Int], redisSocket: String, lock: Int32
+    ) {
         self.options = options
+        self.lock = lock
         self.balancerURL = URL(string: "http://127.0.0.1:\(balancerPort)")!
         self.instancePorts = instancePorts
         self.redisURL = "unix://" + redisSocket
@@ -131,9 +168,11 @@ public final class LocalCluster: Sendable {
 
     /// SIGKILL, SIGSTOP, SIGCONT…
     public func signal(instance: Int, _ signal: Int32) throws {
-        guard let process = process(Self.name(ofInstance: instance)), process.running else {
-            throw Failure(description: "instance s\(instance) is not running")
+        let name = Self.name(ofInstance: instance)
+        guard let process = process(name), process.running else {
+            throw Failure(description: "instance \(name) is not running")
         }
+        signalled.withLock { _ = $0.insert(name) }
         process.signal(signal)
     }
 
@@ -147,6 +186,7 @@ public final class LocalCluster: Sendable {
                 throw Failure(description: "\(name) did not shut down cleanly: \(stop)\n\(process.logTail())")
             }
         }
+        signalled.withLock { _ = $0.remove(name) }
         try launch(instance: instance)
         try await waitReady(instance: instance)
     }
@@ -166,10 +206,15 @@ public final class LocalCluster: Sendable {
     /// HAProxy and Redis. Throws, naming each instance that did not shut down cleanly (with its
     /// last log lines), once everything is stopped.
     public func stop() async throws {
+        defer { close(lock) }
         let instances = instanceNames.compactMap { process($0) }
         let running = instances.filter(\.running)
         for process in running { process.signal(SIGTERM) }
         var unclean: [String] = []
+        let faulted = signalled.withLock { $0 }
+        for process in instances where !process.running && !faulted.contains(process.name) {
+            unclean.append("\(process.name) ended on its own before the stop (\(process.exit!))\n\(process.logTail())")
+        }
         for process in running {
             let stop = await process.stop(signal: nil, seconds: Self.stopSeconds)
             if !stop.clean {
@@ -227,8 +272,39 @@ public final class LocalCluster: Sendable {
     }
 
     private func waitReady(instance: Int) async throws {
-        try await waitReady(name: Self.name(ofInstance: instance), url: instanceURLs[instance - 1])
+        let name = Self.name(ofInstance: instance)
+        try await waitReady(name: name, url: instanceURLs[instance - 1])
+        try await waitRegistered(name: name, address: instanceURLs[instance - 1].absoluteString)
     }
+
+    /// Until the instance is in the instance directory under its name, with its address and a
+    /// fresh heartbeat: what another instance forwarding to it reads. It registers before it
+    /// listens, so this normally returns at once; it is the check that it did.
+    private func waitRegistered(name: String, address: String) async throws {
+        let deadline = Date().addingTimeInterval(10)
+        var found = 0
+        while Date() < deadline {
+            if let connection = try? await PostgresConnection.connect(
+                options.databaseURL, applicationName: "stockdrop-cluster", deadlines: Self.probeDeadlines)
+            {
+                found =
+                    (try? await connection.query(
+                        """
+                        SELECT count(*) AS n FROM stockdrop_instances
+                        WHERE split_part(id, '~', 1) = $1 AND address = $2
+                          AND heartbeat_at > clock_timestamp() - interval '5 seconds'
+                        """, [.text(name), .text(address)]
+                    ).first?.int("n")) ?? 0
+                await connection.close()
+            }
+            if found > 0 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw Failure(description: "\(name) answered /ready but is not in stockdrop_instances at \(address) after 10 s")
+    }
+
+    static let probeDeadlines = DatabaseDeadlines(
+        connectSeconds: 2, statementMilliseconds: 1_000, answerMilliseconds: 2_000, acquireMilliseconds: 2_000)
 
     /// Until GET URL/ready answers 200; fails when the process ends or the time runs out.
     private func waitReady(name: String, url: URL) async throws {
@@ -299,7 +375,7 @@ public final class LocalCluster: Sendable {
     /// rewrites its process title over its environment, but names its socket in the title).
     static func reapStale(directory: String) {
         let marker = Data("\(directoryVariable)=\(directory)\0".utf8)
-        let redisTitle = Data("\(directory)/redis.sock".utf8)
+        let redisTitle = Data("unixsocket:\(directory)/redis.sock".utf8)
         let me = getpid()
         var stale: [pid_t] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
@@ -307,15 +383,23 @@ public final class LocalCluster: Sendable {
             let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ") ?? Data()
             let title = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") ?? Data()
             if environment.range(of: marker) != nil
-                || (title.starts(with: Data("/usr/bin/redis-server".utf8)) && title.range(of: redisTitle) != nil)
+                || (title.range(of: Data("redis-server".utf8)) != nil && title.range(of: redisTitle) != nil)
             {
                 stale.append(pid)
             }
         }
         for pid in stale { kill(pid, SIGKILL) }
+        // Gone, or a zombie its new parent has yet to reap (it holds nothing any more).
         for pid in stale {
-            for _ in 0..<100 where kill(pid, 0) == 0 { usleep(50_000) }
+            for _ in 0..<100 where kill(pid, 0) == 0 && !isZombie(pid) { usleep(50_000) }
         }
+    }
+
+    private static func isZombie(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[close...].dropFirst(2).first == "Z"
     }
 
     /// `count` distinct free loopback ports: each socket stays bound until all are picked. A

@@ -3,6 +3,7 @@
 // status is known the moment it ends (a SIGTERMed instance must exit 0) and it is never left a
 // zombie. Every process is started with STOCKDROP_CLUSTER_DIR in its environment, which is how
 // a later start recognises what a harness that died left running (`LocalCluster.reapStale`).
+import Dispatch
 import Engine
 import Foundation
 import Synchronization
@@ -64,12 +65,15 @@ final class SupervisedProcess: Sendable {
         kill(pid, signal)
     }
 
-    /// Waits up to `seconds` for its end.
+    /// Waits up to `seconds` for its end, cancelled or not (a stop after a cancelled start
+    /// must still wait its bound, without spinning).
     func waitForExit(seconds: Double) async -> ChildSpawn.Exit? {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if let exit { return exit }
-            try? await Task.sleep(for: .milliseconds(50))
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) { continuation.resume() }
+            }
         }
         return exit
     }
@@ -81,7 +85,8 @@ final class SupervisedProcess: Sendable {
         if let signal { kill(pid, signal) }
         kill(pid, SIGCONT)  // a stopped process (a test's SIGSTOP) would handle nothing
         if let exit = await waitForExit(seconds: seconds) { return .exited(exit) }
-        let stacks = Self.stacks(of: pid, into: logPath.replacingOccurrences(of: ".log", with: ".stacks"))
+        let (pid, path) = (self.pid, logPath.replacingOccurrences(of: ".log", with: ".stacks"))
+        let stacks = try? await LocalCluster.offPool { Self.stacks(of: pid, into: path) }
         kill(pid, SIGKILL)
         _ = await waitForExit(seconds: 5)
         return .killedAfter(seconds: seconds, stacks: stacks)
@@ -93,13 +98,13 @@ final class SupervisedProcess: Sendable {
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(count).joined(separator: "\n")
     }
 
-    /// Every thread's backtrace (gdb, when installed), written to `path`.
+    /// Every thread's backtrace (gdb, when installed, 30 s at most), written to `path`.
     private static func stacks(of pid: pid_t, into path: String) -> String? {
         guard let gdb = ChildSpawn.which("gdb"),
             let tracer = try? ChildSpawn.start(
                 gdb, ["-p", String(pid), "-batch", "-ex", "thread apply all bt"], outputPath: path)
         else { return nil }
-        _ = ChildSpawn.wait(for: tracer)
+        _ = ChildSpawn.wait(for: tracer, seconds: 30)
         return path
     }
 }
