@@ -3,10 +3,12 @@
 # buyers, 200 units) through a 3-instance cluster behind HAProxy that `stockdrop run` starts
 # itself, once per fault kind alone, a fault about every 3 s; then every kind together on
 # scenarios/nemesis.yaml (flash-sale's buyers spread over 20 s, so each fault meets live
-# traffic). Each run must exit 0: nothing oversold, no acknowledged write lost, every
-# invariant holding, and every instance exiting 0 on SIGTERM at the end.
+# traffic); then the PostgreSQL primary killed, and switched over, under
+# scenarios/postgres-failover.yaml on a Patroni cluster. Each run must exit 0: nothing
+# oversold, no acknowledged write lost, every invariant holding, and every instance exiting 0
+# on SIGTERM at the end.
 #
-#   scripts/nemesis-e2e.sh [fault...]     default: each kind, then all
+#   scripts/nemesis-e2e.sh [fault...]     default: each kind, then all, then kill-primary and switchover
 #
 # Environment: STOCKDROP_BIN (default .build/debug/stockdrop), NEMESIS_USERS, NEMESIS_STOCK,
 # NEMESIS_INTERVAL.
@@ -18,13 +20,17 @@ users=${NEMESIS_USERS:-5000}
 stock=${NEMESIS_STOCK:-200}
 interval=${NEMESIS_INTERVAL:-3s}
 faults=("$@")
-[ ${#faults[@]} -gt 0 ] || faults=(kill-server pause-server restart-postgres pause-postgres kill-redis all)
+[ ${#faults[@]} -gt 0 ] || faults=(kill-server pause-server restart-postgres pause-postgres kill-redis all kill-primary switchover)
 
 failed=()
 for fault in "${faults[@]}"; do
   if [ "$fault" = all ]; then
     echo "nemesis-e2e: scenarios/nemesis.yaml with every fault (its own interval)"
     run=(scenarios/nemesis.yaml)
+  elif [ "$fault" = kill-primary ] || [ "$fault" = switchover ]; then
+    # PostgreSQL that fails over: a Patroni cluster under the instances, buyers for 40 s.
+    echo "nemesis-e2e: scenarios/postgres-failover.yaml with $fault (Patroni, synchronous replication)"
+    run=(scenarios/postgres-failover.yaml --nemesis "$fault")
   else
     echo "nemesis-e2e: flash-sale with $fault (users $users, stock $stock, a fault about every $interval)"
     run=(scenarios/flash-sale.yaml --users "$users" --stock "$stock" --nemesis "$fault" --nemesis-interval "$interval")
@@ -46,6 +52,7 @@ for fault in "${faults[@]}"; do
     # The instances' logs, before the next run's start clears them.
     kept=reports/nemesis/failed-$fault-$(date -u +%H%M%S)
     mkdir -p "$kept" && cp -r .stockdrop/nemesis-cluster/. "$kept"/ 2>/dev/null || true
+    cp .stockdrop/nemesis-ha/*.log "$kept"/ 2>/dev/null || true
     echo "nemesis-e2e: the cluster's logs are in $kept" >&2
   fi
 done

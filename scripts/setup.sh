@@ -6,7 +6,10 @@ set -euo pipefail
 # chromium and chromium-driver: the live page's browser test (scripts/browser-test.py).
 # haproxy: the balancer of the scale-out cluster (`stockdrop cluster`, deploy/haproxy.cfg).
 # gdb: the thread stacks of an instance that does not exit after SIGTERM (LocalCluster).
-packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver haproxy gdb)
+# etcd-server and patroni: PostgreSQL that fails over (`stockdrop ha`, the kill-primary and
+# switchover faults).
+packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver haproxy gdb
+  etcd-server patroni)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed; then

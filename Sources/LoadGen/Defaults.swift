@@ -79,4 +79,8 @@ extension LoadDefaults {
     public static let nemesisIntervalMilliseconds = 5_000
     /// Instances of the cluster a nemesis run starts (the scale-out issue's reference setup).
     public static let nemesisInstances = 3
+    /// After the load, how long the harness waits for the database to answer again (a restart
+    /// or a failover during the run: Patroni's TTL of 10 s plus its promotion) before the drain
+    /// and the checker; a database gone longer fails the run.
+    public static let databaseRecoverySeconds = 60
 }

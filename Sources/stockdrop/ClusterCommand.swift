@@ -116,3 +116,64 @@ final class StopSignals {
         for await _ in stream { return }
     }
 }
+
+/// `stockdrop ha`: a PostgreSQL that fails over (`PatroniCluster`) in the foreground.
+struct FailoverDatabaseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ha",
+        abstract: "PostgreSQL that fails over: etcd, Patroni nodes and HAProxy on loopback, until Ctrl-C or SIGTERM.",
+        discussion: """
+            Synchronous replication in strict mode unless --async. Creates the database `stockdrop`, \
+            migrates it, prints its DATABASE_URL (HAProxy: always the primary) and writes DIR/env. Watch \
+            or move the primary with Patroni's own tool: `patronictl -c DIR/pg1.yml list` and \
+            `patronictl -c DIR/pg1.yml switchover`; kill it with `kill -9` of its postmaster (DIR/pgN/postmaster.pid) \
+            and its Patroni, or let the nemesis do it (`stockdrop run … --nemesis kill-primary`).
+            """)
+
+    @Option(help: "PostgreSQL nodes (2-9).") var nodes = 3
+    @Flag(help: "Asynchronous replication (the last commits may be lost at a failover).") var async = false
+    @Option(help: "The state directory: data, logs, Patroni's configurations.") var dir = ".stockdrop/ha"
+
+    func validate() throws {
+        guard (2...9).contains(nodes) else { throw ValidationError("--nodes must be 2 to 9") }
+    }
+
+    func run() async throws {
+        let directory = URL(fileURLWithPath: dir).standardized.path
+        let stop = StopSignals()
+        let cluster: PatroniCluster
+        let url: String
+        do {
+            cluster = try await PatroniCluster.start(
+                PatroniClusterOptions(directory: directory, nodes: nodes, synchronous: !async))
+            let admin = try await PostgresConnection.connect(cluster.url())
+            try await admin.execute("CREATE DATABASE stockdrop")
+            await admin.close()
+            url = try await Database.prepare(environment: ["DATABASE_URL": cluster.url(database: "stockdrop")])
+        } catch {
+            FileHandle.standardError.write(Data("ha: \(error)\n".utf8))
+            throw ExitCode(ExitStatus.unavailable)
+        }
+        FileManager.default.createFile(
+            atPath: directory + "/env", contents: Data("export DATABASE_URL='\(url)'\n".utf8),
+            attributes: [.posixPermissions: 0o600])
+        let leader = await cluster.leader().map(PatroniCluster.nodeName) ?? "?"
+        let standby = await cluster.synchronousStandby().map(PatroniCluster.nodeName) ?? "none"
+        FileHandle.standardOutput.write(
+            Data(
+                """
+                primary \(leader), synchronous standby \(standby); state in \(directory) (. \(directory)/env); Ctrl-C stops it
+                DATABASE_URL=\(url)
+
+                """.utf8))
+        await stop.wait()
+        try? FileManager.default.removeItem(atPath: directory + "/env")
+        do {
+            try await cluster.stop()
+            print("stopped; logs in \(directory)")
+        } catch {
+            FileHandle.standardError.write(Data("ha: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

@@ -10,6 +10,6 @@ struct Stockdrop: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, ServeCommand.self, CheckCommand.self, BenchCommand.self, SimulateCommand.self,
             MigrateCommand.self, DatabaseCommand.self, TokenCommand.self, ReportCommand.self, BenchServerCommand.self,
-            ClusterCommand.self,
+            ClusterCommand.self, FailoverDatabaseCommand.self,
         ])
 }

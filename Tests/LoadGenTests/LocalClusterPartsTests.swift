@@ -89,16 +89,16 @@ import Testing
         let elsewhere = directory + "-other"
         // One left by a harness in this directory, one belonging to another directory.
         let left = try ChildSpawn.start(
-            "/bin/sleep", ["30"], environment: [LocalCluster.directoryVariable: directory], outputPath: "/dev/null")
+            "/bin/sleep", ["30"], environment: [ClusterDirectory.variable: directory], outputPath: "/dev/null")
         let other = try ChildSpawn.start(
-            "/bin/sleep", ["30"], environment: [LocalCluster.directoryVariable: elsewhere], outputPath: "/dev/null")
+            "/bin/sleep", ["30"], environment: [ClusterDirectory.variable: elsewhere], outputPath: "/dev/null")
         // Blocking waits and the reaper off the cooperative pool (two threads here).
-        async let leftEnd = LocalCluster.offPool { ChildSpawn.wait(for: left) }
-        try await LocalCluster.offPool { LocalCluster.reapStale(directory: directory) }
+        async let leftEnd = ClusterDirectory.offPool { ChildSpawn.wait(for: left) }
+        try await ClusterDirectory.offPool { ClusterDirectory.reapStale(directory: directory) }
         #expect(try await leftEnd == .signalled(SIGKILL))
         #expect(kill(other, 0) == 0, "a process of another directory is left alone")
         kill(other, SIGKILL)
-        _ = try await LocalCluster.offPool { ChildSpawn.wait(for: other) }
+        _ = try await ClusterDirectory.offPool { ChildSpawn.wait(for: other) }
     }
 
     @Test func anInstanceIsFoundFromItsLeaseOwner() {

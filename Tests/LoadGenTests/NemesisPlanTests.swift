@@ -30,11 +30,18 @@ import Testing
 
     @Test func faultsParseFromTheCommandLineAndTheScenario() throws {
         #expect(try NemesisPlan.parseFaults("kill-server, pause-postgres").get() == [.killServer, .pausePostgres])
-        #expect(try NemesisPlan.parseFaults("all").get() == FaultKind.allCases)
+        let embedded = FaultKind.allCases.filter { !$0.needsFailoverDatabase }
+        #expect(try NemesisPlan.parseFaults("all").get() == embedded)
+        #expect(
+            try NemesisPlan.parseFaults("kill-primary,switchover,kill-server").get() == [
+                .killPrimary, .switchover, .killServer,
+            ])
         #expect(throws: NemesisPlanError.self) { try NemesisPlan.parseFaults("kill-server,unplug").get() }
+        // The embedded database's crash and a Patroni cluster's faults do not mix.
+        #expect(throws: NemesisPlanError.self) { try NemesisPlan.parseFaults("kill-primary,restart-postgres").get() }
         let path = ScenarioParserTests.scenarioPath("nemesis")
         let scenario = try ScenarioParser.parse(contentsOf: path).get()
-        #expect(scenario.nemesis == NemesisPlan(faults: FaultKind.allCases, intervalMilliseconds: 3_000))
+        #expect(scenario.nemesis == NemesisPlan(faults: embedded, intervalMilliseconds: 3_000))
         let broken = ScenarioParser.parse(
             yaml: """
                 name: x
@@ -75,5 +82,39 @@ import Testing
         #expect(reports[0].recoverySeconds == 0.5)
         #expect(reports[1].recoverySeconds == nil)
         #expect(reports[0].line.hasPrefix("pause-postgres postgres at 1.00 s, healed at 2.00 s: 4 requests"))
+    }
+
+    /// The outage is the longest stretch without a new hold acknowledged around the fault:
+    /// holds answered until the kill, refusals and doubts while no primary serves, holds again
+    /// once the promoted one does. A purchase replayed from memory is not a commit.
+    @Test func aFailoverReportsItsOutageWindowAndItsPromotion() {
+        func record(
+            _ operation: OperationKind = .reserve, sent: Int64, answered: Int64, _ result: OperationRecord.Result
+        ) -> OperationRecord {
+            OperationRecord(
+                operation: operation, result: result, user: 1, drop: 1, intendedMicroseconds: sent,
+                sentMicroseconds: sent, answeredMicroseconds: answered)
+        }
+        var fault = FaultRecord(
+            kind: .killPrimary, target: "pg1", startedMicroseconds: 10_000_000, healedMicroseconds: 30_000_000)
+        fault.promotedMicroseconds = 21_000_000
+        let history = [
+            record(sent: 8_000_000, answered: 8_100_000, .ok),
+            record(sent: 9_900_000, answered: 9_950_000, .ok),  // the last hold before the kill
+            record(sent: 10_500_000, answered: 10_600_000, .failed),
+            record(sent: 11_000_000, answered: 16_000_000, .timeout),
+            record(.purchase, sent: 12_000_000, answered: 12_100_000, .ok),  // a replay from memory
+            record(sent: 18_000_000, answered: 18_100_000, .rejected(.overloaded)),
+            record(sent: 21_500_000, answered: 21_800_000, .ok),  // the outage ends
+            record(sent: 22_000_000, answered: 22_100_000, .ok),
+        ]
+        let report = FaultReport.reports([fault], history: history)[0]
+        #expect(report.lastSuccessBeforeSeconds == 9.95)
+        #expect(report.firstSuccessAfterSeconds == 21.8)
+        #expect(report.outageSeconds.map { abs($0 - 11.85) < 1e-9 } == true)
+        #expect(report.refusedInOutage == 2)
+        #expect(report.inDoubtInOutage == 1)
+        #expect(report.promotedSeconds == 21)
+        #expect(report.line.contains("outage 11.85 s") && report.line.contains("new primary serving at 21.00 s"))
     }
 }

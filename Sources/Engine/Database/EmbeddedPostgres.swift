@@ -206,6 +206,9 @@ public struct EmbeddedPostgres: Sendable {
         return text
     }
 
+    /// The newest installed PostgreSQL's server binaries (`STOCKDROP_PG_BIN` overrides), or nil.
+    public static var serverBinaries: String? { findServerBinaries() }
+
     static func findServerBinaries() -> String? {
         if let override = ProcessInfo.processInfo.environment["STOCKDROP_PG_BIN"] { return override }
         let root = "/usr/lib/postgresql"

@@ -7,7 +7,7 @@
 //
 // The processes are this process's children; their logs and the balancer's configuration are
 // in the state directory. A harness that died without stopping them leaves them running: the
-// next start in the same directory kills them first (`reapStale`).
+// next start in the same directory kills them first (`ClusterDirectory`).
 import Engine
 import Foundation
 import NIOHTTP1
@@ -106,16 +106,7 @@ public final class LocalCluster: Sendable {
             throw Failure(description: "cannot read the balancer's template \(options.haproxyTemplate): \(error)")
         }
         let directory = options.directory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // One harness per directory: what holds the lock is alive; what it left when it died
-        // (the lock went with it) is reaped.
-        let lock = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
-            if lock >= 0 { close(lock) }
-            throw Failure(
-                description: "another harness runs a cluster in \(directory); stop it, or use another directory")
-        }
-        try await offPool { Self.reapStale(directory: directory) }
+        let lock = try await ClusterDirectory.claim(directory)
         for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         where file.hasSuffix(".log") || file.hasSuffix(".stacks")
             || ["haproxy.cfg", "redis.sock", "env"].contains(file)
@@ -128,7 +119,7 @@ public final class LocalCluster: Sendable {
         }
         let ports: [Int]
         do {
-            ports = try freeLoopbackPorts(options.instances + 1)
+            ports = try ClusterDirectory.freeLoopbackPorts(options.instances + 1)
         } catch {
             close(lock)
             throw error
@@ -253,7 +244,7 @@ public final class LocalCluster: Sendable {
             name: name, executable: executable, arguments: arguments,
             environment: [
                 "DATABASE_URL": options.databaseURL, "REDIS_URL": redisURL, "STOCKDROP_JWT_SECRET": options.secret,
-                Self.directoryVariable: options.directory,
+                ClusterDirectory.variable: options.directory,
             ],
             logPath: options.directory + "/\(name).log")
         processes.withLock { $0[name] = process }
@@ -340,7 +331,9 @@ public final class LocalCluster: Sendable {
             ])
         let cli = ChildSpawn.which("redis-cli")!
         for _ in 0..<100 {
-            let answer = try? await Self.offPool { try EmbeddedPostgres.execute(cli, ["-s", socket, "ping"]) }
+            let answer = try? await ClusterDirectory.offPool {
+                try EmbeddedPostgres.execute(cli, ["-s", socket, "ping"])
+            }
             if answer?.hasPrefix("PONG") == true { return }
             if let redis = process("redis"), let exit = redis.exit {
                 throw Failure(description: "redis-server ended (\(exit))\n\(redis.logTail())")
@@ -357,81 +350,12 @@ public final class LocalCluster: Sendable {
         try configuration.write(toFile: path, atomically: true, encoding: .utf8)
         let haproxy = ChildSpawn.which("haproxy")!
         do {
-            _ = try await Self.offPool { try EmbeddedPostgres.execute(haproxy, ["-c", "-q", "-f", path]) }
+            _ = try await ClusterDirectory.offPool { try EmbeddedPostgres.execute(haproxy, ["-c", "-q", "-f", path]) }
         } catch {
             throw Failure(description: "haproxy rejected \(path): \(error)")
         }
         // -db: the foreground, so its log (`log stdout`) goes to haproxy.log.
         try supervise("haproxy", haproxy, ["-db", "-f", path])
         try await waitReady(name: "haproxy", url: balancerURL)
-    }
-
-    // MARK: helpers
-
-    static let directoryVariable = "STOCKDROP_CLUSTER_DIR"
-
-    /// Kills what an earlier harness started in `directory` and left running (it died before
-    /// its stop): every process whose environment names the directory, and its Redis (which
-    /// rewrites its process title over its environment, but names its socket in the title).
-    static func reapStale(directory: String) {
-        let marker = Data("\(directoryVariable)=\(directory)\0".utf8)
-        let redisTitle = Data("unixsocket:\(directory)/redis.sock".utf8)
-        let me = getpid()
-        var stale: [pid_t] = []
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = pid_t(entry), pid != me else { continue }
-            let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ") ?? Data()
-            let title = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") ?? Data()
-            if environment.range(of: marker) != nil
-                || (title.range(of: Data("redis-server".utf8)) != nil && title.range(of: redisTitle) != nil)
-            {
-                stale.append(pid)
-            }
-        }
-        for pid in stale { kill(pid, SIGKILL) }
-        // Gone, or a zombie its new parent has yet to reap (it holds nothing any more).
-        for pid in stale {
-            for _ in 0..<100 where kill(pid, 0) == 0 && !isZombie(pid) { usleep(50_000) }
-        }
-    }
-
-    private static func isZombie(_ pid: pid_t) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return false }
-        return stat[close...].dropFirst(2).first == "Z"
-    }
-
-    /// `count` distinct free loopback ports: each socket stays bound until all are picked. A
-    /// port can still be taken between this and the bind; that start then fails and cleans up.
-    static func freeLoopbackPorts(_ count: Int) throws -> [Int] {
-        var descriptors: [Int32] = []
-        defer { descriptors.forEach { close($0) } }
-        var ports: [Int] = []
-        for _ in 0..<count {
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard descriptor >= 0 else { throw Failure(description: "socket(): errno \(errno)") }
-            descriptors.append(descriptor)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
-                }
-            }
-            guard bound else { throw Failure(description: "no free loopback port: errno \(errno)") }
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
-        }
-        return ports
-    }
-
-    /// Blocking work (a child process to its end) on a thread of its own: the cooperative pool
-    /// has two threads here and the load run needs them.
-    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
-        }
     }
 }

@@ -2,7 +2,7 @@
 // its output appended to a log file, and a thread of its own waiting for its end, so its exit
 // status is known the moment it ends (a SIGTERMed instance must exit 0) and it is never left a
 // zombie. Every process is started with STOCKDROP_CLUSTER_DIR in its environment, which is how
-// a later start recognises what a harness that died left running (`LocalCluster.reapStale`).
+// a later start recognises what a harness that died left running (`ClusterDirectory.reapStale`).
 import Dispatch
 import Engine
 import Foundation
@@ -86,7 +86,7 @@ final class SupervisedProcess: Sendable {
         kill(pid, SIGCONT)  // a stopped process (a test's SIGSTOP) would handle nothing
         if let exit = await waitForExit(seconds: seconds) { return .exited(exit) }
         let (pid, path) = (self.pid, logPath.replacingOccurrences(of: ".log", with: ".stacks"))
-        let stacks = try? await LocalCluster.offPool { Self.stacks(of: pid, into: path) }
+        let stacks = try? await ClusterDirectory.offPool { Self.stacks(of: pid, into: path) }
         kill(pid, SIGKILL)
         _ = await waitForExit(seconds: 5)
         return .killedAfter(seconds: seconds, stacks: stacks)

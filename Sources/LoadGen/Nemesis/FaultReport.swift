@@ -1,6 +1,8 @@
 // What each fault did to the buyers, read from the client history: the requests sent while
 // it was open (and until the next fault or the end), how many got an answer and how many
-// were left indeterminate, and how long after the heal the system answered again.
+// were left indeterminate, how long after the heal the system answered again, and the outage
+// as buyers saw it: the last acknowledged claim before the fault, the first after it, and what
+// the claims in between heard. For a failover, when the new primary served.
 import Engine
 
 public struct FaultReport: Sendable, Codable, Equatable {
@@ -18,6 +20,24 @@ public struct FaultReport: Sendable, Codable, Equatable {
     /// a request sent after it; nil when no request was sent after the heal.
     public var recoverySeconds: Double?
     public var problem: String?
+    /// The longest stretch without a new hold acknowledged that overlaps the fault (from its
+    /// start to its heal or the promotion): the acknowledgement before it and the one that
+    /// ended it (run seconds); nil when there was none.
+    public var lastSuccessBeforeSeconds: Double? = nil
+    public var firstSuccessAfterSeconds: Double? = nil
+    /// Claims answered between those two: refused as nothing applied (503 `unavailable` and
+    /// the like, or shed), and left in doubt (an error, a timeout, `outcome_unknown`).
+    public var refusedInOutage: Int = 0
+    public var inDoubtInOutage: Int = 0
+    /// When a new primary served (`kill-primary`, `switchover`), in run seconds.
+    public var promotedSeconds: Double? = nil
+
+    /// The outage buyers saw: the longest stretch without a new hold acknowledged around the
+    /// fault.
+    public var outageSeconds: Double? {
+        guard let before = lastSuccessBeforeSeconds, let after = firstSuccessAfterSeconds else { return nil }
+        return after - before
+    }
 
     /// One report per fault, in order. Records are the run's whole history.
     public static func reports(_ faults: [FaultRecord], history records: [OperationRecord]) -> [FaultReport] {
@@ -31,13 +51,38 @@ public struct FaultReport: Sendable, Codable, Equatable {
                 .filter { $0.sentMicroseconds >= fault.healedMicroseconds && !$0.result.isFailure }
                 .map(\.answeredMicroseconds)
                 .min()
-            return FaultReport(
+            // A new hold is always a commit (a purchase replayed or a cancel found done may be
+            // answered from memory): the outage is between reserves acknowledged.
+            let committed = records.filter { $0.operation == .reserve && $0.result == .ok }
+                .map(\.answeredMicroseconds).sorted()
+            // The longest stretch without one, among those that overlap the fault (from its
+            // start to its heal or the promotion, whichever is later).
+            let faultEnd = max(fault.healedMicroseconds, fault.promotedMicroseconds ?? 0)
+            var gap: (from: Int64, to: Int64)?
+            for (from, to) in zip(committed, committed.dropFirst())
+            where to >= fault.startedMicroseconds && from <= faultEnd && to - from > (gap.map { $0.to - $0.from } ?? -1)
+            {
+                gap = (from, to)
+            }
+            let lastBefore = gap?.from
+            let firstAfter = gap?.to
+            let between = records.filter {
+                $0.answeredMicroseconds > (lastBefore ?? fault.startedMicroseconds)
+                    && $0.answeredMicroseconds < (firstAfter ?? Int64.max)
+            }
+            var report = FaultReport(
                 kind: fault.kind, target: fault.target, startSeconds: Double(fault.startedMicroseconds) / 1e6,
                 healSeconds: Double(fault.healedMicroseconds) / 1e6, requests: inWindow.count,
                 answered: inWindow.count { !$0.result.isIndeterminate },
                 indeterminate: inWindow.count { $0.result.isIndeterminate },
                 recoverySeconds: firstAnswer.map { Double(max(0, $0 - fault.healedMicroseconds)) / 1e6 },
                 problem: fault.problem)
+            report.lastSuccessBeforeSeconds = lastBefore.map { Double($0) / 1e6 }
+            report.firstSuccessAfterSeconds = firstAfter.map { Double($0) / 1e6 }
+            report.refusedInOutage = between.count { $0.result == .failed || $0.result == .rejected(.overloaded) }
+            report.inDoubtInOutage = between.count { $0.result.isIndeterminate }
+            report.promotedSeconds = fault.promotedMicroseconds.map { Double($0) / 1e6 }
+            return report
         }
     }
 }
@@ -53,6 +98,18 @@ extension FaultReport {
         text +=
             recoverySeconds.map { "answering again \(String(format: "%.2f", $0)) s after the heal" }
             ?? "no request after the heal"
+        if let outage = outageSeconds, let before = lastSuccessBeforeSeconds, let after = firstSuccessAfterSeconds {
+            text +=
+                "; outage \(String(format: "%.2f", outage)) s (holds acknowledged at \(String(format: "%.2f", before)) s "
+                + "and again at \(String(format: "%.2f", after)) s; between: \(refusedInOutage) refused as nothing applied, "
+                + "\(inDoubtInOutage) in doubt)"
+        }
+        if let promoted = promotedSeconds {
+            text += "; new primary serving at \(String(format: "%.2f", promoted)) s"
+            if let after = firstSuccessAfterSeconds {
+                text += ", the outage ended \(String(format: "%.2f", after - promoted)) s after it"
+            }
+        }
         if let problem { text += " (\(problem))" }
         return text
     }

@@ -14,6 +14,8 @@ public struct FaultRecord: Sendable, Codable, Equatable {
     public var healedMicroseconds: Int64
     /// Set when opening or healing the fault failed (the run goes on; the report says so).
     public var problem: String?
+    /// When a new primary served after `kill-primary` or `switchover` (Patroni's leader).
+    public var promotedMicroseconds: Int64? = nil
 }
 
 public struct Nemesis: Sendable {
@@ -37,8 +39,10 @@ public struct Nemesis: Sendable {
                 kind: window.kind, target: "", startedMicroseconds: clock.nowMicroseconds, healedMicroseconds: 0)
             let opened: Fault
             do {
-                opened = try await open(window.kind, hotDrop: hotDrop)
+                opened = try await open(window.kind, hotDrop: hotDrop, clock: clock)
                 record.target = opened.target
+                // A primary is found before it is killed: the fault starts at the kill.
+                if window.kind == .killPrimary { record.startedMicroseconds = clock.nowMicroseconds }
             } catch {
                 record.problem = "could not open: \(error)"
                 record.healedMicroseconds = clock.nowMicroseconds
@@ -56,6 +60,7 @@ public struct Nemesis: Sendable {
             } catch {
                 record.problem = "could not heal: \(error)"
             }
+            record.promotedMicroseconds = await opened.promoted?.value
             record.healedMicroseconds = clock.nowMicroseconds
             records.append(record)
         }
@@ -66,10 +71,26 @@ public struct Nemesis: Sendable {
         var kind: FaultKind
         var instance: Int?
         var target: String
+        /// The run time at which a new primary served (failover faults), watched from the open.
+        var promoted: Task<Int64?, Never>? = nil
     }
 
-    private func open(_ kind: FaultKind, hotDrop: DropID) async throws -> Fault {
+    private func open(_ kind: FaultKind, hotDrop: DropID, clock: RunClock) async throws -> Fault {
         switch kind {
+        case .killPrimary:
+            let database = try cluster.failoverDatabase()
+            let node = try await database.killLeader()
+            return Fault(
+                kind: kind, instance: node, target: PatroniCluster.nodeName(node),
+                promoted: Self.watchPromotion(database, away: node, clock: clock))
+        case .switchover:
+            let database = try cluster.failoverDatabase()
+            let (from, to) = try await database.switchover()
+            let promoted = clock.nowMicroseconds
+            return Fault(
+                kind: kind, instance: from,
+                target: "\(PatroniCluster.nodeName(from))->\(PatroniCluster.nodeName(to))",
+                promoted: Task { promoted })
         case .killServer, .pauseServer:
             let instance = await cluster.owner(of: hotDrop) ?? 1
             try cluster.signal(instance: instance, kind == .killServer ? SIGKILL : SIGSTOP)
@@ -93,6 +114,32 @@ public struct Nemesis: Sendable {
         case .restartPostgres: break  // over once the cluster accepts connections again
         case .pausePostgres: cluster.resumeDatabase()
         case .killRedis: try await cluster.restartRedis()
+        case .killPrimary:
+            // The old primary comes back as a replica once another was promoted.
+            _ = await fault.promoted?.value
+            try await cluster.failoverDatabase().restart(node: fault.instance ?? 1)
+        case .switchover: break
+        }
+    }
+
+    /// Polls Patroni until a node other than `away` leads and takes writes through HAProxy
+    /// (60 s at most): the run time of the promotion as clients can see it.
+    private static func watchPromotion(
+        _ database: PatroniCluster, away node: Int, clock: RunClock
+    ) -> Task<
+        Int64?, Never
+    > {
+        Task {
+            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+            while ContinuousClock.now < deadline {
+                if let leader = await database.leader(), leader != node,
+                    (try? await database.waitWritable(seconds: 0.5)) != nil
+                {
+                    return clock.nowMicroseconds
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            return nil
         }
     }
 }

@@ -15,6 +15,16 @@ public enum FaultKind: String, Sendable, Codable, CaseIterable {
     case pausePostgres = "pause-postgres"
     /// SIGKILL of Redis; healed by starting it again (instances reconnect on their own).
     case killRedis = "kill-redis"
+    /// SIGKILL of the PostgreSQL primary of a Patroni cluster (its Patroni, postmaster and
+    /// backends: a machine gone); Patroni promotes the synchronous standby once the leader key
+    /// lapses. Healed by starting the old node again, as a replica.
+    case killPrimary = "kill-primary"
+    /// A planned change of primary through Patroni's REST API (nothing to heal).
+    case switchover
+
+    /// Faults of a database that fails over: the run starts a Patroni cluster instead of the
+    /// embedded PostgreSQL.
+    public var needsFailoverDatabase: Bool { self == .killPrimary || self == .switchover }
 }
 
 public struct NemesisPlan: Sendable, Equatable {
@@ -27,12 +37,13 @@ public struct NemesisPlan: Sendable, Equatable {
         self.intervalMilliseconds = intervalMilliseconds
     }
 
-    /// `kill-server,pause-postgres`, or `all`.
+    /// `kill-server,pause-postgres`, or `all` (every fault but the failover ones).
     public static func parseFaults(_ text: String) -> Result<[FaultKind], NemesisPlanError> {
         var kinds: [FaultKind] = []
         for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
             if part == "all" {
-                kinds += FaultKind.allCases
+                // Every fault of the embedded PostgreSQL; the failover ones are named.
+                kinds += FaultKind.allCases.filter { !$0.needsFailoverDatabase }
             } else if let kind = FaultKind(rawValue: part) {
                 kinds.append(kind)
             } else {
@@ -41,6 +52,13 @@ public struct NemesisPlan: Sendable, Equatable {
             }
         }
         guard !kinds.isEmpty else { return .failure(NemesisPlanError(description: "name at least one fault")) }
+        if kinds.contains(where: \.needsFailoverDatabase), kinds.contains(.restartPostgres) {
+            return .failure(
+                NemesisPlanError(
+                    description:
+                        "restart-postgres crashes the embedded PostgreSQL; kill-primary and switchover run on a Patroni cluster: use kill-primary there"
+                ))
+        }
         var seen: Set<FaultKind> = []
         return .success(kinds.filter { seen.insert($0).inserted })
     }

@@ -148,12 +148,13 @@ struct StrategyLoad: Sendable {
         // The load is over: heal what is open, so the drain and the checker see a whole system.
         nemesis?.cancel()
         let faults = await nemesis?.value ?? []
-        if nemesis != nil {
-            // A database restarted by the nemesis broke the observer's connection: the first
-            // query on it fails and the pool replaces it, before the drain and the checker.
-            for _ in 0..<50 where (try? await observer.query("SELECT 1")) == nil {
-                try? await Task.sleep(for: .milliseconds(200))
-            }
+        // A database that restarted or failed over during the load broke the observer's
+        // connection: the first query on it fails and the pool replaces it (through a balancer,
+        // with the new primary), before the drain and the checker. Bounded: a database still
+        // gone then fails the run.
+        let recoveryDeadline = ContinuousClock.now.advanced(by: .seconds(LoadDefaults.databaseRecoverySeconds))
+        while ContinuousClock.now < recoveryDeadline, (try? await observer.query("SELECT 1")) == nil {
+            try? await Task.sleep(for: .milliseconds(200))
         }
         let records: [OperationRecord]
         do {
@@ -213,11 +214,11 @@ struct StrategyLoad: Sendable {
         let deadline = ContinuousClock.now.advanced(
             by: .milliseconds(longestTTLMilliseconds + LoadDefaults.drainSlackMilliseconds))
         while ContinuousClock.now < deadline {
-            let active =
-                try await observer.query(
-                    "SELECT count(*) AS n FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE'",
-                    [.int64Array(drops)]
-                ).first?.int("n") ?? 0
+            // A failed read (a connection cut by a failover) is tried again on a new one.
+            let active = try? await observer.query(
+                "SELECT count(*) AS n FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE'",
+                [.int64Array(drops)]
+            ).first?.int("n")
             if active == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
         }

@@ -1,0 +1,89 @@
+// The state directory of a cluster the harness runs (`LocalCluster`, `PatroniCluster`): one
+// harness at a time holds its lock; every process started there carries the directory in its
+// environment, so what a harness that died left running is found and killed by the next one.
+// And the small helpers both clusters need: free loopback ports, blocking work off the pool.
+import Engine
+import Foundation
+
+enum ClusterDirectory {
+    /// Creates the directory, takes its lock (held open, close-on-exec, until the caller closes
+    /// the returned descriptor), and kills what a dead harness left there.
+    static func claim(_ directory: String) async throws -> Int32 {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let lock = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            if lock >= 0 { close(lock) }
+            throw LocalCluster.Failure(
+                description: "another harness runs a cluster in \(directory); stop it, or use another directory")
+        }
+        try await offPool { reapStale(directory: directory) }
+        return lock
+    }
+
+    static let variable = "STOCKDROP_CLUSTER_DIR"
+
+    /// Kills what an earlier harness started in `directory` and left running (it died before
+    /// its stop): every process whose environment names the directory, and its Redis (which
+    /// rewrites its process title over its environment, but names its socket in the title).
+    static func reapStale(directory: String) {
+        let marker = Data("\(variable)=\(directory)\0".utf8)
+        let redisTitle = Data("unixsocket:\(directory)/redis.sock".utf8)
+        let me = getpid()
+        var stale: [pid_t] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), pid != me else { continue }
+            let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ") ?? Data()
+            let title = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") ?? Data()
+            if environment.range(of: marker) != nil
+                || (title.range(of: Data("redis-server".utf8)) != nil && title.range(of: redisTitle) != nil)
+            {
+                stale.append(pid)
+            }
+        }
+        for pid in stale { kill(pid, SIGKILL) }
+        // Gone, or a zombie its new parent has yet to reap (it holds nothing any more).
+        for pid in stale {
+            for _ in 0..<100 where kill(pid, 0) == 0 && !isZombie(pid) { usleep(50_000) }
+        }
+    }
+
+    private static func isZombie(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[close...].dropFirst(2).first == "Z"
+    }
+
+    /// `count` distinct free loopback ports: each socket stays bound until all are picked. A
+    /// port can still be taken between this and the bind; that start then fails and cleans up.
+    static func freeLoopbackPorts(_ count: Int) throws -> [Int] {
+        var descriptors: [Int32] = []
+        defer { descriptors.forEach { close($0) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard descriptor >= 0 else { throw LocalCluster.Failure(description: "socket(): errno \(errno)") }
+            descriptors.append(descriptor)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+                }
+            }
+            guard bound else { throw LocalCluster.Failure(description: "no free loopback port: errno \(errno)") }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+
+    /// Blocking work (a child process to its end) on a thread of its own: the cooperative pool
+    /// has two threads here and the load run needs them.
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+        }
+    }
+}
