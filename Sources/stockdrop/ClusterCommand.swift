@@ -146,12 +146,18 @@ struct FailoverDatabaseCommand: AsyncParsableCommand {
         do {
             cluster = try await PatroniCluster.start(
                 PatroniClusterOptions(directory: directory, nodes: nodes, synchronous: !async))
+        } catch {
+            FileHandle.standardError.write(Data("ha: \(error)\n".utf8))
+            throw ExitCode(ExitStatus.unavailable)
+        }
+        do {
             let admin = try await PostgresConnection.connect(cluster.url())
             try await admin.execute("CREATE DATABASE stockdrop")
             await admin.close()
             url = try await Database.prepare(environment: ["DATABASE_URL": cluster.url(database: "stockdrop")])
         } catch {
             FileHandle.standardError.write(Data("ha: \(error)\n".utf8))
+            try? await cluster.stop()
             throw ExitCode(ExitStatus.unavailable)
         }
         FileManager.default.createFile(

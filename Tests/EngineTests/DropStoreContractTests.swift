@@ -106,14 +106,16 @@ import Testing
     @Test(arguments: kinds) func overdueHoldsExpireBeforeAPurchaseCanTakeThem(kind: String) async throws {
         let subject = try await StoreUnderTest.make(kind, suite: "contract_expiry")
         defer { Task { await subject.close() } }
-        let drop = try await subject.store.createDrop(spec(stock: 1, ttlMilliseconds: 1_000))
+        // Time moves by `advance`, not by waiting: a TTL far longer than a slow machine's pause
+        // between two statements (1 s once lapsed in a loaded run).
+        let drop = try await subject.store.createDrop(spec(stock: 1, ttlMilliseconds: 30_000))
         let held = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
         guard case .reserved(let hold) = held.results[0] else {
             Issue.record("expected a hold, got \(held.results)")
             return
         }
         #expect(try await subject.store.dropsWithOverdueHolds().isEmpty)
-        try await subject.advance(1.5)
+        try await subject.advance(30.5)
         #expect(try await subject.store.dropsWithOverdueHolds() == [drop.id])
         let late = try await subject.store.apply(
             ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 2)]))

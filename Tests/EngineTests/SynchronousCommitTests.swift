@@ -17,7 +17,9 @@ import Testing
     /// A cluster of its own (the shared one must keep committing): commits wait for a standby
     /// named `nobody` only in the test database, where synchronous_commit is on.
     static let waitingForAStandby = Task { () throws -> String in
-        let directory = NSTemporaryDirectory() + "stockdrop-syncrep-\(UUID().uuidString)"
+        // One directory that every run reuses (the cluster stays up between runs, as the
+        // shared test cluster does), not a new PostgreSQL per run.
+        let directory = NSTemporaryDirectory() + "stockdrop-syncrep-tests"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let embedded = try EmbeddedPostgres(checkout: directory)
         try embedded.start()
@@ -68,6 +70,30 @@ import Testing
         let reader = try await PostgresConnection.connect(url)
         defer { Task { await reader.close() } }
         #expect(try await reader.query("SELECT count(*) AS n FROM users WHERE id = 4242").first?.int("n") == 1)
+    }
+
+    /// Told by severity and SQLSTATE, which the server never translates, whatever its
+    /// lc_messages; the English words too. Errors and notices with the same code are not it.
+    @Test func theWarningIsToldByItsCodeInAnyLanguage() {
+        #expect(
+            PostgresSession.isUnreplicatedCommit(
+                severity: "WARNING", sqlState: "57014",
+                message: "storniere Warten auf synchrone Replikation wegen Benutzeraufforderung"))
+        #expect(
+            PostgresSession.isUnreplicatedCommit(
+                severity: "WARNING", sqlState: "57P01",
+                message:
+                    "canceling the wait for synchronous replication and terminating connection due to administrator command"
+            ))
+        #expect(
+            PostgresSession.isUnreplicatedCommit(
+                severity: "WARNING", sqlState: nil,
+                message: "canceling wait for synchronous replication due to user request"))
+        #expect(
+            !PostgresSession.isUnreplicatedCommit(
+                severity: "ERROR", sqlState: "57014", message: "canceling statement due to statement timeout"))
+        #expect(
+            !PostgresSession.isUnreplicatedCommit(severity: "NOTICE", sqlState: "00000", message: "relation exists"))
     }
 
     @Test func theStoreCallsSuchABatchOutcomeUnknown() async throws {

@@ -18,7 +18,8 @@ import Testing
         name: http-fixture
         seed: 7
         drops:
-          - {name: Live Sneaker, priceCents: 9000, stock: 20, reserveTTL: 600ms}
+          # A hold outlives a purchase's trip on a loaded machine (600 ms once left nothing sold).
+          - {name: Live Sneaker, priceCents: 9000, stock: 20, reserveTTL: 2s}
         users:
           - count: 300
             drop: Live Sneaker

@@ -206,6 +206,9 @@ public struct EmbeddedPostgres: Sendable {
         return text
     }
 
+    /// A stable short hash of a path (FNV-1a), for names derived from it.
+    public static func fnv1aHash(_ text: String) -> UInt64 { fnv1a(text) }
+
     /// The newest installed PostgreSQL's server binaries (`STOCKDROP_PG_BIN` overrides), or nil.
     public static var serverBinaries: String? { findServerBinaries() }
 

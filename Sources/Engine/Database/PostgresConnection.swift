@@ -23,6 +23,9 @@ public final class PostgresSession {
         self.answerTimeout = answerTimeout
     }
 
+    /// A session dropped without `finish` (its connect failed half way) still closes its link.
+    deinit { finish() }
+
     /// True while the server link is usable; false after the connection broke or was closed.
     public var isHealthy: Bool {
         guard let handle else { return false }
@@ -102,9 +105,18 @@ public final class PostgresSession {
     /// terminating connection due to administrator command"), sent as a WARNING with the detail
     /// "The transaction has already committed locally, but might not have been replicated to
     /// the standby." The client would otherwise read the commit as a success.
-    static func isUnreplicatedCommit(severity: String?, message: String) -> Bool {
-        severity == "WARNING" && message.hasPrefix("canceling wait for synchronous replication")
+    /// Told by its SQLSTATE (query_canceled or admin_shutdown at WARNING level: the message
+    /// is translated by the server's lc_messages, the severity field V and the code are not),
+    /// or by its English words.
+    public static func isUnreplicatedCommit(severity: String?, sqlState: String?, message: String) -> Bool {
+        guard severity == "WARNING" else { return false }
+        return sqlState == "57014" || sqlState == "57P01"
+            || message.hasPrefix("canceling wait for synchronous replication")
+            || message.hasPrefix("canceling the wait for synchronous replication")
     }
+
+    /// libpq's own receiver (it prints notices on stderr), which every other notice still goes to.
+    fileprivate var defaultReceiver: PQnoticeReceiver?
 
     /// Installs the notice receiver (once per connection, on its thread).
     fileprivate func receiveNotices() {
@@ -114,13 +126,18 @@ public final class PostgresSession {
             let session = Unmanaged<PostgresSession>.fromOpaque(argument).takeUnretainedValue()
             func field(_ code: UInt8) -> String? { PQresultErrorField(result, Int32(code)).map { String(cString: $0) } }
             let message = field(UInt8(ascii: "M")) ?? ""
-            if PostgresSession.isUnreplicatedCommit(severity: field(UInt8(ascii: "V")), message: message) {
+            if PostgresSession.isUnreplicatedCommit(
+                severity: field(UInt8(ascii: "V")), sqlState: field(UInt8(ascii: "C")), message: message)
+            {
                 session.unreplicatedCommit = message
+            } else {
+                // libpq's default receiver ignores its argument (it reads the result's hooks).
+                session.defaultReceiver?(nil, result)
             }
         }
-        // The session outlives its handle (`finish` clears the handle first), so an unretained
-        // pointer to it stays valid for every notice the handle can deliver.
-        PQsetNoticeReceiver(handle, receiver, Unmanaged.passUnretained(self).toOpaque())
+        // Notices arrive only inside libpq calls on this connection's thread, while the session
+        // (which owns the handle and finishes it in `finish` or `deinit`) is alive.
+        defaultReceiver = PQsetNoticeReceiver(handle, receiver, Unmanaged.passUnretained(self).toOpaque())
     }
 
     /// Flushes what was queued, then reads every result of the statement(s), each within the
@@ -170,7 +187,7 @@ public final class PostgresSession {
                     firstError = firstError ?? error
                 }
             }
-            if let firstError { throw firstError }
+            // First: a commit in doubt followed by a refusal in the same call is still in doubt.
             if let warning = unreplicatedCommit {
                 // Not a success: the connection goes too (its standby link is suspect), and the
                 // caller treats the statement as it treats a lost answer.
@@ -180,6 +197,7 @@ public final class PostgresSession {
                         "the commit stopped waiting for its synchronous standby (\(warning)): applied on this server, perhaps on no standby"
                 )
             }
+            if let firstError { throw firstError }
             return rows
         } catch let error as PostgresError where error.kind != .server {
             finish()

@@ -34,8 +34,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var isForeignKeyViolation: Bool { sqlState == "23503" }
     /// Class 08 (connection exception) or a client-side connection failure: retry on a new connection.
     public var isConnectionFailure: Bool {
-        kind == .connection || kind == .closed || kind == .timeout || kind == .inDoubt
-            || sqlState?.hasPrefix("08") == true
+        kind == .connection || kind == .closed || kind == .timeout || sqlState?.hasPrefix("08") == true
     }
 
     public var description: String {

@@ -50,6 +50,9 @@ public final class PatroniCluster: Sendable {
     let restPorts: [Int]
     private let processes = Mutex<[String: SupervisedProcess]>([:])
     private let lock: Int32
+    /// One client per node's REST API for the life of the cluster (the promotion watcher asks
+    /// several times a second).
+    private let restClients: [HTTPConnectionPool]
 
     static let readySeconds = 120.0
 
@@ -114,6 +117,10 @@ public final class PatroniCluster: Sendable {
         self.postgresPorts = postgresPorts
         self.restPorts = restPorts
         self.lock = lock
+        self.restClients = restPorts.map {
+            HTTPConnectionPool(
+                host: "127.0.0.1", port: $0, connections: 1, timeoutMilliseconds: 1_000, eventLoopThreads: 1)
+        }
     }
 
     // MARK: what runs where
@@ -121,6 +128,17 @@ public final class PatroniCluster: Sendable {
     /// The node whose Patroni says it is the leader (GET /leader answers 200), if any.
     public func leader() async -> Int? {
         for node in 1...options.nodes where await rest(node, "/leader") == 200 { return node }
+        return nil
+    }
+
+    /// The leader, asked again for up to `seconds` (a Patroni slow to answer on a loaded
+    /// machine is not a cluster without one).
+    func leader(waitingSeconds seconds: Double) async -> Int? {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if let node = await leader() { return node }
+            try? await Task.sleep(for: .milliseconds(200))
+        } while Date() < deadline
         return nil
     }
 
@@ -137,17 +155,20 @@ public final class PatroniCluster: Sendable {
     /// SIGKILL of the primary's Patroni, postmaster and backends at once, as if its machine
     /// vanished. Returns the node; it stays down until `restart(node:)`.
     public func killLeader() async throws -> Int {
-        guard let node = await leader(), let patroni = process(Self.nodeName(node)) else {
+        guard let node = await leader(waitingSeconds: 10), let patroni = process(Self.nodeName(node)) else {
             throw LocalCluster.Failure(description: "no leader to kill")
         }
         let data = dataDirectory(node)
         let postmaster = (try? String(contentsOfFile: data + "/postmaster.pid", encoding: .utf8))?
             .split(separator: "\n").first.flatMap { pid_t($0) }
-        let backends = postmaster.map(Self.children(of:)) ?? []
         patroni.signal(SIGKILL)
-        if let postmaster { kill(postmaster, SIGKILL) }
-        for backend in backends { kill(backend, SIGKILL) }
-        _ = await patroni.waitForExit(seconds: 10)
+        if let postmaster {
+            // Stopped first, so it forks no backend between the listing and the kill.
+            kill(postmaster, SIGSTOP)
+            let backends = Self.children(of: postmaster)
+            kill(postmaster, SIGKILL)
+            for backend in backends { kill(backend, SIGKILL) }
+        }
         return node
     }
 
@@ -156,8 +177,7 @@ public final class PatroniCluster: Sendable {
         if let patroni = process(Self.nodeName(node)), patroni.running {
             _ = await patroni.stop(seconds: 30)
         }
-        // What the killed postmaster left (its pid file names a dead process; PostgreSQL
-        // starts over it), and its backends, in case one outlived it.
+        // The killed postmaster's pid file names a dead process: PostgreSQL starts over it.
         try launch(node: node)
         let deadline = Date().addingTimeInterval(Self.readySeconds)
         while Date() < deadline {
@@ -172,7 +192,7 @@ public final class PatroniCluster: Sendable {
     /// A planned change of primary (Patroni picks the synchronous standby). Returns the old
     /// and the new leader once the new one serves.
     public func switchover() async throws -> (from: Int, to: Int) {
-        guard let from = await leader() else {
+        guard let from = await leader(waitingSeconds: 10) else {
             throw LocalCluster.Failure(description: "no leader to switch over from")
         }
         let reply = await post(from, "/switchover", body: #"{"leader":"\#(Self.nodeName(from))"}"#)
@@ -184,7 +204,11 @@ public final class PatroniCluster: Sendable {
         }
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            if let to = await leader(), to != from { return (from, to) }
+            if let to = await leader(), to != from {
+                // Served: clients through HAProxy can write on it.
+                try await waitWritable(seconds: max(1, deadline.timeIntervalSinceNow))
+                return (from, to)
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw LocalCluster.Failure(description: "no new leader 60 s after the switchover")
@@ -227,6 +251,8 @@ public final class PatroniCluster: Sendable {
         for name in ["haproxy", "etcd"] {
             if let process = process(name), process.running { _ = await process.stop(seconds: 10) }
         }
+        for client in restClients { await client.close() }
+        try? FileManager.default.removeItem(atPath: etcdDirectory)
         // A postmaster whose Patroni was killed (a fault never healed) goes too.
         try? await ClusterDirectory.offPool { ClusterDirectory.reapStale(directory: self.options.directory) }
         guard problems.isEmpty else { throw LocalCluster.Failure(description: problems.joined(separator: "\n")) }
@@ -245,13 +271,23 @@ public final class PatroniCluster: Sendable {
 
     private func dataDirectory(_ node: Int) -> String { options.directory + "/\(Self.nodeName(node))" }
 
+    /// etcd's data in memory when /dev/shm exists: its fsyncs on a loaded 2-core machine would
+    /// delay Patroni's leader-key renewals past its retry timeout and demote a healthy primary.
+    /// The cluster is throwaway; nothing there needs to survive the machine.
+    private var etcdDirectory: String {
+        FileManager.default.fileExists(atPath: "/dev/shm")
+            ? "/dev/shm/stockdrop-etcd-\(String(EmbeddedPostgres.fnv1aHash(options.directory), radix: 16))"
+            : options.directory + "/etcd"
+    }
+
     private func startEtcd() throws {
+        try? FileManager.default.removeItem(atPath: etcdDirectory)
         let client = "http://127.0.0.1:\(etcdPorts.client)"
         let peer = "http://127.0.0.1:\(etcdPorts.peer)"
         try supervise(
             "etcd", ChildSpawn.which("etcd")!,
             [
-                "--name", "stockdrop", "--data-dir", options.directory + "/etcd", "--listen-client-urls", client,
+                "--name", "stockdrop", "--data-dir", etcdDirectory, "--listen-client-urls", client,
                 "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", "stockdrop=\(peer)", "--initial-cluster-state", "new",
             ])
@@ -388,11 +424,7 @@ public final class PatroniCluster: Sendable {
 
     /// The status of GET `path` on a node's REST API (0: no answer).
     private func rest(_ node: Int, _ path: String) async -> Int {
-        let pool = HTTPConnectionPool(
-            host: "127.0.0.1", port: restPorts[node - 1], connections: 1, timeoutMilliseconds: 1_000,
-            eventLoopThreads: 1)
-        defer { Task { await pool.close() } }
-        return (try? await pool.send(method: .GET, path: path))?.status ?? 0
+        (try? await restClients[node - 1].send(method: .GET, path: path))?.status ?? 0
     }
 
     private func post(_ node: Int, _ path: String, body: String) async -> HTTPReply? {

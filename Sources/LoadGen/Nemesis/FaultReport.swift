@@ -31,6 +31,8 @@ public struct FaultReport: Sendable, Codable, Equatable {
     public var inDoubtInOutage: Int = 0
     /// When a new primary served (`kill-primary`, `switchover`), in run seconds.
     public var promotedSeconds: Double? = nil
+    /// No new hold was acknowledged after the fault until the run ended.
+    public var outageOutlastedRun: Bool = false
 
     /// The outage buyers saw: the longest stretch without a new hold acknowledged around the
     /// fault.
@@ -64,8 +66,12 @@ public struct FaultReport: Sendable, Codable, Equatable {
             {
                 gap = (from, to)
             }
+            // No hold acknowledged after the fault at all: the outage outlasted the run.
+            if !committed.contains(where: { $0 > fault.startedMicroseconds }), let last = committed.last {
+                gap = (last, Int64.max)
+            }
             let lastBefore = gap?.from
-            let firstAfter = gap?.to
+            let firstAfter = gap.flatMap { $0.to == Int64.max ? nil : $0.to }
             let between = records.filter {
                 $0.answeredMicroseconds > (lastBefore ?? fault.startedMicroseconds)
                     && $0.answeredMicroseconds < (firstAfter ?? Int64.max)
@@ -82,6 +88,7 @@ public struct FaultReport: Sendable, Codable, Equatable {
             report.refusedInOutage = between.count { $0.result == .failed || $0.result == .rejected(.overloaded) }
             report.inDoubtInOutage = between.count { $0.result.isIndeterminate }
             report.promotedSeconds = fault.promotedMicroseconds.map { Double($0) / 1e6 }
+            report.outageOutlastedRun = gap?.to == Int64.max
             return report
         }
     }
@@ -103,6 +110,11 @@ extension FaultReport {
                 "; outage \(String(format: "%.2f", outage)) s (holds acknowledged at \(String(format: "%.2f", before)) s "
                 + "and again at \(String(format: "%.2f", after)) s; between: \(refusedInOutage) refused as nothing applied, "
                 + "\(inDoubtInOutage) in doubt)"
+        }
+        if outageOutlastedRun, let before = lastSuccessBeforeSeconds {
+            text +=
+                "; no hold acknowledged after it (the last at \(String(format: "%.2f", before)) s; then \(refusedInOutage) "
+                + "refused as nothing applied, \(inDoubtInOutage) in doubt)"
         }
         if let promoted = promotedSeconds {
             text += "; new primary serving at \(String(format: "%.2f", promoted)) s"

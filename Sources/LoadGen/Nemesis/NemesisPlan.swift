@@ -31,6 +31,8 @@ public struct NemesisPlan: Sendable, Equatable {
     public var faults: [FaultKind]
     /// A fault opens about once per interval (±25%); it is healed after 30–70% of it.
     public var intervalMilliseconds: Int
+    /// At most this many faults in the run (nil: one per interval until the load ends).
+    public var maxFaults: Int? = nil
 
     public init(faults: [FaultKind], intervalMilliseconds: Int = LoadDefaults.nemesisIntervalMilliseconds) {
         self.faults = faults
@@ -84,7 +86,7 @@ public struct NemesisPlan: Sendable, Equatable {
         while true {
             let start = max(
                 previousEnd + Int64(interval * 0.2), Int64(nominal * Double.random(in: 0.75...1.25, using: &random)))
-            guard start < endMicroseconds else { return windows }
+            guard start < endMicroseconds, windows.count < (maxFaults ?? Int.max) else { return windows }
             if bag.isEmpty { bag = faults.shuffled(using: &random) }
             let lasts = Int64(interval * Double.random(in: 0.3...0.7, using: &random))
             windows.append(Window(kind: bag.removeLast(), startMicroseconds: start, lastsMicroseconds: lasts))

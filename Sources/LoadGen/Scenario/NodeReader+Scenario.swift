@@ -50,10 +50,13 @@ extension NodeReader {
         return scenario
     }
 
-    /// `nemesis: {faults: [kill-server, pause-postgres], interval: 5s}` (faults may also be
-    /// one comma-separated string, or `all`).
+    /// `nemesis: {faults: [kill-server, pause-postgres], interval: 5s, count: 1}` (faults may
+    /// also be one comma-separated string, or `all`; count caps the faults of the run).
     private mutating func nemesisPlan(_ node: Node) -> NemesisPlan? {
-        guard let f = fields(node, "nemesis", known: ["faults", "interval"], required: ["faults"]) else { return nil }
+        guard let f = fields(node, "nemesis", known: ["faults", "interval", "count"], required: ["faults"]) else {
+            return nil
+        }
+        let count = f.values["count"] == nil ? nil : integer(f, "count", in: 1...1_000)
         var names: [String] = []
         if case .sequence(let items)? = f.values["faults"] {
             names = items.compactMap(\.string)
@@ -62,7 +65,10 @@ extension NodeReader {
         }
         let interval = duration(f, "interval", in: 500...600_000) ?? Double(LoadDefaults.nemesisIntervalMilliseconds)
         switch NemesisPlan.parseFaults(names.joined(separator: ",")) {
-        case .success(let kinds): return NemesisPlan(faults: kinds, intervalMilliseconds: Int(interval))
+        case .success(let kinds):
+            var plan = NemesisPlan(faults: kinds, intervalMilliseconds: Int(interval))
+            plan.maxFaults = count
+            return plan
         case .failure(let error):
             problem(at: f.values["faults"], f.path("faults"), error.description)
             return nil
