@@ -41,6 +41,8 @@ struct RunCommand: AsyncParsableCommand {
     var nemesis: String?
     @Option(help: "About how often a fault opens (e.g. 5s; default: the scenario's, else 5s).") var nemesisInterval:
         String?
+    @Option(help: "How many `stockdrop serve` instances a nemesis run starts (1-9, default 3).") var nemesisInstances:
+        Int?
     @Option(
         help:
             "The balancer configuration a nemesis run renders for its cluster (default: deploy/haproxy.cfg here or in the binary's checkout)."
@@ -92,6 +94,9 @@ struct RunCommand: AsyncParsableCommand {
         if let nemesis, case .failure(let error) = NemesisPlan.parseFaults(nemesis) {
             throw ValidationError("--nemesis: \(error)")
         }
+        if let nemesisInstances, !(1...9).contains(nemesisInstances) {
+            throw ValidationError("--nemesis-instances must be 1 to 9")
+        }
         if let nemesisInterval, Self.nemesisIntervalMilliseconds(nemesisInterval) == nil {
             throw ValidationError("--nemesis-interval: `\(nemesisInterval)` is not a duration in 500ms…10m")
         }
@@ -134,7 +139,7 @@ struct RunCommand: AsyncParsableCommand {
         var scenario = parsed.overriding(
             users: users.map { max(1, $0) }, stock: stock, durationSeconds: duration, seed: seed,
             strategies: strategy?.strategies, target: target.flatMap(ScenarioTarget.parse), watchers: watchers)
-        if nemesis != nil || nemesisInterval != nil {
+        if nemesis != nil || nemesisInterval != nil || nemesisInstances != nil {
             scenario.nemesis = try nemesisPlan(scenario.nemesis)
         }
         // The scenario file's own nemesis, against the options.
@@ -286,6 +291,7 @@ extension RunCommand {
         if let milliseconds = nemesisInterval.flatMap(Self.nemesisIntervalMilliseconds) {
             plan.intervalMilliseconds = milliseconds
         }
+        if let nemesisInstances { plan.instances = nemesisInstances }
         guard !plan.faults.isEmpty else {
             FileHandle.standardError.write(Data("--nemesis-interval needs faults (--nemesis or the scenario's)\n".utf8))
             throw ExitCode(ExitStatus.usage)

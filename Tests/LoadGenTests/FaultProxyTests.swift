@@ -50,4 +50,85 @@ import Testing
         await pool.close()
         await proxy.stop()
     }
+
+    /// A batch whose answer never comes back is in doubt, whether it committed (its reply was
+    /// lost) or never arrived (its connection was cut first); the drop's memory is then rebuilt
+    /// from the database, so the retry's answer is what happened: the hold it made, or a new one.
+    @Test func aClaimWhoseAnswerIsLostIsInDoubtAndItsRetryFindsWhatHappened() async throws {
+        let url = try await TestDatabase.fresh("fault_proxy_in_doubt")
+        let proxy = try await FaultProxy.start(upstream: .unixSocket(try TestDatabase.socketPath(of: url)))
+        let deadlines = DatabaseDeadlines(
+            connectSeconds: 2, statementMilliseconds: 500, answerMilliseconds: 1_000, acquireMilliseconds: 5_000)
+        let pool = PostgresPool(url: try TestDatabase.url(url, throughPort: proxy.port), size: 2, deadlines: deadlines)
+        let engine = ActorEngine(store: PostgresStore(pool: pool), owner: .unique(leaseMilliseconds: 30_000))
+        let reader = try await PostgresConnection.connect(url)
+        func holds(of user: UserID, on drop: DropID) async throws -> Int {
+            try await reader.query(
+                "SELECT count(*) AS n FROM reservations WHERE drop_id = $1 AND user_id = $2 AND status = 'ACTIVE'",
+                [.int64(drop), .int64(user)]
+            ).first?.int("n") ?? -1
+        }
+        /// A claim tried again while the drop's reload (started by the failure, perhaps on a
+        /// connection the fault also broke) may still fail as unavailable: nothing applied, so
+        /// tried again, as a client would.
+        func retried(_ user: UserID, on drop: DropID) async throws -> ReserveOutcome {
+            for _ in 0..<20 {
+                do {
+                    return try await engine.reserve(drop: drop, user: user)
+                } catch let error as EngineError where error.code == .storeUnavailable {
+                    try await Task.sleep(for: .milliseconds(300))
+                }
+            }
+            return try await engine.reserve(drop: drop, user: user)
+        }
+        let drop = try await engine.createDrop(DropSpec(name: "In doubt", priceCents: 100, totalStock: 10)).id
+        guard case .reserved = try await engine.reserve(drop: drop, user: 1) else {
+            Issue.record("the first hold")
+            return
+        }
+
+        // Applied, its reply lost.
+        proxy.loseReplies()
+        let lost = await #expect(throws: EngineError.self) { try await engine.reserve(drop: drop, user: 2) }
+        #expect(lost?.code == .outcomeUnknown, "\(String(describing: lost))")
+        proxy.resume()
+        #expect(try await holds(of: 2, on: drop) == 1, "the statement reached the database and committed")
+        guard case .alreadyHolding(let hold) = try await retried(2, on: drop) else {
+            Issue.record("the retry finds the hold its lost answer made")
+            return
+        }
+        #expect(hold?.userID == 2)
+
+        // Never arrived: every connection was cut (a restarted host) before the batch went out
+        // on one of them. The client cannot tell that from a lost answer: in doubt, or refused
+        // as unavailable if the break was seen before sending; either way nothing was applied,
+        // and the retry makes the hold.
+        proxy.dropConnections()
+        try await Task.sleep(for: .milliseconds(300))
+        do {
+            let outcome = try await engine.reserve(drop: drop, user: 3)
+            Issue.record("a batch on a cut connection answered \(outcome)")
+        } catch let error as EngineError {
+            #expect([.outcomeUnknown, .storeUnavailable].contains(error.code), "\(error)")
+        }
+        #expect(try await holds(of: 3, on: drop) == 0, "nothing was applied")
+        let retry = try await retried(3, on: drop)
+        guard case .reserved(let made) = retry else {
+            let rows = try await reader.query(
+                "SELECT id, user_id, status, created_at::text AS at FROM reservations WHERE drop_id = $1 ORDER BY id",
+                [.int64(drop)]
+            ).rows.map {
+                "\(try $0.int64("id")) u\(try $0.int64("user_id")) \(try $0.string("status")) \(try $0.string("at"))"
+            }
+            Issue.record("the retry of a claim that never arrived makes the hold, not \(retry); rows \(rows)")
+            return
+        }
+        let madeRows = try await holds(of: 3, on: drop)
+        #expect(made.userID == 3 && madeRows == 1)
+
+        await engine.shutdown()
+        await reader.close()
+        await pool.close()
+        await proxy.stop()
+    }
 }

@@ -1,7 +1,8 @@
 // A TCP proxy in front of PostgreSQL that the harness can pause: the database then looks
 // hung rather than gone (connections are accepted, bytes are taken, nothing comes back), the
-// failure that neither TCP keepalives nor statement_timeout notice. No root or iptables
-// needed: clients are pointed at the proxy's loopback port instead of the database.
+// failure that neither TCP keepalives nor statement_timeout notice. It can also lose the
+// database's replies only: statements arrive and commit, their answers never come back. No
+// root or iptables needed: clients are pointed at the proxy's loopback port instead.
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -20,6 +21,8 @@ public final class FaultProxy: Sendable {
 
     private struct State {
         var paused = false
+        /// Bytes from the database are thrown away (requests still go through).
+        var repliesLost = false
         var channels: [ObjectIdentifier: any Channel] = [:]
     }
 
@@ -61,10 +64,17 @@ public final class FaultProxy: Sendable {
         for channel in channels { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
     }
 
-    /// Moves bytes again; what was held is delivered in order.
+    /// From now on the database's replies are thrown away, on every connection: statements
+    /// reach it and commit, and their clients never hear of it (until `resume`).
+    public func loseReplies() {
+        state.withLockedValue { $0.repliesLost = true }
+    }
+
+    /// Moves bytes again; what was held is delivered in order (replies lost are gone).
     public func resume() {
         let channels = state.withLockedValue { state in
             state.paused = false
+            state.repliesLost = false
             return Array(state.channels.values)
         }
         for channel in channels {
@@ -101,7 +111,7 @@ public final class FaultProxy: Sendable {
             }
         return connecting.flatMap { outbound in
             let inboundSplice = SpliceHandler(partner: outbound)
-            let outboundSplice = SpliceHandler(partner: inbound)
+            let outboundSplice = SpliceHandler(partner: inbound) { state.withLockedValue { $0.repliesLost } }
             let paused = state.withLockedValue { state in
                 state.channels[ObjectIdentifier(inbound)] = inbound
                 state.channels[ObjectIdentifier(outbound)] = outbound
@@ -131,10 +141,16 @@ public final class FaultProxy: Sendable {
 private final class SpliceHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     private let partner: any Channel
+    /// True while what this side reads is to be thrown away.
+    private let discarding: @Sendable () -> Bool
 
-    init(partner: any Channel) { self.partner = partner }
+    init(partner: any Channel, discarding: @escaping @Sendable () -> Bool = { false }) {
+        self.partner = partner
+        self.discarding = discarding
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if discarding() { return }
         partner.writeAndFlush(unwrapInboundIn(data), promise: nil)
     }
 

@@ -33,6 +33,8 @@ public struct NemesisPlan: Sendable, Equatable {
     public var intervalMilliseconds: Int
     /// At most this many faults in the run (nil: one per interval until the load ends).
     public var maxFaults: Int? = nil
+    /// The `stockdrop serve` instances of the run's cluster.
+    public var instances: Int = LoadDefaults.nemesisInstances
 
     public init(faults: [FaultKind], intervalMilliseconds: Int = LoadDefaults.nemesisIntervalMilliseconds) {
         self.faults = faults

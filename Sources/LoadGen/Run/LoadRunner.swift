@@ -111,7 +111,7 @@ public enum LoadRunner {
             ? given : (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         let cluster = try await NemesisCluster.start(
             binary: launcher.binary, haproxyTemplate: launcher.haproxyTemplate,
-            instances: LoadDefaults.nemesisInstances, secret: secret,
+            instances: plan.instances, secret: secret,
             failover: plan.faults.contains(where: \.needsFailoverDatabase))
         var http = options.http ?? HTTPTargetOptions(secret: secret)
         http.secret = secret
