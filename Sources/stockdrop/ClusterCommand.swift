@@ -50,24 +50,37 @@ struct ClusterCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("cluster: \(error)\n".utf8))
             throw ExitCode(ExitStatus.unavailable)
         }
-        // It carries the JWT secret: readable by its owner alone.
-        FileManager.default.createFile(
-            atPath: directory + "/env", contents: Data(cluster.environmentFile.utf8),
-            attributes: [.posixPermissions: 0o600])
         var lines = cluster.instanceURLs.enumerated().map { index, url in
             "instance s\(index + 1): \(url.absoluteString) (pid \(cluster.pid(ofInstance: index + 1) ?? 0))"
         }
         lines.append("state in \(directory) (. \(directory)/env); Ctrl-C stops it")
         lines.append("balancer: \(cluster.balancerURL.absoluteString)")
-        // Written at once, not through print's buffer: a script reading a pipe sees it now.
-        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
-        await stop.wait()
+        try await Foreground.hold(
+            "cluster", directory: directory, environment: cluster.environmentFile, banner: lines, signals: stop,
+            stopped: "stopped: every instance exited 0; logs in \(directory)"
+        ) { try await cluster.stop() }
+    }
+}
+
+/// What the foreground commands do once their cluster runs: write DIR/env (0600: it may carry
+/// the JWT secret), say where things are (written at once, not through print's buffer, so a
+/// script reading a pipe sees it now), wait for Ctrl-C or SIGTERM, then remove the env file and
+/// stop the cluster, exiting 1 when the stop found a problem.
+enum Foreground {
+    static func hold(
+        _ name: String, directory: String, environment: String, banner: [String], signals: StopSignals,
+        stopped: String, stop: () async throws -> Void
+    ) async throws {
+        FileManager.default.createFile(
+            atPath: directory + "/env", contents: Data(environment.utf8), attributes: [.posixPermissions: 0o600])
+        FileHandle.standardOutput.write(Data((banner.joined(separator: "\n") + "\n").utf8))
+        await signals.wait()
         try? FileManager.default.removeItem(atPath: directory + "/env")
         do {
-            try await cluster.stop()
-            print("stopped: every instance exited 0; logs in \(directory)")
+            try await stop()
+            print(stopped)
         } catch {
-            FileHandle.standardError.write(Data("cluster: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("\(name): \(error)\n".utf8))
             throw ExitCode(1)
         }
     }
@@ -160,26 +173,14 @@ struct FailoverDatabaseCommand: AsyncParsableCommand {
             try? await cluster.stop()
             throw ExitCode(ExitStatus.unavailable)
         }
-        FileManager.default.createFile(
-            atPath: directory + "/env", contents: Data("export DATABASE_URL='\(url)'\n".utf8),
-            attributes: [.posixPermissions: 0o600])
         let leader = await cluster.leader().map(PatroniCluster.nodeName) ?? "?"
         let standby = await cluster.synchronousStandby().map(PatroniCluster.nodeName) ?? "none"
-        FileHandle.standardOutput.write(
-            Data(
-                """
-                primary \(leader), synchronous standby \(standby); state in \(directory) (. \(directory)/env); Ctrl-C stops it
-                DATABASE_URL=\(url)
-
-                """.utf8))
-        await stop.wait()
-        try? FileManager.default.removeItem(atPath: directory + "/env")
-        do {
-            try await cluster.stop()
-            print("stopped; logs in \(directory)")
-        } catch {
-            FileHandle.standardError.write(Data("ha: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
+        try await Foreground.hold(
+            "ha", directory: directory, environment: "export DATABASE_URL='\(url)'\n",
+            banner: [
+                "primary \(leader), synchronous standby \(standby); state in \(directory) (. \(directory)/env); Ctrl-C stops it",
+                "DATABASE_URL=\(url)",
+            ], signals: stop, stopped: "stopped; logs in \(directory)"
+        ) { try await cluster.stop() }
     }
 }

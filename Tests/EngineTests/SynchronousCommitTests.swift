@@ -138,10 +138,10 @@ import Testing
         #expect(refusal?.message.contains("read-only") == true)
         #expect(refusal?.message.contains("target_session_attrs=read-write") == true)
         let pool = PostgresPool(url: url, size: 1)
-        #expect(try await PostgresStore(pool: pool).acceptsWrites() == false)
+        #expect(try await PostgresStore(pool: pool).readiness().acceptsWrites == false)
         await pool.close()
         let writable = PostgresPool(url: try await TestDatabase.fresh("read_write"), size: 1)
-        #expect(try await PostgresStore(pool: writable).acceptsWrites() == true)
+        #expect(try await PostgresStore(pool: writable).readiness().acceptsWrites == true)
         await writable.close()
     }
 }

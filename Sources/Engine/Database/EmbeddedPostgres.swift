@@ -206,13 +206,8 @@ public struct EmbeddedPostgres: Sendable {
         return text
     }
 
-    /// A stable short hash of a path (FNV-1a), for names derived from it.
-    public static func fnv1aHash(_ text: String) -> UInt64 { fnv1a(text) }
-
     /// The newest installed PostgreSQL's server binaries (`STOCKDROP_PG_BIN` overrides), or nil.
-    public static var serverBinaries: String? { findServerBinaries() }
-
-    static func findServerBinaries() -> String? {
+    public static func findServerBinaries() -> String? {
         if let override = ProcessInfo.processInfo.environment["STOCKDROP_PG_BIN"] { return override }
         let root = "/usr/lib/postgresql"
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
@@ -243,7 +238,8 @@ public struct EmbeddedPostgres: Sendable {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    static func fnv1a(_ text: String) -> UInt64 {
+    /// A stable short hash of a path (FNV-1a), for names derived from it.
+    public static func fnv1a(_ text: String) -> UInt64 {
         text.utf8.reduce(0xcbf2_9ce4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
     }
 }

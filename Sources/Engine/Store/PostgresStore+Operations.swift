@@ -25,17 +25,16 @@ extension PostgresStore: InstanceRegistry, StoreStatus {
         try await write("DELETE FROM stockdrop_instances WHERE id = $1", [.text(instance)])
     }
 
-    public func schemaVersion() async throws -> Int {
+    public func readiness() async throws -> StoreReadiness {
         try await Self.reading {
-            try await pool.query("SELECT coalesce(max(version), 0) AS version FROM schema_migrations").first?
-                .int("version") ?? 0
-        }
-    }
-
-    public func acceptsWrites() async throws -> Bool {
-        try await Self.reading {
-            try await pool.query("SELECT current_setting('transaction_read_only') AS read_only").first?
-                .string("read_only") == "off"
+            let row = try await pool.query(
+                """
+                SELECT (SELECT coalesce(max(version), 0) FROM schema_migrations) AS version,
+                       current_setting('transaction_read_only') AS read_only
+                """
+            ).first
+            return StoreReadiness(
+                schemaVersion: try row?.int("version") ?? 0, acceptsWrites: try row?.string("read_only") == "off")
         }
     }
 

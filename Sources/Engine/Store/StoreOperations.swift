@@ -15,14 +15,24 @@ public protocol InstanceRegistry: Sendable {
 
 /// The store's state as operators read it.
 public protocol StoreStatus: Sendable {
+    /// What a readiness probe asks, in one round trip (a balancer asks every half second).
+    func readiness() async throws -> StoreReadiness
+    /// Units held and sold over every drop.
+    func stockTotals() async throws -> StockTotals
+}
+
+public struct StoreReadiness: Sendable, Equatable {
     /// The highest migration applied (0 when none).
-    func schemaVersion() async throws -> Int
+    public var schemaVersion: Int
     /// Whether the database takes writes: false on a standby (or a session forced read-only),
     /// where every claim would be refused. After a failover the old primary's address may lead
     /// there until the balancer follows the new one.
-    func acceptsWrites() async throws -> Bool
-    /// Units held and sold over every drop.
-    func stockTotals() async throws -> StockTotals
+    public var acceptsWrites: Bool
+
+    public init(schemaVersion: Int, acceptsWrites: Bool) {
+        self.schemaVersion = schemaVersion
+        self.acceptsWrites = acceptsWrites
+    }
 }
 
 public struct StockTotals: Sendable, Equatable {

@@ -47,11 +47,15 @@ enum ClusterDirectory {
         }
     }
 
-    private static func isZombie(_ pid: pid_t) -> Bool {
+    private static func isZombie(_ pid: pid_t) -> Bool { statFields(of: pid)?.first == "Z" }
+
+    /// The fields of /proc/PID/stat after the command name (state, parent pid, …): the name
+    /// is in parentheses and may hold spaces, so the fields start after its last `)`.
+    static func statFields(of pid: pid_t) -> [Substring]? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
-        else { return false }
-        return stat[close...].dropFirst(2).first == "Z"
+        else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ")
     }
 
     /// `count` distinct free loopback ports: each socket stays bound until all are picked. A

@@ -69,7 +69,7 @@ public final class PatroniCluster: Sendable {
             throw LocalCluster.Failure(
                 description: "\(tool) is missing (scripts/setup.sh installs it: etcd-server, patroni, haproxy)")
         }
-        guard let binaries = EmbeddedPostgres.serverBinaries else {
+        guard let binaries = EmbeddedPostgres.findServerBinaries() else {
             throw LocalCluster.Failure(
                 description: "PostgreSQL server binaries are missing (Debian package postgresql)")
         }
@@ -276,7 +276,7 @@ public final class PatroniCluster: Sendable {
     /// The cluster is throwaway; nothing there needs to survive the machine.
     private var etcdDirectory: String {
         FileManager.default.fileExists(atPath: "/dev/shm")
-            ? "/dev/shm/stockdrop-etcd-\(String(EmbeddedPostgres.fnv1aHash(options.directory), radix: 16))"
+            ? "/dev/shm/stockdrop-etcd-\(String(EmbeddedPostgres.fnv1a(options.directory), radix: 16))"
             : options.directory + "/etcd"
     }
 
@@ -439,12 +439,9 @@ public final class PatroniCluster: Sendable {
     /// The processes whose parent is `pid` (a postmaster's backends).
     static func children(of pid: pid_t) -> [pid_t] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-            guard let child = pid_t(entry),
-                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
+            guard let child = pid_t(entry), let fields = ClusterDirectory.statFields(of: child), fields.count > 1
             else { return nil }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 1 && pid_t(fields[1]) == pid ? child : nil
+            return pid_t(fields[1]) == pid ? child : nil
         }
     }
 

@@ -95,7 +95,7 @@ public final class NemesisCluster: Sendable {
     public func owner(of drop: DropID) async -> Int? {
         guard
             let connection = try? await PostgresConnection.connect(
-                databaseURL, applicationName: "stockdrop-nemesis", deadlines: Self.probeDeadlines)
+                databaseURL, applicationName: "stockdrop-nemesis", deadlines: LocalCluster.probeDeadlines)
         else { return nil }
         defer { Task { await connection.close() } }
         let row = try? await connection.query("SELECT lease_owner FROM drops WHERE id = $1", [.int64(drop)]).first
@@ -132,6 +132,4 @@ public final class NemesisCluster: Sendable {
         try? await failover?.stop()
     }
 
-    static let probeDeadlines = DatabaseDeadlines(
-        connectSeconds: 2, statementMilliseconds: 1_000, answerMilliseconds: 2_000, acquireMilliseconds: 2_000)
 }

@@ -44,8 +44,9 @@ final class ReadinessProbe: Sendable {
 
     private static func query(_ status: any StoreStatus) async -> Readiness {
         do {
-            let version = try await status.schemaVersion()
-            guard try await status.acceptsWrites() else {
+            let store = try await status.readiness()
+            let version = store.schemaVersion
+            guard store.acceptsWrites else {
                 return Readiness(
                     databaseReachable: true, schemaVersion: version,
                     problem: "the database is read-only (a standby, not the primary)", acceptsWrites: false)
