@@ -14,15 +14,17 @@ import Testing
     /// with 12 first holders each buying with probability 0.5, a run without a purchase (or
     /// without a hold that ended unbought) has odds of 1 in 4,096. Holds are 2 s because CI,
     /// running every suite at once on 2 cores, twice saw a run where no purchase reached the
-    /// database before its hold expired (300 ms and 600 ms holds).
+    /// database before its hold expired (300 ms and 600 ms holds). The clean run's are longer
+    /// still: a fresh clone's first run (a new database cluster, every suite at once) once
+    /// stalled past 2 s and sold nothing.
     static func realRun(
         _ name: String, strategy: Strategy = .actor,
-        after: AfterReserve = AfterReserve(purchase: 0.5, cancel: 0.2, abandon: 0.3)
+        after: AfterReserve = AfterReserve(purchase: 0.5, cancel: 0.2, abandon: 0.3), ttlMilliseconds: Int = 2_000
     ) async throws -> (run: StrategyResult, pool: PostgresPool) {
         let url = try await TestDatabase.fresh("checker_\(name)")
         let target = InProcessTarget(strategy: strategy, databaseURL: url)
         let run = try await StrategyLoad(
-            scenario: ScenarioFixtures.scenario(users: 100, stock: 12, ttlMilliseconds: 2_000, after: after),
+            scenario: ScenarioFixtures.scenario(users: 100, stock: 12, ttlMilliseconds: ttlMilliseconds, after: after),
             target: target,
             live: LiveCounters(), progress: { _ in }
         ).run()
@@ -43,7 +45,8 @@ import Testing
         // Which buyers win the 12 units depends on timing; with half of them buying, a run in
         // which none of the winners bought (1 in 4,096) failed `sold > 0` in a full suite.
         let (run, pool) = try await Self.realRun(
-            "clean_\(strategy)", strategy: strategy, after: AfterReserve(purchase: 0.7, cancel: 0.2, abandon: 0.1))
+            "clean_\(strategy)", strategy: strategy, after: AfterReserve(purchase: 0.7, cancel: 0.2, abandon: 0.1),
+            ttlMilliseconds: 6_000)
         defer { Task { await pool.close() } }
         #expect(run.check.ok, "\(run.check.broken)")
         #expect(run.check.invariants.count == 7 && run.check.invariants.allSatisfy(\.checked))
