@@ -58,4 +58,21 @@ import Testing
         #expect(self.policy().retryAfterSeconds(inFlight: 500, maxSeconds: 7) == 7)
         #expect(self.policy().retryAfterSeconds(inFlight: 0, maxSeconds: 7) == 1)
     }
+
+    /// Answers stop with thousands in flight (a server draining on SIGTERM behind a slow
+    /// database): the smoothed rate halves at every sample toward zero without reaching it,
+    /// and the backlog's seconds outgrow any Int. The cap, not a trap.
+    @Test func aRateThatDecayedTowardZeroAsksForTheCap() {
+        var policy = policy()
+        policy.sample(nowMicroseconds: 0, answersSoFar: 0, shedSoFar: 0, loopLagMicroseconds: 0)
+        policy.sample(nowMicroseconds: 100_000, answersSoFar: 1_000, shedSoFar: 5_000, loopLagMicroseconds: 0)
+        for sample in 2...1_200 {
+            policy.sample(
+                nowMicroseconds: Int64(sample) * 100_000, answersSoFar: 1_000, shedSoFar: 5_000, loopLagMicroseconds: 0)
+            #expect((1...10).contains(policy.retryAfterSeconds(inFlight: 4_000, maxSeconds: 10)))
+            #expect(policy.inFlightBound >= 0)
+        }
+        #expect(policy.answersPerSecond < 1e-300, "the rate decayed as far as the trap needed")
+        #expect(policy.retryAfterSeconds(inFlight: 4_000, maxSeconds: 10) == 10)
+    }
 }

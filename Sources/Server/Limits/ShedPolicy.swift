@@ -47,7 +47,7 @@ struct ShedPolicy: Sendable, Equatable {
 
     /// Requests the server can have in flight and still answer a new one within the target.
     var inFlightBound: Int {
-        max(minimumInFlight, Int(answersPerSecond * Double(targetMicroseconds) / 1e6))
+        max(minimumInFlight, Int(min(answersPerSecond * Double(targetMicroseconds) / 1e6, Double(Int32.max))))
     }
 
     /// The event loops run later than the target: requests wait unread in their sockets.
@@ -66,6 +66,11 @@ struct ShedPolicy: Sendable, Equatable {
             inFlight == 0 ? 0 : answersPerSecond > 0 ? Double(inFlight) / answersPerSecond : Double(maxSeconds)
         let spreadSeconds = answersPerSecond > 0 ? shedPerSecond / answersPerSecond : 0
         let lagSeconds = Double(loopLagMicroseconds) / 1e6
-        return min(maxSeconds, max(1, Int((max(backlogSeconds, spreadSeconds) + lagSeconds).rounded(.up))))
+        let seconds = max(backlogSeconds, spreadSeconds) + lagSeconds
+        // Compared as a Double first: a rate that decayed toward zero (seconds without an
+        // answer, halved at every sample) makes the quotients larger than any Int, and
+        // converting them trapped (a server crashed so while draining on SIGTERM).
+        guard seconds < Double(maxSeconds) else { return maxSeconds }
+        return max(1, Int(seconds.rounded(.up)))
     }
 }
