@@ -99,11 +99,15 @@ import Testing
         }
         #expect(hold?.userID == 2)
 
-        // Never arrived: every connection was cut (a restarted host) before the batch went out
-        // on one of them. The client cannot tell that from a lost answer: in doubt, or refused
-        // as unavailable if the break was seen before sending; either way nothing was applied,
-        // and the retry makes the hold.
+        // Never arrived: every connection was cut (a restarted host, not back yet) before the
+        // batch went out on one of them. The client cannot tell that from a lost answer: in
+        // doubt, or refused as unavailable if the break was seen before sending; either way
+        // nothing was applied, and the retry makes the hold. The host stays away until the
+        // check: with only the cut, a pool that had already replaced its broken connection
+        // (a lease renewal or the reload found it first, seen in a full suite) sent the claim
+        // on a new one, and it was made.
         proxy.dropConnections()
+        proxy.pause()
         try await Task.sleep(for: .milliseconds(300))
         do {
             let outcome = try await engine.reserve(drop: drop, user: 3)
@@ -112,6 +116,7 @@ import Testing
             #expect([.outcomeUnknown, .storeUnavailable].contains(error.code), "\(error)")
         }
         #expect(try await holds(of: 3, on: drop) == 0, "nothing was applied")
+        proxy.resume()
         let retry = try await retried(3, on: drop)
         guard case .reserved(let made) = retry else {
             let rows = try await reader.query(

@@ -6,7 +6,7 @@ import Foundation
 public enum TestDatabase {
     /// Starts the embedded cluster once per test process.
     private static let started = Task { () throws -> EmbeddedPostgres in
-        let embedded = try EmbeddedPostgres()
+        let embedded = try EmbeddedPostgres(purpose: .tests)
         try embedded.start()
         return embedded
     }
