@@ -49,7 +49,8 @@ test: setup
 # documented), then the live page in headless Chromium: any broken invariant (exit 1), missed
 # threshold (exit 2), unclean server shutdown or a page that does not show a purchase fails it.
 e2e: release
-	$(RELEASE_BIN) run scenarios/ci.yaml --strategy both
+	$(RELEASE_BIN) run scenarios/ci.yaml --strategy both --junit reports/ci-junit.xml --summary-md reports/ci-summary.md
+	xmllint --noout --schema Tests/Schemas/junit.xsd reports/ci-junit.xml
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh actor scenarios/ci.yaml --watchers 20
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/shards-e2e.sh scenarios/ci.yaml
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/cluster-e2e.sh

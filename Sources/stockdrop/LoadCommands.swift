@@ -9,7 +9,8 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Replay a scenario file, prove no oversell and report latency and throughput.",
         discussion:
-            "Exit status: 0 pass, 1 an invariant broken, 2 a threshold missed, 64+ usage or configuration errors.")
+            "Exit status: 0 pass, 1 an invariant broken, 2 a threshold missed, 64+ usage or configuration errors, 74 passed but --junit or --summary-md could not be written."
+    )
 
     @Argument(help: "A scenario file, e.g. scenarios/flash-sale.yaml.") var scenario: String
     @Option(help: "actor | rowlock | both (default: the scenario's).") var strategy: StrategyChoice?
@@ -69,6 +70,7 @@ struct RunCommand: AsyncParsableCommand {
             "Print the planned users (with --shard, that shard's) as `user drop-index arrival-µs` lines and exit; nothing is sent."
     )
     var planOnly = false
+    @OptionGroup var verdictFiles: VerdictFileOptions
 
     /// Every check of the options alone, before anything is read or sent (exit 64 with the
     /// usage); what needs the scenario file is checked in `run()`.
@@ -109,6 +111,11 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--start-at: `\(startAt)` is neither an RFC 3339 time nor +DELAY (e.g. +30s)")
         }
         if setupOnly, shard != nil { throw ValidationError("--setup-only and --shard are two steps: run them apart") }
+        if setupOnly || shard != nil, verdictFiles.asked {
+            throw ValidationError(
+                "--junit and --summary-md: a sharded run's verdict is the merge's; give them to `stockdrop report merge`"
+            )
+        }
         if setupOnly || shard != nil {
             guard runFile != nil else {
                 throw ValidationError("\(setupOnly ? "--setup-only" : "--shard") needs --run-file PATH")
@@ -199,8 +206,11 @@ struct RunCommand: AsyncParsableCommand {
         for line in report.problemLines { print(line) }
         print("report: \(directory)/report.html")
         if let headline = report.headline { print("comparison: \(headline)") }
+        let status = verdictFiles.write(
+            junit: JUnitDocument(run: report),
+            summary: StepSummary.markdown(report, reportPath: "\(directory)/report.html"), verdict: report.exitCode)
         print(report.verdictLine)
-        throw ExitCode(report.exitCode)
+        throw ExitCode(status)
     }
 }
 
@@ -308,15 +318,19 @@ struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Run the oversell checker alone against a database (invariants 1–4; 5–6 with --history).",
-        discussion: "Exit status: 0 every invariant holds, 1 one is broken.")
+        discussion:
+            "Exit status: 0 every invariant holds, 1 one is broken, 69 the database is unreachable, 74 every invariant holds but --junit or --summary-md could not be written."
+    )
 
     @Option(help: "The database (default: the history's, else DATABASE_URL, else the embedded one).") var url: String?
     @Option(help: "Only these drop ids (comma-separated); default: the history's drops, else every drop.") var drops:
         String?
     @Option(help: "A history-<strategy>.json from `run --keep-history`.") var history: String?
     @Option(help: "Clock tolerance in milliseconds.") var toleranceMs = LoadDefaults.clockToleranceMilliseconds
+    @OptionGroup var verdictFiles: VerdictFileOptions
 
     func run() async throws {
+        let startedAt = Date()
         let clientHistory = try history.map(ReportWriter.readHistory)
         var environment = ProcessInfo.processInfo.environment
         if let url = url ?? clientHistory?.databaseURL { environment["DATABASE_URL"] = url }
@@ -329,8 +343,9 @@ struct CheckCommand: AsyncParsableCommand {
             }
         }
         let report: CheckReport
+        let database: String
         do {
-            let database = try await Database.prepare(environment: environment)
+            database = try await Database.prepare(environment: environment)
             report = try await Checker(toleranceMilliseconds: toleranceMs).check(
                 databaseURL: database, drops: ids ?? clientHistory?.drops, history: clientHistory)
         } catch {
@@ -353,7 +368,16 @@ struct CheckCommand: AsyncParsableCommand {
                 "the end state alone: \(endState[InvariantName.noOversell] ?? 0) drops oversold, "
                     + "\(endState[InvariantName.perUserLimits] ?? 0) users past a per-user rule")
         }
-        throw ExitCode(report.ok ? ExitStatus.pass : ExitStatus.invariantBroken)
+        // Named by the database alone: its URL may carry a password.
+        let name = URLComponents(string: database).map { String($0.path.drop { $0 == "/" }) } ?? ""
+        let databaseName = name.isEmpty ? "database" : name
+        let status = verdictFiles.write(
+            junit: JUnitDocument(
+                check: report, database: databaseName, startedAt: startedAt,
+                seconds: Date().timeIntervalSince(startedAt)),
+            summary: StepSummary.markdown(report, database: databaseName),
+            verdict: report.ok ? ExitStatus.pass : ExitStatus.invariantBroken)
+        throw ExitCode(status)
     }
 }
 

@@ -14,13 +14,14 @@ struct MergeCommand: AsyncParsableCommand {
         commandName: "merge",
         abstract: "Merge the report directories of every shard of one run (`run --shard`) into one checked report.",
         discussion:
-            "Exit status: 0 pass, 1 an invariant broken, 2 a threshold missed, 64 the directories are not one run's complete set of shards (each problem named), 69 the database is unreachable."
+            "Exit status: 0 pass, 1 an invariant broken, 2 a threshold missed, 64 the directories are not one run's complete set of shards (each problem named), 69 the database is unreachable, 74 passed but --junit or --summary-md could not be written."
     )
 
     @Argument(help: "Every shard's report directory.") var directories: [String]
     @Option(help: "Where the merged report directory goes.") var reportDir = "reports"
     @Option(help: "The database (default: DATABASE_URL, else the one the shards recorded).") var url: String?
     @Flag(help: "Also write the merged client history (for `stockdrop check --history`).") var keepHistory = false
+    @OptionGroup var verdictFiles: VerdictFileOptions
 
     func run() async throws {
         let outcome: MergeOutcome
@@ -55,7 +56,10 @@ struct MergeCommand: AsyncParsableCommand {
             "merged \(report.shards?.count ?? 0) shards in \(String(format: "%.2f", outcome.seconds)) s (histories, histograms, drain and checker)"
         )
         print("report: \(directory)/report.html")
+        let status = verdictFiles.write(
+            junit: JUnitDocument(run: report),
+            summary: StepSummary.markdown(report, reportPath: "\(directory)/report.html"), verdict: report.exitCode)
         print(report.verdictLine)
-        throw ExitCode(report.exitCode)
+        throw ExitCode(status)
     }
 }

@@ -199,43 +199,44 @@ extension RunReport {
     /// A nemesis run's faults, then broken invariants and missed thresholds, each on a line,
     /// for the end of the terminal output; the baseline's are findings of the comparison,
     /// marked so.
-    public var problemLines: [String] {
-        strategies.flatMap { strategy in
-            let label =
-                strategy.role == .baseline ? "\(strategy.strategy) (baseline, a finding)" : "\(strategy.strategy)"
-            let faults: [String] =
-                (strategy.faults ?? []).map { "\(label): fault \($0.line)" }
-                + (strategy.findings ?? []).map { "\(label): FINDING (not the verdict): \($0)" }
-            let invariants: [String] = strategy.invariants.filter { !$0.ok }.flatMap { invariant -> [String] in
-                ["\(label): invariant \(invariant.number) \(invariant.name) BROKEN: \(invariant.detail)"]
-                    + invariant.counterexamples.prefix(5).map { "    e.g. \($0)" }
-            }
-            let thresholds: [String] = strategy.thresholds.filter { !$0.ok }.map {
-                "\(label): threshold `\($0.expression)` missed (actual \(String(format: "%g", $0.actual)))"
-                    + ($0.decidedByHarness
-                        ? "; HARNESS-LIMITED: less the harness's own delay it is \(String(format: "%g", $0.withoutHarnessDelay ?? 0)), which meets it"
-                        : "")
-            }
-            let expired: [String] =
-                (strategy.expiredPurchases.map { $0.sentInTime > 0 } ?? false)
-                ? [
-                    "\(label): \(strategy.expiredPurchases!.sentInTime) purchases sent in time were refused expired (the server's delay)"
-                ]
-                    + strategy.expiredPurchases!.examples.prefix(5).map { "    e.g. \($0)" }
-                : []
-            return faults + invariants + thresholds + expired
+    public var problemLines: [String] { strategies.flatMap(problemLines(for:)) }
+
+    /// One strategy's share of `problemLines`.
+    func problemLines(for strategy: StrategyReport) -> [String] {
+        let label =
+            strategy.role == .baseline ? "\(strategy.strategy) (baseline, a finding)" : "\(strategy.strategy)"
+        let faults: [String] =
+            (strategy.faults ?? []).map { "\(label): fault \($0.line)" }
+            + (strategy.findings ?? []).map { "\(label): FINDING (not the verdict): \($0)" }
+        let invariants: [String] = strategy.invariants.filter { !$0.ok }.flatMap { invariant -> [String] in
+            ["\(label): invariant \(invariant.number) \(invariant.name) BROKEN: \(invariant.detail)"]
+                + invariant.counterexamples.prefix(5).map { "    e.g. \($0)" }
         }
+        let thresholds: [String] = strategy.thresholds.filter { !$0.ok }.map {
+            "\(label): threshold `\($0.expression)` missed (actual \(String(format: "%g", $0.actual)))"
+                + ($0.decidedByHarness
+                    ? "; HARNESS-LIMITED: less the harness's own delay it is \(String(format: "%g", $0.withoutHarnessDelay ?? 0)), which meets it"
+                    : "")
+        }
+        let expired: [String] =
+            (strategy.expiredPurchases.map { $0.sentInTime > 0 } ?? false)
+            ? [
+                "\(label): \(strategy.expiredPurchases!.sentInTime) purchases sent in time were refused expired (the server's delay)"
+            ]
+                + strategy.expiredPurchases!.examples.prefix(5).map { "    e.g. \($0)" }
+            : []
+        return faults + invariants + thresholds + expired
     }
 
     /// Said first when the harness itself held the load back: its figures are partly its own.
-    public var harnessLimitedLines: [String] {
-        strategies.flatMap { strategy -> [String] in
-            guard let timing = strategy.timing, timing.harnessLimited else { return [] }
-            return [
-                "HARNESS-LIMITED (\(strategy.strategy)): the latencies below are partly the harness's own, not the server's:"
-            ]
-                + timing.harnessLimitedBecause.map { "    \($0)" }
-        }
+    public var harnessLimitedLines: [String] { strategies.flatMap(harnessLimitedLines(for:)) }
+
+    func harnessLimitedLines(for strategy: StrategyReport) -> [String] {
+        guard let timing = strategy.timing, timing.harnessLimited else { return [] }
+        return [
+            "HARNESS-LIMITED (\(strategy.strategy)): the latencies below are partly the harness's own, not the server's:"
+        ]
+            + timing.harnessLimitedBecause.map { "    \($0)" }
     }
 
     public var verdictLine: String {
@@ -282,6 +283,15 @@ extension RunReport {
         return sentence
     }
 
+    /// A Markdown table whose first row is the header.
+    static func markdownTable(_ rows: [[String]]) -> String {
+        guard let header = rows.first else { return "" }
+        var md = "| " + header.map { $0.isEmpty ? " " : $0 }.joined(separator: " | ") + " |\n"
+        md += "|" + header.map { _ in "---" }.joined(separator: "|") + "|\n"
+        for row in rows.dropFirst() { md += "| " + row.joined(separator: " | ") + " |\n" }
+        return md
+    }
+
     var markdown: String {
         var md = "# \(scenario): \(pass ? "PASS" : "FAIL")\n\n"
         for line in harnessLimitedLines {
@@ -291,17 +301,11 @@ extension RunReport {
         if let headline { md += "\(headline.prefix(1).uppercased() + headline.dropFirst()).\n\n" }
         md +=
             "Seed \(seed), target \(target), started \(ISO8601DateFormatter().string(from: startedAt)), exit code \(exitCode).\n\n"
-        let rows = comparisonRows
-        md += "| " + rows[0].map { $0.isEmpty ? " " : $0 }.joined(separator: " | ") + " |\n"
-        md += "|" + rows[0].map { _ in "---" }.joined(separator: "|") + "|\n"
-        for row in rows.dropFirst() { md += "| " + row.joined(separator: " | ") + " |\n" }
+        md += Self.markdownTable(comparisonRows)
         if let shardRows {
             md +=
                 "\n## Shards\n\nEach shard's history was moved onto the database's clock by its offset before the checker ran over all of them.\n\n"
-            md +=
-                "| " + shardRows[0].joined(separator: " | ") + " |\n|"
-                + shardRows[0].map { _ in "---" }.joined(separator: "|") + "|\n"
-            for row in shardRows.dropFirst() { md += "| " + row.joined(separator: " | ") + " |\n" }
+            md += Self.markdownTable(shardRows)
         }
         for strategy in strategies {
             md +=

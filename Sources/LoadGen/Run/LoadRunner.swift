@@ -43,6 +43,8 @@ public enum ExitStatus {
     public static let usage: Int32 = 64
     public static let badScenario: Int32 = 65
     public static let unavailable: Int32 = 69
+    /// The verdict passed, but a file asked for (`--junit`, `--summary-md`) could not be written.
+    public static let cannotWrite: Int32 = 74
 }
 
 public struct RunOutcome: Sendable {
