@@ -5,11 +5,14 @@ set -euo pipefail
 
 # chromium and chromium-driver: the live page's browser test (scripts/browser-test.py).
 # haproxy: the balancer of the scale-out cluster (`stockdrop cluster`, deploy/haproxy.cfg).
-# gdb: the thread stacks of an instance that does not exit after SIGTERM (LocalCluster).
+# gdb: the thread stacks of an instance that does not exit after SIGTERM (LocalCluster), and of
+# a test run that hangs (scripts/swift-test.sh).
+# libxml2-utils: xmllint, which checks `--junit` output against Tests/Schemas/junit.xsd.
+# prometheus: promtool, which checks what /metrics exposes (MetricsTests).
 # etcd-server and patroni: PostgreSQL that fails over (`stockdrop ha`, the kill-primary and
 # switchover faults).
 packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver haproxy gdb
-  etcd-server patroni)
+  etcd-server patroni libxml2-utils prometheus)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed; then

@@ -5,7 +5,6 @@
 // loop cannot hold the decision back, and publishes it in atomics: the per-request question is
 // then two loads and a compare, on the event loop, before anything else is spent on it.
 import Logging
-import Metrics
 import NIOCore
 import ServiceLifecycle
 import Synchronization

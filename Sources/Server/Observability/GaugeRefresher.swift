@@ -24,13 +24,13 @@ final class GaugeRefresher: Sendable {
     /// At most once per `gaugeRefreshMilliseconds` whatever the scrape rate.
     func refresh() async {
         // In memory: every scrape.
-        metrics.set(gauge: "stockdrop_live_sockets", Double(events.sockets.subscriberCount))
-        metrics.set(gauge: "stockdrop_live_frames_dropped", Double(events.sockets.droppedFrameCount))
-        if let relay { metrics.set(gauge: "stockdrop_relay_events_dropped", Double(relay.droppedEvents)) }
+        metrics.set(.liveSockets, Double(events.sockets.subscriberCount))
+        metrics.advance(.liveFramesDropped, to: Double(events.sockets.droppedFrameCount))
+        if let relay { metrics.advance(.relayEventsDropped, to: Double(relay.droppedEvents)) }
         // The standard process figures: a load run charges the server's CPU to its requests.
         let usage = ProcessUsage.now()
-        metrics.set(gauge: "process_cpu_seconds_total", Double(usage.cpuMicroseconds) / 1_000_000)
-        metrics.set(gauge: "process_resident_memory_bytes", Double(usage.residentBytes))
+        metrics.advance(.processCPU, to: Double(usage.cpuMicroseconds) / 1_000_000)
+        metrics.set(.processResidentMemory, Double(usage.residentBytes))
         let now = ContinuousClock.now
         let due = lastRefresh.withLock { last -> Bool in
             if let last, now - last < .milliseconds(ServerDefaults.gaugeRefreshMilliseconds) { return false }
@@ -39,12 +39,12 @@ final class GaugeRefresher: Sendable {
         }
         guard due else { return }
         if let batches = inventory.batches {
-            metrics.set(gauge: "stockdrop_queued_claims", Double(await batches.queuedClaims()))
+            metrics.set(.queuedClaims, Double(await batches.queuedClaims()))
         }
         if let leases = inventory.leases { metrics.record(leases.leaseStatistics()) }
         if let totals = try? await status.stockTotals() {
-            metrics.set(gauge: "stockdrop_active_reservations", Double(totals.reserved))
-            metrics.set(gauge: "stockdrop_units_sold", Double(totals.sold))
+            metrics.set(.activeReservations, Double(totals.reserved))
+            metrics.set(.unitsSold, Double(totals.sold))
         }
     }
 }
