@@ -83,4 +83,10 @@ extension LoadDefaults {
     /// or a failover during the run: Patroni's TTL of 10 s plus its promotion) before the drain
     /// and the checker; a database gone longer fails the run.
     public static let databaseRecoverySeconds = 60
+    /// How often `--prometheus-rw` pushes the live figures: Prometheus' own default scrape
+    /// interval is 15 s and remote write queues send every 5 s.
+    public static let remoteWriteSeconds = 5
+    /// A push that takes longer is given up (counted as failed): a slow receiver never holds
+    /// the run, and the final push never holds its exit longer than this.
+    public static let remoteWriteTimeoutMilliseconds = 2_000
 }

@@ -71,6 +71,13 @@ struct RunCommand: AsyncParsableCommand {
     )
     var planOnly = false
     @OptionGroup var verdictFiles: VerdictFileOptions
+    @Option(
+        help: ArgumentHelp(
+            "Push the run's figures to this Prometheus remote-write URL (e.g. http://127.0.0.1:9090/api/v1/write).",
+            discussion:
+                "Every 5 s while the run goes and once at the end, each series labeled run_id, scenario, strategy and shard. A receiver that is slow or gone never fails or slows the run: each push is bounded, failures are counted and the first is said once."
+        ))
+    var prometheusRw: String?
 
     /// Every check of the options alone, before anything is read or sent (exit 64 with the
     /// usage); what needs the scenario file is checked in `run()`.
@@ -106,6 +113,10 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--target: a nemesis run starts its own cluster; drop --target")
         }
         if let shard, case .failure(let error) = ShardSpec.parse(shard) { throw ValidationError("--shard: \(error)") }
+        if let prometheusRw {
+            guard let url = URL(string: prometheusRw), ["http", "https"].contains(url.scheme ?? ""), url.host != nil
+            else { throw ValidationError("--prometheus-rw: `\(prometheusRw)` is not an http(s) URL") }
+        }
         guard !planOnly else { return }
         if let startAt, RunFile.startInstant(startAt) == nil {
             throw ValidationError("--start-at: `\(startAt)` is neither an RFC 3339 time nor +DELAY (e.g. +30s)")
@@ -183,11 +194,19 @@ struct RunCommand: AsyncParsableCommand {
         print(
             "\(scenario.name): \(scenario.userCount) users, \(scenario.drops.count) drop(s), \(scenario.drops.reduce(0) { $0 + $1.stock }) units, \(strategiesLabel(scenario)), seed \(scenario.seed)"
         )
+        let exporter = prometheusRw.map {
+            RemoteWriteExporter(
+                url: $0,
+                identity: RunSeries.Identity(
+                    runID: RemoteWriteExporter.newRunID(), scenario: scenario.name, shard: ShardSpec.whole.description))
+        }
+        if let exporter { print("remote write to \(exporter.url), run_id \(exporter.identity.runID)") }
         let outcome: RunOutcome
         do {
             outcome = try await LoadRunner.run(scenario, options: options) { strategy, tick in
                 let line = tick.line(strategy: strategy)
                 FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+                if let exporter { Task { await exporter.observe(tick, strategy: strategy) } }
             }
         } catch let error as RunError {
             FileHandle.standardError.write(Data("\nrun failed: \(error)\n".utf8))
@@ -206,6 +225,10 @@ struct RunCommand: AsyncParsableCommand {
         for line in report.problemLines { print(line) }
         print("report: \(directory)/report.html")
         if let headline = report.headline { print("comparison: \(headline)") }
+        if let exporter {
+            await exporter.finish(report)
+            print(await exporter.summaryLine)
+        }
         let status = verdictFiles.write(
             junit: JUnitDocument(run: report),
             summary: StepSummary.markdown(report, reportPath: "\(directory)/report.html"), verdict: report.exitCode)
@@ -249,13 +272,25 @@ extension RunCommand {
             }
             let assignment = ShardAssignment(runFile: file, shard: spec, startAt: startInstant)
             let interactive = isatty(STDERR_FILENO) == 1
+            // A shard pushes its live figures under its own `shard` label; the verdict's are
+            // the merge's.
+            let exporter = prometheusRw.map {
+                RemoteWriteExporter(
+                    url: $0,
+                    identity: RunSeries.Identity(runID: file.runID, scenario: scenario.name, shard: spec.description))
+            }
             var result = try await LoadRunner.runShard(
                 scenario, options: options, assignment: assignment,
                 report: { print($0) },
                 progress: { strategy, tick in
                     let line = tick.line(strategy: strategy)
                     FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+                    if let exporter { Task { await exporter.observe(tick, strategy: strategy) } }
                 })
+            if let exporter {
+                await exporter.flush()
+                print(await exporter.summaryLine)
+            }
             if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
             result.path = try ReportWriter.directory(
                 root: reportDir, scenario: "\(scenario.name)-shard-\(spec.index)-of-\(spec.count)",

@@ -1,0 +1,93 @@
+// `run --prometheus-rw URL`: pushes a run's series (RunSeries) to a Prometheus remote-write
+// receiver every few seconds while it goes and once at the end. A receiver that is slow or
+// gone never slows or fails the run: one push at a time, each bounded; a push due while one
+// is still out is dropped and counted, and the first failure is said once on standard error.
+import AsyncHTTPClient
+import Engine
+import Foundation
+import NIOCore
+
+public actor RemoteWriteExporter {
+    public nonisolated let url: String
+    public nonisolated let identity: RunSeries.Identity
+    private var lastPush: ContinuousClock.Instant?
+    private var inFlight: Task<Void, Never>?
+    public private(set) var pushed = 0
+    public private(set) var failed = 0
+    public private(set) var dropped = 0
+    private var warned = false
+
+    public init(url: String, identity: RunSeries.Identity) {
+        self.url = url
+        self.identity = identity
+    }
+
+    /// A short id for the run's series: `run_id` tells one run from the next in one Prometheus.
+    public static func newRunID() -> String {
+        String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
+    }
+
+    /// A progress tick: pushed when `LoadDefaults.remoteWriteSeconds` have passed since the
+    /// last push.
+    public func observe(_ tick: ProgressTick, strategy: Strategy) {
+        let now = ContinuousClock.now
+        if let lastPush, now - lastPush < .seconds(LoadDefaults.remoteWriteSeconds) { return }
+        guard inFlight == nil else {
+            dropped += 1
+            return
+        }
+        lastPush = now
+        let request = RunSeries.live(
+            tick, strategy: strategy.rawValue, identity: identity, atMilliseconds: Self.nowMilliseconds())
+        inFlight = Task { await self.send(request) }
+    }
+
+    /// Waits for the push still out, if any (bounded).
+    public func flush() async { await inFlight?.value }
+
+    /// The report's figures, after the last live push (each bounded).
+    public func finish(_ report: RunReport) async {
+        await flush()
+        await send(RunSeries.final(report, identity: identity, atMilliseconds: Self.nowMilliseconds()))
+    }
+
+    public var summaryLine: String {
+        "remote write: run_id \(identity.runID), \(pushed) pushes to \(url), \(failed) failed, \(dropped) dropped (one was still out)"
+    }
+
+    private func send(_ request: RemoteWriteRequest) async {
+        defer { inFlight = nil }
+        do {
+            var http = HTTPClientRequest(url: url)
+            http.method = .POST
+            http.headers.add(name: "Content-Type", value: "application/x-protobuf")
+            http.headers.add(name: "Content-Encoding", value: "snappy")
+            http.headers.add(name: "X-Prometheus-Remote-Write-Version", value: "0.1.0")
+            http.headers.add(name: "User-Agent", value: "stockdrop")
+            http.body = .bytes(ByteBuffer(bytes: request.body))
+            let response = try await HTTPClient.shared.execute(
+                http, timeout: .milliseconds(Int64(LoadDefaults.remoteWriteTimeoutMilliseconds)))
+            let answer = try await response.body.collect(upTo: 4_096)
+            guard (200..<300).contains(response.status.code) else {
+                throw RemoteWriteFailure(
+                    description: "HTTP \(response.status.code): \(String(buffer: answer).prefix(300))")
+            }
+            pushed += 1
+        } catch {
+            failed += 1
+            if !warned {
+                warned = true
+                FileHandle.standardError.write(
+                    Data(
+                        "warning: remote write to \(url) failed (\(error)); the run goes on, later failures are only counted\n"
+                            .utf8))
+            }
+        }
+    }
+
+    static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000) }
+}
+
+struct RemoteWriteFailure: Error, CustomStringConvertible {
+    let description: String
+}
