@@ -22,14 +22,15 @@ while kill -0 "$runner" 2>/dev/null; do
     echo "swift-test: still running after ${bound} s: a hang. What it was doing:"
     echo "--- tests started and not ended"
     # Swift Testing's "◇ Test NAME started." and "✔/✘ Test NAME passed/failed ...".
-    sed -n 's/^◇ Test \(.*\) started\.$/\1/p' "$log" | sort -u > "$log.started"
+    # (A parameterized test's cases start on lines of their own and end in the test's line.)
+    sed -n 's/^◇ Test \(.*\) started\.$/\1/p' "$log" | grep -v '^case passing ' | sort -u > "$log.started"
     sed -n 's/^[✔✘] Test \(.*\) \(passed\|failed\|recorded\).*/\1/p' "$log" \
       | sed 's/ with [0-9]* test cases\{0,1\}$//' | sort -u > "$log.ended"
     comm -23 "$log.started" "$log.ended" | sed 's/^/  /'
     rm -f "$log.started" "$log.ended"
     for pid in $(pgrep -s "$runner" -f 'PackageTests.xctest'); do
       echo "--- threads of test process $pid"
-      timeout 120 gdb -p "$pid" -batch -ex 'thread apply all bt 30' 2>&1 | grep -E '^(Thread|#)' | head -1500
+      timeout 120 gdb -p "$pid" -batch -ex 'thread apply all bt 30' </dev/null 2>&1 | grep -E '^(Thread|#)' | head -1500
     done
     # Every running cluster (the tests' own is the embedded one; postmaster.pid names its
     # port and socket directory on lines 4 and 5).

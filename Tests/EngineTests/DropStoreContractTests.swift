@@ -182,7 +182,9 @@ import Testing
     @Test(arguments: kinds) func aPurchaseWithoutAKeyReplaysOnlyTheLastHold(kind: String) async throws {
         let subject = try await StoreUnderTest.make(kind, suite: "contract_replay")
         defer { Task { await subject.close() } }
-        let drop = try await subject.store.createDrop(spec(stock: 3, limit: 2, ttlMilliseconds: 1_000))
+        // Time moves by `advance`: a TTL no loaded machine's pause outlasts (1 s once lapsed
+        // between the reserve and the purchase in a full suite).
+        let drop = try await subject.store.createDrop(spec(stock: 3, limit: 2, ttlMilliseconds: 30_000))
         _ = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
         let first = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1)]))
         guard case .purchased(let purchase, replayed: false) = first.results[0] else {
@@ -192,7 +194,7 @@ import Testing
         let retry = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1)]))
         #expect(retry.results == [.purchased(purchase, replayed: true)], "the last hold is the one bought: a replay")
         _ = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
-        try await subject.advance(1.5)
+        try await subject.advance(30.5)
         let late = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1)]))
         #expect(late.results == [.rejected(.expired)])
         #expect(late.sold == 1 && late.reserved == 0)
