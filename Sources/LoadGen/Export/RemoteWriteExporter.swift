@@ -16,6 +16,9 @@ public actor RemoteWriteExporter {
     public private(set) var failed = 0
     public private(set) var dropped = 0
     private var warned = false
+    /// Set by `finish`: a tick delivered after it (its task ran late) must not push live
+    /// figures over the final ones.
+    private var finished = false
 
     public init(url: String, identity: RunSeries.Identity) {
         self.url = url
@@ -30,6 +33,7 @@ public actor RemoteWriteExporter {
     /// A progress tick: pushed when `LoadDefaults.remoteWriteSeconds` have passed since the
     /// last push.
     public func observe(_ tick: ProgressTick, strategy: Strategy) {
+        guard !finished else { return }
         let now = ContinuousClock.now
         if let lastPush, now - lastPush < .seconds(LoadDefaults.remoteWriteSeconds) { return }
         guard inFlight == nil else {
@@ -47,6 +51,7 @@ public actor RemoteWriteExporter {
 
     /// The report's figures, after the last live push (each bounded).
     public func finish(_ report: RunReport) async {
+        finished = true
         await flush()
         await send(RunSeries.final(report, identity: identity, atMilliseconds: Self.nowMilliseconds()))
     }
