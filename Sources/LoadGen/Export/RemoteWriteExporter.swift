@@ -57,7 +57,7 @@ public actor RemoteWriteExporter {
     }
 
     public var summaryLine: String {
-        "remote write: run_id \(identity.runID), \(pushed) pushes to \(url), \(failed) failed, \(dropped) dropped (one was still out)"
+        "remote write: run_id \(identity.runID), \(pushed) pushes to \(url), \(failed) failed, \(dropped) skipped while a push was still out"
     }
 
     private func send(_ request: RemoteWriteRequest) async {
