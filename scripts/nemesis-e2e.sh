@@ -22,6 +22,9 @@ interval=${NEMESIS_INTERVAL:-3s}
 faults=("$@")
 [ ${#faults[@]} -gt 0 ] || faults=(kill-server pause-server restart-postgres pause-postgres kill-redis all kill-primary switchover)
 
+# Where the embedded cluster's home is (the checkout's .stockdrop, or /tmp/stockdrop-<hash>
+# when the postgres user cannot enter the checkout): the nemesis clusters keep their logs there.
+home=$(dirname "$("$bin" db url | sed -n 's/.*host=\([^&]*\).*/\1/p')")
 failed=()
 for fault in "${faults[@]}"; do
   if [ "$fault" = all ]; then
@@ -43,7 +46,7 @@ for fault in "${faults[@]}"; do
   if grep -q "FINDING" "$out"; then
     # An instance that did not shut down cleanly: keep its logs for whoever reads the finding.
     kept=reports/nemesis/finding-$fault-$(date -u +%H%M%S)
-    mkdir -p "$kept" && cp -r .stockdrop/nemesis-cluster/. "$kept"/ 2>/dev/null || true
+    mkdir -p "$kept" && cp -r "$home"/nemesis-cluster/. "$kept"/ 2>/dev/null || true
     echo "nemesis-e2e: a shutdown finding; the cluster's logs are in $kept" >&2
   fi
   rm -f "$out"
@@ -51,8 +54,8 @@ for fault in "${faults[@]}"; do
     failed+=("$fault (exit $status)")
     # The instances' logs, before the next run's start clears them.
     kept=reports/nemesis/failed-$fault-$(date -u +%H%M%S)
-    mkdir -p "$kept" && cp -r .stockdrop/nemesis-cluster/. "$kept"/ 2>/dev/null || true
-    cp .stockdrop/nemesis-ha/*.log "$kept"/ 2>/dev/null || true
+    mkdir -p "$kept" && cp -r "$home"/nemesis-cluster/. "$kept"/ 2>/dev/null || true
+    cp "$home"/nemesis-ha/*.log "$kept"/ 2>/dev/null || true
     echo "nemesis-e2e: the cluster's logs are in $kept" >&2
   fi
 done

@@ -31,14 +31,23 @@ public enum ChildSpawn {
     }
 
     /// Starts `executable` with `arguments` and this process's environment plus `environment`,
-    /// its output (stdout and stderr) written to `outputPath` (appended when `append`).
+    /// its output (stdout and stderr) written to `outputPath` (appended when `append`), in
+    /// `workingDirectory` (default: this process's). A child that runs as another user needs
+    /// one it can enter: Patroni, run as `postgres` from a checkout under a root-only
+    /// directory, never bootstrapped (Python's multiprocessing changes into the parent's
+    /// directory and was refused).
     public static func start(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:],
-        outputPath: String, append: Bool = false
+        outputPath: String, append: Bool = false, workingDirectory: String? = nil
     ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        if let workingDirectory {
+            guard let changeDirectory, changeDirectory(&actions, workingDirectory) == 0 else {
+                throw Failure(description: "cannot start \(executable) in \(workingDirectory)")
+            }
+        }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(
             &actions, 1, outputPath, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o644)
@@ -77,6 +86,12 @@ public enum ChildSpawn {
     private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
     private static let closeFrom: CloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np")
         .map { unsafeBitCast($0, to: CloseFrom.self) }
+
+    /// glibc's posix_spawn_file_actions_addchdir_np (2.29), likewise.
+    private typealias ChangeDirectory =
+        @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    private static let changeDirectory: ChangeDirectory? = dlsym(nil, "posix_spawn_file_actions_addchdir_np")
+        .map { unsafeBitCast($0, to: ChangeDirectory.self) }
 
     /// Waits up to `seconds` for the child `pid` to end (polling, so it can give up), then
     /// SIGKILLs and reaps it. Blocks: call it off the cooperative pool.

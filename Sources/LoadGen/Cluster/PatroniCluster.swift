@@ -265,7 +265,9 @@ public final class PatroniCluster: Sendable {
     private func supervise(_ name: String, _ executable: String, _ arguments: [String]) throws {
         let process = try SupervisedProcess(
             name: name, executable: executable, arguments: arguments,
-            environment: [ClusterDirectory.variable: options.directory], logPath: options.directory + "/\(name).log")
+            environment: [ClusterDirectory.variable: options.directory], logPath: options.directory + "/\(name).log",
+            // Its own directory: Patroni runs as postgres, who may not enter the caller's.
+            workingDirectory: options.directory)
         processes.withLock { $0[name] = process }
     }
 

@@ -33,7 +33,8 @@ final class SupervisedProcess: Sendable {
     }
 
     init(
-        name: String, executable: String, arguments: [String], environment: [String: String], logPath: String
+        name: String, executable: String, arguments: [String], environment: [String: String], logPath: String,
+        workingDirectory: String? = nil
     )
         throws
     {
@@ -49,7 +50,8 @@ final class SupervisedProcess: Sendable {
         self.name = name
         self.logPath = logPath
         self.pid = try ChildSpawn.start(
-            executable, arguments, environment: environment, outputPath: logPath, append: true)
+            executable, arguments, environment: environment, outputPath: logPath, append: true,
+            workingDirectory: workingDirectory)
         Thread.detachNewThread { [self] in
             let exit = ChildSpawn.wait(for: pid)
             end.withLock { $0 = exit }
