@@ -97,5 +97,5 @@ bench-cluster: release
 
 clean-db:
 	-$(RELEASE_BIN) db stop
-	-pkill -INT -f -- "-D $(CURDIR)/.stockdrop/postgres-tests"
+	-scripts/stop-test-db.sh
 	rm -rf .stockdrop

@@ -7,6 +7,9 @@
 # 90 minutes. Arguments go to `swift test`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Swift Testing marks its lines with ✔ and ✘: read them as characters, whatever the caller's
+# locale (a C locale would read them as bytes and match nothing).
+export LC_ALL=C.UTF-8
 bound=${STOCKDROP_TEST_BOUND_SECONDS:-900}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -15,6 +18,9 @@ trap 'rm -f "$log"' EXIT
 # killed process had not flushed would be missing from the evidence.
 setsid stdbuf -oL -eL swift test "$@" > >(tee "$log") 2>&1 &
 runner=$!
+# swift test runs in a session of its own (to be found and killed whole): a Ctrl-C or a CI
+# cancel that reaches this script stops it too.
+trap 'pkill -KILL -s "$runner" 2>/dev/null; exit 130' INT TERM HUP
 started=$SECONDS
 while kill -0 "$runner" 2>/dev/null; do
   if ((SECONDS - started > bound)); then
@@ -38,7 +44,8 @@ while kill -0 "$runner" 2>/dev/null; do
       [ -r "$pidfile" ] || continue
       port=$(sed -n 4p "$pidfile"); socket_dir=$(sed -n 5p "$pidfile")
       echo "--- busy sessions and lock waits of the cluster in $(dirname "$pidfile")"
-      timeout 30 runuser -u postgres -- psql -h "$socket_dir" -p "$port" -d postgres -X -q -c \
+      as_postgres=(); [ "$(id -u)" = 0 ] && as_postgres=(runuser -u postgres --)
+      timeout 30 "${as_postgres[@]}" psql -U postgres -h "$socket_dir" -p "$port" -d postgres -X -q -c \
         "SELECT pid, datname, state, wait_event_type, wait_event, now() - xact_start AS in_transaction, left(query, 120) AS query
          FROM pg_stat_activity WHERE state IS DISTINCT FROM 'idle' AND backend_type = 'client backend'
          AND pid <> pg_backend_pid() ORDER BY xact_start" \

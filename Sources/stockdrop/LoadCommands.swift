@@ -288,7 +288,7 @@ extension RunCommand {
                     if let exporter { Task { await exporter.observe(tick, strategy: strategy) } }
                 })
             if let exporter {
-                await exporter.flush()
+                await exporter.close()
                 print(await exporter.summaryLine)
             }
             if interactive { FileHandle.standardError.write(Data("\n".utf8)) }

@@ -21,6 +21,14 @@ import Testing
         let series: [UInt8] =
             [0x0A, UInt8(name.count)] + name + [0x0A, UInt8(job.count)] + job + [0x12, UInt8(sample.count)] + sample
         #expect(request.protobuf == [0x0A, UInt8(series.count)] + series)
+        // Labels go sorted by their bytes, `__name__` among them: "Zone" ('Z' < '_') first.
+        let text = String(
+            decoding: RemoteWriteRequest(
+                series: [.init(name: "up", labels: ["Zone": "z", "job": "a"], value: 1, timestampMilliseconds: 0)],
+                metadata: []
+            ).protobuf, as: UTF8.self)
+        let order = ["Zone", "__name__", "job"].compactMap { text.range(of: $0)?.lowerBound }
+        #expect(order.count == 3 && order == order.sorted())
     }
 
     @Test func snappyBlocksReadBackWhateverTheInput() {

@@ -46,13 +46,16 @@ public actor RemoteWriteExporter {
         inFlight = Task { await self.send(request) }
     }
 
-    /// Waits for the push still out, if any (bounded).
-    public func flush() async { await inFlight?.value }
+    /// Waits for the push still out, if any (bounded), and takes no more live ticks: a tick
+    /// whose task runs late must not push after the summary (a shard's end).
+    public func close() async {
+        finished = true
+        await inFlight?.value
+    }
 
     /// The report's figures, after the last live push (each bounded).
     public func finish(_ report: RunReport) async {
-        finished = true
-        await flush()
+        await close()
         await send(RunSeries.final(report, identity: identity, atMilliseconds: Self.nowMilliseconds()))
     }
 
@@ -62,20 +65,19 @@ public actor RemoteWriteExporter {
 
     private func send(_ request: RemoteWriteRequest) async {
         defer { inFlight = nil }
+        let url = self.url
+        let milliseconds = LoadDefaults.remoteWriteTimeoutMilliseconds
         do {
-            var http = HTTPClientRequest(url: url)
-            http.method = .POST
-            http.headers.add(name: "Content-Type", value: "application/x-protobuf")
-            http.headers.add(name: "Content-Encoding", value: "snappy")
-            http.headers.add(name: "X-Prometheus-Remote-Write-Version", value: "0.1.0")
-            http.headers.add(name: "User-Agent", value: "stockdrop")
-            http.body = .bytes(ByteBuffer(bytes: request.body))
-            let response = try await HTTPClient.shared.execute(
-                http, timeout: .milliseconds(Int64(LoadDefaults.remoteWriteTimeoutMilliseconds)))
-            let answer = try await response.body.collect(upTo: 4_096)
-            guard (200..<300).contains(response.status.code) else {
-                throw RemoteWriteFailure(
-                    description: "HTTP \(response.status.code): \(String(buffer: answer).prefix(300))")
+            // The whole push, answer included, within the bound: execute's own timeout ends
+            // once the answer's head is in, and a receiver that then stalls would hold the run.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await Self.post(request, to: url) }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(milliseconds))
+                    throw RemoteWriteFailure(description: "no answer within \(milliseconds) ms")
+                }
+                defer { group.cancelAll() }
+                _ = try await group.next()
             }
             pushed += 1
         } catch {
@@ -87,6 +89,23 @@ public actor RemoteWriteExporter {
                         "warning: remote write to \(url) failed (\(error)); the run goes on, later failures are only counted\n"
                             .utf8))
             }
+        }
+    }
+
+    private static func post(_ request: RemoteWriteRequest, to url: String) async throws {
+        var http = HTTPClientRequest(url: url)
+        http.method = .POST
+        http.headers.add(name: "Content-Type", value: "application/x-protobuf")
+        http.headers.add(name: "Content-Encoding", value: "snappy")
+        http.headers.add(name: "X-Prometheus-Remote-Write-Version", value: "0.1.0")
+        http.headers.add(name: "User-Agent", value: "stockdrop")
+        http.body = .bytes(ByteBuffer(bytes: request.body))
+        let response = try await HTTPClient.shared.execute(
+            http, timeout: .milliseconds(Int64(LoadDefaults.remoteWriteTimeoutMilliseconds)))
+        // A success's body is not read (it has nothing to say); a refusal's says why.
+        guard (200..<300).contains(response.status.code) else {
+            let answer = try await response.body.collect(upTo: 64 * 1_024)
+            throw RemoteWriteFailure(description: "HTTP \(response.status.code): \(String(buffer: answer).prefix(300))")
         }
     }
 

@@ -5,8 +5,9 @@ import Foundation
 
 public struct RemoteWriteRequest: Sendable, Equatable {
     public struct Series: Sendable, Equatable {
-        /// Every label but `__name__`; written sorted by name, as receivers require.
+        /// The metric's name, sent as the `__name__` label.
         public var name: String
+        /// Every other label; all are written sorted by name.
         public var labels: [String: String]
         public var value: Double
         public var timestampMilliseconds: Int64
@@ -30,8 +31,10 @@ public struct RemoteWriteRequest: Sendable, Equatable {
         var out: [UInt8] = []
         for series in series {
             var body: [UInt8] = []
-            let labels =
-                [("__name__", series.name)] + series.labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            // Sorted by name with `__name__` among them, as receivers require.
+            let labels = series.labels.merging(["__name__": series.name]) { $1 }.sorted {
+                $0.key.utf8.lexicographicallyPrecedes($1.key.utf8)
+            }
             for (name, value) in labels where !value.isEmpty {
                 var label: [UInt8] = []
                 Self.appendField(1, bytes: Array(name.utf8), to: &label)

@@ -126,6 +126,8 @@ public struct JUnitDocument: Sendable, Equatable {
             case ">": out += "&gt;"
             case "\"" where quotes: out += "&quot;"
             case "\n" where quotes: out += "&#10;"
+            case "\t" where quotes: out += "&#9;"
+            case "\r" where quotes: out += "&#13;"
             case "\t", "\n", "\r": out.unicodeScalars.append(scalar)
             case _ where scalar.value < 0x20 || (0xFFFE...0xFFFF).contains(scalar.value): out += "\u{FFFD}"
             default: out.unicodeScalars.append(scalar)

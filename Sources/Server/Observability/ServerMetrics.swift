@@ -128,7 +128,9 @@ public final class ServerMetrics: Sendable {
             defer { last[family.name] = max(reading, last[family.name] ?? 0) }
             return reading - (last[family.name] ?? 0)
         }
-        if grown > 0 { counter(family).increment(by: grown) }
+        // Made even when nothing grew: a counter that exists at 0 lets rate() see its first event.
+        let series = counter(family)
+        if grown > 0 { series.increment(by: grown) }
     }
     private let lastReadings = Mutex<[String: Double]>([:])
 
