@@ -16,8 +16,8 @@ public actor RemoteWriteExporter {
     public private(set) var failed = 0
     public private(set) var dropped = 0
     private var warned = false
-    /// Set by `finish`: a tick delivered after it (its task ran late) must not push live
-    /// figures over the final ones.
+    /// Set by `close` (and so by `finish`): a tick delivered after it (its task ran late) must
+    /// not push live figures over the final ones, nor after a shard's summary.
     private var finished = false
 
     public init(url: String, identity: RunSeries.Identity) {
