@@ -28,7 +28,7 @@ struct DatabaseCommand: ParsableCommand {
             abstract: "Start (or reuse) the embedded cluster and migrate it.")
         func run() async throws {
             let embedded = try EmbeddedPostgres()
-            try embedded.start()
+            try await embedded.start()
             try await embedded.ensureDatabase(Defaults.databaseName)
             let connection = try await PostgresConnection.connect(embedded.url())
             try await Migrator.migrate(connection)
@@ -38,11 +38,11 @@ struct DatabaseCommand: ParsableCommand {
         }
     }
 
-    struct Stop: ParsableCommand {
+    struct Stop: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop the embedded cluster (its files stay for reuse).")
-        func run() throws {
-            try EmbeddedPostgres().stop()
+        func run() async throws {
+            try await EmbeddedPostgres().stop()
         }
     }
 

@@ -134,8 +134,10 @@ import Testing
     /// libpq blocks; if it ran on the cooperative pool (2 threads here), 20 sleeping queries
     /// would hold both threads and no other task could take a step until they returned.
     /// Judged by order, not by timing (the machine is shared): other tasks must finish 20
-    /// steps while every query is still asleep. The queries sleep 8 s: with 3 s, the other
-    /// suites running beside this one on two cores delayed the 20 steps past it (seen once).
+    /// steps while every query is still asleep (with libpq on the pool, two queries would end
+    /// first). The queries sleep 15 s: with 3 s, then 8 s, other tests that blocked the pool
+    /// themselves (a child process waited for, a file lock, a polling sleep; all moved off it
+    /// since) delayed the 20 steps past the queries' end.
     @Test func blockingQueriesNeverStallTheCooperativePool() async throws {
         let url = try await TestDatabase.fresh("wrapper_blocking", migrated: false)
         var opened: [PostgresConnection] = []
@@ -146,7 +148,7 @@ import Testing
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for connection in connections {
                     group.addTask {
-                        try await connection.query("SELECT pg_sleep(8)")
+                        try await connection.query("SELECT pg_sleep(15)")
                         await finished.tick()
                     }
                 }

@@ -1,5 +1,6 @@
 // docs/schema.sql is the schema the migrations produce, not a description that drifts from it:
 // a freshly migrated database dumped by scripts/schema.sh must equal it byte for byte.
+import Engine
 import Foundation
 import TestSupport
 import Testing
@@ -12,7 +13,7 @@ import Testing
     /// here, so a reader of docs/schema.sql sees what the database really holds.
     @Test func docsSchemaEqualsAFreshlyMigratedDatabase() async throws {
         let url = try await TestDatabase.fresh("schema-document")
-        let dumped = try Self.dumpSchema(url)
+        let dumped = try await Self.dumpSchema(url)
         let documentPath = Self.packageRoot.appendingPathComponent("docs/schema.sql").path
         let document = try String(contentsOfFile: documentPath, encoding: .utf8)
         // pg_dump prints a schema differently from one major version to the next: a machine
@@ -35,21 +36,19 @@ import Testing
     }
 
     /// scripts/schema.sh on `url` (pg_dump, normalized), as the document was made.
-    static func dumpSchema(_ url: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["bash", packageRoot.appendingPathComponent("scripts/schema.sh").path, url]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        // Read before waiting: a dump larger than the pipe's buffer would otherwise never end.
-        let dumped = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let complaints = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "scripts/schema.sh \(url) failed: \(complaints)")
-        return dumped
+    static func dumpSchema(_ url: String) async throws -> String {
+        let errors = NSTemporaryDirectory() + "stockdrop-schema-\(UUID().uuidString).err"
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        // The dump is standard output alone; what the script complains about goes aside.
+        let dump = try await ChildSpawn.run(
+            "/bin/sh",
+            [
+                "-c", "exec bash \"$0\" \"$1\" 2>\"$2\"", packageRoot.appendingPathComponent("scripts/schema.sh").path,
+                url, errors,
+            ])
+        let complaints = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+        try #require(dump.exit == .exited(0), "scripts/schema.sh \(url) failed (\(dump.exit)): \(complaints)")
+        return dump.output
     }
 
     /// The first line where the two differ, numbered from 1, with each side's text.

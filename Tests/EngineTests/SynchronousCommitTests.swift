@@ -22,7 +22,7 @@ import Testing
         let directory = NSTemporaryDirectory() + "stockdrop-syncrep-tests"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let embedded = try EmbeddedPostgres(checkout: directory)
-        try embedded.start()
+        try await embedded.start()
         let admin = try await PostgresConnection.connect(embedded.url(database: "postgres"))
         try await admin.execute("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
         try await admin.execute("ALTER SYSTEM SET synchronous_commit = 'local'")

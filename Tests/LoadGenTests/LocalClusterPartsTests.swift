@@ -18,7 +18,7 @@ import Testing
         #expect(rendered == template)
     }
 
-    @Test func eachBackendGetsOneServerPerInstance() throws {
+    @Test func eachBackendGetsOneServerPerInstance() async throws {
         let template = try String(contentsOfFile: Self.reference, encoding: .utf8)
         let rendered = try HAProxyConfig.render(
             template: template, frontendPort: 9000, instancePorts: [9101, 9102, 9103, 9104, 9105])
@@ -38,7 +38,8 @@ import Testing
             let path = NSTemporaryDirectory() + "stockdrop-haproxy-\(UUID().uuidString).cfg"
             try rendered.write(toFile: path, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(atPath: path) }
-            #expect(throws: Never.self) { try EmbeddedPostgres.execute(haproxy, ["-c", "-q", "-f", path]) }
+            let check = try await ChildSpawn.run(haproxy, ["-c", "-q", "-f", path], timeoutSeconds: 30)
+            #expect(check.exit == .exited(0), "haproxy -c: \(check.output)")
         }
     }
 
@@ -93,12 +94,12 @@ import Testing
         let other = try ChildSpawn.start(
             "/bin/sleep", ["30"], environment: [ClusterDirectory.variable: elsewhere], outputPath: "/dev/null")
         // Blocking waits and the reaper off the cooperative pool (two threads here).
-        async let leftEnd = ClusterDirectory.offPool { ChildSpawn.wait(for: left) }
-        try await ClusterDirectory.offPool { ClusterDirectory.reapStale(directory: directory) }
+        async let leftEnd = OffPool.run { ChildSpawn.wait(for: left) }
+        try await OffPool.run { ClusterDirectory.reapStale(directory: directory) }
         #expect(try await leftEnd == .signalled(SIGKILL))
         #expect(kill(other, 0) == 0, "a process of another directory is left alone")
         kill(other, SIGKILL)
-        _ = try await ClusterDirectory.offPool { ChildSpawn.wait(for: other) }
+        _ = try await OffPool.run { ChildSpawn.wait(for: other) }
     }
 
     @Test func anInstanceIsFoundFromItsLeaseOwner() {

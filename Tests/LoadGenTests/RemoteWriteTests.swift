@@ -100,7 +100,7 @@ import Testing
         func stop() async throws {
             kill(pid, SIGTERM)
             let pid = self.pid
-            _ = try await ClusterDirectory.offPool { ChildSpawn.wait(for: pid, seconds: 20) }
+            _ = try await OffPool.run { ChildSpawn.wait(for: pid, seconds: 20) }
             try? FileManager.default.removeItem(atPath: directory)
         }
     }

@@ -17,14 +17,11 @@ import Testing
     static func run(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:]
     ) async throws -> (exit: ChildSpawn.Exit, output: String) {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("stockdrop-verdict-\(UUID())").path
-        defer { try? FileManager.default.removeItem(atPath: output) }
         // Never the CI runner's own summary file: a test's summary goes where the test says.
-        let pid = try ChildSpawn.start(
+        let outcome = try await ChildSpawn.run(
             executable, arguments, environment: ["GITHUB_STEP_SUMMARY": ""].merging(environment) { $1 },
-            outputPath: output)
-        let exit = try await ClusterDirectory.offPool { ChildSpawn.wait(for: pid, seconds: 60) }
-        return (exit, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+            timeoutSeconds: 60)
+        return (outcome.exit, outcome.output)
     }
 
     /// xmllint's complaints about `xml` against the JUnit schema; empty when it is valid.

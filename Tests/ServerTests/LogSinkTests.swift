@@ -42,9 +42,11 @@ import Testing
 
         /// Once `bytes` were read (what the sink wrote): every line; after 30 s, what was read
         /// so far (the test then fails on the counts, it does not hang).
-        func lines(bytes: Int) -> [String] {
+        func lines(bytes: Int) async throws -> [String] {
             let deadline = ContinuousClock.now + .seconds(30)
-            while collected.withLock({ $0.count }) < bytes, ContinuousClock.now < deadline { usleep(1_000) }
+            while collected.withLock({ $0.count }) < bytes, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(1))
+            }
             if collected.withLock({ $0.count }) < bytes {
                 Issue.record("the pipe's reader got fewer bytes than written")
             }
@@ -73,7 +75,7 @@ import Testing
             }
         }
         sink.flush()
-        let lines = reader.lines(bytes: sink.writtenBytes)
+        let lines = try await reader.lines(bytes: sink.writtenBytes)
         let errors = lines.filter { $0.contains("status=503") }
         let troubles = lines.filter { $0.contains("engine trouble") }
         let successes = lines.filter { $0.contains("status=200") }

@@ -82,13 +82,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try text.write(toFile: "\(directory)/metrics.txt", atomically: true, encoding: .utf8)
         // promtool reads the exposition on standard input; the child's is /dev/null.
-        let pid = try ChildSpawn.start(
+        let checked = try await ChildSpawn.run(
             "/bin/sh", ["-c", "exec \"$0\" check metrics < \"$1\"", promtool, "\(directory)/metrics.txt"],
-            outputPath: "\(directory)/out.txt")
-        let exit = await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: ChildSpawn.wait(for: pid, seconds: 60)) }
-        }
-        let output = (try? String(contentsOfFile: "\(directory)/out.txt", encoding: .utf8)) ?? ""
-        return exit == .exited(0) ? "" : "promtool \(exit): \(output)"
+            timeoutSeconds: 60)
+        return checked.exit == .exited(0) ? "" : "promtool \(checked.exit): \(checked.output)"
     }
 }

@@ -41,23 +41,18 @@ import Testing
         #expect(OpenAPIDocument.document["components"]?["securitySchemes"]?["bearer"] != nil)
     }
 
-    @Test func aStandardValidatorAcceptsIt() throws {
+    @Test func aStandardValidatorAcceptsIt() async throws {
         let file = NSTemporaryDirectory() + "stockdrop-openapi-\(UUID().uuidString).json"
         try OpenAPIDocument.json.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", "-c",
-            "import sys, json; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')",
-            file,
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        process.waitUntilExit()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "openapi-spec-validator (installed by scripts/setup.sh): \(printed)")
+        let validated = try await ChildSpawn.run(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                "import sys, json; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')",
+                file,
+            ])
+        #expect(
+            validated.exit == .exited(0), "openapi-spec-validator (installed by scripts/setup.sh): \(validated.output)")
     }
 }

@@ -5,7 +5,7 @@ import Testing
 
 @Suite("hiredis wrapper") struct RedisConnectionTests {
     @Test func commandsAndPublishReachARealServer() async throws {
-        let redis = try RedisTestServer()
+        let redis = try await RedisTestServer()
         defer { redis.stop() }
         let connection = try RedisConnection(url: redis.url)
         #expect(try connection.command(["PING"]) == .status("PONG"))
@@ -20,7 +20,7 @@ import Testing
     /// A password in the URL is sent (AUTH), a wrong one is refused without being repeated in
     /// the error, and logs see the URL with its password replaced.
     @Test func aPasswordInTheURLAuthenticatesAndIsNeverShown() async throws {
-        let redis = try RedisTestServer(password: "s3cret p@ss")
+        let redis = try await RedisTestServer(password: "s3cret p@ss")
         defer { redis.stop() }
         let connection = try RedisConnection(url: redis.url)
         #expect(try connection.command(["PING"]) == .status("PONG"))
@@ -50,7 +50,7 @@ struct RedisTestServer {
     }
 
     /// A new server, or (with `directory`) one restarted on a stopped one's socket path.
-    init(directory existing: String? = nil, password: String? = nil) throws {
+    init(directory existing: String? = nil, password: String? = nil) async throws {
         self.password = password
         port = password == nil ? 0 : Self.freePort()
         directory = existing ?? NSTemporaryDirectory() + "stockdrop-redis-\(UUID().uuidString.prefix(8))"
@@ -69,7 +69,7 @@ struct RedisTestServer {
         // Wait for the socket to accept, bounded at 10 s.
         for _ in 0..<1000 {
             if (try? RedisConnection(url: url)) != nil { return }
-            usleep(10_000)
+            try await Task.sleep(for: .milliseconds(10))
         }
         kill(process.processIdentifier, SIGKILL)
         throw RedisError(message: "redis-server did not start")

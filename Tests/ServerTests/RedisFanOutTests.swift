@@ -14,7 +14,7 @@ import Testing
 @Suite struct RedisFanOutTests {
     @Test func twoInstancesShareEventsAndSurviveARedisRestart() async throws {
         let databaseURL = try await TestDatabase.fresh("server_fanout")
-        var redis = try RedisTestServer()
+        var redis = try await RedisTestServer()
         let environment = ["REDIS_URL": redis.url]
         let a = try ServeProcess(databaseURL: databaseURL, secret: ServerFixture.secret, environment: environment)
         let b = try ServeProcess(databaseURL: databaseURL, secret: ServerFixture.secret, environment: environment)
@@ -63,7 +63,7 @@ import Testing
 
         // Redis returns on the same socket: B's socket is resynchronized with a snapshot that
         // shows the hold made during the outage, and A's events reach B again.
-        redis = try RedisTestServer(directory: redis.directory)
+        redis = try await RedisTestServer(directory: redis.directory)
         let resync = await watcher.next { $0.type == .snapshot }
         #expect(resync?.drops?.first { $0.id == drop }?.reservedStock == 1)
         try await Self.awaitEvents("ok", on: clientA)

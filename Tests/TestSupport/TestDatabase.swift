@@ -7,7 +7,7 @@ public enum TestDatabase {
     /// Starts the embedded cluster once per test process.
     private static let started = Task { () throws -> EmbeddedPostgres in
         let embedded = try EmbeddedPostgres(purpose: .tests)
-        try embedded.start()
+        try await embedded.start()
         return embedded
     }
 

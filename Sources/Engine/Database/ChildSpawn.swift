@@ -82,6 +82,26 @@ public enum ChildSpawn {
         return pid
     }
 
+    /// How a program that ran to its end ended, and what it printed (stdout and stderr).
+    public struct Outcome: Sendable {
+        public let exit: Exit
+        public let output: String
+    }
+
+    /// Runs `executable` to its end without holding a thread of the cooperative pool: its
+    /// output goes through a file (a pipe nobody drains would stop a talkative child), and a
+    /// child still running after `timeoutSeconds` is SIGKILLed.
+    public static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+        timeoutSeconds: Double = 120
+    ) async throws -> Outcome {
+        let outputPath = NSTemporaryDirectory() + "stockdrop-child-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let pid = try start(executable, arguments, environment: environment, outputPath: outputPath)
+        let exit = await OffPool.run { wait(for: pid, seconds: timeoutSeconds) }
+        return Outcome(exit: exit, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+
     /// glibc's posix_spawn_file_actions_addclosefrom_np (2.34), which Swift's Glibc module
     /// does not import: looked up once.
     private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32

@@ -12,7 +12,7 @@ public enum Database {
             url = configured
         } else {
             let embedded = try EmbeddedPostgres()
-            try embedded.start()
+            try await embedded.start()
             try await embedded.ensureDatabase(Defaults.databaseName)
             url = embedded.url()
         }

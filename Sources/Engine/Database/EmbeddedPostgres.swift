@@ -90,13 +90,32 @@ public struct EmbeddedPostgres: Sendable {
         return "postgresql://postgres@/\(database)?host=\(host)&port=\(Self.port)"
     }
 
-    public var isRunning: Bool {
+    var isRunning: Bool {
         (try? run(pgCommand("pg_ctl"), ["-D", dataDirectory, "status"])) != nil
     }
 
     /// Initializes the cluster if needed and starts it if it is not running. Safe to call from
-    /// several processes at once: they serialize on a lock file.
-    public func start() throws {
+    /// several processes at once: they serialize on a lock file. initdb, pg_ctl and the lock
+    /// block, so all of it runs off the cooperative pool.
+    public func start() async throws {
+        try await OffPool.run { try startBlocking() }
+    }
+
+    public func stop() async throws {
+        try await OffPool.run { try stopBlocking() }
+    }
+
+    /// A crash and a restart: `-m immediate` cuts every connection and skips the checkpoint,
+    /// so the start replays the WAL. What was committed must survive it (the nemesis's
+    /// `restart-postgres`).
+    public func crashAndRestart() async throws {
+        try await OffPool.run {
+            if isRunning { try run(pgCommand("pg_ctl"), ["-D", dataDirectory, "-m", "immediate", "-w", "stop"]) }
+            try startBlocking()
+        }
+    }
+
+    private func startBlocking() throws {
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         try withLockFile {
             if !FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") {
@@ -119,17 +138,9 @@ public struct EmbeddedPostgres: Sendable {
         }
     }
 
-    public func stop() throws {
+    private func stopBlocking() throws {
         guard isRunning else { return }
         try run(pgCommand("pg_ctl"), ["-D", dataDirectory, "-m", "fast", "-w", "stop"])
-    }
-
-    /// A crash and a restart: `-m immediate` cuts every connection and skips the checkpoint,
-    /// so the start replays the WAL. What was committed must survive it (the nemesis's
-    /// `restart-postgres`).
-    public func crashAndRestart() throws {
-        if isRunning { try run(pgCommand("pg_ctl"), ["-D", dataDirectory, "-m", "immediate", "-w", "stop"]) }
-        try start()
     }
 
     /// Creates `name` unless it exists.
@@ -208,9 +219,10 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Runs a command to completion with its output in a file (`ChildSpawn`: `pg_ctl start`
     /// leaves a daemon that must not inherit this process's descriptors, or the wait would never
-    /// end). `environment` is added to this process's own.
+    /// end). `environment` is added to this process's own. Blocks: only for the paths above,
+    /// which run off the cooperative pool.
     @discardableResult
-    public static func execute(
+    static func execute(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:]
     ) throws -> String {
         let outputPath = NSTemporaryDirectory() + "stockdrop-command-\(UUID().uuidString).log"

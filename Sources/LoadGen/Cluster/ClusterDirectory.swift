@@ -16,7 +16,7 @@ enum ClusterDirectory {
             throw LocalCluster.Failure(
                 description: "another harness runs a cluster in \(directory); stop it, or use another directory")
         }
-        try await offPool { reapStale(directory: directory) }
+        try await OffPool.run { reapStale(directory: directory) }
         return lock
     }
 
@@ -81,13 +81,5 @@ enum ClusterDirectory {
             ports.append(Int(UInt16(bigEndian: address.sin_port)))
         }
         return ports
-    }
-
-    /// Blocking work (a child process to its end) on a thread of its own: the cooperative pool
-    /// has two threads here and the load run needs them.
-    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
-        }
     }
 }

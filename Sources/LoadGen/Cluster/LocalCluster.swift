@@ -331,10 +331,8 @@ public final class LocalCluster: Sendable {
             ])
         let cli = ChildSpawn.which("redis-cli")!
         for _ in 0..<100 {
-            let answer = try? await ClusterDirectory.offPool {
-                try EmbeddedPostgres.execute(cli, ["-s", socket, "ping"])
-            }
-            if answer?.hasPrefix("PONG") == true { return }
+            let answer = try? await ChildSpawn.run(cli, ["-s", socket, "ping"], timeoutSeconds: 5)
+            if answer?.exit == .exited(0), answer?.output.hasPrefix("PONG") == true { return }
             if let redis = process("redis"), let exit = redis.exit {
                 throw Failure(description: "redis-server ended (\(exit))\n\(redis.logTail())")
             }
@@ -349,10 +347,9 @@ public final class LocalCluster: Sendable {
         let path = options.directory + "/haproxy.cfg"
         try configuration.write(toFile: path, atomically: true, encoding: .utf8)
         let haproxy = ChildSpawn.which("haproxy")!
-        do {
-            _ = try await ClusterDirectory.offPool { try EmbeddedPostgres.execute(haproxy, ["-c", "-q", "-f", path]) }
-        } catch {
-            throw Failure(description: "haproxy rejected \(path): \(error)")
+        let check = try await ChildSpawn.run(haproxy, ["-c", "-q", "-f", path], timeoutSeconds: 30)
+        guard check.exit == .exited(0) else {
+            throw Failure(description: "haproxy rejected \(path) (\(check.exit)): \(check.output)")
         }
         // -db: the foreground, so its log (`log stdout`) goes to haproxy.log.
         try supervise("haproxy", haproxy, ["-db", "-f", path])

@@ -254,7 +254,7 @@ public final class PatroniCluster: Sendable {
         for client in restClients { await client.close() }
         try? FileManager.default.removeItem(atPath: etcdDirectory)
         // A postmaster whose Patroni was killed (a fault never healed) goes too.
-        try? await ClusterDirectory.offPool { ClusterDirectory.reapStale(directory: self.options.directory) }
+        try? await OffPool.run { ClusterDirectory.reapStale(directory: self.options.directory) }
         guard problems.isEmpty else { throw LocalCluster.Failure(description: problems.joined(separator: "\n")) }
     }
 

@@ -44,7 +44,7 @@ public final class NemesisCluster: Sendable {
             patroni = cluster
             upstream = .tcp(host: "127.0.0.1", port: cluster.port)
         } else {
-            try embedded.start()
+            try await embedded.start()
             databaseURL = try await Database.prepare(
                 environment: ["DATABASE_URL": try await embedded.freshDatabase("stockdrop_nemesis")])
             patroni = nil
@@ -116,7 +116,7 @@ public final class NemesisCluster: Sendable {
                 description: "restart-postgres crashes the embedded PostgreSQL; use kill-primary")
         }
         let embedded = self.embedded
-        try await ClusterDirectory.offPool { try embedded.crashAndRestart() }
+        try await embedded.crashAndRestart()
     }
 
     /// Stops the instances (each must exit 0 on SIGTERM), HAProxy and Redis, then the proxy.

@@ -13,7 +13,7 @@ enum FreshDatabase {
             return try await Database.prepare(environment: ["DATABASE_URL": configured])
         }
         let embedded = try EmbeddedPostgres()
-        try embedded.start()
+        try await embedded.start()
         let url = try await embedded.freshDatabase("stockdrop_\(purpose)_\(name)")
         return try await Database.prepare(environment: ["DATABASE_URL": url])
     }
