@@ -68,6 +68,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // Prometheus remote write of a run's figures (`run --prometheus-rw`).
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                // The live dashboard of a run (`run --dashboard`).
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(

@@ -78,6 +78,15 @@ struct RunCommand: AsyncParsableCommand {
                 "Every 5 s while the run goes and once at the end, each series labeled run_id, scenario, strategy and shard. A receiver that is slow or gone never fails or slows the run: each push is bounded, failures are counted and the first is said once."
         ))
     var prometheusRw: String?
+    @Option(
+        help: ArgumentHelp(
+            "Serve a live dashboard of the run at HOST:PORT (e.g. 127.0.0.1:5665; loopback unless a host is given).",
+            discussion:
+                "The page at / shows requests, latency, each drop's units and the invariants judged as answers arrive (no oversell, per-user limits, acknowledged writes durable), then turns into the report; /events is its server-sent event stream (a JSON frame a second and one at the end)."
+        ))
+    var dashboard: String?
+    @Option(help: "Keep serving the dashboard this many seconds after the run ends (default 0).")
+    var dashboardLinger: Double = 0
 
     /// Every check of the options alone, before anything is read or sent (exit 64 with the
     /// usage); what needs the scenario file is checked in `run()`.
@@ -117,7 +126,17 @@ struct RunCommand: AsyncParsableCommand {
             guard let url = URL(string: prometheusRw), ["http", "https"].contains(url.scheme ?? ""), url.host != nil
             else { throw ValidationError("--prometheus-rw: `\(prometheusRw)` is not an http(s) URL") }
         }
+        if let dashboard, DashboardServer.parseAddress(dashboard) == nil {
+            throw ValidationError("--dashboard: `\(dashboard)` is not HOST:PORT (e.g. 127.0.0.1:5665)")
+        }
+        guard dashboardLinger >= 0, dashboardLinger <= 86_400 else {
+            throw ValidationError("--dashboard-linger must be 0…86400 seconds")
+        }
+        if dashboard == nil, dashboardLinger > 0 { throw ValidationError("--dashboard-linger needs --dashboard") }
         guard !planOnly else { return }
+        if setupOnly, dashboard != nil {
+            throw ValidationError("--dashboard watches a load: --setup-only sends none (give it to each --shard)")
+        }
         if let startAt, RunFile.startInstant(startAt) == nil {
             throw ValidationError("--start-at: `\(startAt)` is neither an RFC 3339 time nor +DELAY (e.g. +30s)")
         }
@@ -201,6 +220,8 @@ struct RunCommand: AsyncParsableCommand {
                     runID: RemoteWriteExporter.newRunID(), scenario: scenario.name, shard: ShardSpec.whole.description))
         }
         if let exporter { print("remote write to \(exporter.url), run_id \(exporter.identity.runID)") }
+        let live = try await startDashboard(scenario: scenario.name, shard: .whole)
+        options.board = live?.board
         let outcome: RunOutcome
         do {
             outcome = try await LoadRunner.run(scenario, options: options) { strategy, tick in
@@ -208,12 +229,11 @@ struct RunCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
                 if let exporter { Task { await exporter.observe(tick, strategy: strategy) } }
             }
-        } catch let error as RunError {
-            FileHandle.standardError.write(Data("\nrun failed: \(error)\n".utf8))
-            throw ExitCode(error.exitCode)
         } catch {
             FileHandle.standardError.write(Data("\nrun failed: \(error)\n".utf8))
-            throw ExitCode(ExitStatus.unavailable)
+            live?.board.finish(failure: "\(error)")
+            await endDashboard(live)
+            throw ExitCode((error as? RunError)?.exitCode ?? ExitStatus.unavailable)
         }
         if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
         let report = outcome.report
@@ -233,6 +253,8 @@ struct RunCommand: AsyncParsableCommand {
             junit: JUnitDocument(run: report),
             summary: StepSummary.markdown(report, reportPath: "\(directory)/report.html"), verdict: report.exitCode)
         print(report.verdictLine)
+        live?.board.finish(report, reportPath: "\(directory)/report.html")
+        await endDashboard(live)
         throw ExitCode(status)
     }
 }
@@ -248,6 +270,7 @@ extension RunCommand {
         // validate() saw to the options: a run file, a well-formed --shard and --start-at.
         guard let runFile else { return }
         var scenario = given
+        var live: (server: DashboardServer, board: LiveBoard)?
         let startInstant = startAt.flatMap { RunFile.startInstant($0) }
         do {
             if setupOnly {
@@ -271,6 +294,9 @@ extension RunCommand {
                 scenario.watchers = 0
             }
             let assignment = ShardAssignment(runFile: file, shard: spec, startAt: startInstant)
+            live = try await startDashboard(scenario: scenario.name, shard: spec)
+            var options = options
+            options.board = live?.board
             let interactive = isatty(STDERR_FILENO) == 1
             // A shard pushes its live figures under its own `shard` label; the verdict's are
             // the merge's.
@@ -298,14 +324,42 @@ extension RunCommand {
             try result.write()
             print(result.summaryLine)
             print("shard report: \(result.path) (merge every shard's with `stockdrop report merge DIR...`)")
+            live?.board.finish(shardSummary: result.summaryLine)
+            await endDashboard(live)
         } catch let exit as ExitCode {
+            await endDashboard(live)
             throw exit
-        } catch let error as RunError {
-            throw fail("\nrun failed: \(error)", error.exitCode)
         } catch {
+            live?.board.finish(failure: "\(error)")
+            await endDashboard(live)
             // The database or the server could not be reached: not a verdict (1 and 2 are).
-            throw fail("\nrun failed: \(error)", ExitStatus.unavailable)
+            throw fail("\nrun failed: \(error)", (error as? RunError)?.exitCode ?? ExitStatus.unavailable)
         }
+    }
+
+    /// `--dashboard`'s server and board, listening before any load is sent; a port it cannot
+    /// listen on is a usage error (exit 64).
+    func startDashboard(scenario: String, shard: ShardSpec) async throws -> (server: DashboardServer, board: LiveBoard)? {
+        guard let dashboard, let address = DashboardServer.parseAddress(dashboard) else { return nil }
+        let board = LiveBoard(scenario: scenario, shard: shard.description)
+        do {
+            let server = try await DashboardServer.start(host: address.host, port: address.port, board: board)
+            print("dashboard: \(server.url)")
+            return (server, board)
+        } catch {
+            FileHandle.standardError.write(Data("--dashboard: \(error)\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
+    }
+
+    /// Serves the final frame (and the report) for `--dashboard-linger`, then stops.
+    func endDashboard(_ live: (server: DashboardServer, board: LiveBoard)?) async {
+        guard let live else { return }
+        if dashboardLinger > 0 {
+            print("dashboard: the final report stays at \(live.server.url) for \(dashboardLinger) s")
+            try? await Task.sleep(for: .milliseconds(Int64(dashboardLinger * 1_000)))
+        }
+        await live.server.stop()
     }
 
     /// `--shard i/n`, or nil without it (validate() refused a malformed one).

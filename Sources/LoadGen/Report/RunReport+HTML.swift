@@ -5,6 +5,17 @@ import Foundation
 extension RunReport {
     static let strategyColors = ["actor": "#1f77b4", "rowlock": "#d62728"]
 
+    /// The report's look, which the live dashboard shares.
+    static let style = """
+        body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1320px;color:#222;padding:0 16px}
+        table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
+        th:first-child{text-align:left}td ul{margin:4px 0;padding-left:18px;text-align:left}
+        .pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:700}.skip{color:#888}
+        .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(620px,1fr));gap:12px}
+        svg{background:#fafafa;border:1px solid #eee}svg .title{font-weight:600;font-size:13px}
+        svg .tick{font-size:11px;fill:#555}svg .label{font-size:11px;fill:#333}svg .grid{stroke:#e6e6e6}svg .axis{stroke:#999}
+        """
+
     var html: String {
         let esc = SVGChart.escape
         var body =
@@ -113,13 +124,7 @@ extension RunReport {
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><title>stockdrop: \(esc(scenario))</title>
             <style>
-            body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1320px;color:#222;padding:0 16px}
-            table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
-            th:first-child{text-align:left}td ul{margin:4px 0;padding-left:18px;text-align:left}
-            .pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:700}.skip{color:#888}
-            .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(620px,1fr));gap:12px}
-            svg{background:#fafafa;border:1px solid #eee}svg .title{font-weight:600;font-size:13px}
-            svg .tick{font-size:11px;fill:#555}svg .label{font-size:11px;fill:#333}svg .grid{stroke:#e6e6e6}svg .axis{stroke:#999}
+            \(Self.style)
             </style></head><body>
             \(body)
             </body></html>

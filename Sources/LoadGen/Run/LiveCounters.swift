@@ -15,13 +15,15 @@ public final class LiveCounters: Sendable {
     /// Sends the harness held more than `LoadDefaults.lateSendMilliseconds` past their time.
     let late = Atomic<Int>(0)
     private let lastSecond = Mutex(SecondLatency())
+    /// The live dashboard's, when one watches the run: it sees every answer too.
+    let board: LiveBoard?
 
     struct SecondLatency {
         var fromIntended = LatencyHistogram()
         var fromSend = LatencyHistogram()
     }
 
-    public init() {}
+    public init(board: LiveBoard? = nil) { self.board = board }
 
     /// One answered request's latency, both ways, into the current second's histograms.
     func latency(_ record: OperationRecord) {
@@ -32,6 +34,7 @@ public final class LiveCounters: Sendable {
             $0.fromIntended.record(record.latencyMicroseconds)
             $0.fromSend.record(record.sendToAnswerMicroseconds)
         }
+        board?.absorb(record)
     }
 
     /// The latency since the last call: p99 from the intended send and from the actual send,

@@ -21,6 +21,8 @@ public struct RunOptions: Sendable {
     /// What a nemesis run starts its cluster with: the `stockdrop` binary and the balancer's
     /// template (`deploy/haproxy.cfg`).
     public var nemesisLauncher: (binary: String, haproxyTemplate: String)?
+    /// The live dashboard's board (`run --dashboard`): sees every answer and second.
+    public var board: LiveBoard?
 
     public init(
         strategies: [Strategy], databaseURL: String?, rowLockPoolSize: Int = Defaults.rowLockPoolSize,
@@ -74,7 +76,7 @@ public enum LoadRunner {
                 target = try await makeTarget(strategy: strategy, options: options)
             }
             do {
-                let run = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters()) {
+                let run = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters(board: options.board)) {
                     progress(strategy, $0)
                 }.run()
                 await target.close()
@@ -123,7 +125,7 @@ public enum LoadRunner {
                 [cluster.balancerURL], databaseURL: cluster.databaseURL, options: http)
             let nemesis = Nemesis(plan: plan, cluster: cluster, seed: scenario.seed)
             do {
-                run = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters(), nemesis: nemesis)
+                run = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters(board: options.board), nemesis: nemesis)
                 {
                     progress(target.strategy, $0)
                 }.run()

@@ -15,6 +15,7 @@ struct StrategyLoad: Sendable {
         // Drops first, their start times relative to the run's zero (a moment from now).
         let dropIDs = try await createDrops(startAt: Date())
         let users = plannedUsers(dropIDs)
+        live.board?.begin(strategy: target.strategy, drops: boardDrops(dropIDs), plannedUsers: users.count)
         // Before the clock starts: a real buyer holds a token before the sale opens.
         try await target.prepare(users: users.map(\.user))
         let watchers = scenario.watchers > 0 ? try await (target as? HTTPTarget)?.watch(count: scenario.watchers) : nil
@@ -171,6 +172,13 @@ struct StrategyLoad: Sendable {
             serverAfter: serverAfter, faults: faults, ticker: ticker)
     }
 
+    /// The scenario's drops under their ids, as the dashboard judges them.
+    func boardDrops(_ ids: [DropID]) -> [OnlineInvariants.Drop] {
+        zip(ids, scenario.drops).map {
+            OnlineInvariants.Drop(id: $0, name: $1.name, stock: $1.stock, perUserLimit: $1.perUserLimit)
+        }
+    }
+
     /// The drop most users go for: where a nemesis aims its kills and pauses.
     static func hottest(_ users: [VirtualUser]) -> DropID? {
         var counts: [DropID: Int] = [:]
@@ -189,23 +197,47 @@ struct StrategyLoad: Sendable {
         var previous = live.reading
         while !Task.isCancelled {
             let rows = try? await observer.query(
-                "SELECT coalesce(sum(greatest(total_stock - sold - reserved, 0)), 0)::bigint AS available FROM drops WHERE id = ANY($1)",
+                "SELECT id, total_stock, sold, reserved FROM drops WHERE id = ANY($1) ORDER BY id",
                 [.int64Array(drops)])
-            let available = (try? rows?.first?.int("available")) ?? nil
+            let counters = try? rows.map { rows in
+                try rows.rows.map {
+                    DropCounters(
+                        id: try $0.int64("id"), totalStock: try $0.int("total_stock"), sold: try $0.int("sold"),
+                        reserved: try $0.int("reserved"))
+                }
+            }
+            let available = counters.map { $0.reduce(0) { $0 + $1.available } }
             let second = Double(clock.nowMicroseconds) / 1e6
             if let available {
                 samples.append(
                     StockSample(second: second, available: available, residentBytes: ProcessUsage.residentBytesNow()))
             }
             let now = live.reading
-            progress(
-                ProgressTick(
-                    elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent),
-                    availableStock: available, lastSecondP99: live.takeSecond()))
+            let progressTick = ProgressTick(
+                elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent),
+                availableStock: available, lastSecondP99: live.takeSecond(), drops: counters)
+            progress(progressTick)
+            if let board = live.board {
+                board.tick(progressTick, rows: await Self.rowFacts(board, pool: observer, drops: drops, atSeconds: second))
+            }
             previous = now
             try? await Task.sleep(for: .milliseconds(LoadDefaults.stockSampleMilliseconds))
         }
         return samples
+    }
+
+    /// What the rows say this second for the dashboard, with the acknowledgements it has not
+    /// looked up yet; nil (and the acknowledgements kept for the next second) when the
+    /// database could not be read.
+    static func rowFacts(_ board: LiveBoard, pool: PostgresPool, drops: [DropID], atSeconds: Double) async -> RowFacts? {
+        let (holds, purchases) = board.takeUnconfirmed()
+        do {
+            return try await RowFacts.read(
+                pool: pool, drops: drops, holds: holds, purchases: purchases, atSeconds: atSeconds)
+        } catch {
+            board.giveBack(holds: holds, purchases: purchases)
+            return nil
+        }
     }
 
     /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most
@@ -235,6 +267,19 @@ public struct ProgressTick: Sendable {
     /// The last second's p99 latency in milliseconds, from the intended send and from the
     /// actual send; nil when nothing was answered in it.
     public var lastSecondP99: (fromIntended: Double, fromSend: Double)?
+    /// Each drop's counters this second; nil when the database could not be read.
+    public var drops: [DropCounters]? = nil
+}
+
+/// A drop's counters as its row has them.
+public struct DropCounters: Sendable, Equatable {
+    public var id: DropID
+    public var totalStock: Int
+    public var sold: Int
+    public var reserved: Int
+
+    /// Units neither sold nor held (never below zero: an oversold drop has none left).
+    public var available: Int { max(totalStock - sold - reserved, 0) }
 }
 
 extension Scenario {

@@ -36,7 +36,9 @@ extension LoadRunner {
         if let mismatch = assignment.runFile.mismatch(with: scenario) { throw RunError.usage(mismatch) }
         let target = try await serverTarget(urls, options: options)
         do {
-            let shard = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters()) {
+            let shard = try await StrategyLoad(
+                scenario: scenario, target: target, live: LiveCounters(board: options.board)
+            ) {
                 progress(target.strategy, $0)
             }.runShard(assignment, report: report)
             await target.close()

@@ -22,6 +22,7 @@ extension StrategyLoad {
     func runShard(_ assignment: ShardAssignment, report: @Sendable (String) -> Void) async throws -> ShardDirectory {
         let drops = assignment.runFile.drops
         let users = plannedUsers(drops, shard: assignment.shard)
+        live.board?.begin(strategy: target.strategy, drops: boardDrops(drops), plannedUsers: users.count)
         try await target.prepare(users: users.map(\.user))
         let observer = PostgresPool(url: target.databaseURL, size: 1)
         defer { Task { await observer.close() } }
