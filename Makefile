@@ -46,8 +46,10 @@ test: setup
 # behind HAProxy (scripts/cluster-e2e.sh, Swift Testing with STOCKDROP_CLUSTER_TESTS=1:
 # forwarding, SIGKILL and SIGSTOP of an owner, hand-back, ci and failover runs), then the nemesis (each fault alone and all together, scripts/nemesis-e2e.sh), then
 # schemathesis against /openapi.json (scripts/fuzz-api.sh: no 5xx, every answer as
-# documented), then the live page in headless Chromium: any broken invariant (exit 1), missed
-# threshold (exit 2), unclean server shutdown or a page that does not show a purchase fails it.
+# documented), then the live page in headless Chromium, then the run's dashboard in it (live
+# numbers, and an oversell planted mid-run turning red before the run ends): any broken
+# invariant (exit 1), missed threshold (exit 2), unclean server shutdown or a page that does
+# not show what it should fails it.
 e2e: release
 	$(RELEASE_BIN) run scenarios/ci.yaml --strategy both --junit reports/ci-junit.xml --summary-md reports/ci-summary.md
 	xmllint --noout --schema Tests/Schemas/junit.xsd reports/ci-junit.xml
@@ -57,6 +59,7 @@ e2e: release
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/nemesis-e2e.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/fuzz-api.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) python3 scripts/browser-test.py
+	STOCKDROP_BIN=$(RELEASE_BIN) python3 scripts/dashboard-browser-test.py
 
 # The performance figures, none of them in `make test` (timed figures are for reading, not
 # for failing a build on a shared machine): `stockdrop bench` with its ceilings measured in

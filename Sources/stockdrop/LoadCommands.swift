@@ -339,12 +339,16 @@ extension RunCommand {
 
     /// `--dashboard`'s server and board, listening before any load is sent; a port it cannot
     /// listen on is a usage error (exit 64).
-    func startDashboard(scenario: String, shard: ShardSpec) async throws -> (server: DashboardServer, board: LiveBoard)? {
+    func startDashboard(scenario: String, shard: ShardSpec) async throws -> (server: DashboardServer, board: LiveBoard)?
+    {
         guard let dashboard, let address = DashboardServer.parseAddress(dashboard) else { return nil }
         let board = LiveBoard(scenario: scenario, shard: shard.description)
         do {
             let server = try await DashboardServer.start(host: address.host, port: address.port, board: board)
-            print("dashboard: \(server.url)")
+            // Written at once (print's buffer holds it until exit when stdout is a pipe): a
+            // script or a person opens the page while the run goes.
+            fflush(nil)
+            FileHandle.standardOutput.write(Data("dashboard: \(server.url)\n".utf8))
             return (server, board)
         } catch {
             FileHandle.standardError.write(Data("--dashboard: \(error)\n".utf8))

@@ -5,8 +5,8 @@
 import Foundation
 import Hummingbird
 import Logging
-import ServiceLifecycle
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 public final class DashboardServer: Sendable {
@@ -46,7 +46,8 @@ public final class DashboardServer: Sendable {
         router.get("/") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html(scenario: board.scenario, shard: board.shard))))
+                body: .init(
+                    byteBuffer: ByteBuffer(string: DashboardPage.html(scenario: board.scenario, shard: board.shard))))
         }
         router.get("/events") { _, _ in
             let frames = board.subscribe()

@@ -90,7 +90,8 @@ struct DashboardTally: Sendable {
     }
 
     /// This second's counts and latencies, which start again from zero.
-    mutating func takeSecond() -> (counts: [OperationKind: [Outcome: Int]], latency: [OperationKind: LatencyHistogram]) {
+    mutating func takeSecond() -> (counts: [OperationKind: [Outcome: Int]], latency: [OperationKind: LatencyHistogram])
+    {
         defer {
             second = [:]
             secondLatency = [:]

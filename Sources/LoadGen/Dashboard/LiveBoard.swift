@@ -80,9 +80,11 @@ public final class LiveBoard: Sendable {
         let invariants = report.strategies.flatMap { strategy in
             strategy.invariants.map { invariant in
                 DashboardFrame.Invariant(
-                    name: report.strategies.count > 1 ? "\(strategy.strategy.rawValue): \(invariant.name)" : invariant.name,
+                    name: report.strategies.count > 1
+                        ? "\(strategy.strategy.rawValue): \(invariant.name)" : invariant.name,
                     status: !invariant.checked ? "skipped" : invariant.ok ? "holds" : "broken",
-                    counterexample: invariant.ok ? nil : ([invariant.detail] + invariant.counterexamples.prefix(3)).joined(separator: "; "),
+                    counterexample: invariant.ok
+                        ? nil : ([invariant.detail] + invariant.counterexamples.prefix(3)).joined(separator: "; "),
                     atSeconds: nil)
             }
         }

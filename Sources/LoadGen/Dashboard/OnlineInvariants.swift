@@ -85,9 +85,11 @@ struct OnlineInvariants: Sendable, Equatable {
         if let buyer = rows.buyersPastRule.first {
             let rule =
                 buyer.holding > 1
-                ? "\(buyer.holding) live holds at once" : "\(buyer.purchased) purchased + \(buyer.holding) held, limit \(buyer.perUserLimit)"
+                ? "\(buyer.holding) live holds at once"
+                : "\(buyer.purchased) purchased + \(buyer.holding) held, limit \(buyer.perUserLimit)"
             Self.breakOnce(
-                &perUserLimits, "user \(buyer.user) on \(label(buyer.drop)) in the rows at \(Self.seconds(rows.atSeconds)): \(rule)",
+                &perUserLimits,
+                "user \(buyer.user) on \(label(buyer.drop)) in the rows at \(Self.seconds(rows.atSeconds)): \(rule)",
                 rows.atSeconds)
         }
         if let lost = rows.missing.first {

@@ -102,7 +102,8 @@ struct RowFacts: Sendable, Equatable {
                 missing.append(Missing(acknowledged: hold, operation: .reserve, status: nil))
             }
             for purchase in purchases where status[purchase.reservation] != "PURCHASED" {
-                missing.append(Missing(acknowledged: purchase, operation: .purchase, status: status[purchase.reservation]))
+                missing.append(
+                    Missing(acknowledged: purchase, operation: .purchase, status: status[purchase.reservation]))
             }
         }
         return RowFacts(drops: dropFacts, buyersPastRule: buyers, missing: missing, atSeconds: atSeconds)

@@ -76,7 +76,9 @@ public enum LoadRunner {
                 target = try await makeTarget(strategy: strategy, options: options)
             }
             do {
-                let run = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters(board: options.board)) {
+                let run = try await StrategyLoad(
+                    scenario: scenario, target: target, live: LiveCounters(board: options.board)
+                ) {
                     progress(strategy, $0)
                 }.run()
                 await target.close()
@@ -125,8 +127,9 @@ public enum LoadRunner {
                 [cluster.balancerURL], databaseURL: cluster.databaseURL, options: http)
             let nemesis = Nemesis(plan: plan, cluster: cluster, seed: scenario.seed)
             do {
-                run = try await StrategyLoad(scenario: scenario, target: target, live: LiveCounters(board: options.board), nemesis: nemesis)
-                {
+                run = try await StrategyLoad(
+                    scenario: scenario, target: target, live: LiveCounters(board: options.board), nemesis: nemesis
+                ) {
                     progress(target.strategy, $0)
                 }.run()
                 await target.close()

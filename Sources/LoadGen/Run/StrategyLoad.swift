@@ -218,7 +218,8 @@ struct StrategyLoad: Sendable {
                 availableStock: available, lastSecondP99: live.takeSecond(), drops: counters)
             progress(progressTick)
             if let board = live.board {
-                board.tick(progressTick, rows: await Self.rowFacts(board, pool: observer, drops: drops, atSeconds: second))
+                board.tick(
+                    progressTick, rows: await Self.rowFacts(board, pool: observer, drops: drops, atSeconds: second))
             }
             previous = now
             try? await Task.sleep(for: .milliseconds(LoadDefaults.stockSampleMilliseconds))
@@ -229,7 +230,8 @@ struct StrategyLoad: Sendable {
     /// What the rows say this second for the dashboard, with the acknowledgements it has not
     /// looked up yet; nil (and the acknowledgements kept for the next second) when the
     /// database could not be read.
-    static func rowFacts(_ board: LiveBoard, pool: PostgresPool, drops: [DropID], atSeconds: Double) async -> RowFacts? {
+    static func rowFacts(_ board: LiveBoard, pool: PostgresPool, drops: [DropID], atSeconds: Double) async -> RowFacts?
+    {
         let (holds, purchases) = board.takeUnconfirmed()
         do {
             return try await RowFacts.read(

@@ -1,0 +1,217 @@
+// `run --dashboard`: the tally and the online invariants as values (an acknowledged oversell,
+// a buyer past the limit, rows past the stock, an acknowledgement with no row: each broken
+// once, with its first counterexample), the address forms, and a real run in process whose
+// event stream is read as a page reads it, with an oversell planted in its database mid-run:
+// its invariant turns broken in a second's frame before the final one, and the checker agrees.
+import AsyncHTTPClient
+import Engine
+import Foundation
+import NIOCore
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import LoadGen
+
+@Suite struct DashboardTests {
+    static let drop = OnlineInvariants.Drop(id: 7, name: "Sneaker", stock: 2, perUserLimit: 1)
+
+    static func purchase(user: UserID, reservation: ReservationID, at milliseconds: Int64) -> OperationRecord {
+        OperationRecord(
+            operation: .purchase, result: .ok, user: user, drop: drop.id, reservationID: reservation,
+            intendedMicroseconds: milliseconds * 1_000, sentMicroseconds: milliseconds * 1_000,
+            answeredMicroseconds: milliseconds * 1_000 + 500)
+    }
+
+    static func status(_ invariants: OnlineInvariants, _ name: String) -> OnlineInvariants.Status? {
+        invariants.all.first { $0.name == name }?.status
+    }
+
+    @Test func purchasesAcknowledgedPastTheStockOrTheLimitBreakOnceWithTheFirstCounterexample() {
+        var tally = DashboardTally(drops: [Self.drop])
+        var invariants = OnlineInvariants(drops: [Self.drop])
+        tally.absorb(Self.purchase(user: 5, reservation: 10, at: 100))
+        // A replayed purchase answers with the same reservation: one unit, not two.
+        tally.absorb(Self.purchase(user: 5, reservation: 10, at: 150))
+        tally.absorb(Self.purchase(user: 6, reservation: 11, at: 200))
+        invariants.judge(tally, rows: nil, atSeconds: 0.3)
+        #expect(!invariants.anyBroken)
+        tally.absorb(Self.purchase(user: 5, reservation: 12, at: 300))
+        invariants.judge(tally, rows: nil, atSeconds: 0.4)
+        guard case .broken(let oversold, let at) = Self.status(invariants, InvariantName.noOversell) else {
+            Issue.record("a third purchase of two units is an oversell")
+            return
+        }
+        #expect(oversold == "drop 7 (Sneaker): 3 purchases acknowledged to buyers by 0.3 s, stock 2")
+        #expect(at == 0.3005)
+        guard case .broken(let pastLimit, _) = Self.status(invariants, InvariantName.perUserLimits) else {
+            Issue.record("a second purchase of one buyer past a limit of 1 breaks the limit")
+            return
+        }
+        #expect(pastLimit == "user 5 on drop 7 (Sneaker): 2 purchases acknowledged by 0.3 s, limit 1")
+        tally.absorb(Self.purchase(user: 8, reservation: 13, at: 900))
+        invariants.judge(tally, rows: nil, atSeconds: 1)
+        #expect(
+            Self.status(invariants, InvariantName.noOversell) == .broken(counterexample: oversold, atSeconds: 0.3005))
+        #expect(Self.status(invariants, InvariantName.acknowledgedWritesDurable) == .holds)
+        #expect(Self.status(invariants, InvariantName.holdsExpire) == .judgedAtTheEnd)
+    }
+
+    @Test func rowsPastTheStockAndAnAcknowledgementWithoutItsRowBreakTheirInvariants() {
+        var invariants = OnlineInvariants(drops: [Self.drop])
+        let fine = RowFacts(
+            drops: [.init(id: 7, totalStock: 2, sold: 1, reserved: 1, purchasedRows: 1, heldRows: 1)],
+            buyersPastRule: [], missing: [], atSeconds: 1)
+        invariants.judge(DashboardTally(drops: [Self.drop]), rows: fine, atSeconds: 1)
+        #expect(!invariants.anyBroken)
+        let acknowledged = DashboardTally.Acknowledged(
+            reservation: 44, user: 9, drop: 7, answeredMicroseconds: 1_500_000)
+        let bad = RowFacts(
+            drops: [.init(id: 7, totalStock: 2, sold: 1, reserved: 1, purchasedRows: 1, heldRows: 2)],
+            buyersPastRule: [.init(drop: 7, user: 9, purchased: 0, holding: 2, perUserLimit: 1)],
+            missing: [.init(acknowledged: acknowledged, operation: .purchase, status: "EXPIRED")], atSeconds: 2)
+        invariants.judge(DashboardTally(drops: [Self.drop]), rows: bad, atSeconds: 2)
+        #expect(
+            Self.status(invariants, InvariantName.noOversell)
+                == .broken(
+                    counterexample: "drop 7 (Sneaker): 1 purchased + 2 held in its rows at 2.0 s, stock 2", atSeconds: 2
+                ))
+        #expect(
+            Self.status(invariants, InvariantName.perUserLimits)
+                == .broken(
+                    counterexample: "user 9 on drop 7 (Sneaker) in the rows at 2.0 s: 2 live holds at once",
+                    atSeconds: 2))
+        #expect(
+            Self.status(invariants, InvariantName.acknowledgedWritesDurable)
+                == .broken(
+                    counterexample:
+                        "reservation 44: a purchase acknowledged to user 9 at 1.5 s, its row is EXPIRED at 2.0 s",
+                    atSeconds: 2))
+    }
+
+    @Test func lookupsFailedAreAskedAgainNextSecond() {
+        var tally = DashboardTally(drops: [Self.drop])
+        for reservation: Int64 in 1...3 {
+            tally.absorb(Self.purchase(user: reservation, reservation: reservation, at: 1))
+        }
+        let first = tally.takeUnconfirmed(limit: 2)
+        #expect(first.purchases.map(\.reservation) == [1, 2])
+        tally.giveBack(holds: first.holds, purchases: first.purchases)
+        #expect(tally.takeUnconfirmed(limit: 10).purchases.map(\.reservation) == [1, 2, 3])
+        #expect(tally.takeUnconfirmed(limit: 10).purchases.isEmpty)
+    }
+
+    @Test func addressesDefaultToLoopback() {
+        #expect(DashboardServer.parseAddress("5665")! == ("127.0.0.1", 5665))
+        #expect(DashboardServer.parseAddress(":0")! == ("127.0.0.1", 0))
+        #expect(DashboardServer.parseAddress("0.0.0.0:5665")! == ("0.0.0.0", 5665))
+        #expect(DashboardServer.parseAddress("[::1]:5665")! == ("::1", 5665))
+        for bad in ["", "host:", "host:99999", "::1:80", "[::1]", "a:b"] {
+            #expect(DashboardServer.parseAddress(bad) == nil, "\(bad)")
+        }
+    }
+
+    /// A page's view of `/events`: every frame, in order, until the final one.
+    static func readEvents(_ url: String, onFrame: @Sendable (DashboardFrame) async throws -> Void) async throws {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(120))
+        #expect(response.headers.first(name: "content-type") == "text/event-stream")
+        var pending = ""
+        for try await chunk in response.body {
+            pending += String(buffer: chunk)
+            while let end = pending.range(of: "\n\n") {
+                let event = pending[..<end.lowerBound]
+                pending = String(pending[end.upperBound...])
+                guard event.hasPrefix("data: ") else { continue }
+                let frame = try JSONDecoder().decode(DashboardFrame.self, from: Data(event.dropFirst(6).utf8))
+                try await onFrame(frame)
+                if frame.kind == .final { return }
+            }
+        }
+    }
+
+    @Test func aPlantedOversellTurnsItsInvariantBrokenWhileTheRunGoes() async throws {
+        let url = try await TestDatabase.fresh("dashboard_planted")
+        let scenario = try ScenarioParser.parse(
+            yaml: """
+                name: dashboard
+                seed: 3
+                drops:
+                  - {name: Live Sneaker, priceCents: 100, stock: 20, reserveTTL: 400ms}
+                users:
+                  - count: 300
+                    drop: Live Sneaker
+                    arrival: {rate: {perSecond: 100, for: 3s}}
+                    afterReserve: {purchase: 0.5, cancel: 0.2, abandon: 0.3}
+                limits: {maxDuration: 10s}
+                """, file: "dashboard.yaml"
+        ).get()
+        let board = LiveBoard(scenario: scenario.name)
+        let server = try await DashboardServer.start(host: "127.0.0.1", port: 0, board: board)
+        var options = RunOptions(strategies: [.actor], databaseURL: url)
+        options.board = board
+        let run = Task { try await LoadRunner.run(scenario, options: options) { _, _ in } }
+        let pool = PostgresPool(url: url, size: 1)
+        let seen = Mutex<[DashboardFrame]>([])
+        let reader = Task {
+            try await Self.readEvents(server.url + "events") { frame in
+                let before = seen.withLock { frames in
+                    defer { frames.append(frame) }
+                    return frames
+                }
+                // A second into the load, units that nobody sold appear in the rows.
+                if frame.kind == .tick, frame.users.arrived > 0, !before.contains(where: { $0.users.arrived > 0 }) {
+                    try await pool.query(
+                        """
+                        INSERT INTO reservations (drop_id, user_id, status, expires_at)
+                        SELECT $1, 9000000 + n, 'ACTIVE', now() + interval '1 hour' FROM generate_series(1, 21) AS n
+                        """, [.int64(frame.drops[0].id)])
+                }
+            }
+        }
+        let outcome = try await run.value
+        board.finish(outcome.report, reportPath: "reports/x/report.html")
+        try await reader.value
+        await pool.close()
+        let frames = seen.withLock { $0 }
+        let ticks = frames.filter { $0.kind == .tick }
+        #expect(ticks.count >= 3)
+        #expect(zip(ticks, ticks.dropFirst()).allSatisfy { $0.elapsedSeconds < $1.elapsedSeconds })
+        #expect(ticks.last?.users.arrived == 300 && ticks.last?.users.planned == 300)
+        #expect(
+            ticks.contains {
+                ($0.requestsTotal["reserve"]?["ok"] ?? 0) > 0 && $0.latencyMilliseconds["all"]?.total != nil
+            })
+        #expect(ticks.contains { $0.drops[0].sold ?? 0 > 0 })
+        let brokenTick = try #require(
+            ticks.first { $0.invariants.contains { $0.name == InvariantName.noOversell && $0.status == "broken" } },
+            "no second's frame showed the planted oversell")
+        let oversell = try #require(brokenTick.invariants.first { $0.name == InvariantName.noOversell })
+        #expect(oversell.counterexample?.contains("held in its rows") == true, "\(oversell)")
+        #expect(
+            brokenTick.invariants.first { $0.name == InvariantName.holdsExpire }?.status == "judged at the end")
+        #expect(frames.firstIndex(of: brokenTick)! < frames.count - 1)
+        // The checker at the end says the same, and the stream's last frame carries its verdict
+        // and the report the page turns into.
+        #expect(outcome.report.exitCode == ExitStatus.invariantBroken)
+        let final = try #require(frames.last)
+        #expect(final.kind == .final && final.verdict?.exitCode == ExitStatus.invariantBroken)
+        #expect(final.reportHTML?.contains("<svg") == true)
+        #expect(final.invariants.contains { $0.name == InvariantName.noOversell && $0.status == "broken" })
+        // A page that connects after the end is sent every frame, the final one last.
+        var replay: [String] = []
+        for await frame in board.subscribe() { replay.append(frame) }
+        #expect(replay.count == frames.count)
+        await server.stop()
+    }
+
+    @Test func aPortInUseIsAUsageErrorBeforeAnyLoad() async throws {
+        let holder = try await DashboardServer.start(host: "127.0.0.1", port: 0, board: LiveBoard(scenario: "holder"))
+        let (exit, output) = try await VerdictFileTests.run(
+            VerdictFileTests.binary,
+            ["run", "scenarios/ci.yaml", "--strategy", "actor", "--dashboard", "127.0.0.1:\(holder.port)"])
+        await holder.stop()
+        #expect(exit == .exited(ExitStatus.usage), "\(output)")
+        #expect(output.contains("--dashboard: cannot listen on 127.0.0.1:\(holder.port)"), "\(output)")
+        #expect(!output.contains("report:"), "no load was sent: \(output)")
+    }
+}
