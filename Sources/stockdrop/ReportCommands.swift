@@ -17,7 +17,8 @@ struct MergeCommand: AsyncParsableCommand {
             "Exit status: 0 pass, 1 an invariant broken, 2 a threshold missed, 64 the directories are not one run's complete set of shards (each problem named), 69 the database is unreachable, 74 passed but --junit or --summary-md could not be written."
     )
 
-    @Argument(help: "Every shard's report directory.") var directories: [String]
+    @Argument(help: "Every shard's report directory, or a directory holding them (a shared volume).")
+    var directories: [String]
     @Option(help: "Where the merged report directory goes.") var reportDir = "reports"
     @Option(help: "The database (default: DATABASE_URL, else the one the shards recorded).") var url: String?
     @Flag(help: "Also write the merged client history (for `stockdrop check --history`).") var keepHistory = false
@@ -27,7 +28,7 @@ struct MergeCommand: AsyncParsableCommand {
         let outcome: MergeOutcome
         do {
             outcome = try await ShardMerge.merge(
-                directories: directories, databaseURL: url ?? ProcessInfo.processInfo.environment["DATABASE_URL"])
+                directories: ShardDirectory.expand(directories), databaseURL: url ?? ProcessInfo.processInfo.environment["DATABASE_URL"])
         } catch let refusal as MergeRefusal {
             FileHandle.standardError.write(Data("\(refusal)\n".utf8))
             throw ExitCode(ExitStatus.usage)

@@ -77,6 +77,26 @@ public struct ShardDirectory: Sendable {
 
     static let files = (run: "run.json", manifest: "shard.json", history: "history.json", histograms: "histograms.json")
 
+    /// The shard directories `paths` name: each path that is one (it holds `shard.json`), and
+    /// for a path that is not, the shard directories right inside it (a shared volume where
+    /// every shard wrote its own, read without a shell to expand a glob). Sorted, each once.
+    public static func expand(_ paths: [String]) -> [String] {
+        let manager = FileManager.default
+        func isShard(_ path: String) -> Bool { manager.fileExists(atPath: path + "/" + files.manifest) }
+        var found: [String] = []
+        for path in paths {
+            if isShard(path) {
+                found.append(path)
+            } else if let children = try? manager.contentsOfDirectory(atPath: path) {
+                found += children.sorted().map { path + "/" + $0 }.filter(isShard)
+            } else {
+                found.append(path)
+            }
+        }
+        var seen = Set<String>()
+        return found.filter { seen.insert(($0 as NSString).standardizingPath).inserted }
+    }
+
     public func write() throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         try runFile.write(to: file(Self.files.run))
