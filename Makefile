@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/stockdrop
 
-.PHONY: setup demo test e2e soak bench bench-http bench-cluster bench-reads build release clean-db
+.PHONY: setup demo test e2e soak bench bench-http bench-cluster bench-reads build release clean-db image
 
 setup:
 	@scripts/setup.sh
@@ -14,6 +14,11 @@ build: setup
 
 release: setup
 	$(SWIFT) build -c release --product stockdrop
+
+# The container image (scripts/image.sh): the release binary and exactly the libraries it
+# links, built from scratch with buildah, non-root; deploy/README.md says how to run it.
+image: release
+	STOCKDROP_BIN=$(RELEASE_BIN) scripts/image.sh
 
 # The demo: the flash-sale scenario (50,000 buyers, 1,000 units) against both strategies side
 # by side on the embedded PostgreSQL, checked for oversell, with a report under reports/. The
@@ -34,11 +39,13 @@ soak: release
 # The fast target: every Swift test suite (real PostgreSQL, the simulator's seeds), then the
 # format check (swift-format with .swift-format must change nothing). About 6 minutes from a
 # fresh clone, most of it the first debug build. `swift test` runs bounded (scripts/swift-test.sh):
-# a run still going after 15 minutes is a hang, reported with its stacks and killed.
+# a run still going after 15 minutes is a hang, reported with its stacks and killed. Then the
+# Kubernetes manifests, rendered and validated against the API's schemas without a cluster.
 test: setup
 	$(SWIFT) build --build-tests
 	scripts/swift-test.sh
 	scripts/format-check.sh
+	python3 scripts/k8s.py check
 
 # The end-to-end target, on a release build: the `ci` scenario through the real commands, in
 # process (both strategies) and over HTTP against `stockdrop serve`, then in three shards
@@ -49,7 +56,8 @@ test: setup
 # documented), then the live page in headless Chromium, then the run's dashboard in it (live
 # numbers, and an oversell planted mid-run turning red before the run ends): any broken
 # invariant (exit 1), missed threshold (exit 2), unclean server shutdown or a page that does
-# not show what it should fails it.
+# not show what it should fails it. Last, the container image is built and run with podman
+# (scripts/image-e2e.sh: migrate, serve, a ci run from a second container, SIGTERM).
 e2e: release
 	$(RELEASE_BIN) run scenarios/ci.yaml --strategy both --junit reports/ci-junit.xml --summary-md reports/ci-summary.md
 	xmllint --noout --schema Tests/Schemas/junit.xsd reports/ci-junit.xml
@@ -60,6 +68,8 @@ e2e: release
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/fuzz-api.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) python3 scripts/browser-test.py
 	STOCKDROP_BIN=$(RELEASE_BIN) python3 scripts/dashboard-browser-test.py
+	STOCKDROP_BIN=$(RELEASE_BIN) scripts/image.sh
+	STOCKDROP_BIN=$(RELEASE_BIN) scripts/image-e2e.sh
 
 # The performance figures, none of them in `make test` (timed figures are for reading, not
 # for failing a build on a shared machine): `stockdrop bench` with its ceilings measured in

@@ -11,8 +11,10 @@ set -euo pipefail
 # prometheus: promtool, which checks what /metrics exposes (MetricsTests).
 # etcd-server and patroni: PostgreSQL that fails over (`stockdrop ha`, the kill-primary and
 # switchover faults).
+# buildah, podman and runc: the container image (`make image`, built from scratch with no
+# registry) and its test (scripts/image-e2e.sh).
 packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver haproxy gdb
-  etcd-server patroni libxml2-utils prometheus)
+  etcd-server patroni libxml2-utils prometheus buildah podman runc)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed; then
@@ -30,8 +32,10 @@ if ((${#missing[@]})); then
 fi
 
 # From PyPI: a standard validator for /openapi.json's test, selenium for the browser test,
-# schemathesis for the API fuzzer (scripts/fuzz-api.sh).
-for module in openapi_spec_validator:openapi-spec-validator selenium:selenium schemathesis:schemathesis; do
+# schemathesis for the API fuzzer (scripts/fuzz-api.sh), PyYAML and kubernetes-validate for the
+# Kubernetes manifests' check (scripts/k8s.py).
+for module in openapi_spec_validator:openapi-spec-validator selenium:selenium schemathesis:schemathesis \
+  yaml:pyyaml kubernetes_validate:kubernetes-validate; do
   if ! python3 -c "import ${module%%:*}" 2>/dev/null; then
     echo "setup: installing ${module#*:} (PyPI)"
     python3 -m pip install -q "${module#*:}"

@@ -28,7 +28,8 @@ struct MergeCommand: AsyncParsableCommand {
         let outcome: MergeOutcome
         do {
             outcome = try await ShardMerge.merge(
-                directories: ShardDirectory.expand(directories), databaseURL: url ?? ProcessInfo.processInfo.environment["DATABASE_URL"])
+                directories: ShardDirectory.expand(directories),
+                databaseURL: url ?? ProcessInfo.processInfo.environment["DATABASE_URL"])
         } catch let refusal as MergeRefusal {
             FileHandle.standardError.write(Data("\(refusal)\n".utf8))
             throw ExitCode(ExitStatus.usage)

@@ -235,4 +235,24 @@ import Testing
         #expect(RunFile.startInstant("2026-12-01T18:00:00Z") == Date(timeIntervalSince1970: 1_796_148_000))
         #expect(RunFile.startInstant("soon") == nil)
     }
+
+    /// A merge given the shared volume's directory reads the shard directories inside it (a
+    /// Job in an image without a shell cannot expand a glob), each once, and nothing else.
+    @Test func aDirectoryHoldingShardDirectoriesStandsForThem() throws {
+        let root = NSTemporaryDirectory() + "stockdrop-expand-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for name in ["ci-shard-1-of-2", "ci-shard-0-of-2", "ci-merged", "loose.txt"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(name)", withIntermediateDirectories: true)
+        }
+        for shard in ["ci-shard-0-of-2", "ci-shard-1-of-2"] {
+            FileManager.default.createFile(atPath: "\(root)/\(shard)/shard.json", contents: Data("{}".utf8))
+        }
+        #expect(ShardDirectory.expand([root]) == ["\(root)/ci-shard-0-of-2", "\(root)/ci-shard-1-of-2"])
+        #expect(
+            ShardDirectory.expand(["\(root)/ci-shard-1-of-2", root]) == [
+                "\(root)/ci-shard-1-of-2", "\(root)/ci-shard-0-of-2",
+            ])
+        // Not a directory at all: passed on, for the merge to name it.
+        #expect(ShardDirectory.expand(["\(root)/missing"]) == ["\(root)/missing"])
+    }
 }

@@ -14,8 +14,10 @@ public struct EmbeddedPostgres: Sendable {
         public var description: String {
             switch self {
             case .serverBinariesMissing:
+                // Said where DATABASE_URL was unset (the embedded cluster stands in for it):
+                // in the container image, which has no PostgreSQL, the variable is the answer.
                 return
-                    "PostgreSQL server binaries (initdb, pg_ctl) not found: install them with `apt-get install -y postgresql` (Debian package postgresql)"
+                    "DATABASE_URL is not set, and the embedded PostgreSQL used instead is not installed here (initdb, pg_ctl not found): set DATABASE_URL to your database, or install the server binaries with `apt-get install -y postgresql`"
             case .command(let command, let status, let output):
                 return "`\(command)` failed with status \(status):\n\(output)"
             case .unusableDirectory(let reason):
@@ -246,17 +248,19 @@ public struct EmbeddedPostgres: Sendable {
         return text
     }
 
-    /// The newest installed PostgreSQL's server binaries (`STOCKDROP_PG_BIN` overrides), or nil.
+    /// The newest installed PostgreSQL's server binaries (`STOCKDROP_PG_BIN` overrides), or nil
+    /// when there are none (an override without them counts as none).
     public static func findServerBinaries() -> String? {
-        if let override = ProcessInfo.processInfo.environment["STOCKDROP_PG_BIN"] { return override }
+        func installed(_ directory: String) -> Bool {
+            FileManager.default.isExecutableFile(atPath: directory + "/pg_ctl")
+                && FileManager.default.isExecutableFile(atPath: directory + "/initdb")
+        }
+        if let override = ProcessInfo.processInfo.environment["STOCKDROP_PG_BIN"] {
+            return installed(override) ? override : nil
+        }
         let root = "/usr/lib/postgresql"
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        return versions.compactMap(Int.init).sorted(by: >).lazy
-            .map { "\(root)/\($0)/bin" }
-            .first {
-                FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl")
-                    && FileManager.default.isExecutableFile(atPath: $0 + "/initdb")
-            }
+        return versions.compactMap(Int.init).sorted(by: >).lazy.map { "\(root)/\($0)/bin" }.first(where: installed)
     }
 
     /// Why `home` cannot hold the cluster, or nil when it can.
