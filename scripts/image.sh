@@ -63,6 +63,7 @@ buildah config \
   --entrypoint '["stockdrop"]' --cmd '["--help"]' \
   --env PATH=/usr/local/bin --env TZ=UTC \
   --user 10001:10001 --workingdir /work --port 8080 \
+  --created-by "scripts/image.sh: the stripped binary, the libraries it links, CA bundle, UTC, /work" \
   --label org.opencontainers.image.title=stockdrop \
   --label "org.opencontainers.image.description=Limited-stock drops without oversell: engine, load harness and server" \
   --label "org.opencontainers.image.version=$version" \
@@ -76,6 +77,8 @@ buildah tag "$tag" localhost/stockdrop:latest
 
 size=$(podman image inspect --format '{{.Size}}' "$tag")
 echo "image: $tag ($revision), $((size / 1000000)) MB ($size bytes), $(podman image inspect --format '{{len .RootFS.Layers}}' "$tag") layer(s)"
-podman history --format '{{.Size}}\t{{.CreatedBy}}' "$tag" | sed 's/^/image:   /'
+podman history --format '{{.Size}}\t{{.CreatedBy}}' "$tag" | sed 's/^/image:   layer /'
+compressed=$(podman save --quiet --format oci-archive "$tag" | gzip -c | wc -c)
+echo "image: $((compressed / 1000000)) MB compressed (podman save | gzip), what a registry stores and a node pulls"
 echo "image: its largest files:"
 (cd "$tree" && find . -type f -printf '%s %p\n' | sort -rn | head -8 | awk '{printf "image:   %6.1f MB  %s\n", $1 / 1e6, substr($2, 2)}')

@@ -81,7 +81,7 @@ public final class HTTPConnectionPool: Sendable {
         if let channel = connection.current(), channel.isActive { return channel }
         let future: EventLoopFuture<any Channel> = connection.connecting { [group, host, port] in
             ClientBootstrap(group: group)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ResponseHandler())

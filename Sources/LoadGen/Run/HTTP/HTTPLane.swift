@@ -153,7 +153,7 @@ final class HTTPLane: @unchecked Sendable {
         let request = waited
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.microseconds(timeoutMicroseconds))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(LaneResponseHandler(connection: connection))
