@@ -75,7 +75,8 @@ curl -fsS "http://127.0.0.1:$port/ready" >/dev/null || { say "FAILED: /ready nev
 say "serve: ready on 127.0.0.1:$port, read-only root filesystem"
 
 set +e
-podman run --rm --network host --read-only --tmpfs /tmp --tmpfs /work:rw,mode=1777 \
+install -d -o 10001 -g 10001 "$work/reports"
+podman run --rm --network host --read-only --tmpfs /tmp -v "$work/reports:/work/reports" \
   -e DATABASE_URL="$database" -e STOCKDROP_JWT_SECRET="$secret" \
   "$image" run /opt/stockdrop/scenarios/ci.yaml --target "http://127.0.0.1:$port" >"$work/run.log" 2>&1
 verdict=$?
@@ -84,7 +85,7 @@ grep -E '^(PASS|FAIL)' "$work/run.log" | sed 's/^/image-e2e: run: /' || true
 if [ "$verdict" -ne 0 ]; then
   say "FAILED: the ci run's container exited $verdict"; tail -40 "$work/run.log"; exit 1
 fi
-say "run: the ci scenario over HTTP from a second container, verdict exit $verdict"
+say "run: the ci scenario over HTTP from a second container (read-only root, its reports on a volume: $(ls "$work/reports")), verdict exit $verdict"
 
 start=$(date +%s.%N)
 podman stop --time 30 "$server" >/dev/null

@@ -31,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The binary and what it links, each at the path the loader finds it.
-install -d "$tree/usr/local/bin" "$tree/etc/ssl/certs" "$tree/usr/share/zoneinfo" "$tree/opt/stockdrop"
+install -d "$tree/usr/local/bin" "$tree/etc/ssl/certs" "$tree/opt/stockdrop"
 strip -o "$tree/usr/local/bin/stockdrop" "$bin"
 ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | while read -r library; do
   install -d "$tree$(dirname "$library")"
@@ -42,10 +42,13 @@ if ldd "$bin" | grep -q "not found"; then
   ldd "$bin" | grep "not found" >&2
   exit 69
 fi
-# Read at run time: the CA bundle (https remote write), UTC, the users, name resolution.
+# Read at run time: the CA bundle (https remote write), time zones, the users, name resolution.
 cp /etc/ssl/certs/ca-certificates.crt "$tree/etc/ssl/certs/"
-cp /usr/share/zoneinfo/UTC "$tree/usr/share/zoneinfo/UTC"
-cp /usr/share/zoneinfo/UTC "$tree/etc/localtime"
+# Foundation's time zones: the database (without its right/ and posix/ copies) and UTC as the
+# local zone, a symlink as on Debian (Foundation reads the zone's name from its target).
+install -d "$tree/usr/share/zoneinfo"
+tar -C /usr/share/zoneinfo --exclude=./right --exclude=./posix -cf - . | tar -C "$tree/usr/share/zoneinfo" -xf -
+ln -s /usr/share/zoneinfo/UTC "$tree/etc/localtime"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nstockdrop:x:10001:10001:stockdrop:/work:/sbin/nologin\n' >"$tree/etc/passwd"
 printf 'root:x:0:\nstockdrop:x:10001:\n' >"$tree/etc/group"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$tree/etc/nsswitch.conf"
