@@ -8,7 +8,6 @@ reports/browser-test/. Exit 0 on success, 1 on a failed check.
 """
 import json
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -16,10 +15,10 @@ import sys
 import time
 import urllib.request
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+import headless
 
 BIN = os.environ.get("STOCKDROP_BIN", ".build/debug/stockdrop")
 OUT = os.path.join("reports", "browser-test")
@@ -46,26 +45,14 @@ def main():
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     driver = None
     try:
-        base = None
-        deadline = time.time() + 60
-        while time.time() < deadline and base is None:
-            line = server.stdout.readline()
-            if not line:
-                break
-            match = re.search(r"serving \w+ on (http://[0-9.]+:\d+)", line)
-            if match:
-                base = match.group(1)
+        base = headless.address(server, r"serving \w+ on (http://[0-9.]+:\d+)", seconds=60)
         if base is None:
             print("browser-test: the server did not start", file=sys.stderr)
             return 1
         admin, viewer, buyer = token(env, 1, "Admin", "admin"), token(env, 7, "Viewer"), token(env, 42, "Ada Lovelace")
         _, drop = request(base, "POST", "/v1/drops", admin, {"name": "Browser Sneaker", "priceCents": 12000, "totalStock": 3})
 
-        options = webdriver.ChromeOptions()
-        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,800"):
-            options.add_argument(flag)
-        options.binary_location = "/usr/bin/chromium"
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        driver = headless.chromium(1200, 800)
         driver.get(base + "/#token=" + viewer)
         wait = WebDriverWait(driver, 20)
         wait.until(lambda d: d.find_element(By.ID, "status").text == "live")

@@ -9,16 +9,15 @@ reports/dashboard-browser-test/. Exit 0 on success, 1 on a failed check.
     STOCKDROP_BIN=.build/debug/stockdrop python3 scripts/dashboard-browser-test.py
 """
 import os
-import re
 import subprocess
 import sys
 import time
 import urllib.parse
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+import headless
 
 BIN = os.environ.get("STOCKDROP_BIN", ".build/debug/stockdrop")
 OUT = os.path.join("reports", "dashboard-browser-test")
@@ -60,23 +59,11 @@ def main():
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     driver = None
     try:
-        url = None
-        deadline = time.time() + 120
-        while time.time() < deadline and url is None:
-            line = run.stdout.readline()
-            if not line:
-                break
-            match = re.search(r"^dashboard: (http://127\.0\.0\.1:\d+/)", line)
-            if match:
-                url = match.group(1)
+        url = headless.address(run, r"^dashboard: (http://127\.0\.0\.1:\d+/)")
         if url is None:
             print("dashboard-browser-test: the run never said where its dashboard is", file=sys.stderr)
             return 1
-        options = webdriver.ChromeOptions()
-        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1600"):
-            options.add_argument(flag)
-        options.binary_location = "/usr/bin/chromium"
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        driver = headless.chromium(1400, 1600)
         driver.get(url)
         wait = WebDriverWait(driver, 60)
         # Live numbers: the sale is under way and the page follows it.
