@@ -109,11 +109,15 @@ enum DashboardPage {
               $("drops").innerHTML = rows;
               rows = $("latency").rows[0].outerHTML;
               for (const op of ["all", "reserve", "purchase", "cancel"]) {
-                const second = op === "all" ? null : f.requestsPerSecond[op], total = op === "all" ? null : f.requestsTotal[op];
+                const pick = counts => op !== "all" ? counts[op] : Object.values(counts).reduce((a, o) => {
+                  for (const k in o) a[k] = (a[k] || 0) + o[k];
+                  return a;
+                }, {});
+                const second = pick(f.requestsPerSecond), total = pick(f.requestsTotal);
                 const l = f.latencyMilliseconds[op] || {};
                 if (op !== "all" && !sum(total)) continue;
-                const perSecond = second ? ["ok", "rejected", "shed", "error"].map(k => `<td>${second[k]}</td>`).join("") : `<td colspan="4">${answers}</td>`;
-                const count = total ? sum(total) : Object.values(f.requestsTotal).reduce((a, o) => a + sum(o), 0);
+                const perSecond = ["ok", "rejected", "shed", "error"].map(k => `<td>${second[k] || 0}</td>`).join("");
+                const count = sum(total);
                 const s = l.lastSecond || {}, t = l.total || {};
                 rows += `<tr data-operation="${op}"><th>${op}</th>${perSecond}<td>${count}</td>`
                   + [s.p50, s.p99, s.max, t.p50, t.p99, t.max].map(v => `<td>${ms(v)}</td>`).join("") + "</tr>";
