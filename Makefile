@@ -68,7 +68,6 @@ e2e: release
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/fuzz-api.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) python3 scripts/browser-test.py
 	STOCKDROP_BIN=$(RELEASE_BIN) python3 scripts/dashboard-browser-test.py
-	STOCKDROP_BIN=$(RELEASE_BIN) scripts/image.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/image-e2e.sh
 
 # The performance figures, none of them in `make test` (timed figures are for reading, not

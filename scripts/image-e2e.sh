@@ -6,14 +6,16 @@
 # serving container, which must exit 0 within its bound. Also: the image without DATABASE_URL,
 # or without the JWT secret, says what the binary says.
 #
-#   STOCKDROP_BIN=.build/release/stockdrop scripts/image-e2e.sh   (builds the image if missing)
+#   STOCKDROP_BIN=.build/release/stockdrop scripts/image-e2e.sh   (builds the image first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CONTAINERS_CONF="$PWD/deploy/podman/containers.conf"
 bin=${STOCKDROP_BIN:-.build/release/stockdrop}
 image=localhost/stockdrop:latest
-podman image exists "$image" || STOCKDROP_BIN="$bin" scripts/image.sh
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+# The image of this binary, never one left from an earlier build.
+STOCKDROP_BIN="$bin" scripts/image.sh
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+[ -x "$pg_bin/initdb" ] || { echo "image-e2e: PostgreSQL's server binaries are missing: run scripts/setup.sh" >&2; exit 69; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 work=$(mktemp -d)
@@ -38,17 +40,21 @@ database="postgresql://postgres@127.0.0.1:$pg_port/stockdrop"
 secret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 say "$(podman image inspect --format '{{index .Labels "org.opencontainers.image.version"}} ({{index .Labels "org.opencontainers.image.revision"}}), user {{.Config.User}}, {{.Size}} bytes' "$image")"
 
-# Bad input: the same words as the binary's, and a failure exit.
+# Bad input: the same words as the binary's on a host without PostgreSQL (here: the binary in
+# a mount namespace where /usr/lib/postgresql is empty), and a failure exit.
+without_postgres() {
+  unshare --mount --propagation private sh -c 'mount -t tmpfs none /usr/lib/postgresql && exec "$@"' sh "$@"
+}
 for case in database secret; do
   if [ "$case" = database ]; then
-    args=(serve); env=(-e STOCKDROP_JWT_SECRET="$secret"); host_env=(STOCKDROP_JWT_SECRET="$secret" STOCKDROP_PG_BIN=/nonexistent)
+    env=(-e STOCKDROP_JWT_SECRET="$secret"); host_env=(STOCKDROP_JWT_SECRET="$secret")
   else
-    args=(serve); env=(-e DATABASE_URL="$database"); host_env=(DATABASE_URL="$database")
+    env=(-e DATABASE_URL="$database"); host_env=(DATABASE_URL="$database")
   fi
   set +e
-  said=$(podman run --rm --network host "${env[@]}" "$image" "${args[@]}" 2>&1)
+  said=$(podman run --rm --network host "${env[@]}" "$image" serve 2>&1)
   code=$?
-  host=$(env -i PATH=/usr/bin:/bin "${host_env[@]}" "$bin" "${args[@]}" 2>&1)
+  host=$(without_postgres env -i PATH=/usr/bin:/bin "${host_env[@]}" "$bin" serve 2>&1)
   set -e
   if [ "$code" -eq 0 ] || [ "$said" != "$host" ]; then
     say "FAILED: without $case the image exited $code saying: $said (the binary: $host)"

@@ -83,10 +83,23 @@ def render_haproxy(template):
         index += 1
     text = "\n".join(out)
     # The second backend's servers tracked the first's fixed servers; a template slot cannot.
-    return text.replace(
-        "    # The same servers, following the health checks of stockdrop_by_drop instead of checking\n"
-        "    # them a second time.\n",
-        "    # The same instances, checked here too (a template slot cannot track another backend's).\n")
+    # And slots are filled in the order DNS answers, so two balancers may hash a drop to two
+    # instances: a forwarding hop, not a correctness question (the lease decides the owner).
+    replacements = [
+        ("    # The same servers, following the health checks of stockdrop_by_drop instead of checking\n"
+         "    # them a second time.\n",
+         "    # The same instances, checked here too (a template slot cannot track another backend's).\n"),
+        ("    # moves only its own drops. Servers keep fixed ids, so every balancer with this file\n"
+         "    # hashes alike.\n",
+         "    # moves only its own drops. DNS fills the slots in the order it answers, so two replicas\n"
+         "    # of the balancer may send a drop to two instances: the second forwards the claim to the\n"
+         "    # owner (one hop); the lease in PostgreSQL, not the balancer, decides who owns a drop.\n"),
+    ]
+    for old, new in replacements:
+        if old not in text:
+            raise SystemExit("deploy/haproxy.cfg changed where the rendering rewrites it: update render_haproxy")
+        text = text.replace(old, new)
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,25 +110,36 @@ def load_documents(path):
         return [document for document in yaml.safe_load_all(handle) if document]
 
 
-def merge(base, patch):
-    """A strategic merge as kustomize does it for these manifests: maps merge key by key,
-    lists of maps with a `name` merge item by item, other lists are replaced."""
+# The lists a strategic merge patch merges item by item, with the key that matches items (the
+# Kubernetes API's patchMergeKey); every other list is replaced whole.
+MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
+              "ports": "containerPort", "volumeMounts": "mountPath", "envFrom": None, "args": None, "command": None}
+
+
+def merge(base, patch, field=None):
+    """A strategic merge as kustomize does it for these manifests: maps merge key by key, the
+    lists of MERGE_KEYS item by item on their key, other lists are replaced. `$patch` and
+    `$setElementOrder` directives are refused rather than misread."""
+    if isinstance(patch, dict) and any(k.startswith("$") for k in patch):
+        raise SystemExit("patch directives (%s) are not implemented here" % [k for k in patch if k.startswith("$")])
     if isinstance(base, dict) and isinstance(patch, dict):
         result = dict(base)
         for key, value in patch.items():
-            result[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
+            result[key] = merge(base[key], value, key) if key in base else copy.deepcopy(value)
         return result
-    if (isinstance(base, list) and isinstance(patch, list) and patch and all(isinstance(i, dict) and "name" in i for i in patch)
-            and all(isinstance(i, dict) and "name" in i for i in base)):
+    merge_key = MERGE_KEYS.get(field)
+    if isinstance(base, list) and isinstance(patch, list) and merge_key:
         result = [copy.deepcopy(i) for i in base]
         for item in patch:
             for position, existing in enumerate(result):
-                if existing["name"] == item["name"]:
+                if existing.get(merge_key) == item.get(merge_key):
                     result[position] = merge(existing, item)
                     break
             else:
                 result.append(copy.deepcopy(item))
         return result
+    if isinstance(base, list) and field not in MERGE_KEYS and patch and isinstance(patch[0], dict):
+        raise SystemExit("a patch of the list `%s`: its merge key is not known here (add it to MERGE_KEYS)" % field)
     return copy.deepcopy(patch)
 
 

@@ -133,6 +133,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--dashboard-linger must be 0…86400 seconds")
         }
         if dashboard == nil, dashboardLinger > 0 { throw ValidationError("--dashboard-linger needs --dashboard") }
+        if planOnly, dashboard != nil { throw ValidationError("--dashboard watches a load: --plan-only sends none") }
         guard !planOnly else { return }
         if setupOnly, dashboard != nil {
             throw ValidationError("--dashboard watches a load: --setup-only sends none (give it to each --shard)")
@@ -237,9 +238,16 @@ struct RunCommand: AsyncParsableCommand {
         }
         if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
         let report = outcome.report
-        let directory = try ReportWriter.directory(
-            root: reportDir, scenario: scenario.name, startedAt: report.startedAt)
-        try ReportWriter.write(report, to: directory, histories: outcome.histories)
+        let directory: String
+        do {
+            directory = try ReportWriter.directory(
+                root: reportDir, scenario: scenario.name, startedAt: report.startedAt)
+            try ReportWriter.write(report, to: directory, histories: outcome.histories)
+        } catch {
+            live?.board.finish(failure: "the report could not be written: \(error)")
+            await endDashboard(live)
+            throw error
+        }
         for line in report.harnessLimitedLines { print(line) }
         print(report.summaryTable)
         for line in report.problemLines { print(line) }

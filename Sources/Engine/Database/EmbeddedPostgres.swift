@@ -16,6 +16,10 @@ public struct EmbeddedPostgres: Sendable {
             case .serverBinariesMissing:
                 // Said where DATABASE_URL was unset (the embedded cluster stands in for it):
                 // in the container image, which has no PostgreSQL, the variable is the answer.
+                if let override = ProcessInfo.processInfo.environment["STOCKDROP_PG_BIN"] {
+                    return
+                        "DATABASE_URL is not set, and STOCKDROP_PG_BIN=\(override) holds no initdb and pg_ctl for the embedded PostgreSQL used instead: set DATABASE_URL, or point STOCKDROP_PG_BIN at PostgreSQL's server binaries"
+                }
                 return
                     "DATABASE_URL is not set, and the embedded PostgreSQL used instead is not installed here (initdb, pg_ctl not found): set DATABASE_URL to your database, or install the server binaries with `apt-get install -y postgresql`"
             case .command(let command, let status, let output):

@@ -74,6 +74,9 @@ public struct DashboardFrame: Sendable, Codable, Equatable {
     public var drops: [Drop]
     /// Answers that were errors or timeouts (or refusals that applied nothing), since the start.
     public var errors: Int
+    /// Acknowledged holds and purchases not looked up in the database yet (a backlog that grows
+    /// means the durability check is behind the answers).
+    public var unconfirmed: Int
     public var invariants: [Invariant]
     public var verdict: Verdict?
     public var reportHTML: String?

@@ -22,10 +22,11 @@ enum DashboardPage {
             <p id="verdict"></p>
             <div class="tiles">
             <div class="tile"><b id="arrived">0</b><span>users arrived of <span id="planned">0</span></span></div>
-            <div class="tile"><b id="rps">0</b><span>answers in the last second</span></div>
+            <div class="tile"><b id="rps">0</b><span>answers per second (last tick)</span></div>
             <div class="tile"><b id="sent">0</b><span>requests sent</span></div>
             <div class="tile"><b id="late">0</b><span>late sends (the harness's)</span></div>
             <div class="tile"><b id="errors">0</b><span>errors and timeouts</span></div>
+            <div class="tile"><b id="unconfirmed">0</b><span>acknowledgements not yet looked up</span></div>
             </div>
             <h2>Invariants</h2>
             <table id="invariants"><tr><th>invariant</th><th>verdict</th><th>detail</th></tr></table>
@@ -92,6 +93,7 @@ enum DashboardPage {
               $("sent").textContent = f.users.sent;
               $("late").textContent = f.users.lateSends;
               $("errors").textContent = f.errors;
+              $("unconfirmed").textContent = f.unconfirmed;
               const answers = Object.values(f.requestsPerSecond).reduce((a, o) => a + sum(o), 0);
               $("rps").textContent = answers;
               let rows = "<tr><th>invariant</th><th>verdict</th><th>detail</th></tr>";
@@ -136,7 +138,11 @@ enum DashboardPage {
               $("chart-stock").innerHTML = chart("Available stock", "seconds since start", "units", series("stock"));
             }
             const events = new EventSource("events");
-            events.onopen = () => { if ($("status").textContent === "connecting") { $("status").textContent = "running"; $("status").className = "running"; } };
+            // The server sends every frame again to a page that reconnects: start the charts over.
+            events.onopen = () => {
+              for (const name in history) delete history[name];
+              if ($("status").textContent === "connecting") { $("status").textContent = "running"; $("status").className = "running"; }
+            };
             events.onmessage = message => {
               const f = JSON.parse(message.data);
               draw(f);

@@ -99,15 +99,20 @@ struct DashboardTally: Sendable {
         return (second, secondLatency)
     }
 
-    /// Up to `limit` acknowledgements to look up now, oldest first; they are not handed out
-    /// again unless `giveBack` returns them (a lookup that failed).
+    /// Up to `limit` acknowledgements to look up now, oldest first, half the budget for each
+    /// kind (what one kind leaves goes to the other); they are not handed out again unless
+    /// `giveBack` returns them (a lookup that failed).
     mutating func takeUnconfirmed(limit: Int) -> (holds: [Acknowledged], purchases: [Acknowledged]) {
-        let holds = Array(unconfirmedHolds.prefix(limit))
-        let purchases = Array(unconfirmedPurchases.prefix(max(0, limit - holds.count)))
+        let purchaseShare = max(limit / 2, limit - unconfirmedHolds.count)
+        let purchases = Array(unconfirmedPurchases.prefix(purchaseShare))
+        let holds = Array(unconfirmedHolds.prefix(limit - purchases.count))
         unconfirmedHolds.removeFirst(holds.count)
         unconfirmedPurchases.removeFirst(purchases.count)
         return (holds, purchases)
     }
+
+    /// Acknowledgements waiting to be looked up.
+    var unconfirmedCount: (holds: Int, purchases: Int) { (unconfirmedHolds.count, unconfirmedPurchases.count) }
 
     mutating func giveBack(holds: [Acknowledged], purchases: [Acknowledged]) {
         unconfirmedHolds.insert(contentsOf: holds, at: 0)

@@ -46,6 +46,7 @@ public final class LiveBoard: Sendable {
             $0.drops = drops
             $0.tally = DashboardTally(drops: drops)
             $0.invariants = OnlineInvariants(drops: drops)
+            $0.last = nil
         }
     }
 
@@ -63,16 +64,19 @@ public final class LiveBoard: Sendable {
         state.withLock { $0.tally.giveBack(holds: holds, purchases: purchases) }
     }
 
-    /// A second of the load: judges what can be judged and publishes the frame.
+    /// A second of the load: judges what can be judged and publishes the frame. Under the lock
+    /// only the judging and a copy of the state (its collections are shared, not copied); the
+    /// frame is built and encoded outside it, so answers are not held up behind it.
     func tick(_ tick: ProgressTick, rows: RowFacts?) {
-        let frame = state.withLock { state -> String in
+        let (snapshot, second, interval) = state.withLock { state in
             state.invariants.judge(state.tally, rows: rows, atSeconds: tick.elapsedSeconds)
-            let second = state.tally.takeSecond()
-            let frame = Self.frame(state, tick: tick, second: second, scenario: scenario, shard: shard)
-            state.last = frame
-            return frame.json
+            let interval = tick.elapsedSeconds - (state.last?.elapsedSeconds ?? 0)
+            return (state, state.tally.takeSecond(), interval)
         }
-        publish(frame, last: false)
+        let frame = Self.frame(
+            snapshot, tick: tick, second: second, intervalSeconds: interval, scenario: scenario, shard: shard)
+        state.withLock { $0.last = frame }
+        publish(frame.json, last: false)
     }
 
     /// The run's end: the report's verdict and its page (which the live page turns into).
@@ -134,7 +138,10 @@ public final class LiveBoard: Sendable {
 
     private func end(_ verdict: DashboardFrame.Verdict, invariants: [DashboardFrame.Invariant]?, reportHTML: String?) {
         let frame = state.withLock { state -> String in
-            var frame = state.last ?? Self.frame(state, tick: nil, second: ([:], [:]), scenario: scenario, shard: shard)
+            var frame =
+                state.last
+                ?? Self.frame(
+                    state, tick: nil, second: ([:], [:]), intervalSeconds: 1, scenario: scenario, shard: shard)
             frame.kind = .final
             frame.verdict = verdict
             if let invariants { frame.invariants = invariants }
@@ -163,16 +170,21 @@ public final class LiveBoard: Sendable {
     static func frame(
         _ state: State, tick: ProgressTick?,
         second: (counts: [OperationKind: [DashboardTally.Outcome: Int]], latency: [OperationKind: LatencyHistogram]),
-        scenario: String, shard: String
+        intervalSeconds: Double, scenario: String, shard: String
     ) -> DashboardFrame {
-        func named(_ counts: [OperationKind: [DashboardTally.Outcome: Int]]) -> [String: [String: Int]] {
+        // The ticker sleeps a second after its reads, so a tick is a little over a second
+        // apart: counts are divided by the real interval.
+        let perSecond = intervalSeconds > 0.05 ? 1 / intervalSeconds : 1
+        func named(
+            _ counts: [OperationKind: [DashboardTally.Outcome: Int]], scale: Double = 1
+        ) -> [String: [String: Int]] {
             Dictionary(
                 uniqueKeysWithValues: OperationKind.allCases.map { operation in
                     (
                         operation.rawValue,
                         Dictionary(
                             uniqueKeysWithValues: DashboardTally.Outcome.allCases.map {
-                                ($0.rawValue, counts[operation]?[$0] ?? 0)
+                                ($0.rawValue, Int((Double(counts[operation]?[$0] ?? 0) * scale).rounded()))
                             })
                     )
                 })
@@ -202,6 +214,7 @@ public final class LiveBoard: Sendable {
                 available: read.map { $0.totalStock - $0.sold - $0.reserved }, held: read?.reserved, sold: read?.sold)
         }
         let reading = tick?.counters
+        let (holds, purchases) = state.tally.unconfirmedCount
         let errors = state.tally.total.values.reduce(0) { $0 + ($1[.error] ?? 0) }
         return DashboardFrame(
             kind: .tick, scenario: scenario, strategy: state.strategy, shard: shard,
@@ -209,8 +222,8 @@ public final class LiveBoard: Sendable {
             users: .init(
                 planned: state.plannedUsers, arrived: reading?.arrived ?? 0, sent: reading?.sent ?? 0,
                 lateSends: reading?.late ?? 0),
-            requestsPerSecond: named(second.counts), requestsTotal: named(state.tally.total),
-            latencyMilliseconds: windows, drops: drops, errors: errors,
+            requestsPerSecond: named(second.counts, scale: perSecond), requestsTotal: named(state.tally.total),
+            latencyMilliseconds: windows, drops: drops, errors: errors, unconfirmed: holds + purchases,
             invariants: state.invariants.all.map { invariant in
                 switch invariant.status {
                 case .holds: .init(name: invariant.name, status: "holds")

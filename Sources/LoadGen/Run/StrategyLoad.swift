@@ -33,13 +33,20 @@ struct StrategyLoad: Sendable {
         history.startedAtEpochMicroseconds += offset?.offsetMicroseconds ?? 0
 
         // The sampler keeps going through the drain, so the chart shows expiries returning stock.
-        try await Self.drain(
-            drops: dropIDs, observer: observer,
-            longestTTLMilliseconds: scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0)
-        load.ticker.cancel()
-        let samples = await load.ticker.value
-        let check = try await Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
-            .check(pool: observer, drops: dropIDs, history: history)
+        let samples: [StockSample]
+        let check: CheckReport
+        do {
+            try await Self.drain(
+                drops: dropIDs, observer: observer,
+                longestTTLMilliseconds: scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0)
+            load.ticker.cancel()
+            samples = await load.ticker.value
+            check = try await Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
+                .check(pool: observer, drops: dropIDs, history: history)
+        } catch {
+            load.ticker.cancel()
+            throw error
+        }
         var live: LiveFigures?
         if let watchers {
             let rows = try await observer.query(
