@@ -25,10 +25,8 @@ public actor RemoteWriteExporter {
         self.identity = identity
     }
 
-    /// A short id for the run's series: `run_id` tells one run from the next in one Prometheus.
-    public static func newRunID() -> String {
-        String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
-    }
+    /// The id of a run's series: `run_id` tells one run from the next in one Prometheus.
+    public static func newRunID() -> String { RunFile.newRunID() }
 
     /// A progress tick: pushed when `LoadDefaults.remoteWriteSeconds` have passed since the
     /// last push.

@@ -82,7 +82,7 @@ extension JUnitDocument {
     }
 
     static func testCase(_ threshold: ThresholdResult, classname: String, baseline: Bool) -> TestCase {
-        let actual = threshold.actual.isFinite ? "actual \(String(format: "%g", threshold.actual))" : "no figure"
+        let actual = threshold.actual.isFinite ? "actual \(threshold.actualText)" : threshold.actualText
         var message = "`\(threshold.expression)` missed: \(actual)"
         if threshold.decidedByHarness {
             message +=

@@ -102,7 +102,7 @@ extension RunReport {
                 body += "<h3>Thresholds</h3><table><tr><th>expression</th><th>verdict</th><th>actual</th></tr>"
                 for threshold in strategy.thresholds {
                     body +=
-                        "<tr><td><code>\(esc(threshold.expression))</code></td>\(threshold.ok ? "<td class=\"pass\">met</td>" : "<td class=\"fail\">missed\(threshold.decidedByHarness ? " (harness-limited)" : "")</td>")<td>\(String(format: "%g", threshold.actual))</td></tr>"
+                        "<tr><td><code>\(esc(threshold.expression))</code></td>\(threshold.ok ? "<td class=\"pass\">met</td>" : "<td class=\"fail\">missed\(threshold.decidedByHarness ? " (harness-limited)" : "")</td>")<td>\(threshold.actualText)</td></tr>"
                 }
                 body += "</table>"
             }

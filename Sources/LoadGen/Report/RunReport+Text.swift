@@ -213,7 +213,7 @@ extension RunReport {
                 + invariant.counterexamples.prefix(5).map { "    e.g. \($0)" }
         }
         let thresholds: [String] = strategy.thresholds.filter { !$0.ok }.map {
-            "\(label): threshold `\($0.expression)` missed (actual \(String(format: "%g", $0.actual)))"
+            "\(label): threshold `\($0.expression)` missed (actual \($0.actualText))"
                 + ($0.decidedByHarness
                     ? "; HARNESS-LIMITED: less the harness's own delay it is \(String(format: "%g", $0.withoutHarnessDelay ?? 0)), which meets it"
                     : "")
@@ -321,7 +321,7 @@ extension RunReport {
                 for threshold in strategy.thresholds {
                     let mark = threshold.decidedByHarness ? " (harness-limited)" : ""
                     md +=
-                        "| `\(threshold.expression)` | \(threshold.ok ? "yes" : "**NO**\(mark)") | \(String(format: "%g", threshold.actual)) |\n"
+                        "| `\(threshold.expression)` | \(threshold.ok ? "yes" : "**NO**\(mark)") | \(threshold.actualText) |\n"
                 }
             }
             if let faults = strategy.faults {

@@ -57,7 +57,7 @@ public enum StepSummary {
     }
 
     static func cell(_ threshold: ThresholdResult) -> String {
-        let actual = threshold.actual.isFinite ? String(format: "%g", threshold.actual) : "no figure"
+        let actual = threshold.actualText
         if threshold.ok { return "met (\(actual))" }
         return "**missed** (\(actual)\(threshold.decidedByHarness ? ", harness-limited" : ""))"
     }

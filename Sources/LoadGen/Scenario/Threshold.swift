@@ -143,6 +143,9 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
     /// A latency threshold's figure less the harness's delay (nil for counts).
     public var withoutHarnessDelay: Double? = nil
 
+    /// The figure as the reports print it: `%g`, or "no figure".
+    public var actualText: String { actual.isFinite ? String(format: "%g", actual) : "no figure" }
+
     public init(expression: String, ok: Bool, actual: Double) {
         self.expression = expression
         self.ok = ok

@@ -12,6 +12,11 @@ public struct RunFile: Sendable, Codable, Equatable {
     public var version = RunFile.currentVersion
     /// Random, written once by the setup: shards of different setups never merge.
     public var runID: String
+
+    /// A new run's id: 16 hex digits, the `run_id` of its files and of its Prometheus series.
+    public static func newRunID() -> String {
+        (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
     public var scenario: String
     /// `Scenario.digest` of the scenario as set up (after --users, --stock, --duration, --seed).
     public var scenarioDigest: String
@@ -32,7 +37,7 @@ public struct RunFile: Sendable, Codable, Equatable {
     public var longestReserveTTLMilliseconds: Int
 
     public init(scenario: Scenario, drops: [DropID], startAt: Date, target: String, createdAt: Date = Date()) {
-        runID = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        runID = Self.newRunID()
         self.scenario = scenario.name
         scenarioDigest = scenario.digest
         seed = scenario.seed
