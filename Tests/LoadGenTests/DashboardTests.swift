@@ -60,14 +60,14 @@ import Testing
     @Test func rowsPastTheStockAndAnAcknowledgementWithoutItsRowBreakTheirInvariants() {
         var invariants = OnlineInvariants(drops: [Self.drop])
         let fine = RowFacts(
-            drops: [.init(id: 7, totalStock: 2, sold: 1, reserved: 1, purchasedRows: 1, heldRows: 1)],
+            drops: [.init(counters: .init(id: 7, totalStock: 2, sold: 1, reserved: 1), purchasedRows: 1, heldRows: 1)],
             buyersPastRule: [], missing: [], atSeconds: 1)
         invariants.judge(DashboardTally(drops: [Self.drop]), rows: fine, atSeconds: 1)
         #expect(!invariants.anyBroken)
         let acknowledged = DashboardTally.Acknowledged(
             reservation: 44, user: 9, drop: 7, answeredMicroseconds: 1_500_000)
         let bad = RowFacts(
-            drops: [.init(id: 7, totalStock: 2, sold: 1, reserved: 1, purchasedRows: 1, heldRows: 2)],
+            drops: [.init(counters: .init(id: 7, totalStock: 2, sold: 1, reserved: 1), purchasedRows: 1, heldRows: 2)],
             buyersPastRule: [.init(drop: 7, user: 9, purchased: 0, holding: 2, perUserLimit: 1)],
             missing: [.init(acknowledged: acknowledged, operation: .purchase, status: "EXPIRED")], atSeconds: 2)
         invariants.judge(DashboardTally(drops: [Self.drop]), rows: bad, atSeconds: 2)

@@ -95,10 +95,21 @@ public enum ChildSpawn {
         _ executable: String, _ arguments: [String], environment: [String: String] = [:],
         timeoutSeconds: Double = 120
     ) async throws -> Outcome {
+        try await OffPool.run {
+            try runToEnd(executable, arguments, environment: environment, timeoutSeconds: timeoutSeconds)
+        }
+    }
+
+    /// The same, blocking the calling thread (one off the cooperative pool); with no
+    /// `timeoutSeconds`, for as long as the child runs.
+    public static func runToEnd(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+        timeoutSeconds: Double? = nil
+    ) throws -> Outcome {
         let outputPath = NSTemporaryDirectory() + "stockdrop-child-\(UUID().uuidString).log"
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let pid = try start(executable, arguments, environment: environment, outputPath: outputPath)
-        let exit = await OffPool.run { wait(for: pid, seconds: timeoutSeconds) }
+        let exit = timeoutSeconds.map { wait(for: pid, seconds: $0) } ?? wait(for: pid)
         return Outcome(exit: exit, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
     }
 

@@ -231,16 +231,13 @@ public struct EmbeddedPostgres: Sendable {
     static func execute(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:]
     ) throws -> String {
-        let outputPath = NSTemporaryDirectory() + "stockdrop-command-\(UUID().uuidString).log"
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let pid: pid_t
+        let outcome: ChildSpawn.Outcome
         do {
-            pid = try ChildSpawn.start(executable, arguments, environment: environment, outputPath: outputPath)
+            outcome = try ChildSpawn.runToEnd(executable, arguments, environment: environment)
         } catch {
             throw Failure.command(executable, status: 127, output: "\(error)")
         }
-        let exit = ChildSpawn.wait(for: pid)
-        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let (exit, text) = (outcome.exit, outcome.output)
         guard exit == .exited(0) else {
             let status: Int32
             switch exit {

@@ -68,12 +68,13 @@ struct OnlineInvariants: Sendable, Equatable {
         guard let rows else { return }
         // Oversell in the rows: units purchased or held by a live hold past the stock, or
         // counters that claim more than the stock (or less than nothing left).
-        for drop in rows.drops {
-            let units = drop.purchasedRows + drop.heldRows
+        for facts in rows.drops {
+            let drop = facts.counters
+            let units = facts.purchasedRows + facts.heldRows
             if units > drop.totalStock {
                 Self.breakOnce(
                     &noOversell,
-                    "\(label(drop.id)): \(drop.purchasedRows) purchased + \(drop.heldRows) held in its rows at \(Self.seconds(rows.atSeconds)), stock \(drop.totalStock)",
+                    "\(label(drop.id)): \(facts.purchasedRows) purchased + \(facts.heldRows) held in its rows at \(Self.seconds(rows.atSeconds)), stock \(drop.totalStock)",
                     rows.atSeconds)
             } else if drop.sold + drop.reserved > drop.totalStock {
                 Self.breakOnce(

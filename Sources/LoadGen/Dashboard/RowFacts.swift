@@ -7,10 +7,7 @@ import Foundation
 
 struct RowFacts: Sendable, Equatable {
     struct Drop: Sendable, Equatable {
-        var id: DropID
-        var totalStock: Int
-        var sold: Int
-        var reserved: Int
+        var counters: DropCounters
         /// From the rows: PURCHASED, and ACTIVE with `expires_at` still ahead.
         var purchasedRows: Int
         var heldRows: Int
@@ -68,8 +65,7 @@ struct RowFacts: Sendable, Equatable {
         for row in counters.rows {
             dropFacts.append(
                 Drop(
-                    id: try row.int64("id"), totalStock: try row.int("total_stock"), sold: try row.int("sold"),
-                    reserved: try row.int("reserved"), purchasedRows: try row.int("purchased_rows"),
+                    counters: try DropCounters(row), purchasedRows: try row.int("purchased_rows"),
                     heldRows: try row.int("held_rows")))
         }
         let past = try session.query(

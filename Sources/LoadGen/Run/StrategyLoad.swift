@@ -198,23 +198,22 @@ struct StrategyLoad: Sendable {
     }
 
     /// Once a second until cancelled: the progress line and the available stock of the run's
-    /// drops, read from the database.
+    /// drops, read from the database (with a dashboard, from the snapshot it judges: one read).
     private func tick(clock: RunClock, drops: [DropID], observer: PostgresPool) async -> [StockSample] {
         var samples: [StockSample] = []
         var previous = live.reading
         while !Task.isCancelled {
-            let rows = try? await observer.query(
-                "SELECT id, total_stock, sold, reserved FROM drops WHERE id = ANY($1) ORDER BY id",
-                [.int64Array(drops)])
-            let counters = try? rows.map { rows in
-                try rows.rows.map {
-                    DropCounters(
-                        id: try $0.int64("id"), totalStock: try $0.int("total_stock"), sold: try $0.int("sold"),
-                        reserved: try $0.int("reserved"))
-                }
+            let second = Double(clock.nowMicroseconds) / 1e6
+            let facts: RowFacts?
+            let counters: [DropCounters]?
+            if let board = live.board {
+                facts = await Self.rowFacts(board, pool: observer, drops: drops, atSeconds: second)
+                counters = facts?.drops.map(\.counters)
+            } else {
+                facts = nil
+                counters = try? await DropCounters.read(pool: observer, drops: drops)
             }
             let available = counters.map { $0.reduce(0) { $0 + $1.available } }
-            let second = Double(clock.nowMicroseconds) / 1e6
             if let available {
                 samples.append(
                     StockSample(second: second, available: available, residentBytes: ProcessUsage.residentBytesNow()))
@@ -224,10 +223,7 @@ struct StrategyLoad: Sendable {
                 elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent),
                 availableStock: available, lastSecondP99: live.takeSecond(), drops: counters)
             progress(progressTick)
-            if let board = live.board {
-                board.tick(
-                    progressTick, rows: await Self.rowFacts(board, pool: observer, drops: drops, atSeconds: second))
-            }
+            live.board?.tick(progressTick, rows: facts)
             previous = now
             try? await Task.sleep(for: .milliseconds(LoadDefaults.stockSampleMilliseconds))
         }
@@ -289,6 +285,27 @@ public struct DropCounters: Sendable, Equatable {
 
     /// Units neither sold nor held (never below zero: an oversold drop has none left).
     public var available: Int { max(totalStock - sold - reserved, 0) }
+
+    init(_ row: PostgresRow) throws {
+        self.init(
+            id: try row.int64("id"), totalStock: try row.int("total_stock"), sold: try row.int("sold"),
+            reserved: try row.int("reserved"))
+    }
+
+    init(id: DropID, totalStock: Int, sold: Int, reserved: Int) {
+        self.id = id
+        self.totalStock = totalStock
+        self.sold = sold
+        self.reserved = reserved
+    }
+
+    /// The counters of `drops`, in id order.
+    static func read(pool: PostgresPool, drops: [DropID]) async throws -> [DropCounters] {
+        try await pool.query(
+            "SELECT id, total_stock, sold, reserved FROM drops WHERE id = ANY($1) ORDER BY id", [.int64Array(drops)]
+        )
+        .rows.map(DropCounters.init)
+    }
 }
 
 extension Scenario {
