@@ -94,7 +94,7 @@ import Testing
             BatchOutcome(
                 results: reserved(first, holdsFrom: 1), expired: [], sold: 0, reserved: 10, committedAt: start),
             now: start.addingTimeInterval(0.05))
-        #expect(abs(m.claimsPerSecond - 200) < 0.01)
+        #expect(abs(m.claimRate.perSecond - 200) < 0.01)
         #expect(m.reserveQueueBound == 50)
         // Never under one batch.
         var slow = machine(maxBatch: 10, maxQueue: 10_000, target: 0.001)

@@ -82,7 +82,7 @@ import Testing
             var purchase = try await fixture.headers(11)
             purchase[.idempotencyKey] = "reads-1"
             try await client.execute(uri: "/v1/drops/\(drop)/purchase", method: .post, headers: purchase) {
-                #expect($0.status == .created)
+                #expect($0.status == .created, "\(String(buffer: $0.body))")
             }
             try await expectCommitted(Figures(sold: 1, reserved: 0), "after a purchase")
             #expect(try await Self.read(client, drop).body?.recentPurchases.first?.buyerName == "buyer 11")

@@ -138,9 +138,9 @@ struct DropMachine {
     /// bounds the line). With it, reserves past what the store takes in that time are refused
     /// `overloaded` at once; purchases and cancels never are.
     let queueLatencyTarget: TimeInterval?
-    /// Claims per second the store has been taking (each batch's claims over the time from
-    /// sending it to its commit), each batch weighing half.
-    private(set) var claimsPerSecond = 0.0
+    /// Claims per second the store has been taking (each saturated batch's claims over the
+    /// time from sending it to its commit).
+    private(set) var claimRate = SmoothedRate()
 
     init(
         recovery: DropRecovery, now: Date, tenure: Tenure? = nil, maxBatchClaims: Int = Defaults.maxBatchClaims,
@@ -171,8 +171,8 @@ struct DropMachine {
     /// takes within the latency target at its measured rate, never under one batch, never
     /// over the backstop.
     var reserveQueueBound: Int {
-        guard let queueLatencyTarget, claimsPerSecond > 0 else { return maxQueuedClaims }
-        return min(maxQueuedClaims, max(maxBatchClaims, Int(claimsPerSecond * queueLatencyTarget)))
+        guard let queueLatencyTarget, claimRate.perSecond > 0 else { return maxQueuedClaims }
+        return min(maxQueuedClaims, max(maxBatchClaims, claimRate.count(within: queueLatencyTarget)))
     }
     /// Memory answers only while the lease is provably this machine's: past `trustedUntil`
     /// another instance may have taken the drop over, so every claim goes to the store, whose
@@ -308,10 +308,7 @@ struct DropMachine {
             // Only a batch that was full, or while which claims queued, shows what the store
             // takes; a half-empty one shows how fast claims came.
             let saturated = batch.count >= maxBatchClaims || !queue.isEmpty || !settling.isEmpty
-            if seconds > 0, !batch.isEmpty, saturated {
-                let rate = Double(batch.count) / seconds
-                claimsPerSecond = claimsPerSecond == 0 ? rate : (claimsPerSecond + rate) / 2
-            }
+            if seconds > 0, !batch.isEmpty, saturated { claimRate.add(Double(batch.count) / seconds) }
         }
         batchSentAt = nil
         drop.sold = outcome.sold

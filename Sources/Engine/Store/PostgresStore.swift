@@ -238,15 +238,9 @@ public final class PostgresStore: DropStore {
             batch.lease.map { [.int64($0.epoch), .int32(Int32($0.milliseconds))] } ?? [.null, .null]
         let rows: PostgresRows
         do {
-            rows = try await pool.withSession { session in
-                do {
-                    return try session.query(
-                        "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key, lease_holder, total_stock FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6)",
-                        [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)] + lease)
-                } catch let error as PostgresError where error.kind != .server {
-                    throw SentStatementLost(underlying: error)
-                }
-            }
+            rows = try await sendOnce(
+                "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key, lease_holder, total_stock FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6)",
+                [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)] + lease)
         } catch let lost as SentStatementLost {
             throw EngineError(.outcomeUnknown, "the batch was sent but its answer was lost: \(lost.underlying)")
         } catch let error as PostgresError where error.kind == .server {
@@ -260,6 +254,20 @@ public final class PostgresStore: DropStore {
             throw refused
         } catch {
             throw EngineError(.outcomeUnknown, "the batch's answer could not be read: \(error)")
+        }
+    }
+
+    /// One statement in a session of its own. A failure once the statement has left (the
+    /// connection lost, no answer in time) is `SentStatementLost`: it may have committed. A
+    /// `PostgresError` means it applied nothing: no connection to send it on, or the server
+    /// refused it (and rolled it back).
+    private func sendOnce(_ sql: String, _ parameters: [PostgresValue]) async throws -> PostgresRows {
+        try await pool.withSession { session in
+            do {
+                return try session.query(sql, parameters)
+            } catch let error as PostgresError where error.kind != .server {
+                throw SentStatementLost(underlying: error)
+            }
         }
     }
 
@@ -326,13 +334,7 @@ public final class PostgresStore: DropStore {
     @discardableResult
     func write(_ sql: String, _ parameters: [PostgresValue]) async throws -> PostgresRows {
         do {
-            return try await pool.withSession { session in
-                do {
-                    return try session.query(sql, parameters)
-                } catch let error as PostgresError where error.kind != .server {
-                    throw SentStatementLost(underlying: error)
-                }
-            }
+            return try await sendOnce(sql, parameters)
         } catch let lost as SentStatementLost {
             throw EngineError(.outcomeUnknown, "the statement was sent but its answer was lost: \(lost.underlying)")
         } catch let error as PostgresError {

@@ -7,14 +7,16 @@
 // that, so every new reserve is shed. Purchases and cancels of live holds are never shed (the
 // caller decides which requests to ask about); the answer applies nothing and says when to
 // come back.
+import Engine
+
 struct ShedPolicy: Sendable, Equatable {
     /// The latency a buyer should not be kept waiting past, in microseconds.
     let targetMicroseconds: Int64
     /// Never shed with fewer requests in flight than this: an idle server's rate says nothing
     /// of what it could do, and a handful of slow requests is not an overload.
     let minimumInFlight: Int
-    /// Answers per second, smoothed over the samples (each weighs half of the last).
-    private(set) var answersPerSecond = 0.0
+    /// Answers per second over the samples.
+    private var answerRate = SmoothedRate()
     /// Requests shed per second, smoothed the same way.
     private(set) var shedPerSecond = 0.0
     /// The event loops' worst lateness in the last sample.
@@ -40,14 +42,15 @@ struct ShedPolicy: Sendable, Equatable {
         }
         guard let last = lastSampleMicroseconds, nowMicroseconds > last else { return }
         let seconds = Double(nowMicroseconds - last) / 1e6
-        let rate = Double(answersSoFar - lastAnswers) / seconds
-        answersPerSecond = answersPerSecond == 0 ? rate : (answersPerSecond + rate) / 2
+        answerRate.add(Double(answersSoFar - lastAnswers) / seconds)
         shedPerSecond = (shedPerSecond + Double(shedSoFar - lastShed) / seconds) / 2
     }
 
+    var answersPerSecond: Double { answerRate.perSecond }
+
     /// Requests the server can have in flight and still answer a new one within the target.
     var inFlightBound: Int {
-        max(minimumInFlight, Int(min(answersPerSecond * Double(targetMicroseconds) / 1e6, Double(Int32.max))))
+        max(minimumInFlight, answerRate.count(within: Double(targetMicroseconds) / 1e6))
     }
 
     /// The event loops run later than the target: requests wait unread in their sockets.
