@@ -51,7 +51,10 @@ test: setup
 # process (both strategies) and over HTTP against `stockdrop serve`, then in three shards
 # merged into one verdict (scripts/shards-e2e.sh), then the cluster tests on real instances
 # behind HAProxy (scripts/cluster-e2e.sh, Swift Testing with STOCKDROP_CLUSTER_TESTS=1:
-# forwarding, SIGKILL and SIGSTOP of an owner, hand-back, ci and failover runs), then the nemesis (each fault alone and all together, scripts/nemesis-e2e.sh), then
+# forwarding, SIGKILL and SIGSTOP of an owner, hand-back, ci and failover runs), then the
+# nemesis (each fault alone and all together, the PostgreSQL primary killed and switched over:
+# scripts/nemesis-e2e.sh), then `stockdrop ha` driven as an operator would (status,
+# kill-leader, the node back as a replica, switchover, stop: scripts/ha-e2e.sh), then
 # schemathesis against /openapi.json (scripts/fuzz-api.sh: no 5xx, every answer as
 # documented), then the live page in headless Chromium, then the run's dashboard in it (live
 # numbers, and an oversell planted mid-run turning red before the run ends): any broken
@@ -65,6 +68,7 @@ e2e: release
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/shards-e2e.sh scenarios/ci.yaml
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/cluster-e2e.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/nemesis-e2e.sh
+	STOCKDROP_BIN=$(RELEASE_BIN) scripts/ha-e2e.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/fuzz-api.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) python3 scripts/browser-test.py
 	STOCKDROP_BIN=$(RELEASE_BIN) python3 scripts/dashboard-browser-test.py

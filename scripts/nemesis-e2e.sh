@@ -3,12 +3,13 @@
 # buyers, 200 units) through a 3-instance cluster behind HAProxy that `stockdrop run` starts
 # itself, once per fault kind alone, a fault about every 3 s; then every kind together on
 # scenarios/nemesis.yaml (flash-sale's buyers spread over 20 s, so each fault meets live
-# traffic); then the PostgreSQL primary killed, and switched over, under
-# scenarios/postgres-failover.yaml on a Patroni cluster. Each run must exit 0: nothing
+# traffic); then the PostgreSQL primary killed under three instances, and switched over under
+# one, on scenarios/postgres-failover.yaml and a Patroni cluster. Each run must exit 0: nothing
 # oversold, no acknowledged write lost, every invariant holding, and every instance exiting 0
 # on SIGTERM at the end.
 #
-#   scripts/nemesis-e2e.sh [fault...]     default: each kind, then all, then kill-primary and switchover
+#   scripts/nemesis-e2e.sh [fault[@instances]...]
+#       default: each kind, then all, then kill-primary (3 instances) and switchover@1
 #
 # Environment: STOCKDROP_BIN (default .build/debug/stockdrop), NEMESIS_USERS, NEMESIS_STOCK,
 # NEMESIS_INTERVAL.
@@ -20,20 +21,23 @@ users=${NEMESIS_USERS:-5000}
 stock=${NEMESIS_STOCK:-200}
 interval=${NEMESIS_INTERVAL:-3s}
 faults=("$@")
-[ ${#faults[@]} -gt 0 ] || faults=(kill-server pause-server restart-postgres pause-postgres kill-redis all kill-primary switchover)
+[ ${#faults[@]} -gt 0 ] || faults=(kill-server pause-server restart-postgres pause-postgres kill-redis all kill-primary switchover@1)
 
 # Where the embedded cluster's home is (the checkout's .stockdrop, or /tmp/stockdrop-<hash>
 # when the postgres user cannot enter the checkout): the nemesis clusters keep their logs there.
 home=$(dirname "$("$bin" db url | sed -n 's/.*host=\([^&]*\).*/\1/p')")
 failed=()
-for fault in "${faults[@]}"; do
+for spec in "${faults[@]}"; do
+  fault=${spec%@*}
+  instances=()
+  [ "$spec" = "$fault" ] || instances=(--nemesis-instances "${spec#*@}")
   if [ "$fault" = all ]; then
     echo "nemesis-e2e: scenarios/nemesis.yaml with every fault (its own interval)"
     run=(scenarios/nemesis.yaml)
   elif [ "$fault" = kill-primary ] || [ "$fault" = switchover ]; then
     # PostgreSQL that fails over: a Patroni cluster under the instances, buyers for 40 s.
-    echo "nemesis-e2e: scenarios/postgres-failover.yaml with $fault (Patroni, synchronous replication)"
-    run=(scenarios/postgres-failover.yaml --nemesis "$fault")
+    echo "nemesis-e2e: scenarios/postgres-failover.yaml with $spec (Patroni, synchronous replication)"
+    run=(scenarios/postgres-failover.yaml --nemesis "$fault" "${instances[@]}")
   else
     echo "nemesis-e2e: flash-sale with $fault (users $users, stock $stock, a fault about every $interval)"
     run=(scenarios/flash-sale.yaml --users "$users" --stock "$stock" --nemesis "$fault" --nemesis-interval "$interval")
@@ -51,7 +55,7 @@ for fault in "${faults[@]}"; do
   fi
   rm -f "$out"
   if [ "$status" != 0 ]; then
-    failed+=("$fault (exit $status)")
+    failed+=("$spec (exit $status)")
     # The instances' logs, before the next run's start clears them.
     kept=reports/nemesis/failed-$fault-$(date -u +%H%M%S)
     mkdir -p "$kept" && cp -r "$home"/nemesis-cluster/. "$kept"/ 2>/dev/null || true

@@ -16,7 +16,7 @@ enum ClusterDirectory {
             throw LocalCluster.Failure(
                 description: "another harness runs a cluster in \(directory); stop it, or use another directory")
         }
-        try await OffPool.run { reapStale(directory: directory) }
+        await OffPool.run { reapStale(directory: directory) }
         return lock
     }
 
@@ -47,7 +47,31 @@ enum ClusterDirectory {
         }
     }
 
-    private static func isZombie(_ pid: pid_t) -> Bool { statFields(of: pid)?.first == "Z" }
+    static func isZombie(_ pid: pid_t) -> Bool { statFields(of: pid)?.first == "Z" }
+
+    /// The live processes started in `directory` (their environment names it) with an
+    /// argument holding `text`: a node's Patroni is found by its configuration file.
+    static func processes(in directory: String, commandLineContaining text: String) -> [pid_t] {
+        let marker = Data("\(variable)=\(directory)\0".utf8)
+        let needle = Data(text.utf8)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+            guard let pid = pid_t(entry), !isZombie(pid),
+                let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
+                environment.range(of: marker) != nil,
+                let commandLine = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+                commandLine.range(of: needle) != nil
+            else { return nil }
+            return pid
+        }
+    }
+
+    /// The processes whose parent is `pid` (a postmaster's backends).
+    static func children(of pid: pid_t) -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+            guard let child = pid_t(entry), let fields = statFields(of: child), fields.count > 1 else { return nil }
+            return pid_t(fields[1]) == pid ? child : nil
+        }
+    }
 
     /// The fields of /proc/PID/stat after the command name (state, parent pid, …): the name
     /// is in parentheses and may hold spaces, so the fields start after its last `)`.

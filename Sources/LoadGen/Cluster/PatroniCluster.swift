@@ -6,10 +6,10 @@
 // `postgres` user (initdb refuses root). A fresh cluster at every start, state in a directory
 // of its own (`ClusterDirectory`: one harness at a time, leftovers of a dead one reaped).
 //
-// Faults: `killLeader` SIGKILLs the primary's Patroni, its postmaster and every backend (a
-// machine that vanished: the others wait out the leader key's TTL, then promote the
-// synchronous standby); `restart(node:)` starts a killed node again (it rejoins as a replica,
-// rewound if it must be); `switchover` asks Patroni for a planned change of primary.
+// What it asks of the running cluster and the faults it makes (which node leads, a switchover,
+// the leader killed) go through `control` (`PatroniControl`), which another process can also
+// build from the addresses written to DIR/ha.json; `restart(node:)` starts a killed node
+// again (it rejoins as a replica, rewound if it must be).
 import Engine
 import Foundation
 import NIOCore
@@ -43,25 +43,18 @@ public struct PatroniClusterOptions: Sendable {
 
 public final class PatroniCluster: Sendable {
     public let options: PatroniClusterOptions
-    /// HAProxy's port: always the primary.
-    public let port: Int
+    /// Its addresses, and what can be asked of it and done to it while it runs.
+    public let control: PatroniControl
     let etcdPorts: (client: Int, peer: Int)
-    let postgresPorts: [Int]
-    let restPorts: [Int]
     private let processes = Mutex<[String: SupervisedProcess]>([:])
     private let lock: Int32
-    /// One client per node's REST API for the life of the cluster (the promotion watcher asks
-    /// several times a second).
-    private let restClients: [HTTPConnectionPool]
 
     static let readySeconds = 120.0
 
-    public static func nodeName(_ node: Int) -> String { "pg\(node)" }
+    public static func nodeName(_ node: Int) -> String { PatroniControl.nodeName(node) }
 
     /// A database through HAProxy (the primary, wherever it is).
-    public func url(database: String = "postgres") -> String {
-        "postgresql://postgres@127.0.0.1:\(port)/\(database)?sslmode=disable"
-    }
+    public func url(database: String = "postgres") -> String { control.url(database: database) }
 
     public static func start(_ options: PatroniClusterOptions) async throws -> PatroniCluster {
         precondition((2...9).contains(options.nodes), "a failover cluster has 2 to 9 nodes")
@@ -87,11 +80,14 @@ public final class PatroniCluster: Sendable {
             close(lock)
             throw error
         }
+        let addresses = PatroniAddresses(
+            directory: directory, balancerPort: ports[0], postgresPorts: Array(ports[3..<(3 + options.nodes)]),
+            restPorts: Array(ports[(3 + options.nodes)...]), synchronous: options.synchronous,
+            ttlSeconds: options.ttlSeconds, supervisor: getpid())
         let cluster = PatroniCluster(
-            options: options, port: ports[0], etcdPorts: (ports[1], ports[2]),
-            postgresPorts: Array(ports[3..<(3 + options.nodes)]), restPorts: Array(ports[(3 + options.nodes)...]),
-            lock: lock)
+            options: options, control: PatroniControl(addresses), etcdPorts: (ports[1], ports[2]), lock: lock)
         do {
+            try addresses.write()
             try cluster.startEtcd()
             try await cluster.waitForEtcd()
             for node in 1...options.nodes {
@@ -108,69 +104,15 @@ public final class PatroniCluster: Sendable {
     }
 
     private init(
-        options: PatroniClusterOptions, port: Int, etcdPorts: (client: Int, peer: Int), postgresPorts: [Int],
-        restPorts: [Int], lock: Int32
+        options: PatroniClusterOptions, control: PatroniControl, etcdPorts: (client: Int, peer: Int), lock: Int32
     ) {
         self.options = options
-        self.port = port
+        self.control = control
         self.etcdPorts = etcdPorts
-        self.postgresPorts = postgresPorts
-        self.restPorts = restPorts
         self.lock = lock
-        self.restClients = restPorts.map {
-            HTTPConnectionPool(
-                host: "127.0.0.1", port: $0, connections: 1, timeoutMilliseconds: 1_000, eventLoopThreads: 1)
-        }
-    }
-
-    // MARK: what runs where
-
-    /// The node whose Patroni says it is the leader (GET /leader answers 200), if any.
-    public func leader() async -> Int? {
-        for node in 1...options.nodes where await rest(node, "/leader") == 200 { return node }
-        return nil
-    }
-
-    /// The leader, asked again for up to `seconds` (a Patroni slow to answer on a loaded
-    /// machine is not a cluster without one).
-    func leader(waitingSeconds seconds: Double) async -> Int? {
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            if let node = await leader() { return node }
-            try? await Task.sleep(for: .milliseconds(200))
-        } while Date() < deadline
-        return nil
-    }
-
-    /// A node serving as synchronous standby (GET /sync answers 200), if any.
-    public func synchronousStandby() async -> Int? {
-        for node in 1...options.nodes where await rest(node, "/sync") == 200 { return node }
-        return nil
     }
 
     public func isRunning(node: Int) -> Bool { process(Self.nodeName(node))?.running ?? false }
-
-    // MARK: faults
-
-    /// SIGKILL of the primary's Patroni, postmaster and backends at once, as if its machine
-    /// vanished. Returns the node; it stays down until `restart(node:)`.
-    public func killLeader() async throws -> Int {
-        guard let node = await leader(waitingSeconds: 10), let patroni = process(Self.nodeName(node)) else {
-            throw LocalCluster.Failure(description: "no leader to kill")
-        }
-        let data = dataDirectory(node)
-        let postmaster = (try? String(contentsOfFile: data + "/postmaster.pid", encoding: .utf8))?
-            .split(separator: "\n").first.flatMap { pid_t($0) }
-        patroni.signal(SIGKILL)
-        if let postmaster {
-            // Stopped first, so it forks no backend between the listing and the kill.
-            kill(postmaster, SIGSTOP)
-            let backends = Self.children(of: postmaster)
-            kill(postmaster, SIGKILL)
-            for backend in backends { kill(backend, SIGKILL) }
-        }
-        return node
-    }
 
     /// Starts a node's Patroni again: it rejoins as a replica of the current primary.
     public func restart(node: Int) async throws {
@@ -181,7 +123,7 @@ public final class PatroniCluster: Sendable {
         try launch(node: node)
         let deadline = Date().addingTimeInterval(Self.readySeconds)
         while Date() < deadline {
-            if await rest(node, "/health") == 200 { return }
+            if await control.rest(node, "/health") == 200 { return }
             try await Task.sleep(for: .milliseconds(250))
         }
         throw LocalCluster.Failure(
@@ -189,51 +131,11 @@ public final class PatroniCluster: Sendable {
                 + (process(Self.nodeName(node))?.logTail() ?? ""))
     }
 
-    /// A planned change of primary (Patroni picks the synchronous standby). Returns the old
-    /// and the new leader once the new one serves.
-    public func switchover() async throws -> (from: Int, to: Int) {
-        guard let from = await leader(waitingSeconds: 10) else {
-            throw LocalCluster.Failure(description: "no leader to switch over from")
-        }
-        let reply = await post(from, "/switchover", body: #"{"leader":"\#(Self.nodeName(from))"}"#)
-        guard let reply, reply.status == 200 else {
-            throw LocalCluster.Failure(
-                description:
-                    "Patroni refused the switchover: \(reply.map { "\($0.status) \(String(buffer: $0.body))" } ?? "no answer")"
-            )
-        }
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if let to = await leader(), to != from {
-                // Served: clients through HAProxy can write on it.
-                try await waitWritable(seconds: max(1, deadline.timeIntervalSinceNow))
-                return (from, to)
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw LocalCluster.Failure(description: "no new leader 60 s after the switchover")
-    }
-
-    /// Until a connection through HAProxy reaches a primary that takes writes.
-    public func waitWritable(seconds: Double) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        var last = "no answer"
-        while Date() < deadline {
-            do {
-                let connection = try await PostgresConnection.connect(
-                    url(), applicationName: "stockdrop-ha", deadlines: LocalCluster.probeDeadlines)
-                let readOnly = try? await connection.query(
-                    "SELECT current_setting('transaction_read_only') AS read_only"
-                ).first?.string("read_only")
-                await connection.close()
-                if readOnly == "off" { return }
-                last = "read-only"
-            } catch {
-                last = "\(error)"
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        throw LocalCluster.Failure(description: "no writable primary through HAProxy within \(Int(seconds)) s: \(last)")
+    /// What a cluster whose supervisor died left running in `directory` (every process started
+    /// there), and its addresses.
+    public static func reapLeftovers(directory: String) async {
+        await OffPool.run { ClusterDirectory.reapStale(directory: directory) }
+        try? FileManager.default.removeItem(atPath: PatroniAddresses.path(in: directory))
     }
 
     /// Every node's Patroni (which stops its PostgreSQL), then HAProxy and etcd.
@@ -251,10 +153,11 @@ public final class PatroniCluster: Sendable {
         for name in ["haproxy", "etcd"] {
             if let process = process(name), process.running { _ = await process.stop(seconds: 10) }
         }
-        for client in restClients { await client.close() }
+        await control.close()
         try? FileManager.default.removeItem(atPath: etcdDirectory)
+        try? FileManager.default.removeItem(atPath: PatroniAddresses.path(in: options.directory))
         // A postmaster whose Patroni was killed (a fault never healed) goes too.
-        try? await OffPool.run { ClusterDirectory.reapStale(directory: self.options.directory) }
+        await OffPool.run { ClusterDirectory.reapStale(directory: self.options.directory) }
         guard problems.isEmpty else { throw LocalCluster.Failure(description: problems.joined(separator: "\n")) }
     }
 
@@ -271,7 +174,7 @@ public final class PatroniCluster: Sendable {
         processes.withLock { $0[name] = process }
     }
 
-    private func dataDirectory(_ node: Int) -> String { options.directory + "/\(Self.nodeName(node))" }
+    private func dataDirectory(_ node: Int) -> String { control.dataDirectory(node) }
 
     /// etcd's data in memory when /dev/shm exists: its fsyncs on a loaded 2-core machine would
     /// delay Patroni's leader-key renewals past its retry timeout and demote a healthy primary.
@@ -319,8 +222,8 @@ public final class PatroniCluster: Sendable {
             scope: stockdrop
             name: \(name)
             restapi:
-              listen: 127.0.0.1:\(restPorts[node - 1])
-              connect_address: 127.0.0.1:\(restPorts[node - 1])
+              listen: 127.0.0.1:\(control.addresses.restPorts[node - 1])
+              connect_address: 127.0.0.1:\(control.addresses.restPorts[node - 1])
             etcd3:
               host: 127.0.0.1:\(etcdPorts.client)
             bootstrap:
@@ -347,8 +250,8 @@ public final class PatroniCluster: Sendable {
                 - host replication replicator 127.0.0.1/32 trust
                 - host all all 127.0.0.1/32 trust
             postgresql:
-              listen: 127.0.0.1:\(postgresPorts[node - 1])
-              connect_address: 127.0.0.1:\(postgresPorts[node - 1])
+              listen: 127.0.0.1:\(control.addresses.postgresPorts[node - 1])
+              connect_address: 127.0.0.1:\(control.addresses.postgresPorts[node - 1])
               data_dir: \(dataDirectory(node))
               bin_dir: \(binaries)
               pgpass: \(options.directory)/\(name).pgpass
@@ -385,13 +288,14 @@ public final class PatroniCluster: Sendable {
             "global", "    log stdout format raw local0", "    maxconn 2048", "defaults", "    mode tcp",
             "    log global",
             "    timeout connect 1s", "    timeout client 30m", "    timeout server 30m", "    timeout check 1s",
-            "frontend postgres", "    bind 127.0.0.1:\(port)", "    default_backend primary", "backend primary",
+            "frontend postgres", "    bind 127.0.0.1:\(control.addresses.balancerPort)", "    default_backend primary",
+            "backend primary",
             "    option httpchk OPTIONS /primary", "    http-check expect status 200",
             "    default-server inter 500ms fastinter 250ms downinter 500ms rise 1 fall 2 on-marked-down shutdown-sessions",
         ]
         for node in 1...options.nodes {
             lines.append(
-                "    server \(Self.nodeName(node)) 127.0.0.1:\(postgresPorts[node - 1]) check port \(restPorts[node - 1])"
+                "    server \(Self.nodeName(node)) 127.0.0.1:\(control.addresses.postgresPorts[node - 1]) check port \(control.addresses.restPorts[node - 1])"
             )
         }
         let path = options.directory + "/haproxy.cfg"
@@ -409,9 +313,9 @@ public final class PatroniCluster: Sendable {
                         description: "\(process.name)'s Patroni ended (\(exit))\n\(process.logTail())")
                 }
             }
-            let standby = options.synchronous ? await synchronousStandby() : nil
-            if await leader() != nil, !options.synchronous || standby != nil {
-                try await waitWritable(seconds: max(1, deadline.timeIntervalSinceNow))
+            let standby = options.synchronous ? await control.synchronousStandby() : nil
+            if await control.leader() != nil, !options.synchronous || standby != nil {
+                try await control.waitWritable(seconds: max(1, deadline.timeIntervalSinceNow))
                 return
             }
             try await Task.sleep(for: .milliseconds(250))
@@ -423,29 +327,6 @@ public final class PatroniCluster: Sendable {
     }
 
     // MARK: helpers
-
-    /// The status of GET `path` on a node's REST API (0: no answer).
-    private func rest(_ node: Int, _ path: String) async -> Int {
-        (try? await restClients[node - 1].send(method: .GET, path: path))?.status ?? 0
-    }
-
-    private func post(_ node: Int, _ path: String, body: String) async -> HTTPReply? {
-        let pool = HTTPConnectionPool(
-            host: "127.0.0.1", port: restPorts[node - 1], connections: 1, timeoutMilliseconds: 60_000,
-            eventLoopThreads: 1)
-        defer { Task { await pool.close() } }
-        return try? await pool.send(
-            method: .POST, path: path, headers: [("Content-Type", "application/json")], body: ByteBuffer(string: body))
-    }
-
-    /// The processes whose parent is `pid` (a postmaster's backends).
-    static func children(of pid: pid_t) -> [pid_t] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-            guard let child = pid_t(entry), let fields = ClusterDirectory.statFields(of: child), fields.count > 1
-            else { return nil }
-            return pid_t(fields[1]) == pid ? child : nil
-        }
-    }
 
     /// The path, owned by `postgres` when this process is root (Patroni and PostgreSQL run as
     /// that user and write there).

@@ -88,7 +88,7 @@ final class SupervisedProcess: Sendable {
         kill(pid, SIGCONT)  // a stopped process (a test's SIGSTOP) would handle nothing
         if let exit = await waitForExit(seconds: seconds) { return .exited(exit) }
         let (pid, path) = (self.pid, logPath.replacingOccurrences(of: ".log", with: ".stacks"))
-        let stacks = try? await OffPool.run { Self.stacks(of: pid, into: path) }
+        let stacks = await OffPool.run { Self.stacks(of: pid, into: path) }
         kill(pid, SIGKILL)
         _ = await waitForExit(seconds: 5)
         return .killedAfter(seconds: seconds, stacks: stacks)

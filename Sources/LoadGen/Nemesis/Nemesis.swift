@@ -79,13 +79,13 @@ public struct Nemesis: Sendable {
         switch kind {
         case .killPrimary:
             let database = try cluster.failoverDatabase()
-            let node = try await database.killLeader()
+            let node = try await database.control.killLeader().node
             return Fault(
                 kind: kind, instance: node, target: PatroniCluster.nodeName(node),
                 promoted: Self.watchPromotion(database, away: node, clock: clock))
         case .switchover:
             let database = try cluster.failoverDatabase()
-            let (from, to) = try await database.switchover()
+            let (from, to) = try await database.control.switchover()
             let promoted = clock.nowMicroseconds
             return Fault(
                 kind: kind, instance: from,
@@ -129,17 +129,6 @@ public struct Nemesis: Sendable {
     ) -> Task<
         Int64?, Never
     > {
-        Task {
-            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
-            while ContinuousClock.now < deadline {
-                if let leader = await database.leader(), leader != node,
-                    (try? await database.waitWritable(seconds: 0.5)) != nil
-                {
-                    return clock.nowMicroseconds
-                }
-                try? await Task.sleep(for: .milliseconds(100))
-            }
-            return nil
-        }
+        Task { await database.control.waitForNewPrimary(away: node, seconds: 60).map { _ in clock.nowMicroseconds } }
     }
 }

@@ -42,7 +42,7 @@ public final class NemesisCluster: Sendable {
                 throw error
             }
             patroni = cluster
-            upstream = .tcp(host: "127.0.0.1", port: cluster.port)
+            upstream = .tcp(host: "127.0.0.1", port: cluster.control.addresses.balancerPort)
         } else {
             try await embedded.start()
             databaseURL = try await Database.prepare(
