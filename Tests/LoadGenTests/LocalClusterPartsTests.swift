@@ -99,7 +99,7 @@ import Testing
         #expect(try await leftEnd == .signalled(SIGKILL))
         #expect(kill(other, 0) == 0, "a process of another directory is left alone")
         kill(other, SIGKILL)
-        _ = try await OffPool.run { ChildSpawn.wait(for: other) }
+        _ = await OffPool.run { ChildSpawn.wait(for: other) }
     }
 
     @Test func anInstanceIsFoundFromItsLeaseOwner() {

@@ -100,7 +100,7 @@ import Testing
         func stop() async throws {
             kill(pid, SIGTERM)
             let pid = self.pid
-            _ = try await OffPool.run { ChildSpawn.wait(for: pid, seconds: 20) }
+            _ = await OffPool.run { ChildSpawn.wait(for: pid, seconds: 20) }
             try? FileManager.default.removeItem(atPath: directory)
         }
     }

@@ -41,8 +41,8 @@ import Testing
     }
 
     @Test func theShedHandlerKnowsAReserveByItsTemplate() {
-        let (prefix, suffix) = ClaimRoutes.parts(of: ClaimRoutes.reserve)
+        let (prefix, suffix) = RoutePaths.parts(of: RoutePaths.reserve)
         #expect(prefix == "/v1/drops/" && suffix == "/reserve")
-        #expect(ClaimRoutes.parts(of: ClaimRoutes.cancel).suffix == "/reservation")
+        #expect(RoutePaths.parts(of: RoutePaths.cancel).suffix == "/reservation")
     }
 }

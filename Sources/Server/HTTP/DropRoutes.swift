@@ -16,13 +16,13 @@ struct DropRoutes: Sendable {
     let clock: any WallClock
 
     func add(to router: Router<StockdropContext>) {
-        router.get("/v1/drops", use: list)
-        router.post("/v1/drops", use: create)
-        router.get("/v1/drops/{id}", use: show)
-        router.post(RouterPath(ClaimRoutes.reserve), use: reserve)
-        router.post(RouterPath(ClaimRoutes.purchase), use: purchase)
-        router.delete(RouterPath(ClaimRoutes.cancel), use: cancel)
-        router.get("/v1/reservations/me", use: mine)
+        router.get(RouterPath(RoutePaths.drops), use: list)
+        router.post(RouterPath(RoutePaths.drops), use: create)
+        router.get(RouterPath(RoutePaths.drop), use: show)
+        router.post(RouterPath(RoutePaths.reserve), use: reserve)
+        router.post(RouterPath(RoutePaths.purchase), use: purchase)
+        router.delete(RouterPath(RoutePaths.cancel), use: cancel)
+        router.get(RouterPath(RoutePaths.myReservations), use: mine)
     }
 
     @Sendable func list(_ request: Request, context: StockdropContext) async throws -> DropPage {
@@ -92,7 +92,7 @@ struct DropRoutes: Sendable {
         }
         events.dropCreated(record)
         var headers = HTTPFields()
-        headers[.location] = "/v1/drops/\(record.id)"
+        headers[.location] = RoutePaths.path(RoutePaths.drop, id: record.id)
         return EditedResponse(
             status: .created, headers: headers, response: DropResponse(DropSnapshot(drop: record, recentPurchases: [])))
     }

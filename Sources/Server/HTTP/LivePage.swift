@@ -130,7 +130,8 @@ enum LivePage {
         async function act(id, op, card) {
           const outcome = card.querySelector(".outcome");
           if (!token()) { outcome.textContent = "paste a token first"; return; }
-          const request = op === "cancel" ? ["DELETE", "/v1/drops/" + id + "/reservation"] : ["POST", "/v1/drops/" + id + "/" + op];
+          const paths = { reserve: "\#(RoutePaths.reserve)", purchase: "\#(RoutePaths.purchase)", cancel: "\#(RoutePaths.cancel)" };
+          const request = [op === "cancel" ? "DELETE" : "POST", paths[op].replace("{id}", id)];
           const headers = { "Authorization": "Bearer " + token() };
           if (op === "purchase") headers["Idempotency-Key"] = "page-" + id + "-" + Date.now();
           try {
@@ -177,7 +178,7 @@ enum LivePage {
         $("token").value = new URLSearchParams(location.hash.slice(1)).get("token") || sessionStorage.getItem("stockdrop.token") || "";
         // Read once, then gone from the address bar, the history and any copied link.
         if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-        fetch("/v1/drops?limit=100").then(r => r.json()).then(page => page.drops.forEach(upsert));
+        fetch("\#(RoutePaths.drops)?limit=100").then(r => r.json()).then(page => page.drops.forEach(upsert));
         if (token()) connect();
         </script>
         </body>

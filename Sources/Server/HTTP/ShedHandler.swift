@@ -90,16 +90,16 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         monitor.shedOne()
         metrics.recordRequest(
-            route: ClaimRoutes.reserve, method: "POST", status: 503,
+            route: RoutePaths.reserve, method: "POST", status: 503,
             nanoseconds: Int64((NIODeadline.now() - started).nanoseconds))
     }
 
     static let body = APIError(.overloaded, APIError.Code.overloaded.meaning).jsonBody
 
-    private static let reservePrefix = Array(ClaimRoutes.parts(of: ClaimRoutes.reserve).prefix.utf8)
-    private static let reserveSuffix = Array(ClaimRoutes.parts(of: ClaimRoutes.reserve).suffix.utf8)
+    private static let reservePrefix = Array(RoutePaths.parts(of: RoutePaths.reserve).prefix.utf8)
+    private static let reserveSuffix = Array(RoutePaths.parts(of: RoutePaths.reserve).suffix.utf8)
 
-    /// `POST` on `ClaimRoutes.reserve` (query ignored), by bytes: no allocation per request.
+    /// `POST` on `RoutePaths.reserve` (query ignored), by bytes: no allocation per request.
     static func isReserve(_ request: HTTPRequest) -> Bool {
         guard request.method == .post, let path = request.path else { return false }
         var utf8 = path.utf8[...]

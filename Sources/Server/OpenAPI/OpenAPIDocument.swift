@@ -56,7 +56,7 @@ enum OpenAPIDocument {
             ],
             codes: [.upgradeRequired]),
         Operation(
-            method: "get", path: "/v1/drops",
+            method: "get", path: RoutePaths.drops,
             summary: "List drops by id, with stock figures and the last \(Defaults.recentPurchases) purchases",
             access: .open,
             success: (200, "A page of drops", ref("DropPage")),
@@ -76,7 +76,7 @@ enum OpenAPIDocument {
             ],
             codes: [.invalidParameter]),
         Operation(
-            method: "post", path: "/v1/drops", summary: "Create a drop (admin)", access: .admin,
+            method: "post", path: RoutePaths.drops, summary: "Create a drop (admin)", access: .admin,
             success: (201, "Created", ref("Drop")),
             requestBody: ["required": true, "content": ["application/json": ["schema": ref("CreateDrop")]]],
             codes: [
@@ -84,7 +84,7 @@ enum OpenAPIDocument {
                 .unavailable, .outcomeUnknown,
             ]),
         Operation(
-            method: "get", path: "/v1/drops/{id}",
+            method: "get", path: RoutePaths.drop,
             summary:
                 "One drop, from its committed state in memory (at most \(ServerDefaults.dropReadMaxAgeMilliseconds) ms behind the database); a weak ETag of its figures and latest purchases, Cache-Control: public, no-cache",
             access: .open,
@@ -100,7 +100,7 @@ enum OpenAPIDocument {
             ],
             codes: [.invalidParameter, .unknownDrop]),
         Operation(
-            method: "post", path: ClaimRoutes.reserve, summary: "Hold one unit for the drop's TTL", access: .user,
+            method: "post", path: RoutePaths.reserve, summary: "Hold one unit for the drop's TTL", access: .user,
             success: (201, "Reserved; committed to the database before this answer", ref("Reservation")),
             parameters: [dropID],
             codes: [
@@ -108,7 +108,7 @@ enum OpenAPIDocument {
                 .overloaded, .unavailable, .ownerChanging, .outcomeUnknown, .shuttingDown,
             ]),
         Operation(
-            method: "post", path: ClaimRoutes.purchase, summary: "Buy the unit the caller holds; idempotent",
+            method: "post", path: RoutePaths.purchase, summary: "Buy the unit the caller holds; idempotent",
             access: .user,
             success: (201, "Purchased", ref("Purchase")),
             alternative: (200, "A replay: the earlier purchase, header Idempotent-Replayed: true"),
@@ -124,7 +124,7 @@ enum OpenAPIDocument {
                 .overloaded, .unavailable, .ownerChanging, .outcomeUnknown, .shuttingDown,
             ]),
         Operation(
-            method: "delete", path: ClaimRoutes.cancel,
+            method: "delete", path: RoutePaths.cancel,
             summary: "Cancel the caller's hold; the unit is available at once", access: .user,
             success: (200, "Cancelled (a retry: the hold it cancelled)", ref("Reservation")), parameters: [dropID],
             codes: [
@@ -132,7 +132,7 @@ enum OpenAPIDocument {
                 .ownerChanging, .outcomeUnknown, .shuttingDown,
             ]),
         Operation(
-            method: "get", path: "/v1/reservations/me", summary: "The caller's reservations, newest first",
+            method: "get", path: RoutePaths.myReservations, summary: "The caller's reservations, newest first",
             access: .user,
             success: (200, "Reservations", ref("ReservationList"))),
     ]
