@@ -2,6 +2,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import LoadGen
 import Logging
 import Server
 import ServiceLifecycle
@@ -197,11 +198,11 @@ struct TokenCommand: AsyncParsableCommand {
         guard let secret = ProcessInfo.processInfo.environment["STOCKDROP_JWT_SECRET"], !secret.isEmpty else {
             throw ValidationError("STOCKDROP_JWT_SECRET is not set")
         }
-        let authority = try await TokenAuthority(secret: secret)
-        print(
-            try await authority.mint(
-                Caller(userID: user, name: name ?? "user \(user)", role: Caller.Role(rawValue: role) ?? .user),
-                lifetimeSeconds: lifetime))
+        guard secret.utf8.count >= TokenAuthority.minimumSecretBytes else {
+            throw ValidationError("STOCKDROP_JWT_SECRET must be at least \(TokenAuthority.minimumSecretBytes) bytes")
+        }
+        let minter = await TokenMinter(secret: secret, lifetimeSeconds: TimeInterval(lifetime))
+        print(try await minter.mint(user: user, name: name ?? "user \(user)", role: role))
     }
 }
 

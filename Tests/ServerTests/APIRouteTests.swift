@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import LoadGen
 import NIOCore
 import Testing
 
@@ -270,7 +271,7 @@ import Testing
             port: 0, databaseURL: "postgresql://postgres@/nowhere?host=/nonexistent&connect_timeout=2",
             jwtSecret: ServerFixture.secret, userRateLimit: nil, addressRateLimit: nil, logLevel: .critical)
         let (application, parts) = try await buildApplication(configuration)
-        let token = try await parts.authority.mint(Caller(userID: 3, name: "x", role: .user))
+        let token = try await TokenMinter.forTests().mint(Caller(userID: 3, name: "x", role: .user))
         let internals = ["nonexistent", "nowhere", "socket", "SQLSTATE", "libpq", "connection to server", ".s.PGSQL"]
         try await application.test(.router) { client in
             try await client.execute(uri: "/v1/drops", method: .get) { response in

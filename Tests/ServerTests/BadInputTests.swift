@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import JWTKit
+import LoadGen
 import NIOCore
 import Testing
 
@@ -173,9 +174,9 @@ import Testing
     func forgedAndExpiredTokensAre401(over transport: String) async throws {
         let fixture = try await ServerFixture("tokens_\(transport)")
         let past = ManualClock(start: Date().addingTimeInterval(-7_200))
-        let expired = try await TokenAuthority(secret: ServerFixture.secret, clock: past).mint(
-            Caller(userID: 5, name: "old", role: .user), lifetimeSeconds: 60)
-        let forged = try await TokenAuthority(secret: "another-secret-0123456789abcdef-0123456789").mint(
+        let expired = try await TokenMinter.forTests().mint(
+            Caller(userID: 5, name: "old", role: .user), lifetimeSeconds: 60, issuedAt: past.now())
+        let forged = try await TokenMinter.forTests(secret: "another-secret-0123456789abcdef-0123456789").mint(
             Caller(userID: 5, name: "eve", role: .admin))
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: ServerFixture.secret), digestAlgorithm: .sha256)

@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import HummingbirdWSClient
+import LoadGen
 import Logging
 import NIOCore
 import Synchronization
@@ -299,8 +300,8 @@ final class LiveWatcher: Sendable {
             let port = try #require(client.port)
             // Long enough for the snapshot to arrive first on a loaded machine (a fresh clone's
             // first run once took over 2 s).
-            let token = try await fixture.authority.mint(
-                Caller(userID: 9, name: "brief", role: .user), lifetimeSeconds: 5)
+            let token = try await fixture.minter.mint(
+                Caller(userID: 9, name: "brief", role: .user), lifetimeSeconds: 5, issuedAt: fixture.clock.now())
             let watcher = LiveWatcher(port: port, token: token, deadlineSeconds: 25)
             #expect(await watcher.next { $0.type == .snapshot } != nil)
             let started = ContinuousClock.now

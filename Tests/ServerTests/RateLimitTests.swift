@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import LoadGen
 import Testing
 
 @testable import Server
@@ -115,7 +116,8 @@ extension RateLimitTests {
     @Test func aCachedTokenExpiresOnTime() async throws {
         let clock = ManualClock(start: Date())
         let authority = try await TokenAuthority(secret: ServerFixture.secret, clock: clock)
-        let token = try await authority.mint(Caller(userID: 8, name: "eight", role: .user), lifetimeSeconds: 60)
+        let token = try await TokenMinter.forTests().mint(
+            Caller(userID: 8, name: "eight", role: .user), lifetimeSeconds: 60, issuedAt: clock.now())
         #expect(try await authority.verify(token).userID == 8)
         #expect(try await authority.verify(token).userID == 8)
         clock.advance(by: 61)

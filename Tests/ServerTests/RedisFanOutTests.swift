@@ -4,6 +4,7 @@
 // and events flow again.
 import Engine
 import Foundation
+import LoadGen
 import NIOCore
 import TestSupport
 import Testing
@@ -36,7 +37,7 @@ import Testing
         try await Self.awaitEvents("ok", on: clientA)
         try await Self.awaitEvents("ok", on: clientB)
 
-        let authority = try await TokenAuthority(secret: ServerFixture.secret)
+        let authority = await TokenMinter.forTests()
         let admin = try await authority.mint(Caller(userID: 1, name: "admin", role: .admin))
         let created = try await clientA.send(
             method: .POST, path: "/v1/drops",

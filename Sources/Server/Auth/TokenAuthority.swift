@@ -1,6 +1,7 @@
-// Mints and verifies bearer tokens with the shared secret (HS256). Verified tokens are cached
-// until they expire, so a buyer's next requests skip the parse and HMAC; a forged or altered
-// token never matches a cached string, and expiry is re-checked on every hit.
+// Verifies bearer tokens with the shared secret (HS256; they are minted by LoadGen's
+// `TokenMinter`, as by any client holding the secret). Verified tokens are cached until they
+// expire, so a buyer's next requests skip the parse and HMAC; a forged or altered token never
+// matches a cached string, and expiry is re-checked on every hit.
 import Engine
 import Foundation
 import JWTKit
@@ -38,17 +39,6 @@ public final class TokenAuthority: Sendable {
     public static func generateSecret() -> String {
         var generator = SystemRandomNumberGenerator()
         return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-    }
-
-    public func mint(
-        _ caller: Caller, lifetimeSeconds: Int = ServerDefaults.tokenLifetimeSeconds
-    ) async throws -> String {
-        let now = clock.now()
-        let claims = TokenClaims(
-            sub: SubjectClaim(value: String(caller.userID)), name: caller.name, role: caller.role,
-            exp: ExpirationClaim(value: now.addingTimeInterval(TimeInterval(lifetimeSeconds))),
-            iat: IssuedAtClaim(value: now))
-        return try await keys.sign(claims)
     }
 
     /// The token's caller; throws `TokenError` for a forged, malformed or expired token.

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import LoadGen
 import NIOCore
 import TestSupport
 
@@ -14,7 +15,7 @@ struct ServerFixture {
 
     var configuration: ServerConfiguration
     let clock: any WallClock
-    let authority: TokenAuthority
+    let minter: TokenMinter
 
     /// Rate limits are off unless asked for: tests send many requests as one user.
     init(
@@ -28,7 +29,7 @@ struct ServerFixture {
             userRateLimit: userRateLimit, addressRateLimit: addressRateLimit, trustedProxies: trustedProxies,
             logLevel: .warning)
         self.clock = clock
-        authority = try await TokenAuthority(secret: Self.secret, clock: clock)
+        minter = await TokenMinter.forTests()
     }
 
     func application() async throws -> some ApplicationProtocol {
@@ -36,7 +37,7 @@ struct ServerFixture {
     }
 
     func token(_ user: UserID, role: Caller.Role = .user) async throws -> String {
-        try await authority.mint(Caller(userID: user, name: "buyer \(user)", role: role))
+        try await minter.mint(Caller(userID: user, name: "buyer \(user)", role: role), issuedAt: clock.now())
     }
 
     func headers(_ user: UserID, role: Caller.Role = .user, json: Bool = false) async throws -> HTTPFields {

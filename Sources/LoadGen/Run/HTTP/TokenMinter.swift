@@ -1,12 +1,14 @@
-// Bearer tokens for virtual users, signed with the server's shared secret (HS256) in the
-// claims shape `stockdrop serve` verifies: sub (user id), name, role, exp, iat. LoadGen talks
-// to the server over the network only, so it mints its own rather than importing Server.
+// Bearer tokens signed with the server's shared secret (HS256) in the claims shape `stockdrop
+// serve` verifies (`TokenClaims`): sub (user id), name, role, exp, iat. The one minter: the
+// harness's virtual users, `stockdrop token` and the server's tests all mint here, and the
+// server only verifies. It lives with the harness because the harness talks to the server over
+// the network only, as any client holding the secret would.
 import Engine
 import Foundation
 import JWTKit
 import Synchronization
 
-final class TokenMinter: Sendable {
+public final class TokenMinter: Sendable {
     struct Claims: JWTPayload {
         var sub: SubjectClaim
         var name: String
@@ -20,7 +22,7 @@ final class TokenMinter: Sendable {
     private let tokens = Mutex<[UserID: String]>([:])
     private let lifetimeSeconds: TimeInterval
 
-    init(secret: String, lifetimeSeconds: TimeInterval) async {
+    public init(secret: String, lifetimeSeconds: TimeInterval) async {
         self.lifetimeSeconds = lifetimeSeconds
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
     }
@@ -48,10 +50,18 @@ final class TokenMinter: Sendable {
     }
 
     private func mint(_ user: UserID, role: String) async throws -> String {
-        let now = Date()
-        return try await keys.sign(
+        try await mint(user: user, name: "\(role) \(user)", role: role)
+    }
+
+    /// A token for one caller: `name` is shown in the purchase feed, `role` is user or admin;
+    /// valid from `issuedAt` for `lifetimeSeconds` (the minter's own when nil).
+    public func mint(
+        user: UserID, name: String, role: String, lifetimeSeconds: TimeInterval? = nil, issuedAt: Date = Date()
+    ) async throws -> String {
+        try await keys.sign(
             Claims(
-                sub: SubjectClaim(value: String(user)), name: "\(role) \(user)", role: role,
-                exp: ExpirationClaim(value: now.addingTimeInterval(lifetimeSeconds)), iat: IssuedAtClaim(value: now)))
+                sub: SubjectClaim(value: String(user)), name: name, role: role,
+                exp: ExpirationClaim(value: issuedAt.addingTimeInterval(lifetimeSeconds ?? self.lifetimeSeconds)),
+                iat: IssuedAtClaim(value: issuedAt)))
     }
 }
