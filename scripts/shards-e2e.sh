@@ -50,62 +50,8 @@ merge_status=0
 sed 's/^/  /' "$work/merge.log"
 [ "$merge_status" = 0 ] || fail "the merged verdict: exit $merge_status"
 
-python3 - "$work" "$shards" <<'PY'
-import glob, json, os, sys
-from collections import Counter
-
-work, shards = sys.argv[1], int(sys.argv[2])
-def plan(name):
-    with open(os.path.join(work, name)) as f:
-        return [tuple(map(int, line.split())) for line in f if line.strip()]
-whole = plan("plan-whole.txt")
-slices = [plan(f"plan-{i}.txt") for i in range(shards)]
-problems = []
-users = [set(u for u, _, _ in s) for s in slices]
-for i in range(shards):
-    for j in range(i + 1, shards):
-        if users[i] & users[j]:
-            problems.append(f"shards {i} and {j} share users {sorted(users[i] & users[j])[:5]}")
-if Counter(x for s in slices for x in s) != Counter(whole):
-    problems.append("the shards' (user, drop, arrival) lines together are not the scenario's")
-print(f"  plans: {len(whole)} users in the scenario; shards {[len(s) for s in slices]}; disjoint and complete: "
-      f"{'yes' if not problems else 'NO'}")
-
-dirs = sorted(glob.glob(os.path.join(work, "shards", f"*-shard-*-of-{shards}")))
-for d in dirs:
-    manifest = json.load(open(os.path.join(d, "shard.json")))
-    index = manifest["shard"]["index"]
-    seen = set(r["user"] for r in json.load(open(os.path.join(d, "history.json")))["records"])
-    if not seen <= users[index]:
-        problems.append(f"shard {index}'s history has users outside its plan: {sorted(seen - users[index])[:5]}")
-
-def buckets(path):
-    out = {}
-    for op, outcomes in json.load(open(path))["histograms"].items():
-        for outcome, h in outcomes.items():
-            c = out.setdefault((op, outcome), Counter())
-            for value, count in h["buckets"]:
-                c[value] += count
-    return out
-summed = {}
-for d in dirs:
-    for key, c in buckets(os.path.join(d, "histograms.json")).items():
-        summed.setdefault(key, Counter()).update(c)
-merged_path = glob.glob(os.path.join(work, "merged", "*", "histograms.json"))
-merged = buckets(merged_path[0]) if merged_path else {}
-if merged != summed:
-    problems.append("the merged histograms are not the exact sum of the shards'")
-total = sum(sum(c.values()) for (op, outcome), c in merged.items() if outcome == "all")
-print(f"  histograms: merged = sum of the {len(dirs)} shards' bucket by bucket: {'yes' if merged == summed else 'NO'} "
-      f"({total} requests)")
-report = json.load(open(glob.glob(os.path.join(work, "merged", "*", "report.json"))[0]))
-planned = report["strategies"][0]["users"]["planned"]
-if planned != len(whole):
-    problems.append(f"the merged report plans {planned} users, the scenario {len(whole)}")
-for p in problems:
-    print(f"shards-e2e: FAIL {p}", file=sys.stderr)
-sys.exit(1 if problems else 0)
-PY
+# Plans disjoint and complete, histories within their plans, histograms summed exactly.
+python3 "$root/scripts/shards-check.py" "$work" "$shards"
 
 refused=0
 "$bin" report merge "${dirs[@]:0:2}" --report-dir "$work/refused" >"$work/refused.log" 2>&1 || refused=$?
