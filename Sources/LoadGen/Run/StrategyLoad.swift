@@ -27,7 +27,9 @@ struct StrategyLoad: Sendable {
         // The checker sets what users were told beside the rows' timestamps, which are the
         // database's clock: a harness on another host moves its history onto that clock, as
         // a shard does (on one host the offset is a few microseconds).
-        let offset = try? await ClockOffset.measure(pool: observer)
+        let offset = try? await RetriedRead.run(seconds: LoadDefaults.databaseRecoverySeconds) {
+            try await ClockOffset.measure(pool: observer)
+        }
         let load = try await self.load(users, drops: dropIDs, clock: RunClock(), observer: observer)
         var history = load.history(databaseURL: target.databaseURL, drops: dropIDs)
         history.startedAtEpochMicroseconds += offset?.offsetMicroseconds ?? 0
@@ -41,17 +43,21 @@ struct StrategyLoad: Sendable {
                 longestTTLMilliseconds: scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0)
             load.ticker.cancel()
             samples = await load.ticker.value
-            check = try await Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
-                .check(pool: observer, drops: dropIDs, history: history)
+            let checker = Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
+            check = try await RetriedRead.run(seconds: LoadDefaults.databaseRecoverySeconds) {
+                try await checker.check(pool: observer, drops: dropIDs, history: history)
+            }
         } catch {
             load.ticker.cancel()
             throw error
         }
         var live: LiveFigures?
         if let watchers {
-            let rows = try await observer.query(
-                "SELECT id, total_stock - sold - reserved AS available FROM drops WHERE id = ANY($1)",
-                [.int64Array(dropIDs)])
+            let rows = try await RetriedRead.run(seconds: LoadDefaults.databaseRecoverySeconds) {
+                try await observer.query(
+                    "SELECT id, total_stock - sold - reserved AS available FROM drops WHERE id = ANY($1)",
+                    [.int64Array(dropIDs)])
+            }
             var available: [DropID: Int] = [:]
             for row in rows.rows { available[try row.int64("id")] = try row.int("available") }
             live = await watchers.finish(available: available)
