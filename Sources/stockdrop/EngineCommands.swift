@@ -21,8 +21,16 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds per phase (commit, then sold-out).") var seconds = 5.0
     @Option(help: "Connections of the rowlock strategy's pool.") var poolSize = Defaults.rowLockPoolSize
     @Flag(help: "Print JSON for machines instead of the table.") var json = false
+    @Option(
+        help: ArgumentHelp(
+            "A second database: the bench of one strategy (actor unless --strategy rowlock) against both, alternated round by round, and the ratio.",
+            valueName: "URL")) var compareUrl: String?
+    @Option(help: "Rounds of each database with --compare-url.") var rounds = 3
 
     func validate() throws {
+        if compareUrl != nil {
+            guard (1...20).contains(rounds) else { throw ValidationError("--rounds must be 1…20") }
+        }
         guard callers > 0, callers <= 100_000 else { throw ValidationError("--callers must be 1…100000") }
         guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
         guard poolSize > 0, poolSize <= 200 else { throw ValidationError("--pool-size must be 1…200") }
@@ -32,16 +40,20 @@ struct BenchCommand: AsyncParsableCommand {
         let options = BenchOptions(
             strategies: strategy.strategies, callers: callers, seconds: seconds, rowLockPoolSize: poolSize,
             databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"])
-        let report = try await Bench.run(options) { line in
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+        let progress: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        if let compareUrl {
+            let comparison = try await Bench.compare(options, with: compareUrl, rounds: rounds, progress: progress)
+            print(json ? try Self.json(comparison) : comparison.table)
+            return
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else {
-            print(report.table)
-        }
+        let report = try await Bench.run(options, progress: progress)
+        print(json ? try Self.json(report) : report.table)
+    }
+
+    static func json(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }
 

@@ -77,7 +77,7 @@ public enum Bench {
         return report
     }
 
-    private static func run(
+    static func run(
         _ strategy: Strategy, _ options: BenchOptions, progress: @Sendable (String) -> Void
     ) async throws -> BenchResult {
         let url = try await FreshDatabase.url(for: "bench", strategy, configured: options.databaseURL)

@@ -1,0 +1,23 @@
+// The comparison's arithmetic and what it prints of a URL.
+import Testing
+
+@testable import LoadGen
+
+@Suite struct BenchComparisonTests {
+    @Test func theRatioIsOfTheMediansOtherOverReference() {
+        let comparison = BenchComparison(
+            strategy: .actor, callers: 10, seconds: 1, reference: "a", other: "b",
+            referenceClaimsPerSecond: [40_000, 10_000, 38_000], otherClaimsPerSecond: [30_000, 19_000, 90_000])
+        #expect(BenchComparison.median([3, 1, 2]) == 2)
+        #expect(BenchComparison.median([4, 1, 3, 2]) == 2.5)
+        #expect(abs(comparison.ratioOfMedians - 30_000.0 / 38_000.0) < 1e-9)
+        #expect(comparison.table.contains("other ÷ reference (medians): 0.79"))
+    }
+
+    @Test func aPrintedURLCarriesNoPassword() {
+        let printed = BenchComparison.redacted("postgresql://app:s3cret@db.example:5432/stockdrop")
+        #expect(!printed.contains("s3cret"))
+        #expect(printed.contains("db.example:5432/stockdrop"))
+        #expect(BenchComparison.redacted(nil) == "the embedded PostgreSQL")
+    }
+}
