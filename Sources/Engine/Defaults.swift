@@ -45,7 +45,7 @@ extension Defaults {
     public static let recentPurchases = 3
     /// Connections the actor strategy shares between its drops, in process (`run`, `bench`):
     /// one batch in flight per drop. A server's pool also serves reads (ServerDefaults).
-    public static let actorPoolSize = 8
+    public static let actorBatchConnections = 8
     /// How often the rowlock strategy's sweeper looks for overdue holds.
     public static let sweepIntervalMilliseconds = 250
     /// How often the actor strategy looks for drops with overdue holds and no live actor (after

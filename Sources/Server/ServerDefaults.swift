@@ -105,12 +105,12 @@ public enum ServerDefaults {
     public static let relayQueueEvents = 10_000
     /// Events published in one pipelined round trip at most (a few hundred bytes each).
     public static let relayPipelineEvents = 256
-    /// Connections a server's actor pool has beside the engine's own (`Defaults.actorPoolSize`,
+    /// Connections a server's actor pool has beside the engine's own (`Defaults.actorBatchConnections`,
     /// batches of different drops in parallel) for reads: listings, snapshots, a user's
     /// reservations, the directory and the gauges.
     public static let readConnections = 8
     /// The actor strategy's pool in a server: the engine's batches plus the reads.
-    public static var actorPoolSize: Int { Defaults.actorPoolSize + readConnections }
+    public static var actorPoolSize: Int { Defaults.actorBatchConnections + readConnections }
     /// The server's waits on PostgreSQL: a request that needs the database hears 503 within
     /// about 2 s + 5 s when it hangs (a free connection, then the statement's answer), or 2 s
     /// when a new connection cannot be opened. A batch takes tens of ms and a rowlock claim waits

@@ -430,12 +430,13 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(help: "Clock tolerance in milliseconds.") var toleranceMs = LoadDefaults.clockToleranceMilliseconds
     @OptionGroup var verdictFiles: VerdictFileOptions
 
-    func run() async throws {
-        let startedAt = Date()
-        let clientHistory = try history.map(ReportWriter.readHistory)
-        var environment = ProcessInfo.processInfo.environment
-        if let url = url ?? clientHistory?.databaseURL { environment["DATABASE_URL"] = url }
-        let ids = try drops.map { text in
+    func validate() throws {
+        _ = try dropIDs()
+    }
+
+    /// `--drops` as ids; a part that is not one is a usage error.
+    func dropIDs() throws -> [DropID]? {
+        try drops.map { text in
             try text.split(separator: ",").map { part in
                 guard let id = DropID(part.trimmingCharacters(in: .whitespaces)) else {
                     throw ValidationError("--drops: `\(part)` is not a drop id")
@@ -443,6 +444,14 @@ struct CheckCommand: AsyncParsableCommand {
                 return id
             }
         }
+    }
+
+    func run() async throws {
+        let startedAt = Date()
+        let clientHistory = try history.map(ReportWriter.readHistory)
+        var environment = ProcessInfo.processInfo.environment
+        if let url = url ?? clientHistory?.databaseURL { environment["DATABASE_URL"] = url }
+        let ids = try dropIDs()
         let report: CheckReport
         let database: String
         do {

@@ -83,7 +83,7 @@ struct ClusterTests {
             do {
                 try await Task.sleep(for: .seconds(1))
                 killedAt = probe.clock.nowMicroseconds
-                try probe.cluster.signal(instance: owner, SIGKILL)
+                try probe.cluster.kill(instance: owner)
                 // Until a reserve sent after the kill is acknowledged, then 5 s more; 30 s at most.
                 while probe.clock.nowMicroseconds < killedAt + 30_000_000 {
                     let held = load.records.filter { $0.sentMicroseconds >= killedAt && $0.result == .ok }
@@ -126,7 +126,7 @@ struct ClusterTests {
             let owner = try #require(try await probe.ownerInstance(drop))
             let other = owner % probe.instances.count + 1
             let (a, b) = (probe.instances[owner - 1], probe.instances[other - 1])
-            try probe.cluster.signal(instance: owner, SIGSTOP)
+            try probe.cluster.pause(instance: owner)
             var late: [Task<OperationRecord, Never>] = []
             do {
                 try await Task.sleep(for: .milliseconds(probe.leaseMilliseconds + 1_000))
@@ -158,10 +158,10 @@ struct ClusterTests {
                 try await Task.sleep(for: .milliseconds(500))
                 #expect(probe.records(of: drop).count == 1 + attempts.count, "A answered while stopped")
             } catch {
-                try probe.cluster.signal(instance: owner, SIGCONT)
+                try probe.cluster.resume(instance: owner)
                 throw error
             }
-            try probe.cluster.signal(instance: owner, SIGCONT)
+            try probe.cluster.resume(instance: owner)
             var answers: [OperationRecord] = []
             for task in late { answers.append(await task.value) }
             print(
@@ -258,7 +258,7 @@ struct ClusterTests {
                 owner.flatMap { probe.cluster.instance(owning: $0) }, "the drop never got an owner")
             try await Task.sleep(for: .seconds(2))
             let killedAt = try await probe.sqlString("SELECT clock_timestamp()::text AS v")
-            try probe.cluster.signal(instance: victim, SIGKILL)
+            try probe.cluster.kill(instance: victim)
             let report = try await running.value
             #expect(report.exitCode == 0, "\(report.verdictLine)\n\(report.problemLines)")
             // The new owner's first commit: the first hold made after it was granted the lease.

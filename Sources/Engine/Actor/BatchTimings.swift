@@ -1,6 +1,6 @@
 // Where a drop actor's batch time goes, summed over every batch of an engine: the store's
 // round trip, the hop back onto the actor, the answers, and the gap before the next batch
-// starts. The bench prints them (issue 14: "keep the database busy"); the gap and the hop are
+// starts. The bench prints them (the database should never wait for the engine); the gap and the hop are
 // time the database waits on Swift.
 import Synchronization
 

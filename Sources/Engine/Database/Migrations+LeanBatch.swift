@@ -1,4 +1,4 @@
-// Migration 6: the same rules as migration 4's function, at less cost per batch (issue 14).
+// Migration 6: the same rules as migration 4's function, at less cost per batch.
 // Profiled with auto_explain (nested statements) on 1,000 new users' reserves: the candidate
 // search ran one aggregate subplan per user (1.9 ms), the insert joined its RETURNING back to
 // the arrival order (0.7 ms of sorts and a merge join), and every new hold's row repeated the

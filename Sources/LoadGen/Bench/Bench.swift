@@ -81,7 +81,8 @@ public enum Bench {
         _ strategy: Strategy, _ options: BenchOptions, progress: @Sendable (String) -> Void
     ) async throws -> BenchResult {
         let url = try await FreshDatabase.url(for: "bench", strategy, configured: options.databaseURL)
-        let pool = PostgresPool(url: url, size: strategy == .actor ? Defaults.actorPoolSize : options.rowLockPoolSize)
+        let pool = PostgresPool(
+            url: url, size: strategy == .actor ? Defaults.actorBatchConnections : options.rowLockPoolSize)
         let store = PostgresStore(pool: pool)
         let inventory: any Inventory = strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
 

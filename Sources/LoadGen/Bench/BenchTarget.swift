@@ -1,4 +1,4 @@
-// The bench's targets (issue 14), each a ratio measured in one run so that a machine twice as
+// The bench's targets, each a ratio measured in one run so that a machine twice as
 // fast or twice as slow reads the same: the actor against the plain-insert ceiling, the batch
 // function against it, the actor's p99 against the queueing bound of Little's law, and the
 // sold-out rejections against a bare actor.

@@ -167,6 +167,15 @@ public final class LocalCluster: Sendable {
         process.signal(signal)
     }
 
+    /// The instance gone at once (SIGKILL): its leases lapse, its sockets drop.
+    public func kill(instance: Int) throws { try signal(instance: instance, SIGKILL) }
+
+    /// The instance frozen (SIGSTOP): its connections stay open and answer nothing.
+    public func pause(instance: Int) throws { try signal(instance: instance, SIGSTOP) }
+
+    /// A paused instance running again (SIGCONT).
+    public func resume(instance: Int) throws { try signal(instance: instance, SIGCONT) }
+
     /// Stops the instance if it runs (it must exit 0 on SIGTERM), then starts it again on its
     /// port under its name, and waits until it is ready.
     public func restart(instance: Int) async throws {

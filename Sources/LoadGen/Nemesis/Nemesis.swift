@@ -93,8 +93,12 @@ public struct Nemesis: Sendable {
                 promoted: Task { promoted })
         case .killServer, .pauseServer:
             let instance = await cluster.owner(of: hotDrop) ?? 1
-            try cluster.signal(instance: instance, kind == .killServer ? SIGKILL : SIGSTOP)
-            return Fault(kind: kind, instance: instance, target: "s\(instance)")
+            if kind == .killServer {
+                try cluster.kill(instance: instance)
+            } else {
+                try cluster.pause(instance: instance)
+            }
+            return Fault(kind: kind, instance: instance, target: LocalCluster.name(ofInstance: instance))
         case .restartPostgres:
             try await cluster.crashAndRestartDatabase()
             return Fault(kind: kind, target: "postgres")
@@ -110,7 +114,7 @@ public struct Nemesis: Sendable {
     private func heal(_ fault: Fault) async throws {
         switch fault.kind {
         case .killServer: try await cluster.restart(instance: fault.instance ?? 1)
-        case .pauseServer: try cluster.signal(instance: fault.instance ?? 1, SIGCONT)
+        case .pauseServer: try cluster.resume(instance: fault.instance ?? 1)
         case .restartPostgres: break  // over once the cluster accepts connections again
         case .pausePostgres: cluster.resumeDatabase()
         case .killRedis: try await cluster.restartRedis()

@@ -103,7 +103,9 @@ public final class NemesisCluster: Sendable {
         return cluster.instance(owning: owner)
     }
 
-    public func signal(instance: Int, _ signal: Int32) throws { try cluster.signal(instance: instance, signal) }
+    public func kill(instance: Int) throws { try cluster.kill(instance: instance) }
+    public func pause(instance: Int) throws { try cluster.pause(instance: instance) }
+    public func resume(instance: Int) throws { try cluster.resume(instance: instance) }
     public func restart(instance: Int) async throws { try await cluster.restart(instance: instance) }
     public func killRedis() throws { try cluster.killRedis() }
     public func restartRedis() async throws { try await cluster.restartRedis() }

@@ -11,7 +11,8 @@ public final class InProcessTarget: LoadTarget {
 
     public init(strategy: Strategy, databaseURL: String, rowLockPoolSize: Int = Defaults.rowLockPoolSize) {
         self.databaseURL = databaseURL
-        pool = PostgresPool(url: databaseURL, size: strategy == .actor ? Defaults.actorPoolSize : rowLockPoolSize)
+        pool = PostgresPool(
+            url: databaseURL, size: strategy == .actor ? Defaults.actorBatchConnections : rowLockPoolSize)
         let store = PostgresStore(pool: pool)
         inventory = strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
     }
