@@ -12,6 +12,8 @@ dir=$(pwd)/.stockdrop/ha-e2e
 log=$(mktemp)
 trap '"$bin" ha stop --dir "$dir" >/dev/null 2>&1 || true; rm -f "$log"' EXIT
 
+# A killed earlier run's env file would pass the wait below before this start clears it.
+rm -f "$dir/env" "$dir/ha.json"
 "$bin" ha --dir "$dir" >"$log" 2>&1 &
 for _ in $(seq 1 180); do
   [ -f "$dir/env" ] && break

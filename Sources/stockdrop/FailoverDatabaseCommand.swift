@@ -41,10 +41,6 @@ struct FailoverDatabaseCommand: AsyncParsableCommand {
         }
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
     /// Says what went wrong and exits 69.
     static func fail(_ error: any Error) -> ExitCode { fail("\(error)") }
 
@@ -146,7 +142,9 @@ struct FailoverDatabaseCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
                 "Each node's role, state, timeline and lag, and whether the balancer leads to a writable primary.",
-            discussion: "Exit status 0 when a primary takes writes through the balancer, 1 when none does.")
+            discussion:
+                "Exit status 0 when a primary takes writes through the balancer, 1 when none does, 69 when no cluster runs in the directory."
+        )
 
         @OptionGroup var place: Place
 
@@ -190,32 +188,35 @@ struct FailoverDatabaseCommand: AsyncParsableCommand {
 
         func run() async throws {
             let control = try place.control()
-            defer { Task { await control.close() } }
-            let started = ContinuousClock.now
             let standby = control.addresses.synchronous ? await control.synchronousStandby() : nil
             let killed: PatroniControl.Killed
             do {
                 killed = try await control.killLeader()
             } catch {
+                await control.close()
                 throw FailoverDatabaseCommand.fail(error)
             }
             print(
-                "killed \(PatroniCluster.nodeName(killed.node)): Patroni \(killed.patroni.map { "pid \($0)" } ?? "not found"), "
-                    + "postmaster \(killed.postmaster.map { "pid \($0)" } ?? "not found"), \(killed.backends) backends")
-            if control.addresses.synchronous && standby == nil {
+                "killed \(PatroniCluster.nodeName(killed.node)): Patroni pid \(killed.patroni), "
+                    + "postmaster \(killed.postmaster.map { "pid \($0)" } ?? "not running"), \(killed.backends) backends"
+            )
+            // In strict mode only the synchronous standby may be promoted: with none, writes
+            // wait for the killed node to come back (the running `ha` brings it after 3 TTLs).
+            let noStandby = control.addresses.synchronous && standby == nil
+            if noStandby {
                 print(
                     "no node was synchronous standby at the kill: in strict mode Patroni promotes none of the others, "
                         + "so writes wait for \(PatroniCluster.nodeName(killed.node)) to come back")
             }
-            guard waitSeconds > 0 else { return }
-            guard let leader = await control.waitForNewPrimary(away: killed.node, seconds: waitSeconds) else {
-                throw FailoverDatabaseCommand.fail("no new primary took writes within \(waitSeconds) s")
+            guard waitSeconds > 0 else { return await control.close() }
+            let leader = await control.waitForNewPrimary(away: noStandby ? nil : killed.node, seconds: waitSeconds)
+            await control.close()
+            guard let leader else {
+                throw FailoverDatabaseCommand.fail("no primary took writes within \(waitSeconds) s of the kill")
             }
             print(
                 "\(PatroniCluster.nodeName(leader)) takes writes through the balancer "
-                    + String(
-                        format: "%.2f s after the kill", FailoverDatabaseCommand.seconds(ContinuousClock.now - started))
-            )
+                    + String(format: "%.2f s after the kill", (ContinuousClock.now - killed.at).seconds))
         }
     }
 
@@ -228,18 +229,18 @@ struct FailoverDatabaseCommand: AsyncParsableCommand {
 
         func run() async throws {
             let control = try place.control()
-            defer { Task { await control.close() } }
             let started = ContinuousClock.now
+            let moved: (from: Int, to: Int)
             do {
-                let (from, to) = try await control.switchover()
-                print(
-                    "\(PatroniCluster.nodeName(from)) -> \(PatroniCluster.nodeName(to)): writes through the balancer "
-                        + String(
-                            format: "%.2f s after the request",
-                            FailoverDatabaseCommand.seconds(ContinuousClock.now - started)))
+                moved = try await control.switchover()
             } catch {
+                await control.close()
                 throw FailoverDatabaseCommand.fail(error)
             }
+            await control.close()
+            print(
+                "\(PatroniCluster.nodeName(moved.from)) -> \(PatroniCluster.nodeName(moved.to)): writes through the balancer "
+                    + String(format: "%.2f s after the request", (ContinuousClock.now - started).seconds))
         }
     }
 
@@ -248,24 +249,25 @@ struct FailoverDatabaseCommand: AsyncParsableCommand {
             abstract: "Stop the cluster the `ha start` in this directory runs (SIGTERM to it), and wait for it.")
 
         @OptionGroup var place: Place
-        @Option(help: "Seconds to wait for it to stop.") var waitSeconds = 60.0
+        /// Each node's Patroni has 30 s to stop its PostgreSQL, one after another.
+        @Option(help: "Seconds to wait for it to stop.") var waitSeconds = 150.0
 
         func run() async throws {
+            let directory = place.directory
             let addresses: PatroniAddresses
             do {
-                addresses = try PatroniAddresses.read(directory: place.directory)
+                addresses = try PatroniAddresses.read(directory: directory)
             } catch {
                 throw FailoverDatabaseCommand.fail(error)
             }
             let supervisor = addresses.supervisor
             guard addresses.supervisorRuns else {
                 // Its supervisor died: what it started there goes, and nothing else.
-                await PatroniCluster.reapLeftovers(directory: place.directory)
-                print(
-                    "the cluster's `stockdrop ha` (pid \(supervisor)) was gone; killed what it left in \(place.directory)"
-                )
+                _ = await PatroniCluster.reapLeftovers(directory: directory)
+                print("the cluster's `stockdrop ha` (pid \(supervisor)) was gone; killed what it left in \(directory)")
                 return
             }
+            // The pid is the lock holder's: the start that holds the lock wrote this ha.json.
             kill(supervisor, SIGTERM)
             let deadline = ContinuousClock.now.advanced(by: .seconds(waitSeconds))
             while addresses.supervisorRuns {
@@ -275,8 +277,8 @@ struct FailoverDatabaseCommand: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(100))
             }
             // Nothing is left after a clean stop; whatever a stop that failed half-way left goes.
-            await PatroniCluster.reapLeftovers(directory: place.directory)
-            print("stopped the cluster in \(place.directory)")
+            _ = await PatroniCluster.reapLeftovers(directory: directory)
+            print("stopped the cluster in \(directory)")
         }
     }
 }

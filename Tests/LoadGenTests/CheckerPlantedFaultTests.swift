@@ -40,6 +40,16 @@ import Testing
         report.invariants.first { $0.name == name && !$0.ok }
     }
 
+    /// A hold of the run's first drop that ended unbought (cancelled or expired).
+    static func endedHold(of run: StrategyResult, _ pool: PostgresPool) async throws -> Int64 {
+        let row = try #require(
+            try await pool.query(
+                "SELECT id FROM reservations WHERE drop_id = $1 AND status IN ('CANCELLED', 'EXPIRED') LIMIT 1",
+                [.int64(run.drops[0])]
+            ).first)
+        return try row.int64("id")
+    }
+
     @Test(arguments: Strategy.allCases)
     func aRealRunHoldsEveryInvariant(_ strategy: Strategy) async throws {
         // Which buyers win the 12 units depends on timing; with half of them buying, a run in
@@ -94,12 +104,7 @@ import Testing
         let (run, pool) = try await Self.realRun("lost_write")
         defer { Task { await pool.close() } }
         // A hold the client was told of that ended without a purchase: nothing refers to it.
-        let row = try #require(
-            try await pool.query(
-                "SELECT id FROM reservations WHERE drop_id = $1 AND status IN ('CANCELLED', 'EXPIRED') LIMIT 1",
-                [.int64(run.drops[0])]
-            ).first)
-        let id = try row.int64("id")
+        let id = try await Self.endedHold(of: run, pool)
         #expect(run.history.records.contains { $0.operation == .reserve && $0.result == .ok && $0.reservationID == id })
         try await pool.query("DELETE FROM reservations WHERE id = $1", [.int64(id)])
         let report = try await Self.check(run)
@@ -127,12 +132,7 @@ import Testing
     @Test func holdLeftActivePastItsTTL() async throws {
         let (run, pool) = try await Self.realRun("stale_hold")
         defer { Task { await pool.close() } }
-        let row = try #require(
-            try await pool.query(
-                "SELECT id FROM reservations WHERE drop_id = $1 AND status IN ('CANCELLED', 'EXPIRED') LIMIT 1",
-                [.int64(run.drops[0])]
-            ).first)
-        let id = try row.int64("id")
+        let id = try await Self.endedHold(of: run, pool)
         try await pool.query(
             "UPDATE reservations SET status = 'ACTIVE', ended_at = NULL, expires_at = now() - interval '5 seconds' WHERE id = $1",
             [.int64(id)])

@@ -53,6 +53,6 @@ final class BatchTimings: Sendable {
     }
 
     private static func microseconds(_ duration: Duration) -> Int {
-        Int(duration.components.seconds) * 1_000_000 + Int(duration.components.attoseconds / 1_000_000_000_000)
+        Int(duration.microseconds)
     }
 }

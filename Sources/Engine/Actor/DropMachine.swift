@@ -378,6 +378,16 @@ struct DropMachine {
     mutating func recoveryFailed(_ error: EngineError) -> [Effect] {
         guard case .recovering = phase else { preconditionFailure("a reload failed while none was in flight") }
         if error.code == .fenced { return stepDown(error) }
+        let tickets = takeEveryWaitingTicket()
+        phase = .stale
+        return tickets.isEmpty ? [] : [.fail(tickets, error)]
+    }
+
+    // MARK: - Private
+
+    /// Every caller waiting in a line here (not the batch in flight), the lines emptied: they
+    /// are about to hear an error, and nothing they asked for is still to be done.
+    private mutating func takeEveryWaitingTicket() -> [Ticket] {
         let tickets = (Array(queue) + Array(settling) + Array(parked) + Array(undecided)).map(\.ticket)
         queue.removeAll()
         settling.removeAll()
@@ -385,24 +395,15 @@ struct DropMachine {
         undecided.removeAll()
         reservesPending.removeAll()
         sweepDue = false
-        phase = .stale
-        return tickets.isEmpty ? [] : [.fail(tickets, error)]
+        return tickets
     }
-
-    // MARK: - Private
 
     /// The lease is another instance's: every caller still waiting here (the fenced batch's
     /// too; the store applied nothing) hears the error, which names the owner when known.
     mutating func stepDown(_ error: EngineError) -> [Effect] {
-        var tickets =
-            inFlightTickets + (Array(queue) + Array(settling) + Array(parked) + Array(undecided)).map(\.ticket)
+        var tickets = inFlightTickets
+        tickets += takeEveryWaitingTicket()
         tickets.sort()
-        queue.removeAll()
-        settling.removeAll()
-        parked.removeAll()
-        undecided.removeAll()
-        reservesPending.removeAll()
-        sweepDue = false
         tenure?.trustedUntil = .distantPast
         phase = .deposed(error)
         return (tickets.isEmpty ? [] : [.fail(tickets, error)]) + [.stepDown]

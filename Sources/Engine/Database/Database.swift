@@ -26,4 +26,32 @@ public enum Database {
         }
         return url
     }
+
+    /// `url` with another database named in it (a URI's path; nil for a key=value string).
+    public static func url(_ url: String, database: String) -> String? {
+        guard var components = URLComponents(string: url), components.scheme?.hasPrefix("postgres") == true else {
+            return nil
+        }
+        components.path = "/" + database
+        return components.string
+    }
+
+    /// An empty database `name` on the server `url` leads to (dropped first if it exists:
+    /// throwaway databases only), and its URL.
+    public static func fresh(_ name: String, onServerOf url: String) async throws -> String {
+        guard let admin = Self.url(url, database: "postgres"), let fresh = Self.url(url, database: name) else {
+            throw PostgresError(
+                kind: .connection, message: "not a postgresql:// URL: cannot name another database in it")
+        }
+        let connection = try await PostgresConnection.connect(admin)
+        do {
+            try await connection.execute("DROP DATABASE IF EXISTS \(EmbeddedPostgres.quoted(name)) WITH (FORCE)")
+            try await connection.execute("CREATE DATABASE \(EmbeddedPostgres.quoted(name))")
+            await connection.close()
+        } catch {
+            await connection.close()
+            throw error
+        }
+        return fresh
+    }
 }

@@ -165,11 +165,7 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Drops and recreates `name`, returning its URL: each test suite's database of its own.
     public func freshDatabase(_ name: String) async throws -> String {
-        let admin = try await PostgresConnection.connect(url(database: "postgres"))
-        defer { Task { await admin.close() } }
-        try await admin.execute("DROP DATABASE IF EXISTS \(Self.quoted(name)) WITH (FORCE)")
-        try await admin.execute("CREATE DATABASE \(Self.quoted(name))")
-        return url(database: name)
+        try await Database.fresh(name, onServerOf: url(database: "postgres"))
     }
 
     // MARK: - Private

@@ -77,8 +77,9 @@ public enum Bench {
         return report
     }
 
+    /// Both phases, or only the committed claims (`soldOut` false: its rejection figures are 0).
     static func run(
-        _ strategy: Strategy, _ options: BenchOptions, progress: @Sendable (String) -> Void
+        _ strategy: Strategy, _ options: BenchOptions, soldOut: Bool = true, progress: @Sendable (String) -> Void
     ) async throws -> BenchResult {
         let url = try await FreshDatabase.url(for: "bench", strategy, configured: options.databaseURL)
         let pool = PostgresPool(
@@ -88,11 +89,14 @@ public enum Bench {
 
         // Sold-out rejections first: answered from memory (actor), they must not share the
         // machine's two cores with the autovacuum that the commit phase's rows set off.
-        progress("bench: \(strategy), sold-out rejections")
-        let soldOut = try await inventory.createDrop(
-            DropSpec(name: "bench sold-out drop", priceCents: 1, totalStock: 0))
-        let rejections = try await hammer(callers: options.callers, seconds: options.seconds) { user in
-            try await inventory.reserve(drop: soldOut.id, user: user) == .soldOut
+        var rejections = Tally()
+        if soldOut {
+            progress("bench: \(strategy), sold-out rejections")
+            let empty = try await inventory.createDrop(
+                DropSpec(name: "bench sold-out drop", priceCents: 1, totalStock: 0))
+            rejections = try await hammer(callers: options.callers, seconds: options.seconds) { user in
+                try await inventory.reserve(drop: empty.id, user: user) == .soldOut
+            }
         }
 
         let hot = try await inventory.createDrop(
@@ -118,7 +122,8 @@ public enum Bench {
             committedClaimsInDatabase: inDatabase,
             reserveLatencyMilliseconds: LatencySummary(microseconds: claims.latencies),
             rejections: rejections.successes,
-            rejectionsPerSecond: Double(rejections.successes) / rejections.elapsedSeconds,
+            rejectionsPerSecond: rejections.elapsedSeconds > 0
+                ? Double(rejections.successes) / rejections.elapsedSeconds : 0,
             rejectionLatencyMilliseconds: LatencySummary(microseconds: rejections.latencies),
             errors: claims.errors + rejections.errors,
             actorBytesPerActiveReservation: strategy == .actor ? ActorMemoryProbe.bytesPerActiveReservation() : nil,

@@ -1,4 +1,4 @@
-// `stockdrop bench --compare-url URL`: the same committed-claims bench against two databases
+// `stockdrop bench --compare-url URL`: the same committed-claims phase against two databases
 // in one run, alternated round by round (reference, other, reference, …) so that both meet the
 // same machine in the same minutes: what a setting costs (synchronous replication against one
 // node, a balancer's hop, another server) as a ratio, not two figures from different hours.
@@ -57,24 +57,31 @@ public struct BenchComparison: Codable, Sendable {
 
 extension Bench {
     /// `rounds` rounds of the committed-claims phase of `strategy` against `options`'
-    /// database, each followed by the same against `otherURL`.
+    /// database, each followed by the same against `otherURL`. Each round on each side starts
+    /// on an empty database (the embedded one's `stockdrop_bench_<strategy>`, else
+    /// `stockdrop_bench_compare` created on that server), so neither side's tables grow
+    /// round after round while the other's do not.
     public static func compare(
         _ options: BenchOptions, with otherURL: String, rounds: Int, progress: @Sendable (String) -> Void
     ) async throws -> BenchComparison {
         let strategy = options.strategies.first ?? .actor
-        var other = options
-        other.databaseURL = otherURL
         var comparison = BenchComparison(
             strategy: strategy, callers: options.callers, seconds: options.seconds,
             reference: BenchComparison.redacted(options.databaseURL), other: BenchComparison.redacted(otherURL),
             referenceClaimsPerSecond: [], otherClaimsPerSecond: [])
+        /// The committed-claims phase on an empty database of the server `url` leads to.
+        func measure(_ url: String?) async throws -> Double {
+            var side = options
+            if let url, !url.isEmpty {
+                side.databaseURL = try await Database.fresh("stockdrop_bench_compare", onServerOf: url)
+            }
+            return try await run(strategy, side, soldOut: false, progress: progress).committedClaimsPerSecond
+        }
         for round in 1...rounds {
             progress("bench: round \(round) of \(rounds), the reference")
-            comparison.referenceClaimsPerSecond.append(
-                try await run(strategy, options, progress: progress).committedClaimsPerSecond)
+            comparison.referenceClaimsPerSecond.append(try await measure(options.databaseURL))
             progress("bench: round \(round) of \(rounds), the other")
-            comparison.otherClaimsPerSecond.append(
-                try await run(strategy, other, progress: progress).committedClaimsPerSecond)
+            comparison.otherClaimsPerSecond.append(try await measure(otherURL))
         }
         return comparison
     }

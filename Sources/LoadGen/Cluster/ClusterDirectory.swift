@@ -22,6 +22,17 @@ enum ClusterDirectory {
 
     static let variable = "STOCKDROP_CLUSTER_DIR"
 
+    /// Whether a harness holds the directory's lock now (its cluster runs): the lock goes with
+    /// its process, so a pid that was reused or a stale file never says "running".
+    static func isHeld(_ directory: String) -> Bool {
+        let lock = open(directory + "/lock", O_RDONLY | O_CLOEXEC)
+        guard lock >= 0 else { return false }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { return errno == EWOULDBLOCK }
+        flock(lock, LOCK_UN)
+        return false
+    }
+
     /// Kills what an earlier harness started in `directory` and left running (it died before
     /// its stop): every process whose environment names the directory, and its Redis (which
     /// rewrites its process title over its environment, but names its socket in the title).

@@ -132,10 +132,13 @@ public final class PatroniCluster: Sendable {
     }
 
     /// What a cluster whose supervisor died left running in `directory` (every process started
-    /// there), and its addresses.
-    public static func reapLeftovers(directory: String) async {
-        await OffPool.run { ClusterDirectory.reapStale(directory: directory) }
+    /// there), and its addresses, under the directory's lock: never while a harness runs there.
+    /// False when one does.
+    public static func reapLeftovers(directory: String) async -> Bool {
+        guard let lock = try? await ClusterDirectory.claim(directory) else { return false }
         try? FileManager.default.removeItem(atPath: PatroniAddresses.path(in: directory))
+        close(lock)
+        return true
     }
 
     /// Every node's Patroni (which stops its PostgreSQL), then HAProxy and etcd.

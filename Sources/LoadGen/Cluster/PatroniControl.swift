@@ -40,8 +40,8 @@ public struct PatroniAddresses: Codable, Sendable, Equatable {
         try encoder.encode(self).write(to: URL(fileURLWithPath: Self.path(in: directory)), options: .atomic)
     }
 
-    /// Whether the supervisor still runs (a signal 0 finds it, and it is no zombie).
-    public var supervisorRuns: Bool { kill(supervisor, 0) == 0 && !ClusterDirectory.isZombie(supervisor) }
+    /// Whether the supervisor still runs: it holds the directory's lock until it exits.
+    public var supervisorRuns: Bool { ClusterDirectory.isHeld(directory) }
 }
 
 public final class PatroniControl: Sendable {
@@ -104,39 +104,46 @@ public final class PatroniControl: Sendable {
         public var timeline: Int?
         /// Bytes of WAL received but not yet replayed, for a replica that says.
         public var replayLagBytes: Int?
+
+        /// From Patroni's answer to GET /patroni (nil or unreadable: a node that did not
+        /// answer). A replica's `xlog` has received and replayed positions; a primary's only
+        /// its own; a Patroni whose PostgreSQL does not answer sends `state` and `role` alone.
+        init(node: Int, patroniJSON: Data?) {
+            self.node = node
+            guard let patroniJSON,
+                let object = try? JSONSerialization.jsonObject(with: patroniJSON) as? [String: Any]
+            else { return }
+            role = object["role"] as? String
+            state = object["state"] as? String
+            timeline = object["timeline"] as? Int
+            if let replication = object["xlog"] as? [String: Any],
+                let received = replication["received_location"] as? Int,
+                let replayed = replication["replayed_location"] as? Int
+            {
+                replayLagBytes = max(0, received - replayed)
+            }
+        }
     }
 
     /// Every node as its own Patroni describes it.
     public func members() async -> [Member] {
         var members: [Member] = []
         for node in 1...addresses.nodes {
-            var member = Member(node: node)
-            if let reply = try? await restClients[node - 1].send(method: .GET, path: "/patroni"),
-                let object = try? JSONSerialization.jsonObject(with: Data(buffer: reply.body)) as? [String: Any]
-            {
-                member.role = object["role"] as? String
-                member.state = object["state"] as? String
-                member.timeline = object["timeline"] as? Int
-                if let replication = object["xlog"] as? [String: Any],
-                    let received = replication["received_location"] as? Int,
-                    let replayed = replication["replayed_location"] as? Int
-                {
-                    member.replayLagBytes = max(0, received - replayed)
-                }
-            }
-            members.append(member)
+            let reply = try? await restClients[node - 1].send(method: .GET, path: "/patroni")
+            members.append(Member(node: node, patroniJSON: reply.map { Data(buffer: $0.body) }))
         }
         return members
     }
 
     // MARK: faults and moves
 
-    /// What `killLeader` killed.
+    /// What `killLeader` killed, and when.
     public struct Killed: Sendable {
         public var node: Int
-        public var patroni: pid_t?
+        public var patroni: pid_t
         public var postmaster: pid_t?
         public var backends: Int
+        public var at: ContinuousClock.Instant
     }
 
     /// SIGKILL of the primary's Patroni, postmaster and backends at once, as if its machine
@@ -146,12 +153,26 @@ public final class PatroniControl: Sendable {
             throw LocalCluster.Failure(description: "no leader to kill")
         }
         let configuration = configurationPath(node)
-        let patroni = await OffPool.run {
-            ClusterDirectory.processes(in: self.addresses.directory, commandLineContaining: configuration).first
+        let data = dataDirectory(node)
+        let (patronis, postmaster) = await OffPool.run {
+            // The postmaster its pid file names, if that process is still this node's server
+            // (a pid file can outlive its process, and the pid be reused).
+            let named = (try? String(contentsOfFile: data + "/postmaster.pid", encoding: .utf8))?
+                .split(separator: "\n").first.flatMap { pid_t($0) }
+            let commandLine = named.flatMap { FileManager.default.contents(atPath: "/proc/\($0)/cmdline") }
+            return (
+                ClusterDirectory.processes(in: self.addresses.directory, commandLineContaining: configuration),
+                commandLine?.range(of: Data(data.utf8)) != nil ? named : nil
+            )
         }
-        let postmaster = (try? String(contentsOfFile: dataDirectory(node) + "/postmaster.pid", encoding: .utf8))?
-            .split(separator: "\n").first.flatMap { pid_t($0) }
-        if let patroni { kill(patroni, SIGKILL) }
+        // Without its Patroni the kill would be a crash its Patroni repairs, not a lost machine.
+        guard patronis.count == 1, let patroni = patronis.first else {
+            throw LocalCluster.Failure(
+                description:
+                    "\(Self.nodeName(node))'s Patroni not found among the processes started in \(addresses.directory)"
+                    + " (found \(patronis.count)); nothing killed")
+        }
+        kill(patroni, SIGKILL)
         var backends: [pid_t] = []
         if let postmaster {
             // Stopped first, so it forks no backend between the listing and the kill.
@@ -160,7 +181,7 @@ public final class PatroniControl: Sendable {
             kill(postmaster, SIGKILL)
             for backend in backends { kill(backend, SIGKILL) }
         }
-        return Killed(node: node, patroni: patroni, postmaster: postmaster, backends: backends.count)
+        return Killed(node: node, patroni: patroni, postmaster: postmaster, backends: backends.count, at: .now)
     }
 
     /// A planned change of primary (Patroni picks the synchronous standby). Returns the old
@@ -187,8 +208,9 @@ public final class PatroniControl: Sendable {
         throw LocalCluster.Failure(description: "no new leader \(Int(seconds)) s after the switchover")
     }
 
-    /// A node other than `away` leads and takes writes through HAProxy; nil after `seconds`.
-    public func waitForNewPrimary(away node: Int, seconds: Double) async -> Int? {
+    /// A node other than `away` (any node when nil) leads and takes writes through HAProxy;
+    /// nil after `seconds`.
+    public func waitForNewPrimary(away node: Int?, seconds: Double) async -> Int? {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if let leader = await leader(), leader != node, (try? await waitWritable(seconds: 0.5)) != nil {
@@ -232,8 +254,9 @@ public final class PatroniControl: Sendable {
         let pool = HTTPConnectionPool(
             host: "127.0.0.1", port: addresses.restPorts[node - 1], connections: 1, timeoutMilliseconds: 60_000,
             eventLoopThreads: 1)
-        defer { Task { await pool.close() } }
-        return try? await pool.send(
+        let reply = try? await pool.send(
             method: .POST, path: path, headers: [("Content-Type", "application/json")], body: ByteBuffer(string: body))
+        await pool.close()
+        return reply
     }
 }

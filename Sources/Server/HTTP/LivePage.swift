@@ -162,7 +162,7 @@ enum LivePage {
           // The tab's life only: a token that can buy must not outlive the visit.
           sessionStorage.setItem("stockdrop.token", token());
           const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-          const current = new WebSocket(scheme + location.host + "/v1/live?token=" + encodeURIComponent(token()));
+          const current = new WebSocket(scheme + location.host + "\#(RoutePaths.live)?token=" + encodeURIComponent(token()));
           socket = current;
           $("status").textContent = "connecting…";
           current.onopen = () => { $("status").textContent = "live"; };

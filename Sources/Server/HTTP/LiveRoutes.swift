@@ -42,7 +42,7 @@ struct LiveRoutes: Sendable {
         let proxies = self.proxies
         let clock = self.clock
         router.ws(
-            "/v1/live",
+            RouterPath(RoutePaths.live),
             shouldUpgrade: { request, context in
                 let address = proxies.client(
                     peer: context.peer, forwardedFor: request.headers[values: .xForwardedFor].joined(separator: ","))
@@ -135,7 +135,7 @@ struct LiveRoutes: Sendable {
     /// token, else 426 saying how to ask (a browser or a fuzzer that forgot the upgrade learns
     /// why, instead of a 404).
     static func addPlainRequest(to router: Router<StockdropContext>, authority: TokenAuthority) {
-        router.get("/v1/live") { request, _ -> Response in
+        router.get(RouterPath(RoutePaths.live)) { request, _ -> Response in
             _ = try await caller(of: request, authority: authority)
             throw APIError(.upgradeRequired, APIError.Code.upgradeRequired.meaning)
         }

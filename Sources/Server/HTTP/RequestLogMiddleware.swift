@@ -1,6 +1,7 @@
 // The outermost middleware: the client's address (through trusted proxies), a request id (the client's X-Request-Id when sane, else a fresh
 // one) on the logger and the response, one structured log line per request, and the request
 // metrics by route template (never the raw path, which would explode label cardinality).
+import Engine
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -84,8 +85,7 @@ struct RequestLogMiddleware: RouterMiddleware {
     /// `12.345`: milliseconds with three decimals, without Foundation's String(format:),
     /// which cost more than the rest of the line.
     static func milliseconds(_ duration: Duration) -> String {
-        let micros = max(
-            0, duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)
+        let micros = max(0, duration.microseconds)
         let fraction = micros % 1_000
         return "\(micros / 1_000)." + (fraction < 10 ? "00" : fraction < 100 ? "0" : "") + "\(fraction)"
     }

@@ -6,6 +6,8 @@ enum RoutePaths {
     static let drops = "/v1/drops"
     static let drop = "/v1/drops/{id}"
     static let myReservations = "/v1/reservations/me"
+    /// The live events' WebSocket (and, on a plain GET, a 426 that says so).
+    static let live = "/v1/live"
     static let reserve = "/v1/drops/{id}/reserve"
     static let purchase = "/v1/drops/{id}/purchase"
     static let cancel = "/v1/drops/{id}/reservation"

@@ -17,7 +17,8 @@ struct ShedPolicy: Sendable, Equatable {
     let minimumInFlight: Int
     /// Answers per second over the samples.
     private var answerRate = SmoothedRate()
-    /// Requests shed per second, smoothed the same way.
+    /// Requests shed per second, each sample averaged with the last (from zero: unlike the
+    /// answer rate, a first sample of shedding counts half).
     private(set) var shedPerSecond = 0.0
     /// The event loops' worst lateness in the last sample.
     private(set) var loopLagMicroseconds: Int64 = 0

@@ -43,7 +43,7 @@ enum OpenAPIDocument {
             summary: "The live drop page (HTML, CSS and JavaScript; nothing fetched from the network)", access: .open,
             success: (200, "The page", ["type": "string"])),
         Operation(
-            method: "get", path: "/v1/live",
+            method: "get", path: RoutePaths.live,
             summary:
                 "WebSocket of live events (JSON text frames, each one event or an array of the events that were pending together): first a `snapshot` of every drop, then `drop.created`, `stock.changed` (coalesced per drop, ending on the committed value), `purchase.completed`, and to their owner only `reservation.expired` and `reservation.purchased`. Token in the Authorization header or, for browsers, `?token=`.",
             access: .user, success: (101, "Switching Protocols: the socket is open", nil),
