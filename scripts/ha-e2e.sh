@@ -8,7 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${STOCKDROP_BIN:-.build/debug/stockdrop}
-dir=$(pwd)/.stockdrop/ha-e2e
+# Beside the embedded database (the checkout's .stockdrop, or /tmp/stockdrop-<hash> when the
+# postgres user cannot enter the checkout, as in a mktemp clone): Patroni runs as postgres.
+home=$(dirname "$("$bin" db url | sed -n 's/.*host=\([^&]*\).*/\1/p')")
+dir=$home/ha-e2e
 log=$(mktemp)
 trap '"$bin" ha stop --dir "$dir" >/dev/null 2>&1 || true; rm -f "$log"' EXIT
 

@@ -20,9 +20,14 @@ struct FailoverDatabaseCommand: AsyncParsableCommand {
         defaultSubcommand: Start.self)
 
     struct Place: ParsableArguments {
-        @Option(help: "The state directory: data, logs, Patroni's configurations, ha.json.") var dir = ".stockdrop/ha"
+        @Option(
+            help: ArgumentHelp(
+                "The state directory: data, logs, Patroni's configurations, ha.json (default: ha beside the embedded database, .stockdrop/ha in a checkout the postgres user can enter).",
+                valueName: "dir")) var dir: String?
 
-        var directory: String { URL(fileURLWithPath: dir).standardized.path }
+        var directory: String {
+            URL(fileURLWithPath: dir ?? (((try? EmbeddedPostgres())?.home ?? ".stockdrop") + "/ha")).standardized.path
+        }
 
         /// The running cluster's control, or exit 69 saying there is none.
         func control() throws -> PatroniControl {

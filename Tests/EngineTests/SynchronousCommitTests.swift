@@ -127,6 +127,41 @@ import Testing
             ).first?.int("n") == 1)
     }
 
+    /// Leases across a failover: an engine trusts a lease only from its grant's answer, so a
+    /// grant whose commit stopped waiting for the standby (committed here, perhaps on no
+    /// standby, so perhaps gone after a promotion) must not come back as a grant. It fails
+    /// instead, and the engine answers nothing from memory under it; the row it left names this
+    /// instance, which only delays another instance until the lease runs out.
+    @Test func aLeaseGrantThatStoppedWaitingForItsStandbyIsNeverTrusted() async throws {
+        let url = try await Self.waitingForAStandby.value
+        let setup = try await PostgresConnection.connect(url)
+        try await setup.execute("SET synchronous_commit = local")
+        let drop = try #require(
+            try await setup.query(
+                """
+                INSERT INTO drops (name, price_cents, total_stock, per_user_limit, reserve_ttl_ms)
+                VALUES ('lease in doubt', 100, 5, 1, 60000) RETURNING id
+                """
+            ).first?.int64("id"))
+        await setup.close()
+
+        let pool = PostgresPool(url: url, size: 1)
+        let canceller = Self.cancellingWaits(url)
+        let owner = LeaseOwner(instance: "s1~doubt")
+        await #expect(throws: (any Error).self, "a grant in doubt is no grant") {
+            _ = try await PostgresStore(pool: pool).acquireLease(on: drop, for: owner)
+        }
+        canceller.cancel()
+        #expect(try await canceller.value >= 1)
+        await pool.close()
+        let reader = try await PostgresConnection.connect(url)
+        defer { Task { await reader.close() } }
+        // Committed on this node all the same: exactly the grant a promotion may take away.
+        #expect(
+            try await reader.query("SELECT lease_owner FROM drops WHERE id = $1", [.int64(drop)]).first?.string(
+                "lease_owner") == owner.instance)
+    }
+
     @Test func aReadOnlyDatabaseIsRefusedByTheMigratorAndReportedByTheStore() async throws {
         let url = try await TestDatabase.fresh("read_only")
         let admin = try await PostgresConnection.connect(url)

@@ -75,6 +75,7 @@ public final class PatroniCluster: Sendable {
                 try? FileManager.default.removeItem(atPath: directory + "/" + entry)
             }
             try Self.handToPostgres(directory)
+            try await Self.checkPostgresCanEnter(directory)
             ports = try ClusterDirectory.freeLoopbackPorts(3 + 2 * options.nodes)
         } catch {
             close(lock)
@@ -330,6 +331,20 @@ public final class PatroniCluster: Sendable {
     }
 
     // MARK: helpers
+
+    /// Patroni and PostgreSQL run as `postgres`: every directory above `directory` must let
+    /// that user through (a checkout under a root-only directory, such as mktemp's, does not),
+    /// or Patroni reads an empty configuration and PostgreSQL cannot start.
+    static func checkPostgresCanEnter(_ directory: String) async throws {
+        guard getuid() == 0, getpwnam("postgres") != nil, let runuser = ChildSpawn.which("runuser") else { return }
+        let test = try await ChildSpawn.run(runuser, ["-u", "postgres", "--", "test", "-r", directory + "/lock"])
+        guard test.exit == .exited(0) else {
+            throw LocalCluster.Failure(
+                description:
+                    "the postgres user cannot reach \(directory) (a directory above it is closed to other users): "
+                    + "choose another --dir, or leave it out (the default follows the embedded database's home)")
+        }
+    }
 
     /// The path, owned by `postgres` when this process is root (Patroni and PostgreSQL run as
     /// that user and write there).
