@@ -54,6 +54,20 @@ import Testing
         }
     }
 
+    /// A drop made without waiting for the standby (synchronous_commit local for this session).
+    static func drop(named name: String, on url: String) async throws -> DropID {
+        let setup = try await PostgresConnection.connect(url)
+        defer { Task { await setup.close() } }
+        try await setup.execute("SET synchronous_commit = local")
+        return try #require(
+            try await setup.query(
+                """
+                INSERT INTO drops (name, price_cents, total_stock, per_user_limit, reserve_ttl_ms)
+                VALUES ($1, 100, 5, 1, 60000) RETURNING id
+                """, [.text(name)]
+            ).first?.int64("id"))
+    }
+
     @Test func aCommitCancelledWhileWaitingForItsStandbyIsInDoubt() async throws {
         let url = try await Self.waitingForAStandby.value
         let connection = try await PostgresConnection.connect(url)
@@ -98,16 +112,7 @@ import Testing
 
     @Test func theStoreCallsSuchABatchOutcomeUnknown() async throws {
         let url = try await Self.waitingForAStandby.value
-        let setup = try await PostgresConnection.connect(url)
-        try await setup.execute("SET synchronous_commit = local")
-        let drop = try #require(
-            try await setup.query(
-                """
-                INSERT INTO drops (name, price_cents, total_stock, per_user_limit, reserve_ttl_ms)
-                VALUES ('in doubt', 100, 5, 1, 60000) RETURNING id
-                """
-            ).first?.int64("id"))
-        await setup.close()
+        let drop = try await Self.drop(named: "in doubt", on: url)
 
         let pool = PostgresPool(url: url, size: 1)
         let canceller = Self.cancellingWaits(url)
@@ -134,16 +139,7 @@ import Testing
     /// instance, which only delays another instance until the lease runs out.
     @Test func aLeaseGrantThatStoppedWaitingForItsStandbyIsNeverTrusted() async throws {
         let url = try await Self.waitingForAStandby.value
-        let setup = try await PostgresConnection.connect(url)
-        try await setup.execute("SET synchronous_commit = local")
-        let drop = try #require(
-            try await setup.query(
-                """
-                INSERT INTO drops (name, price_cents, total_stock, per_user_limit, reserve_ttl_ms)
-                VALUES ('lease in doubt', 100, 5, 1, 60000) RETURNING id
-                """
-            ).first?.int64("id"))
-        await setup.close()
+        let drop = try await Self.drop(named: "lease in doubt", on: url)
 
         let pool = PostgresPool(url: url, size: 1)
         let canceller = Self.cancellingWaits(url)
