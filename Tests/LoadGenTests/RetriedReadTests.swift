@@ -30,24 +30,28 @@ import Testing
     }
 
     @Test func anErrorAboutTheQueryIsNotReadAgain() async throws {
-        let attempts = Mutex(0)
-        await #expect(throws: PostgresError.self) {
-            try await RetriedRead.run(seconds: 600) {
-                attempts.withLock { $0 += 1 }
-                throw PostgresError(kind: .server, sqlState: "42P01", message: "relation does not exist")
-            }
-        }
-        #expect(attempts.withLock { $0 } == 1)
+        let attempts = await Self.attempts(
+            failingWith: PostgresError(kind: .server, sqlState: "42P01", message: "relation does not exist"),
+            seconds: 600)
+        #expect(attempts == 1)
     }
 
     @Test func aDatabaseGoneLongerThanTheBoundFailsTheRead() async throws {
+        let attempts = await Self.attempts(
+            failingWith: PostgresError(kind: .connection, message: "connection refused"), seconds: 1)
+        #expect(attempts > 1)
+    }
+
+    /// How many times a read that always fails with `error` was tried before the error
+    /// reached the caller (which it must).
+    static func attempts(failingWith error: PostgresError, seconds: Int) async -> Int {
         let attempts = Mutex(0)
         await #expect(throws: PostgresError.self) {
-            try await RetriedRead.run(seconds: 1) {
+            try await RetriedRead.run(seconds: seconds) {
                 attempts.withLock { $0 += 1 }
-                throw PostgresError(kind: .connection, message: "connection refused")
+                throw error
             }
         }
-        #expect(attempts.withLock { $0 } > 1)
+        return attempts.withLock { $0 }
     }
 }

@@ -35,10 +35,10 @@ final class BatchTimings: Sendable {
     func record(claims count: Int, store: Duration, hop: Duration, answer: Duration, gap: Duration?) {
         batches.add(1, ordering: .relaxed)
         claims.add(count, ordering: .relaxed)
-        self.store.add(Self.microseconds(store), ordering: .relaxed)
-        self.hop.add(Self.microseconds(hop), ordering: .relaxed)
-        self.answer.add(Self.microseconds(answer), ordering: .relaxed)
-        if let gap { self.gap.add(Self.microseconds(gap), ordering: .relaxed) }
+        self.store.add(Int(store.microseconds), ordering: .relaxed)
+        self.hop.add(Int(hop.microseconds), ordering: .relaxed)
+        self.answer.add(Int(answer.microseconds), ordering: .relaxed)
+        if let gap { self.gap.add(Int(gap.microseconds), ordering: .relaxed) }
     }
 
     var statistics: BatchStatistics {
@@ -50,9 +50,5 @@ final class BatchTimings: Sendable {
         statistics.answerMicroseconds = answer.load(ordering: .relaxed)
         statistics.gapMicroseconds = gap.load(ordering: .relaxed)
         return statistics
-    }
-
-    private static func microseconds(_ duration: Duration) -> Int {
-        Int(duration.microseconds)
     }
 }

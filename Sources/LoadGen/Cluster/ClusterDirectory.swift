@@ -37,20 +37,12 @@ enum ClusterDirectory {
     /// its stop): every process whose environment names the directory, and its Redis (which
     /// rewrites its process title over its environment, but names its socket in the title).
     static func reapStale(directory: String) {
-        let marker = Data("\(variable)=\(directory)\0".utf8)
+        let marker = Self.marker(directory)
         let redisTitle = Data("unixsocket:\(directory)/redis.sock".utf8)
-        let me = getpid()
-        var stale: [pid_t] = []
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = pid_t(entry), pid != me else { continue }
-            let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ") ?? Data()
-            let title = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") ?? Data()
-            if environment.range(of: marker) != nil
+        let stale = processes(where: { environment, title in
+            environment.range(of: marker) != nil
                 || (title.range(of: Data("redis-server".utf8)) != nil && title.range(of: redisTitle) != nil)
-            {
-                stale.append(pid)
-            }
-        }
+        })
         for pid in stale { kill(pid, SIGKILL) }
         // Gone, or a zombie its new parent has yet to reap (it holds nothing any more).
         for pid in stale {
@@ -58,21 +50,29 @@ enum ClusterDirectory {
         }
     }
 
-    static func isZombie(_ pid: pid_t) -> Bool { statFields(of: pid)?.first == "Z" }
+    private static func isZombie(_ pid: pid_t) -> Bool { statFields(of: pid)?.first == "Z" }
+
+    /// What every process started in `directory` carries in its environment.
+    private static func marker(_ directory: String) -> Data { Data("\(variable)=\(directory)\0".utf8) }
 
     /// The live processes started in `directory` (their environment names it) with an
     /// argument holding `text`: a node's Patroni is found by its configuration file.
     static func processes(in directory: String, commandLineContaining text: String) -> [pid_t] {
-        let marker = Data("\(variable)=\(directory)\0".utf8)
+        let marker = Self.marker(directory)
         let needle = Data(text.utf8)
+        return processes(where: { environment, commandLine in
+            environment.range(of: marker) != nil && commandLine.range(of: needle) != nil
+        }).filter { !isZombie($0) }
+    }
+
+    /// Every other process whose environment and command line (empty when unreadable) match.
+    private static func processes(where matches: (_ environment: Data, _ commandLine: Data) -> Bool) -> [pid_t] {
+        let me = getpid()
         return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-            guard let pid = pid_t(entry), !isZombie(pid),
-                let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
-                environment.range(of: marker) != nil,
-                let commandLine = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
-                commandLine.range(of: needle) != nil
-            else { return nil }
-            return pid
+            guard let pid = pid_t(entry), pid != me else { return nil }
+            let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ") ?? Data()
+            let commandLine = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") ?? Data()
+            return matches(environment, commandLine) ? pid : nil
         }
     }
 

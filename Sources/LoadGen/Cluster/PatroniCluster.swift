@@ -83,8 +83,7 @@ public final class PatroniCluster: Sendable {
         }
         let addresses = PatroniAddresses(
             directory: directory, balancerPort: ports[0], postgresPorts: Array(ports[3..<(3 + options.nodes)]),
-            restPorts: Array(ports[(3 + options.nodes)...]), synchronous: options.synchronous,
-            ttlSeconds: options.ttlSeconds, supervisor: getpid())
+            restPorts: Array(ports[(3 + options.nodes)...]), synchronous: options.synchronous, supervisor: getpid())
         let cluster = PatroniCluster(
             options: options, control: PatroniControl(addresses), etcdPorts: (ports[1], ports[2]), lock: lock)
         do {

@@ -17,7 +17,6 @@ public struct PatroniAddresses: Codable, Sendable, Equatable {
     public var postgresPorts: [Int]
     public var restPorts: [Int]
     public var synchronous: Bool
-    public var ttlSeconds: Int
     /// The process that started the cluster and stops it (`stockdrop ha`, a nemesis run).
     public var supervisor: Int32
 

@@ -6,7 +6,9 @@
 import Engine
 
 enum RetriedRead {
-    static func run<T: Sendable>(seconds: Int, _ read: () async throws -> T) async throws -> T {
+    static func run<T: Sendable>(
+        seconds: Int = LoadDefaults.databaseRecoverySeconds, _ read: () async throws -> T
+    ) async throws -> T {
         let deadline = ContinuousClock.now.advanced(by: .seconds(seconds))
         while true {
             do {

@@ -27,7 +27,7 @@ struct StrategyLoad: Sendable {
         // The checker sets what users were told beside the rows' timestamps, which are the
         // database's clock: a harness on another host moves its history onto that clock, as
         // a shard does (on one host the offset is a few microseconds).
-        let offset = try? await RetriedRead.run(seconds: LoadDefaults.databaseRecoverySeconds) {
+        let offset = try? await RetriedRead.run {
             try await ClockOffset.measure(pool: observer)
         }
         let load = try await self.load(users, drops: dropIDs, clock: RunClock(), observer: observer)
@@ -44,7 +44,7 @@ struct StrategyLoad: Sendable {
             load.ticker.cancel()
             samples = await load.ticker.value
             let checker = Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
-            check = try await RetriedRead.run(seconds: LoadDefaults.databaseRecoverySeconds) {
+            check = try await RetriedRead.run {
                 try await checker.check(pool: observer, drops: dropIDs, history: history)
             }
         } catch {
@@ -53,7 +53,7 @@ struct StrategyLoad: Sendable {
         }
         var live: LiveFigures?
         if let watchers {
-            let rows = try await RetriedRead.run(seconds: LoadDefaults.databaseRecoverySeconds) {
+            let rows = try await RetriedRead.run {
                 try await observer.query(
                     "SELECT id, total_stock - sold - reserved AS available FROM drops WHERE id = ANY($1)",
                     [.int64Array(dropIDs)])
