@@ -228,8 +228,11 @@ import Testing
         defer { Task { await subject.close() } }
         let store = subject.store
         let drop = try await store.createDrop(spec(stock: 5))
-        let a = LeaseOwner(instance: "a")
-        let b = LeaseOwner(instance: "b")
+        // Time moves by `advance`: leases no loaded machine's pause outlasts (3 s ones once
+        // lapsed in real time between two steps of a full suite on two cores), moved twice
+        // while user 1's 60 s hold stays live.
+        let a = LeaseOwner(instance: "a", leaseMilliseconds: 20_000)
+        let b = LeaseOwner(instance: "b", leaseMilliseconds: 20_000)
         #expect(try await store.acquireLease(on: drop.id + 999, for: a) == nil)
         guard case .granted(let loaded, let first, nil) = try await store.acquireLease(on: drop.id, for: a) else {
             Issue.record("a fresh drop's lease is granted")
@@ -240,7 +243,7 @@ import Testing
         let reserved = try await store.apply(
             ClaimBatch(
                 dropID: drop.id, items: [ClaimItem(.reserve, user: 1)],
-                lease: BatchLease(epoch: first, milliseconds: 3_000)))
+                lease: BatchLease(epoch: first, milliseconds: 20_000)))
         #expect(reserved.reserved == 1)
         await #expect(throws: EngineError.self) {
             _ = try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 2)]))
@@ -249,7 +252,7 @@ import Testing
         #expect(try await store.renewLeases([drop.id: first], for: b) == LeaseRenewal(renewed: [], lost: [drop.id]))
 
         // a pauses past its lease: b takes the drop over with what a committed.
-        try await subject.advance(4)
+        try await subject.advance(20.5)
         guard case .granted(let taken, let second, "a") = try await store.acquireLease(on: drop.id, for: b) else {
             Issue.record("a lapsed lease is taken over")
             return
@@ -259,7 +262,7 @@ import Testing
             _ = try await store.apply(
                 ClaimBatch(
                     dropID: drop.id, items: [ClaimItem(.reserve, user: 3)],
-                    lease: BatchLease(epoch: first, milliseconds: 3_000)))
+                    lease: BatchLease(epoch: first, milliseconds: 20_000)))
             Issue.record("a stale epoch must be fenced")
         } catch let error as EngineError {
             #expect(error.code == .fenced && error.owner == "b")
@@ -269,12 +272,12 @@ import Testing
         #expect(try await store.renewLeases([drop.id: first], for: a) == LeaseRenewal(renewed: [], lost: [drop.id]))
 
         // b lapses too; a write without a lease then goes through and fences b.
-        try await subject.advance(4)
+        try await subject.advance(20.5)
         let unleased = try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 4)]))
         #expect(unleased.reserved == 2)
         await #expect(throws: EngineError.self) {
             _ = try await store.apply(
-                ClaimBatch(dropID: drop.id, items: [], lease: BatchLease(epoch: second, milliseconds: 3_000)))
+                ClaimBatch(dropID: drop.id, items: [], lease: BatchLease(epoch: second, milliseconds: 20_000)))
         }
         // A release lets the next owner in at once.
         guard case .granted(_, let third, nil) = try await store.acquireLease(on: drop.id, for: a) else {
