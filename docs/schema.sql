@@ -161,13 +161,18 @@ BEGIN
         INTO v_hold_users, v_hold_ords
         FROM (SELECT i.u, min(i.ord)::integer AS ord
               FROM unnest(p_kinds, p_users) WITH ORDINALITY AS i(kind, u, ord)
-              WHERE i.kind = 1 GROUP BY i.u) c;
-        -- Those already holding, or at their limit: one index scan for all of them.
-        SELECT coalesce(array_agg(b.user_id), '{}') INTO v_blocked FROM (
-            SELECT x.user_id FROM reservations x
-            WHERE x.user_id = ANY (v_hold_users) AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')
-            GROUP BY x.user_id
-            HAVING count(*) >= d.per_user_limit OR bool_or(x.status = 'ACTIVE')) b;
+              WHERE i.kind IN (1, 4) GROUP BY i.u) c;
+        -- Those already holding, or at their limit, among the users no owner vouched
+        -- for: one index scan for all of them, skipped when every reserve is vouched.
+        v_blocked := '{}';
+        IF 1 = ANY(p_kinds) THEN
+            SELECT coalesce(array_agg(b.user_id), '{}') INTO v_blocked FROM (
+                SELECT x.user_id FROM reservations x
+                WHERE x.user_id = ANY (ARRAY(SELECT i.u FROM unnest(p_kinds, p_users) AS i(kind, u) WHERE i.kind = 1))
+                  AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')
+                GROUP BY x.user_id
+                HAVING count(*) >= d.per_user_limit OR bool_or(x.status = 'ACTIVE')) b;
+        END IF;
         IF cardinality(v_blocked) > 0 THEN
             SELECT coalesce(array_agg(c.u ORDER BY c.ord), '{}'), coalesce(array_agg(c.ord ORDER BY c.ord), '{}')
             INTO v_hold_users, v_hold_ords
@@ -213,7 +218,8 @@ BEGIN
     -- A reserve that did not act is answered from the user's holds and purchases here.
     -- Each answer below is planned only when some item needs it: planned on every call,
     -- one statement for every kind cost a batch of one (rowlock) 8% of its throughput.
-    IF cardinality(v_hold_ords) < cardinality(array_positions(p_kinds, 1)) THEN
+    IF cardinality(v_hold_ords)
+           < cardinality(array_positions(p_kinds, 1)) + cardinality(array_positions(p_kinds, 4)) THEN
         RETURN QUERY
             SELECT i.ord::integer,
                    CASE
@@ -229,7 +235,7 @@ BEGIN
                 SELECT count(*) AS held, count(*) FILTER (WHERE x.status = 'ACTIVE') AS active
                 FROM reservations x
                 WHERE x.user_id = i.u AND x.drop_id = p_drop AND x.status IN ('ACTIVE', 'PURCHASED')) c
-            WHERE i.kind = 1 AND i.ord::integer <> ALL (v_hold_ords);
+            WHERE i.kind IN (1, 4) AND i.ord::integer <> ALL (v_hold_ords);
     END IF;
 
     -- A purchase or cancel that did not act is answered from the user's last hold on

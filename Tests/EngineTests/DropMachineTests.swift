@@ -39,7 +39,10 @@ import Testing
             return
         }
         #expect(second.isEmpty)
-        #expect(batch(m.flush(now: start))?.items == [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)])
+        #expect(
+            batch(m.flush(now: start))?.items == [
+                ClaimItem(.reserve, user: 1, vouched: true), ClaimItem(.reserve, user: 2, vouched: true),
+            ])
         for user in 3...6 {
             guard case .queued(_, let effects) = m.reserve(user: UserID(user), now: start) else {
                 Issue.record("queued expected")
@@ -83,6 +86,33 @@ import Testing
 
     /// Memory answers for the store only while the lease is provably this machine's; past
     /// that, the store's epoch check decides, and a fenced batch steps the machine down.
+    @Test func aReserveGoesOutVouchedOnlyWhenMemoryKnowsTheUserHoldsNothingHere() {
+        // User 1 holds a live unit, user 2 an overdue one (the store's clock may not have
+        // reached its deadline: a vouch would fail the batch on the one-live-hold index),
+        // user 3 bought once under a limit of 2, user 4 is new.
+        let drop = DropRecord(
+            id: 7,
+            spec: DropSpec(
+                name: "m", priceCents: 10, totalStock: 10, perUserLimit: 2, reserveTTLMilliseconds: 60_000),
+            sold: 1, reserved: 2, createdAt: start)
+        let bought = Purchase(
+            id: 9, reservationID: 8, dropID: 7, userID: 3, priceCents: 10, idempotencyKey: nil, createdAt: start)
+        var m = DropMachine(
+            recovery: DropRecovery(
+                drop: drop, activeHolds: [hold(1, user: 1, expiresIn: 60), hold(2, user: 2, expiresIn: 1)],
+                purchases: [bought]),
+            now: start, maxBatchClaims: 10, maxQueuedClaims: 10)
+        let later = start.addingTimeInterval(2)
+        _ = m.purchase(user: 1, idempotencyKey: nil, now: later)
+        for user: UserID in [2, 3, 4] { _ = m.reserve(user: user, now: later) }
+        let items = batch(m.flush(now: later))?.items ?? []
+        #expect(
+            items == [
+                ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 2), ClaimItem(.reserve, user: 3, vouched: true),
+                ClaimItem(.reserve, user: 4, vouched: true),
+            ])
+    }
+
     @Test func memoryAnswersOnlyUnderATrustedLeaseAndAFencedBatchStepsDown() {
         let owner = LeaseOwner(instance: "a", leaseMilliseconds: 3_000)
         let drop = DropRecord(
@@ -104,6 +134,7 @@ import Testing
         }
         let sent = batch(m.flush(now: late))
         #expect(sent?.lease == BatchLease(epoch: 4, milliseconds: 3_000), "a batch carries its epoch")
+        #expect(sent?.items.contains(where: \.vouched) == false, "memory that does not trust its lease vouches for no one")
         // The store confirms the epoch: memory trusts the lease again from the batch's send.
         _ = m.committed(
             BatchOutcome(results: [.rejected(.soldOut)], expired: [], sold: 0, reserved: 1, committedAt: late),
@@ -217,6 +248,7 @@ import Testing
         let effects = m.recovered(DropRecovery(drop: drop, activeHolds: [], purchases: []), now: start)
         let next = effects.contains { if case .gather = $0 { true } else { false } } ? m.flush(now: start) : effects
         #expect(
-            batch(next)?.items == [ClaimItem(.reserve, user: 2)], "the waiting reserve is claimed in the next batch")
+            batch(next)?.items == [ClaimItem(.reserve, user: 2, vouched: true)],
+            "the waiting reserve is claimed in the next batch")
     }
 }

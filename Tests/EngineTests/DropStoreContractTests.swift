@@ -153,6 +153,48 @@ import Testing
         #expect(try await subject.store.reservations(of: 9).count == 2)
     }
 
+    /// A reserve its owner vouches for is not probed: it is granted while stock lasts and
+    /// answered sold out past it like any reserve, but a vouch for a user who holds a live unit
+    /// is refused with the whole batch (the one-live-hold index), nothing applied, so a wrong
+    /// memory costs a batch, never a second hold.
+    @Test(arguments: kinds) func aVouchedReserveSkipsTheProbeAndTheIndexRefusesAWrongOne(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_vouched")
+        defer { Task { await subject.close() } }
+        let drop = try await subject.store.createDrop(spec(stock: 2))
+        let granted = try await subject.store.apply(
+            ClaimBatch(
+                dropID: drop.id,
+                items: [
+                    ClaimItem(.reserve, user: 1, vouched: true), ClaimItem(.reserve, user: 2),
+                    ClaimItem(.reserve, user: 3, vouched: true),
+                ]))
+        guard case .reserved(let first) = granted.results[0], case .reserved = granted.results[1] else {
+            Issue.record("expected two holds, got \(granted.results)")
+            return
+        }
+        #expect(first.userID == 1)
+        #expect(granted.results[2] == .rejected(.soldOut))
+        let other = try await subject.store.createDrop(spec(stock: 5))
+        do {
+            let outcome = try await subject.store.apply(
+                ClaimBatch(
+                    dropID: drop.id,
+                    items: [ClaimItem(.cancel, user: 2), ClaimItem(.reserve, user: 1, vouched: true)]))
+            Issue.record("a vouch for a user who holds went through: \(outcome.results)")
+        } catch let error as EngineError {
+            #expect(error.code == .batchFailed, "\(error)")
+        }
+        // Nothing of the refused batch applied: user 2's cancel did not happen.
+        #expect(try await subject.store.liveHold(of: 2, on: drop.id) != nil)
+        #expect(try await subject.store.snapshot(of: drop.id)?.drop.reserved == 2)
+        let elsewhere = try await subject.store.apply(
+            ClaimBatch(dropID: other.id, items: [ClaimItem(.reserve, user: 1, vouched: true)]))
+        guard case .reserved = elsewhere.results[0] else {
+            Issue.record("a hold on one drop says nothing of another: \(elsewhere.results)")
+            return
+        }
+    }
+
     /// A key names one purchase of one user: spent on drop A, it is refused on drop B, and
     /// the hold on B stays ACTIVE and buyable with another key.
     @Test(arguments: kinds) func aKeyReusedOnAnotherDropIsRefusedAndTheHoldStays(kind: String) async throws {

@@ -196,7 +196,10 @@ import Testing
     func aCleanRunRaisesNoAlarm(strategy: Strategy) async throws {
         let (frames, outcome) = try await Self.watchedRun("dashboard_clean_\(strategy.rawValue)", strategy: strategy)
         let ticks = frames.filter { $0.kind == .tick }
-        #expect(ticks.count >= 5)
+        // About one a second of the 6 s run, but the board's clock is the wall's: a loaded
+        // machine (the whole suite on two cores) has given this run 3. What is judged is every
+        // tick there was, so it takes two, not a count of seconds.
+        #expect(ticks.count >= 2)
         for tick in ticks {
             #expect(
                 tick.invariants.allSatisfy { $0.status != "broken" }, "\(tick.elapsedSeconds) s: \(tick.invariants)")

@@ -435,7 +435,19 @@ struct DropMachine {
         phase = .committing(batch)
         batchSentAt = now
         let lease = tenure.map { BatchLease(epoch: $0.epoch, milliseconds: $0.owner.leaseMilliseconds) }
-        return [.commit(ClaimBatch(dropID: drop.id, items: batch.map(\.item), lease: lease))]
+        let items = batch.map { $0.item.vouched(vouches(for: $0, now: now)) }
+        return [.commit(ClaimBatch(dropID: drop.id, items: items, lease: lease))]
+    }
+
+    /// Whether a reserve goes out vouched for, so the store skips its per-user check (see
+    /// `ClaimItem.vouched`): only one memory admitted, while memory is trusted, for a user with
+    /// no hold here at all (an overdue hold the store's clock may not have reached yet would
+    /// make the vouch wrong and fail the batch) and under the limit. Memory holds every live
+    /// hold and purchase of the drop, and nothing can change them while no batch is in flight.
+    private func vouches(for waiting: Waiting, now: Date) -> Bool {
+        let user = waiting.item.userID
+        return waiting.item.kind == .reserve && waiting.decidedByMemory && memoryTrusted(now: now)
+            && holds[user] == nil && (purchases[user]?.count ?? 0) < drop.spec.perUserLimit
     }
 
     /// Moves holds whose deadline has passed from the deadline heap to `overdue`.

@@ -354,7 +354,7 @@ public actor Simulator {
     /// of the same claim on the store's tables. Invariant 6 (no "sold out" while a unit is
     /// free, an overdue hold counting as free) is the most important case of it.
     private func checkMemoryAgreesWithStore(_ answer: DropMachine.Answer, for request: Request) async throws {
-        let verdict = await store.dryRun(ClaimBatch(dropID: request.drop, items: [request.item])).results[0]
+        let verdict = try await store.dryRun(ClaimBatch(dropID: request.drop, items: [request.item])).results[0]
         guard !Self.agrees(answer, verdict) else { return }
         let invariant = if case .reserve(.soldOut) = answer { "6 no undersell" } else { "memory answers as the store" }
         throw failure(
@@ -393,6 +393,12 @@ public actor Simulator {
                     "one owner per drop",
                     "drop \(drop): the memory of \(trusting.map { owners[$0].instance }) trusts its lease")
             }
+        }
+        let refusedVouches = await store.refusedVouches
+        guard refusedVouches == 0 else {
+            throw failure(
+                "memory vouches only for what the store grants",
+                "\(refusedVouches) batch(es) refused: a reserve vouched for a user who held a live unit")
         }
         let (drops, reservations, purchases) = await store.contents()
         let reservationsByID = Dictionary(uniqueKeysWithValues: reservations.map { ($0.id, $0) })

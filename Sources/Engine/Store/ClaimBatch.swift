@@ -13,11 +13,28 @@ public struct ClaimItem: Sendable, Equatable {
     public let kind: Kind
     public let userID: UserID
     public let idempotencyKey: String?
+    /// A reserve the drop's owner vouches for: by its memory (every live hold and purchase of
+    /// the drop, under a lease no one else writes through) the user holds nothing live here
+    /// and is under the per-user limit. The store skips its own per-user check for it; the
+    /// one-live-hold rule still holds it (a vouch for a user who holds fails the whole batch,
+    /// nothing applied), the limit is taken on trust.
+    public let vouched: Bool
 
-    public init(_ kind: Kind, user: UserID, idempotencyKey: String? = nil) {
+    public init(_ kind: Kind, user: UserID, idempotencyKey: String? = nil, vouched: Bool = false) {
+        precondition(!vouched || kind == .reserve, "only a reserve is vouched for")
         self.kind = kind
         self.userID = user
         self.idempotencyKey = idempotencyKey
+        self.vouched = vouched
+    }
+
+    /// The kind `stockdrop_apply_batch` reads: 1 reserve, 2 purchase, 3 cancel, and 4 a reserve
+    /// its owner vouches for, which the function does not probe (migration 8).
+    public var batchFunctionKind: Int32 { vouched ? 4 : kind.rawValue }
+
+    /// The same claim, vouched for or not.
+    func vouched(_ vouched: Bool) -> ClaimItem {
+        ClaimItem(kind, user: userID, idempotencyKey: idempotencyKey, vouched: vouched)
     }
 }
 

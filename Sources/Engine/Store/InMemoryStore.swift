@@ -28,6 +28,10 @@ public actor InMemoryStore: DropStore {
 
     public func setFaults(_ faults: Faults) { self.faults = faults }
 
+    /// Batches refused because they vouched for a user who held a live unit (the only thing
+    /// the tables refuse): a wrong memory, which a simulation reports.
+    public private(set) var refusedVouches = 0
+
     /// Every reservation and purchase, for checking invariants over the "tables".
     public func contents() -> (drops: [DropRecord], reservations: [Reservation], purchases: [Purchase]) {
         (
@@ -102,7 +106,16 @@ public actor InMemoryStore: DropStore {
             throw EngineError(.batchFailed, "injected fault: batch refused before commit")
         }
         try tables.admit(batch, now: clock.now())
-        let outcome = tables.apply(batch, now: clock.now())
+        // All or nothing, as a transaction: a refused batch leaves the tables as they were.
+        var next = tables
+        let outcome: BatchOutcome
+        do {
+            outcome = try next.apply(batch, now: clock.now())
+        } catch {
+            refusedVouches += 1
+            throw error
+        }
+        tables = next
         if random.chance(faults.failAfterCommit) {
             throw EngineError(.outcomeUnknown, "injected fault: batch committed but its acknowledgement was lost")
         }
@@ -110,8 +123,8 @@ public actor InMemoryStore: DropStore {
     }
 
     /// What `batch` would be answered if it were applied now; nothing changes.
-    public func dryRun(_ batch: ClaimBatch) -> BatchOutcome {
+    public func dryRun(_ batch: ClaimBatch) throws -> BatchOutcome {
         var copy = tables
-        return copy.apply(batch, now: clock.now())
+        return try copy.apply(batch, now: clock.now())
     }
 }

@@ -34,7 +34,9 @@ struct InMemoryTables {
             }
     }
 
-    mutating func apply(_ batch: ClaimBatch, now: Date) -> BatchOutcome {
+    /// Throws what PostgreSQL would, and then like it applies nothing (the caller's copy is
+    /// only replaced by a batch that went through).
+    mutating func apply(_ batch: ClaimBatch, now: Date) throws -> BatchOutcome {
         guard var drop = drops[batch.dropID] else {
             return BatchOutcome(
                 results: batch.items.map { _ in .rejected(.unknownDrop) }, expired: [], sold: 0, reserved: 0,
@@ -84,12 +86,25 @@ struct InMemoryTables {
         // 3. Reserves in arrival order while stock lasts.
         let started = drop.spec.startsAt.map { $0 <= now } ?? true
         var reservingUsers = Set<UserID>()
+        // A user with any reserve no one vouched for is checked, as the function probes them.
+        let probed = Set(batch.items.filter { $0.kind == .reserve && !$0.vouched }.map(\.userID))
         for (index, item) in batch.items.enumerated() where item.kind == .reserve && started {
             guard reservingUsers.insert(item.userID).inserted else { continue }
             guard drop.spec.totalStock - drop.sold - drop.reserved > 0 else { continue }
             let held = holds(of: drop.id, user: item.userID)
-            guard held.count(where: { $0.status == .active || $0.status == .purchased }) < drop.spec.perUserLimit,
-                !held.contains(where: { $0.status == .active })
+            // A vouched reserve is not checked here (migration 8): a user who holds is refused
+            // by the one-live-hold index, failing the batch; the limit is taken on trust.
+            let vouched = item.vouched && !probed.contains(item.userID)
+            if vouched, held.contains(where: { $0.status == .active }) {
+                throw EngineError(
+                    .batchFailed,
+                    "the database refused the batch; nothing was applied: a vouched reserve for user \(item.userID), who holds a live unit (reservations_one_active_per_user)"
+                )
+            }
+            guard
+                vouched
+                    || (held.count(where: { $0.status == .active || $0.status == .purchased }) < drop.spec.perUserLimit
+                        && !held.contains(where: { $0.status == .active }))
             else { continue }
             let hold = Reservation(
                 id: takeID(), dropID: drop.id, userID: item.userID, status: .active, createdAt: now,

@@ -231,7 +231,7 @@ public final class PostgresStore: DropStore {
     /// nothing was sent (`storeUnavailable`), but a connection lost after sending, or a reply
     /// that cannot be read, leaves it unknown (`outcomeUnknown`).
     public func apply(_ batch: ClaimBatch) async throws -> BatchOutcome {
-        let kinds = batch.items.map { Int64($0.kind.rawValue) }
+        let kinds = batch.items.map { Int64($0.batchFunctionKind) }
         let users = batch.items.map(\.userID)
         let keys = batch.items.map { $0.idempotencyKey }
         let lease: [PostgresValue] =

@@ -5,7 +5,7 @@
 //     inserts a batch of new users' holds into the real `reservations` table (its indexes,
 //     trigger and CHECKs), updates the counter and commits (`synchronous_commit` on);
 // (b) the batch function alone: one connection feeding `stockdrop_apply_batch` full batches of
-//     reserves for new users, no actor;
+//     reserves for new users as the actor sends them (vouched for: not probed), no actor;
 // (c) a bare Swift actor answering every call from memory, no database: the most the
 //     runtime gives a sold-out rejection.
 import Engine
@@ -56,7 +56,9 @@ enum BenchCeilingRun {
 
         progress("bench: ceiling (b), stockdrop_apply_batch alone, \(batchClaims) reserves per call")
         let functionDrop = try await createDrop(connection, name: "bench ceiling: batch function")
-        let kinds = [Int64](repeating: Int64(ClaimItem.Kind.reserve.rawValue), count: batchClaims)
+        // The reserves as the actor sends them for new users: vouched for, so not probed.
+        let kinds = [Int64](
+            repeating: Int64(ClaimItem(.reserve, user: 0, vouched: true).batchFunctionKind), count: batchClaims)
         let keys = [String?](repeating: nil, count: batchClaims)
         let batchFunction = try await loop(seconds: options.seconds) {
             let rows = try await connection.query(
