@@ -37,7 +37,7 @@ grep "started again" "$log" | sed 's/^/ha-e2e: /' || { echo "ha-e2e: the killed 
 # Until the node that came back streams again and a synchronous standby is named: a switchover
 # needs a standby to hand over to.
 for _ in $(seq 1 60); do
-  "$bin" ha status --dir "$dir" | grep -q "sync standby" && break
+  "$bin" ha status --dir "$dir" | grep "sync standby" >/dev/null && break
   sleep 1
 done
 "$bin" ha switchover --dir "$dir" | sed 's/^/ha-e2e: switchover: /'
