@@ -108,7 +108,8 @@ import Testing
         let items = batch(m.flush(now: later))?.items ?? []
         #expect(
             items == [
-                ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 2), ClaimItem(.reserve, user: 3, vouched: true),
+                ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 2),
+                ClaimItem(.reserve, user: 3, vouched: true),
                 ClaimItem(.reserve, user: 4, vouched: true),
             ])
     }
@@ -134,7 +135,8 @@ import Testing
         }
         let sent = batch(m.flush(now: late))
         #expect(sent?.lease == BatchLease(epoch: 4, milliseconds: 3_000), "a batch carries its epoch")
-        #expect(sent?.items.contains(where: \.vouched) == false, "memory that does not trust its lease vouches for no one")
+        #expect(
+            sent?.items.contains(where: \.vouched) == false, "memory that does not trust its lease vouches for no one")
         // The store confirms the epoch: memory trusts the lease again from the batch's send.
         _ = m.committed(
             BatchOutcome(results: [.rejected(.soldOut)], expired: [], sold: 0, reserved: 1, committedAt: late),
