@@ -41,7 +41,7 @@ import Testing
         #expect(second.isEmpty)
         #expect(
             batch(m.flush(now: start))?.items == [
-                ClaimItem(.reserve, user: 1, vouched: true), ClaimItem(.reserve, user: 2, vouched: true),
+                ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2),
             ])
         for user in 3...6 {
             guard case .queued(_, let effects) = m.reserve(user: UserID(user), now: start) else {
@@ -84,8 +84,10 @@ import Testing
         }
     }
 
-    /// Memory answers for the store only while the lease is provably this machine's; past
-    /// that, the store's epoch check decides, and a fenced batch steps the machine down.
+    /// A reserve goes out vouched for (the store skips its per-user probe) only when memory,
+    /// under a lease it trusts, knows the user holds nothing here and is under the limit; and
+    /// every reload moves the lease's epoch on, so a batch whose answer was lost is fenced if
+    /// it reaches the store after newer ones.
     @Test func aReserveGoesOutVouchedOnlyWhenMemoryKnowsTheUserHoldsNothingHere() {
         // User 1 holds a live unit, user 2 an overdue one (the store's clock may not have
         // reached its deadline: a vouch would fail the batch on the one-live-hold index),
@@ -97,23 +99,44 @@ import Testing
             sold: 1, reserved: 2, createdAt: start)
         let bought = Purchase(
             id: 9, reservationID: 8, dropID: 7, userID: 3, priceCents: 10, idempotencyKey: nil, createdAt: start)
-        var m = DropMachine(
-            recovery: DropRecovery(
-                drop: drop, activeHolds: [hold(1, user: 1, expiresIn: 60), hold(2, user: 2, expiresIn: 1)],
-                purchases: [bought]),
-            now: start, maxBatchClaims: 10, maxQueuedClaims: 10)
+        let recovery = DropRecovery(
+            drop: drop, activeHolds: [hold(1, user: 1, expiresIn: 60), hold(2, user: 2, expiresIn: 1)],
+            purchases: [bought])
+        let owner = LeaseOwner(instance: "a", leaseMilliseconds: 60_000)
+        let tenure = DropMachine.Tenure(owner: owner, epoch: 4, trustedUntil: owner.trustedUntil(sentAt: start))
+        var m = DropMachine(recovery: recovery, now: start, tenure: tenure, maxBatchClaims: 10, maxQueuedClaims: 10)
         let later = start.addingTimeInterval(2)
         _ = m.purchase(user: 1, idempotencyKey: nil, now: later)
         for user: UserID in [2, 3, 4] { _ = m.reserve(user: user, now: later) }
-        let items = batch(m.flush(now: later))?.items ?? []
+        let sent = batch(m.flush(now: later))
         #expect(
-            items == [
+            sent?.items == [
                 ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 2),
                 ClaimItem(.reserve, user: 3, vouched: true),
                 ClaimItem(.reserve, user: 4, vouched: true),
             ])
+        #expect(sent?.lease?.epoch == 4)
+        // Its answer is lost; the reload moves the lease to epoch 5, and the next batch
+        // carries it (the lost one, under 4, is fenced wherever it turns up).
+        let failed = m.failed(EngineError(.outcomeUnknown, "lost"))
+        #expect(failed.contains { if case .recover = $0 { true } else { false } })
+        // (User 2's overdue hold makes the reload's first batch a sweep, under the new epoch.)
+        let reloaded = m.recovered(
+            DropRecovery(drop: drop, activeHolds: recovery.activeHolds, purchases: [bought], epoch: 5), now: later)
+        #expect(batch(reloaded)?.lease?.epoch == 5)
+        // A renewal of epoch 4, sent before the reload, says nothing of epoch 5.
+        let lost = m.renewal(LeaseRenewal(renewed: [], lost: [7]), epoch: 4, sentAt: later)
+        #expect(!lost && m.memoryTrusted(now: later))
+
+        // A machine without a lease vouches for no one: nothing would fence its stragglers.
+        var alone = DropMachine(recovery: recovery, now: start, maxBatchClaims: 10, maxQueuedClaims: 10)
+        _ = alone.reserve(user: 4, now: later)
+        let unvouched = batch(alone.flush(now: later))
+        #expect(unvouched?.items == [ClaimItem(.reserve, user: 4)])
     }
 
+    /// Memory answers for the store only while the lease is provably this machine's; past
+    /// that, the store's epoch check decides, and a fenced batch steps the machine down.
     @Test func memoryAnswersOnlyUnderATrustedLeaseAndAFencedBatchStepsDown() {
         let owner = LeaseOwner(instance: "a", leaseMilliseconds: 3_000)
         let drop = DropRecord(
@@ -250,7 +273,7 @@ import Testing
         let effects = m.recovered(DropRecovery(drop: drop, activeHolds: [], purchases: []), now: start)
         let next = effects.contains { if case .gather = $0 { true } else { false } } ? m.flush(now: start) : effects
         #expect(
-            batch(next)?.items == [ClaimItem(.reserve, user: 2, vouched: true)],
+            batch(next)?.items == [ClaimItem(.reserve, user: 2)],
             "the waiting reserve is claimed in the next batch")
     }
 }

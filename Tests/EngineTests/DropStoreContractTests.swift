@@ -263,8 +263,8 @@ import Testing
     }
 
     /// One owner per drop: a live lease is not taken, a lapsed one is (a new epoch), a batch
-    /// under a stale epoch is fenced, a write without a lease is refused on a live lease and
-    /// fences a lapsed one, and only the owner renews.
+    /// under a stale epoch is fenced, an owner's reload moves its epoch on, a write without a
+    /// lease is refused on a live lease and fences a lapsed one, and only the owner renews.
     @Test(arguments: kinds) func leasesFenceEveryWriterButTheOwner(kind: String) async throws {
         let subject = try await StoreUnderTest.make(kind, suite: "contract_leases")
         defer { Task { await subject.close() } }
@@ -310,7 +310,20 @@ import Testing
             #expect(error.code == .fenced && error.owner == "b")
         }
         await #expect(throws: EngineError.self) { _ = try await store.recover(drop.id, epoch: first) }
-        #expect(try await store.recover(drop.id, epoch: second)?.activeHolds.count == 1)
+        // b reloads (after a batch whose answer it lost): the lease moves on, so that batch,
+        // should it reach the store late, is fenced rather than applied after newer ones.
+        let reloaded = try #require(try await store.recover(drop.id, epoch: second))
+        #expect(reloaded.activeHolds.count == 1 && reloaded.epoch == second + 1)
+        do {
+            _ = try await store.apply(
+                ClaimBatch(
+                    dropID: drop.id, items: [ClaimItem(.reserve, user: 3, vouched: true)],
+                    lease: BatchLease(epoch: second, milliseconds: 20_000)))
+            Issue.record("a batch sent before its owner's reload must be fenced")
+        } catch let error as EngineError {
+            #expect(error.code == .fenced && error.owner == "b")
+        }
+        #expect(try await store.recover(drop.id)?.epoch == nil, "a load without a lease moves nothing")
         #expect(try await store.renewLeases([drop.id: first], for: a) == LeaseRenewal(renewed: [], lost: [drop.id]))
 
         // b lapses too; a write without a lease then goes through and fences b.
@@ -319,7 +332,7 @@ import Testing
         #expect(unleased.reserved == 2)
         await #expect(throws: EngineError.self) {
             _ = try await store.apply(
-                ClaimBatch(dropID: drop.id, items: [], lease: BatchLease(epoch: second, milliseconds: 20_000)))
+                ClaimBatch(dropID: drop.id, items: [], lease: BatchLease(epoch: second + 1, milliseconds: 20_000)))
         }
         // A release lets the next owner in at once.
         guard case .granted(_, let third, nil) = try await store.acquireLease(on: drop.id, for: a) else {

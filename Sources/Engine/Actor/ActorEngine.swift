@@ -193,7 +193,7 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
         guard !epochs.isEmpty else { return }
         let sentAt = clock.now()
         let renewal = try await store.renewLeases(epochs, for: owner)
-        for actor in actors.values where await actor.renewal(renewal, sentAt: sentAt) {
+        for actor in actors.values where await actor.renewal(renewal, epoch: epochs[actor.dropID]!, sentAt: sentAt) {
             leaseEvents.leaseLost()
         }
     }

@@ -106,7 +106,9 @@ actor DropActor: DropClaims {
     var renewableEpoch: Int64? { machine.renewableEpoch(now: clock.now()) }
 
     /// Returns whether the lease was lost.
-    func renewal(_ renewal: LeaseRenewal, sentAt: Date) -> Bool { machine.renewal(renewal, sentAt: sentAt) }
+    func renewal(_ renewal: LeaseRenewal, epoch: Int64, sentAt: Date) -> Bool {
+        machine.renewal(renewal, epoch: epoch, sentAt: sentAt)
+    }
 
     /// Lets the batch in flight and the claims queued commit, then steps down (claims that
     /// reach this actor afterwards are refused, naming no owner). Returns the epoch to release,

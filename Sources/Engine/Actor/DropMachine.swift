@@ -45,7 +45,8 @@ struct DropMachine {
     /// trust it (by the machine's clock; see `LeaseOwner.trustedUntil`).
     struct Tenure: Equatable {
         let owner: LeaseOwner
-        let epoch: Int64
+        /// Moved on by every reload (`DropRecovery.epoch`).
+        var epoch: Int64
         var trustedUntil: Date
     }
 
@@ -276,9 +277,12 @@ struct DropMachine {
         return tenure.epoch
     }
 
-    /// What the store said of a renewal sent at `sentAt`; returns whether the lease was lost.
-    /// A lease in neither set was busy (its batch in flight renews it): nothing changes.
-    mutating func renewal(_ renewal: LeaseRenewal, sentAt: Date) -> Bool {
+    /// What the store said of a renewal of `epoch` sent at `sentAt`; returns whether the lease
+    /// was lost. A lease in neither set was busy (its batch in flight renews it), and a renewal
+    /// of an epoch a reload has moved past since says nothing of the current one: nothing
+    /// changes.
+    mutating func renewal(_ renewal: LeaseRenewal, epoch: Int64, sentAt: Date) -> Bool {
+        guard epoch == tenure?.epoch else { return false }
         if renewal.renewed.contains(drop.id) {
             leaseRenewed(sentAt: sentAt)
         } else if renewal.lost.contains(drop.id) {
@@ -357,6 +361,7 @@ struct DropMachine {
     /// Fresh memory: every request still waiting is decided again from it.
     mutating func recovered(_ recovery: DropRecovery, now: Date) -> [Effect] {
         guard case .recovering = phase else { preconditionFailure("recovered while no reload was in flight") }
+        if let epoch = recovery.epoch { tenure?.epoch = epoch }
         drop = recovery.drop
         load(recovery)
         phase = .idle
@@ -440,13 +445,15 @@ struct DropMachine {
     }
 
     /// Whether a reserve goes out vouched for, so the store skips its per-user check (see
-    /// `ClaimItem.vouched`): only one memory admitted, while memory is trusted, for a user with
-    /// no hold here at all (an overdue hold the store's clock may not have reached yet would
-    /// make the vouch wrong and fail the batch) and under the limit. Memory holds every live
-    /// hold and purchase of the drop, and nothing can change them while no batch is in flight.
+    /// `ClaimItem.vouched`): only one memory admitted, under a lease memory trusts (the epoch
+    /// fences the batch if the drop changed hands, and every reload moves it on, so a batch
+    /// whose answer was lost cannot land after newer ones), for a user with no hold here at
+    /// all (an overdue hold the store's clock may not have reached yet would make the vouch
+    /// wrong and fail the batch) and under the limit. Memory holds every live hold and
+    /// purchase of the drop, and nothing can change them while no batch is in flight.
     private func vouches(for waiting: Waiting, now: Date) -> Bool {
         let user = waiting.item.userID
-        return waiting.item.kind == .reserve && waiting.decidedByMemory && memoryTrusted(now: now)
+        return waiting.item.kind == .reserve && waiting.decidedByMemory && tenure != nil && memoryTrusted(now: now)
             && holds[user] == nil && (purchases[user]?.count ?? 0) < drop.spec.perUserLimit
     }
 

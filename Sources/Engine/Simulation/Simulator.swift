@@ -158,8 +158,8 @@ public actor Simulator {
         }
         guard !epochs.isEmpty else { return }
         let renewal = await store.renewLeases(epochs, for: owners[owner])
-        for drop in epochs.keys {
-            _ = nodes[Key(owner: owner, drop: drop)]!.machine.renewal(renewal, sentAt: now)
+        for (drop, epoch) in epochs {
+            _ = nodes[Key(owner: owner, drop: drop)]!.machine.renewal(renewal, epoch: epoch, sentAt: now)
         }
     }
 

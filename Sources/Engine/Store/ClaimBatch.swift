@@ -104,10 +104,16 @@ public struct DropRecovery: Sendable, Equatable {
     public var activeHolds: [Reservation]
     /// Purchases with their keys: the per-user limit, and retries answered from memory.
     public var purchases: [Purchase]
+    /// An owner's reload moves its lease to a new epoch, so a batch it sent before (one whose
+    /// answer was lost, and that may still reach the database late) is fenced instead of
+    /// applied after newer ones: its vouches were made by a memory the reload replaced. Nil
+    /// for a load without a lease.
+    public var epoch: Int64?
 
-    public init(drop: DropRecord, activeHolds: [Reservation], purchases: [Purchase]) {
+    public init(drop: DropRecord, activeHolds: [Reservation], purchases: [Purchase], epoch: Int64? = nil) {
         self.drop = drop
         self.activeHolds = activeHolds
         self.purchases = purchases
+        self.epoch = epoch
     }
 }

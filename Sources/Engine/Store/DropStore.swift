@@ -8,7 +8,9 @@ public protocol DropStore: Sendable {
     func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot]
     func snapshot(of drop: DropID) async throws -> DropSnapshot?
     /// The drop and its live state, or nil for an unknown drop. With an epoch, only while the
-    /// drop's lease still has it (else `EngineError.fenced`): an owner's reload.
+    /// drop's lease still has it (else `EngineError.fenced`): an owner's reload, which moves
+    /// the lease to the next epoch (`DropRecovery.epoch`) under the same lock, fencing every
+    /// batch sent under the old one.
     func recover(_ drop: DropID, epoch: Int64?) async throws -> DropRecovery?
     /// Takes the drop's lease for `owner` unless another instance holds a live one, and loads
     /// the drop under the same lock; nil for an unknown drop. Each grant is a new epoch.

@@ -63,11 +63,15 @@ public actor InMemoryStore: DropStore {
         if random.chance(faults.failRecovery) {
             throw EngineError(.storeUnavailable, "injected fault: loading the drop failed")
         }
-        if let epoch, tables.drops[drop] != nil, tables.epoch(of: drop) != epoch {
+        guard let epoch, tables.drops[drop] != nil else { return tables.recovery(of: drop) }
+        if tables.epoch(of: drop) != epoch {
             throw EngineError(
                 .fenced, "the lease of drop \(drop) moved past epoch \(epoch)", owner: tables.leases[drop]?.owner)
         }
-        return tables.recovery(of: drop)
+        tables.leases[drop, default: LeaseRow()].epoch += 1
+        var recovery = tables.recovery(of: drop)
+        recovery?.epoch = tables.epoch(of: drop)
+        return recovery
     }
 
     public func acquireLease(on drop: DropID, for owner: LeaseOwner) throws -> LeaseGrant? {
@@ -105,9 +109,10 @@ public actor InMemoryStore: DropStore {
         if random.chance(faults.failBeforeCommit) {
             throw EngineError(.batchFailed, "injected fault: batch refused before commit")
         }
-        try tables.admit(batch, now: clock.now())
-        // All or nothing, as a transaction: a refused batch leaves the tables as they were.
+        // All or nothing, as a transaction: a refused batch leaves the tables as they were,
+        // its lease renewal included.
         var next = tables
+        try next.admit(batch, now: clock.now())
         let outcome: BatchOutcome
         do {
             outcome = try next.apply(batch, now: clock.now())

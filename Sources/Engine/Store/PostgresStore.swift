@@ -96,18 +96,29 @@ public final class PostgresStore: DropStore {
             try session.transaction(isolation: .readCommitted) {
                 guard
                     let row = try session.query(
-                        "SELECT \(Self.dropColumns), lease_owner, lease_epoch FROM drops WHERE id = $1 FOR SHARE",
+                        "SELECT \(Self.dropColumns), lease_owner, lease_epoch FROM drops WHERE id = $1 FOR UPDATE",
                         [.int64(drop)]
                     ).first
                 else {
                     return nil
                 }
-                if let epoch, try row.int64("lease_epoch") != epoch {
+                guard let epoch else { return try Self.recovery(of: Self.drop(row), session) }
+                if try row.int64("lease_epoch") != epoch {
                     throw EngineError(
                         .fenced, "the lease of drop \(drop) moved past epoch \(epoch)",
                         owner: try row.optionalString("lease_owner"))
                 }
-                return try Self.recovery(of: Self.drop(row), session)
+                guard
+                    let moved = try session.query(
+                        "UPDATE drops SET lease_epoch = lease_epoch + 1 WHERE id = $1 RETURNING lease_epoch",
+                        [.int64(drop)]
+                    ).first
+                else {
+                    throw PostgresError.decoding("the epoch update of drop \(drop) returned no row")
+                }
+                var recovery = try Self.recovery(of: Self.drop(row), session)
+                recovery.epoch = try moved.int64("lease_epoch")
+                return recovery
             }
         }
     }
