@@ -63,14 +63,15 @@ public actor InMemoryStore: DropStore {
         if random.chance(faults.failRecovery) {
             throw EngineError(.storeUnavailable, "injected fault: loading the drop failed")
         }
-        guard let epoch, tables.drops[drop] != nil else { return tables.recovery(of: drop) }
-        if tables.epoch(of: drop) != epoch {
-            throw EngineError(
-                .fenced, "the lease of drop \(drop) moved past epoch \(epoch)", owner: tables.leases[drop]?.owner)
+        if let epoch, tables.drops[drop] != nil {
+            if tables.epoch(of: drop) != epoch {
+                throw EngineError(
+                    .fenced, "the lease of drop \(drop) moved past epoch \(epoch)", owner: tables.leases[drop]?.owner)
+            }
+            tables.leases[drop, default: LeaseRow()].epoch = epoch + 1
         }
-        tables.leases[drop, default: LeaseRow()].epoch += 1
         var recovery = tables.recovery(of: drop)
-        recovery?.epoch = tables.epoch(of: drop)
+        recovery?.epoch = epoch.map { $0 + 1 }
         return recovery
     }
 

@@ -102,22 +102,18 @@ public final class PostgresStore: DropStore {
                 else {
                     return nil
                 }
-                guard let epoch else { return try Self.recovery(of: Self.drop(row), session) }
-                if try row.int64("lease_epoch") != epoch {
-                    throw EngineError(
-                        .fenced, "the lease of drop \(drop) moved past epoch \(epoch)",
-                        owner: try row.optionalString("lease_owner"))
-                }
-                guard
-                    let moved = try session.query(
-                        "UPDATE drops SET lease_epoch = lease_epoch + 1 WHERE id = $1 RETURNING lease_epoch",
-                        [.int64(drop)]
-                    ).first
-                else {
-                    throw PostgresError.decoding("the epoch update of drop \(drop) returned no row")
+                if let epoch {
+                    if try row.int64("lease_epoch") != epoch {
+                        throw EngineError(
+                            .fenced, "the lease of drop \(drop) moved past epoch \(epoch)",
+                            owner: try row.optionalString("lease_owner"))
+                    }
+                    // Under the row lock taken above, so the next epoch is this one's successor.
+                    _ = try session.query(
+                        "UPDATE drops SET lease_epoch = $2 WHERE id = $1", [.int64(drop), .int64(epoch + 1)])
                 }
                 var recovery = try Self.recovery(of: Self.drop(row), session)
-                recovery.epoch = try moved.int64("lease_epoch")
+                recovery.epoch = epoch.map { $0 + 1 }
                 return recovery
             }
         }
