@@ -1,13 +1,17 @@
 // A server past its latency target, on a real socket: every new reserve is refused at the
 // event loop (503 overloaded, with Retry-After) and writes nothing, while purchases and
 // cancels of live holds are answered as ever; and a load run against such a server, whose
-// every answer is shed, ends with a verdict that says it measured nothing.
+// every answer is shed, ends with a verdict that says it measured nothing. Every request the
+// event loop passes on carries the instant it was read, which no client can forge.
 import Engine
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
+import NIOEmbedded
+import NIOHTTPTypes
 import TestSupport
 import Testing
 
@@ -118,5 +122,44 @@ import Testing
                 target: "test", strategies: reports, comparison: nil)
             #expect(report.problemLines.contains { $0.contains("every request was shed or failed") })
         }
+    }
+
+    /// The wait between the event loop reading a request and a task taking it up is the
+    /// server's: the handler stamps the read, and a stamp the client sent is replaced, never
+    /// passed on beside it.
+    @Test func theEventLoopStampsWhenItReadARequestAndAClientCannotForgeTheStamp() throws {
+        let loop = EmbeddedEventLoop()
+        let metrics = ServerMetrics()
+        let monitor = OverloadMonitor(
+            latencyTargetMilliseconds: 250, group: loop, metrics: metrics, logger: Logger(label: "shed-test"))
+        let channel = EmbeddedChannel(handler: ShedHandler(monitor: monitor, metrics: metrics), loop: loop)
+        for path in ["/v1/drops/1/purchase", "/v1/drops/1/reserve", "/health"] {
+            var head = HTTPRequest(method: .post, scheme: nil, authority: nil, path: path)
+            head.headerFields[.stockdropReadAt] = "1"
+            head.headerFields.append(HTTPField(name: .stockdropReadAt, value: "2"))
+            let before = NIODeadline.now().uptimeNanoseconds
+            try channel.writeInbound(HTTPRequestPart.head(head))
+            let after = NIODeadline.now().uptimeNanoseconds
+            guard case .head(let passed) = try #require(try channel.readInbound(as: HTTPRequestPart.self)) else {
+                Issue.record("\(path): the head was not passed on")
+                continue
+            }
+            let stamps = passed.headerFields[values: .stockdropReadAt]
+            #expect(stamps.count == 1, "\(path): one stamp, the handler's")
+            let stamp = try #require(stamps.first.flatMap { UInt64($0) })
+            #expect((before...after).contains(stamp), "\(path): stamped when read")
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            _ = try channel.readInbound(as: HTTPRequestPart.self)
+        }
+        _ = try channel.finish()
+    }
+
+    @Test func theRequestLogCountsFromTheStampWhenItIsAPastInstant() {
+        let now = NIODeadline.uptimeNanoseconds(5_000_000_000)
+        #expect(RequestLogMiddleware.readAt("4000000000", now: now) == .uptimeNanoseconds(4_000_000_000))
+        #expect(RequestLogMiddleware.readAt(nil, now: now) == now)
+        #expect(RequestLogMiddleware.readAt("soon", now: now) == now)
+        #expect(RequestLogMiddleware.readAt("-1", now: now) == now)
+        #expect(RequestLogMiddleware.readAt("6000000000", now: now) == now, "not a past instant: not ours")
     }
 }

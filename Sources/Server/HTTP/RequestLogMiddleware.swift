@@ -6,6 +6,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 
 struct RequestLogMiddleware: RouterMiddleware {
     typealias Context = StockdropContext
@@ -23,7 +24,9 @@ struct RequestLogMiddleware: RouterMiddleware {
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let started = ContinuousClock.now
+        // From when the event loop read the head (ShedHandler's stamp), so the wait for a task
+        // to take the request up counts as the server's; without the stamp, from here.
+        let started = Self.readAt(request.headers[.stockdropReadAt], now: NIODeadline.now())
         var context = context
         // Hummingbird already tags the logger with its own id (`hb.request.id`); a client's id
         // replaces it only when the client sent one, since every metadata change costs the
@@ -41,7 +44,7 @@ struct RequestLogMiddleware: RouterMiddleware {
                 forwardedFor: request.headers[values: .xForwardedFor].joined(separator: ","))
         }
         var response = try await next(request, context)
-        let elapsed = ContinuousClock.now - started
+        let elapsed = Duration.nanoseconds((NIODeadline.now() - started).nanoseconds)
         response.headers[.xRequestID] = requestID
         // Unmatched paths share one label: raw paths would let any client mint new series.
         let route = context.endpointPath.flatMap { $0 == "NotFound" ? nil : $0 } ?? "unmatched"
@@ -72,6 +75,13 @@ struct RequestLogMiddleware: RouterMiddleware {
                 ])
         }
         return response
+    }
+
+    /// The instant in `X-Stockdrop-Read-At` (monotonic nanoseconds, as `ShedHandler` stamps it),
+    /// or `now` when there is none or it is not a past instant of this clock.
+    static func readAt(_ header: String?, now: NIODeadline) -> NIODeadline {
+        guard let header, let nanoseconds = UInt64(header), nanoseconds <= now.uptimeNanoseconds else { return now }
+        return NIODeadline.uptimeNanoseconds(nanoseconds)
     }
 
     /// The line `BufferedLogHandler` would write for this request (its metadata sorted by key).

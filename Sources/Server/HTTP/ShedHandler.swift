@@ -4,8 +4,11 @@
 // answered 503 `overloaded` with Retry-After here, and its body (if any) is dropped. Nothing
 // else is refused here: purchases and cancels of live holds, reads and the operations routes
 // go on. Every other request is counted in flight until its response ends, which is what the
-// monitor's bound is measured against. A request is shed only when no earlier request of the
-// same connection is still being answered, so answers never leave out of order.
+// monitor's bound is measured against, and is stamped with the instant its head was read
+// (`X-Stockdrop-Read-At`, replacing any the client sent): under load a request waits here for a
+// task to take it up, and that wait is the server's, so its latency counts from this stamp. A
+// request is shed only when no earlier request of the same connection is still being answered,
+// so answers never leave out of order.
 import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
@@ -31,7 +34,7 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch part {
-        case .head(let request):
+        case .head(var request):
             // Shed only onto a writable connection: a client that sends without reading its
             // answers is left to Hummingbird's backpressure rather than buffered here.
             if answering == 0, monitor.shouldShed, context.channel.isWritable, Self.isReserve(request) {
@@ -41,6 +44,9 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             answering += 1
             monitor.began()
+            request.headerFields[.stockdropReadAt] = String(NIODeadline.now().uptimeNanoseconds)
+            context.fireChannelRead(wrapInboundOut(.head(request)))
+            return
         case .body, .end:
             if dropping {
                 if case .end = part { dropping = false }
