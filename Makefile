@@ -100,7 +100,8 @@ bench-reads: release
 # generator's CPU per request against wrk's (the same reserve to the same server), the server
 # against a bare Hummingbird application (`stockdrop bench-server`), flash-sale over HTTP
 # against in process with the harness's and the server's latencies side by side, and shedding
-# off against on with the server and the generator on separate cores.
+# off against on with the server and the generator on separate cores, then the same overload on
+# shared cores (purchases sent in time and refused expired).
 bench-http: release
 	$(RELEASE_BIN) db start
 	scripts/http-bench.sh $(RELEASE_BIN)

@@ -14,12 +14,14 @@
 #   4. shedding, off (--latency-target-ms 0) then on (the default target): flash-sale with the
 #      server on core 0 and the generator on core 1 (taskset; PostgreSQL wherever the kernel
 #      puts it) and 4,096 connections, more buyers at once than the server answers within its
-#      latency target, so that the server, not the harness, is past its bound.
+#      latency target, so that the server, not the harness, is past its bound;
+#   5. the same overload with the server, the generator and PostgreSQL sharing the 2 cores (no
+#      taskset): purchases sent in time and still refused expired, what a starved server misses.
 #
 #   scripts/http-bench.sh [BINARY]   (default .build/release/stockdrop; REFERENCE_BIN: the binary
 #   whose bench-server is the reference, for measuring an older BINARY that has none)
 #   HTTP_BENCH_SECONDS (default 8): each wrk measurement; HTTP_BENCH_CONNECTIONS (default 64);
-#   HTTP_BENCH_PARTS (default "1 2 3 4"): which parts to run.
+#   HTTP_BENCH_PARTS (default "1 2 3 4 5"): which parts to run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -27,7 +29,7 @@ command -v wrk >/dev/null || { echo "http-bench: installing wrk"; DEBIAN_FRONTEN
 bin=${1:-.build/release/stockdrop}
 seconds=${HTTP_BENCH_SECONDS:-8}
 connections=${HTTP_BENCH_CONNECTIONS:-64}
-parts=${HTTP_BENCH_PARTS:-"1 2 3 4"}
+parts=${HTTP_BENCH_PARTS:-"1 2 3 4 5"}
 export STOCKDROP_JWT_SECRET=${STOCKDROP_JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 work=$(mktemp -d)
 # shellcheck source=scripts/serve-lib.sh
@@ -94,4 +96,15 @@ if part 4; then
     py summary "$(ls "$work"/shed-"$target"/*/report.json)" "--latency-target-ms $target"
     py operations "$(ls "$work"/shed-"$target"/*/report.json)"
   done
+fi
+
+if part 5; then
+  echo "http-bench 5: the same overload on shared cores (server, generator and PostgreSQL on both), --connections 4096"
+  "$bin" db start >/dev/null
+  pin=()
+  serve serve --no-rate-limit --log-level warning
+  "$bin" run scenarios/flash-sale.yaml --target "$url" --connections 4096 --report-dir "$work/shared" >"$work/shared.out" 2>&1 || true
+  stop
+  py summary "$(ls "$work"/shared/*/report.json)" "shared cores, default target"
+  py operations "$(ls "$work"/shared/*/report.json)"
 fi
