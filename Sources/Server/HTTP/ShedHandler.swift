@@ -5,8 +5,8 @@
 // else is refused here: purchases and cancels of live holds, reads and the operations routes
 // go on. Every other request is counted in flight until its response ends, which is what the
 // monitor's bound is measured against, and is stamped with the instant its head was read
-// (`X-Stockdrop-Read-At`, replacing any the client sent): under load a request waits here for a
-// task to take it up, and that wait is the server's, so its latency counts from this stamp. A
+// (`X-Stockdrop-Read-At`, replacing any the client sent): under load a request then waits for
+// a task to take it up, and that wait is the server's, so its latency counts from this stamp. A
 // request is shed only when no earlier request of the same connection is still being answered,
 // so answers never leave out of order.
 import HTTPTypes
