@@ -183,17 +183,17 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
     /// Extends the leases of the actors whose memory still trusts them, in one request; an
     /// actor whose lease is gone stops answering from memory at once.
     public func renewLeases() async throws {
-        var epochs: [DropID: Int64] = [:]
-        var actors: [DropID: DropActor] = [:]
+        // One actor per drop (the registry is keyed by drop), each with the epoch it renews.
+        var renewing: [(actor: DropActor, epoch: Int64)] = []
         for actor in activeActors() {
             guard let epoch = await actor.renewableEpoch else { continue }
-            epochs[actor.dropID] = epoch
-            actors[actor.dropID] = actor
+            renewing.append((actor, epoch))
         }
-        guard !epochs.isEmpty else { return }
+        guard !renewing.isEmpty else { return }
         let sentAt = clock.now()
-        let renewal = try await store.renewLeases(epochs, for: owner)
-        for actor in actors.values where await actor.renewal(renewal, epoch: epochs[actor.dropID]!, sentAt: sentAt) {
+        let renewal = try await store.renewLeases(
+            Dictionary(uniqueKeysWithValues: renewing.map { ($0.actor.dropID, $0.epoch) }), for: owner)
+        for (actor, epoch) in renewing where await actor.renewal(renewal, epoch: epoch, sentAt: sentAt) {
             leaseEvents.leaseLost()
         }
     }

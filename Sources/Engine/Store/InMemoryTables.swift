@@ -95,7 +95,8 @@ struct InMemoryTables {
             // A vouched reserve is not checked here (migration 8): a user who holds is refused
             // by the one-live-hold index, failing the batch; the limit is taken on trust.
             let vouched = item.vouched && !probed.contains(item.userID)
-            if vouched, held.contains(where: { $0.status == .active }) {
+            let holdsLive = held.contains { $0.status == .active }
+            if vouched, holdsLive {
                 throw EngineError(
                     .batchFailed,
                     "the database refused the batch; nothing was applied: a vouched reserve for user \(item.userID), who holds a live unit (reservations_one_active_per_user)"
@@ -103,8 +104,9 @@ struct InMemoryTables {
             }
             guard
                 vouched
-                    || (held.count(where: { $0.status == .active || $0.status == .purchased }) < drop.spec.perUserLimit
-                        && !held.contains(where: { $0.status == .active }))
+                    || (!holdsLive
+                        && held.count(where: { $0.status == .active || $0.status == .purchased })
+                            < drop.spec.perUserLimit)
             else { continue }
             let hold = Reservation(
                 id: takeID(), dropID: drop.id, userID: item.userID, status: .active, createdAt: now,
