@@ -55,22 +55,7 @@ actor DropActor: DropClaims {
         return outcome
     }
 
-    /// Settling a live hold comes onto this actor at high priority, ahead of the reserves
-    /// queued on it (the actor runs its waiting jobs by priority): under a burst a purchase
-    /// otherwise waited behind every reserve that reached the actor before it, and lost its
-    /// hold to the clock on the way (flash-sale over HTTP, 4,096 connections, server and
-    /// generator on 2 cores: from the handler to this actor p50 40-53 ms and p99 163-167 ms at
-    /// the caller's priority, 3 ms and 71-75 ms at high).
-    nonisolated func purchase(user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
-        try await Task(priority: .high) { try await self.settle(purchase: user, idempotencyKey: idempotencyKey) }
-            .value
-    }
-
-    nonisolated func cancel(user: UserID) async throws -> CancelOutcome {
-        try await Task(priority: .high) { try await self.settle(cancel: user) }.value
-    }
-
-    private func settle(purchase user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
+    func purchase(user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
         guard
             case .purchase(let outcome) = try await admit(
                 machine.purchase(user: user, idempotencyKey: idempotencyKey, now: clock.now()))
@@ -80,7 +65,7 @@ actor DropActor: DropClaims {
         return outcome
     }
 
-    private func settle(cancel user: UserID) async throws -> CancelOutcome {
+    func cancel(user: UserID) async throws -> CancelOutcome {
         guard case .cancel(let outcome) = try await admit(machine.cancel(user: user, now: clock.now())) else {
             preconditionFailure("cancel answered with another kind")
         }
@@ -184,12 +169,10 @@ actor DropActor: DropClaims {
     }
 
     /// A scheduling delay, not domain time: it lets the callers answered by the last batch
-    /// come back before the next one starts, so it stays on the real clock. At high priority,
-    /// as the batch itself: the claims gathered must not wait for the requests piling up
-    /// behind them to reach their batch.
+    /// come back before the next one starts, so it stays on the real clock.
     private func gather() {
         let window = gatherWindow
-        Task(priority: .high) {
+        Task {
             if window > .zero { try? await Task.sleep(for: window) } else { await Task.yield() }
             self.flush()
         }
@@ -278,8 +261,7 @@ actor DropActor: DropClaims {
         timer?.cancel()
         timerAt = at
         let clock = self.clock
-        // High priority: a hold's expiry frees its unit for the buyers waiting now.
-        timer = Task(priority: .high) {
+        timer = Task {
             do { try await clock.sleep(until: at) } catch { return }
             self.timerFired()
         }
