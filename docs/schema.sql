@@ -8,10 +8,10 @@
 --
 
 --
--- Name: stockdrop_apply_batch(bigint, integer[], bigint[], text[], bigint, integer); Type: FUNCTION; Schema: public; Owner: -
+-- Name: stockdrop_apply_batch(bigint, integer[], bigint[], text[], bigint, integer, bigint[], bigint[], integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.stockdrop_apply_batch(p_drop bigint, p_kinds integer[], p_users bigint[], p_keys text[], p_epoch bigint DEFAULT NULL::bigint, p_lease_ms integer DEFAULT NULL::integer) RETURNS TABLE(ord integer, code text, reservation_id bigint, user_id bigint, purchase_id bigint, created_us bigint, expires_us bigint, ended_us bigint, sold integer, reserved integer, price_cents bigint, idempotency_key text, lease_holder text, total_stock integer)
+CREATE FUNCTION public.stockdrop_apply_batch(p_drop bigint, p_kinds integer[], p_users bigint[], p_keys text[], p_epoch bigint DEFAULT NULL::bigint, p_lease_ms integer DEFAULT NULL::integer, p_ask_users bigint[] DEFAULT NULL::bigint[], p_ask_us bigint[] DEFAULT NULL::bigint[], p_grace_ms integer DEFAULT NULL::integer) RETURNS TABLE(ord integer, code text, reservation_id bigint, user_id bigint, purchase_id bigint, created_us bigint, expires_us bigint, ended_us bigint, sold integer, reserved integer, price_cents bigint, idempotency_key text, lease_holder text, total_stock integer)
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -53,15 +53,15 @@ BEGIN
         END IF;
     END IF;
     RETURN QUERY SELECT c.*, NULL::text, CASE WHEN c.code = 'counters' THEN v_total END
-                 FROM stockdrop_apply_claims(p_drop, p_kinds, p_users, p_keys) c;
+                 FROM stockdrop_apply_claims(p_drop, p_kinds, p_users, p_keys, p_ask_users, p_ask_us, p_grace_ms) c;
 END
 $$;
 
 --
--- Name: stockdrop_apply_claims(bigint, integer[], bigint[], text[]); Type: FUNCTION; Schema: public; Owner: -
+-- Name: stockdrop_apply_claims(bigint, integer[], bigint[], text[], bigint[], bigint[], integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.stockdrop_apply_claims(p_drop bigint, p_kinds integer[], p_users bigint[], p_keys text[]) RETURNS TABLE(ord integer, code text, reservation_id bigint, user_id bigint, purchase_id bigint, created_us bigint, expires_us bigint, ended_us bigint, sold integer, reserved integer, price_cents bigint, idempotency_key text)
+CREATE FUNCTION public.stockdrop_apply_claims(p_drop bigint, p_kinds integer[], p_users bigint[], p_keys text[], p_ask_users bigint[], p_ask_us bigint[], p_grace_ms integer) RETURNS TABLE(ord integer, code text, reservation_id bigint, user_id bigint, purchase_id bigint, created_us bigint, expires_us bigint, ended_us bigint, sold integer, reserved integer, price_cents bigint, idempotency_key text)
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -78,6 +78,10 @@ DECLARE
     v_sold integer; v_reserved integer;
     v_attempt integer := 0;
     v_blocked bigint[]; v_room integer;
+    v_ask_users bigint[]; v_ask_us bigint[];
+    -- The caller's purchase grace (the store's; its memory sweeps by the same bound),
+    -- by default Defaults.purchaseGraceMilliseconds.
+    v_grace constant interval := coalesce(p_grace_ms, 1000) * interval '1 millisecond';
 BEGIN
     SELECT * INTO d FROM drops WHERE drops.id = p_drop FOR UPDATE;
     IF NOT FOUND THEN
@@ -95,18 +99,34 @@ BEGIN
     v_expires_us := (extract(epoch FROM v_now + d.reserve_ttl_ms * interval '1 millisecond') * 1000000)::bigint;
     v_started := d.starts_at IS NULL OR d.starts_at <= v_now;
 
-    -- 1. Overdue holds expire first: a purchase of one of them loses, by this clock.
+    -- When each purchase of this batch was asked, per user the earliest, never later
+    -- than this clock's reading (a purchase asked at no stated time: now).
+    v_ask_users := '{}'; v_ask_us := '{}';
+    IF cardinality(p_ask_users) > 0 THEN
+        SELECT coalesce(array_agg(a.u), '{}'), coalesce(array_agg(a.t), '{}') INTO v_ask_users, v_ask_us
+        FROM (SELECT x.u, least(min(x.t), v_now_us) AS t FROM unnest(p_ask_users, p_ask_us) AS x(u, t)
+              WHERE x.u IS NOT NULL AND x.t IS NOT NULL GROUP BY x.u) a;
+    END IF;
+
+    -- 1. Holds overdue by more than the purchase grace expire first, by this clock; so
+    -- does an overdue hold whose user's purchase here was asked at or after its
+    -- expires_at (that purchase loses). An overdue hold within the grace stays, for a
+    -- purchase asked in time that is still on its way.
     WITH x AS (
         UPDATE reservations r SET status = 'EXPIRED', ended_at = v_now
         WHERE r.drop_id = p_drop AND r.status = 'ACTIVE' AND r.expires_at <= v_now
+          AND (r.expires_at <= v_now - v_grace
+               OR (r.user_id = ANY (ARRAY(SELECT i.u FROM unnest(p_kinds, p_users) AS i(kind, u) WHERE i.kind = 2))
+                   AND NOT EXISTS (SELECT 1 FROM unnest(v_ask_users, v_ask_us) AS a(u, t)
+                                   WHERE a.u = r.user_id AND a.t < (extract(epoch FROM r.expires_at) * 1000000)::bigint)))
         RETURNING r.id, r.user_id)
     SELECT coalesce(array_agg(x.id), '{}'), coalesce(array_agg(x.user_id), '{}')
     INTO v_expired_ids, v_expired_users FROM x;
 
     -- 2. Cancels and purchases: the first purchase-or-cancel of each user acts on their
-    -- ACTIVE hold (overdue ones were expired in 1, so a purchase finds only live holds);
-    -- a purchase whose key this user already spent (here: a replay; on another drop:
-    -- refused) acts on nothing. Skipped (not merely empty) when the batch has none: the
+    -- ACTIVE hold (live, or overdue within the grace and asked for in time: 1 expired
+    -- the rest); a purchase whose key this user already spent (here: a replay; on
+    -- another drop: refused) acts on nothing. Skipped (not merely empty) when the batch has none: the
     -- planner cannot know an array's size and would otherwise scan every reservation
     -- of the drop.
     v_cancel_ords := '{}'; v_cancel_ids := '{}'; v_cancel_users := '{}';
@@ -126,10 +146,15 @@ BEGIN
                     SET status = CASE WHEN ops.kind = 3 THEN 'CANCELLED' ELSE 'PURCHASED' END, ended_at = v_now
                     FROM ops
                     WHERE r.drop_id = p_drop AND r.user_id = ops.u AND r.status = 'ACTIVE'
-                    RETURNING r.id, r.user_id, ops.kind, ops.k, ops.ord),
+                    RETURNING r.id, r.user_id, r.created_at, ops.kind, ops.k, ops.ord),
                 ins AS (
-                    INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at)
-                    SELECT a.id, p_drop, a.user_id, d.price_cents, a.k, v_now FROM acted a WHERE a.kind = 2
+                    -- Asked: the user's earliest ask, not before the hold existed.
+                    INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at, asked_at)
+                    SELECT a.id, p_drop, a.user_id, d.price_cents, a.k, v_now,
+                           greatest(a.created_at, least(v_now, coalesce(
+                               (SELECT to_timestamp(q.t / 1000000.0) FROM unnest(v_ask_users, v_ask_us) AS q(u, t)
+                                WHERE q.u = a.user_id), v_now)))
+                    FROM acted a WHERE a.kind = 2
                     RETURNING purchases.id, purchases.reservation_id)
                 SELECT coalesce(array_agg(a.ord) FILTER (WHERE a.kind = 3), '{}'),
                        coalesce(array_agg(a.id) FILTER (WHERE a.kind = 3), '{}'),
@@ -369,6 +394,8 @@ CREATE TABLE public.purchases (
     price_cents bigint NOT NULL,
     idempotency_key text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    asked_at timestamp with time zone,
+    CONSTRAINT purchases_asked_before_made CHECK ((asked_at <= created_at)),
     CONSTRAINT purchases_key_length CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))),
     CONSTRAINT purchases_price_not_negative CHECK ((price_cents >= 0))
 );

@@ -10,6 +10,11 @@ public enum Defaults {
 extension Defaults {
     /// A hold lasts 60 s unless the drop says otherwise (docs/design.md, domain rules).
     public static let reserveTTLMilliseconds = 60_000
+    /// How long past its `expires_at` an unbought hold keeps its unit, for a purchase asked
+    /// before `expires_at` that is still on its way (queued in the server under load): such a
+    /// purchase, decided within this grace, buys the hold. The batch function has the same
+    /// bound (migration 9); the machine sweeps by it.
+    public static let purchaseGraceMilliseconds = 1_000
     /// Bounds that keep absurd drops out; the API answers 422 past them.
     public static let minReserveTTLMilliseconds = 100
     public static let maxReserveTTLMilliseconds = 24 * 3_600_000

@@ -2,6 +2,7 @@
 // caller branches on it (decide here, or send the claim to the owner) instead of catching an
 // error out of the claim. A lease can still move between the question and the claim; the claim
 // then fails with `notOwner` or `fenced`, applied nothing, and the caller asks again.
+import Foundation
 
 /// The answer to "where is this drop decided?".
 public enum DropRoute: Sendable {
@@ -16,8 +17,17 @@ public enum DropRoute: Sendable {
 /// The three claims on one drop, as its deciding place takes them.
 public protocol DropClaims: Sendable {
     func reserve(user: UserID) async throws -> ReserveOutcome
-    func purchase(user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome
+    /// `askedAt`: when the buyer asked (the server's read of the request); nil for now. A
+    /// purchase asked before its hold's `expires_at` buys it though decided after (design §2).
+    func purchase(user: UserID, idempotencyKey: String?, askedAt: Date?) async throws -> PurchaseOutcome
     func cancel(user: UserID) async throws -> CancelOutcome
+}
+
+extension DropClaims {
+    /// A purchase asked now.
+    public func purchase(user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
+        try await purchase(user: user, idempotencyKey: idempotencyKey, askedAt: nil)
+    }
 }
 
 extension Inventory {

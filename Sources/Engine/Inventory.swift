@@ -15,7 +15,8 @@ public protocol Inventory: Sendable {
     /// can send it elsewhere; the three claims below ask it themselves.
     func route(_ drop: DropID) async throws -> DropRoute
     func reserve(drop: DropID, user: UserID) async throws -> ReserveOutcome
-    func purchase(drop: DropID, user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome
+    /// `askedAt`: when the buyer asked (nil: now); see `DropClaims.purchase`.
+    func purchase(drop: DropID, user: UserID, idempotencyKey: String?, askedAt: Date?) async throws -> PurchaseOutcome
     func cancel(drop: DropID, user: UserID) async throws -> CancelOutcome
     func reservations(of user: UserID) async throws -> [Reservation]
     /// The user's live hold on the drop, read from the store (what `already_holding` names
@@ -30,6 +31,11 @@ public protocol Inventory: Sendable {
 }
 
 extension Inventory {
+    /// A purchase asked now.
+    public func purchase(drop: DropID, user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
+        try await purchase(drop: drop, user: user, idempotencyKey: idempotencyKey, askedAt: nil)
+    }
+
     /// Validates before any store sees the spec; both strategies share it.
     static func validated(_ spec: DropSpec) throws -> DropSpec {
         guard spec.problems.isEmpty else { throw EngineError(.invalidDrop, spec.problems.joined(separator: "; ")) }

@@ -25,10 +25,12 @@ import Testing
             now: start, maxBatchClaims: 8, maxQueuedClaims: 8)
     }
 
-    func hold(_ id: ReservationID, user: UserID, expiresIn seconds: TimeInterval = 1) -> Reservation {
+    /// A hold that falls due for the sweep `seconds` after `start`: its `expires_at` is the
+    /// purchase grace before that (the machine sweeps a hold once the grace is over).
+    func hold(_ id: ReservationID, user: UserID, dueIn seconds: TimeInterval = 1) -> Reservation {
         Reservation(
             id: id, dropID: 7, userID: user, status: .active, createdAt: start,
-            expiresAt: start.addingTimeInterval(seconds))
+            expiresAt: start.addingTimeInterval(seconds - Double(Defaults.purchaseGraceMilliseconds) / 1000))
     }
 
     func purchase(_ id: PurchaseID, of reservation: ReservationID, user: UserID, key: String?) -> Purchase {
@@ -78,7 +80,7 @@ import Testing
         }
         #expect(parkedEffects.isEmpty, "the last free unit is promised to user 2: user 1 waits for that verdict")
         let effects = commit(
-            &m, [.reserved(hold(2, user: 2, expiresIn: 2.5))], expired: [ExpiredHold(reservationID: 1, userID: 1)],
+            &m, [.reserved(hold(2, user: 2, dueIn: 2.5))], expired: [ExpiredHold(reservationID: 1, userID: 1)],
             reserved: 1, now: at(1.5))
         let told = answers(effects)
         guard case .reserve(.reserved(let granted))? = told[claim], case .reserve(.soldOut)? = told[parked] else {
@@ -110,7 +112,7 @@ import Testing
     /// The wedged drop: a key spent on another drop answered "no active reservation", memory
     /// dropped the hold while the store kept it, and the unit was gone for good.
     @Test func aKeyReusedOnAnotherDropLeavesTheHoldBuyable() {
-        var m = machine(stock: 1, holds: [hold(1, user: 1, expiresIn: 60)])
+        var m = machine(stock: 1, holds: [hold(1, user: 1, dueIn: 60)])
         guard case .queued(let ticket, _) = m.purchase(user: 1, idempotencyKey: "spent-on-drop-6", now: start) else {
             Issue.record("queued")
             return
@@ -158,12 +160,12 @@ import Testing
     }
 
     @Test func aRetriedCancelFindsTheHoldItCancelled() {
-        var m = machine(stock: 1, holds: [hold(1, user: 1, expiresIn: 60)])
+        var m = machine(stock: 1, holds: [hold(1, user: 1, dueIn: 60)])
         guard case .queued(let ticket, _) = m.cancel(user: 1, now: start) else {
             Issue.record("queued")
             return
         }
-        var cancelled = hold(1, user: 1, expiresIn: 60)
+        var cancelled = hold(1, user: 1, dueIn: 60)
         cancelled.status = .cancelled
         cancelled.endedAt = start
         let effects = commit(&m, [.cancelled(cancelled)], reserved: 0, now: start)
@@ -181,7 +183,7 @@ import Testing
         var m = DropMachine(
             recovery: DropRecovery(
                 drop: drop(stock: 3, limit: 1, reserved: 3, sold: 0),
-                activeHolds: (1...3).map { hold(ReservationID($0), user: UserID($0), expiresIn: 60) }, purchases: []),
+                activeHolds: (1...3).map { hold(ReservationID($0), user: UserID($0), dueIn: 60) }, purchases: []),
             now: start, maxBatchClaims: 8, maxQueuedClaims: 8, maxEndedRemembered: 2)
         var cancelled: [Reservation] = []
         for user in 1...3 {
@@ -189,7 +191,7 @@ import Testing
                 Issue.record("queued")
                 return
             }
-            var ended = hold(ReservationID(user), user: UserID(user), expiresIn: 60)
+            var ended = hold(ReservationID(user), user: UserID(user), dueIn: 60)
             ended.status = .cancelled
             ended.endedAt = start
             cancelled.append(ended)
@@ -283,7 +285,7 @@ import Testing
     }
 
     @Test func aVerdictThatContradictsMemoryReloads() {
-        var m = machine(stock: 2, holds: [hold(1, user: 1, expiresIn: 60)])
+        var m = machine(stock: 2, holds: [hold(1, user: 1, dueIn: 60)])
         guard case .queued = m.purchase(user: 1, idempotencyKey: nil, now: start) else {
             Issue.record("queued")
             return
@@ -315,7 +317,7 @@ import Testing
         // The batch carries the cancel first (purchases and cancels lead every batch), then the
         // reserve: one result each, in that order.
         let effects = commit(
-            &m, [.rejected(.noActiveReservation), .reserved(hold(2, user: 1, expiresIn: 2.5))],
+            &m, [.rejected(.noActiveReservation), .reserved(hold(2, user: 1, dueIn: 2.5))],
             expired: [ExpiredHold(reservationID: 1, userID: 1)], reserved: 1, now: at(1.5))
         #expect(!reloads(effects))
         let told = answers(effects)

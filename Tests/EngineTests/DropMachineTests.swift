@@ -17,10 +17,12 @@ import Testing
             now: start, maxBatchClaims: maxBatch, maxQueuedClaims: maxQueue)
     }
 
-    func hold(_ id: ReservationID, user: UserID, expiresIn seconds: TimeInterval = 1) -> Reservation {
+    /// A hold that falls due for the sweep `seconds` after `start`: its `expires_at` is the
+    /// purchase grace before that (the machine sweeps a hold once the grace is over).
+    func hold(_ id: ReservationID, user: UserID, dueIn seconds: TimeInterval = 1) -> Reservation {
         Reservation(
             id: id, dropID: 7, userID: user, status: .active, createdAt: start,
-            expiresAt: start.addingTimeInterval(seconds))
+            expiresAt: start.addingTimeInterval(seconds - Double(Defaults.purchaseGraceMilliseconds) / 1000))
     }
 
     func batch(_ effects: [DropMachine.Effect]) -> ClaimBatch? {
@@ -100,7 +102,7 @@ import Testing
         let bought = Purchase(
             id: 9, reservationID: 8, dropID: 7, userID: 3, priceCents: 10, idempotencyKey: nil, createdAt: start)
         let recovery = DropRecovery(
-            drop: drop, activeHolds: [hold(1, user: 1, expiresIn: 60), hold(2, user: 2, expiresIn: 1)],
+            drop: drop, activeHolds: [hold(1, user: 1, dueIn: 60), hold(2, user: 2, dueIn: 1)],
             purchases: [bought])
         let owner = LeaseOwner(instance: "a", leaseMilliseconds: 60_000)
         let tenure = DropMachine.Tenure(owner: owner, epoch: 4, trustedUntil: owner.trustedUntil(sentAt: start))
@@ -144,7 +146,7 @@ import Testing
             sold: 0, reserved: 1, createdAt: start)
         let tenure = DropMachine.Tenure(owner: owner, epoch: 4, trustedUntil: owner.trustedUntil(sentAt: start))
         var m = DropMachine(
-            recovery: DropRecovery(drop: drop, activeHolds: [hold(1, user: 1, expiresIn: 60)], purchases: []),
+            recovery: DropRecovery(drop: drop, activeHolds: [hold(1, user: 1, dueIn: 60)], purchases: []),
             now: start, tenure: tenure, maxBatchClaims: 3, maxQueuedClaims: 5)
         guard case .answered(.reserve(.soldOut)) = m.reserve(user: 2, now: start) else {
             Issue.record("sold out expected")
@@ -216,7 +218,7 @@ import Testing
     }
 
     @Test func dueHoldsTriggerASweepBatch() {
-        var m = machine(stock: 1, holds: [hold(1, user: 1, expiresIn: 1)])
+        var m = machine(stock: 1, holds: [hold(1, user: 1, dueIn: 1)])
         #expect(batch(m.tick(now: start)) == nil)
         let due = m.tick(now: start.addingTimeInterval(1.5))
         #expect(batch(due) == ClaimBatch(dropID: 7, items: []))

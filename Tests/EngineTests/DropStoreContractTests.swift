@@ -116,7 +116,7 @@ import Testing
         }
         #expect(try await subject.store.dropsWithOverdueHolds().isEmpty)
         try await subject.advance(30.5)
-        #expect(try await subject.store.dropsWithOverdueHolds() == [drop.id])
+        // A purchase asked now, past the hold's expiry (within the grace, which is not its).
         let late = try await subject.store.apply(
             ClaimBatch(dropID: drop.id, items: [ClaimItem(.purchase, user: 1), ClaimItem(.reserve, user: 2)]))
         #expect(late.expired == [ExpiredHold(reservationID: hold.id, userID: 1)])
@@ -128,6 +128,80 @@ import Testing
         #expect(late.sold == 0 && late.reserved == 1)
         let recovery = try #require(try await subject.store.recover(drop.id))
         #expect(recovery.activeHolds.map(\.userID) == [2])
+    }
+
+    /// Past `expires_at` but within the purchase grace, a hold keeps its unit for a purchase
+    /// asked in time that is still on its way: a batch in between sweeps nothing and turns a
+    /// buyer away, then the purchase buys the hold. A purchase asked late loses it at once.
+    @Test(arguments: kinds) func aPurchaseAskedBeforeExpiryBuysTheHoldWithinTheGrace(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(
+            kind, suite: "contract_asked_in_time", purchaseGraceMilliseconds: 60_000)
+        defer { Task { await subject.close() } }
+        let drop = try await subject.store.createDrop(spec(stock: 2, ttlMilliseconds: 30_000))
+        let held = try await subject.store.apply(
+            ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1), ClaimItem(.reserve, user: 2)]))
+        guard case .reserved(let hold) = held.results[0], case .reserved(let other) = held.results[1] else {
+            Issue.record("expected two holds, got \(held.results)")
+            return
+        }
+        try await subject.advance(30.5)
+        let expiredAt = subject.afterAdvance(hold.expiresAt, 30.5)
+        #expect(try await subject.store.dropsWithOverdueHolds().isEmpty, "both holds are within the grace")
+        let between = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 3)]))
+        #expect(between.expired.isEmpty && between.results == [.rejected(.soldOut)] && between.reserved == 2)
+        let askedInTime = expiredAt.addingTimeInterval(-0.5)
+        let askedLate = expiredAt.addingTimeInterval(0.01)
+        let decided = try await subject.store.apply(
+            ClaimBatch(
+                dropID: drop.id,
+                items: [
+                    ClaimItem(.purchase, user: 1, idempotencyKey: "k-1", askedAt: askedInTime),
+                    ClaimItem(.purchase, user: 2, idempotencyKey: "k-2", askedAt: askedLate),
+                    ClaimItem(.reserve, user: 3),
+                ]))
+        guard case .purchased(let purchase, replayed: false) = decided.results[0] else {
+            Issue.record("a purchase asked in time buys the hold, got \(decided.results[0])")
+            return
+        }
+        #expect(purchase.reservationID == hold.id)
+        #expect(
+            decided.expired == [ExpiredHold(reservationID: other.id, userID: 2)], "the late one's hold goes at once")
+        #expect(decided.results[1] == .rejected(.expired))
+        guard case .reserved = decided.results[2] else {
+            Issue.record("the unit the late purchase lost goes to the next buyer, got \(decided.results[2])")
+            return
+        }
+        #expect(decided.sold == 1 && decided.reserved == 1)
+    }
+
+    /// The grace bounds the wait: past it the hold is swept whoever asked, and a purchase
+    /// asked in time but decided after it loses.
+    @Test(arguments: kinds) func theGraceEndsTheWaitForAPurchase(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_grace_ends")
+        defer { Task { await subject.close() } }
+        let drop = try await subject.store.createDrop(spec(stock: 1, ttlMilliseconds: 30_000))
+        let held = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
+        guard case .reserved(let hold) = held.results[0] else {
+            Issue.record("expected a hold, got \(held.results)")
+            return
+        }
+        let grace = Double(Defaults.purchaseGraceMilliseconds) / 1000
+        try await subject.advance(30 + grace + 0.5)
+        #expect(try await subject.store.dropsWithOverdueHolds() == [drop.id])
+        let askedInTime = subject.afterAdvance(hold.expiresAt, 30 + grace + 0.5).addingTimeInterval(-0.5)
+        let late = try await subject.store.apply(
+            ClaimBatch(
+                dropID: drop.id,
+                items: [
+                    ClaimItem(.purchase, user: 1, askedAt: askedInTime),
+                    ClaimItem(.reserve, user: 2),
+                ]))
+        #expect(late.expired == [ExpiredHold(reservationID: hold.id, userID: 1)])
+        #expect(late.results[0] == .rejected(.expired))
+        guard case .reserved = late.results[1] else {
+            Issue.record("the unit goes to the next buyer, got \(late.results[1])")
+            return
+        }
     }
 
     @Test(arguments: kinds) func limitsAndStartTimesAreEnforced(kind: String) async throws {

@@ -83,7 +83,8 @@ import Testing
             return
         }
         #expect(try await inventory.purchase(drop: b.id, user: 1, idempotencyKey: "order-1") == .idempotencyKeyReused)
-        try await waitPast(hold.expiresAt)
+        // An unbought hold keeps its unit the purchase grace past its expiry.
+        try await waitPast(Reservation.graceEnds(expiresAt: hold.expiresAt))
         guard case .reserved = try await inventory.reserve(drop: b.id, user: 2) else {
             Issue.record("an expired hold must free its unit for the next buyer")
             return

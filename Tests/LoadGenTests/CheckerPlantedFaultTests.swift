@@ -100,6 +100,69 @@ import Testing
             })
     }
 
+    /// A purchase asked before its hold expired and made within the purchase grace after it
+    /// is valid; made past the grace, or asked after the expiry, it is not.
+    @Test func aPurchaseIsJudgedByWhenItWasAsked() async throws {
+        let (run, pool) = try await Self.realRun("asked_purchase")
+        defer { Task { await pool.close() } }
+        let rows = try await pool.query(
+            "SELECT id, reservation_id FROM purchases WHERE drop_id = $1 ORDER BY id LIMIT 3", [.int64(run.drops[0])]
+        ).rows
+        try #require(rows.count == 3, "the run bought at least three units")
+        // The hold is moved to end `expiresBeforeMade` before the purchase was made (made 2 s
+        // before that), the ask to `askedBeforeMade` before it.
+        let plant = { (row: PostgresRow, expiresBeforeMade: String, askedBeforeMade: String) in
+            try await pool.query(
+                "UPDATE purchases SET asked_at = created_at - $2::interval WHERE id = $1",
+                [.int64(try row.int64("id")), .text(askedBeforeMade)])
+            try await pool.query(
+                """
+                UPDATE reservations r SET expires_at = p.created_at - $2::interval,
+                                          created_at = p.created_at - $2::interval - interval '2 seconds'
+                FROM purchases p WHERE p.reservation_id = r.id AND r.id = $1
+                """, [.int64(try row.int64("reservation_id")), .text(expiresBeforeMade)])
+        }
+        // Asked 600 ms before it was made, expired 500 ms before: asked in time, within grace.
+        try await plant(rows[0], "500 milliseconds", "600 milliseconds")
+        let valid = try await Checker().check(databaseURL: run.databaseURL, drops: run.drops, history: nil)
+        #expect(Self.broken(valid, InvariantName.purchasesMatchHolds) == nil, "\(valid.broken)")
+        // Asked in time but made 1.5 s after the expiry: past the grace.
+        try await plant(rows[1], "1500 milliseconds", "1600 milliseconds")
+        // Asked 100 ms after the expiry.
+        try await plant(rows[2], "500 milliseconds", "400 milliseconds")
+        let fault = try #require(
+            Self.broken(
+                try await Checker().check(databaseURL: run.databaseURL, drops: run.drops, history: nil),
+                InvariantName.purchasesMatchHolds))
+        let late = try rows[1].int64("id")
+        let askedLate = try rows[2].int64("id")
+        #expect(fault.violations == 2)
+        #expect(
+            fault.counterexamples.contains {
+                $0.contains("purchase \(late) ") && $0.contains("past the purchase grace")
+            })
+        #expect(
+            fault.counterexamples.contains {
+                $0.contains("purchase \(askedLate) ") && $0.contains("before the purchase was asked")
+            })
+    }
+
+    /// With the history, a purchase cannot claim to have been asked before its buyer sent it.
+    @Test func aPurchaseAskedBeforeItsBuyerSentIt() async throws {
+        let (run, pool) = try await Self.realRun("asked_before_sent")
+        defer { Task { await pool.close() } }
+        let row = try #require(
+            try await pool.query("SELECT id FROM purchases WHERE drop_id = $1 LIMIT 1", [.int64(run.drops[0])]).first)
+        let purchase = try row.int64("id")
+        try await pool.query(
+            "UPDATE purchases SET asked_at = created_at - interval '30 seconds' WHERE id = $1", [.int64(purchase)])
+        let fault = try #require(Self.broken(try await Self.check(run), InvariantName.purchasesMatchHolds))
+        #expect(
+            fault.counterexamples.contains {
+                $0.hasPrefix("purchase \(purchase) ") && $0.contains("before the user first sent a purchase")
+            }, "\(fault.counterexamples)")
+    }
+
     @Test func acknowledgedReservationMissing() async throws {
         let (run, pool) = try await Self.realRun("lost_write")
         defer { Task { await pool.close() } }

@@ -162,4 +162,17 @@ import Testing
         #expect(RequestLogMiddleware.readAt("-1", now: now) == now)
         #expect(RequestLogMiddleware.readAt("6000000000", now: now) == now, "not a past instant: not ours")
     }
+
+    /// A purchase is asked when the event loop read it: the stamp moved onto the wall clock by
+    /// the time elapsed since, so the engine judges it by that instant, not by when a task took
+    /// it up.
+    @Test func aPurchaseIsAskedWhenTheEventLoopReadIt() {
+        let now = NIODeadline.uptimeNanoseconds(5_000_000_000)
+        let wall = Date(timeIntervalSince1970: 1_000)
+        #expect(
+            RequestLogMiddleware.readAtWallClock("3750000000", now: now, wallNow: wall)
+                == Date(timeIntervalSince1970: 998.75))
+        #expect(RequestLogMiddleware.readAtWallClock(nil, now: now, wallNow: wall) == wall)
+        #expect(RequestLogMiddleware.readAtWallClock("6000000000", now: now, wallNow: wall) == wall)
+    }
 }

@@ -68,9 +68,12 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
         return try await claims.reserve(user: user)
     }
 
-    public func purchase(drop: DropID, user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
+    public func purchase(
+        drop: DropID, user: UserID, idempotencyKey: String?, askedAt: Date?
+    ) async throws -> PurchaseOutcome {
+        let askedAt = askedAt ?? clock.now()
         guard let claims = try await localClaims(on: drop) else { return .unknownDrop }
-        return try await claims.purchase(user: user, idempotencyKey: idempotencyKey)
+        return try await claims.purchase(user: user, idempotencyKey: idempotencyKey, askedAt: askedAt)
     }
 
     public func cancel(drop: DropID, user: UserID) async throws -> CancelOutcome {

@@ -40,7 +40,8 @@ actor DropActor: DropClaims {
         self.onStepDown = onStepDown
         machine = DropMachine(
             recovery: recovery, now: clock.now(), tenure: tenure, maxBatchClaims: maxBatchClaims,
-            maxQueuedClaims: maxQueuedClaims, queueLatencyTarget: queueLatencyTarget)
+            maxQueuedClaims: maxQueuedClaims, queueLatencyTarget: queueLatencyTarget,
+            purchaseGraceMilliseconds: store.purchaseGraceMilliseconds)
     }
 
     /// Arms the timer for holds loaded at activation (and sweeps overdue ones at once).
@@ -55,10 +56,11 @@ actor DropActor: DropClaims {
         return outcome
     }
 
-    func purchase(user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
+    func purchase(user: UserID, idempotencyKey: String?, askedAt: Date?) async throws -> PurchaseOutcome {
+        let now = clock.now()
         guard
             case .purchase(let outcome) = try await admit(
-                machine.purchase(user: user, idempotencyKey: idempotencyKey, now: clock.now()))
+                machine.purchase(user: user, idempotencyKey: idempotencyKey, askedAt: askedAt ?? now, now: now))
         else {
             preconditionFailure("purchase answered with another kind")
         }

@@ -63,12 +63,13 @@ struct DropMachine {
         case expired
     }
 
+    /// When a hold is due to be swept: the purchase grace past its `expires_at`.
     struct Deadline: Comparable {
-        var expiresAt: Date
+        var sweepAt: Date
         var reservationID: ReservationID
         var userID: UserID
         static func < (a: Deadline, b: Deadline) -> Bool {
-            (a.expiresAt, a.reservationID) < (b.expiresAt, b.reservationID)
+            (a.sweepAt, a.reservationID) < (b.sweepAt, b.reservationID)
         }
     }
 
@@ -95,9 +96,11 @@ struct DropMachine {
 
     private(set) var drop: DropRecord
     private(set) var holds: [UserID: Hold] = [:]
-    /// Users whose hold memory knows is past its `expires_at` but the store has not swept yet.
-    /// Its unit is free (the next batch expires it before anything else), so memory counts it
-    /// as such and never answers "sold out" or "already holding" on its account.
+    /// Users whose hold memory knows is past its `expires_at` and the purchase grace after it,
+    /// but the store has not swept yet. Its unit is free (the next batch expires it before
+    /// anything else), so memory counts it as such and never answers "sold out" or "already
+    /// holding" on its account. Within the grace a hold stays live for everything but a
+    /// purchase, which the store judges by when it was asked (so memory asks the store).
     private(set) var overdue: Set<UserID> = []
     private(set) var purchases: [UserID: [Purchase]] = [:]
     private var purchaseCount = 0
@@ -139,6 +142,8 @@ struct DropMachine {
     /// bounds the line). With it, reserves past what the store takes in that time are refused
     /// `overloaded` at once; purchases and cancels never are.
     let queueLatencyTarget: TimeInterval?
+    /// The store's purchase grace: memory sweeps a hold this long past its `expires_at`.
+    let purchaseGraceMilliseconds: Int
     /// Claims per second the store has been taking (each saturated batch's claims over the
     /// time from sending it to its commit).
     private(set) var claimRate = SmoothedRate()
@@ -146,9 +151,12 @@ struct DropMachine {
     init(
         recovery: DropRecovery, now: Date, tenure: Tenure? = nil, maxBatchClaims: Int = Defaults.maxBatchClaims,
         maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop,
-        maxEndedRemembered: Int = Defaults.maxEndedHoldsRemembered, queueLatencyTarget: TimeInterval? = nil
+        maxEndedRemembered: Int = Defaults.maxEndedHoldsRemembered, queueLatencyTarget: TimeInterval? = nil,
+        purchaseGraceMilliseconds: Int = Defaults.purchaseGraceMilliseconds
     ) {
         precondition(maxBatchClaims > 0 && maxQueuedClaims > 0 && maxEndedRemembered > 0)
+        precondition(purchaseGraceMilliseconds >= 0)
+        self.purchaseGraceMilliseconds = purchaseGraceMilliseconds
         precondition(queueLatencyTarget.map { $0 > 0 } ?? true)
         self.queueLatencyTarget = queueLatencyTarget
         self.maxEndedRemembered = maxEndedRemembered
@@ -194,8 +202,9 @@ struct DropMachine {
         admit(ClaimItem(.reserve, user: user), now: now)
     }
 
-    mutating func purchase(user: UserID, idempotencyKey: String?, now: Date) -> Admission {
-        admit(ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey), now: now)
+    /// `askedAt`: when the buyer asked (nil: at the batch's clock reading).
+    mutating func purchase(user: UserID, idempotencyKey: String?, askedAt: Date? = nil, now: Date) -> Admission {
+        admit(ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey, askedAt: askedAt), now: now)
     }
 
     mutating func cancel(user: UserID, now: Date) -> Admission {
@@ -459,7 +468,7 @@ struct DropMachine {
 
     /// Moves holds whose deadline has passed from the deadline heap to `overdue`.
     mutating func noteOverdue(now: Date) {
-        while let first = deadlines.min, first.expiresAt <= now {
+        while let first = deadlines.min, first.sweepAt <= now {
             deadlines.removeMin()
             if holds[first.userID]?.id == first.reservationID { overdue.insert(first.userID) }
         }
@@ -469,7 +478,7 @@ struct DropMachine {
         dropStaleDeadlines()
         // Overdue holds the store did not sweep yet (its clock may trail ours by a hair) are
         // retried shortly; never sooner than that, so the machine does not spin.
-        var next = deadlines.min?.expiresAt
+        var next = deadlines.min?.sweepAt
         if !overdue.isEmpty { next = now }
         guard let next else { return [] }
         let at = max(next, now.addingTimeInterval(Double(Defaults.sweepRetryMilliseconds) / 1000))
@@ -485,10 +494,16 @@ struct DropMachine {
         }
     }
 
+    private func sweepAt(_ expiresAt: Date) -> Date {
+        Reservation.graceEnds(expiresAt: expiresAt, graceMilliseconds: purchaseGraceMilliseconds)
+    }
+
     mutating func setHold(_ reservation: Reservation, of user: UserID) {
         overdue.remove(user)
         holds[user] = Hold(id: reservation.id, createdAt: reservation.createdAt, expiresAt: reservation.expiresAt)
-        deadlines.insert(Deadline(expiresAt: reservation.expiresAt, reservationID: reservation.id, userID: user))
+        deadlines.insert(
+            Deadline(
+                sweepAt: sweepAt(reservation.expiresAt), reservationID: reservation.id, userID: user))
         ended[user] = nil
     }
 
@@ -525,7 +540,9 @@ struct DropMachine {
         var entries: [Deadline] = []
         for hold in recovery.activeHolds {
             holds[hold.userID] = Hold(id: hold.id, createdAt: hold.createdAt, expiresAt: hold.expiresAt)
-            entries.append(Deadline(expiresAt: hold.expiresAt, reservationID: hold.id, userID: hold.userID))
+            entries.append(
+                Deadline(
+                    sweepAt: sweepAt(hold.expiresAt), reservationID: hold.id, userID: hold.userID))
         }
         deadlines = Heap(entries)
         armedAt = nil

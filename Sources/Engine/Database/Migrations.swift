@@ -11,7 +11,7 @@ public struct Migration: Sendable {
 public enum Migrations {
     public static let all: [Migration] = [
         initialSchema, batchFunction, setBasedDropReference, replayRules, leases, leanBatch, leaseHolderColumn,
-        vouchedReserves,
+        vouchedReserves, askedPurchases,
     ]
 
     public static var latestVersion: Int { all.map(\.version).max() ?? 0 }

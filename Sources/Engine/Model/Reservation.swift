@@ -31,6 +31,16 @@ public struct Reservation: Sendable, Equatable, Codable {
     }
 }
 
+extension Reservation {
+    /// When a hold expiring at `expiresAt` that nobody bought gives its unit back: the
+    /// purchase grace later, for a purchase asked in time still on its way (migration 9).
+    public static func graceEnds(
+        expiresAt: Date, graceMilliseconds: Int = Defaults.purchaseGraceMilliseconds
+    ) -> Date {
+        expiresAt.addingTimeInterval(Double(graceMilliseconds) / 1000)
+    }
+}
+
 public struct Purchase: Sendable, Equatable, Codable {
     public let id: PurchaseID
     public let reservationID: ReservationID

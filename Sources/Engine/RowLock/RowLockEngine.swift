@@ -11,6 +11,7 @@ public final class RowLockEngine: StoreBackedInventory {
     private let sweeper: Mutex<Task<Void, Never>?> = Mutex(nil)
     private let accepting = Atomic<Bool>(true)
     private let onCommit: CommitObserver
+    private let clock: any WallClock
 
     /// `sweepInterval: nil` disables the sweeper (simulations sweep through requests).
     public init(
@@ -20,6 +21,7 @@ public final class RowLockEngine: StoreBackedInventory {
     ) {
         self.store = store
         self.onCommit = onCommit
+        self.clock = clock
         if let sweepInterval {
             sweeper.withLock {
                 // The first pass runs at start, beside the first requests: holds a stopped
@@ -56,8 +58,8 @@ public final class RowLockEngine: StoreBackedInventory {
         let engine: RowLockEngine
         let drop: DropID
         func reserve(user: UserID) async throws -> ReserveOutcome { try await engine.reserve(drop: drop, user: user) }
-        func purchase(user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
-            try await engine.purchase(drop: drop, user: user, idempotencyKey: idempotencyKey)
+        func purchase(user: UserID, idempotencyKey: String?, askedAt: Date?) async throws -> PurchaseOutcome {
+            try await engine.purchase(drop: drop, user: user, idempotencyKey: idempotencyKey, askedAt: askedAt)
         }
         func cancel(user: UserID) async throws -> CancelOutcome { try await engine.cancel(drop: drop, user: user) }
     }
@@ -68,8 +70,13 @@ public final class RowLockEngine: StoreBackedInventory {
         return try Self.expect(ReserveOutcome(result, holding: nil, startsAt: startsAt), from: result, to: "a reserve")
     }
 
-    public func purchase(drop: DropID, user: UserID, idempotencyKey: String?) async throws -> PurchaseOutcome {
-        let result = try await one(ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey), on: drop)
+    /// Asked when called (or when the server read it): a hold that fell due while the request
+    /// waited for a connection or the drop's lock is still bought within the purchase grace.
+    public func purchase(
+        drop: DropID, user: UserID, idempotencyKey: String?, askedAt: Date?
+    ) async throws -> PurchaseOutcome {
+        let item = ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey, askedAt: askedAt ?? clock.now())
+        let result = try await one(item, on: drop)
         return try Self.expect(PurchaseOutcome(result), from: result, to: "a purchase")
     }
 

@@ -230,8 +230,10 @@ public actor Simulator {
         } else if roll < 8 {
             let idempotencyKey =
                 Bool.random(using: &random) ? "key-\(user)-\(Int.random(in: 0...2, using: &random))" : nil
-            item = ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey)
-            admission = nodes[key]!.machine.purchase(user: user, idempotencyKey: idempotencyKey, now: now)
+            // Asked now; slow commits and lost acknowledgements may decide it past the hold's
+            // expiry, within the purchase grace or after it.
+            item = ClaimItem(.purchase, user: user, idempotencyKey: idempotencyKey, askedAt: now)
+            admission = nodes[key]!.machine.purchase(user: user, idempotencyKey: idempotencyKey, askedAt: now, now: now)
         } else {
             item = ClaimItem(.cancel, user: user)
             admission = nodes[key]!.machine.cancel(user: user, now: now)
@@ -429,7 +431,8 @@ public actor Simulator {
         var purchasedHolds = Set<ReservationID>()
         for purchase in purchases {
             guard let hold = reservationsByID[purchase.reservationID], hold.status == .purchased,
-                hold.userID == purchase.userID, hold.dropID == purchase.dropID, purchase.createdAt < hold.expiresAt,
+                hold.userID == purchase.userID, hold.dropID == purchase.dropID,
+                purchase.createdAt < Reservation.graceEnds(expiresAt: hold.expiresAt),
                 purchasedHolds.insert(hold.id).inserted
             else {
                 throw failure(
@@ -463,7 +466,9 @@ public actor Simulator {
         // Units return: the counters-match-rows check above proves `reserved` counts only the
         // holds still ACTIVE, and none of those may be overdue.
         let (_, reservations, _) = await store.contents()
-        if let overdue = reservations.first(where: { $0.status == .active && $0.expiresAt <= clock.now() }) {
+        if let overdue = reservations.first(where: {
+            $0.status == .active && Reservation.graceEnds(expiresAt: $0.expiresAt) <= clock.now()
+        }) {
             throw failure("4 holds expire", "reservation \(overdue.id) is ACTIVE past its expiry")
         }
     }

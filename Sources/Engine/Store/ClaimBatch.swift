@@ -19,13 +19,21 @@ public struct ClaimItem: Sendable, Equatable {
     /// one-live-hold rule still holds it (a vouch for a user who holds fails the whole batch,
     /// nothing applied), the limit is taken on trust.
     public let vouched: Bool
+    /// When the buyer asked for this purchase (the server: when its event loop read the
+    /// request); nil for now, the batch's clock reading. A purchase asked before its hold's
+    /// `expires_at` buys a hold still within the purchase grace (migration 9).
+    public let askedAt: Date?
 
-    public init(_ kind: Kind, user: UserID, idempotencyKey: String? = nil, vouched: Bool = false) {
+    public init(
+        _ kind: Kind, user: UserID, idempotencyKey: String? = nil, vouched: Bool = false, askedAt: Date? = nil
+    ) {
         precondition(!vouched || kind == .reserve, "only a reserve is vouched for")
+        precondition(askedAt == nil || kind == .purchase, "only a purchase is asked at an instant")
         self.kind = kind
         self.userID = user
         self.idempotencyKey = idempotencyKey
         self.vouched = vouched
+        self.askedAt = askedAt
     }
 
     /// The kind `stockdrop_apply_batch` reads: 1 reserve, 2 purchase, 3 cancel, and 4 a reserve
@@ -34,11 +42,18 @@ public struct ClaimItem: Sendable, Equatable {
 
     /// The same claim, vouched for or not.
     func vouched(_ vouched: Bool) -> ClaimItem {
-        ClaimItem(kind, user: userID, idempotencyKey: idempotencyKey, vouched: vouched)
+        ClaimItem(kind, user: userID, idempotencyKey: idempotencyKey, vouched: vouched, askedAt: askedAt)
     }
 }
 
 public struct ClaimBatch: Sendable, Equatable {
+    /// When each purchase of the batch was asked, as the batch function takes it (migration
+    /// 9): purchases with no stated instant are left out (asked at the batch's clock reading).
+    public var asks: (users: [UserID], epochMicroseconds: [Int64]) {
+        let asked = items.filter { $0.kind == .purchase && $0.askedAt != nil }
+        return (asked.map(\.userID), asked.map { $0.askedAt!.epochMicroseconds })
+    }
+
     public let dropID: DropID
     /// Empty is valid: a batch that only expires overdue holds (a sweep).
     public let items: [ClaimItem]

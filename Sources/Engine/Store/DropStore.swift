@@ -29,10 +29,15 @@ public protocol DropStore: Sendable {
     func reservations(of user: UserID) async throws -> [Reservation]
     /// The user's ACTIVE hold on the drop, if any (the hold an `already_holding` names).
     func liveHold(of user: UserID, on drop: DropID) async throws -> Reservation?
-    /// Drops that have ACTIVE holds past their expiry by the store's clock and that `owner`
+    /// Drops that have ACTIVE holds past their expiry and the purchase grace after it, by the
+    /// store's clock (holds a batch would sweep), and that `owner`
     /// may sweep: its own, and those whose lease has lapsed or was never taken (nil: only
     /// those).
     func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) async throws -> [DropID]
+    /// How long past `expires_at` an unbought hold keeps its unit for a purchase asked in time
+    /// (`Defaults.purchaseGraceMilliseconds` unless a test asks for another): the store sweeps
+    /// by it, and the actors on it sweep their memory by it.
+    var purchaseGraceMilliseconds: Int { get }
     /// Records a user's display name (for the purchase feed).
     func upsertUser(_ user: UserID, name: String, role: String) async throws
 }

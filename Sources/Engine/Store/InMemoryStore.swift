@@ -21,9 +21,15 @@ public actor InMemoryStore: DropStore {
     private var faults = Faults()
     private var random: SplitMix64
 
-    public init(clock: any WallClock, seed: UInt64 = 1) {
+    public nonisolated let purchaseGraceMilliseconds: Int
+
+    public init(
+        clock: any WallClock, seed: UInt64 = 1, purchaseGraceMilliseconds: Int = Defaults.purchaseGraceMilliseconds
+    ) {
         self.clock = clock
         random = SplitMix64(seed: seed)
+        self.purchaseGraceMilliseconds = purchaseGraceMilliseconds
+        tables.purchaseGraceMilliseconds = purchaseGraceMilliseconds
     }
 
     public func setFaults(_ faults: Faults) { self.faults = faults }
@@ -100,8 +106,14 @@ public actor InMemoryStore: DropStore {
 
     public func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) -> [DropID] {
         let now = clock.now()
-        return Set(tables.reservationsByID.values.filter { $0.status == .active && $0.expiresAt <= now }.map(\.dropID))
-            .filter { tables.maySweep($0, owner: owner, now: now) }.sorted()
+        return Set(
+            tables.reservationsByID.values.filter {
+                $0.status == .active
+                    && Reservation.graceEnds(expiresAt: $0.expiresAt, graceMilliseconds: purchaseGraceMilliseconds)
+                        <= now
+            }.map(\.dropID)
+        )
+        .filter { tables.maySweep($0, owner: owner, now: now) }.sorted()
     }
 
     public func upsertUser(_ user: UserID, name: String, role: String) { tables.users[user] = name }

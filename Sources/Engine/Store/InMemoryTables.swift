@@ -1,7 +1,8 @@
 // The in-memory store's tables as a value, and the batch applied to them step by step as
-// stockdrop_apply_batch applies it (Migrations+ReplayRules): expire overdue holds, the first
-// purchase-or-cancel per user, reserves in arrival order while stock lasts, then an answer for
-// every item that did not act, taken from the user's last hold on the drop.
+// stockdrop_apply_batch applies it (Migrations+ReplayRules, +AskedPurchases): expire overdue
+// holds (past the purchase grace, or asked for late), the first purchase-or-cancel per user,
+// reserves in arrival order while stock lasts, then an answer for every item that did not
+// act, taken from the user's last hold on the drop.
 import Foundation
 
 struct InMemoryTables {
@@ -11,6 +12,7 @@ struct InMemoryTables {
     var purchasesByID: [PurchaseID: Purchase] = [:]
     var users: [UserID: String] = [:]
     var leases: [DropID: LeaseRow] = [:]
+    var purchaseGraceMilliseconds = Defaults.purchaseGraceMilliseconds
     private var nextID: Int64 = 1
 
     mutating func createDrop(_ spec: DropSpec, now: Date) -> DropRecord {
@@ -44,10 +46,17 @@ struct InMemoryTables {
         }
         var results = [ClaimResult?](repeating: nil, count: batch.items.count)
 
-        // 1. Overdue holds expire first.
+        // 1. Holds overdue past the purchase grace expire first, and an overdue one whose
+        // user's purchase here was asked at or after its `expires_at`.
+        let asked = Self.earliestAsks(of: batch, now: now)
+        let buyers = Set(batch.items.filter { $0.kind == .purchase }.map(\.userID))
         var expired: [ExpiredHold] = []
         for id in reservationIDsByDrop[drop.id] ?? [] {
             guard var hold = reservationsByID[id], hold.status == .active, hold.expiresAt <= now else { continue }
+            let askedLate = buyers.contains(hold.userID) && (asked[hold.userID] ?? now) >= hold.expiresAt
+            let graceEnds = Reservation.graceEnds(
+                expiresAt: hold.expiresAt, graceMilliseconds: purchaseGraceMilliseconds)
+            guard askedLate || graceEnds <= now else { continue }
             hold.status = .expired
             hold.endedAt = now
             reservationsByID[id] = hold
@@ -154,6 +163,13 @@ struct InMemoryTables {
             if let last, last.status == .cancelled { return .cancelled(last) }
             return .rejected(.noActiveReservation)
         }
+    }
+
+    /// Each user's earliest stated ask among the batch's purchases, never later than `now`
+    /// (the function's `v_ask_*`).
+    static func earliestAsks(of batch: ClaimBatch, now: Date) -> [UserID: Date] {
+        let asks = batch.items.compactMap { item in item.askedAt.map { (item.userID, min($0, now)) } }
+        return Dictionary(asks, uniquingKeysWith: min)
     }
 
     /// The purchase this user made with `key`, on any drop (a key names one purchase of one user).

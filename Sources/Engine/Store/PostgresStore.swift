@@ -4,9 +4,11 @@ import Foundation
 
 public final class PostgresStore: DropStore {
     public let pool: PostgresPool
+    public let purchaseGraceMilliseconds: Int
 
-    public init(pool: PostgresPool) {
+    public init(pool: PostgresPool, purchaseGraceMilliseconds: Int = Defaults.purchaseGraceMilliseconds) {
         self.pool = pool
+        self.purchaseGraceMilliseconds = purchaseGraceMilliseconds
     }
 
     static let dropColumns =
@@ -243,11 +245,15 @@ public final class PostgresStore: DropStore {
         let keys = batch.items.map { $0.idempotencyKey }
         let lease: [PostgresValue] =
             batch.lease.map { [.int64($0.epoch), .int32(Int32($0.milliseconds))] } ?? [.null, .null]
+        let asks = batch.asks
+        let asked: [PostgresValue] = [
+            .int64Array(asks.users), .int64Array(asks.epochMicroseconds), .int32(Int32(purchaseGraceMilliseconds)),
+        ]
         let rows: PostgresRows
         do {
             rows = try await sendOnce(
-                "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key, lease_holder, total_stock FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6)",
-                [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)] + lease)
+                "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key, lease_holder, total_stock FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6, $7, $8, $9)",
+                [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)] + lease + asked)
         } catch let lost as SentStatementLost {
             throw EngineError(.outcomeUnknown, "the batch was sent but its answer was lost: \(lost.underlying)")
         } catch let error as PostgresError where error.kind == .server {
@@ -311,8 +317,9 @@ public final class PostgresStore: DropStore {
             SELECT d.id FROM drops d
             WHERE (d.lease_owner IS NULL OR d.lease_owner = $1 OR d.lease_expires_at <= clock_timestamp())
               AND EXISTS (SELECT 1 FROM reservations r
-                          WHERE r.drop_id = d.id AND r.status = 'ACTIVE' AND r.expires_at <= clock_timestamp())
-            """, [owner.map { .text($0.instance) } ?? .null]
+                          WHERE r.drop_id = d.id AND r.status = 'ACTIVE'
+                            AND r.expires_at <= clock_timestamp() - $2 * interval '1 millisecond')
+            """, [owner.map { .text($0.instance) } ?? .null, .int32(Int32(purchaseGraceMilliseconds))]
         ).rows.map { try $0.int64("id") }
     }
 

@@ -25,6 +25,8 @@ public struct CheckedRows: Sendable {
         public var drop: DropID
         public var user: UserID
         public var createdMicroseconds: Int64
+        /// When the buyer asked (`asked_at`); nil on rows made before asks were recorded.
+        public var askedMicroseconds: Int64? = nil
     }
 
     public var drops: [DropRow]

@@ -59,6 +59,7 @@ public struct Checker: Sendable {
         }
         let scope = PostgresValue.int64Array(ids)
         let tolerance = PostgresValue.double(toleranceMilliseconds / 1_000)
+        let grace = PostgresValue.int32(Int32(Defaults.purchaseGraceMilliseconds))
         var invariants: [InvariantResult] = []
 
         // 1. Stock: rows never past total stock, and the counters agree with the rows.
@@ -117,28 +118,42 @@ public struct Checker: Sendable {
                 broken: "drops whose counters disagree with their rows"))
 
         // 2. Every purchase completes exactly one PURCHASED hold of the same user and drop,
-        //    committed before the hold expired; every PURCHASED hold has its purchase.
-        let purchases = try await examples(
+        //    asked before the hold expired and committed within the purchase grace past it (a
+        //    purchase without `asked_at` was asked when made); every PURCHASED hold has its
+        //    purchase. With the history, a purchase was asked no earlier than its user sent
+        //    a purchase of that drop.
+        var purchases = try await examples(
             pool,
             """
             SELECT format('purchase %s (user %s, drop %s) completes reservation %s, which %s', p.id, p.user_id, p.drop_id, p.reservation_id,
                    CASE WHEN r.id IS NULL THEN 'does not exist'
                         WHEN r.drop_id <> p.drop_id OR r.user_id <> p.user_id THEN format('belongs to user %s on drop %s', r.user_id, r.drop_id)
                         WHEN r.status <> 'PURCHASED' THEN format('is %s', r.status)
-                        ELSE format('expired at %s, %s ms before the purchase', r.expires_at, round(extract(epoch FROM p.created_at - r.expires_at) * 1000)) END)
+                        WHEN coalesce(p.asked_at, p.created_at) >= r.expires_at
+                            THEN format('expired at %s, %s ms before the purchase was asked', r.expires_at,
+                                        round(extract(epoch FROM coalesce(p.asked_at, p.created_at) - r.expires_at) * 1000))
+                        WHEN p.asked_at < r.created_at THEN format('was made at %s, after the purchase was asked', r.created_at)
+                        ELSE format('expired at %s, %s ms before the purchase, past the purchase grace of %s ms', r.expires_at,
+                                    round(extract(epoch FROM p.created_at - r.expires_at) * 1000), $2) END)
             FROM purchases p LEFT JOIN reservations r ON r.id = p.reservation_id
             WHERE p.drop_id = ANY($1)
-              AND (r.id IS NULL OR r.drop_id <> p.drop_id OR r.user_id <> p.user_id OR r.status <> 'PURCHASED' OR p.created_at > r.expires_at)
+              AND (r.id IS NULL OR r.drop_id <> p.drop_id OR r.user_id <> p.user_id OR r.status <> 'PURCHASED'
+                   OR coalesce(p.asked_at, p.created_at) >= r.expires_at OR p.asked_at < r.created_at
+                   OR p.created_at > r.expires_at + $2 * interval '1 millisecond')
             UNION ALL
             SELECT format('reservation %s (user %s, drop %s) is PURCHASED but has %s purchases', r.id, r.user_id, r.drop_id, count(p.id))
             FROM reservations r LEFT JOIN purchases p ON p.reservation_id = r.id
             WHERE r.drop_id = ANY($1) AND r.status = 'PURCHASED'
             GROUP BY r.id HAVING count(p.id) <> 1
-            """, [scope])
+            """, [scope, grace])
+        if let history {
+            purchases += ClientHistoryCheck.purchasesAskedAfterSent(
+                rows, history, toleranceMicroseconds: Int64(toleranceMilliseconds * 1_000))
+        }
         invariants.append(
             .verdict(
                 2, InvariantName.purchasesMatchHolds, violations: purchases,
-                ok: "every purchase completes one PURCHASED hold before its expiry",
+                ok: "every purchase completes one PURCHASED hold, asked before its expiry",
                 broken: "purchases without a valid hold"))
 
         // 3. Per user per drop: one ACTIVE hold at most, and no more than the limit held or bought.
@@ -162,22 +177,24 @@ public struct Checker: Sendable {
                 ok: "at no instant did a user hold two units of a drop or more than its limit",
                 broken: "users past a per-user rule"))
 
-        // 4. Holds end on time: none still ACTIVE past its expiry, none expired early.
+        // 4. Holds end on time: none still ACTIVE past its expiry and the purchase grace, none
+        //    expired early.
         let expiry = try await examples(
             pool,
             """
             SELECT format('reservation %s (user %s, drop %s) is still ACTIVE %s ms after it expired', id, user_id, drop_id,
                           round(extract(epoch FROM now() - expires_at) * 1000))
-            FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE' AND expires_at < now() - make_interval(secs => $2)
+            FROM reservations
+            WHERE drop_id = ANY($1) AND status = 'ACTIVE' AND expires_at < now() - make_interval(secs => $2) - $3 * interval '1 millisecond'
             UNION ALL
             SELECT format('reservation %s (user %s, drop %s) was EXPIRED %s ms before its expiry', id, user_id, drop_id,
                           round(extract(epoch FROM expires_at - ended_at) * 1000))
             FROM reservations WHERE drop_id = ANY($1) AND status = 'EXPIRED' AND ended_at < expires_at - make_interval(secs => $2)
-            """, [scope, tolerance])
+            """, [scope, tolerance, grace])
         invariants.append(
             .verdict(
                 4, InvariantName.holdsExpire, violations: expiry,
-                ok: "no hold is still ACTIVE past its TTL, none was expired before it",
+                ok: "no hold is still ACTIVE past its TTL and grace, none was expired before it",
                 broken: "holds that did not expire on time"))
 
         // 5 and 6 need what the clients were told.
@@ -238,12 +255,13 @@ public struct Checker: Sendable {
                 endedMicroseconds: try row.optionalInt64("ended"))
         }
         let purchases = try await pool.query(
-            "SELECT id, reservation_id, drop_id, user_id, \(micros("created_at")) AS created FROM purchases WHERE drop_id = ANY($1)",
+            "SELECT id, reservation_id, drop_id, user_id, \(micros("created_at")) AS created, \(micros("asked_at")) AS asked FROM purchases WHERE drop_id = ANY($1)",
             [scope]
         ).rows.map {
             CheckedRows.PurchaseRow(
                 id: try $0.int64("id"), reservationID: try $0.int64("reservation_id"), drop: try $0.int64("drop_id"),
-                user: try $0.int64("user_id"), createdMicroseconds: try $0.int64("created"))
+                user: try $0.int64("user_id"), createdMicroseconds: try $0.int64("created"),
+                askedMicroseconds: try $0.optionalInt64("asked"))
         }
         return CheckedRows(drops: drops, reservations: reservations, purchases: purchases)
     }

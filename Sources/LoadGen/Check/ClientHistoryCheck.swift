@@ -120,9 +120,9 @@ enum ClientHistoryCheck {
     /// answer is judged against every instant its request could have taken effect (between
     /// its send and its answer, widened by the clock tolerance), with every unit released at
     /// the latest instant it can have been: a cancel when its batch's first caller heard back
-    /// (`BatchAnswers`), an expired hold at its `expires_at` however late it was swept (an
-    /// engine that sweeps late cannot make its own "sold out" answers look justified; such a
-    /// hold is named).
+    /// (`BatchAnswers`), an expired hold the purchase grace past its `expires_at` however late
+    /// it was swept (an engine that sweeps late cannot make its own "sold out" answers look
+    /// justified; such a hold is named).
     static func noUndersell(
         _ rows: CheckedRows, _ history: ClientHistory, answers: BatchAnswers,
         toleranceMicroseconds: Int64
@@ -187,7 +187,9 @@ enum ClientHistoryCheck {
     }
 
     /// A hold's unit for invariant 6: taken from `created_at`, given back at the latest
-    /// instant the release can have taken effect.
+    /// instant the release can have taken effect. An expired hold gives it back when swept,
+    /// and at the latest the purchase grace past its `expires_at` (until then it may wait for
+    /// a purchase asked in time, migration 9).
     static func latestRelease(_ reservation: CheckedRows.ReservationRow, answers: BatchAnswers) -> HeldUnitsTimeline.Row
     {
         let released: Int64? =
@@ -195,23 +197,23 @@ enum ClientHistoryCheck {
             case .cancelled:
                 reservation.endedMicroseconds.flatMap { answers.latestEffect(drop: reservation.drop, stampedAt: $0) }
             case .expired:
-                reservation.endedMicroseconds.map { min($0, reservation.expiresMicroseconds) }
-                    ?? reservation.expiresMicroseconds
+                min(reservation.endedMicroseconds ?? .max, reservation.expiresMicroseconds + graceMicroseconds)
             case .purchased, .active: nil
             }
         return HeldUnitsTimeline.Row(
             createdMicroseconds: reservation.createdMicroseconds, releasedMicroseconds: released)
     }
 
-    /// The expired holds that were past their deadline (by more than the tolerance) but not
-    /// yet swept during [from, to]: they explain a "sold out" only to an engine that sweeps late.
+    /// The expired holds that were past their deadline and the purchase grace (by more than
+    /// the tolerance) but not yet swept during [from, to]: they explain a "sold out" only to an
+    /// engine that sweeps late.
     static func lateSweeps(
         _ reservations: [CheckedRows.ReservationRow], from: Int64, to: Int64, tolerance: Int64, clock: CheckClock
     ) -> String {
         let late = reservations.filter { reservation in
             guard reservation.status == .expired, let ended = reservation.endedMicroseconds else { return false }
-            return ended - reservation.expiresMicroseconds > tolerance
-                && reservation.expiresMicroseconds + tolerance < to && ended > from
+            let due = reservation.expiresMicroseconds + graceMicroseconds
+            return ended - due > tolerance && due + tolerance < to && ended > from
         }
         guard !late.isEmpty else { return "" }
         let named = late.prefix(3).map { reservation in
@@ -219,5 +221,39 @@ enum ClientHistoryCheck {
                 + "but was swept only at \(clock.describe(reservation.endedMicroseconds ?? 0))"
         }
         return "; swept late: " + named.joined(separator: "; ") + (late.count > 3 ? " and \(late.count - 3) more" : "")
+    }
+}
+
+extension ClientHistoryCheck {
+    /// How long past `expires_at` an unbought hold may keep its unit (`Defaults`).
+    static let graceMicroseconds = Int64(Defaults.purchaseGraceMilliseconds) * 1_000
+
+    private struct PurchaseKey: Hashable {
+        var drop: DropID
+        var user: UserID
+    }
+
+    /// Invariant 2, with the history: a purchase's `asked_at` is no earlier than its user sent
+    /// a purchase of that drop (less the clock tolerance). A server that dated an ask before
+    /// the buyer asked could make a late purchase look asked in time.
+    static func purchasesAskedAfterSent(
+        _ rows: CheckedRows, _ history: ClientHistory, toleranceMicroseconds: Int64
+    ) -> [String] {
+        let zero = history.startedAtEpochMicroseconds
+        var firstSent: [PurchaseKey: Int64] = [:]
+        for record in history.records where record.operation == .purchase {
+            let key = PurchaseKey(drop: record.drop, user: record.user)
+            firstSent[key] = min(firstSent[key] ?? .max, zero + record.sentMicroseconds)
+        }
+        let clock = CheckClock(zeroMicroseconds: zero)
+        return rows.purchases.compactMap { purchase in
+            guard let asked = purchase.askedMicroseconds,
+                let sent = firstSent[PurchaseKey(drop: purchase.drop, user: purchase.user)],
+                asked < sent - toleranceMicroseconds
+            else { return nil }
+            return "purchase \(purchase.id) (user \(purchase.user), drop \(purchase.drop)) was asked at "
+                + "\(clock.describe(asked)), before the user first sent a purchase of the drop "
+                + "(\(clock.describe(sent)))"
+        }
     }
 }

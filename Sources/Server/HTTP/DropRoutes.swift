@@ -5,6 +5,7 @@ import Engine
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 struct DropRoutes: Sendable {
     let inventory: any Inventory
@@ -125,9 +126,13 @@ struct DropRoutes: Sendable {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
         let key = try Self.idempotencyKey(request)
+        // Asked when the event loop read it: a purchase that then waits in this server past
+        // its hold's expiry still buys the hold (design §2).
+        let askedAt = RequestLogMiddleware.readAtWallClock(
+            request.headers[.stockdropReadAt], now: NIODeadline.now(), wallNow: Date())
         reads.noteName(caller.name, of: caller.userID)
         return try await claims.decide(drop, request, context: context) { here in
-            switch try await here.purchase(user: caller.userID, idempotencyKey: key) {
+            switch try await here.purchase(user: caller.userID, idempotencyKey: key, askedAt: askedAt) {
             case .purchased(let purchase, let replayed):
                 // The buyer's display name for the feed, once per buyer and only after a
                 // purchase committed: a refused request writes nothing.

@@ -84,6 +84,13 @@ struct RequestLogMiddleware: RouterMiddleware {
         return NIODeadline.uptimeNanoseconds(nanoseconds)
     }
 
+    /// The wall-clock instant the event loop read the request (`readAt`'s stamp, moved onto
+    /// `wallNow` by the time elapsed since): when a buyer asked, for the engine's purchase rule.
+    static func readAtWallClock(_ header: String?, now: NIODeadline, wallNow: Date) -> Date {
+        let elapsedNanoseconds = now.uptimeNanoseconds - readAt(header, now: now).uptimeNanoseconds
+        return wallNow.addingTimeInterval(-Double(elapsedNanoseconds) / 1e9)
+    }
+
     /// The line `BufferedLogHandler` would write for this request (its metadata sorted by key).
     static func line(
         timestamp: String, client: String, duration: String, requestID: String, instance: String, method: String,

@@ -6,6 +6,7 @@ import Foundation
 struct InstrumentedStore: DropStore {
     let base: any DropStore
     let metrics: ServerMetrics
+    var purchaseGraceMilliseconds: Int { base.purchaseGraceMilliseconds }
 
     func apply(_ batch: ClaimBatch) async throws -> BatchOutcome {
         // Sweeps (batches with no claims, only expiries) are not group commits of claims.
