@@ -74,18 +74,45 @@ import Testing
         #expect(!bounded.ok, "the batch at +2000 ms came after the cancel committed")
     }
 
-    /// An expired hold frees its unit at `expires_at`, however late it was swept.
+    /// An expired hold frees its unit the purchase grace (1 s) past `expires_at`, however late
+    /// it was swept: until then it may wait for a purchase asked in time.
     @Test func anExpiredHoldIsFreeFromItsDeadline() {
         let data = rows(stock: 1, [hold(7, user: 1, status: .expired, created: 0, expires: 1_000, ended: 11_000)])
         let told = [record(.reserve, .ok, user: 1, reservation: 7, sent: 0, answered: 5)]
         #expect(
-            verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_050, answered: 1_060)]).ok,
-            "within the tolerance")
+            verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_850, answered: 1_860)]).ok,
+            "within the grace")
+        #expect(
+            verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 2_050, answered: 2_060)]).ok,
+            "within the tolerance past the grace")
         let late = verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 5_000, answered: 5_010)])
         #expect(!late.ok)
         #expect(
             late.counterexamples.first?.contains(
                 "swept late: reservation 7 (user 1) expired at +1000 ms but was swept only at +11000 ms") == true)
+    }
+
+    /// A hold swept within the grace, because its user's purchase was asked late, frees its
+    /// unit by the time the next batch read its clock (here a cancel's at +1600 ms): until its
+    /// own batch answered, the drop's memory counted it held.
+    @Test func aHoldSweptWithinTheGraceIsFreeByTheNextBatch() {
+        let data = rows(
+            stock: 2,
+            [
+                hold(7, user: 1, status: .expired, created: 0, expires: 1_000, ended: 1_300),
+                hold(8, user: 3, status: .cancelled, created: 0, expires: 60_000, ended: 1_600),
+            ])
+        let told = [
+            record(.reserve, .ok, user: 1, reservation: 7, sent: 0, answered: 5),
+            record(.reserve, .ok, user: 3, reservation: 8, sent: 0, answered: 5),
+            record(.purchase, .rejected(.expired), user: 1, sent: 1_200, answered: 1_350),
+            record(.cancel, .ok, user: 3, reservation: 8, sent: 1_590, answered: 1_605),
+        ]
+        #expect(
+            verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_450, answered: 1_460)]).ok,
+            "swept at +1300 ms; the next batch read its clock at +1600 ms")
+        #expect(
+            !verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_800, answered: 1_810)]).ok)
     }
 
     /// Buyers cut off by the end of the run (turned away for stock, still retrying): an

@@ -118,10 +118,11 @@ extension Migrations {
                                 WHERE r.drop_id = p_drop AND r.user_id = ops.u AND r.status = 'ACTIVE'
                                 RETURNING r.id, r.user_id, r.created_at, ops.kind, ops.k, ops.ord),
                             ins AS (
-                                -- Asked: the user's earliest ask, not before the hold existed.
+                                -- Asked: the user's earliest ask, not before the hold existed,
+                                -- never after now (a clock stepped back leaves it at now).
                                 INSERT INTO purchases (reservation_id, drop_id, user_id, price_cents, idempotency_key, created_at, asked_at)
                                 SELECT a.id, p_drop, a.user_id, d.price_cents, a.k, v_now,
-                                       greatest(a.created_at, least(v_now, coalesce(
+                                       least(v_now, greatest(a.created_at, coalesce(
                                            (SELECT to_timestamp(q.t / 1000000.0) FROM unnest(v_ask_users, v_ask_us) AS q(u, t)
                                             WHERE q.u = a.user_id), v_now)))
                                 FROM acted a WHERE a.kind = 2

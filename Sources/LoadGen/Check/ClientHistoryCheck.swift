@@ -187,9 +187,11 @@ enum ClientHistoryCheck {
     }
 
     /// A hold's unit for invariant 6: taken from `created_at`, given back at the latest
-    /// instant the release can have taken effect. An expired hold gives it back when swept,
-    /// and at the latest the purchase grace past its `expires_at` (until then it may wait for
-    /// a purchase asked in time, migration 9).
+    /// instant the release can have taken effect. An expired hold gives it back at the latest
+    /// the purchase grace past its `expires_at` (until then it may wait for a purchase asked in
+    /// time, migration 9); one swept within the grace (its user's purchase was asked late) when
+    /// that batch was first answered or the next batch read its clock, as a cancel, since until
+    /// then the drop's memory still counted it held.
     static func latestRelease(_ reservation: CheckedRows.ReservationRow, answers: BatchAnswers) -> HeldUnitsTimeline.Row
     {
         let released: Int64? =
@@ -197,7 +199,12 @@ enum ClientHistoryCheck {
             case .cancelled:
                 reservation.endedMicroseconds.flatMap { answers.latestEffect(drop: reservation.drop, stampedAt: $0) }
             case .expired:
-                min(reservation.endedMicroseconds ?? .max, reservation.expiresMicroseconds + graceMicroseconds)
+                min(
+                    reservation.endedMicroseconds.flatMap {
+                        answers.latestEffect(drop: reservation.drop, stampedAt: $0)
+                    }
+                        ?? .max,
+                    reservation.expiresMicroseconds + graceMicroseconds)
             case .purchased, .active: nil
             }
         return HeldUnitsTimeline.Row(

@@ -1,5 +1,6 @@
 // What the database says each second while a dashboard watches: each drop's counters, the
-// units its rows hold (purchased, and held by a hold that has not run out), the buyers past
+// units its rows hold (purchased, and held by a hold whose expiry and purchase grace have not
+// run out), the buyers past
 // a per-buyer rule, and which acknowledged claims have no row to show for them. Read on the
 // run's own observer connection; nil fields are reads that failed this second.
 import Engine
@@ -8,7 +9,8 @@ import Foundation
 struct RowFacts: Sendable, Equatable {
     struct Drop: Sendable, Equatable {
         var counters: DropCounters
-        /// From the rows: PURCHASED, and ACTIVE with `expires_at` still ahead.
+        /// From the rows: PURCHASED, and ACTIVE with `expires_at` plus the purchase grace still
+        /// ahead (within the grace a hold keeps its unit for a purchase asked in time).
         var purchasedRows: Int
         var heldRows: Int
     }
@@ -52,15 +54,16 @@ struct RowFacts: Sendable, Equatable {
         session: PostgresSession, drops: [DropID], holds: [DashboardTally.Acknowledged],
         purchases: [DashboardTally.Acknowledged], atSeconds: Double
     ) throws -> RowFacts {
+        let grace = PostgresValue.int32(Int32(Defaults.purchaseGraceMilliseconds))
         let counters = try session.query(
             """
             SELECT d.id, d.total_stock, d.sold, d.reserved,
                    count(r.id) FILTER (WHERE r.status = 'PURCHASED') AS purchased_rows,
-                   count(r.id) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now()) AS held_rows
+                   count(r.id) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - $2 * interval '1 millisecond') AS held_rows
             FROM drops d LEFT JOIN reservations r ON r.drop_id = d.id AND r.status IN ('ACTIVE', 'PURCHASED')
             WHERE d.id = ANY($1)
             GROUP BY d.id ORDER BY d.id
-            """, [.int64Array(drops)])
+            """, [.int64Array(drops), grace])
         var dropFacts: [Drop] = []
         for row in counters.rows {
             dropFacts.append(
@@ -72,14 +75,14 @@ struct RowFacts: Sendable, Equatable {
             """
             SELECT r.drop_id, r.user_id, d.per_user_limit,
                    count(*) FILTER (WHERE r.status = 'PURCHASED') AS purchased,
-                   count(*) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now()) AS holding
+                   count(*) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - $2 * interval '1 millisecond') AS holding
             FROM reservations r JOIN drops d ON d.id = r.drop_id
             WHERE r.drop_id = ANY($1) AND r.status IN ('ACTIVE', 'PURCHASED')
             GROUP BY r.drop_id, r.user_id, d.per_user_limit
-            HAVING count(*) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now()) > 1
-                OR count(*) FILTER (WHERE r.status = 'PURCHASED' OR r.expires_at > now()) > d.per_user_limit
+            HAVING count(*) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - $2 * interval '1 millisecond') > 1
+                OR count(*) FILTER (WHERE r.status = 'PURCHASED' OR r.expires_at > now() - $2 * interval '1 millisecond') > d.per_user_limit
             ORDER BY r.drop_id, r.user_id LIMIT 5
-            """, [.int64Array(drops)])
+            """, [.int64Array(drops), grace])
         var buyers: [BuyerPastRule] = []
         for row in past.rows {
             buyers.append(

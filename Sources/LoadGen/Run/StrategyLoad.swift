@@ -252,10 +252,12 @@ struct StrategyLoad: Sendable {
     }
 
     /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most
-    /// the longest TTL plus slack: invariant 4 is then checked on a settled database.
+    /// the longest TTL, the purchase grace (an unbought hold keeps its unit that long past its
+    /// expiry) and slack: invariant 4 is then checked on a settled database.
     static func drain(drops: [DropID], observer: PostgresPool, longestTTLMilliseconds: Int) async throws {
         let deadline = ContinuousClock.now.advanced(
-            by: .milliseconds(longestTTLMilliseconds + LoadDefaults.drainSlackMilliseconds))
+            by: .milliseconds(
+                longestTTLMilliseconds + Defaults.purchaseGraceMilliseconds + LoadDefaults.drainSlackMilliseconds))
         while ContinuousClock.now < deadline {
             // A failed read (a connection cut by a failover) is tried again on a new one.
             let active = try? await observer.query(
