@@ -108,14 +108,15 @@ BEGIN
               WHERE x.u IS NOT NULL AND x.t IS NOT NULL GROUP BY x.u) a;
     END IF;
 
-    -- 1. Holds overdue by more than the purchase grace expire first, by this clock; so
+    -- 1. Holds overdue by more than the purchase grace (never more than half the
+    -- hold's TTL) expire first, by this clock; so
     -- does an overdue hold whose user's purchase here was asked at or after its
     -- expires_at (that purchase loses). An overdue hold within the grace stays, for a
     -- purchase asked in time that is still on its way.
     WITH x AS (
         UPDATE reservations r SET status = 'EXPIRED', ended_at = v_now
         WHERE r.drop_id = p_drop AND r.status = 'ACTIVE' AND r.expires_at <= v_now
-          AND (r.expires_at <= v_now - v_grace
+          AND (r.expires_at <= v_now - least(v_grace, (r.expires_at - r.created_at) / 2)
                OR (r.user_id = ANY (ARRAY(SELECT i.u FROM unnest(p_kinds, p_users) AS i(kind, u) WHERE i.kind = 2))
                    AND NOT EXISTS (SELECT 1 FROM unnest(v_ask_users, v_ask_us) AS a(u, t)
                                    WHERE a.u = r.user_id AND a.t < (extract(epoch FROM r.expires_at) * 1000000)::bigint)))

@@ -13,7 +13,8 @@ extension Defaults {
     /// How long past its `expires_at` an unbought hold keeps its unit, for a purchase asked
     /// before `expires_at` that is still on its way (queued in the server under load): such a
     /// purchase, decided within this grace, buys the hold. The batch function has the same
-    /// bound (migration 9); the machine sweeps by it.
+    /// bound (migration 9); the machine sweeps by it. Never more than half a hold's TTL: a
+    /// 500 ms hold keeps its unit 250 ms past its expiry.
     public static let purchaseGraceMilliseconds = 1_000
     /// Bounds that keep absurd drops out; the API answers 422 past them.
     public static let minReserveTTLMilliseconds = 100

@@ -18,10 +18,11 @@ import Testing
     }
 
     /// A hold that falls due for the sweep `seconds` after `start`: its `expires_at` is the
-    /// purchase grace before that (the machine sweeps a hold once the grace is over).
+    /// purchase grace before that (the machine sweeps a hold once the grace is over), and it
+    /// was made a minute before `start`, so that its TTL does not shorten the grace.
     func hold(_ id: ReservationID, user: UserID, dueIn seconds: TimeInterval = 1) -> Reservation {
         Reservation(
-            id: id, dropID: 7, userID: user, status: .active, createdAt: start,
+            id: id, dropID: 7, userID: user, status: .active, createdAt: start.addingTimeInterval(-60),
             expiresAt: start.addingTimeInterval(seconds - Double(Defaults.purchaseGraceMilliseconds) / 1000))
     }
 

@@ -204,6 +204,27 @@ import Testing
         }
     }
 
+    /// A short hold's grace is half its TTL: a 1 s hold is swept 500 ms past its expiry, not a
+    /// whole grace.
+    @Test(arguments: kinds) func aShortHoldsGraceIsHalfItsTTL(kind: String) async throws {
+        let subject = try await StoreUnderTest.make(kind, suite: "contract_short_grace")
+        defer { Task { await subject.close() } }
+        let drop = try await subject.store.createDrop(spec(stock: 1, ttlMilliseconds: 1_000))
+        let held = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
+        guard case .reserved(let hold) = held.results[0] else {
+            Issue.record("expected a hold, got \(held.results)")
+            return
+        }
+        try await subject.advance(1.6)
+        #expect(try await subject.store.dropsWithOverdueHolds() == [drop.id])
+        let next = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 2)]))
+        #expect(next.expired == [ExpiredHold(reservationID: hold.id, userID: 1)])
+        guard case .reserved = next.results[0] else {
+            Issue.record("the unit goes to the next buyer, got \(next.results)")
+            return
+        }
+    }
+
     @Test(arguments: kinds) func limitsAndStartTimesAreEnforced(kind: String) async throws {
         let subject = try await StoreUnderTest.make(kind, suite: "contract_limits")
         defer { Task { await subject.close() } }

@@ -85,7 +85,7 @@ import Testing
         }
         #expect(try await inventory.purchase(drop: b.id, user: 1, idempotencyKey: "order-1") == .idempotencyKeyReused)
         // An unbought hold keeps its unit the purchase grace past its expiry.
-        try await waitPast(Reservation.graceEnds(expiresAt: hold.expiresAt))
+        try await waitPast(Reservation.graceEnds(createdAt: hold.createdAt, expiresAt: hold.expiresAt))
         guard case .reserved = try await inventory.reserve(drop: b.id, user: 2) else {
             Issue.record("an expired hold must free its unit for the next buyer")
             return
@@ -301,18 +301,18 @@ import Testing
     }
 
     /// A purchase asked while its hold was live, whose batch reaches the database only after
-    /// the hold's expiry (the test holds the drop's row lock past it), buys the hold: the wait
-    /// inside the server is not the buyer's (migration 9).
+    /// the hold's expiry (the test holds the drop's row lock, and moves the hold's times back
+    /// meanwhile), buys the hold: the wait inside the server is not the buyer's (migration 9).
     @Test(arguments: Strategy.allCases)
     func aPurchaseAskedInTimeBuysTheHoldThoughItsBatchRunsAfterExpiry(strategy: Strategy) async throws {
         let url = try await TestDatabase.fresh("asked_in_time_\(strategy)")
         let pool = PostgresPool(url: url, size: 4)
-        // A long grace: a loaded machine may take more than the default's second between the
-        // lock's release and the purchase's batch.
+        // A long grace (and a hold whose TTL allows it): a loaded machine may take more than
+        // the default's second between the lock's release and the purchase's batch.
         let store = PostgresStore(pool: pool, purchaseGraceMilliseconds: 30_000)
         let engine: any Inventory = strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
         let drop = try await engine.createDrop(
-            DropSpec(name: "Asked in time", priceCents: 100, totalStock: 2, reserveTTLMilliseconds: 1_000))
+            DropSpec(name: "Asked in time", priceCents: 100, totalStock: 2, reserveTTLMilliseconds: 60_000))
         guard case .reserved(let hold) = try await engine.reserve(drop: drop.id, user: 1) else {
             Issue.record("expected a hold")
             return
@@ -324,11 +324,19 @@ import Testing
         // queues behind that batch in flight; rowlock's waits for the lock itself).
         let other = Task { try await engine.reserve(drop: drop.id, user: 2) }
         #expect(try await sessionsWaitingOnALock(url) >= 1)
+        let askedAt = Date().addingTimeInterval(-10)
         let purchase = Task {
-            try await engine.purchase(drop: drop.id, user: 1, idempotencyKey: "k-1", askedAt: hold.createdAt)
+            try await engine.purchase(drop: drop.id, user: 1, idempotencyKey: "k-1", askedAt: askedAt)
         }
         if strategy == .rowlock { #expect(try await sessionsWaitingOnALock(url, atLeast: 2) >= 2) }
-        try await waitPast(hold.expiresAt)
+        // The hold ran out while the batches waited: 60 s long, expired 50 ms ago, asked 10 s
+        // before that. (The reservation's row is not locked; the drop's is.)
+        try await pool.query(
+            """
+            UPDATE reservations SET created_at = clock_timestamp() - interval '60.05 seconds',
+                                    expires_at = clock_timestamp() - interval '50 milliseconds'
+            WHERE id = $1
+            """, [.int64(hold.id)])
         try await locker.execute("ROLLBACK")
         await locker.close()
 
@@ -341,13 +349,15 @@ import Testing
             return
         }
         #expect(bought.reservationID == hold.id)
-        #expect(bought.createdAt > hold.expiresAt, "decided after the hold's expiry")
-        let asked = try #require(
+        let row = try #require(
             try await pool.query(
-                "SELECT (extract(epoch FROM asked_at) * 1000000)::bigint AS asked FROM purchases WHERE id = $1",
-                [.int64(bought.id)]
+                """
+                SELECT (extract(epoch FROM p.asked_at) * 1000000)::bigint AS asked, p.created_at > r.expires_at AS late
+                FROM purchases p JOIN reservations r ON r.id = p.reservation_id WHERE p.id = $1
+                """, [.int64(bought.id)]
             ).first)
-        #expect(try asked.int64("asked") == hold.createdAt.epochMicroseconds, "asked_at records the ask")
+        #expect(try row.bool("late"), "decided after the hold's expiry")
+        #expect(try row.int64("asked") == askedAt.epochMicroseconds, "asked_at records the ask")
         await engine.shutdown()
         await pool.close()
     }

@@ -74,10 +74,11 @@ import Testing
         #expect(!bounded.ok, "the batch at +2000 ms came after the cancel committed")
     }
 
-    /// An expired hold frees its unit the purchase grace (1 s) past `expires_at`, however late
-    /// it was swept: until then it may wait for a purchase asked in time.
+    /// An expired hold frees its unit the purchase grace (1 s for this 2 s hold) past
+    /// `expires_at`, however late it was swept: until then it may wait for a purchase asked in
+    /// time. A short hold's grace is half its TTL.
     @Test func anExpiredHoldIsFreeFromItsDeadline() {
-        let data = rows(stock: 1, [hold(7, user: 1, status: .expired, created: 0, expires: 1_000, ended: 11_000)])
+        let data = rows(stock: 1, [hold(7, user: 1, status: .expired, created: -1_000, expires: 1_000, ended: 11_000)])
         let told = [record(.reserve, .ok, user: 1, reservation: 7, sent: 0, answered: 5)]
         #expect(
             verdict(data, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_850, answered: 1_860)]).ok,
@@ -90,6 +91,10 @@ import Testing
         #expect(
             late.counterexamples.first?.contains(
                 "swept late: reservation 7 (user 1) expired at +1000 ms but was swept only at +11000 ms") == true)
+        let short = rows(stock: 1, [hold(7, user: 1, status: .expired, created: 600, expires: 1_000, ended: 11_000)])
+        #expect(
+            !verdict(short, told + [record(.reserve, .rejected(.soldOut), user: 2, sent: 1_350, answered: 1_360)]).ok,
+            "a 400 ms hold's grace is 200 ms")
     }
 
     /// A hold swept within the grace, because its user's purchase was asked late, frees its
@@ -99,7 +104,7 @@ import Testing
         let data = rows(
             stock: 2,
             [
-                hold(7, user: 1, status: .expired, created: 0, expires: 1_000, ended: 1_300),
+                hold(7, user: 1, status: .expired, created: -1_000, expires: 1_000, ended: 1_300),
                 hold(8, user: 3, status: .cancelled, created: 0, expires: 60_000, ended: 1_600),
             ])
         let told = [

@@ -142,7 +142,8 @@ struct DropMachine {
     /// bounds the line). With it, reserves past what the store takes in that time are refused
     /// `overloaded` at once; purchases and cancels never are.
     let queueLatencyTarget: TimeInterval?
-    /// The store's purchase grace: memory sweeps a hold this long past its `expires_at`.
+    /// The store's purchase grace: memory sweeps a hold this long past its `expires_at` (at
+    /// most half its TTL, `Reservation.graceEnds`).
     let purchaseGraceMilliseconds: Int
     /// Claims per second the store has been taking (each saturated batch's claims over the
     /// time from sending it to its commit).
@@ -494,8 +495,9 @@ struct DropMachine {
         }
     }
 
-    private func sweepAt(_ expiresAt: Date) -> Date {
-        Reservation.graceEnds(expiresAt: expiresAt, graceMilliseconds: purchaseGraceMilliseconds)
+    private func sweepAt(_ hold: Reservation) -> Date {
+        Reservation.graceEnds(
+            createdAt: hold.createdAt, expiresAt: hold.expiresAt, capMilliseconds: purchaseGraceMilliseconds)
     }
 
     mutating func setHold(_ reservation: Reservation, of user: UserID) {
@@ -503,7 +505,7 @@ struct DropMachine {
         holds[user] = Hold(id: reservation.id, createdAt: reservation.createdAt, expiresAt: reservation.expiresAt)
         deadlines.insert(
             Deadline(
-                sweepAt: sweepAt(reservation.expiresAt), reservationID: reservation.id, userID: user))
+                sweepAt: sweepAt(reservation), reservationID: reservation.id, userID: user))
         ended[user] = nil
     }
 
@@ -542,7 +544,7 @@ struct DropMachine {
             holds[hold.userID] = Hold(id: hold.id, createdAt: hold.createdAt, expiresAt: hold.expiresAt)
             entries.append(
                 Deadline(
-                    sweepAt: sweepAt(hold.expiresAt), reservationID: hold.id, userID: hold.userID))
+                    sweepAt: sweepAt(hold), reservationID: hold.id, userID: hold.userID))
         }
         deadlines = Heap(entries)
         armedAt = nil

@@ -32,12 +32,23 @@ public struct Reservation: Sendable, Equatable, Codable {
 }
 
 extension Reservation {
-    /// When a hold expiring at `expiresAt` that nobody bought gives its unit back: the
-    /// purchase grace later, for a purchase asked in time still on its way (migration 9).
+    /// When a hold made at `createdAt` to expire at `expiresAt` that nobody bought gives its
+    /// unit back: the purchase grace later (for a purchase asked in time still on its way,
+    /// migration 9), `capMilliseconds` but never more than half the hold's TTL, so a short
+    /// hold's unit is not kept long past it.
     public static func graceEnds(
-        expiresAt: Date, graceMilliseconds: Int = Defaults.purchaseGraceMilliseconds
+        createdAt: Date, expiresAt: Date, capMilliseconds: Int = Defaults.purchaseGraceMilliseconds
     ) -> Date {
-        expiresAt.addingTimeInterval(Double(graceMilliseconds) / 1000)
+        let halfTTL = max(0, expiresAt.timeIntervalSince(createdAt)) / 2
+        return expiresAt.addingTimeInterval(min(Double(capMilliseconds) / 1000, halfTTL))
+    }
+
+    /// The same for a hold's row: its purchase grace in microseconds.
+    public static func graceMicroseconds(
+        createdMicroseconds: Int64, expiresMicroseconds: Int64,
+        capMilliseconds: Int = Defaults.purchaseGraceMilliseconds
+    ) -> Int64 {
+        min(Int64(capMilliseconds) * 1_000, max(0, expiresMicroseconds - createdMicroseconds) / 2)
     }
 }
 

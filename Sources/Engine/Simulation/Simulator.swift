@@ -432,7 +432,7 @@ public actor Simulator {
         for purchase in purchases {
             guard let hold = reservationsByID[purchase.reservationID], hold.status == .purchased,
                 hold.userID == purchase.userID, hold.dropID == purchase.dropID,
-                purchase.createdAt < Reservation.graceEnds(expiresAt: hold.expiresAt),
+                purchase.createdAt < Reservation.graceEnds(createdAt: hold.createdAt, expiresAt: hold.expiresAt),
                 purchasedHolds.insert(hold.id).inserted
             else {
                 throw failure(
@@ -467,7 +467,8 @@ public actor Simulator {
         // holds still ACTIVE, and none of those may be overdue.
         let (_, reservations, _) = await store.contents()
         if let overdue = reservations.first(where: {
-            $0.status == .active && Reservation.graceEnds(expiresAt: $0.expiresAt) <= clock.now()
+            $0.status == .active
+                && Reservation.graceEnds(createdAt: $0.createdAt, expiresAt: $0.expiresAt) <= clock.now()
         }) {
             throw failure("4 holds expire", "reservation \(overdue.id) is ACTIVE past its expiry")
         }

@@ -109,7 +109,8 @@ public actor InMemoryStore: DropStore {
         return Set(
             tables.reservationsByID.values.filter {
                 $0.status == .active
-                    && Reservation.graceEnds(expiresAt: $0.expiresAt, graceMilliseconds: purchaseGraceMilliseconds)
+                    && Reservation.graceEnds(
+                        createdAt: $0.createdAt, expiresAt: $0.expiresAt, capMilliseconds: purchaseGraceMilliseconds)
                         <= now
             }.map(\.dropID)
         )

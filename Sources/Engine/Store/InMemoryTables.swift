@@ -55,7 +55,7 @@ struct InMemoryTables {
             guard var hold = reservationsByID[id], hold.status == .active, hold.expiresAt <= now else { continue }
             let askedLate = buyers.contains(hold.userID) && (asked[hold.userID] ?? now) >= hold.expiresAt
             let graceEnds = Reservation.graceEnds(
-                expiresAt: hold.expiresAt, graceMilliseconds: purchaseGraceMilliseconds)
+                createdAt: hold.createdAt, expiresAt: hold.expiresAt, capMilliseconds: purchaseGraceMilliseconds)
             guard askedLate || graceEnds <= now else { continue }
             hold.status = .expired
             hold.endedAt = now

@@ -318,7 +318,8 @@ public final class PostgresStore: DropStore {
             WHERE (d.lease_owner IS NULL OR d.lease_owner = $1 OR d.lease_expires_at <= clock_timestamp())
               AND EXISTS (SELECT 1 FROM reservations r
                           WHERE r.drop_id = d.id AND r.status = 'ACTIVE'
-                            AND r.expires_at <= clock_timestamp() - $2 * interval '1 millisecond')
+                            AND r.expires_at <= clock_timestamp()
+                                - least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2))
             """, [owner.map { .text($0.instance) } ?? .null, .int32(Int32(purchaseGraceMilliseconds))]
         ).rows.map { try $0.int64("id") }
     }

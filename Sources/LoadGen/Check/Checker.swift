@@ -134,12 +134,13 @@ public struct Checker: Sendable {
                                         round(extract(epoch FROM coalesce(p.asked_at, p.created_at) - r.expires_at) * 1000))
                         WHEN p.asked_at < r.created_at THEN format('was made at %s, after the purchase was asked', r.created_at)
                         ELSE format('expired at %s, %s ms before the purchase, past the purchase grace of %s ms', r.expires_at,
-                                    round(extract(epoch FROM p.created_at - r.expires_at) * 1000), $2) END)
+                                    round(extract(epoch FROM p.created_at - r.expires_at) * 1000),
+                                    round(extract(epoch FROM least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2)) * 1000)) END)
             FROM purchases p LEFT JOIN reservations r ON r.id = p.reservation_id
             WHERE p.drop_id = ANY($1)
               AND (r.id IS NULL OR r.drop_id <> p.drop_id OR r.user_id <> p.user_id OR r.status <> 'PURCHASED'
                    OR coalesce(p.asked_at, p.created_at) >= r.expires_at OR p.asked_at < r.created_at
-                   OR p.created_at > r.expires_at + $2 * interval '1 millisecond')
+                   OR p.created_at > r.expires_at + least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2))
             UNION ALL
             SELECT format('reservation %s (user %s, drop %s) is PURCHASED but has %s purchases', r.id, r.user_id, r.drop_id, count(p.id))
             FROM reservations r LEFT JOIN purchases p ON p.reservation_id = r.id
@@ -185,7 +186,8 @@ public struct Checker: Sendable {
             SELECT format('reservation %s (user %s, drop %s) is still ACTIVE %s ms after it expired', id, user_id, drop_id,
                           round(extract(epoch FROM now() - expires_at) * 1000))
             FROM reservations
-            WHERE drop_id = ANY($1) AND status = 'ACTIVE' AND expires_at < now() - make_interval(secs => $2) - $3 * interval '1 millisecond'
+            WHERE drop_id = ANY($1) AND status = 'ACTIVE'
+              AND expires_at < now() - make_interval(secs => $2) - least($3 * interval '1 millisecond', (expires_at - created_at) / 2)
             UNION ALL
             SELECT format('reservation %s (user %s, drop %s) was EXPIRED %s ms before its expiry', id, user_id, drop_id,
                           round(extract(epoch FROM expires_at - ended_at) * 1000))

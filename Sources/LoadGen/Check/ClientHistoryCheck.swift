@@ -204,7 +204,7 @@ enum ClientHistoryCheck {
                         answers.latestEffect(drop: reservation.drop, stampedAt: $0)
                     }
                         ?? .max,
-                    reservation.expiresMicroseconds + graceMicroseconds)
+                    reservation.expiresMicroseconds + graceMicroseconds(of: reservation))
             case .purchased, .active: nil
             }
         return HeldUnitsTimeline.Row(
@@ -219,7 +219,7 @@ enum ClientHistoryCheck {
     ) -> String {
         let late = reservations.filter { reservation in
             guard reservation.status == .expired, let ended = reservation.endedMicroseconds else { return false }
-            let due = reservation.expiresMicroseconds + graceMicroseconds
+            let due = reservation.expiresMicroseconds + graceMicroseconds(of: reservation)
             return ended - due > tolerance && due + tolerance < to && ended > from
         }
         guard !late.isEmpty else { return "" }
@@ -232,8 +232,12 @@ enum ClientHistoryCheck {
 }
 
 extension ClientHistoryCheck {
-    /// How long past `expires_at` an unbought hold may keep its unit (`Defaults`).
-    static let graceMicroseconds = Int64(Defaults.purchaseGraceMilliseconds) * 1_000
+    /// How long past `expires_at` an unbought hold may keep its unit (`Defaults`, at most half
+    /// its TTL).
+    static func graceMicroseconds(of reservation: CheckedRows.ReservationRow) -> Int64 {
+        Reservation.graceMicroseconds(
+            createdMicroseconds: reservation.createdMicroseconds, expiresMicroseconds: reservation.expiresMicroseconds)
+    }
 
     private struct PurchaseKey: Hashable {
         var drop: DropID

@@ -59,7 +59,7 @@ struct RowFacts: Sendable, Equatable {
             """
             SELECT d.id, d.total_stock, d.sold, d.reserved,
                    count(r.id) FILTER (WHERE r.status = 'PURCHASED') AS purchased_rows,
-                   count(r.id) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - $2 * interval '1 millisecond') AS held_rows
+                   count(r.id) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2)) AS held_rows
             FROM drops d LEFT JOIN reservations r ON r.drop_id = d.id AND r.status IN ('ACTIVE', 'PURCHASED')
             WHERE d.id = ANY($1)
             GROUP BY d.id ORDER BY d.id
@@ -75,12 +75,12 @@ struct RowFacts: Sendable, Equatable {
             """
             SELECT r.drop_id, r.user_id, d.per_user_limit,
                    count(*) FILTER (WHERE r.status = 'PURCHASED') AS purchased,
-                   count(*) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - $2 * interval '1 millisecond') AS holding
+                   count(*) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2)) AS holding
             FROM reservations r JOIN drops d ON d.id = r.drop_id
             WHERE r.drop_id = ANY($1) AND r.status IN ('ACTIVE', 'PURCHASED')
             GROUP BY r.drop_id, r.user_id, d.per_user_limit
-            HAVING count(*) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - $2 * interval '1 millisecond') > 1
-                OR count(*) FILTER (WHERE r.status = 'PURCHASED' OR r.expires_at > now() - $2 * interval '1 millisecond') > d.per_user_limit
+            HAVING count(*) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2)) > 1
+                OR count(*) FILTER (WHERE r.status = 'PURCHASED' OR r.expires_at > now() - least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2)) > d.per_user_limit
             ORDER BY r.drop_id, r.user_id LIMIT 5
             """, [.int64Array(drops), grace])
         var buyers: [BuyerPastRule] = []
