@@ -13,6 +13,20 @@ import Testing
             perUserLimit: limit, reserveTTLMilliseconds: ttlMilliseconds)
     }
 
+    /// A drop of one unit, held by user 1: where every expiry case starts.
+    private func heldUnit(_ subject: StoreUnderTest, ttlMilliseconds: Int) async throws -> (DropRecord, Reservation) {
+        let drop = try await subject.store.createDrop(spec(stock: 1, ttlMilliseconds: ttlMilliseconds))
+        let held = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
+        guard case .reserved(let hold) = held.results[0] else {
+            throw ContractFailure(description: "expected a hold, got \(held.results)")
+        }
+        return (drop, hold)
+    }
+
+    private struct ContractFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
     @Test(arguments: kinds) func reservesInArrivalOrderWhileStockLasts(kind: String) async throws {
         let subject = try await StoreUnderTest.make(kind, suite: "contract_reserve")
         defer { Task { await subject.close() } }
@@ -108,12 +122,7 @@ import Testing
         defer { Task { await subject.close() } }
         // Time moves by `advance`, not by waiting: a TTL far longer than a slow machine's pause
         // between two statements (1 s once lapsed in a loaded run).
-        let drop = try await subject.store.createDrop(spec(stock: 1, ttlMilliseconds: 30_000))
-        let held = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
-        guard case .reserved(let hold) = held.results[0] else {
-            Issue.record("expected a hold, got \(held.results)")
-            return
-        }
+        let (drop, hold) = try await heldUnit(subject, ttlMilliseconds: 30_000)
         #expect(try await subject.store.dropsWithOverdueHolds().isEmpty)
         try await subject.advance(30.5)
         // A purchase asked now, past the hold's expiry (within the grace, which is not its).
@@ -179,12 +188,7 @@ import Testing
     @Test(arguments: kinds) func theGraceEndsTheWaitForAPurchase(kind: String) async throws {
         let subject = try await StoreUnderTest.make(kind, suite: "contract_grace_ends")
         defer { Task { await subject.close() } }
-        let drop = try await subject.store.createDrop(spec(stock: 1, ttlMilliseconds: 30_000))
-        let held = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
-        guard case .reserved(let hold) = held.results[0] else {
-            Issue.record("expected a hold, got \(held.results)")
-            return
-        }
+        let (drop, hold) = try await heldUnit(subject, ttlMilliseconds: 30_000)
         let grace = Double(Defaults.purchaseGraceMilliseconds) / 1000
         try await subject.advance(30 + grace + 0.5)
         #expect(try await subject.store.dropsWithOverdueHolds() == [drop.id])
@@ -209,12 +213,7 @@ import Testing
     @Test(arguments: kinds) func aShortHoldsGraceIsHalfItsTTL(kind: String) async throws {
         let subject = try await StoreUnderTest.make(kind, suite: "contract_short_grace")
         defer { Task { await subject.close() } }
-        let drop = try await subject.store.createDrop(spec(stock: 1, ttlMilliseconds: 1_000))
-        let held = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)]))
-        guard case .reserved(let hold) = held.results[0] else {
-            Issue.record("expected a hold, got \(held.results)")
-            return
-        }
+        let (drop, hold) = try await heldUnit(subject, ttlMilliseconds: 1_000)
         try await subject.advance(1.6)
         #expect(try await subject.store.dropsWithOverdueHolds() == [drop.id])
         let next = try await subject.store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 2)]))

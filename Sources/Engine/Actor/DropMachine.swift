@@ -156,9 +156,9 @@ struct DropMachine {
         purchaseGraceMilliseconds: Int = Defaults.purchaseGraceMilliseconds
     ) {
         precondition(maxBatchClaims > 0 && maxQueuedClaims > 0 && maxEndedRemembered > 0)
+        precondition(queueLatencyTarget.map { $0 > 0 } ?? true)
         precondition(purchaseGraceMilliseconds >= 0)
         self.purchaseGraceMilliseconds = purchaseGraceMilliseconds
-        precondition(queueLatencyTarget.map { $0 > 0 } ?? true)
         self.queueLatencyTarget = queueLatencyTarget
         self.maxEndedRemembered = maxEndedRemembered
         drop = recovery.drop
@@ -503,9 +503,7 @@ struct DropMachine {
     mutating func setHold(_ reservation: Reservation, of user: UserID) {
         overdue.remove(user)
         holds[user] = Hold(id: reservation.id, createdAt: reservation.createdAt, expiresAt: reservation.expiresAt)
-        deadlines.insert(
-            Deadline(
-                sweepAt: sweepAt(reservation), reservationID: reservation.id, userID: user))
+        deadlines.insert(Deadline(sweepAt: sweepAt(reservation), reservationID: reservation.id, userID: user))
         ended[user] = nil
     }
 
@@ -542,9 +540,7 @@ struct DropMachine {
         var entries: [Deadline] = []
         for hold in recovery.activeHolds {
             holds[hold.userID] = Hold(id: hold.id, createdAt: hold.createdAt, expiresAt: hold.expiresAt)
-            entries.append(
-                Deadline(
-                    sweepAt: sweepAt(hold), reservationID: hold.id, userID: hold.userID))
+            entries.append(Deadline(sweepAt: sweepAt(hold), reservationID: hold.id, userID: hold.userID))
         }
         deadlines = Heap(entries)
         armedAt = nil

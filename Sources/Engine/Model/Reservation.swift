@@ -43,6 +43,14 @@ extension Reservation {
         return expiresAt.addingTimeInterval(min(Double(capMilliseconds) / 1000, halfTTL))
     }
 
+    /// The same in SQL, for the queries that judge holds by it: the purchase grace (an
+    /// interval) of the hold in the row `alias` ("" for the query's only table), capped by the
+    /// milliseconds in `cap` (a bound parameter such as "$2").
+    public static func graceSQL(alias: String, cap: String) -> String {
+        let column = { (name: String) in alias.isEmpty ? name : "\(alias).\(name)" }
+        return "least(\(cap) * interval '1 millisecond', (\(column("expires_at")) - \(column("created_at"))) / 2)"
+    }
+
     /// The same for a hold's row: its purchase grace in microseconds.
     public static func graceMicroseconds(
         createdMicroseconds: Int64, expiresMicroseconds: Int64,

@@ -50,8 +50,8 @@ public struct ClaimBatch: Sendable, Equatable {
     /// When each purchase of the batch was asked, as the batch function takes it (migration
     /// 9): purchases with no stated instant are left out (asked at the batch's clock reading).
     public var asks: (users: [UserID], epochMicroseconds: [Int64]) {
-        let asked = items.filter { $0.kind == .purchase && $0.askedAt != nil }
-        return (asked.map(\.userID), asked.map { $0.askedAt!.epochMicroseconds })
+        let asked = items.compactMap { item in item.askedAt.map { (item.userID, $0.epochMicroseconds) } }
+        return (asked.map(\.0), asked.map(\.1))
     }
 
     public let dropID: DropID

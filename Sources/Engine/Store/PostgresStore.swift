@@ -318,8 +318,7 @@ public final class PostgresStore: DropStore {
             WHERE (d.lease_owner IS NULL OR d.lease_owner = $1 OR d.lease_expires_at <= clock_timestamp())
               AND EXISTS (SELECT 1 FROM reservations r
                           WHERE r.drop_id = d.id AND r.status = 'ACTIVE'
-                            AND r.expires_at <= clock_timestamp()
-                                - least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2))
+                            AND r.expires_at <= clock_timestamp() - \(Reservation.graceSQL(alias: "r", cap: "$2")))
             """, [owner.map { .text($0.instance) } ?? .null, .int32(Int32(purchaseGraceMilliseconds))]
         ).rows.map { try $0.int64("id") }
     }

@@ -60,6 +60,7 @@ public struct Checker: Sendable {
         let scope = PostgresValue.int64Array(ids)
         let tolerance = PostgresValue.double(toleranceMilliseconds / 1_000)
         let grace = PostgresValue.int32(Int32(Defaults.purchaseGraceMilliseconds))
+        let holdGrace = Reservation.graceSQL(alias: "r", cap: "$2")
         var invariants: [InvariantResult] = []
 
         // 1. Stock: rows never past total stock, and the counters agree with the rows.
@@ -135,12 +136,12 @@ public struct Checker: Sendable {
                         WHEN p.asked_at < r.created_at THEN format('was made at %s, after the purchase was asked', r.created_at)
                         ELSE format('expired at %s, %s ms before the purchase, past the purchase grace of %s ms', r.expires_at,
                                     round(extract(epoch FROM p.created_at - r.expires_at) * 1000),
-                                    round(extract(epoch FROM least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2)) * 1000)) END)
+                                    round(extract(epoch FROM \(holdGrace)) * 1000)) END)
             FROM purchases p LEFT JOIN reservations r ON r.id = p.reservation_id
             WHERE p.drop_id = ANY($1)
               AND (r.id IS NULL OR r.drop_id <> p.drop_id OR r.user_id <> p.user_id OR r.status <> 'PURCHASED'
                    OR coalesce(p.asked_at, p.created_at) >= r.expires_at OR p.asked_at < r.created_at
-                   OR p.created_at > r.expires_at + least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2))
+                   OR p.created_at > r.expires_at + \(holdGrace))
             UNION ALL
             SELECT format('reservation %s (user %s, drop %s) is PURCHASED but has %s purchases', r.id, r.user_id, r.drop_id, count(p.id))
             FROM reservations r LEFT JOIN purchases p ON p.reservation_id = r.id
@@ -187,7 +188,7 @@ public struct Checker: Sendable {
                           round(extract(epoch FROM now() - expires_at) * 1000))
             FROM reservations
             WHERE drop_id = ANY($1) AND status = 'ACTIVE'
-              AND expires_at < now() - make_interval(secs => $2) - least($3 * interval '1 millisecond', (expires_at - created_at) / 2)
+              AND expires_at < now() - make_interval(secs => $2) - \(Reservation.graceSQL(alias: "", cap: "$3"))
             UNION ALL
             SELECT format('reservation %s (user %s, drop %s) was EXPIRED %s ms before its expiry', id, user_id, drop_id,
                           round(extract(epoch FROM expires_at - ended_at) * 1000))

@@ -1,8 +1,8 @@
 // What the database says each second while a dashboard watches: each drop's counters, the
 // units its rows hold (purchased, and held by a hold whose expiry and purchase grace have not
-// run out), the buyers past
-// a per-buyer rule, and which acknowledged claims have no row to show for them. Read on the
-// run's own observer connection; nil fields are reads that failed this second.
+// run out), the buyers past a per-buyer rule, and which acknowledged claims have no row to
+// show for them. Read on the run's own observer connection; nil fields are reads that failed
+// this second.
 import Engine
 import Foundation
 
@@ -55,11 +55,13 @@ struct RowFacts: Sendable, Equatable {
         purchases: [DashboardTally.Acknowledged], atSeconds: Double
     ) throws -> RowFacts {
         let grace = PostgresValue.int32(Int32(Defaults.purchaseGraceMilliseconds))
+        // An ACTIVE row still holds its unit until its expiry and purchase grace have passed.
+        let holdsUnit = "r.expires_at > now() - \(Reservation.graceSQL(alias: "r", cap: "$2"))"
         let counters = try session.query(
             """
             SELECT d.id, d.total_stock, d.sold, d.reserved,
                    count(r.id) FILTER (WHERE r.status = 'PURCHASED') AS purchased_rows,
-                   count(r.id) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2)) AS held_rows
+                   count(r.id) FILTER (WHERE r.status = 'ACTIVE' AND \(holdsUnit)) AS held_rows
             FROM drops d LEFT JOIN reservations r ON r.drop_id = d.id AND r.status IN ('ACTIVE', 'PURCHASED')
             WHERE d.id = ANY($1)
             GROUP BY d.id ORDER BY d.id
@@ -75,12 +77,12 @@ struct RowFacts: Sendable, Equatable {
             """
             SELECT r.drop_id, r.user_id, d.per_user_limit,
                    count(*) FILTER (WHERE r.status = 'PURCHASED') AS purchased,
-                   count(*) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2)) AS holding
+                   count(*) FILTER (WHERE r.status = 'ACTIVE' AND \(holdsUnit)) AS holding
             FROM reservations r JOIN drops d ON d.id = r.drop_id
             WHERE r.drop_id = ANY($1) AND r.status IN ('ACTIVE', 'PURCHASED')
             GROUP BY r.drop_id, r.user_id, d.per_user_limit
-            HAVING count(*) FILTER (WHERE r.status = 'ACTIVE' AND r.expires_at > now() - least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2)) > 1
-                OR count(*) FILTER (WHERE r.status = 'PURCHASED' OR r.expires_at > now() - least($2 * interval '1 millisecond', (r.expires_at - r.created_at) / 2)) > d.per_user_limit
+            HAVING count(*) FILTER (WHERE r.status = 'ACTIVE' AND \(holdsUnit)) > 1
+                OR count(*) FILTER (WHERE r.status = 'PURCHASED' OR \(holdsUnit)) > d.per_user_limit
             ORDER BY r.drop_id, r.user_id LIMIT 5
             """, [.int64Array(drops), grace])
         var buyers: [BuyerPastRule] = []
