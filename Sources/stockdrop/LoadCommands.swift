@@ -248,7 +248,7 @@ struct RunCommand: AsyncParsableCommand {
             await endDashboard(live)
             throw error
         }
-        for line in report.harnessLimitedLines { print(line) }
+        for line in report.limitedLines { print(line) }
         print(report.summaryTable)
         for line in report.problemLines { print(line) }
         print("report: \(directory)/report.html")

@@ -50,7 +50,7 @@ struct MergeCommand: AsyncParsableCommand {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(outcome.histograms).write(
             to: URL(fileURLWithPath: directory).appendingPathComponent("histograms.json"))
-        for line in report.harnessLimitedLines { print(line) }
+        for line in report.limitedLines { print(line) }
         print(report.summaryTable)
         if let shards = report.shardTable { print("\n" + shards + "\n") }
         for line in report.problemLines { print(line) }

@@ -55,6 +55,49 @@ import Testing
         }
     }
 
+    /// A server that limits each client address: the run is told before its load, its 429s are
+    /// failures that applied nothing (the checker still holds), counted by cause, and the report
+    /// leads with the limit instead of a bare count of errors.
+    @Test func aRateLimitedRunSaysSoBeforeDuringAndAfter() async throws {
+        let fixture = try await ServerFixture(
+            "live_rate_limited", addressRateLimit: RateLimit(requestsPerSecond: 50, burst: 50))
+        let scenario = try ScenarioParser.parse(yaml: Self.scenarioYAML, file: "fixture.yaml").get()
+        try await fixture.application().test(.live) { client in
+            let port = try #require(client.port)
+            let target = try await HTTPTarget.connect(
+                [URL(string: "http://127.0.0.1:\(port)")!], databaseURL: fixture.configuration.databaseURL,
+                options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 16))
+            #expect(target.notes.count == 1)
+            #expect(target.notes.first?.contains("each client address to 50 requests/s (burst 50)") == true)
+            #expect(target.notes.first?.contains("--no-rate-limit") == true)
+            let live = LiveCounters()
+            let run = try await StrategyLoad(scenario: scenario, target: target, live: live, progress: { _ in }).run()
+            await target.close()
+            #expect(run.check.ok, "\(run.check.broken)")
+            let records = run.history.records
+            #expect(records.contains { $0.result == .failed })
+            #expect(!records.contains { $0.result == .error || $0.result == .timeout })
+            let limited = try #require(run.errorCauses.first)
+            #expect(limited.cause == "429 rate_limited" && run.errorCauses.count == 1)
+            #expect(limited.count == records.count { $0.result == .failed })
+            #expect(limited.example == "more than 50 requests/s per client address")
+            #expect(live.reading.commonestError == "429 rate_limited")
+            let report = RunReport(
+                scenario: scenario.name, seed: 1, startedAt: Date(), pass: false, exitCode: 2,
+                target: "http://127.0.0.1:\(port)", strategies: [StrategyReport(run, thresholds: [])], comparison: nil)
+            #expect(report.limitedLines.contains { $0.hasPrefix("RATE-LIMITED (actor)") })
+        }
+        // Without a limit nothing is said.
+        let open = try await ServerFixture("live_not_limited")
+        try await open.application().test(.live) { client in
+            let target = try await HTTPTarget.connect(
+                [URL(string: "http://127.0.0.1:\(try #require(client.port))")!],
+                databaseURL: open.configuration.databaseURL, options: HTTPTargetOptions(secret: ServerFixture.secret))
+            #expect(target.notes.isEmpty)
+            await target.close()
+        }
+    }
+
     @Test func aTargetWithTheWrongSecretOrNoServerIsRefused() async throws {
         let fixture = try await ServerFixture("live_refusals")
         try await fixture.application().test(.live) { client in

@@ -27,7 +27,7 @@ extension JUnitDocument {
                 if let shards = report.shards {
                     properties.append(Property(name: "shards", value: String(shards.count)))
                 }
-                let notes = report.harnessLimitedLines(for: strategy) + report.problemLines(for: strategy)
+                let notes = report.limitedLines(for: strategy) + report.problemLines(for: strategy)
                 return Suite(
                     name: classname, startedAt: report.startedAt, seconds: strategy.durationSeconds,
                     properties: properties, cases: cases,

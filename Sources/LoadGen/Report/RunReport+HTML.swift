@@ -20,11 +20,21 @@ extension RunReport {
         let esc = SVGChart.escape
         var body =
             "<h1>\(esc(scenario)) <span class=\"\(pass ? "pass" : "fail")\">\(pass ? "PASS" : "FAIL")</span></h1>"
-        let limited = harnessLimitedLines
+        let limited = limitedLines
         if !limited.isEmpty {
-            body += "<div class=\"fail\"><p><strong>\(esc(limited[0]))</strong></p><ul>"
-            for line in limited.dropFirst() { body += "<li>\(esc(line.trimmingCharacters(in: .whitespaces)))</li>" }
-            body += "</ul></div>"
+            // A note's first line in bold, its indented lines listed under it.
+            body += "<div class=\"fail\">"
+            var listing = false
+            for line in limited {
+                let indented = line.hasPrefix("    ")
+                if listing != indented { body += indented ? "<ul>" : "</ul>" }
+                listing = indented
+                body +=
+                    indented
+                    ? "<li>\(esc(line.trimmingCharacters(in: .whitespaces)))</li>"
+                    : "<p><strong>\(esc(line))</strong></p>"
+            }
+            body += (listing ? "</ul>" : "") + "</div>"
         }
         if let headline {
             body += "<p class=\"headline\">\(esc(headline.prefix(1).uppercased() + headline.dropFirst())).</p>"
@@ -119,6 +129,16 @@ extension RunReport {
                     + "</tr>"
             }
             body += "</table>"
+            if let causes = strategy.errorCauses {
+                body +=
+                    "<h3>Errors by cause</h3><table><tr><th>cause</th><th>count</th><th>by operation</th><th>e.g.</th><th>what it means</th></tr>"
+                for cause in causes {
+                    let operations = cause.byOperation.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                    body +=
+                        "<tr><th>\(esc(cause.cause))</th><td>\(cause.count)</td><td>\(esc(operations.joined(separator: ", ")))</td><td>\(esc(cause.example))</td><td>\(esc(cause.hint ?? ""))</td></tr>"
+                }
+                body += "</table>"
+            }
         }
         return """
             <!doctype html>

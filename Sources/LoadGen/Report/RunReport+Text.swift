@@ -225,18 +225,30 @@ extension RunReport {
             ]
                 + strategy.expiredPurchases!.examples.prefix(5).map { "    e.g. \($0)" }
             : []
-        return faults + invariants + thresholds + expired
+        let errors: [String] = (strategy.errorCauses ?? []).prefix(5).map { "\(label): errors: \($0.line)" }
+        return faults + invariants + thresholds + expired + errors
     }
 
-    /// Said first when the harness itself held the load back: its figures are partly its own.
-    public var harnessLimitedLines: [String] { strategies.flatMap(harnessLimitedLines(for:)) }
+    /// Said first when something other than the server's capacity held the load back: the
+    /// harness itself (the figures are then partly its own), or the server's rate limit (its
+    /// refusals are then the limit's, not the load's).
+    public var limitedLines: [String] { strategies.flatMap(limitedLines(for:)) }
 
-    func harnessLimitedLines(for strategy: StrategyReport) -> [String] {
-        guard let timing = strategy.timing, timing.harnessLimited else { return [] }
-        return [
-            "HARNESS-LIMITED (\(strategy.strategy)): the latencies below are partly the harness's own, not the server's:"
-        ]
-            + timing.harnessLimitedBecause.map { "    \($0)" }
+    func limitedLines(for strategy: StrategyReport) -> [String] {
+        var lines: [String] = []
+        if let timing = strategy.timing, timing.harnessLimited {
+            lines.append(
+                "HARNESS-LIMITED (\(strategy.strategy)): the latencies below are partly the harness's own, not the server's:"
+            )
+            lines += timing.harnessLimitedBecause.map { "    \($0)" }
+        }
+        if let limited = strategy.errorCauses?.first(where: { $0.cause == ErrorCause.rateLimited }) {
+            lines.append(
+                "RATE-LIMITED (\(strategy.strategy)): the server's rate limit refused \(limited.count) requests (429, nothing applied), so the run measured the limit, not the server:"
+            )
+            lines += ["    \(limited.line)"] + (limited.hint.map { ["    \($0)"] } ?? [])
+        }
+        return lines
     }
 
     public var verdictLine: String {
@@ -294,10 +306,11 @@ extension RunReport {
 
     var markdown: String {
         var md = "# \(scenario): \(pass ? "PASS" : "FAIL")\n\n"
-        for line in harnessLimitedLines {
-            md += line.hasPrefix("    ") ? "- \(line.dropFirst(4))\n" : "**\(line)**\n\n"
+        for (index, line) in limitedLines.enumerated() {
+            // A note's first line in bold (a blank line closes the list of the note before).
+            md += line.hasPrefix("    ") ? "- \(line.dropFirst(4))\n" : "\(index > 0 ? "\n" : "")**\(line)**\n\n"
         }
-        if !harnessLimitedLines.isEmpty { md += "\n" }
+        if !limitedLines.isEmpty { md += "\n" }
         if let headline { md += "\(headline.prefix(1).uppercased() + headline.dropFirst()).\n\n" }
         md +=
             "Seed \(seed), target \(target), started \(ISO8601DateFormatter().string(from: startedAt)), exit code \(exitCode).\n\n"
@@ -329,6 +342,14 @@ extension RunReport {
                 for fault in faults { md += "- \(fault.line)\n" }
             }
             for finding in strategy.findings ?? [] { md += "\n**Finding** (not the verdict): \(finding)\n" }
+            if let causes = strategy.errorCauses {
+                md += "\n| errors by cause | count | by operation | e.g. | what it means |\n|---|---|---|---|---|\n"
+                for cause in causes {
+                    let operations = cause.byOperation.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                    md +=
+                        "| \(cause.cause) | \(cause.count) | \(operations.joined(separator: ", ")) | \(cause.example) | \(cause.hint ?? "") |\n"
+                }
+            }
             md += "\nRejections by code:"
             for (operation, stats) in strategy.operations.sorted(by: { $0.key < $1.key }) where !stats.rejected.isEmpty
             {

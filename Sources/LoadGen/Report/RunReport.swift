@@ -57,6 +57,8 @@ public struct StrategyReport: Sendable, Codable {
     public var timing: TimingFigures? = nil
     /// Purchases refused `expired`, sent in time (the server's fault) or late.
     public var expiredPurchases: ExpiredPurchases? = nil
+    /// Failures by cause, most frequent first (nil: none): the report says why, not only how many.
+    public var errorCauses: [ErrorCauseCount]? = nil
 
     public var invariantsBroken: Int { invariants.filter { !$0.ok }.count }
 

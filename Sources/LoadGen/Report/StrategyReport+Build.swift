@@ -53,6 +53,7 @@ extension StrategyReport {
             latencyCurves: curves, database: run.databaseURL, live: run.live,
             stampToAnswerMilliseconds: run.check.stampToAnswerMilliseconds)
         if !run.faults.isEmpty { faults = FaultReport.reports(run.faults, history: records) }
+        if !run.errorCauses.isEmpty { errorCauses = run.errorCauses }
         resources = ResourceFigures(
             targetCPUMicroseconds: run.targetCPUMicroseconds,
             targetCPUMicrosecondsPerRequest: run.targetCPUMicroseconds.map {

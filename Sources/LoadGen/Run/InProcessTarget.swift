@@ -62,7 +62,10 @@ public final class InProcessTarget: LoadTarget {
 
     /// Whether a failure left the claim's effect unknown or is known to have applied nothing.
     static func failure(_ error: any Error) -> Answer {
-        (error as? EngineError)?.code.appliedNothing == true ? Answer(.failed) : Answer(.error)
+        guard let error = error as? EngineError else {
+            return .failure(.error, ErrorCause("\(type(of: error))", "\(error)"))
+        }
+        return .failure(error.code.appliedNothing ? .failed : .error, ErrorCause(error.code.rawValue, error.message))
     }
 
     public func close() async {

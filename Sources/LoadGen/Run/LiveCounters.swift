@@ -15,6 +15,8 @@ public final class LiveCounters: Sendable {
     /// Sends the harness held more than `LoadDefaults.lateSendMilliseconds` past their time.
     let late = Atomic<Int>(0)
     private let lastSecond = Mutex(SecondLatency())
+    /// Failures by cause, taken only on a failure.
+    private let causes = Mutex(ErrorTally())
     /// The live dashboard's, when one watches the run: it sees every answer too.
     let board: LiveBoard?
 
@@ -48,7 +50,17 @@ public final class LiveCounters: Sendable {
         return (second.fromIntended.percentiles.p99, second.fromSend.percentiles.p99)
     }
 
-    func record(_ result: OperationRecord.Result, _ operation: OperationKind) {
+    func record(_ answer: Answer, _ operation: OperationKind) {
+        record(answer.result, operation)
+        guard answer.result.isFailure else { return }
+        let cause = answer.cause ?? ErrorCause(answer.result.label)
+        causes.withLock { $0.add(cause, operation) }
+    }
+
+    /// The run's failures by cause, most frequent first.
+    var errorCauses: [ErrorCauseCount] { causes.withLock { $0.sorted } }
+
+    private func record(_ result: OperationRecord.Result, _ operation: OperationKind) {
         switch result {
         case .ok:
             ok.add(1, ordering: .relaxed)
@@ -60,12 +72,13 @@ public final class LiveCounters: Sendable {
     }
 
     public var reading: CounterReading {
-        CounterReading(
+        let errors = errors.load(ordering: .relaxed)
+        return CounterReading(
             arrived: arrived.load(ordering: .relaxed), sent: sent.load(ordering: .relaxed),
             ok: ok.load(ordering: .relaxed),
-            rejected: rejected.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed),
+            rejected: rejected.load(ordering: .relaxed), errors: errors,
             reserved: reserved.load(ordering: .relaxed), shed: shed.load(ordering: .relaxed),
-            late: late.load(ordering: .relaxed))
+            late: late.load(ordering: .relaxed), commonestError: errors > 0 ? errorCauses.first?.cause : nil)
     }
 }
 
@@ -75,4 +88,6 @@ public struct CounterReading: Sendable, Equatable {
     public var shed = 0
     /// Sends the harness itself held back past `LoadDefaults.lateSendMilliseconds`.
     public var late = 0
+    /// The cause most errors so far had (nil: no error yet).
+    public var commonestError: String? = nil
 }

@@ -23,6 +23,9 @@ public struct RunOptions: Sendable {
     public var nemesisLauncher: (binary: String, haproxyTemplate: String)?
     /// The live dashboard's board (`run --dashboard`): sees every answer and second.
     public var board: LiveBoard?
+    /// What the run says before its load about the target (a server's rate limit), one line
+    /// each: standard error unless the caller takes them.
+    public var note: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
     public init(
         strategies: [Strategy], databaseURL: String?, rowLockPoolSize: Int = Defaults.rowLockPoolSize,
@@ -225,6 +228,7 @@ public enum LoadRunner {
         let databaseURL = try await Database.prepare(
             environment: options.databaseURL.map { ["DATABASE_URL": $0] } ?? [:])
         let target = try await HTTPTarget.connect(urls, databaseURL: databaseURL, options: http)
+        for line in target.notes { options.note(line) }
         if options.strategiesExplicit, options.strategies != [target.strategy] {
             await target.close()
             throw RunError.usage(

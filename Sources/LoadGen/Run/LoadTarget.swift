@@ -19,15 +19,23 @@ public struct Answer: Sendable, Equatable {
     /// How long the target asked to be left alone before this request is tried again (a
     /// server's Retry-After on a shed request); nil: no hint, the scenario's backoff applies.
     public var retryAfterMilliseconds: Int?
+    /// Why a failure was one (nil for answers about the drop): what the report counts errors by.
+    public var cause: ErrorCause?
 
     public init(
         _ result: OperationRecord.Result, reservationID: ReservationID? = nil, purchaseID: PurchaseID? = nil,
-        retryAfterMilliseconds: Int? = nil
+        retryAfterMilliseconds: Int? = nil, cause: ErrorCause? = nil
     ) {
         self.result = result
         self.reservationID = reservationID
         self.purchaseID = purchaseID
         self.retryAfterMilliseconds = retryAfterMilliseconds
+        self.cause = cause
+    }
+
+    /// A failure and why.
+    public static func failure(_ result: OperationRecord.Result, _ cause: ErrorCause) -> Answer {
+        Answer(result, cause: cause)
     }
 }
 

@@ -9,10 +9,13 @@ extension ProgressTick {
     public func line(strategy: Strategy) -> String {
         let c = counters
         var line = String(
-            format: "%@ %6.1fs  users %d  sent %d  ok %d  rejected %d  shed %d  errors %d  stock left %@  %.0f req/s",
+            format: "%@ %6.1fs  users %d  sent %d  ok %d  rejected %d  shed %d  errors %d",
             strategy.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0), elapsedSeconds,
-            c.arrived, c.sent, c.ok, c.rejected, c.shed, c.errors, availableStock.map(String.init) ?? "?",
-            sentPerSecond)
+            c.arrived, c.sent, c.ok, c.rejected, c.shed, c.errors)
+        // What most errors were, so a run failing for a reason the operator can fix says so
+        // while it goes (a rate limit, a wrong address).
+        if let cause = c.commonestError { line += " (most \(cause))" }
+        line += String(format: "  stock left %@  %.0f req/s", availableStock.map(String.init) ?? "?", sentPerSecond)
         if let p99 = lastSecondP99 {
             line += String(
                 format: "  p99 %@ (from send %@)", Self.duration(p99.fromIntended), Self.duration(p99.fromSend))

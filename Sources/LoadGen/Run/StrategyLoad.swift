@@ -75,6 +75,7 @@ struct StrategyLoad: Sendable {
         run.connections = load.outcome.connections
         run.harnessThreads = load.outcome.connections == nil ? nil : LoadDefaults.httpEventLoopThreads
         run.harnessThreadsCPUMicroseconds = load.outcome.laneCPUMicroseconds
+        run.errorCauses = self.live.errorCauses
         if let before = load.serverBefore, let after = load.serverAfter {
             let delta = after.subtracting(before)
             run.serverLatency = Dictionary(

@@ -40,6 +40,8 @@ public struct StrategyResult: Sendable {
     /// The claims as the server measured them (its /metrics histogram over the load), by
     /// operation; nil in process, and for shards (each would see the others' requests too).
     public var serverLatency: [String: ServerLatency]? = nil
+    /// The failures by cause, most frequent first (empty: none).
+    public var errorCauses: [ErrorCauseCount] = []
 }
 
 public struct StockSample: Sendable, Codable, Equatable {

@@ -189,7 +189,7 @@ struct VirtualUser: Sendable {
         case .purchase: answer = await target.purchase(drop: drop, user: user, idempotencyKey: idempotencyKey)
         case .cancel: answer = await target.cancel(drop: drop, user: user)
         }
-        live.record(answer.result, operation)
+        live.record(answer, operation)
         let record = OperationRecord(
             operation: operation, result: answer.result, user: user, drop: drop, reservationID: answer.reservationID,
             purchaseID: answer.purchaseID, intendedMicroseconds: intended, sentMicroseconds: sent,

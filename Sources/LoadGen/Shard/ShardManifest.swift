@@ -36,6 +36,8 @@ public struct ShardManifest: Sendable, Codable, Equatable {
     public var harnessPeakResidentBytes: Int
     public var stockSamples: [StockSample]
     public var databaseURL: String
+    /// The shard's failures by cause (nil: none, or a manifest from before causes were counted).
+    public var errorCauses: [ErrorCauseCount]? = nil
 
     /// The offset applied to this shard's times: the one measured before the load.
     public var offsetMicroseconds: Int64 { clockBefore.offsetMicroseconds }

@@ -123,6 +123,7 @@ public enum ShardMerge {
         run.histograms = histograms(shards)
         run.harnessPeakResidentBytes = shards.map(\.manifest.harnessPeakResidentBytes).max()
         run.targetCPUMicroseconds = targetCPU(shards)
+        run.errorCauses = ErrorTally.merged(shards.map { $0.manifest.errorCauses ?? [] })
         // Memory over time is the first shard's (its samples); peak memory is the largest shard's.
         let report = StrategyReport(run, thresholds: try runFile.parsedThresholds())
         let exitCode = LoadRunner.verdict([report])

@@ -46,7 +46,7 @@ extension StrategyLoad {
         load.ticker.cancel()
         let samples = await load.ticker.value
         let after = try? await ClockOffset.measure(pool: observer)
-        let manifest = ShardManifest(
+        var manifest = ShardManifest(
             runID: assignment.runFile.runID, scenario: scenario.name, scenarioDigest: scenario.digest,
             seed: scenario.seed, shard: assignment.shard, strategy: target.strategy,
             target: scenario.target.description,
@@ -60,6 +60,8 @@ extension StrategyLoad {
             targetCPUAfterMicroseconds: load.cpuAfterMicroseconds,
             harnessPeakResidentBytes: ProcessUsage.now().peakResidentBytes, stockSamples: samples,
             databaseURL: target.databaseURL)
+        let causes = live.errorCauses
+        manifest.errorCauses = causes.isEmpty ? nil : causes
         return ShardDirectory(
             path: "", runFile: assignment.runFile, manifest: manifest,
             history: load.history(databaseURL: target.databaseURL, drops: drops),

@@ -11,6 +11,22 @@ struct OperationsRoutes: Sendable {
     struct Health: ResponseCodable, Sendable {
         let status: String
         let strategy: String
+        /// The request limits in force (a member absent: that limit is off), so a load tool can
+        /// tell its users before a run that one client address is throttled.
+        let rateLimits: RateLimits
+    }
+    struct RateLimits: Codable, Sendable {
+        let perClientAddress: Limit?
+        let perUser: Limit?
+    }
+    struct Limit: Codable, Sendable {
+        let requestsPerSecond: Double
+        let burst: Double
+
+        init(_ limit: RateLimit) {
+            requestsPerSecond = limit.requestsPerSecond
+            burst = limit.burst
+        }
     }
     struct Readiness: ResponseCodable, Sendable {
         let ready: Bool
@@ -52,7 +68,11 @@ struct OperationsRoutes: Sendable {
         let strategy = parts.strategy.rawValue
         // Encoded once: it never changes, and balancers and probes ask for it all the time
         // (a JSONEncoder per answer was 3% of what /health cost).
-        let health = ByteBuffer(bytes: (try? JSONEncoder().encode(Health(status: "ok", strategy: strategy))) ?? Data())
+        let limits = RateLimits(
+            perClientAddress: parts.addressLimiter.map { Limit($0.limit) },
+            perUser: parts.userLimiter.map { Limit($0.limit) })
+        let health = ByteBuffer(
+            bytes: (try? JSONEncoder().encode(Health(status: "ok", strategy: strategy, rateLimits: limits))) ?? Data())
         router.get("/health") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json; charset=utf-8"],

@@ -1,5 +1,6 @@
 // 429 with Retry-After once a key's bucket is empty. One middleware serves both limits: by
 // client address (before authentication, so floods of bad tokens are limited too) and by user.
+import Foundation
 import HTTPTypes
 import Hummingbird
 
@@ -23,7 +24,8 @@ extension RateLimiter {
     func enforce(_ key: String, scope: String) throws {
         if let wait = admit(key) {
             throw APIError(
-                .rateLimited, "more than \(limit.requestsPerSecond) requests/s per \(scope)", retryAfterSeconds: wait)
+                .rateLimited, "more than \(String(format: "%g", limit.requestsPerSecond)) requests/s per \(scope)",
+                retryAfterSeconds: wait)
         }
     }
 }

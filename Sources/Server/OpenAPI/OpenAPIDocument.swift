@@ -246,10 +246,20 @@ enum OpenAPIDocument {
                 ],
             ],
             "Health": [
-                "type": "object", "required": ["status", "strategy"],
+                "type": "object", "required": ["status", "strategy", "rateLimits"],
                 "properties": [
                     "status": ["type": "string"], "strategy": ["type": "string", "enum": ["actor", "rowlock"]],
+                    "rateLimits": [
+                        "type": "object",
+                        "description":
+                            "The request limits in force; a member absent: that limit is off (--no-rate-limit)",
+                        "properties": ["perClientAddress": ref("RateLimit"), "perUser": ref("RateLimit")],
+                    ],
                 ],
+            ],
+            "RateLimit": [
+                "type": "object", "required": ["requestsPerSecond", "burst"],
+                "properties": ["requestsPerSecond": ["type": "number"], "burst": ["type": "number"]],
             ],
             "Readiness": [
                 "type": "object", "required": ["ready", "database", "schemaVersion", "expectedSchemaVersion"],

@@ -322,11 +322,12 @@ final class HTTPLane: @unchecked Sendable {
             answer = HTTPTarget.answer(
                 request.operation, status: response.status, body: response.body,
                 retryAfterSeconds: response.retryAfterSeconds)
-        case .failed: answer = Answer(.failed)
-        case .indeterminate: answer = Answer(.error)
-        case .timeout: answer = Answer(.timeout)
+        case .failed(let reason): answer = .failure(.failed, ErrorCause("cannot connect", reason))
+        case .indeterminate(let reason): answer = .failure(.error, ErrorCause("connection lost", reason))
+        case .timeout:
+            answer = .failure(.timeout, ErrorCause("timeout", "no answer within \(timeoutMicroseconds / 1_000) ms"))
         }
-        live.record(answer.result, request.operation)
+        live.record(answer, request.operation)
         let record = OperationRecord(
             operation: request.operation, result: answer.result, user: users[index].user, drop: users[index].drop,
             reservationID: answer.reservationID, purchaseID: answer.purchaseID,

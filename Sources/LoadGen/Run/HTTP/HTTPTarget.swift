@@ -33,6 +33,8 @@ public final class HTTPTarget: LoadTarget {
     private let pools: [HTTPConnectionPool]
     let tokens: TokenMinter
     let options: HTTPTargetOptions
+    /// What the servers' `/health` said that the run's user should hear first (a rate limit).
+    public let notes: [String]
 
     /// Connects to every URL (each with `options.connections`), and checks that they run one
     /// strategy and answer ready.
@@ -42,11 +44,13 @@ public final class HTTPTarget: LoadTarget {
         precondition(!urls.isEmpty, "a server target has at least one URL")
         var pools: [HTTPConnectionPool] = []
         var strategies: Set<Strategy> = []
+        var notes: [String] = []
         do {
             for url in urls {
-                let (pool, strategy) = try await probe(url, options: options)
+                let (pool, health) = try await probe(url, options: options)
                 pools.append(pool)
-                strategies.insert(strategy)
+                strategies.insert(health.strategy)
+                if let note = health.rateLimits?.note(url) { notes.append(note) }
             }
         } catch {
             for pool in pools { await pool.close() }
@@ -60,12 +64,43 @@ public final class HTTPTarget: LoadTarget {
         }
         let tokens = await TokenMinter(secret: options.secret, lifetimeSeconds: LoadDefaults.tokenLifetimeSeconds)
         return HTTPTarget(
-            urls: urls, strategy: strategy, databaseURL: databaseURL, pools: pools, tokens: tokens, options: options)
+            urls: urls, strategy: strategy, databaseURL: databaseURL, pools: pools, tokens: tokens, options: options,
+            notes: notes)
+    }
+
+    /// What a server's `/health` tells a load run.
+    struct Health: Decodable {
+        let strategy: Strategy
+        /// nil: a server from before it said.
+        let rateLimits: RateLimits?
+    }
+
+    struct RateLimits: Decodable {
+        struct Limit: Decodable {
+            let requestsPerSecond: Double
+            let burst: Double
+        }
+        let perClientAddress: Limit?
+        let perUser: Limit?
+
+        /// A warning when a limit will throttle the run: every buyer comes from this machine's
+        /// address, and a busy buyer may pass its own limit.
+        func note(_ url: URL) -> String? {
+            let limits = [("each client address", perClientAddress), ("each user", perUser)].compactMap { name, limit in
+                limit.map {
+                    "\(name) to \(String(format: "%g", $0.requestsPerSecond)) requests/s (burst \(String(format: "%g", $0.burst)))"
+                }
+            }
+            guard !limits.isEmpty else { return nil }
+            return "note: \(url.absoluteString) limits \(limits.joined(separator: " and ")); every buyer of this run "
+                + "comes from this machine, so past that its answers are 429 rate_limited (counted as errors, nothing "
+                + "applied): start the server with --no-rate-limit to load-test it"
+        }
     }
 
     /// Asks the server which strategy it runs (`/health`), that it is ready, and that it
     /// accepts this run's tokens.
-    private static func probe(_ url: URL, options: HTTPTargetOptions) async throws -> (HTTPConnectionPool, Strategy) {
+    private static func probe(_ url: URL, options: HTTPTargetOptions) async throws -> (HTTPConnectionPool, Health) {
         guard url.scheme == "http", let host = url.host else {
             throw RunError.usage(
                 "--target \(url.absoluteString): only http:// URLs are supported (put TLS in front with a proxy)")
@@ -74,14 +109,12 @@ public final class HTTPTarget: LoadTarget {
             host: host, port: url.port ?? 80, connections: LoadDefaults.httpControlConnections,
             timeoutMilliseconds: options.timeoutMilliseconds, eventLoopThreads: 1)
         do {
-            let health = try await pool.send(method: .GET, path: "/health")
-            struct Health: Decodable { let strategy: Strategy }
-            guard health.status == 200,
-                let strategy = try? JSONDecoder().decode(Health.self, from: Data(health.body.readableBytesView))
-                    .strategy
+            let reply = try await pool.send(method: .GET, path: "/health")
+            guard reply.status == 200,
+                let health = try? JSONDecoder().decode(Health.self, from: Data(reply.body.readableBytesView))
             else {
                 throw RunError.unavailable(
-                    "\(url.absoluteString)/health answered \(health.status); is it a stockdrop server?")
+                    "\(url.absoluteString)/health answered \(reply.status); is it a stockdrop server?")
             }
             let ready = try await pool.send(method: .GET, path: "/ready")
             guard ready.status == 200 else {
@@ -98,7 +131,7 @@ public final class HTTPTarget: LoadTarget {
                     "\(url.absoluteString) refused this run's token (\(probe.status)): is STOCKDROP_JWT_SECRET the server's?"
                 )
             }
-            return (pool, strategy)
+            return (pool, health)
         } catch let error as HTTPClientError {
             await pool.close()
             throw RunError.unavailable("\(url.absoluteString): \(error)")
@@ -110,8 +143,9 @@ public final class HTTPTarget: LoadTarget {
 
     private init(
         urls: [URL], strategy: Strategy, databaseURL: String, pools: [HTTPConnectionPool], tokens: TokenMinter,
-        options: HTTPTargetOptions
+        options: HTTPTargetOptions, notes: [String]
     ) {
+        self.notes = notes
         self.urls = urls
         self.strategy = strategy
         self.databaseURL = databaseURL
@@ -260,7 +294,10 @@ public final class HTTPTarget: LoadTarget {
     static let nothingApplied: Set<String> = ["unavailable", "shutting_down", "owner_changing"]
 
     struct ErrorReply: Decodable {
-        struct Detail: Decodable { let code: String }
+        struct Detail: Decodable {
+            let code: String
+            let message: String?
+        }
         let error: Detail
     }
 
@@ -286,9 +323,9 @@ public final class HTTPTarget: LoadTarget {
             return Self.answer(
                 operation, status: reply.status, body: reply.body, retryAfterSeconds: reply.retryAfterSeconds)
         } catch let error as HTTPClientError where error.kind == .timeout {
-            return Answer(.timeout)
+            return .failure(.timeout, ErrorCause("timeout", "\(error)"))
         } catch {
-            return Answer(.error)
+            return .failure(.error, ErrorCause("connection lost", "\(error)"))
         }
     }
 
@@ -304,33 +341,38 @@ public final class HTTPTarget: LoadTarget {
         }
         if success {
             guard let reply = try? JSONDecoder().decode(Reply.self, from: Data(body.readableBytesView)) else {
-                return Answer(.error)
+                return .failure(
+                    .error, ErrorCause("unreadable \(status)", "\(operation.rawValue) answered without its JSON"))
             }
             switch operation {
             case .reserve, .cancel: return Answer(.ok, reservationID: reply.id)
             case .purchase: return Answer(.ok, reservationID: reply.reservationId, purchaseID: reply.id)
             }
         }
-        // Only the codes a claim's outcome has are answers; `unavailable` and
-        // `shutting_down` say nothing was applied; the rest (`outcome_unknown`, rate
-        // limited, internal) leave the outcome unknown.
-        guard [404, 409, 503].contains(status),
-            let code = errorCode(body)
-                ?? (try? JSONDecoder().decode(ErrorReply.self, from: Data(body.readableBytesView)).error.code)
-        else { return Answer(.error) }
-        if let rejection = RejectionCode(rawValue: code) {
-            switch rejection {
-            case .alreadyHolding:
-                // The body names the hold: the history ties the answer to its row.
-                let held = try? JSONDecoder().decode(HoldingReply.self, from: Data(body.readableBytesView))
-                    .reservation?.id
-                return Answer(.rejected(.alreadyHolding), reservationID: held)
-            case .overloaded:
-                return Answer(.rejected(.overloaded), retryAfterMilliseconds: retryAfterSeconds.map { $0 * 1_000 })
-            default:
-                return Answer(.rejected(rejection))
-            }
+        // Only the codes a claim's outcome has are answers; `unavailable`, `shutting_down`,
+        // `owner_changing` and a rate limit's 429 (answered before any route) say nothing was
+        // applied; the rest (`outcome_unknown`, internal) leave the outcome unknown.
+        let claimStatus = [404, 409, 503].contains(status)
+        let fastCode = errorCode(body)
+        func reply() -> ErrorReply.Detail? {
+            try? JSONDecoder().decode(ErrorReply.self, from: Data(body.readableBytesView)).error
         }
-        return nothingApplied.contains(code) ? Answer(.failed) : Answer(.error)
+        guard claimStatus, let rejection = (fastCode ?? reply()?.code).flatMap(RejectionCode.init(rawValue:)) else {
+            let detail = reply()
+            let code = fastCode ?? detail?.code
+            let cause = ErrorCause.http(status: status, code: code, message: detail?.message)
+            return .failure(status == 429 || code.map(nothingApplied.contains) == true ? .failed : .error, cause)
+        }
+        switch rejection {
+        case .alreadyHolding:
+            // The body names the hold: the history ties the answer to its row.
+            let held = try? JSONDecoder().decode(HoldingReply.self, from: Data(body.readableBytesView))
+                .reservation?.id
+            return Answer(.rejected(.alreadyHolding), reservationID: held)
+        case .overloaded:
+            return Answer(.rejected(.overloaded), retryAfterMilliseconds: retryAfterSeconds.map { $0 * 1_000 })
+        default:
+            return Answer(.rejected(rejection))
+        }
     }
 }
