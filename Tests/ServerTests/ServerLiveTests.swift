@@ -98,6 +98,29 @@ import Testing
         }
     }
 
+    /// The checker must read the database the server writes: pointed at another one (which
+    /// held an older run's drop 1), it would judge rows this run never wrote and report
+    /// broken invariants of a server that lost nothing. The run is refused before its load.
+    @Test func aCheckerDatabaseThatIsNotTheServersIsRefused() async throws {
+        let fixture = try await ServerFixture("live_own_database")
+        let elsewhere = try await TestDatabase.fresh("server_live_elsewhere")
+        try await fixture.application().test(.live) { client in
+            let url = URL(string: "http://127.0.0.1:\(try #require(client.port))")!
+            do {
+                _ = try await HTTPTarget.connect(
+                    [url], databaseURL: elsewhere, options: HTTPTargetOptions(secret: ServerFixture.secret))
+                Issue.record("a checker reading another database was accepted")
+            } catch let error as RunError {
+                #expect(error.exitCode == ExitStatus.usage)
+                #expect(error.description.contains("writes another database than the one the checker reads"))
+            }
+            let target = try await HTTPTarget.connect(
+                [url], databaseURL: fixture.configuration.databaseURL,
+                options: HTTPTargetOptions(secret: ServerFixture.secret))
+            await target.close()
+        }
+    }
+
     @Test func aTargetWithTheWrongSecretOrNoServerIsRefused() async throws {
         let fixture = try await ServerFixture("live_refusals")
         try await fixture.application().test(.live) { client in

@@ -45,13 +45,16 @@ public final class HTTPTarget: LoadTarget {
         var pools: [HTTPConnectionPool] = []
         var strategies: Set<Strategy> = []
         var notes: [String] = []
+        var instances: [(url: URL, instance: String)] = []
         do {
             for url in urls {
-                let (pool, health) = try await probe(url, options: options)
+                let (pool, health, instance) = try await probe(url, options: options)
                 pools.append(pool)
                 strategies.insert(health.strategy)
                 if let note = health.rateLimits?.note(url) { notes.append(note) }
+                if let instance { instances.append((url, instance)) }
             }
+            try await ServerDatabaseCheck.verify(instances, databaseURL: databaseURL)
         } catch {
             for pool in pools { await pool.close() }
             throw error
@@ -100,7 +103,9 @@ public final class HTTPTarget: LoadTarget {
 
     /// Asks the server which strategy it runs (`/health`), that it is ready, and that it
     /// accepts this run's tokens.
-    private static func probe(_ url: URL, options: HTTPTargetOptions) async throws -> (HTTPConnectionPool, Health) {
+    private static func probe(
+        _ url: URL, options: HTTPTargetOptions
+    ) async throws -> (HTTPConnectionPool, Health, instance: String?) {
         guard url.scheme == "http", let host = url.host else {
             throw RunError.usage(
                 "--target \(url.absoluteString): only http:// URLs are supported (put TLS in front with a proxy)")
@@ -121,6 +126,9 @@ public final class HTTPTarget: LoadTarget {
                 throw RunError.unavailable(
                     "\(url.absoluteString)/ready answered \(ready.status): \(String(buffer: ready.body))")
             }
+            // The instance that answered, to find in the checker's database.
+            struct Ready: Decodable { let instance: String? }
+            let instance = (try? JSONDecoder().decode(Ready.self, from: Data(ready.body.readableBytesView)))?.instance
             let tokens = await TokenMinter(secret: options.secret, lifetimeSeconds: LoadDefaults.tokenLifetimeSeconds)
             // A wrong secret would turn every request into a 401, recorded as errors: refuse now.
             let probe = try await pool.send(
@@ -131,7 +139,7 @@ public final class HTTPTarget: LoadTarget {
                     "\(url.absoluteString) refused this run's token (\(probe.status)): is STOCKDROP_JWT_SECRET the server's?"
                 )
             }
-            return (pool, health)
+            return (pool, health, instance)
         } catch let error as HTTPClientError {
             await pool.close()
             throw RunError.unavailable("\(url.absoluteString): \(error)")
