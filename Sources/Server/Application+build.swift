@@ -113,7 +113,8 @@ public func buildApplication(
             // Listed before anything says this instance is running, so no other instance
             // forwards to the address of its previous run.
             let port = channel.localAddress?.port ?? configuration.port
-            await directory.advertise(configuration.advertiseURL ?? "http://\(configuration.host):\(port)")
+            await directory.advertise(
+                configuration.advertiseURL ?? HTTPAddress.url(host: configuration.host, port: port))
             await onServerRunning(channel)
         },
         eventLoopGroupProvider: .shared(group),

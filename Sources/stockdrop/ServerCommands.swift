@@ -160,7 +160,7 @@ struct ServeCommand: AsyncParsableCommand {
                 Data(
                     """
                     stockdrop instance \(configuration.owner.instance)
-                    stockdrop serving \(configuration.strategy.rawValue) on http://\(host):\(channel.localAddress?.port ?? listenPort)
+                    stockdrop serving \(configuration.strategy.rawValue) on \(HTTPAddress.url(host: host, port: channel.localAddress?.port ?? listenPort))
 
                     """.utf8))
         }
@@ -228,7 +228,9 @@ struct BenchServerCommand: AsyncParsableCommand {
         let application = buildReferenceApplication(host: host, port: port, eventLoopThreads: eventLoopThreads) {
             channel in
             FileHandle.standardOutput.write(
-                Data("reference serving on http://\(host):\(channel.localAddress?.port ?? 0)\n".utf8))
+                Data(
+                    "reference serving on \(HTTPAddress.url(host: host, port: channel.localAddress?.port ?? 0))\n".utf8)
+            )
         }
         try await application.runService()
     }

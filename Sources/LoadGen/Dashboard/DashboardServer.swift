@@ -2,6 +2,7 @@
 // frame so far, then one a second and the final one), `/frames` (the same as one JSON array,
 // for scripts) and `/report` once the run has one. Bound before the load starts, so a port in
 // use is a usage error and not a run that went unwatched.
+import Engine
 import Foundation
 import Hummingbird
 import Logging
@@ -37,7 +38,7 @@ public final class DashboardServer: Sendable {
         self.streaming = streaming
     }
 
-    public var url: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)/" }
+    public var url: String { HTTPAddress.url(host: host, port: port) + "/" }
 
     /// Listens on `host:port` and serves `board`; throws when it cannot listen there.
     public static func start(host: String, port: Int, board: LiveBoard) async throws -> DashboardServer {
