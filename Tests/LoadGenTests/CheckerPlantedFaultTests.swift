@@ -201,6 +201,23 @@ import Testing
             [.int64(id)])
         let fault = try #require(Self.broken(try await Self.check(run), InvariantName.holdsExpire))
         #expect(fault.counterexamples.contains { $0.hasPrefix("reservation \(id) ") && $0.contains("still ACTIVE") })
+
+        // With every server gone after the load nothing could expire it: not judged, said so.
+        var blind = Checker()
+        blind.expiriesJudged = false
+        let unjudged = try await blind.check(databaseURL: run.databaseURL, drops: run.drops, history: run.history)
+        let expiry = try #require(unjudged.invariants.first { $0.name == InvariantName.holdsExpire })
+        #expect(expiry.ok && expiry.detail.contains("not judged"))
+        // A hold expired early is still a fault, whoever is up.
+        try await pool.query(
+            """
+            UPDATE reservations SET status = 'EXPIRED', expires_at = created_at + interval '10 seconds',
+                                    ended_at = created_at + interval '1 second' WHERE id = $1
+            """,
+            [.int64(id)])
+        let early = try await blind.check(databaseURL: run.databaseURL, drops: run.drops, history: run.history)
+        let earlyFault = try #require(Self.broken(early, InvariantName.holdsExpire))
+        #expect(earlyFault.counterexamples.contains { $0.contains("was EXPIRED") })
     }
 
     @Test func counterDisagreesWithRows() async throws {

@@ -236,6 +236,56 @@ import Testing
         return descriptor
     }
 
+    /// A server killed under load, never to come back: what was sent after it failed by cause,
+    /// the holds it left ACTIVE are not blamed on it (nothing ran to expire them; before, the
+    /// verdict was "invariant 4 BROKEN", exit 1, as if the engine lost track of time), the
+    /// other invariants are still judged, and the verdict says the target stopped answering.
+    @Test func aTargetKilledUnderLoadEndsTheRunSayingSo() async throws {
+        let url = try await TestDatabase.fresh("server_killed")
+        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
+        defer { server.kill() }
+        let port = try await server.port()
+        let scenario = try ScenarioParser.parse(
+            yaml: """
+                name: killed
+                seed: 3
+                drops:
+                  - {name: Killed Sneaker, priceCents: 9000, stock: 100000, reserveTTL: 1s}
+                users:
+                  - count: 600
+                    drop: Killed Sneaker
+                    arrival: {rate: {perSecond: 200, for: 3s}}
+                    afterReserve: {abandon: 1}
+                limits: {maxDuration: 10s}
+                """, file: "killed.yaml"
+        ).get()
+        let target = try await HTTPTarget.connect(
+            [URL(string: "http://127.0.0.1:\(port)")!], databaseURL: url,
+            options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 16))
+        let live = LiveCounters()
+        let crash = Task {
+            // Once some holds are made (so some are left ACTIVE), the server dies.
+            while live.reading.ok < 50 { try await Task.sleep(for: .milliseconds(20)) }
+            server.crash()
+        }
+        let run = try await StrategyLoad(scenario: scenario, target: target, live: live, progress: { _ in }).run()
+        try await crash.value
+        await target.close()
+        let down = try #require(run.targetDown)
+        #expect(down.lastAnswerSeconds != nil)
+        #expect(run.check.ok, "\(run.check.broken)")
+        let expiry = try #require(run.check.invariants.first { $0.name == InvariantName.holdsExpire })
+        #expect(expiry.detail.contains("not judged"))
+        #expect(run.errorCauses.contains { $0.cause == "cannot connect" || $0.cause == "connection lost" })
+        let report = StrategyReport(run, thresholds: [])
+        #expect(LoadRunner.verdict([report]) == ExitStatus.unavailable)
+        let summary = RunReport(
+            scenario: "killed", seed: 3, startedAt: Date(), pass: false, exitCode: ExitStatus.unavailable,
+            target: "http://127.0.0.1:\(port)", strategies: [report], comparison: nil)
+        #expect(summary.limitedLines.first?.hasPrefix("TARGET DOWN (actor)") == true, "\(summary.limitedLines)")
+        #expect(summary.verdictLine.hasPrefix("FAIL: the target stopped answering"))
+    }
+
     @Test func sigtermUnderLoadLosesNoAcknowledgedWriteAndExitsZero() async throws {
         let url = try await TestDatabase.fresh("server_sigterm")
         let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
@@ -356,6 +406,10 @@ final class ServeProcess: Sendable {
     }
 
     func terminate() { process.terminate() }
+    /// SIGKILL: gone at once, nothing drained.
+    func crash() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+    }
     func kill() {
         if process.isRunning {
             process.interrupt()

@@ -236,6 +236,17 @@ extension RunReport {
 
     func limitedLines(for strategy: StrategyReport) -> [String] {
         var lines: [String] = []
+        // The root cause first: a target that went away explains the errors and latencies after.
+        if let down = strategy.targetDown {
+            let last =
+                down.lastAnswerSeconds.map { String(format: "its last answer came at +%.2f s", $0) }
+                ?? "it never answered"
+            lines.append(
+                "TARGET DOWN (\(strategy.strategy)): no server answered when the load ended (\(last)):")
+            lines.append(
+                "    requests after that failed (errors by cause below), and holds it left ACTIVE past their expiry are not judged: nothing ran to expire them (a server expires them when it starts)"
+            )
+        }
         if let timing = strategy.timing, timing.harnessLimited {
             lines.append(
                 "HARNESS-LIMITED (\(strategy.strategy)): the latencies below are partly the harness's own, not the server's:"
@@ -258,6 +269,8 @@ extension RunReport {
         return switch exitCode {
         case ExitStatus.pass: "PASS: every invariant holds and every threshold is met\(whose)"
         case ExitStatus.invariantBroken: "FAIL: an invariant is broken (exit 1)\(whose)"
+        case ExitStatus.unavailable:
+            "FAIL: the target stopped answering before the load ended (exit 69); the invariants that could be judged hold\(whose)"
         default:
             strategies.contains { $0.role == .product && $0.thresholds.contains { !$0.ok && !$0.decidedByHarness } }
                 ? "FAIL: a threshold was missed (exit 2)\(whose)"

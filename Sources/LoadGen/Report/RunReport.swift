@@ -59,6 +59,8 @@ public struct StrategyReport: Sendable, Codable {
     public var expiredPurchases: ExpiredPurchases? = nil
     /// Failures by cause, most frequent first (nil: none): the report says why, not only how many.
     public var errorCauses: [ErrorCauseCount]? = nil
+    /// Set when no server answered after the load.
+    public var targetDown: TargetDown? = nil
 
     public var invariantsBroken: Int { invariants.filter { !$0.ok }.count }
 

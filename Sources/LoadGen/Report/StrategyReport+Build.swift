@@ -54,6 +54,7 @@ extension StrategyReport {
             stampToAnswerMilliseconds: run.check.stampToAnswerMilliseconds)
         if !run.faults.isEmpty { faults = FaultReport.reports(run.faults, history: records) }
         if !run.errorCauses.isEmpty { errorCauses = run.errorCauses }
+        targetDown = run.targetDown
         resources = ResourceFigures(
             targetCPUMicroseconds: run.targetCPUMicroseconds,
             targetCPUMicrosecondsPerRequest: run.targetCPUMicroseconds.map {

@@ -179,10 +179,12 @@ public enum LoadRunner {
         return verdict(reports)
     }
 
-    /// 1 when a product strategy broke an invariant, 2 when it missed a threshold, else 0.
+    /// 1 when a product strategy broke an invariant, 69 when its target was gone when the load
+    /// ended (the run could not judge it whole), 2 when it missed a threshold, else 0.
     static func verdict(_ reports: [StrategyReport]) -> Int32 {
         let judged = reports.filter { $0.role == .product }
         if judged.contains(where: { $0.invariantsBroken > 0 }) { return ExitStatus.invariantBroken }
+        if judged.contains(where: { $0.targetDown != nil }) { return ExitStatus.unavailable }
         if judged.contains(where: { $0.thresholds.contains { !$0.ok } }) { return ExitStatus.thresholdMissed }
         return ExitStatus.pass
     }

@@ -56,9 +56,14 @@ public protocol LoadTarget: Sendable {
     /// target in process. Nil when it cannot be read. Sampled around the load, it charges the
     /// target's CPU to the requests it answered.
     func cpuMicroseconds() async -> Int64?
+    /// Whether something of the target still answers, asked until it does or `seconds` have
+    /// passed: after the load, a target that is gone can expire no hold, so the checker must not
+    /// blame it for holds left ACTIVE. In process the engine is here, so always.
+    func answers(withinSeconds seconds: Double) async -> Bool
 }
 
 extension LoadTarget {
     public func prepare(users: [UserID]) async throws {}
     public func cpuMicroseconds() async -> Int64? { nil }
+    public func answers(withinSeconds seconds: Double) async -> Bool { true }
 }

@@ -37,13 +37,16 @@ struct StrategyLoad: Sendable {
         // The sampler keeps going through the drain, so the chart shows expiries returning stock.
         let samples: [StockSample]
         let check: CheckReport
+        let longestTTL = scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0
+        // A target gone for good (every server down) expires no hold: asked for as long as the
+        // drain would wait, it is then not judged on holds left ACTIVE, and the report says so.
+        let up = await target.answers(withinSeconds: Double(Self.drainMilliseconds(longestTTL)) / 1_000)
         do {
-            try await Self.drain(
-                drops: dropIDs, observer: observer,
-                longestTTLMilliseconds: scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0)
+            if up { try await Self.drain(drops: dropIDs, observer: observer, longestTTLMilliseconds: longestTTL) }
             load.ticker.cancel()
             samples = await load.ticker.value
-            let checker = Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
+            var checker = Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
+            checker.expiriesJudged = up
             check = try await RetriedRead.run {
                 try await checker.check(pool: observer, drops: dropIDs, history: history)
             }
@@ -76,6 +79,10 @@ struct StrategyLoad: Sendable {
         run.harnessThreads = load.outcome.connections == nil ? nil : LoadDefaults.httpEventLoopThreads
         run.harnessThreadsCPUMicroseconds = load.outcome.laneCPUMicroseconds
         run.errorCauses = self.live.errorCauses
+        if !up {
+            let lastAnswer = load.records.lazy.filter { !$0.result.isFailure }.map(\.answeredMicroseconds).max()
+            run.targetDown = TargetDown(lastAnswerSeconds: lastAnswer.map { Double($0) / 1e6 })
+        }
         if let before = load.serverBefore, let after = load.serverAfter {
             let delta = after.subtracting(before)
             run.serverLatency = Dictionary(
@@ -255,10 +262,13 @@ struct StrategyLoad: Sendable {
     /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most
     /// the longest TTL, the purchase grace (an unbought hold keeps its unit that long past its
     /// expiry) and slack: invariant 4 is then checked on a settled database.
+    /// How long the drain waits at most: the longest TTL, the purchase grace and a slack.
+    static func drainMilliseconds(_ longestTTLMilliseconds: Int) -> Int {
+        longestTTLMilliseconds + Defaults.purchaseGraceMilliseconds + LoadDefaults.drainSlackMilliseconds
+    }
+
     static func drain(drops: [DropID], observer: PostgresPool, longestTTLMilliseconds: Int) async throws {
-        let deadline = ContinuousClock.now.advanced(
-            by: .milliseconds(
-                longestTTLMilliseconds + Defaults.purchaseGraceMilliseconds + LoadDefaults.drainSlackMilliseconds))
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(drainMilliseconds(longestTTLMilliseconds)))
         while ContinuousClock.now < deadline {
             // A failed read (a connection cut by a failover) is tried again on a new one.
             let active = try? await observer.query(

@@ -42,6 +42,14 @@ public struct StrategyResult: Sendable {
     public var serverLatency: [String: ServerLatency]? = nil
     /// The failures by cause, most frequent first (empty: none).
     public var errorCauses: [ErrorCauseCount] = []
+    /// Set when no server answered after the load (for as long as the drain would have waited).
+    public var targetDown: TargetDown? = nil
+}
+
+/// The target was gone when the load ended: nothing could expire the holds it left.
+public struct TargetDown: Sendable, Codable, Equatable {
+    /// When the last answer about a drop came, in seconds from the run's start (nil: none came).
+    public var lastAnswerSeconds: Double?
 }
 
 public struct StockSample: Sendable, Codable, Equatable {

@@ -247,6 +247,19 @@ public final class HTTPTarget: LoadTarget {
         return total
     }
 
+    /// Whether any server answers `/health` (one that is up sweeps every drop's overdue holds,
+    /// its own and those of instances gone), asked every 250 ms until `seconds` have passed.
+    public func answers(withinSeconds seconds: Double) async -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(seconds * 1_000)))
+        while true {
+            for pool in pools where (try? await pool.send(method: .GET, path: "/health"))?.status == 200 {
+                return true
+            }
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
     /// The claim routes' latency histograms from every instance's /metrics, summed; nil if an
     /// instance did not answer.
     func serverHistogram() async -> ServerHistogram? {
