@@ -16,6 +16,7 @@ extension JUnitDocument {
                 let cases =
                     strategy.invariants.map { Self.testCase($0, classname: classname, baseline: baseline) }
                     + strategy.thresholds.map { Self.testCase($0, classname: classname, baseline: baseline) }
+                    + (strategy.targetDown.map { [Self.testCase($0, classname: classname, baseline: baseline)] } ?? [])
                 var properties = [
                     Property(name: "scenario", value: report.scenario),
                     Property(name: "strategy", value: strategy.strategy.rawValue),
@@ -97,6 +98,21 @@ extension JUnitDocument {
         return TestCase(
             name: "threshold \(threshold.expression)", classname: classname, seconds: 0, outcome: outcome,
             output: threshold.ok ? actual : nil)
+    }
+
+    /// No server answered after the load (the run exits 69): a failure of its own, since the
+    /// invariants it could not judge pass as far as they were judged.
+    static func testCase(_ down: TargetDown, classname: String, baseline: Bool) -> TestCase {
+        let message =
+            "no server answered when the load ended"
+            + (down.lastAnswerSeconds.map { String(format: " (its last answer came at +%.2f s)", $0) } ?? "")
+            + "; holds left ACTIVE past their expiry were not judged"
+        return TestCase(
+            name: "the target answered after the load", classname: classname, seconds: 0,
+            outcome: baseline
+                ? .skipped(message: "a finding of the baseline, not the verdict: \(message)")
+                : .failed(type: "target", message: message, details: ""),
+            output: nil)
     }
 
     /// A name as a dotted classname's part: letters, digits, `-` and `_`.

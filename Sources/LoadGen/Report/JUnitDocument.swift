@@ -7,7 +7,7 @@ import Foundation
 public struct JUnitDocument: Sendable, Equatable {
     public enum Outcome: Sendable, Equatable {
         case passed
-        /// Counted in `failures`: what fails the job. `type` is `invariant` or `threshold`.
+        /// Counted in `failures`: what fails the job. `type` is `invariant`, `threshold` or `target`.
         case failed(type: String, message: String, details: String)
         /// Counted in `skipped`: not judged (no history), or a baseline's finding, which is
         /// shown but never fails the job.

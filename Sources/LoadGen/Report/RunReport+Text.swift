@@ -270,7 +270,7 @@ extension RunReport {
         case ExitStatus.pass: "PASS: every invariant holds and every threshold is met\(whose)"
         case ExitStatus.invariantBroken: "FAIL: an invariant is broken (exit 1)\(whose)"
         case ExitStatus.unavailable:
-            "FAIL: the target stopped answering before the load ended (exit 69); the invariants that could be judged hold\(whose)"
+            "FAIL: no server answered when the load ended (exit 69); the invariants that could be judged hold\(whose)"
         default:
             strategies.contains { $0.role == .product && $0.thresholds.contains { !$0.ok && !$0.decidedByHarness } }
                 ? "FAIL: a threshold was missed (exit 2)\(whose)"
@@ -359,8 +359,12 @@ extension RunReport {
                 md += "\n| errors by cause | count | by operation | e.g. | what it means |\n|---|---|---|---|---|\n"
                 for cause in causes {
                     let operations = cause.byOperation.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                    // A server's or a socket's words: a `|` or a line break would end the row.
+                    func cell(_ text: String) -> String {
+                        text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
+                    }
                     md +=
-                        "| \(cause.cause) | \(cause.count) | \(operations.joined(separator: ", ")) | \(cause.example) | \(cause.hint ?? "") |\n"
+                        "| \(cell(cause.cause)) | \(cause.count) | \(operations.joined(separator: ", ")) | \(cell(cause.example)) | \(cause.hint ?? "") |\n"
                 }
             }
             md += "\nRejections by code:"

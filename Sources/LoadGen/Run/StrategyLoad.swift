@@ -79,10 +79,7 @@ struct StrategyLoad: Sendable {
         run.harnessThreads = load.outcome.connections == nil ? nil : LoadDefaults.httpEventLoopThreads
         run.harnessThreadsCPUMicroseconds = load.outcome.laneCPUMicroseconds
         run.errorCauses = self.live.errorCauses
-        if !up {
-            let lastAnswer = load.records.lazy.filter { !$0.result.isFailure }.map(\.answeredMicroseconds).max()
-            run.targetDown = TargetDown(lastAnswerSeconds: lastAnswer.map { Double($0) / 1e6 })
-        }
+        if !up { run.targetDown = TargetDown(after: load.records) }
         if let before = load.serverBefore, let after = load.serverAfter {
             let delta = after.subtracting(before)
             run.serverLatency = Dictionary(

@@ -50,6 +50,12 @@ public struct StrategyResult: Sendable {
 public struct TargetDown: Sendable, Codable, Equatable {
     /// When the last answer about a drop came, in seconds from the run's start (nil: none came).
     public var lastAnswerSeconds: Double?
+
+    /// From the run's records: when the target last answered.
+    init(after records: [OperationRecord]) {
+        lastAnswerSeconds = records.lazy.filter { !$0.result.isFailure }.map(\.answeredMicroseconds).max()
+            .map { Double($0) / 1e6 }
+    }
 }
 
 public struct StockSample: Sendable, Codable, Equatable {

@@ -38,6 +38,9 @@ public struct ShardManifest: Sendable, Codable, Equatable {
     public var databaseURL: String
     /// The shard's failures by cause (nil: none, or a manifest from before causes were counted).
     public var errorCauses: [ErrorCauseCount]? = nil
+    /// Whether a server answered this shard after its load (nil: a manifest from before it
+    /// was asked, taken as yes).
+    public var targetAnswered: Bool? = nil
 
     /// The offset applied to this shard's times: the one measured before the load.
     public var offsetMicroseconds: Int64 { clockBefore.offsetMicroseconds }

@@ -108,10 +108,16 @@ public enum ShardMerge {
         ])
         let observer = PostgresPool(url: url, size: 1)
         defer { Task { await observer.close() } }
-        try await StrategyLoad.drain(
-            drops: runFile.drops, observer: observer, longestTTLMilliseconds: runFile.longestReserveTTLMilliseconds)
-        let check = try await Checker(toleranceMilliseconds: runFile.clockToleranceMilliseconds)
-            .check(pool: observer, drops: runFile.drops, history: history)
+        // As a single run: when no shard heard a server after its load, nothing expired the
+        // holds left ACTIVE, so they are not judged and the report says the target was down.
+        let up = shards.contains { $0.manifest.targetAnswered ?? true }
+        if up {
+            try await StrategyLoad.drain(
+                drops: runFile.drops, observer: observer, longestTTLMilliseconds: runFile.longestReserveTTLMilliseconds)
+        }
+        var checker = Checker(toleranceMilliseconds: runFile.clockToleranceMilliseconds)
+        checker.expiriesJudged = up
+        let check = try await checker.check(pool: observer, drops: runFile.drops, history: history)
         var run = StrategyResult(
             strategy: shards[0].manifest.strategy, databaseURL: url, drops: runFile.drops,
             totalStock: runFile.totalStock,
@@ -124,6 +130,7 @@ public enum ShardMerge {
         run.harnessPeakResidentBytes = shards.map(\.manifest.harnessPeakResidentBytes).max()
         run.targetCPUMicroseconds = targetCPU(shards)
         run.errorCauses = ErrorTally.merged(shards.map { $0.manifest.errorCauses ?? [] })
+        if !up { run.targetDown = TargetDown(after: history.records) }
         // Memory over time is the first shard's (its samples); peak memory is the largest shard's.
         let report = StrategyReport(run, thresholds: try runFile.parsedThresholds())
         let exitCode = LoadRunner.verdict([report])

@@ -45,6 +45,9 @@ extension StrategyLoad {
         let load = try await self.load(users, drops: drops, clock: clock, observer: observer)
         load.ticker.cancel()
         let samples = await load.ticker.value
+        // Whether the target still answers, for the merge (which drains and checks).
+        let longestTTL = scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0
+        let up = await target.answers(withinSeconds: Double(Self.drainMilliseconds(longestTTL)) / 1_000)
         let after = try? await ClockOffset.measure(pool: observer)
         var manifest = ShardManifest(
             runID: assignment.runFile.runID, scenario: scenario.name, scenarioDigest: scenario.digest,
@@ -62,6 +65,7 @@ extension StrategyLoad {
             databaseURL: target.databaseURL)
         let causes = live.errorCauses
         manifest.errorCauses = causes.isEmpty ? nil : causes
+        manifest.targetAnswered = up
         return ShardDirectory(
             path: "", runFile: assignment.runFile, manifest: manifest,
             history: load.history(databaseURL: target.databaseURL, drops: drops),

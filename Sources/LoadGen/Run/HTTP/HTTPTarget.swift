@@ -1,7 +1,8 @@
 // A running `stockdrop serve` as the load target: the same operations over the HTTP API,
-// answered by status and stable error code. Anything that is not a clear answer (a 5xx
-// other than `overloaded`, a 429, a dropped connection) is recorded as an error, and a
-// missed deadline as a timeout: both indeterminate for the checker, as in Jepsen.
+// answered by status and stable error code. A refusal known to have applied nothing (a rate
+// limit's 429, `unavailable`) is a failure; anything else that is not a clear answer (a 5xx
+// other than `overloaded`, a dropped connection) is recorded as an error, and a missed
+// deadline as a timeout: both indeterminate for the checker, as in Jepsen. Each keeps its cause.
 import Engine
 import Foundation
 import NIOCore
@@ -248,13 +249,22 @@ public final class HTTPTarget: LoadTarget {
     }
 
     /// Whether any server answers `/health` (one that is up sweeps every drop's overdue holds,
-    /// its own and those of instances gone), asked every 250 ms until `seconds` have passed.
+    /// its own and those of instances gone), all asked at once every 250 ms until `seconds`
+    /// have passed (a frozen one costs its own deadline, not the others' turn).
     public func answers(withinSeconds seconds: Double) async -> Bool {
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(seconds * 1_000)))
         while true {
-            for pool in pools where (try? await pool.send(method: .GET, path: "/health"))?.status == 200 {
-                return true
+            let up = await withTaskGroup(of: Bool.self) { group in
+                for pool in pools {
+                    group.addTask { (try? await pool.send(method: .GET, path: "/health"))?.status == 200 }
+                }
+                for await answered in group where answered {
+                    group.cancelAll()
+                    return true
+                }
+                return false
             }
+            if up { return true }
             guard ContinuousClock.now < deadline else { return false }
             try? await Task.sleep(for: .milliseconds(250))
         }
