@@ -31,15 +31,20 @@ import Testing
         limits: {maxDuration: 10s}
         """
 
+    /// The harness's target for the server on `port`, its checker reading `databaseURL`.
+    static func target(port: Int, _ databaseURL: String, connections: Int = 16) async throws -> HTTPTarget {
+        try await HTTPTarget.connect(
+            [URL(string: "http://127.0.0.1:\(port)")!], databaseURL: databaseURL,
+            options: HTTPTargetOptions(secret: ServerFixture.secret, connections: connections))
+    }
+
     @Test(arguments: Strategy.allCases)
     func theHTTPTargetDrivesAServerAndTheCheckerHolds(strategy: Strategy) async throws {
         let fixture = try await ServerFixture("live_\(strategy)", strategy: strategy)
         let scenario = try ScenarioParser.parse(yaml: Self.scenarioYAML, file: "fixture.yaml").get()
         try await fixture.application().test(.live) { client in
             let port = try #require(client.port)
-            let target = try await HTTPTarget.connect(
-                [URL(string: "http://127.0.0.1:\(port)")!], databaseURL: fixture.configuration.databaseURL,
-                options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 16))
+            let target = try await Self.target(port: port, fixture.configuration.databaseURL)
             #expect(target.strategy == strategy)
             let run = try await StrategyLoad(
                 scenario: scenario, target: target, live: LiveCounters(), progress: { _ in }
@@ -64,9 +69,7 @@ import Testing
         let scenario = try ScenarioParser.parse(yaml: Self.scenarioYAML, file: "fixture.yaml").get()
         try await fixture.application().test(.live) { client in
             let port = try #require(client.port)
-            let target = try await HTTPTarget.connect(
-                [URL(string: "http://127.0.0.1:\(port)")!], databaseURL: fixture.configuration.databaseURL,
-                options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 16))
+            let target = try await Self.target(port: port, fixture.configuration.databaseURL)
             #expect(target.notes.count == 1)
             #expect(target.notes.first?.contains("each client address to 50 requests/s (burst 50)") == true)
             #expect(target.notes.first?.contains("--no-rate-limit") == true)
@@ -90,9 +93,7 @@ import Testing
         // Without a limit nothing is said.
         let open = try await ServerFixture("live_not_limited")
         try await open.application().test(.live) { client in
-            let target = try await HTTPTarget.connect(
-                [URL(string: "http://127.0.0.1:\(try #require(client.port))")!],
-                databaseURL: open.configuration.databaseURL, options: HTTPTargetOptions(secret: ServerFixture.secret))
+            let target = try await Self.target(port: try #require(client.port), open.configuration.databaseURL)
             #expect(target.notes.isEmpty)
             await target.close()
         }
@@ -105,18 +106,15 @@ import Testing
         let fixture = try await ServerFixture("live_own_database")
         let elsewhere = try await TestDatabase.fresh("server_live_elsewhere")
         try await fixture.application().test(.live) { client in
-            let url = URL(string: "http://127.0.0.1:\(try #require(client.port))")!
+            let port = try #require(client.port)
             do {
-                _ = try await HTTPTarget.connect(
-                    [url], databaseURL: elsewhere, options: HTTPTargetOptions(secret: ServerFixture.secret))
+                _ = try await Self.target(port: port, elsewhere)
                 Issue.record("a checker reading another database was accepted")
             } catch let error as RunError {
                 #expect(error.exitCode == ExitStatus.usage)
                 #expect(error.description.contains("is not registered in the database the checker reads"))
             }
-            let target = try await HTTPTarget.connect(
-                [url], databaseURL: fixture.configuration.databaseURL,
-                options: HTTPTargetOptions(secret: ServerFixture.secret))
+            let target = try await Self.target(port: port, fixture.configuration.databaseURL)
             await target.close()
         }
     }
@@ -259,9 +257,7 @@ import Testing
                 limits: {maxDuration: 10s}
                 """, file: "killed.yaml"
         ).get()
-        let target = try await HTTPTarget.connect(
-            [URL(string: "http://127.0.0.1:\(port)")!], databaseURL: url,
-            options: HTTPTargetOptions(secret: ServerFixture.secret, connections: 16))
+        let target = try await Self.target(port: port, url)
         let live = LiveCounters()
         let crash = Task {
             // Once some holds are made (so some are left ACTIVE), the server dies.
