@@ -5,6 +5,7 @@
 import Engine
 import Foundation
 import NIOCore
+import NIOPosix
 import Testing
 
 @testable import LoadGen
@@ -39,6 +40,11 @@ import Testing
         let unreadable = Self.answer(201, "not json")
         #expect(unreadable.result == .error)
         #expect(unreadable.cause?.label == "unreadable 201")
+    }
+
+    @Test func aConnectFailureIsSaidInTheSystemsWords() {
+        #expect(HTTPLane.connectFailure(IOError(errnoCode: ECONNREFUSED, reason: "connect")) == "Connection refused")
+        #expect(HTTPLane.connectFailure(ChannelError.connectTimeout(.seconds(1))) == "Connect timeout (1 s)")
     }
 
     @Test func answersAboutTheDropHaveNoCause() {

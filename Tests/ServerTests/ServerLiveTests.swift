@@ -273,6 +273,9 @@ import Testing
         let expiry = try #require(run.check.invariants.first { $0.name == InvariantName.holdsExpire })
         #expect(expiry.detail.contains("not judged"))
         #expect(run.errorCauses.contains { $0.cause == "cannot connect" || $0.cause == "connection lost" })
+        if let refused = run.errorCauses.first(where: { $0.cause == "cannot connect" }) {
+            #expect(refused.example == "cannot connect to 127.0.0.1:\(port): Connection refused")
+        }
         let report = StrategyReport(run, thresholds: [])
         #expect(LoadRunner.verdict([report]) == ExitStatus.unavailable)
         let summary = RunReport(

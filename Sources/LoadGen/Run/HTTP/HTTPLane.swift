@@ -143,6 +143,16 @@ final class HTTPLane: @unchecked Sendable {
 
     // MARK: - Connections
 
+    /// Why a connect failed, in the system's words (`Connection refused`), not NIO's nested
+    /// description of every attempt: the report shows it as the cause's example.
+    static func connectFailure(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError, let last = error.connectionErrors.last?.error {
+            return connectFailure(last)
+        }
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
+        return "\(error)"
+    }
+
     private func connect(_ server: Int, for request: LaneRequest, now: Int64) {
         servers[server].open += 1
         servers[server].connecting += 1
@@ -175,7 +185,8 @@ final class HTTPLane: @unchecked Sendable {
                     servers[server].open -= 1
                     figures.connectFailures += 1
                     // Never written: nothing can have been applied.
-                    let reply = LaneReply.failed("cannot connect to \(servers[server].hostHeader): \(error)")
+                    let reply = LaneReply.failed(
+                        "cannot connect to \(servers[server].hostHeader): \(Self.connectFailure(error))")
                     finish(request, reply, sentMicroseconds: connected, now: connected)
                     serveWaiting(server, now: connected)
                     pump()
