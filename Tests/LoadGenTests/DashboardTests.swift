@@ -101,6 +101,26 @@ import Testing
         #expect(tally.takeUnconfirmed(limit: 10).purchases.isEmpty)
     }
 
+    @Test func aTickNamesTheCommonestErrorCause() async throws {
+        let board = LiveBoard(scenario: "causes")
+        board.begin(strategy: .actor, drops: [Self.drop], plannedUsers: 1)
+        let frames = board.subscribe()
+        var counters = CounterReading(arrived: 1, sent: 3, ok: 0, rejected: 0, errors: 3, reserved: 0)
+        counters.commonestError = "429 rate_limited"
+        board.tick(
+            ProgressTick(elapsedSeconds: 1, counters: counters, sentPerSecond: 3, availableStock: 2), rows: nil)
+        var iterator = frames.makeAsyncIterator()
+        var frame: DashboardFrame?
+        while let json = await iterator.next() {
+            let decoded = try JSONDecoder().decode(DashboardFrame.self, from: Data(json.utf8))
+            if decoded.kind == .tick {
+                frame = decoded
+                break
+            }
+        }
+        #expect(frame?.commonestError == "429 rate_limited")
+    }
+
     @Test func addressesDefaultToLoopback() {
         #expect(DashboardServer.parseAddress("5665")! == ("127.0.0.1", 5665))
         #expect(DashboardServer.parseAddress(":0")! == ("127.0.0.1", 0))

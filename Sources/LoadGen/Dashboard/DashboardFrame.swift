@@ -74,6 +74,8 @@ public struct DashboardFrame: Sendable, Codable, Equatable {
     public var drops: [Drop]
     /// Answers that were errors or timeouts (or refusals that applied nothing), since the start.
     public var errors: Int
+    /// The cause most of them had (`429 rate_limited`, `cannot connect`), nil while none.
+    public var commonestError: String? = nil
     /// Acknowledged holds and purchases not looked up in the database yet (a backlog that grows
     /// means the durability check is behind the answers).
     public var unconfirmed: Int

@@ -25,7 +25,7 @@ enum DashboardPage {
             <div class="tile"><b id="rps">0</b><span>answers per second (last tick)</span></div>
             <div class="tile"><b id="sent">0</b><span>requests sent</span></div>
             <div class="tile"><b id="late">0</b><span>late sends (the harness's)</span></div>
-            <div class="tile"><b id="errors">0</b><span>errors and timeouts</span></div>
+            <div class="tile"><b id="errors">0</b><span>errors and timeouts <span id="errors-cause"></span></span></div>
             <div class="tile"><b id="unconfirmed">0</b><span>acknowledgements not yet looked up</span></div>
             </div>
             <h2>Invariants</h2>
@@ -93,6 +93,7 @@ enum DashboardPage {
               $("sent").textContent = f.users.sent;
               $("late").textContent = f.users.lateSends;
               $("errors").textContent = f.errors;
+              $("errors-cause").textContent = f.commonestError ? "(most " + f.commonestError + ")" : "";
               $("unconfirmed").textContent = f.unconfirmed;
               const answers = Object.values(f.requestsPerSecond).reduce((a, o) => a + sum(o), 0);
               $("rps").textContent = answers;

@@ -223,7 +223,8 @@ public final class LiveBoard: Sendable {
                 planned: state.plannedUsers, arrived: reading?.arrived ?? 0, sent: reading?.sent ?? 0,
                 lateSends: reading?.late ?? 0),
             requestsPerSecond: named(second.counts, scale: perSecond), requestsTotal: named(state.tally.total),
-            latencyMilliseconds: windows, drops: drops, errors: errors, unconfirmed: holds + purchases,
+            latencyMilliseconds: windows, drops: drops, errors: errors, commonestError: reading?.commonestError,
+            unconfirmed: holds + purchases,
             invariants: state.invariants.all.map { invariant in
                 switch invariant.status {
                 case .holds: .init(name: invariant.name, status: "holds")
