@@ -133,9 +133,8 @@ extension RunReport {
                 body +=
                     "<h3>Errors by cause</h3><table><tr><th>cause</th><th>count</th><th>by operation</th><th>e.g.</th><th>what it means</th></tr>"
                 for cause in causes {
-                    let operations = cause.byOperation.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                     body +=
-                        "<tr><th>\(esc(cause.cause))</th><td>\(cause.count)</td><td>\(esc(operations.joined(separator: ", ")))</td><td>\(esc(cause.example))</td><td>\(esc(cause.hint ?? ""))</td></tr>"
+                        "<tr><th>\(esc(cause.cause))</th><td>\(cause.count)</td><td>\(esc(cause.byOperationCell))</td><td>\(esc(cause.example))</td><td>\(esc(cause.hint ?? ""))</td></tr>"
                 }
                 body += "</table>"
             }

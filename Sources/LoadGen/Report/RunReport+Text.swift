@@ -358,13 +358,12 @@ extension RunReport {
             if let causes = strategy.errorCauses {
                 md += "\n| errors by cause | count | by operation | e.g. | what it means |\n|---|---|---|---|---|\n"
                 for cause in causes {
-                    let operations = cause.byOperation.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                     // A server's or a socket's words: a `|` or a line break would end the row.
                     func cell(_ text: String) -> String {
                         text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
                     }
                     md +=
-                        "| \(cell(cause.cause)) | \(cause.count) | \(operations.joined(separator: ", ")) | \(cell(cause.example)) | \(cause.hint ?? "") |\n"
+                        "| \(cell(cause.cause)) | \(cause.count) | \(cause.byOperationCell) | \(cell(cause.example)) | \(cause.hint ?? "") |\n"
                 }
             }
             md += "\nRejections by code:"

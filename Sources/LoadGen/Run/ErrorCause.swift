@@ -91,6 +91,11 @@ struct ErrorTally: Sendable, Equatable {
 }
 
 extension ErrorCauseCount {
+    /// `cancel 62, purchase 123, reserve 3731`: the report tables' by-operation cell.
+    var byOperationCell: String {
+        byOperation.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+
     /// `3743 × 429 rate_limited (reserve 3622, purchase 86, cancel 35), e.g. more than 500
     /// requests/s per client address`.
     var line: String {

@@ -37,12 +37,15 @@ struct StrategyLoad: Sendable {
         // The sampler keeps going through the drain, so the chart shows expiries returning stock.
         let samples: [StockSample]
         let check: CheckReport
-        let longestTTL = scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0
-        // A target gone for good (every server down) expires no hold: asked for as long as the
-        // drain would wait, it is then not judged on holds left ACTIVE, and the report says so.
-        let up = await target.answers(withinSeconds: Double(Self.drainMilliseconds(longestTTL)) / 1_000)
+        // A target gone for good (every server down) expires no hold: it is then not judged on
+        // holds left ACTIVE, and the report says so.
+        let up = await targetAnswersAfterLoad()
         do {
-            if up { try await Self.drain(drops: dropIDs, observer: observer, longestTTLMilliseconds: longestTTL) }
+            if up {
+                try await Self.drain(
+                    drops: dropIDs, observer: observer,
+                    longestTTLMilliseconds: scenario.longestReserveTTLMilliseconds)
+            }
             load.ticker.cancel()
             samples = await load.ticker.value
             var checker = Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
@@ -256,14 +259,21 @@ struct StrategyLoad: Sendable {
         }
     }
 
-    /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most
-    /// the longest TTL, the purchase grace (an unbought hold keeps its unit that long past its
-    /// expiry) and slack: invariant 4 is then checked on a settled database.
-    /// How long the drain waits at most: the longest TTL, the purchase grace and a slack.
+    /// How long the drain waits at most: the longest TTL, the purchase grace (an unbought hold
+    /// keeps its unit that long past its expiry) and a slack.
     static func drainMilliseconds(_ longestTTLMilliseconds: Int) -> Int {
         longestTTLMilliseconds + Defaults.purchaseGraceMilliseconds + LoadDefaults.drainSlackMilliseconds
     }
 
+    /// Whether the target still answers after the load, asked for as long as the drain would
+    /// wait (a server restarting in that time counts).
+    func targetAnswersAfterLoad() async -> Bool {
+        await target.answers(
+            withinSeconds: Double(Self.drainMilliseconds(scenario.longestReserveTTLMilliseconds)) / 1_000)
+    }
+
+    /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most
+    /// `drainMilliseconds`: invariant 4 is then checked on a settled database.
     static func drain(drops: [DropID], observer: PostgresPool, longestTTLMilliseconds: Int) async throws {
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(drainMilliseconds(longestTTLMilliseconds)))
         while ContinuousClock.now < deadline {

@@ -20,6 +20,8 @@ public struct Scenario: Sendable, Equatable {
     public var nemesis: NemesisPlan? = nil
 
     public var userCount: Int { populations.reduce(0) { $0 + $1.count } }
+    /// How long the longest-lived hold of the run lasts (0: no drops).
+    public var longestReserveTTLMilliseconds: Int { drops.map(\.reserveTTLMilliseconds).max() ?? 0 }
 }
 
 public enum TargetChoice: Sendable, Equatable, CustomStringConvertible {

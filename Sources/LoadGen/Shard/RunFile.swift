@@ -49,7 +49,7 @@ public struct RunFile: Sendable, Codable, Equatable {
         totalStock = scenario.drops.reduce(0) { $0 + $1.stock }
         thresholds = scenario.thresholds.map(\.expression)
         clockToleranceMilliseconds = scenario.limits.clockToleranceMilliseconds
-        longestReserveTTLMilliseconds = scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0
+        longestReserveTTLMilliseconds = scenario.longestReserveTTLMilliseconds
     }
 
     public var startAt: Date { Date(timeIntervalSince1970: Double(startAtEpochMicroseconds) / 1_000_000) }

@@ -46,8 +46,7 @@ extension StrategyLoad {
         load.ticker.cancel()
         let samples = await load.ticker.value
         // Whether the target still answers, for the merge (which drains and checks).
-        let longestTTL = scenario.drops.map(\.reserveTTLMilliseconds).max() ?? 0
-        let up = await target.answers(withinSeconds: Double(Self.drainMilliseconds(longestTTL)) / 1_000)
+        let up = await targetAnswersAfterLoad()
         let after = try? await ClockOffset.measure(pool: observer)
         var manifest = ShardManifest(
             runID: assignment.runFile.runID, scenario: scenario.name, scenarioDigest: scenario.digest,
