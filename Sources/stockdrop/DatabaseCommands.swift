@@ -46,14 +46,24 @@ struct DatabaseCommand: ParsableCommand {
         }
     }
 
-    struct URLCommand: ParsableCommand {
+    struct URLCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "url", abstract: "Print the embedded cluster's DATABASE_URL.")
-        func run() throws {
+        func run() async throws {
             let embedded = try EmbeddedPostgres()
-            if let note = embedded.relocationNote {
-                FileHandle.standardError.write(Data("note: \(note)\n".utf8))
+            var notes = embedded.relocationNote.map { [$0] } ?? []
+            // The URL is printed either way (a script may start the cluster after), but a
+            // cluster that `run` started holds only its runs' databases, not this one.
+            if !embedded.isRunning {
+                notes.append("the embedded cluster is not running: `stockdrop db start` starts and migrates it")
+            } else if let connection = try? await PostgresConnection.connect(embedded.url()) {
+                await connection.close()
+            } else {
+                notes.append(
+                    "the embedded cluster has no \(Defaults.databaseName) database yet: `stockdrop db start` makes and migrates it"
+                )
             }
+            for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
             print(embedded.url())
         }
     }

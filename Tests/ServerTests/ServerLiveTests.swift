@@ -119,15 +119,27 @@ import Testing
         }
     }
 
+    /// The wrong secret and no server are the run's set-up (64, 69); a drop the server refuses
+    /// (0 units: valid in process, not over the API) is the scenario's problem (65).
     @Test func aTargetWithTheWrongSecretOrNoServerIsRefused() async throws {
         let fixture = try await ServerFixture("live_refusals")
         try await fixture.application().test(.live) { client in
-            let url = URL(string: "http://127.0.0.1:\(try #require(client.port))")!
+            let port = try #require(client.port)
+            let url = URL(string: "http://127.0.0.1:\(port)")!
             await #expect(throws: RunError.self) {
                 _ = try await HTTPTarget.connect(
                     [url], databaseURL: fixture.configuration.databaseURL,
                     options: HTTPTargetOptions(secret: String(repeating: "w", count: 40)))
             }
+            let target = try await Self.target(port: port, fixture.configuration.databaseURL)
+            do {
+                _ = try await target.createDrop(DropSpec(name: "none left", priceCents: 100, totalStock: 0))
+                Issue.record("a drop of 0 units was created over the API")
+            } catch let error as RunError {
+                #expect(error.exitCode == ExitStatus.badScenario)
+                #expect(error.description.contains("totalStock must be at least 1"))
+            }
+            await target.close()
         }
         await #expect(throws: RunError.self) {
             _ = try await HTTPTarget.connect(

@@ -96,7 +96,7 @@ public struct EmbeddedPostgres: Sendable {
         return "postgresql://postgres@/\(database)?host=\(host)&port=\(Self.port)"
     }
 
-    var isRunning: Bool {
+    public var isRunning: Bool {
         (try? run(pgCommand("pg_ctl"), ["-D", dataDirectory, "status"])) != nil
     }
 

@@ -199,8 +199,13 @@ public final class HTTPTarget: LoadTarget {
         guard reply.status == 201,
             let created = try? JSONDecoder().decode(Created.self, from: Data(reply.body.readableBytesView))
         else {
-            throw RunError.unavailable(
-                "creating drop \(spec.name) answered \(reply.status): \(String(buffer: reply.body))")
+            let answer = "creating drop \(spec.name) answered \(reply.status): \(String(buffer: reply.body))"
+            // 422: the drop is valid to the scenario's rules but not to this server's (a server
+            // refuses a drop of 0 units, which runs in process): the scenario must change.
+            if reply.status == 422 {
+                throw RunError.refusedScenario("the server refused a drop of the scenario: \(answer)")
+            }
+            throw RunError.unavailable(answer)
         }
         return created.id
     }
