@@ -110,6 +110,10 @@ import Testing
                 cause: ErrorCause.rateLimited, count: 7, byOperation: ["reserve": 6, "purchase": 1],
                 example: "more than 500 requests/s per client address", hint: ErrorCause.hints[ErrorCause.rateLimited]),
             ErrorCauseCount(cause: "timeout", count: 1, byOperation: ["cancel": 1], example: "", hint: nil),
+            // A balancer's 429 has no body of ours: a rate limit too, counted beside the server's.
+            ErrorCauseCount(
+                cause: ErrorCause.bareRateLimited, count: 2, byOperation: ["reserve": 2], example: "",
+                hint: ErrorCause.hints[ErrorCause.bareRateLimited]),
         ]
         var run = StrategyResult.empty(records: [])
         run.errorCauses = causes
@@ -117,8 +121,10 @@ import Testing
         let report = RunReport(
             scenario: "limited", seed: 1, startedAt: Date(), pass: false, exitCode: ExitStatus.thresholdMissed,
             target: "http://127.0.0.1:1", strategies: [strategy], comparison: nil)
-        #expect(report.limitedLines.first?.hasPrefix("RATE-LIMITED (actor): the server's rate limit refused 7") == true)
+        #expect(report.limitedLines.first?.hasPrefix("RATE-LIMITED (actor): a rate limit refused 9 requests") == true)
         #expect(report.limitedLines.contains { $0.contains("--no-rate-limit") })
+        #expect(report.limitedLines.contains { $0.contains("balancer or proxy") })
+        #expect(report.limitedLines.contains("    2 × HTTP 429 (reserve 2)"))
         #expect(
             report.problemLines.contains(
                 "actor: errors: 7 × 429 rate_limited (reserve 6, purchase 1), e.g. more than 500 requests/s per client address"

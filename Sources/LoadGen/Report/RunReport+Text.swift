@@ -253,11 +253,12 @@ extension RunReport {
             )
             lines += timing.harnessLimitedBecause.map { "    \($0)" }
         }
-        if let limited = strategy.errorCauses?.first(where: { $0.cause == ErrorCause.rateLimited }) {
+        let limits = strategy.errorCauses?.filter { ErrorCause.isRateLimit($0.cause) } ?? []
+        if !limits.isEmpty {
             lines.append(
-                "RATE-LIMITED (\(strategy.strategy)): the server's rate limit refused \(limited.count) requests (429, nothing applied), so the run measured the limit, not the server:"
+                "RATE-LIMITED (\(strategy.strategy)): a rate limit refused \(limits.map(\.count).reduce(0, +)) requests (429, nothing applied), so the run measured the limit, not the server:"
             )
-            lines += ["    \(limited.line)"] + (limited.hint.map { ["    \($0)"] } ?? [])
+            for limited in limits { lines += ["    \(limited.line)"] + (limited.hint.map { ["    \($0)"] } ?? []) }
         }
         return lines
     }

@@ -24,11 +24,18 @@ public struct ErrorCause: Sendable, Equatable {
 
     /// A rate limit's refusal (nothing applied): the run measured the limit, not the server.
     static let rateLimited = "429 rate_limited"
+    /// A 429 without the server's error body: a balancer or proxy in front of it said it.
+    static let bareRateLimited = "HTTP 429"
+
+    /// Whether a cause is a rate limit's: the server's own or a proxy's.
+    static func isRateLimit(_ label: String) -> Bool { label == rateLimited || label == bareRateLimited }
 
     /// The causes the harness knows, with what they mean for the run and what to do.
     static let hints: [String: String] = [
         rateLimited:
-            "every buyer of the run comes from this machine's address, so the server's limit per client address throttles the whole load: start the server with --no-rate-limit to load-test it",
+            "the server's rate limit answered before any route (the example names the limit): every buyer of the run comes from this machine's address, so a limit per client address throttles the whole load, and one per user throttles fast retries; start the server with --no-rate-limit to load-test it",
+        bareRateLimited:
+            "a 429 without the server's error body: a balancer or proxy in front of the server limited the run before it reached the server; lift that limit for the load test",
         "401 unauthorized": "the server refused the run's tokens: is STOCKDROP_JWT_SECRET the server's?",
         "timeout": "no answer within --timeout-ms: the request may or may not have been applied",
         "connection lost":
