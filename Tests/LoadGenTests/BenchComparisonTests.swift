@@ -1,4 +1,5 @@
 // The comparison's arithmetic and what it prints of a URL.
+import Engine
 import Testing
 
 @testable import LoadGen
@@ -15,9 +16,14 @@ import Testing
     }
 
     @Test func aPrintedURLCarriesNoPassword() {
-        let printed = BenchComparison.redacted("postgresql://app:s3cret@db.example:5432/stockdrop")
+        let printed = RedactedURL.database("postgresql://app:s3cret@db.example:5432/stockdrop")
         #expect(!printed.contains("s3cret"))
         #expect(printed.contains("db.example:5432/stockdrop"))
-        #expect(BenchComparison.redacted(nil) == "the embedded PostgreSQL")
+        #expect(RedactedURL.database(nil) == "the embedded PostgreSQL")
+        // libpq also takes the password as a parameter, and as a key=value string.
+        let parameter = RedactedURL.of("postgresql://app@db.example/stockdrop?sslmode=require&password=s3cret")
+        #expect(!parameter.contains("s3cret") && parameter.contains("sslmode=require"))
+        #expect(!RedactedURL.of("host=db.example password=s3cret").contains("s3cret"))
+        #expect(RedactedURL.of("http://127.0.0.1:9090/api/v1/write") == "http://127.0.0.1:9090/api/v1/write")
     }
 }

@@ -1,4 +1,5 @@
 // The hiredis wrapper against a real redis-server on a Unix socket of the test's own.
+import Engine
 import Foundation
 import Server
 import Testing
@@ -31,8 +32,8 @@ import Testing
         } catch let error as RedisError {
             #expect(!error.message.contains("nope") && error.message.contains("***"))
         }
-        #expect(RedisConnection.redacted("redis://app:s3cret@127.0.0.1:6379") == "redis://app:***@127.0.0.1:6379")
-        #expect(RedisConnection.redacted("unix:///tmp/redis.sock") == "unix:///tmp/redis.sock")
+        #expect(RedactedURL.of("redis://app:s3cret@127.0.0.1:6379") == "redis://app:***@127.0.0.1:6379")
+        #expect(RedactedURL.of("unix:///tmp/redis.sock") == "unix:///tmp/redis.sock")
     }
 }
 

@@ -47,12 +47,6 @@ public struct BenchComparison: Codable, Sendable {
     }
 
     /// A URL as it may be printed: no password.
-    static func redacted(_ url: String?) -> String {
-        guard let url, !url.isEmpty else { return "the embedded PostgreSQL" }
-        guard var components = URLComponents(string: url) else { return "(a URL)" }
-        if components.password != nil { components.password = "…" }
-        return components.string ?? "(a URL)"
-    }
 }
 
 extension Bench {
@@ -67,7 +61,7 @@ extension Bench {
         let strategy = options.strategies.first ?? .actor
         var comparison = BenchComparison(
             strategy: strategy, callers: options.callers, seconds: options.seconds,
-            reference: BenchComparison.redacted(options.databaseURL), other: BenchComparison.redacted(otherURL),
+            reference: RedactedURL.database(options.databaseURL), other: RedactedURL.database(otherURL),
             referenceClaimsPerSecond: [], otherClaimsPerSecond: [])
         /// The committed-claims phase on an empty database of the server `url` leads to.
         func measure(_ url: String?) async throws -> Double {

@@ -58,7 +58,7 @@ public actor RemoteWriteExporter {
     }
 
     public var summaryLine: String {
-        "remote write: run_id \(identity.runID), \(pushed) pushes to \(url), \(failed) failed, \(dropped) skipped while a push was still out"
+        "remote write: run_id \(identity.runID), \(pushed) pushes to \(RedactedURL.of(url)), \(failed) failed, \(dropped) skipped while a push was still out"
     }
 
     private func send(_ request: RemoteWriteRequest) async {
@@ -84,7 +84,7 @@ public actor RemoteWriteExporter {
                 warned = true
                 FileHandle.standardError.write(
                     Data(
-                        "warning: remote write to \(url) failed (\(error)); the run goes on, later failures are only counted\n"
+                        "warning: remote write to \(RedactedURL.of(url)) failed (\(error)); the run goes on, later failures are only counted\n"
                             .utf8))
             }
         }

@@ -1,6 +1,7 @@
 // The only file that touches hiredis: a blocking Redis connection for publishing live events.
 // hiredis blocks, so like libpq it runs on a thread of its own, never on the cooperative pool.
 import CHiredis
+import Engine
 import Foundation
 import Glibc
 
@@ -41,7 +42,7 @@ public final class RedisConnection: @unchecked Sendable {
         if context.pointee.err != 0 {
             let message = Self.errorText(context)
             redisFree(context)
-            throw RedisError(message: "connecting to \(Self.redacted(url)): \(message)")
+            throw RedisError(message: "connecting to \(RedactedURL.of(url)): \(message)")
         }
         self.context = context
         fileDescriptor = context.pointee.fd
@@ -50,7 +51,7 @@ public final class RedisConnection: @unchecked Sendable {
             do {
                 _ = try command(["AUTH"] + (credentials.user.map { [$0] } ?? []) + [credentials.password])
             } catch {
-                throw RedisError(message: "Redis at \(Self.redacted(url)) refused the credentials")
+                throw RedisError(message: "Redis at \(RedactedURL.of(url)) refused the credentials")
             }
         }
     }
@@ -65,11 +66,6 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// The URL with its password replaced, for logs and errors.
-    public static func redacted(_ url: String) -> String {
-        guard var parts = URLComponents(string: url), parts.password != nil else { return url }
-        parts.password = "***"
-        return parts.string ?? "redis://***"
-    }
 
     private let fileDescriptor: Int32
     private let isUnixSocket: Bool

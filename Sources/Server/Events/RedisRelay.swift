@@ -122,7 +122,7 @@ public final class RedisRelay: Service, Sendable {
                 // if it cannot.
                 publisherHealthy.store(true, ordering: .sequentiallyConsistent)
                 refreshStatus()
-                logger.info("event relay connected", metadata: ["redis": "\(RedisConnection.redacted(url))"])
+                logger.info("event relay connected", metadata: ["redis": "\(RedactedURL.of(url))"])
                 retryMilliseconds = ServerDefaults.relayRetryMilliseconds
                 // Events may have been missed while unsubscribed (or before the first connect).
                 if hub.sockets.subscriberCount > 0, let snapshot = await snapshot() {

@@ -20,7 +20,7 @@ enum ServerDatabaseCheck {
         let pool = PostgresPool(url: databaseURL, size: 1)
         defer { Task { await pool.close() } }
         let deadline = Date().addingTimeInterval(waitSeconds)
-        let checkerDatabase = BenchComparison.redacted(databaseURL)
+        let checkerDatabase = RedactedURL.database(databaseURL)
         while true {
             let found: Set<String>
             do {
