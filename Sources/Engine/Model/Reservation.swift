@@ -39,8 +39,10 @@ extension Reservation {
     public static func graceEnds(
         createdAt: Date, expiresAt: Date, capMilliseconds: Int = Defaults.purchaseGraceMilliseconds
     ) -> Date {
-        let halfTTL = max(0, expiresAt.timeIntervalSince(createdAt)) / 2
-        return expiresAt.addingTimeInterval(min(Double(capMilliseconds) / 1000, halfTTL))
+        let grace = graceMicroseconds(
+            createdMicroseconds: createdAt.epochMicroseconds, expiresMicroseconds: expiresAt.epochMicroseconds,
+            capMilliseconds: capMilliseconds)
+        return expiresAt.addingTimeInterval(Double(grace) / 1_000_000)
     }
 
     /// The same in SQL, for the queries that judge holds by it: the purchase grace (an
@@ -51,7 +53,8 @@ extension Reservation {
         return "least(\(cap) * interval '1 millisecond', (\(column("expires_at")) - \(column("created_at"))) / 2)"
     }
 
-    /// The same for a hold's row: its purchase grace in microseconds.
+    /// The rule itself, for a hold's row: its purchase grace in microseconds (`graceEnds` adds
+    /// it to `expires_at`).
     public static func graceMicroseconds(
         createdMicroseconds: Int64, expiresMicroseconds: Int64,
         capMilliseconds: Int = Defaults.purchaseGraceMilliseconds
