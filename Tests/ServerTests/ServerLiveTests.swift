@@ -303,6 +303,70 @@ import Testing
         #expect(failed.map(\.name) == ["the target answered after the load"])
     }
 
+    /// The same death under a sharded run: each shard records that no server answered after
+    /// its load, and the merge, as a single run, leaves the holds nothing expired unjudged,
+    /// says TARGET DOWN and exits 69 (not "invariant 4 BROKEN", exit 1).
+    @Test func aShardedRunWhoseTargetDiedMergesSayingSo() async throws {
+        let url = try await TestDatabase.fresh("server_killed_shards")
+        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
+        defer { server.kill() }
+        let port = try await server.port()
+        var parsed = try ScenarioParser.parse(
+            yaml: """
+                name: killed-shards
+                seed: 5
+                drops:
+                  - {name: Sharded Sneaker, priceCents: 9000, stock: 100000, reserveTTL: 1s}
+                users:
+                  - count: 600
+                    drop: Sharded Sneaker
+                    arrival: {rate: {perSecond: 200, for: 3s}}
+                    afterReserve: {abandon: 1}
+                limits: {maxDuration: 10s}
+                """, file: "killed-shards.yaml"
+        ).get()
+        parsed.target = .servers([URL(string: "http://127.0.0.1:\(port)")!])
+        let scenario = parsed
+        let setup = try await Self.target(port: port, url)
+        let start = Date().addingTimeInterval(0.5)
+        let drops = try await StrategyLoad(scenario: scenario, target: setup, live: LiveCounters()) { _ in }
+            .createDrops(startAt: start)
+        await setup.close()
+        let runFile = RunFile(scenario: scenario, drops: drops, startAt: start, target: scenario.target.description)
+        let live = LiveCounters()
+        let crash = Task {
+            while live.reading.ok < 50 { try await Task.sleep(for: .milliseconds(20)) }
+            server.crash()
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("killed-shards-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let paths = try await withThrowingTaskGroup(of: String.self) { group in
+            for index in 0..<2 {
+                group.addTask {
+                    let target = try await Self.target(port: port, url)
+                    let shard = try ShardSpec.parse("\(index)/2").get()
+                    var result = try await StrategyLoad(scenario: scenario, target: target, live: live) { _ in }
+                        .runShard(ShardAssignment(runFile: runFile, shard: shard), report: { _ in })
+                    await target.close()
+                    #expect(result.manifest.targetAnswered == false)
+                    result.path = "\(directory)/shard-\(index)"
+                    try result.write()
+                    return result.path
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        try await crash.value
+        let merged = try await ShardMerge.merge(directories: paths, databaseURL: url)
+        let report = try #require(merged.report.strategies.first)
+        #expect(report.targetDown != nil)
+        #expect(merged.report.exitCode == ExitStatus.unavailable)
+        #expect(report.invariantsBroken == 0, "\(report.invariants)")
+        let expiry = try #require(report.invariants.first { $0.name == InvariantName.holdsExpire })
+        #expect(expiry.detail.contains("not judged"))
+        #expect(merged.report.limitedLines.first?.hasPrefix("TARGET DOWN (actor)") == true)
+    }
+
     @Test func sigtermUnderLoadLosesNoAcknowledgedWriteAndExitsZero() async throws {
         let url = try await TestDatabase.fresh("server_sigterm")
         let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
