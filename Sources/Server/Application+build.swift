@@ -40,8 +40,11 @@ public struct ServerParts: Sendable {
     public var instance: String { directory.instance }
 }
 
+/// `eventLoopGroup`: the caller's event loops (a test that stalls them stalls no other test's
+/// server); by default `configuration.eventLoopThreads` of a group of its own, else NIO's shared one.
 public func buildApplication(
     _ configuration: ServerConfiguration, clock: any WallClock = SystemClock(),
+    eventLoopGroup: (any EventLoopGroup)? = nil,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 )
     async throws -> (application: some ApplicationProtocol, parts: ServerParts)
@@ -51,7 +54,8 @@ public func buildApplication(
     logger[metadataKey: "instance"] = "\(configuration.owner.instance)"
     let metrics = ServerMetrics()
     let group: any EventLoopGroup =
-        configuration.eventLoopThreads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+        eventLoopGroup
+        ?? configuration.eventLoopThreads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
         ?? MultiThreadedEventLoopGroup.singleton
     let overload = OverloadMonitor(
         latencyTargetMilliseconds: configuration.latencyTargetMilliseconds,

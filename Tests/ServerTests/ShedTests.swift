@@ -28,6 +28,19 @@ import Testing
         return fixture
     }
 
+    /// The receipt is the read moved back by the socket's wait, taken a kernel tick short so
+    /// it is never before the bytes came; no wait known (not TCP), or one within a tick: the read.
+    @Test func theReceiptIsTheReadLessTheSocketsWaitNeverEarlier() {
+        let read = NIODeadline.uptimeNanoseconds(10_000_000_000)
+        #expect(KernelReceipt.receivedAt(now: read, lastDataReceivedMillisecondsAgo: nil) == read)
+        #expect(KernelReceipt.receivedAt(now: read, lastDataReceivedMillisecondsAgo: 0) == read)
+        #expect(KernelReceipt.receivedAt(now: read, lastDataReceivedMillisecondsAgo: 10) == read)
+        #expect(KernelReceipt.receivedAt(now: read, lastDataReceivedMillisecondsAgo: 250) == read - .milliseconds(240))
+        // Just after boot a long wait cannot reach before the clock's zero.
+        let early = NIODeadline.uptimeNanoseconds(5_000_000)
+        #expect(KernelReceipt.receivedAt(now: early, lastDataReceivedMillisecondsAgo: 900) == early)
+    }
+
     @Test func shedReservesCarryRetryAfterAndWriteNothingWhilePurchasesAndCancelsGoOn() async throws {
         let fixture = try await Self.shedding("shed_reserves")
         let (application, parts) = try await buildApplication(fixture.configuration, clock: fixture.clock)

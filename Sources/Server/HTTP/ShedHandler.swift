@@ -4,11 +4,12 @@
 // answered 503 `overloaded` with Retry-After here, and its body (if any) is dropped. Nothing
 // else is refused here: purchases and cancels of live holds, reads and the operations routes
 // go on. Every other request is counted in flight until its response ends, which is what the
-// monitor's bound is measured against, and is stamped with the instant its head was read
-// (`X-Stockdrop-Read-At`, replacing any the client sent): under load a request then waits for
-// a task to take it up, and that wait is the server's, so its latency counts from this stamp. A
-// request is shed only when no earlier request of the same connection is still being answered,
-// so answers never leave out of order.
+// monitor's bound is measured against, and is stamped with the instant the server received it
+// (`X-Stockdrop-Read-At`, replacing any the client sent; `KernelReceipt`): under load a request
+// waits in its socket for the event loop, then for a task to take it up, and both waits are the
+// server's, so its latency counts from this stamp, and a purchase is judged by it. A request is
+// shed only when no earlier request of the same connection is still being answered, so answers
+// never leave out of order.
 import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
@@ -44,7 +45,8 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             answering += 1
             monitor.began()
-            request.headerFields[.stockdropReadAt] = String(NIODeadline.now().uptimeNanoseconds)
+            let received = KernelReceipt.receivedAt(now: NIODeadline.now(), channel: context.channel)
+            request.headerFields[.stockdropReadAt] = String(received.uptimeNanoseconds)
             context.fireChannelRead(wrapInboundOut(.head(request)))
             return
         case .body, .end:

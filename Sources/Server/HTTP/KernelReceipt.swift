@@ -1,0 +1,42 @@
+// When the server received a request: the kernel's receipt, not the event loop's read. Under
+// overload (4,096 connections, the event loops on cores that PostgreSQL and a load generator
+// also want) one turn of an event loop over its ready sockets takes a hundred milliseconds or
+// more, and a request waits that long in its socket before its head is read. A purchase sent
+// 125 ms before its hold expired was read after the expiry and refused `expired`, though the
+// server had it in time. TCP_INFO's `tcpi_last_data_recv` says how long ago the socket last
+// received data; the request's own bytes are among the last received (a client that sent more
+// since only makes it later), so `now` minus that is never before the request arrived. It counts
+// in kernel ticks (4 ms at this kernel's 250 Hz), so the wait is taken `resolution` short: the
+// stamp may be that much late, never early. Not TCP (a Unix socket, a test's embedded channel):
+// the read's own instant.
+import NIOCore
+
+enum KernelReceipt {
+    /// At least one kernel tick at 100 Hz or faster.
+    static let resolutionMilliseconds: UInt32 = 10
+
+    /// The read's instant `now`, moved back by how long the socket held the request.
+    static func receivedAt(now: NIODeadline, channel: any Channel) -> NIODeadline {
+        receivedAt(now: now, lastDataReceivedMillisecondsAgo: lastDataReceivedMillisecondsAgo(channel))
+    }
+
+    static func receivedAt(now: NIODeadline, lastDataReceivedMillisecondsAgo: UInt32?) -> NIODeadline {
+        guard let ago = lastDataReceivedMillisecondsAgo, ago > resolutionMilliseconds else { return now }
+        let waited = TimeAmount.milliseconds(Int64(ago - resolutionMilliseconds))
+        // Never before the monotonic clock's zero (a freshly booted machine).
+        return now.uptimeNanoseconds > UInt64(waited.nanoseconds) ? now - waited : now
+    }
+
+    /// TCP_INFO's milliseconds since the socket last received data, read on the event loop
+    /// (the channel's, so the future is already complete and its callback runs here).
+    private static func lastDataReceivedMillisecondsAgo(_ channel: any Channel) -> UInt32? {
+        #if os(Linux)
+            guard channel.eventLoop.inEventLoop, let provider = channel as? any SocketOptionProvider else { return nil }
+            var ago: UInt32?
+            provider.getTCPInfo().assumeIsolated().whenSuccess { ago = $0.tcpi_last_data_recv }
+            return ago
+        #else
+            return nil
+        #endif
+    }
+}
