@@ -39,6 +39,12 @@ import Testing
         // Just after boot a long wait cannot reach before the clock's zero.
         let early = NIODeadline.uptimeNanoseconds(5_000_000)
         #expect(KernelReceipt.receivedAt(now: early, lastDataReceivedMillisecondsAgo: 900) == early)
+        // Asked for a purchase always, for a reserve only while the event loops run late.
+        var purchase = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/v1/drops/1/purchase")
+        #expect(KernelReceipt.worthAsking(purchase, loopLagMicroseconds: 0))
+        purchase.path = "/v1/drops/1/reserve"
+        #expect(!KernelReceipt.worthAsking(purchase, loopLagMicroseconds: 9_999))
+        #expect(KernelReceipt.worthAsking(purchase, loopLagMicroseconds: 10_000))
     }
 
     @Test func shedReservesCarryRetryAfterAndWriteNothingWhilePurchasesAndCancelsGoOn() async throws {

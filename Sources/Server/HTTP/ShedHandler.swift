@@ -45,7 +45,10 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             answering += 1
             monitor.began()
-            let received = KernelReceipt.receivedAt(now: NIODeadline.now(), channel: context.channel)
+            let now = NIODeadline.now()
+            let received =
+                KernelReceipt.worthAsking(request, loopLagMicroseconds: monitor.loopLagMicroseconds)
+                ? KernelReceipt.receivedAt(now: now, channel: context.channel) : now
             request.headerFields[.stockdropReadAt] = String(received.uptimeNanoseconds)
             context.fireChannelRead(wrapInboundOut(.head(request)))
             return

@@ -19,6 +19,7 @@ public final class OverloadMonitor: Service, Sendable {
     private let loopsLate = Atomic<Bool>(false)
     private let retryAfter = Atomic<Int>(1)
     private let worstLagMicroseconds = Atomic<Int64>(0)
+    private let sampledLagMicroseconds = Atomic<Int64>(0)
     private let lastSampleNanoseconds = Atomic<UInt64>(0)
     private let shedSinceNotice = Atomic<Int>(0)
     private let shedTotal = Atomic<Int>(0)
@@ -69,6 +70,9 @@ public final class OverloadMonitor: Service, Sendable {
     /// Requests being worked on now.
     var requestsInFlight: Int { inFlight.load(ordering: .relaxed) }
 
+    /// The event loops' worst lateness in the last sample (`shedSampleMilliseconds`).
+    var loopLagMicroseconds: Int64 { sampledLagMicroseconds.load(ordering: .relaxed) }
+
     // MARK: - Measuring
 
     /// Probes every event loop until the server shuts down.
@@ -107,6 +111,7 @@ public final class OverloadMonitor: Service, Sendable {
 
     private func evaluate(nowMicroseconds: Int64) {
         let lag = worstLagMicroseconds.exchange(0, ordering: .relaxed)
+        sampledLagMicroseconds.store(lag, ordering: .relaxed)
         let working = inFlight.load(ordering: .relaxed)
         metrics.recordLoad(inFlight: working, loopLagMicroseconds: lag)
         let answered = answers.load(ordering: .relaxed)
