@@ -9,8 +9,10 @@ public enum RedactedURL {
     /// `url` with any password masked; unchanged when it carries none.
     public static func of(_ url: String) -> String {
         guard var parts = URLComponents(string: url), parts.scheme != nil else {
-            // Not a URL (a libpq `key=value` string?): print nothing of it that could be a secret.
-            return url.lowercased().contains("password") ? "(a connection string with a password)" : url
+            // Not a URL that parses (a libpq `key=value` string, a password with a raw space):
+            // nothing of it is printed that could hold a secret.
+            return url.lowercased().contains("password") || url.contains("@")
+                ? "(a connection string that may hold a password)" : url
         }
         var masked = false
         if parts.password != nil {

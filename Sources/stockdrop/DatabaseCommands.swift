@@ -56,12 +56,15 @@ struct DatabaseCommand: ParsableCommand {
             // cluster that `run` started holds only its runs' databases, not this one.
             if !embedded.isRunning {
                 notes.append("the embedded cluster is not running: `stockdrop db start` starts and migrates it")
-            } else if let connection = try? await PostgresConnection.connect(embedded.url()) {
-                await connection.close()
             } else {
-                notes.append(
-                    "the embedded cluster has no \(Defaults.databaseName) database yet: `stockdrop db start` makes and migrates it"
-                )
+                do {
+                    await try PostgresConnection.connect(embedded.url()).close()
+                } catch {
+                    notes.append(
+                        "\(error)".contains("does not exist")
+                            ? "the embedded cluster has no \(Defaults.databaseName) database yet: `stockdrop db start` makes and migrates it"
+                            : "the embedded cluster did not take a connection: \(error)")
+                }
             }
             for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
             print(embedded.url())

@@ -24,6 +24,8 @@ import Testing
         let parameter = RedactedURL.of("postgresql://app@db.example/stockdrop?sslmode=require&password=s3cret")
         #expect(!parameter.contains("s3cret") && parameter.contains("sslmode=require"))
         #expect(!RedactedURL.of("host=db.example password=s3cret").contains("s3cret"))
+        // A password URLComponents cannot parse (a raw space) is not printed either.
+        #expect(!RedactedURL.of("postgresql://app:s3 cret@db.example/stockdrop").contains("s3 cret"))
         #expect(RedactedURL.of("http://127.0.0.1:9090/api/v1/write") == "http://127.0.0.1:9090/api/v1/write")
     }
 }

@@ -19,8 +19,8 @@ public struct ClaimItem: Sendable, Equatable {
     /// one-live-hold rule still holds it (a vouch for a user who holds fails the whole batch,
     /// nothing applied), the limit is taken on trust.
     public let vouched: Bool
-    /// When the buyer asked for this purchase (the server: when its event loop read the
-    /// request); nil for now, the batch's clock reading. A purchase asked before its hold's
+    /// When the buyer asked for this purchase (the server: when it received the request);
+    /// nil for now, the batch's clock reading. A purchase asked before its hold's
     /// `expires_at` buys a hold still within the purchase grace (migration 9).
     public let askedAt: Date?
 

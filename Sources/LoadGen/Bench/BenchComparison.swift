@@ -45,8 +45,6 @@ public struct BenchComparison: Codable, Sendable {
         )
         return lines.joined(separator: "\n")
     }
-
-    /// A URL as it may be printed: no password.
 }
 
 extension Bench {

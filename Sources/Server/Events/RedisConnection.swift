@@ -65,8 +65,6 @@ public final class RedisConnection: @unchecked Sendable {
         return (user?.isEmpty == false ? user : nil, password)
     }
 
-    /// The URL with its password replaced, for logs and errors.
-
     private let fileDescriptor: Int32
     private let isUnixSocket: Bool
 

@@ -126,8 +126,8 @@ struct DropRoutes: Sendable {
         let caller = try context.caller()
         let drop = try Self.dropID(context)
         let key = try Self.idempotencyKey(request)
-        // Asked when the event loop read it: a purchase that then waits in this server past
-        // its hold's expiry still buys the hold (design §2).
+        // Asked when this server received it (the kernel's receipt): a purchase that then waits
+        // in this server past its hold's expiry still buys the hold (design §2).
         let askedAt = RequestLogMiddleware.readAtWallClock(
             request.headers[.stockdropReadAt], now: NIODeadline.now(), wallNow: Date())
         reads.noteName(caller.name, of: caller.userID)

@@ -13,8 +13,8 @@ extension HTTPField.Name {
     static let stockdropForwardedBy = HTTPField.Name("X-Stockdrop-Forwarded-By")!
     /// The milliseconds the original caller still waits for a forwarded claim's answer.
     static let stockdropDeadline = HTTPField.Name("X-Stockdrop-Deadline-Ms")!
-    /// When the event loop read the request's head (`ShedHandler`, monotonic nanoseconds):
-    /// the request's time in the server counts from there, not from when a task got to it.
+    /// When the server received the request (`ShedHandler` with `KernelReceipt`, monotonic
+    /// nanoseconds): its time in the server counts from there, not from when a task got to it.
     /// Internal: whatever a client sends under this name is replaced, never read.
     static let stockdropReadAt = HTTPField.Name("X-Stockdrop-Read-At")!
     /// The instance that answered (on every claim's answer), so operators see where it ran.

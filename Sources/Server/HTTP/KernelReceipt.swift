@@ -6,8 +6,9 @@
 // server had it in time. TCP_INFO's `tcpi_last_data_recv` says how long ago the socket last
 // received data; the request's own bytes are among the last received (a client that sent more
 // since only makes it later), so `now` minus that is never before the request arrived. It counts
-// in kernel ticks (4 ms at this kernel's 250 Hz), so the wait is taken `resolution` short: the
-// stamp may be that much late, never early. Not TCP (a Unix socket, a test's embedded channel):
+// in kernel ticks (4 ms at this kernel's 250 Hz; a reading can be up to a tick long) and the
+// clock is read after the socket, so the wait is taken `resolution` short: the stamp may be that
+// much late, never early. Not TCP (a Unix socket, a test's embedded channel):
 // the read's own instant. The kernel is asked for every POST but a reserve (a purchase is judged
 // by its stamp) and, while the event loops run late, for every request (the server's own
 // latency counts from the stamp); otherwise the socket cannot have held a request longer than
@@ -16,8 +17,9 @@ import HTTPTypes
 import NIOCore
 
 enum KernelReceipt {
-    /// At least one kernel tick at 100 Hz or faster.
-    static let resolutionMilliseconds: UInt32 = 10
+    /// Two kernel ticks at 100 Hz, the slowest tick Linux has: TCP_INFO's reading can be a
+    /// tick long.
+    static let resolutionMilliseconds: UInt32 = 20
 
     /// Whether the kernel's receipt can move `request`'s stamp by more than the resolution, or
     /// matters beyond its latency figure.
@@ -26,9 +28,11 @@ enum KernelReceipt {
             || (request.method == .post && !ShedHandler.isReserve(request))
     }
 
-    /// The read's instant `now`, moved back by how long the socket held the request.
-    static func receivedAt(now: NIODeadline, channel: any Channel) -> NIODeadline {
-        receivedAt(now: now, lastDataReceivedMillisecondsAgo: lastDataReceivedMillisecondsAgo(channel))
+    /// The instant the socket received the request: the clock, read after the socket (a delay
+    /// between the two makes the stamp later, not earlier), less the socket's wait.
+    static func receivedAt(channel: any Channel) -> NIODeadline {
+        let ago = lastDataReceivedMillisecondsAgo(channel)
+        return receivedAt(now: NIODeadline.now(), lastDataReceivedMillisecondsAgo: ago)
     }
 
     static func receivedAt(now: NIODeadline, lastDataReceivedMillisecondsAgo: UInt32?) -> NIODeadline {

@@ -24,8 +24,8 @@ struct RequestLogMiddleware: RouterMiddleware {
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        // From when the event loop read the head (ShedHandler's stamp), so the wait for a task
-        // to take the request up counts as the server's; without the stamp, from here.
+        // From when the server received the request (ShedHandler's stamp), so the waits for the
+        // event loop and for a task to take it up count as the server's; without it, from here.
         let started = Self.readAt(request.headers[.stockdropReadAt], now: NIODeadline.now())
         var context = context
         // Hummingbird already tags the logger with its own id (`hb.request.id`); a client's id
@@ -84,7 +84,7 @@ struct RequestLogMiddleware: RouterMiddleware {
         return NIODeadline.uptimeNanoseconds(nanoseconds)
     }
 
-    /// The wall-clock instant the event loop read the request (`readAt`'s stamp, moved onto
+    /// The wall-clock instant the server received the request (`readAt`'s stamp, moved onto
     /// `wallNow` by the time elapsed since): when a buyer asked, for the engine's purchase rule.
     static func readAtWallClock(_ header: String?, now: NIODeadline, wallNow: Date) -> Date {
         let elapsedNanoseconds = now.uptimeNanoseconds - readAt(header, now: now).uptimeNanoseconds

@@ -45,10 +45,9 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             answering += 1
             monitor.began()
-            let now = NIODeadline.now()
             let received =
                 KernelReceipt.worthAsking(request, loopLagMicroseconds: monitor.loopLagMicroseconds)
-                ? KernelReceipt.receivedAt(now: now, channel: context.channel) : now
+                ? KernelReceipt.receivedAt(channel: context.channel) : NIODeadline.now()
             request.headerFields[.stockdropReadAt] = String(received.uptimeNanoseconds)
             context.fireChannelRead(wrapInboundOut(.head(request)))
             return
