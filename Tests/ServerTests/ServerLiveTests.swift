@@ -356,29 +356,10 @@ import Testing
         let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
         defer { server.kill() }
         let port = try await server.port()
-        let scenario = try ScenarioParser.parse(
-            yaml: """
-                name: killed
-                seed: 3
-                drops:
-                  - {name: Killed Sneaker, priceCents: 9000, stock: 100000, reserveTTL: 1s}
-                users:
-                  - count: 600
-                    drop: Killed Sneaker
-                    arrival: {rate: {perSecond: 200, for: 3s}}
-                    afterReserve: {abandon: 1}
-                limits: {maxDuration: 10s}
-                """, file: "killed.yaml"
-        ).get()
+        let scenario = try Self.killedScenario("killed", seed: 3)
         let target = try await Self.target(port: port, url)
         let live = LiveCounters()
-        let crash = Task {
-            // Once some holds are made (so some are left ACTIVE), the server dies.
-            // Bounded: a run that never got 50 holds must not leave the test waiting for ever.
-            let deadline = ContinuousClock.now + .seconds(30)
-            while live.reading.ok < 50, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            server.crash()
-        }
+        let crash = Self.crash(server, after: live)
         let run = try await StrategyLoad(scenario: scenario, target: target, live: live, progress: { _ in }).run()
         try await crash.value
         await target.close()
@@ -406,6 +387,34 @@ import Testing
         #expect(failed.map(\.name) == ["the target answered after the load"])
     }
 
+    /// Buyers who hold and walk away, 200 a second for 3 s, for a server that will be killed.
+    static func killedScenario(_ name: String, seed: Int) throws -> Scenario {
+        try ScenarioParser.parse(
+            yaml: """
+                name: \(name)
+                seed: \(seed)
+                drops:
+                  - {name: Killed Sneaker, priceCents: 9000, stock: 100000, reserveTTL: 1s}
+                users:
+                  - count: 600
+                    drop: Killed Sneaker
+                    arrival: {rate: {perSecond: 200, for: 3s}}
+                    afterReserve: {abandon: 1}
+                limits: {maxDuration: 10s}
+                """, file: "\(name).yaml"
+        ).get()
+    }
+
+    /// Kills `server` (SIGKILL) once the load has made 50 holds, so some are left ACTIVE; after
+    /// 30 s without them, anyway: a run that never got there must not leave the test waiting.
+    static func crash(_ server: ServeProcess, after live: LiveCounters) -> Task<Void, any Error> {
+        Task {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while live.reading.ok < 50, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            server.crash()
+        }
+    }
+
     /// The same death under a sharded run: each shard records that no server answered after
     /// its load, and the merge, as a single run, leaves the holds nothing expired unjudged,
     /// says TARGET DOWN and exits 69 (not "invariant 4 BROKEN", exit 1).
@@ -414,20 +423,7 @@ import Testing
         let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
         defer { server.kill() }
         let port = try await server.port()
-        var parsed = try ScenarioParser.parse(
-            yaml: """
-                name: killed-shards
-                seed: 5
-                drops:
-                  - {name: Sharded Sneaker, priceCents: 9000, stock: 100000, reserveTTL: 1s}
-                users:
-                  - count: 600
-                    drop: Sharded Sneaker
-                    arrival: {rate: {perSecond: 200, for: 3s}}
-                    afterReserve: {abandon: 1}
-                limits: {maxDuration: 10s}
-                """, file: "killed-shards.yaml"
-        ).get()
+        var parsed = try Self.killedScenario("killed-shards", seed: 5)
         parsed.target = .servers([URL(string: "http://127.0.0.1:\(port)")!])
         let scenario = parsed
         let setup = try await Self.target(port: port, url)
@@ -437,12 +433,7 @@ import Testing
         await setup.close()
         let runFile = RunFile(scenario: scenario, drops: drops, startAt: start, target: scenario.target.description)
         let live = LiveCounters()
-        let crash = Task {
-            // Bounded: a run that never got 50 holds must not leave the test waiting for ever.
-            let deadline = ContinuousClock.now + .seconds(30)
-            while live.reading.ok < 50, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            server.crash()
-        }
+        let crash = Self.crash(server, after: live)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("killed-shards-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let paths = try await withThrowingTaskGroup(of: String.self) { group in
