@@ -58,7 +58,7 @@ struct DatabaseCommand: ParsableCommand {
                 notes.append("the embedded cluster is not running: `stockdrop db start` starts and migrates it")
             } else {
                 do {
-                    await try PostgresConnection.connect(embedded.url()).close()
+                    try await PostgresConnection.connect(embedded.url()).close()
                 } catch {
                     notes.append(
                         "\(error)".contains("does not exist")

@@ -8,11 +8,11 @@
 // since only makes it later), so `now` minus that is never before the request arrived. It counts
 // in kernel ticks (4 ms at this kernel's 250 Hz; a reading can be up to a tick long) and the
 // clock is read after the socket, so the wait is taken `resolution` short: the stamp may be that
-// much late, never early. Not TCP (a Unix socket, a test's embedded channel):
-// the read's own instant. The kernel is asked for every POST but a reserve (a purchase is judged
-// by its stamp) and, while the event loops run late, for every request (the server's own
-// latency counts from the stamp); otherwise the socket cannot have held a request longer than
-// the resolution, and asking costs a reserve answered from memory ~3 µs of its ~40 (measured).
+// much late, never early. Not TCP (a Unix socket, a test's embedded channel): the read's own
+// instant. The kernel is asked for every POST but a reserve (a purchase is judged by its stamp)
+// and, while the event loops run late, for every request (the server's own latency counts from
+// the stamp); otherwise the socket cannot have held a request much longer than the resolution,
+// and asking costs a reserve answered from memory ~3 µs of its ~40 (measured).
 import HTTPTypes
 import NIOCore
 
