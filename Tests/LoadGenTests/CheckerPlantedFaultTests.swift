@@ -203,8 +203,7 @@ import Testing
         #expect(fault.counterexamples.contains { $0.hasPrefix("reservation \(id) ") && $0.contains("still ACTIVE") })
 
         // With every server gone after the load nothing could expire it: not judged, said so.
-        var blind = Checker()
-        blind.expiriesJudged = false
+        let blind = Checker(expiriesJudged: false)
         let unjudged = try await blind.check(databaseURL: run.databaseURL, drops: run.drops, history: run.history)
         let expiry = try #require(unjudged.invariants.first { $0.name == InvariantName.holdsExpire })
         #expect(expiry.ok && expiry.detail.contains("not judged"))

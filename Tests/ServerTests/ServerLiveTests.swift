@@ -181,7 +181,7 @@ import Testing
                             "POST /v1/drops/\(drop)/\(action) HTTP/1.1\r\nHost: test\r\n"
                                 + "Authorization: Bearer \(token)\r\nContent-Length: 0\r\n\r\n")
                     }
-                    let reserved = await Self.onThread { post("reserve") }
+                    let reserved = await OffPool.run { post("reserve") }
                     try #require(reserved.status == 201, "\(reserved.body)")
                     struct Hold: Decodable { let expiresAt: String }
                     let hold = try JSONDecoder().decode(Hold.self, from: Data(reserved.body.utf8))
@@ -197,7 +197,7 @@ import Testing
                         }
                     }
                     let sent = Date()
-                    let bought = await Self.onThread { post("purchase") }
+                    let bought = await OffPool.run { post("purchase") }
                     guard sent < expiresAt, stalled.addingTimeInterval(0.6) > expiresAt,
                         sent < stalled.addingTimeInterval(0.5)
                     else { continue }
@@ -213,39 +213,22 @@ import Testing
         try await group.shutdownGracefully()
     }
 
-    /// `body` on a thread of its own: blocking socket calls stay off the cooperative pool.
-    static func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: body()) }.start()
-        }
-    }
-
-    /// One request on a blocking socket and its answer: the status and the body (by its
-    /// Content-Length).
+    /// One request on a blocking socket and its answer, read by the load generator's own parser.
     static func exchange(_ socket: Int32, _ request: String) -> (status: Int, body: String) {
         let bytes = Array(request.utf8)
         guard send(socket, bytes, bytes.count, 0) == bytes.count else { return (0, "send failed") }
-        var received: [UInt8] = []
+        var parser = HTTPResponseParser()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let text = String(decoding: received, as: UTF8.self)
-            if let end = text.range(of: "\r\n\r\n") {
-                let head = text[..<end.lowerBound]
-                let length =
-                    head.split(separator: "\r\n").compactMap { line -> Int? in
-                        let parts = line.split(separator: ":", maxSplits: 1)
-                        guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
-                        return Int(parts[1].trimmingCharacters(in: .whitespaces))
-                    }.first ?? 0
-                let body = text[end.upperBound...]
-                if body.utf8.count >= length {
-                    let status = head.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
-                    return (status, String(body))
-                }
+            do {
+                if let response = try parser.next() { return (response.status, String(buffer: response.body)) }
+            } catch {
+                return (0, "\(error)")
             }
             let count = recv(socket, &buffer, buffer.count, 0)
-            guard count > 0 else { return (0, "connection closed: \(text)") }
-            received += buffer[0..<count]
+            guard count > 0 else { return (0, "the connection closed before the answer") }
+            var received = ByteBuffer(bytes: buffer[0..<count])
+            parser.append(&received)
         }
     }
 

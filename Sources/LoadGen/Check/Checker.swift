@@ -36,10 +36,11 @@ public struct Checker: Sendable {
     public var toleranceMilliseconds: Double
     /// False when no engine ran after the load (every server gone): holds still ACTIVE past
     /// their expiry are then nobody's lateness, and only holds expired early are judged.
-    public var expiriesJudged = true
+    public var expiriesJudged: Bool
 
-    public init(toleranceMilliseconds: Double = LoadDefaults.clockToleranceMilliseconds) {
+    public init(toleranceMilliseconds: Double = LoadDefaults.clockToleranceMilliseconds, expiriesJudged: Bool = true) {
         self.toleranceMilliseconds = toleranceMilliseconds
+        self.expiriesJudged = expiriesJudged
     }
 
     /// Checks `drops` (all drops when nil). Without `history`, invariants 5 and 6 are skipped.

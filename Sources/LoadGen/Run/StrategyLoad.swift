@@ -48,8 +48,7 @@ struct StrategyLoad: Sendable {
             }
             load.ticker.cancel()
             samples = await load.ticker.value
-            var checker = Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds)
-            checker.expiriesJudged = up
+            let checker = Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds, expiriesJudged: up)
             check = try await RetriedRead.run {
                 try await checker.check(pool: observer, drops: dropIDs, history: history)
             }

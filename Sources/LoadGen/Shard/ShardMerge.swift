@@ -115,9 +115,8 @@ public enum ShardMerge {
             try await StrategyLoad.drain(
                 drops: runFile.drops, observer: observer, longestTTLMilliseconds: runFile.longestReserveTTLMilliseconds)
         }
-        var checker = Checker(toleranceMilliseconds: runFile.clockToleranceMilliseconds)
-        checker.expiriesJudged = up
-        let check = try await checker.check(pool: observer, drops: runFile.drops, history: history)
+        let check = try await Checker(toleranceMilliseconds: runFile.clockToleranceMilliseconds, expiriesJudged: up)
+            .check(pool: observer, drops: runFile.drops, history: history)
         var run = StrategyResult(
             strategy: shards[0].manifest.strategy, databaseURL: url, drops: runFile.drops,
             totalStock: runFile.totalStock,
