@@ -48,8 +48,9 @@ test: setup
 	python3 scripts/k8s.py check
 
 # The end-to-end target, on a release build: the `ci` scenario through the real commands, in
-# process (both strategies) and over HTTP against `stockdrop serve`, then in three shards
-# merged into one verdict (scripts/shards-e2e.sh), then the cluster tests on real instances
+# process (both strategies) and over HTTP against `stockdrop serve`, then the README's sale by
+# hand pasted as written (scripts/readme-e2e.py: its answers must be those it shows), then in
+# three shards merged into one verdict (scripts/shards-e2e.sh), then the cluster tests on real instances
 # behind HAProxy (scripts/cluster-e2e.sh, Swift Testing with STOCKDROP_CLUSTER_TESTS=1:
 # forwarding, SIGKILL and SIGSTOP of an owner, hand-back, ci and failover runs), then the
 # nemesis (each fault alone and all together, the PostgreSQL primary killed and switched over:
@@ -65,6 +66,7 @@ e2e: release
 	$(RELEASE_BIN) run scenarios/ci.yaml --strategy both --junit reports/ci-junit.xml --summary-md reports/ci-summary.md
 	xmllint --noout --schema Tests/Schemas/junit.xsd reports/ci-junit.xml
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/serve-and-run.sh actor scenarios/ci.yaml --watchers 20
+	python3 scripts/readme-e2e.py
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/shards-e2e.sh scenarios/ci.yaml
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/cluster-e2e.sh
 	STOCKDROP_BIN=$(RELEASE_BIN) scripts/nemesis-e2e.sh

@@ -3,6 +3,7 @@
 # Used by `make demo`, `make test` and `make e2e`; safe to run again.
 set -euo pipefail
 
+# curl: the README's sale by hand (scripts/readme-e2e.py runs it).
 # chromium and chromium-driver: the live page's browser test (scripts/browser-test.py).
 # haproxy: the balancer of the scale-out cluster (`stockdrop cluster`, deploy/haproxy.cfg).
 # gdb: the thread stacks of an instance that does not exit after SIGTERM (LocalCluster), and of
@@ -13,7 +14,7 @@ set -euo pipefail
 # switchover faults).
 # buildah, podman and runc: the container image (`make image`, built from scratch with no
 # registry) and its test (scripts/image-e2e.sh).
-packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config chromium chromium-driver haproxy gdb
+packages=(libpq-dev libhiredis-dev postgresql redis-server pkg-config curl chromium chromium-driver haproxy gdb
   etcd-server patroni libxml2-utils prometheus buildah podman runc)
 missing=()
 for package in "${packages[@]}"; do
