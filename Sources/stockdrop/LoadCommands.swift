@@ -384,8 +384,11 @@ extension RunCommand {
     /// compares across shards.
     func printPlan(_ scenario: Scenario) throws {
         let spec = parsedShard() ?? .whole
+        let plan = LoadRunner.plan(scenario, shard: spec)
+        let summary = PlanSummary(scenario, shard: spec, plan: plan).lines.joined(separator: "\n")
+        FileHandle.standardError.write(Data((summary + "\n").utf8))
         var out = ""
-        for user in LoadRunner.plan(scenario, shard: spec) {
+        for user in plan {
             out += "\(user.user) \(user.dropIndex) \(user.arrivalMicroseconds)\n"
             if out.utf8.count > 1 << 16 {
                 FileHandle.standardOutput.write(Data(out.utf8))
