@@ -18,6 +18,11 @@ public enum LoadDefaults {
     /// After the last user, how long past the longest TTL the run waits for holds to expire
     /// (the rowlock sweeper runs every 250 ms) before the checker looks.
     public static let drainSlackMilliseconds = 2_000
+    /// The longest the drain waits unless `run --drain` says otherwise: a run of the default
+    /// 60 s holds judges nearly every expiry, and one of 10-minute or day-long holds ends
+    /// within a minute of its load instead of sitting idle until they lapse (the holds still
+    /// live when it checks are named as not judged).
+    public static let maxDrainMilliseconds = 60_000
     /// Scheduler granularity: the longest the scheduler sleeps between looks at its queue, so
     /// a request an answer schedules sooner (no think time, no backoff) waits at most this.
     public static let schedulerTickMicroseconds = 500

@@ -23,6 +23,13 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Override the total number of users (spread over populations).") var users: Int?
     @Option(help: "Override every drop's stock.") var stock: Int?
     @Option(help: "Override the run's maximum duration, in seconds.") var duration: Double?
+    @Option(
+        help: ArgumentHelp(
+            "After the load, wait at most this many seconds for the holds the run left to end before checking.",
+            discussion:
+                "Default: the longest reserveTTL plus the purchase grace and 2 s, at most 60 s. Holds still live when the checker looks are checked as live; their expiry is not judged, and the report says how many."
+        ))
+    var drain: Double?
     @Option(help: "Connections of the rowlock strategy's pool.") var poolSize = Defaults.rowLockPoolSize
     @Option(
         help: ArgumentHelp(
@@ -103,6 +110,9 @@ struct RunCommand: AsyncParsableCommand {
         if let duration, !(duration > 0 && duration <= 3_600) {
             throw ValidationError("--duration must be in (0, 3600] seconds")
         }
+        if let drain, !(drain >= 0 && drain <= 86_400) {
+            throw ValidationError("--drain must be in [0, 86400] seconds")
+        }
         if let watchers, !(0...LoadDefaults.maxWatchers).contains(watchers) {
             throw ValidationError("--watchers must be 0…\(LoadDefaults.maxWatchers)")
         }
@@ -146,6 +156,9 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError(
                 "--junit and --summary-md: a sharded run's verdict is the merge's; give them to `stockdrop report merge`"
             )
+        }
+        if setupOnly || shard != nil, drain != nil {
+            throw ValidationError("--drain belongs to the run that checks: a sharded run's is `stockdrop report merge`")
         }
         if setupOnly || shard != nil {
             guard runFile != nil else {
@@ -202,6 +215,7 @@ struct RunCommand: AsyncParsableCommand {
                 timeoutMilliseconds: timeoutMs),
             strategiesExplicit: strategy != nil)
         if scenario.nemesis != nil { options.nemesisLauncher = try nemesisLauncher() }
+        options.drainSeconds = drain
         if planOnly {
             try printPlan(scenario)
             return

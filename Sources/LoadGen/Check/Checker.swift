@@ -27,6 +27,9 @@ public struct CheckReport: Sendable, Codable, Equatable {
     /// Purchases refused `expired`, split into those sent in time (the server's fault) and
     /// those sent late (nil without a history).
     public var expiredPurchases: ExpiredPurchases? = nil
+    /// Holds still ACTIVE within their TTL and grace when the checker looked: live, their
+    /// expiry not judged (invariant 4 says so).
+    public var holdsLiveAtCheck: Int? = nil
 
     public var broken: [InvariantResult] { invariants.filter { !$0.ok } }
     public var ok: Bool { broken.isEmpty }
@@ -198,12 +201,28 @@ public struct Checker: Sendable {
                           round(extract(epoch FROM expires_at - ended_at) * 1000))
             FROM reservations WHERE drop_id = ANY($1) AND status = 'EXPIRED' AND ended_at < expires_at - make_interval(secs => $2)
             """, [scope, tolerance, grace, .bool(expiriesJudged)])
+        // Holds still within their TTL and grace (a run's drain ended first, or a check while a
+        // sale goes on): live, and their expiry is not judged. Said, never silently passed.
+        let live = try await pool.query(
+            """
+            SELECT count(*) AS n, coalesce(ceil(extract(epoch FROM max(expires_at) - now())), 0)::bigint AS last_s
+            FROM reservations
+            WHERE drop_id = ANY($1) AND status = 'ACTIVE'
+              AND NOT expires_at < now() - make_interval(secs => $2) - \(Reservation.graceSQL(alias: "", cap: "$3"))
+            """, [scope, tolerance, grace]
+        ).first
+        let liveHolds = try live?.int("n") ?? 0
+        let notJudged =
+            liveHolds == 0
+            ? ""
+            : "; \(liveHolds) holds were still live when checked (within their TTL and grace, the last expiring in \(max(0, try live?.int64("last_s") ?? 0)) s): their expiry is not judged"
         invariants.append(
             .verdict(
                 4, InvariantName.holdsExpire, violations: expiry,
-                ok: expiriesJudged
+                ok: (expiriesJudged
                     ? "no hold is still ACTIVE past its TTL and grace, none was expired before it"
-                    : "no hold was expired before its expiry; holds still ACTIVE past it are not judged: no server answered after the load, so none could expire them (a server expires them when it starts)",
+                    : "no hold was expired before its expiry; holds still ACTIVE past it are not judged: no server answered after the load, so none could expire them (a server expires them when it starts)")
+                    + notJudged,
                 broken: "holds that did not expire on time"))
 
         // 5 and 6 need what the clients were told.
@@ -235,7 +254,7 @@ public struct Checker: Sendable {
             invariants: invariants, oversold: oversold, lostWrites: lostWrites, sold: sold, unsold: unsold,
             dropsChecked: stock.count, timeToSellOutSeconds: timeToSellOut, stampToAnswerMilliseconds: stampToAnswer,
             endStateViolations: [InvariantName.noOversell: oversell.count, InvariantName.perUserLimits: limits.count],
-            expiredPurchases: expiredPurchases)
+            expiredPurchases: expiredPurchases, holdsLiveAtCheck: liveHolds)
     }
 
     /// Every row of a query whose single column describes one violation.

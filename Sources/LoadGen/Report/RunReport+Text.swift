@@ -226,7 +226,12 @@ extension RunReport {
                 + strategy.expiredPurchases!.examples.prefix(5).map { "    e.g. \($0)" }
             : []
         let errors: [String] = (strategy.errorCauses ?? []).prefix(5).map { "\(label): errors: \($0.line)" }
-        return faults + invariants + thresholds + expired + errors
+        let live: [String] =
+            (strategy.holdsLiveAtCheck ?? 0) > 0
+            ? [
+                "\(label): note: \(strategy.holdsLiveAtCheck!) holds were still live when checked (their TTL outlasts the wait after the load): their expiry is not judged (`run --drain S` waits longer)"
+            ] : []
+        return faults + invariants + thresholds + expired + errors + live
     }
 
     /// Said first when something other than the server's capacity held the load back: the

@@ -57,6 +57,9 @@ public struct StrategyReport: Sendable, Codable {
     public var timing: TimingFigures? = nil
     /// Purchases refused `expired`, sent in time (the server's fault) or late.
     public var expiredPurchases: ExpiredPurchases? = nil
+    /// Holds still within their TTL and grace when the checker looked (the drain ended first):
+    /// their expiry was not judged. Nil or 0: every hold had ended or was due.
+    public var holdsLiveAtCheck: Int? = nil
     /// Failures by cause, most frequent first (nil: none): the report says why, not only how many.
     public var errorCauses: [ErrorCauseCount]? = nil
     /// Set when no server answered after the load.

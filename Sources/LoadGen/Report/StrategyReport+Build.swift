@@ -72,6 +72,7 @@ extension StrategyReport {
         }
         self.timing = timing
         expiredPurchases = run.check.expiredPurchases
+        holdsLiveAtCheck = run.check.holdsLiveAtCheck
         // The built-in rule is added only when it fails, so a scenario's list stays its own.
         let builtIn = Threshold.builtIn.evaluate(value(of: Threshold.builtIn.metric))
         self.thresholds = thresholds.map { threshold in

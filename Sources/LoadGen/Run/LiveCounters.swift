@@ -14,6 +14,8 @@ public final class LiveCounters: Sendable {
     let shed = Atomic<Int>(0)
     /// Sends the harness held more than `LoadDefaults.lateSendMilliseconds` past their time.
     let late = Atomic<Int>(0)
+    /// The load is over and the run waits for its holds to end before checking.
+    let draining = Atomic<Bool>(false)
     private let lastSecond = Mutex(SecondLatency())
     /// Failures by cause, taken only on a failure.
     private let causes = Mutex(ErrorTally())

@@ -23,6 +23,9 @@ public struct RunOptions: Sendable {
     public var nemesisLauncher: (binary: String, haproxyTemplate: String)?
     /// The live dashboard's board (`run --dashboard`): sees every answer and second.
     public var board: LiveBoard?
+    /// The most the run waits after its load for the holds it left to end (`--drain`); nil:
+    /// the longest TTL and the grace, at most `LoadDefaults.maxDrainMilliseconds`.
+    public var drainSeconds: Double?
     /// What the run says before its load about the target (a server's rate limit), one line
     /// each: standard error unless the caller takes them.
     public var note: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
@@ -39,6 +42,8 @@ public struct RunOptions: Sendable {
         self.http = http
         self.strategiesExplicit = strategiesExplicit
     }
+
+    var drainBoundMilliseconds: Int? { drainSeconds.map { Int(($0 * 1_000).rounded()) } }
 }
 
 public enum ExitStatus {
@@ -80,7 +85,8 @@ public enum LoadRunner {
             }
             do {
                 let run = try await StrategyLoad(
-                    scenario: scenario, target: target, live: LiveCounters(board: options.board)
+                    scenario: scenario, target: target, live: LiveCounters(board: options.board),
+                    drainBoundMilliseconds: options.drainBoundMilliseconds, note: options.note
                 ) {
                     progress(strategy, $0)
                 }.run()
@@ -131,7 +137,8 @@ public enum LoadRunner {
             let nemesis = Nemesis(plan: plan, cluster: cluster, seed: scenario.seed)
             do {
                 run = try await StrategyLoad(
-                    scenario: scenario, target: target, live: LiveCounters(board: options.board), nemesis: nemesis
+                    scenario: scenario, target: target, live: LiveCounters(board: options.board), nemesis: nemesis,
+                    drainBoundMilliseconds: options.drainBoundMilliseconds, note: options.note
                 ) {
                     progress(target.strategy, $0)
                 }.run()

@@ -1,7 +1,8 @@
 // The live line: elapsed, users, sent, answers by kind, stock left, rate, and the last second's
 // p99 both ways: from the intended send (what a buyer felt) and from the actual send (the
 // network and the server), with the sends the harness itself held late: when the two p99s
-// part and late sends grow, the queue is the harness's, not the server's.
+// part and late sends grow, the queue is the harness's, not the server's. Once the load is
+// over, the units still held while the run waits for them to end before checking.
 import Engine
 import Foundation
 
@@ -21,6 +22,10 @@ extension ProgressTick {
                 format: "  p99 %@ (from send %@)", Self.duration(p99.fromIntended), Self.duration(p99.fromSend))
         }
         line += "  late \(c.late)"
+        if draining {
+            let held = drops.map { String($0.reduce(0) { $0 + $1.reserved }) } ?? "?"
+            line += "  draining: \(held) held"
+        }
         return line
     }
 

@@ -9,6 +9,10 @@ struct StrategyLoad: Sendable {
     let target: any LoadTarget
     let live: LiveCounters
     var nemesis: Nemesis? = nil
+    /// The most the drain waits after the load (`run --drain`); nil: `drainMilliseconds`' rule.
+    var drainBoundMilliseconds: Int? = nil
+    /// One line for the person running it (the drain's start): standard error by default.
+    var note: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     let progress: @Sendable (ProgressTick) -> Void
 
     func run() async throws -> StrategyResult {
@@ -42,9 +46,14 @@ struct StrategyLoad: Sendable {
         let up = await targetAnswersAfterLoad()
         do {
             if up {
+                live.draining.store(true, ordering: .relaxed)
                 try await Self.drain(
-                    drops: dropIDs, observer: observer,
-                    longestTTLMilliseconds: scenario.longestReserveTTLMilliseconds)
+                    drops: dropIDs, observer: observer, milliseconds: drainMilliseconds
+                ) { held, waitMilliseconds in
+                    note(
+                        "\(target.strategy.rawValue): load done; waiting up to \(String(format: "%.1f", Double(waitMilliseconds) / 1_000)) s for its \(held) holds still ACTIVE to be bought, cancelled or expired, so the checker judges their expiry (--drain S bounds the wait)"
+                    )
+                }
             }
             load.ticker.cancel()
             samples = await load.ticker.value
@@ -234,7 +243,8 @@ struct StrategyLoad: Sendable {
             let now = live.reading
             let progressTick = ProgressTick(
                 elapsedSeconds: second, counters: now, sentPerSecond: Double(now.sent - previous.sent),
-                availableStock: available, lastSecondP99: live.takeSecond(), drops: counters)
+                availableStock: available, lastSecondP99: live.takeSecond(), drops: counters,
+                draining: live.draining.load(ordering: .relaxed))
             progress(progressTick)
             live.board?.tick(progressTick, rows: facts)
             previous = now
@@ -259,31 +269,49 @@ struct StrategyLoad: Sendable {
     }
 
     /// How long the drain waits at most: the longest TTL, the purchase grace (an unbought hold
-    /// keeps its unit that long past its expiry) and a slack.
-    static func drainMilliseconds(_ longestTTLMilliseconds: Int) -> Int {
-        longestTTLMilliseconds + Defaults.purchaseGraceMilliseconds + LoadDefaults.drainSlackMilliseconds
+    /// keeps its unit that long past its expiry) and a slack, within `bound` (the run's
+    /// `--drain`, else `LoadDefaults.maxDrainMilliseconds`).
+    static func drainMilliseconds(_ longestTTLMilliseconds: Int, bound: Int? = nil) -> Int {
+        min(
+            longestTTLMilliseconds + Defaults.purchaseGraceMilliseconds + LoadDefaults.drainSlackMilliseconds,
+            bound ?? LoadDefaults.maxDrainMilliseconds)
+    }
+
+    var drainMilliseconds: Int {
+        Self.drainMilliseconds(scenario.longestReserveTTLMilliseconds, bound: drainBoundMilliseconds)
     }
 
     /// Whether the target still answers after the load, asked for as long as the drain would
-    /// wait (a server restarting in that time counts).
+    /// wait (a server restarting in that time counts), and at least a few seconds.
     func targetAnswersAfterLoad() async -> Bool {
         await target.answers(
-            withinSeconds: Double(Self.drainMilliseconds(scenario.longestReserveTTLMilliseconds)) / 1_000)
+            withinSeconds: Double(max(drainMilliseconds, LoadDefaults.drainSlackMilliseconds)) / 1_000)
     }
 
     /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most
-    /// `drainMilliseconds`: invariant 4 is then checked on a settled database.
-    static func drain(drops: [DropID], observer: PostgresPool, longestTTLMilliseconds: Int) async throws {
-        let deadline = ContinuousClock.now.advanced(by: .milliseconds(drainMilliseconds(longestTTLMilliseconds)))
-        while ContinuousClock.now < deadline {
+    /// `milliseconds`: invariant 4 is then checked on a settled database. A hold still live
+    /// when the wait ends is checked as live (its expiry not judged). `waiting` hears, once,
+    /// how many holds the wait began with and how long it may last, unless there were none.
+    static func drain(
+        drops: [DropID], observer: PostgresPool, milliseconds: Int,
+        waiting: (_ held: Int, _ milliseconds: Int) -> Void = { _, _ in }
+    ) async throws {
+        guard milliseconds > 0 else { return }
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(milliseconds))
+        var said = false
+        repeat {
             // A failed read (a connection cut by a failover) is tried again on a new one.
             let active = try? await observer.query(
                 "SELECT count(*) AS n FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE'",
                 [.int64Array(drops)]
             ).first?.int("n")
             if active == 0 { return }
+            if let active, !said {
+                waiting(active, milliseconds)
+                said = true
+            }
             try await Task.sleep(for: .milliseconds(100))
-        }
+        } while ContinuousClock.now < deadline
     }
 }
 
@@ -299,6 +327,8 @@ public struct ProgressTick: Sendable {
     public var lastSecondP99: (fromIntended: Double, fromSend: Double)?
     /// Each drop's counters this second; nil when the database could not be read.
     public var drops: [DropCounters]? = nil
+    /// The load is over: the run waits for its holds to end before the checker looks.
+    public var draining = false
 }
 
 /// A drop's counters as its row has them.

@@ -113,7 +113,8 @@ public enum ShardMerge {
         let up = shards.contains { $0.manifest.targetAnswered ?? true }
         if up {
             try await StrategyLoad.drain(
-                drops: runFile.drops, observer: observer, longestTTLMilliseconds: runFile.longestReserveTTLMilliseconds)
+                drops: runFile.drops, observer: observer,
+                milliseconds: StrategyLoad.drainMilliseconds(runFile.longestReserveTTLMilliseconds))
         }
         let check = try await Checker(toleranceMilliseconds: runFile.clockToleranceMilliseconds, expiriesJudged: up)
             .check(pool: observer, drops: runFile.drops, history: history)
