@@ -91,6 +91,36 @@ import Testing
         #expect(late.neverSent)
     }
 
+    @Test func whatAUserWouldSendAfterTheStopIsCountedByOperation() {
+        // The retry a sold-out buyer would send after the stop.
+        var retrying = Self.user()
+        _ = retrying.start(stopMicroseconds: 50_000)
+        _ = retrying.answered(.rejected(.soldOut), nowMicroseconds: 2_000, stopMicroseconds: 50_000)
+        #expect(retrying.unsentAtStop == .reserve)
+
+        // A holder whose think time (10 ms) runs past the stop: the purchase it chose, unsent.
+        var holder = Self.user()
+        _ = holder.start(stopMicroseconds: 5_000)
+        #expect(holder.answered(.ok, nowMicroseconds: 2_000, stopMicroseconds: 5_000) == .finished)
+        #expect(holder.unsentAtStop == .purchase)
+
+        // A buyer who walks away sends nothing more by choice, and one whose purchase is answered
+        // is done: neither is counted.
+        var walker = Self.user(after: AfterReserve(purchase: 0, cancel: 0, abandon: 1))
+        _ = walker.start(stopMicroseconds: 5_000)
+        #expect(walker.answered(.ok, nowMicroseconds: 2_000, stopMicroseconds: 5_000) == .finished)
+        #expect(walker.unsentAtStop == nil)
+        var buyer = Self.user()
+        _ = buyer.start(stopMicroseconds: 10_000_000)
+        _ = buyer.answered(.ok, nowMicroseconds: 2_000, stopMicroseconds: 10_000_000)
+        #expect(buyer.answered(.ok, nowMicroseconds: 15_000, stopMicroseconds: 10_000_000) == .finished)
+        #expect(buyer.unsentAtStop == nil)
+
+        // Outcomes add them up by operation.
+        let outcome = UserScheduler.outcome(of: [retrying, holder, walker, buyer])
+        #expect(outcome.unsentAtStop == [.reserve: 1, .purchase: 1])
+    }
+
     /// Answers every reserve `ok` and every other request `ok`, counting how many are out at once.
     final class CountingTarget: LoadTarget, Sendable {
         let out = Atomic<Int>(0)

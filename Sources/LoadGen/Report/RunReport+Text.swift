@@ -130,6 +130,12 @@ extension RunReport {
         if strategies.contains(where: { ($0.users.shedAtStop ?? 0) > 0 }) {
             row("users still shed at the stop") { "\($0.users.shedAtStop ?? 0)" }
         }
+        if strategies.contains(where: { $0.users.unsentAtStop != nil }) {
+            row("not sent, due after the stop: reserve / purchase / cancel") { strategy in
+                OperationKind.allCases.map { String(strategy.users.unsentAtStop?[$0.rawValue] ?? 0) }
+                    .joined(separator: " / ")
+            }
+        }
         if strategies.contains(where: { $0.live != nil }) {
             row("watchers connected / events/s") {
                 $0.live.map { "\($0.connected)/\($0.watchers) / \(count($0.eventsPerSecond))" } ?? "-"

@@ -138,6 +138,9 @@ public struct UserFigures: Sendable, Codable, Equatable {
     /// Users still being shed (`overloaded`) when the run stopped: refused for the target's
     /// load, not for stock (nil in reports written before shedding existed).
     public var shedAtStop: Int? = nil
+    /// Requests users would have sent after the run's bound, by operation (`reserve`,
+    /// `purchase`, `cancel`): their think time or backoff ran past `limits.maxDuration`. Nil: none.
+    public var unsentAtStop: [String: Int]? = nil
 }
 
 public struct StockFigures: Sendable, Codable, Equatable {

@@ -45,7 +45,9 @@ extension StrategyReport {
             thresholds: [],
             users: UserFigures(
                 planned: run.plannedUsers, arrived: run.plannedUsers - run.neverSent, droppedSends: run.neverSent,
-                lateSends: late, cutOffWhileTrying: cutOff, shedAtStop: run.shedAtStop > 0 ? run.shedAtStop : nil),
+                lateSends: late, cutOffWhileTrying: cutOff, shedAtStop: run.shedAtStop > 0 ? run.shedAtStop : nil,
+                unsentAtStop: run.unsentAtStop.isEmpty
+                    ? nil : Dictionary(uniqueKeysWithValues: run.unsentAtStop.map { ($0.key.rawValue, $0.value) })),
             stock: StockFigures(
                 total: run.totalStock, sold: run.check.sold, unsold: run.check.unsold,
                 oversold: run.check.oversold, lostWrites: run.check.lostWrites),

@@ -86,6 +86,7 @@ struct StrategyLoad: Sendable {
         }
         run.harnessCPUMicroseconds = load.harnessCPUMicroseconds
         run.shedAtStop = load.outcome.shedAtStop
+        run.unsentAtStop = load.outcome.unsentAtStop
         run.connections = load.outcome.connections
         run.harnessThreads = load.outcome.connections == nil ? nil : LoadDefaults.httpEventLoopThreads
         run.harnessThreadsCPUMicroseconds = load.outcome.laneCPUMicroseconds

@@ -15,6 +15,9 @@ public struct StrategyResult: Sendable {
     public var neverSent: Int
     /// Users still being shed when the run stopped.
     public var shedAtStop = 0
+    /// Requests users would have sent after the run's bound, by operation: a purchase whose
+    /// think time ran past it leaves its hold to expire.
+    public var unsentAtStop: [OperationKind: Int] = [:]
     public var stockSamples: [StockSample]
     public var check: CheckReport
     /// The live feed as `watchers` saw it (server targets only).

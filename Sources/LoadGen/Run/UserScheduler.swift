@@ -28,6 +28,8 @@ final class UserScheduler: @unchecked Sendable {
         var cutOff: [DropID: Int] = [:]
         /// Users still being shed when the run stopped.
         var shedAtStop = 0
+        /// Requests users would have sent after the stop, by operation.
+        var unsentAtStop: [OperationKind: Int] = [:]
         /// A server target's connections (nil in process).
         var connections: ConnectionFigures?
         /// CPU time of the threads that drove the users (a server target's lanes; nil in
@@ -125,6 +127,7 @@ final class UserScheduler: @unchecked Sendable {
             if user.neverSent { outcome.neverSent += 1 }
             if user.cutOffWhileTrying { outcome.cutOff[user.drop, default: 0] += 1 }
             if user.shedAtStop { outcome.shedAtStop += 1 }
+            if let unsent = user.unsentAtStop { outcome.unsentAtStop[unsent, default: 0] += 1 }
         }
         return outcome
     }

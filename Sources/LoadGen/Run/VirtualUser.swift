@@ -15,6 +15,9 @@ struct VirtualUser: Sendable {
     private(set) var phase = Phase.arriving
     /// The run stopped while this user, turned away for stock before, was waiting to try again.
     private(set) var cutOffWhileTrying = false
+    /// The request the user would have sent next had the run not stopped first (a purchase
+    /// whose think time, or a retry whose backoff, ran past `limits.maxDuration`).
+    private(set) var unsentAtStop: OperationKind?
     /// This user stopped trying while being shed (`overloaded`): the run stopped before its
     /// next try, or it was shed `LoadDefaults.maxShedRetries` times. Refused for the target's
     /// load, not for stock, so no part of the undersell check.
@@ -120,7 +123,7 @@ struct VirtualUser: Sendable {
                 // or still being shed.
                 cutOffWhileTrying = turnedAway
                 shedAtStop = result == .rejected(.overloaded)
-                return finish()
+                return finish(unsent: .reserve)
             }
             phase = .reserving(attempt: attempt + 1, turnedAway: turnedAway)
             return .send(.reserve, intendedMicroseconds: intended)
@@ -130,7 +133,7 @@ struct VirtualUser: Sendable {
             let intended =
                 nowMicroseconds
                 + Int64(behaviour.onError.delayMilliseconds(beforeRetry: attempt, using: &random) * 1_000)
-            guard intended < stopMicroseconds else { return finish() }
+            guard intended < stopMicroseconds else { return finish(unsent: operation) }
             phase = .settling(operation, attempt: attempt + 1)
             return .send(operation, intendedMicroseconds: intended)
         }
@@ -152,7 +155,7 @@ struct VirtualUser: Sendable {
         let intended = nowMicroseconds + Int64(waitMilliseconds * 1_000)
         guard intended < stopMicroseconds else {
             shedAtStop = true
-            return finish()
+            return finish(unsent: operation)
         }
         if case .reserving(let attempt, _) = phase { phase = .reserving(attempt: attempt, turnedAway: false) }
         return .send(operation, intendedMicroseconds: intended)
@@ -167,12 +170,13 @@ struct VirtualUser: Sendable {
         case .purchase: operation = .purchase
         case .cancel: operation = .cancel
         }
-        guard intended < stopMicroseconds else { return finish() }
+        guard intended < stopMicroseconds else { return finish(unsent: operation) }
         phase = .settling(operation, attempt: 0)
         return .send(operation, intendedMicroseconds: intended)
     }
 
-    private mutating func finish() -> Step {
+    private mutating func finish(unsent: OperationKind? = nil) -> Step {
+        unsentAtStop = unsent
         phase = .done
         return .finished
     }

@@ -41,6 +41,10 @@ public struct ShardManifest: Sendable, Codable, Equatable {
     /// Whether a server answered this shard after its load (nil: a manifest from before it
     /// was asked, taken as yes).
     public var targetAnswered: Bool? = nil
+    /// Users still shed, and requests due, when this shard's load stopped (nil: none, or a
+    /// manifest from before they were counted).
+    public var shedAtStop: Int? = nil
+    public var unsentAtStop: [String: Int]? = nil
 
     /// The offset applied to this shard's times: the one measured before the load.
     public var offsetMicroseconds: Int64 { clockBefore.offsetMicroseconds }

@@ -130,6 +130,11 @@ public enum ShardMerge {
         run.harnessPeakResidentBytes = shards.map(\.manifest.harnessPeakResidentBytes).max()
         run.targetCPUMicroseconds = targetCPU(shards)
         run.errorCauses = ErrorTally.merged(shards.map { $0.manifest.errorCauses ?? [] })
+        run.shedAtStop = shards.reduce(0) { $0 + ($1.manifest.shedAtStop ?? 0) }
+        for (operation, count) in shards.flatMap({ $0.manifest.unsentAtStop ?? [:] }) {
+            guard let kind = OperationKind(rawValue: operation) else { continue }
+            run.unsentAtStop[kind, default: 0] += count
+        }
         if !up { run.targetDown = TargetDown(after: history.records) }
         // Memory over time is the first shard's (its samples); peak memory is the largest shard's.
         let report = StrategyReport(run, thresholds: try runFile.parsedThresholds())

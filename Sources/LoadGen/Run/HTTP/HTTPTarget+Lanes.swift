@@ -59,6 +59,7 @@ extension HTTPTarget: UserDriver {
                 outcome.neverSent += part.neverSent
                 outcome.cutOff.merge(part.cutOff, uniquingKeysWith: +)
                 outcome.shedAtStop += part.shedAtStop
+                outcome.unsentAtStop.merge(part.unsentAtStop, uniquingKeysWith: +)
                 figures = figures + laneFigures
             }
             outcome.connections = ConnectionFigures(
