@@ -2,12 +2,13 @@
 """The README's "A sale by hand", run as a newcomer pastes it: the ```sh block under that
 heading, read from README.md itself, runs in bash in a fresh directory (its embedded PostgreSQL
 and its drop 1 are its own) with two substitutions only: `make` runs in the repository and `$PWD`
-names it, and a free port stands for 8080. Its answers must be the ones the README shows in the
-block after it: the same status lines and JSON documents in the same order, field for field,
-times excepted (those must still be RFC 3339 instants). Then the server must stop cleanly on
-SIGTERM. Exit 0 when all holds, 1 naming the first difference.
+names it, and a free port stands for 8080. Its answers, everything it prints after the line that
+waits for /ready, must be the ones the README shows in the block after it: the same status lines
+and JSON documents in the same order, field for field, times excepted (those must still be RFC
+3339 instants). Then the server must stop cleanly on SIGTERM. Exit 0 when all holds, 1 naming
+the first difference. The environment is a newcomer's: none of stockdrop's own variables.
 
-    python3 scripts/readme-e2e.py
+    make release && python3 scripts/readme-e2e.py
 """
 import json
 import os
@@ -24,6 +25,9 @@ HEADING = "## A sale by hand"
 TIME_FIELDS = {"createdAt", "expiresAt"}
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 STATUS = re.compile(r"HTTP/1\.1 \d{3}[^\r\n]*")
+MARK = "readme-e2e: the server is ready"
+# What `stockdrop` reads from the environment; a newcomer's shell has none of it.
+OWN_VARIABLES = ("DATABASE_URL", "REDIS_URL", "PORT")
 
 
 def blocks_after(text, heading):
@@ -69,6 +73,14 @@ def answers(text):
 
 def difference(expected, actual, path="answer"):
     """None when `actual` is `expected` up to the instants in time fields, else what differs."""
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return f"{path}: {len(actual)} items, the README shows {len(expected)}"
+        for index, (e, a) in enumerate(zip(expected, actual)):
+            found = difference(e, a, f"{path}[{index}]")
+            if found:
+                return found
+        return None
     if isinstance(expected, dict) and isinstance(actual, dict):
         if set(expected) != set(actual):
             return f"{path}: fields {sorted(actual)}, the README shows {sorted(expected)}"
@@ -96,8 +108,18 @@ def main():
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as readme:
         commands, shown = blocks_after(readme.read(), HEADING)
     port = free_port()
+    lines = []
+    for line in commands.splitlines():
+        lines.append(line)
+        # Everything before the server answers /ready is set-up (build, database, logs): the
+        # answers are what comes after.
+        if "/ready" in line:
+            lines.append(f"echo {shlex.quote(MARK)}")
+    if not any(MARK in line for line in lines):
+        print("readme-e2e: FAIL: the sale by hand no longer waits for /ready before its first call", file=sys.stderr)
+        return 1
     script = (
-        commands.replace("make ", f"make -C {shlex.quote(ROOT)} ", 1)
+        "\n".join(lines).replace("make ", f"make -C {shlex.quote(ROOT)} ", 1)
         .replace("$PWD", shlex.quote(ROOT))
         .replace("8080", str(port))
     )
@@ -105,19 +127,25 @@ def main():
     script += "\nkill -TERM $! && wait $!\n"
     work = tempfile.mkdtemp(prefix="readme-e2e-")
     os.chmod(work, 0o755)  # the embedded cluster runs as the postgres user
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STOCKDROP_JWT_SECRET")}
+    environment = {
+        k: v for k, v in os.environ.items() if k not in OWN_VARIABLES and not k.startswith("STOCKDROP_")}
     binary = os.path.join(ROOT, ".build", "release", "stockdrop")
     try:
         run = subprocess.run(
-            ["bash", "-c", script], cwd=work, env=environment, capture_output=True, text=True, timeout=600)
+            ["bash", "-c", script], cwd=work, env=environment, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired as timeout:
-        print(f"readme-e2e: the walkthrough did not finish in 600 s\n{timeout.stdout or ''}", file=sys.stderr)
+        def text(output):
+            return output.decode(errors="replace") if isinstance(output, bytes) else (output or "")
+        print(
+            f"readme-e2e: FAIL: the walkthrough did not finish in 900 s\n--- stdout\n{text(timeout.stdout)}"
+            f"\n--- stderr\n{text(timeout.stderr)[-4000:]}", file=sys.stderr)
         return 1
     finally:
         subprocess.run([binary, "db", "stop"], cwd=work, capture_output=True)
         subprocess.run(["pkill", "-f", f"stockdrop serve --port {port}"], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-    expected, actual = answers(shown), answers(run.stdout)
+    printed = run.stdout.split(MARK, 1)[1] if MARK in run.stdout else ""
+    expected, actual = answers(shown), answers(printed)
     problem = None
     if run.returncode != 0:
         problem = f"the walkthrough exited {run.returncode} (its last command stops the server with SIGTERM)"

@@ -1,4 +1,5 @@
 // Every tunable number of the load harness, each with its unit and its reason.
+import Engine
 import NIOCore
 
 public enum LoadDefaults {
@@ -18,11 +19,12 @@ public enum LoadDefaults {
     /// After the last user, how long past the longest TTL the run waits for holds to expire
     /// (the rowlock sweeper runs every 250 ms) before the checker looks.
     public static let drainSlackMilliseconds = 2_000
-    /// The longest the drain waits unless `run --drain` says otherwise: a run of the default
-    /// 60 s holds judges nearly every expiry, and one of 10-minute or day-long holds ends
-    /// within a minute of its load instead of sitting idle until they lapse (the holds still
-    /// live when it checks are named as not judged).
-    public static let maxDrainMilliseconds = 60_000
+    /// The longest the drain waits unless `run --drain` says otherwise: the whole wait for holds
+    /// of the default TTL (60 s, its grace and the slack), so a run of them judges every
+    /// expiry, while one of 10-minute or day-long holds ends about a minute after its load
+    /// instead of sitting idle until they lapse (the holds still live are named as not judged).
+    public static let maxDrainMilliseconds =
+        Defaults.reserveTTLMilliseconds + Defaults.purchaseGraceMilliseconds + drainSlackMilliseconds
     /// Scheduler granularity: the longest the scheduler sleeps between looks at its queue, so
     /// a request an answer schedules sooner (no think time, no backoff) waits at most this.
     public static let schedulerTickMicroseconds = 500

@@ -27,7 +27,7 @@ struct RunCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "After the load, wait at most this many seconds for the holds the run left to end before checking.",
             discussion:
-                "Default: the longest reserveTTL plus the purchase grace and 2 s, at most 60 s. Holds still live when the checker looks are checked as live; their expiry is not judged, and the report says how many."
+                "Default: the longest reserveTTL plus the purchase grace and 2 s, at most 63 s (the whole wait for holds of the default 60 s). Holds still live when the checker looks are checked as live; their expiry is not judged, and the report says how many."
         ))
     var drain: Double?
     @Option(help: "Connections of the rowlock strategy's pool.") var poolSize = Defaults.rowLockPoolSize
@@ -158,7 +158,7 @@ struct RunCommand: AsyncParsableCommand {
             )
         }
         if setupOnly || shard != nil, drain != nil {
-            throw ValidationError("--drain belongs to the run that checks: a sharded run's is `stockdrop report merge`")
+            throw ValidationError("--drain belongs to the run that checks: give it to `stockdrop report merge`")
         }
         if setupOnly || shard != nil {
             guard runFile != nil else {
@@ -225,6 +225,10 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         let interactive = isatty(STDERR_FILENO) == 1
+        // On a terminal the live line is rewritten in place: a note first clears it.
+        if interactive {
+            options.note = { FileHandle.standardError.write(Data(("\r\u{1B}[K" + $0 + "\n").utf8)) }
+        }
         print(
             "\(scenario.name): \(scenario.userCount) users, \(scenario.drops.count) drop(s), \(scenario.drops.reduce(0) { $0 + $1.stock }) units, \(strategiesLabel(scenario)), seed \(scenario.seed)"
         )

@@ -22,14 +22,28 @@ struct MergeCommand: AsyncParsableCommand {
     @Option(help: "Where the merged report directory goes.") var reportDir = "reports"
     @Option(help: "The database (default: DATABASE_URL, else the one the shards recorded).") var url: String?
     @Flag(help: "Also write the merged client history (for `stockdrop check --history`).") var keepHistory = false
+    @Option(
+        help: ArgumentHelp(
+            "Wait at most this many seconds for the run's holds to end before checking.",
+            discussion:
+                "As `run --drain`: default the longest reserveTTL plus the purchase grace and 2 s, at most 65 s."
+        ))
+    var drain: Double?
     @OptionGroup var verdictFiles: VerdictFileOptions
+
+    func validate() throws {
+        if let drain, !(drain >= 0 && drain <= 86_400) {
+            throw ValidationError("--drain must be in [0, 86400] seconds")
+        }
+    }
 
     func run() async throws {
         let outcome: MergeOutcome
         do {
             outcome = try await ShardMerge.merge(
                 directories: ShardDirectory.expand(directories),
-                databaseURL: url ?? ProcessInfo.processInfo.environment["DATABASE_URL"])
+                databaseURL: url ?? ProcessInfo.processInfo.environment["DATABASE_URL"], drainSeconds: drain,
+                note: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
         } catch let refusal as MergeRefusal {
             FileHandle.standardError.write(Data("\(refusal)\n".utf8))
             throw ExitCode(ExitStatus.usage)

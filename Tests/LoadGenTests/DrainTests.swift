@@ -41,4 +41,35 @@ import Testing
         #expect(
             outcome.report.problemLines.contains { $0.hasPrefix("actor: note: 5 holds were still live when checked") })
     }
+
+    /// A drain ended by its bound can cut in while a sweeper is still expiring holds (the
+    /// rowlock sweeper runs every 250 ms): a hold whose grace ended a moment ago is then being
+    /// swept, not late. The checker gives it the sweepers' slack and counts it live; with no
+    /// slack (a settled drain) the same hold is a broken invariant 4, as it must be.
+    @Test func aCheckThatCutsInWhileHoldsAreSweptCountsThemLiveNotLate() async throws {
+        let url = try await TestDatabase.fresh("drain_cut_mid_sweep")
+        let pool = PostgresPool(url: url, size: 1)
+        defer { Task { await pool.close() } }
+        let drop = try await CheckerPlantedFaultTests.plantDrop(pool, stock: 1)
+        // A 1.5 s hold whose expiry and grace (0.75 s, half its TTL) ended 0.75 s ago.
+        try await pool.query(
+            """
+            INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at)
+            VALUES ($1, 7, 'ACTIVE', now() - interval '3 seconds', now() - interval '1.5 seconds')
+            """, [.int64(drop)])
+        try await pool.query("UPDATE drops SET reserved = 1 WHERE id = $1", [.int64(drop)])
+
+        // The slack is a minute here, not the run's 2 s, so a slow machine between the insert
+        // and the check cannot age the hold past it: what is tested is that a slack applies.
+        let cut = try await Checker(sweepSlackMilliseconds: 60_000).check(pool: pool, drops: [drop], history: nil)
+        let judged = try #require(cut.invariants.first { $0.name == InvariantName.holdsExpire })
+        #expect(judged.ok, Comment(rawValue: judged.detail))
+        #expect(cut.holdsLiveAtCheck == 1)
+
+        let settled = try await Checker().check(pool: pool, drops: [drop], history: nil)
+        let late = try #require(settled.invariants.first { $0.name == InvariantName.holdsExpire })
+        #expect(!late.ok)
+        #expect(late.counterexamples.first?.contains("is still ACTIVE") == true)
+        #expect(settled.holdsLiveAtCheck == nil)
+    }
 }

@@ -116,9 +116,31 @@ import Testing
         #expect(buyer.answered(.ok, nowMicroseconds: 15_000, stopMicroseconds: 10_000_000) == .finished)
         #expect(buyer.unsentAtStop == nil)
 
+        // A canceller whose think time runs past the stop; a purchase whose retry after an error
+        // would leave after it; a buyer shed with a Retry-After past it.
+        var canceller = Self.user(after: AfterReserve(purchase: 0, cancel: 1, abandon: 0))
+        _ = canceller.start(stopMicroseconds: 5_000)
+        #expect(canceller.answered(.ok, nowMicroseconds: 2_000, stopMicroseconds: 5_000) == .finished)
+        #expect(canceller.unsentAtStop == .cancel)
+        var erring = Self.user()
+        _ = erring.start(stopMicroseconds: 30_000)
+        #expect(
+            erring.answered(.ok, nowMicroseconds: 2_000, stopMicroseconds: 30_000)
+                == .send(.purchase, intendedMicroseconds: 12_000))
+        #expect(erring.answered(.error, nowMicroseconds: 20_000, stopMicroseconds: 30_000) == .finished)
+        #expect(erring.unsentAtStop == .purchase)
+        var shed = Self.user()
+        _ = shed.start(stopMicroseconds: 100_000)
+        #expect(
+            shed.answered(
+                .rejected(.overloaded), retryAfterMilliseconds: 1_000, nowMicroseconds: 2_000, stopMicroseconds: 100_000
+            )
+                == .finished)
+        #expect(shed.unsentAtStop == .reserve && shed.shedAtStop)
+
         // Outcomes add them up by operation.
-        let outcome = UserScheduler.outcome(of: [retrying, holder, walker, buyer])
-        #expect(outcome.unsentAtStop == [.reserve: 1, .purchase: 1])
+        let outcome = UserScheduler.outcome(of: [retrying, holder, walker, buyer, canceller, erring, shed])
+        #expect(outcome.unsentAtStop == [.reserve: 2, .purchase: 2, .cancel: 1])
     }
 
     /// Answers every reserve `ok` and every other request `ok`, counting how many are out at once.

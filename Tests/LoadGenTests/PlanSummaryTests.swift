@@ -39,13 +39,28 @@ import Testing
         #expect(summary.drops[0].busiestSecond == 1)
     }
 
-    @Test func aShardsSummaryCountsItsOwnSliceOfTheRealPlan() throws {
+    @Test func theShardsSummariesAddUpToTheWholePlans() throws {
         let scenario = ShardTests.scenario()
-        let shard = try ShardSpec.parse("1/3").get()
-        let plan = LoadRunner.plan(scenario, shard: shard)
-        let summary = PlanSummary(scenario, shard: shard, plan: plan)
-        #expect(summary.users == plan.count)
-        #expect(summary.drops.map(\.users).reduce(0, +) == plan.count)
-        #expect(summary.lines[0].contains("(shard 1/3)"))
+        let whole = PlanSummary(scenario, shard: .whole, plan: LoadRunner.plan(scenario, shard: .whole))
+        var users: [Int: Int] = [:]
+        var first: [Int: Int64] = [:]
+        var last: [Int: Int64] = [:]
+        for index in 0..<3 {
+            let shard = try ShardSpec.parse("\(index)/3").get()
+            let summary = PlanSummary(scenario, shard: shard, plan: LoadRunner.plan(scenario, shard: shard))
+            #expect(summary.lines[0].contains("(shard \(index)/3)"))
+            for drop in summary.drops {
+                users[drop.index, default: 0] += drop.users
+                first[drop.index] = min(first[drop.index] ?? .max, drop.firstArrivalMicroseconds)
+                last[drop.index] = max(last[drop.index] ?? .min, drop.lastArrivalMicroseconds)
+            }
+        }
+        #expect(whole.users == 1_000 + 777 + 334)
+        #expect(whole.drops.count == 3)
+        for drop in whole.drops {
+            #expect(users[drop.index] == drop.users)
+            #expect(first[drop.index] == drop.firstArrivalMicroseconds)
+            #expect(last[drop.index] == drop.lastArrivalMicroseconds)
+        }
     }
 }

@@ -142,6 +142,21 @@ import Testing
             targetCPUAfterMicroseconds: nil, harnessPeakResidentBytes: 0, stockSamples: [], databaseURL: "")
     }
 
+    @Test func aMergeAddsUpWhatEachShardsStopCut() throws {
+        let scenario = ScenarioFixtures.scenario(users: 100, stock: 10)
+        let run = RunFile(scenario: scenario, drops: [5], startAt: Date(), target: "http://127.0.0.1:1")
+        var manifests = try (0..<3).map { try Self.manifest($0, of: 3, run: run) }
+        manifests[0].shedAtStop = 2
+        manifests[0].unsentAtStop = ["purchase": 3, "reserve": 1]
+        manifests[2].unsentAtStop = ["purchase": 4, "cancel": 1]
+        // What a shard writes is what the merge reads.
+        let decoded = try JSONDecoder().decode(ShardManifest.self, from: JSONEncoder().encode(manifests[0]))
+        #expect(decoded.shedAtStop == 2 && decoded.unsentAtStop == ["purchase": 3, "reserve": 1])
+        let merged = ShardMerge.atStop(manifests)
+        #expect(merged.shed == 2)
+        #expect(merged.unsent == [.purchase: 7, .reserve: 1, .cancel: 1])
+    }
+
     @Test func aMergeRefusesAnythingButOneRunsCompleteSetNamingEachProblem() throws {
         let scenario = ScenarioFixtures.scenario(users: 100, stock: 10)
         let run = RunFile(scenario: scenario, drops: [5], startAt: Date(), target: "http://127.0.0.1:1")

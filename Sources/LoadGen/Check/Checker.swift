@@ -40,10 +40,19 @@ public struct Checker: Sendable {
     /// False when no engine ran after the load (every server gone): holds still ACTIVE past
     /// their expiry are then nobody's lateness, and only holds expired early are judged.
     public var expiriesJudged: Bool
+    /// How long past its grace a hold may still be ACTIVE before it counts as not expired on
+    /// time, beyond the clock tolerance: 0 once the run's holds have all ended (a settled
+    /// drain), the sweepers' own slack when the check cuts in while they are still expiring
+    /// (a drain ended by its bound). Within it a hold is counted live, not judged.
+    public var sweepSlackMilliseconds: Double
 
-    public init(toleranceMilliseconds: Double = LoadDefaults.clockToleranceMilliseconds, expiriesJudged: Bool = true) {
+    public init(
+        toleranceMilliseconds: Double = LoadDefaults.clockToleranceMilliseconds, expiriesJudged: Bool = true,
+        sweepSlackMilliseconds: Double = 0
+    ) {
         self.toleranceMilliseconds = toleranceMilliseconds
         self.expiriesJudged = expiriesJudged
+        self.sweepSlackMilliseconds = sweepSlackMilliseconds
     }
 
     /// Checks `drops` (all drops when nil). Without `history`, invariants 5 and 6 are skipped.
@@ -188,6 +197,7 @@ public struct Checker: Sendable {
 
         // 4. Holds end on time: none still ACTIVE past its expiry and the purchase grace, none
         //    expired early.
+        let overdueAfter = PostgresValue.double((toleranceMilliseconds + sweepSlackMilliseconds) / 1_000)
         let expiry = try await examples(
             pool,
             """
@@ -195,12 +205,12 @@ public struct Checker: Sendable {
                           round(extract(epoch FROM now() - expires_at) * 1000))
             FROM reservations
             WHERE drop_id = ANY($1) AND status = 'ACTIVE' AND $4
-              AND expires_at < now() - make_interval(secs => $2) - \(Reservation.graceSQL(alias: "", cap: "$3"))
+              AND expires_at < now() - make_interval(secs => $5) - \(Reservation.graceSQL(alias: "", cap: "$3"))
             UNION ALL
             SELECT format('reservation %s (user %s, drop %s) was EXPIRED %s ms before its expiry', id, user_id, drop_id,
                           round(extract(epoch FROM expires_at - ended_at) * 1000))
             FROM reservations WHERE drop_id = ANY($1) AND status = 'EXPIRED' AND ended_at < expires_at - make_interval(secs => $2)
-            """, [scope, tolerance, grace, .bool(expiriesJudged)])
+            """, [scope, tolerance, grace, .bool(expiriesJudged), overdueAfter])
         // Holds still within their TTL and grace (a run's drain ended first, or a check while a
         // sale goes on): live, and their expiry is not judged. Said, never silently passed.
         let live = try await pool.query(
@@ -209,13 +219,13 @@ public struct Checker: Sendable {
             FROM reservations
             WHERE drop_id = ANY($1) AND status = 'ACTIVE'
               AND NOT expires_at < now() - make_interval(secs => $2) - \(Reservation.graceSQL(alias: "", cap: "$3"))
-            """, [scope, tolerance, grace]
+            """, [scope, overdueAfter, grace]
         ).first
         let liveHolds = try live?.int("n") ?? 0
         let notJudged =
             liveHolds == 0
             ? ""
-            : "; \(liveHolds) holds were still live when checked (within their TTL and grace, the last expiring in \(max(0, try live?.int64("last_s") ?? 0)) s): their expiry is not judged"
+            : "; \(liveHolds) holds were still live when checked (within their TTL and grace, or being swept as the check began; the last expiring in \(max(0, try live?.int64("last_s") ?? 0)) s): their expiry is not judged"
         invariants.append(
             .verdict(
                 4, InvariantName.holdsExpire, violations: expiry,
@@ -254,7 +264,7 @@ public struct Checker: Sendable {
             invariants: invariants, oversold: oversold, lostWrites: lostWrites, sold: sold, unsold: unsold,
             dropsChecked: stock.count, timeToSellOutSeconds: timeToSellOut, stampToAnswerMilliseconds: stampToAnswer,
             endStateViolations: [InvariantName.noOversell: oversell.count, InvariantName.perUserLimits: limits.count],
-            expiredPurchases: expiredPurchases, holdsLiveAtCheck: liveHolds)
+            expiredPurchases: expiredPurchases, holdsLiveAtCheck: liveHolds > 0 ? liveHolds : nil)
     }
 
     /// Every row of a query whose single column describes one violation.

@@ -235,7 +235,9 @@ extension RunReport {
         let live: [String] =
             (strategy.holdsLiveAtCheck ?? 0) > 0
             ? [
-                "\(label): note: \(strategy.holdsLiveAtCheck!) holds were still live when checked (their TTL outlasts the wait after the load): their expiry is not judged (`run --drain S` waits longer)"
+                "\(label): note: \(strategy.holdsLiveAtCheck!) holds were still live when checked: their expiry is not judged"
+                    + (strategy.targetDown == nil
+                        ? " (their TTL outlasts the wait after the load; `--drain S` waits longer)" : "")
             ] : []
         return faults + invariants + thresholds + expired + errors + live
     }

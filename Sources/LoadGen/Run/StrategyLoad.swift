@@ -45,19 +45,18 @@ struct StrategyLoad: Sendable {
         // holds left ACTIVE, and the report says so.
         let up = await targetAnswersAfterLoad()
         do {
+            var settled = true
             if up {
                 live.draining.store(true, ordering: .relaxed)
-                try await Self.drain(
-                    drops: dropIDs, observer: observer, milliseconds: drainMilliseconds
-                ) { held, waitMilliseconds in
-                    note(
-                        "\(target.strategy.rawValue): load done; waiting up to \(String(format: "%.1f", Double(waitMilliseconds) / 1_000)) s for its \(held) holds still ACTIVE to be bought, cancelled or expired, so the checker judges their expiry (--drain S bounds the wait)"
-                    )
+                settled = try await Self.drain(drops: dropIDs, observer: observer, milliseconds: drainMilliseconds) {
+                    note(Self.drainNote(strategy: target.strategy, held: $0, milliseconds: $1))
                 }
             }
             load.ticker.cancel()
             samples = await load.ticker.value
-            let checker = Checker(toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds, expiriesJudged: up)
+            let checker = Checker(
+                toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds, expiriesJudged: up,
+                sweepSlackMilliseconds: settled ? 0 : Double(LoadDefaults.drainSlackMilliseconds))
             check = try await RetriedRead.run {
                 try await checker.check(pool: observer, drops: dropIDs, history: history)
             }
@@ -154,7 +153,7 @@ struct StrategyLoad: Sendable {
     ) async throws
         -> LoadPhase
     {
-        let stop = Int64(scenario.limits.maxDurationSeconds * 1_000_000)
+        let stop = scenario.limits.maxDurationMicroseconds
         let hotDrop = Self.hottest(users) ?? drops[0]
         let nemesis = self.nemesis.map { nemesis in
             Task { await nemesis.run(clock: clock, hotDrop: hotDrop, endMicroseconds: stop) }
@@ -283,36 +282,43 @@ struct StrategyLoad: Sendable {
     }
 
     /// Whether the target still answers after the load, asked for as long as the drain would
-    /// wait (a server restarting in that time counts), and at least a few seconds.
+    /// wait by default whatever `--drain` says (a server restarting in that time counts).
     func targetAnswersAfterLoad() async -> Bool {
         await target.answers(
-            withinSeconds: Double(max(drainMilliseconds, LoadDefaults.drainSlackMilliseconds)) / 1_000)
+            withinSeconds: Double(Self.drainMilliseconds(scenario.longestReserveTTLMilliseconds)) / 1_000)
+    }
+
+    /// What the run says when its drain begins.
+    static func drainNote(strategy: Strategy, held: Int, milliseconds: Int) -> String {
+        "\(strategy.rawValue): load done; waiting up to \(String(format: "%.1f", Double(milliseconds) / 1_000)) s for its \(held) holds still ACTIVE to be bought, cancelled or expired, so the checker judges their expiry (--drain S bounds the wait)"
     }
 
     /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most
-    /// `milliseconds`: invariant 4 is then checked on a settled database. A hold still live
-    /// when the wait ends is checked as live (its expiry not judged). `waiting` hears, once,
-    /// how many holds the wait began with and how long it may last, unless there were none.
+    /// `milliseconds`, and says whether that happened: invariant 4 is then checked on a settled
+    /// database. A drain ended by its bound may cut in while holds are being swept: the
+    /// checker then gives the sweepers their slack (`Checker.sweepSlackMilliseconds`), and a
+    /// hold still live is checked as live (its expiry not judged). `waiting` hears, once, how
+    /// many holds the wait began with and how long it may last, unless there were none.
     static func drain(
         drops: [DropID], observer: PostgresPool, milliseconds: Int,
         waiting: (_ held: Int, _ milliseconds: Int) -> Void = { _, _ in }
-    ) async throws {
-        guard milliseconds > 0 else { return }
+    ) async throws -> Bool {
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(milliseconds))
         var said = false
-        repeat {
+        while true {
             // A failed read (a connection cut by a failover) is tried again on a new one.
             let active = try? await observer.query(
                 "SELECT count(*) AS n FROM reservations WHERE drop_id = ANY($1) AND status = 'ACTIVE'",
                 [.int64Array(drops)]
             ).first?.int("n")
-            if active == 0 { return }
+            if active == 0 { return true }
+            guard ContinuousClock.now < deadline else { return false }
             if let active, !said {
                 waiting(active, milliseconds)
                 said = true
             }
             try await Task.sleep(for: .milliseconds(100))
-        } while ContinuousClock.now < deadline
+        }
     }
 }
 

@@ -33,7 +33,7 @@ public struct PlanSummary: Sendable, Equatable {
         self.scenario = scenario.name
         self.shard = shard
         users = plan.count
-        let bound = Int64((scenario.limits.maxDurationSeconds * 1_000_000).rounded())
+        let bound = scenario.limits.maxDurationMicroseconds
         maxDurationMicroseconds = bound
         usersPastBound = plan.count { $0.arrivalMicroseconds >= bound }
         var perSecond: [Int: [Int64: Int]] = [:]

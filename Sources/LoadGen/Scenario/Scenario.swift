@@ -149,4 +149,7 @@ public struct RunLimits: Sendable, Equatable {
     /// Slack between the database's clock and ours when the checker compares a client's
     /// answer time with the rows' times (invariant 6).
     public var clockToleranceMilliseconds: Double
+
+    /// The bound as the run's clock counts it: no send starts at or after it.
+    public var maxDurationMicroseconds: Int64 { Int64(maxDurationSeconds * 1_000_000) }
 }

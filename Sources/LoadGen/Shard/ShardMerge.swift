@@ -91,9 +91,23 @@ public enum ShardMerge {
         return sum
     }
 
+    /// The shards' users still shed, and requests due, when their loads stopped, added up.
+    static func atStop(_ manifests: [ShardManifest]) -> (shed: Int, unsent: [OperationKind: Int]) {
+        var unsent: [OperationKind: Int] = [:]
+        for (operation, count) in manifests.flatMap({ $0.unsentAtStop ?? [:] }) {
+            guard let kind = OperationKind(rawValue: operation) else { continue }
+            unsent[kind, default: 0] += count
+        }
+        return (manifests.reduce(0) { $0 + ($1.shedAtStop ?? 0) }, unsent)
+    }
+
     /// Reads the shard directories, refuses them if they are not one run's complete set, waits
-    /// for the run's holds to end, runs the checker and builds the report.
-    public static func merge(directories: [String], databaseURL: String?) async throws -> MergeOutcome {
+    /// for the run's holds to end (at most `drainSeconds`, else the run's default bound),
+    /// runs the checker and builds the report.
+    public static func merge(
+        directories: [String], databaseURL: String?, drainSeconds: Double? = nil,
+        note: @Sendable (String) -> Void = { _ in }
+    ) async throws -> MergeOutcome {
         let began = ContinuousClock.now
         let shards = try directories.map(ShardDirectory.read).sorted {
             $0.manifest.shard.index < $1.manifest.shard.index
@@ -111,13 +125,19 @@ public enum ShardMerge {
         // As a single run: when no shard heard a server after its load, nothing expired the
         // holds left ACTIVE, so they are not judged and the report says the target was down.
         let up = shards.contains { $0.manifest.targetAnswered ?? true }
+        var settled = true
         if up {
-            try await StrategyLoad.drain(
+            let strategy = shards[0].manifest.strategy
+            settled = try await StrategyLoad.drain(
                 drops: runFile.drops, observer: observer,
-                milliseconds: StrategyLoad.drainMilliseconds(runFile.longestReserveTTLMilliseconds))
+                milliseconds: StrategyLoad.drainMilliseconds(
+                    runFile.longestReserveTTLMilliseconds, bound: drainSeconds.map { Int(($0 * 1_000).rounded()) })
+            ) { note(StrategyLoad.drainNote(strategy: strategy, held: $0, milliseconds: $1)) }
         }
-        let check = try await Checker(toleranceMilliseconds: runFile.clockToleranceMilliseconds, expiriesJudged: up)
-            .check(pool: observer, drops: runFile.drops, history: history)
+        let check = try await Checker(
+            toleranceMilliseconds: runFile.clockToleranceMilliseconds, expiriesJudged: up,
+            sweepSlackMilliseconds: settled ? 0 : Double(LoadDefaults.drainSlackMilliseconds)
+        ).check(pool: observer, drops: runFile.drops, history: history)
         var run = StrategyResult(
             strategy: shards[0].manifest.strategy, databaseURL: url, drops: runFile.drops,
             totalStock: runFile.totalStock,
@@ -130,11 +150,7 @@ public enum ShardMerge {
         run.harnessPeakResidentBytes = shards.map(\.manifest.harnessPeakResidentBytes).max()
         run.targetCPUMicroseconds = targetCPU(shards)
         run.errorCauses = ErrorTally.merged(shards.map { $0.manifest.errorCauses ?? [] })
-        run.shedAtStop = shards.reduce(0) { $0 + ($1.manifest.shedAtStop ?? 0) }
-        for (operation, count) in shards.flatMap({ $0.manifest.unsentAtStop ?? [:] }) {
-            guard let kind = OperationKind(rawValue: operation) else { continue }
-            run.unsentAtStop[kind, default: 0] += count
-        }
+        (run.shedAtStop, run.unsentAtStop) = atStop(shards.map(\.manifest))
         if !up { run.targetDown = TargetDown(after: history.records) }
         // Memory over time is the first shard's (its samples); peak memory is the largest shard's.
         let report = StrategyReport(run, thresholds: try runFile.parsedThresholds())
