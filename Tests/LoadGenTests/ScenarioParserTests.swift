@@ -109,6 +109,30 @@ import Testing
         #expect(error.problems[0].message.hasPrefix("YAML syntax"))
     }
 
+    @Test func aByteOrderMarkIsNotPartOfTheScenario() throws {
+        // Editors on Windows start a UTF-8 file with one; the parser refused line 1 for it.
+        let scenario = try ScenarioParser.parse(
+            yaml: "\u{FEFF}name: bom\ndrops: [{name: A, stock: 3}]\nusers: [{count: 10}]\n", file: "bom.yaml"
+        ).get()
+        #expect(scenario.name == "bom")
+    }
+
+    @Test func anUnreadableFileSaysWhy() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scenarios-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for (path, reason) in [
+            (directory + "/missing.yaml", "cannot read the file: no such file"),
+            (directory, "cannot read the file: it is a directory"),
+        ] {
+            guard case .failure(let error) = ScenarioParser.parse(contentsOf: path) else {
+                Issue.record("\(path) parsed")
+                continue
+            }
+            #expect(error.problems.first?.message.hasPrefix(reason) == true, "\(error)")
+        }
+    }
+
     @Test func rateThatCannotFitItsUsersIsRefused() {
         let yaml = """
             name: r

@@ -11,17 +11,31 @@ public enum ScenarioParser {
         guard let data = FileManager.default.contents(atPath: path) else {
             return .failure(
                 ScenarioError(problems: [
-                    ScenarioProblem(file: path, line: 0, column: 0, field: "", message: "cannot read the file")
+                    ScenarioProblem(
+                        file: path, line: 0, column: 0, field: "",
+                        message: "cannot read the file: \(whyUnreadable(path))")
                 ]))
         }
         return parse(yaml: String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    /// The system's reason a path gives no contents.
+    static func whyUnreadable(_ path: String) -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            return "no such file"
+        }
+        if isDirectory.boolValue { return "it is a directory (name a scenario file in it, e.g. \(path)/ci.yaml)" }
+        return FileManager.default.isReadableFile(atPath: path) ? "it could not be read" : "permission denied"
     }
 
     public static func parse(yaml: String, file: String) -> Result<Scenario, ScenarioError> {
         var reader = NodeReader(file: file)
         let root: Node?
         do {
-            root = try Yams.compose(yaml: yaml)
+            // A byte-order mark (editors on Windows write one) is not part of the YAML: the
+            // parser would refuse the first line for it.
+            root = try Yams.compose(yaml: yaml.hasPrefix("\u{FEFF}") ? String(yaml.dropFirst()) : yaml)
         } catch let error as YamlError {
             return .failure(ScenarioError(problems: [reader.syntaxProblem(error)]))
         } catch {
