@@ -25,7 +25,12 @@ public enum ScenarioParser {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             return "no such file"
         }
-        if isDirectory.boolValue { return "it is a directory (name a scenario file in it, e.g. \(path)/ci.yaml)" }
+        if isDirectory.boolValue {
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
+                .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+            let example = files.first.map { ", e.g. \((path as NSString).appendingPathComponent($0))" } ?? ""
+            return "it is a directory (name a scenario file in it\(example))"
+        }
         return FileManager.default.isReadableFile(atPath: path) ? "it could not be read" : "permission denied"
     }
 
