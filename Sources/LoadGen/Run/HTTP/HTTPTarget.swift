@@ -111,6 +111,12 @@ public final class HTTPTarget: LoadTarget {
             throw RunError.usage(
                 "--target \(url.absoluteString): only http:// URLs are supported (put TLS in front with a proxy)")
         }
+        // The harness calls /v1/… and /health at the server's root: a path it would drop silently.
+        guard url.path.isEmpty || url.path == "/", url.query == nil else {
+            throw RunError.usage(
+                "--target \(url.absoluteString): a server's URL is its root (http://HOST:PORT); the harness calls /v1/… and /health there, so it cannot honour the path \(url.path)\(url.query.map { "?" + $0 } ?? "")"
+            )
+        }
         let pool = HTTPConnectionPool(
             host: host, port: url.port ?? 80, connections: LoadDefaults.httpControlConnections,
             timeoutMilliseconds: options.timeoutMilliseconds, eventLoopThreads: 1)
