@@ -26,7 +26,7 @@ struct MergeCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "Wait at most this many seconds for the run's holds to end before checking.",
             discussion:
-                "As `run --drain`: default the longest reserveTTL plus the purchase grace and 2 s, at most 65 s."
+                "As `run --drain`: default the longest reserveTTL plus the purchase grace and 2 s, at most 63 s."
         ))
     var drain: Double?
     @OptionGroup var verdictFiles: VerdictFileOptions
