@@ -42,8 +42,6 @@ public struct RunOptions: Sendable {
         self.http = http
         self.strategiesExplicit = strategiesExplicit
     }
-
-    var drainBoundMilliseconds: Int? { drainSeconds.map { Int(($0 * 1_000).rounded()) } }
 }
 
 public enum ExitStatus {
@@ -86,7 +84,7 @@ public enum LoadRunner {
             do {
                 let run = try await StrategyLoad(
                     scenario: scenario, target: target, live: LiveCounters(board: options.board),
-                    drainBoundMilliseconds: options.drainBoundMilliseconds, note: options.note
+                    drainBoundSeconds: options.drainSeconds, note: options.note
                 ) {
                     progress(strategy, $0)
                 }.run()
@@ -138,7 +136,7 @@ public enum LoadRunner {
             do {
                 run = try await StrategyLoad(
                     scenario: scenario, target: target, live: LiveCounters(board: options.board), nemesis: nemesis,
-                    drainBoundMilliseconds: options.drainBoundMilliseconds, note: options.note
+                    drainBoundSeconds: options.drainSeconds, note: options.note
                 ) {
                     progress(target.strategy, $0)
                 }.run()

@@ -9,8 +9,9 @@ struct StrategyLoad: Sendable {
     let target: any LoadTarget
     let live: LiveCounters
     var nemesis: Nemesis? = nil
-    /// The most the drain waits after the load (`run --drain`); nil: `drainMilliseconds`' rule.
-    var drainBoundMilliseconds: Int? = nil
+    /// The most the drain waits after the load, in seconds (`run --drain`); nil:
+    /// `drainMilliseconds`' rule.
+    var drainBoundSeconds: Double? = nil
     /// One line for the person running it (the drain's start): standard error by default.
     var note: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     let progress: @Sendable (ProgressTick) -> Void
@@ -45,18 +46,13 @@ struct StrategyLoad: Sendable {
         // holds left ACTIVE, and the report says so.
         let up = await targetAnswersAfterLoad()
         do {
-            var settled = true
-            if up {
-                live.draining.store(true, ordering: .relaxed)
-                settled = try await Self.drain(drops: dropIDs, observer: observer, milliseconds: drainMilliseconds) {
-                    note(Self.drainNote(strategy: target.strategy, held: $0, milliseconds: $1))
-                }
-            }
+            live.draining.store(up, ordering: .relaxed)
+            let checker = try await Self.drainedChecker(
+                drops: dropIDs, observer: observer, longestTTLMilliseconds: scenario.longestReserveTTLMilliseconds,
+                boundSeconds: drainBoundSeconds, strategy: target.strategy,
+                toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds, expiriesJudged: up, note: note)
             load.ticker.cancel()
             samples = await load.ticker.value
-            let checker = Checker(
-                toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds, expiriesJudged: up,
-                sweepSlackMilliseconds: settled ? 0 : Double(LoadDefaults.drainSlackMilliseconds))
             check = try await RetriedRead.run {
                 try await checker.check(pool: observer, drops: dropIDs, history: history)
             }
@@ -277,10 +273,6 @@ struct StrategyLoad: Sendable {
             bound ?? LoadDefaults.maxDrainMilliseconds)
     }
 
-    var drainMilliseconds: Int {
-        Self.drainMilliseconds(scenario.longestReserveTTLMilliseconds, bound: drainBoundMilliseconds)
-    }
-
     /// Whether the target still answers after the load, asked for as long as the drain would
     /// wait by default whatever `--drain` says (a server restarting in that time counts).
     func targetAnswersAfterLoad() async -> Bool {
@@ -288,9 +280,27 @@ struct StrategyLoad: Sendable {
             withinSeconds: Double(Self.drainMilliseconds(scenario.longestReserveTTLMilliseconds)) / 1_000)
     }
 
-    /// What the run says when its drain begins.
-    static func drainNote(strategy: Strategy, held: Int, milliseconds: Int) -> String {
-        "\(strategy.rawValue): load done; waiting up to \(String(format: "%.1f", Double(milliseconds) / 1_000)) s for its \(held) holds still ACTIVE to be bought, cancelled or expired, so the checker judges their expiry (--drain S bounds the wait)"
+    /// After a load, a run's or a sharded run's merge: drains the run's holds when a server ran
+    /// after the load to expire them (`expiriesJudged`), at most `drainMilliseconds` within
+    /// `boundSeconds`, saying what it waits for, and gives the checker of what the drain left
+    /// (the sweepers' slack when it ended by its bound rather than with every hold ended).
+    static func drainedChecker(
+        drops: [DropID], observer: PostgresPool, longestTTLMilliseconds: Int, boundSeconds: Double?,
+        strategy: Strategy, toleranceMilliseconds: Double, expiriesJudged: Bool, note: (String) -> Void
+    ) async throws -> Checker {
+        var settled = true
+        if expiriesJudged {
+            let milliseconds = drainMilliseconds(
+                longestTTLMilliseconds, bound: boundSeconds.map { Int(($0 * 1_000).rounded()) })
+            settled = try await drain(drops: drops, observer: observer, milliseconds: milliseconds) { held, wait in
+                note(
+                    "\(strategy.rawValue): load done; waiting up to \(String(format: "%.1f", Double(wait) / 1_000)) s for its \(held) holds still ACTIVE to be bought, cancelled or expired, so the checker judges their expiry (--drain S bounds the wait)"
+                )
+            }
+        }
+        return Checker(
+            toleranceMilliseconds: toleranceMilliseconds, expiriesJudged: expiriesJudged,
+            sweepSlackMilliseconds: settled ? 0 : Double(LoadDefaults.drainSlackMilliseconds))
     }
 
     /// Waits until no hold of the run is ACTIVE (all purchased, cancelled or expired), at most

@@ -125,18 +125,10 @@ public enum ShardMerge {
         // As a single run: when no shard heard a server after its load, nothing expired the
         // holds left ACTIVE, so they are not judged and the report says the target was down.
         let up = shards.contains { $0.manifest.targetAnswered ?? true }
-        var settled = true
-        if up {
-            let strategy = shards[0].manifest.strategy
-            settled = try await StrategyLoad.drain(
-                drops: runFile.drops, observer: observer,
-                milliseconds: StrategyLoad.drainMilliseconds(
-                    runFile.longestReserveTTLMilliseconds, bound: drainSeconds.map { Int(($0 * 1_000).rounded()) })
-            ) { note(StrategyLoad.drainNote(strategy: strategy, held: $0, milliseconds: $1)) }
-        }
-        let check = try await Checker(
-            toleranceMilliseconds: runFile.clockToleranceMilliseconds, expiriesJudged: up,
-            sweepSlackMilliseconds: settled ? 0 : Double(LoadDefaults.drainSlackMilliseconds)
+        let check = try await StrategyLoad.drainedChecker(
+            drops: runFile.drops, observer: observer, longestTTLMilliseconds: runFile.longestReserveTTLMilliseconds,
+            boundSeconds: drainSeconds, strategy: shards[0].manifest.strategy,
+            toleranceMilliseconds: runFile.clockToleranceMilliseconds, expiriesJudged: up, note: note
         ).check(pool: observer, drops: runFile.drops, history: history)
         var run = StrategyResult(
             strategy: shards[0].manifest.strategy, databaseURL: url, drops: runFile.drops,
