@@ -46,8 +46,7 @@ extension StrategyReport {
             users: UserFigures(
                 planned: run.plannedUsers, arrived: run.plannedUsers - run.neverSent, droppedSends: run.neverSent,
                 lateSends: late, cutOffWhileTrying: cutOff, shedAtStop: run.shedAtStop > 0 ? run.shedAtStop : nil,
-                unsentAtStop: run.unsentAtStop.isEmpty
-                    ? nil : Dictionary(uniqueKeysWithValues: run.unsentAtStop.map { ($0.key.rawValue, $0.value) })),
+                unsentAtStop: OperationKind.named(run.unsentAtStop)),
             stock: StockFigures(
                 total: run.totalStock, sold: run.check.sold, unsold: run.check.unsold,
                 oversold: run.check.oversold, lostWrites: run.check.lostWrites),

@@ -7,6 +7,12 @@ import Foundation
 
 public enum OperationKind: String, Sendable, Codable, CaseIterable {
     case reserve, purchase, cancel
+
+    /// Counts by operation as reports and shard manifests write them (`reserve`, `purchase`,
+    /// `cancel`); nil when there are none.
+    static func named(_ counts: [OperationKind: Int]) -> [String: Int]? {
+        counts.isEmpty ? nil : Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) })
+    }
 }
 
 public struct Answer: Sendable, Equatable {

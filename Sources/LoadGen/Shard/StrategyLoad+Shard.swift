@@ -66,9 +66,7 @@ extension StrategyLoad {
         manifest.errorCauses = causes.isEmpty ? nil : causes
         manifest.targetAnswered = up
         manifest.shedAtStop = load.outcome.shedAtStop > 0 ? load.outcome.shedAtStop : nil
-        manifest.unsentAtStop =
-            load.outcome.unsentAtStop.isEmpty
-            ? nil : Dictionary(uniqueKeysWithValues: load.outcome.unsentAtStop.map { ($0.key.rawValue, $0.value) })
+        manifest.unsentAtStop = OperationKind.named(load.outcome.unsentAtStop)
         return ShardDirectory(
             path: "", runFile: assignment.runFile, manifest: manifest,
             history: load.history(databaseURL: target.databaseURL, drops: drops),
