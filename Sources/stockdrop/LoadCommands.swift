@@ -449,10 +449,19 @@ struct CheckCommand: AsyncParsableCommand {
         String?
     @Option(help: "A history-<strategy>.json from `run --keep-history`.") var history: String?
     @Option(help: "Clock tolerance in milliseconds.") var toleranceMs = LoadDefaults.clockToleranceMilliseconds
+    @Option(
+        help: ArgumentHelp(
+            "How long past its expiry and grace a hold may still be ACTIVE before it counts as late, beyond the tolerance.",
+            discussion:
+                "A check can cut in while a server's sweeper is still expiring holds (the rowlock sweeper runs every 250 ms, the actor's idle sweep every second): such a hold is counted live and named, not judged late. 0 judges every hold as a finished run's check does."
+        )) var sweepSlackMs = Double(LoadDefaults.drainSlackMilliseconds)
     @OptionGroup var verdictFiles: VerdictFileOptions
 
     func validate() throws {
         _ = try dropIDs()
+        guard sweepSlackMs >= 0, sweepSlackMs.isFinite else {
+            throw ValidationError("--sweep-slack-ms: \(sweepSlackMs) is not a duration in milliseconds (0 or more)")
+        }
     }
 
     /// `--drops` as ids; a part that is not one is a usage error.
@@ -477,7 +486,7 @@ struct CheckCommand: AsyncParsableCommand {
         let database: String
         do {
             database = try await Database.prepare(environment: environment)
-            report = try await Checker(toleranceMilliseconds: toleranceMs).check(
+            report = try await Checker(toleranceMilliseconds: toleranceMs, sweepSlackMilliseconds: sweepSlackMs).check(
                 databaseURL: database, drops: ids ?? clientHistory?.drops, history: clientHistory)
         } catch {
             // Not a verdict: exit 1 says an invariant broke, so a database that cannot be read

@@ -72,4 +72,37 @@ import Testing
         #expect(late.counterexamples.first?.contains("is still ACTIVE") == true)
         #expect(settled.holdsLiveAtCheck == nil)
     }
+
+    /// `stockdrop check` run alone during a sale cuts in while the servers' sweepers run, as a
+    /// bounded drain does: by default it gives them the same slack (a hold being swept is named
+    /// live, not late), and `--sweep-slack-ms 0` judges every hold as a finished run's check does.
+    @Test func checkAloneGivesTheSweepersTheirSlackUnlessToldNot() async throws {
+        let url = try await TestDatabase.fresh("check_sweep_slack")
+        let pool = PostgresPool(url: url, size: 1)
+        defer { Task { await pool.close() } }
+        let drop = try await CheckerPlantedFaultTests.plantDrop(pool, stock: 1)
+        // A 1.5 s hold whose grace (0.75 s) ended 0.5 s ago.
+        try await pool.query(
+            """
+            INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at)
+            VALUES ($1, 7, 'ACTIVE', now() - interval '2.75 seconds', now() - interval '1.25 seconds')
+            """, [.int64(drop)])
+        try await pool.query("UPDATE drops SET reserved = 1 WHERE id = $1", [.int64(drop)])
+        let check = ["check", "--url", url, "--drops", String(drop)]
+
+        let (help, helpText) = try await VerdictFileTests.run(VerdictFileTests.binary, ["check", "--help"])
+        #expect(help == .exited(0))
+        #expect(
+            helpText.contains("(default: \(Double(LoadDefaults.drainSlackMilliseconds)))"), Comment(rawValue: helpText))
+        let (slack, live) = try await VerdictFileTests.run(
+            VerdictFileTests.binary, check + ["--sweep-slack-ms", "60000"])
+        #expect(slack == .exited(ExitStatus.pass), Comment(rawValue: live))
+        #expect(live.contains("1 holds were still live when checked"), Comment(rawValue: live))
+        let (none, late) = try await VerdictFileTests.run(VerdictFileTests.binary, check + ["--sweep-slack-ms", "0"])
+        #expect(none == .exited(ExitStatus.invariantBroken), Comment(rawValue: late))
+        #expect(late.contains("is still ACTIVE"), Comment(rawValue: late))
+        let (refused, why) = try await VerdictFileTests.run(
+            VerdictFileTests.binary, check + ["--sweep-slack-ms", "-1"])
+        #expect(refused == .exited(ExitStatus.usage) && why.contains("--sweep-slack-ms"), Comment(rawValue: why))
+    }
 }
