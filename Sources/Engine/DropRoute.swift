@@ -38,7 +38,14 @@ extension Inventory {
         case .local(let claims): claims
         case .unknown: nil
         case .remote(let owner):
-            throw EngineError(.notOwner, "drop \(drop) is owned by instance \(owner)", owner: owner)
+            throw EngineError.ownedElsewhere(drop, by: owner)
         }
+    }
+}
+
+extension EngineError {
+    /// A claim sent to an instance that does not decide its drop (nothing applied).
+    static func ownedElsewhere(_ drop: DropID, by owner: String) -> EngineError {
+        EngineError(.notOwner, "drop \(drop) is owned by instance \(owner)", owner: owner)
     }
 }

@@ -22,7 +22,9 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
 
     private enum Entry {
         case active(DropActor)
-        case activating(Task<DropRoute, any Error>)
+        /// The lease is being taken and the drop loaded; claims wait in line, in the order they
+        /// came, until the drop's actor exists (or the drop turns out unknown or another's).
+        case activating(ActivationLine)
         /// Another instance held a live lease when this engine last asked; asked again after
         /// `until`, so a dead owner's drops are taken over once its lease lapses.
         case ownedElsewhere(owner: String, until: Date)
@@ -156,9 +158,12 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
         return await actor.activeHoldCount
     }
 
-    /// Claims waiting for a batch across every active drop (the queue depth operators watch).
+    /// Claims waiting for a batch across every active drop, and for a drop's activation (the
+    /// queue depth operators watch).
     public func queuedClaims() async -> Int {
-        var total = 0
+        var total = registry.withLock { entries in
+            entries.values.reduce(0) { if case .activating(let line) = $1 { $0 + line.waitingCount } else { $0 } }
+        }
         for actor in activeActors() { total += await actor.queuedClaimCount }
         return total
     }
@@ -226,6 +231,9 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
 
     /// The drop's actor here (activated on first use, taking the lease), the instance whose
     /// live lease was found when last asked (asked again a third of a lease later), or unknown.
+    /// While the drop is being activated, its line: claims through it keep the order they came
+    /// in, and are refused `notOwner` or answered `unknown_drop` if the activation finds the
+    /// drop another's or missing.
     public func route(_ drop: DropID) async throws -> DropRoute {
         guard accepting.load(ordering: .relaxed) else {
             throw EngineError(.shuttingDown, "the engine is shutting down")
@@ -235,38 +243,40 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
             if let entry = entries[drop] {
                 guard case .ownedElsewhere(_, let until) = entry, until <= now else { return entry }
             }
-            let task = Task { try await self.activate(drop) }
-            entries[drop] = .activating(task)
-            return .activating(task)
+            let line = ActivationLine(dropID: drop, clock: clock)
+            entries[drop] = .activating(line)
+            Task { await self.activate(drop, line) }
+            return .activating(line)
         }
         switch entry {
         case .active(let actor): return .local(actor)
-        case .activating(let task): return try await task.value
+        case .activating(let line): return .local(line)
         case .ownedElsewhere(let owner, _): return .remote(owner: owner)
         }
     }
 
-    private func activate(_ drop: DropID) async throws -> DropRoute {
+    private func activate(_ drop: DropID, _ line: ActivationLine) async {
         let askedAt = clock.now()
         let grant: LeaseGrant?
         do {
             grant = try await store.acquireLease(on: drop, for: owner)
         } catch {
-            registry.withLock { _ = $0.removeValue(forKey: drop) }
-            throw DropActor.engineError(error, .storeUnavailable)
+            leaveRegistry(drop, line)
+            line.end(.failed(DropActor.engineError(error, .storeUnavailable)))
+            return
         }
         switch grant {
         case nil:
             // Unknown now; it may be created later (by another instance), so remember nothing.
-            registry.withLock { _ = $0.removeValue(forKey: drop) }
-            return .unknown
+            leaveRegistry(drop, line)
+            line.end(.unknown)
         case .heldElsewhere(let holder):
             // Asked again after a third of a lease: often enough to take a dead owner's drops
             // over soon after its lease lapses, rarely enough that forwarded claims do not
             // queue on the drop's row lock.
             let until = clock.now().addingTimeInterval(Double(owner.leaseMilliseconds) / 3 / 1000)
-            registry.withLock { $0[drop] = .ownedElsewhere(owner: holder, until: until) }
-            return .remote(owner: holder)
+            leaveRegistry(drop, line, for: .ownedElsewhere(owner: holder, until: until))
+            line.end(.remote(owner: holder))
         case .granted(let recovery, let epoch, let previousOwner):
             if previousOwner != nil { leaseEvents.tookOver() }
             let tenure = DropMachine.Tenure(
@@ -277,17 +287,40 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
                 queueLatencyTarget: queueLatencyTarget,
                 leaseEvents: leaseEvents, timings: timings, onCommit: onCommit
             ) { [weak self] deposed in self?.forget(deposed) }
-            registry.withLock { $0[drop] = .active(actor) }
             await actor.start()
-            return .local(actor)
+            // The claims that came during the load enter first; only then is the actor the
+            // registry's, so no claim that came later reaches it before them.
+            await line.open(onto: actor)
+            let registered = registry.withLock { entries in
+                guard case .activating(let current) = entries[drop], current === line else { return false }
+                entries[drop] = .active(actor)
+                return true
+            }
+            // Evicted (or stepped down) while its line went in: not this engine's actor.
+            if !registered { await actor.stopTimer() }
         }
     }
 
-    /// A deposed actor leaves the registry (unless a newer one already took its place).
+    /// The activating drop's entry gives way (to `entry`, or to nothing), unless another has
+    /// already taken its place.
+    private func leaveRegistry(_ drop: DropID, _ line: ActivationLine, for entry: Entry? = nil) {
+        registry.withLock { entries in
+            guard case .activating(let current) = entries[drop], current === line else { return }
+            entries[drop] = entry
+        }
+    }
+
+    /// A deposed actor leaves the registry (unless a newer one already took its place), also
+    /// while the claims of its activation's line are still going in.
     private func forget(_ deposed: DropActor) {
         registry.withLock { entries in
-            if case .active(let actor) = entries[deposed.dropID], actor === deposed {
+            switch entries[deposed.dropID] {
+            case .active(let actor) where actor === deposed:
                 entries.removeValue(forKey: deposed.dropID)
+            case .activating(let line) where line.actor === deposed:
+                entries.removeValue(forKey: deposed.dropID)
+            default:
+                break
             }
         }
     }

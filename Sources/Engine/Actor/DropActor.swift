@@ -49,18 +49,33 @@ actor DropActor: DropClaims {
         perform(machine.tick(now: clock.now()))
     }
 
+    /// A claim as it reaches the actor, before the machine decides it.
+    enum Claim: Sendable {
+        case reserve(UserID)
+        case purchase(UserID, idempotencyKey: String?, askedAt: Date)
+        case cancel(UserID)
+
+        /// Its answer when no drop has this id.
+        var unknownDrop: DropMachine.Answer {
+            switch self {
+            case .reserve: .reserve(.unknownDrop)
+            case .purchase: .purchase(.unknownDrop)
+            case .cancel: .cancel(.unknownDrop)
+            }
+        }
+    }
+
     func reserve(user: UserID) async throws -> ReserveOutcome {
-        guard case .reserve(let outcome) = try await admit(machine.reserve(user: user, now: clock.now())) else {
+        guard case .reserve(let outcome) = try await decide(.reserve(user)) else {
             preconditionFailure("reserve answered with another kind")
         }
         return outcome
     }
 
     func purchase(user: UserID, idempotencyKey: String?, askedAt: Date?) async throws -> PurchaseOutcome {
-        let now = clock.now()
         guard
-            case .purchase(let outcome) = try await admit(
-                machine.purchase(user: user, idempotencyKey: idempotencyKey, askedAt: askedAt ?? now, now: now))
+            case .purchase(let outcome) = try await decide(
+                .purchase(user, idempotencyKey: idempotencyKey, askedAt: askedAt ?? clock.now()))
         else {
             preconditionFailure("purchase answered with another kind")
         }
@@ -68,10 +83,41 @@ actor DropActor: DropClaims {
     }
 
     func cancel(user: UserID) async throws -> CancelOutcome {
-        guard case .cancel(let outcome) = try await admit(machine.cancel(user: user, now: clock.now())) else {
+        guard case .cancel(let outcome) = try await decide(.cancel(user)) else {
             preconditionFailure("cancel answered with another kind")
         }
         return outcome
+    }
+
+    func decide(_ claim: Claim) async throws -> DropMachine.Answer {
+        try await admit(admission(claim))
+    }
+
+    /// Claims that waited for this actor's activation (`ActivationLine`), decided in the order
+    /// they came, in one turn of the actor: no claim that came later can go before them. Their
+    /// callers hear back as any claim's do.
+    func admitInOrder(_ claims: [(Claim, CheckedContinuation<DropMachine.Answer, any Error>)]) {
+        for (claim, continuation) in claims {
+            switch admission(claim) {
+            case .answered(let answer): continuation.resume(returning: answer)
+            case .refused(let error): continuation.resume(throwing: error)
+            case .queued(let ticket, let effects):
+                waiters[ticket] = continuation
+                perform(effects)
+            }
+        }
+    }
+
+    private func admission(_ claim: Claim) -> DropMachine.Admission {
+        let now = clock.now()
+        switch claim {
+        case .reserve(let user):
+            return machine.reserve(user: user, now: now)
+        case .purchase(let user, let idempotencyKey, let askedAt):
+            return machine.purchase(user: user, idempotencyKey: idempotencyKey, askedAt: askedAt, now: now)
+        case .cancel(let user):
+            return machine.cancel(user: user, now: now)
+        }
     }
 
     /// Sweeps due holds now (timers call it; so do simulations that step a ManualClock).

@@ -1,0 +1,135 @@
+// Claims that reach a drop while its actor is being activated (the lease taken, the drop and
+// its holds loaded) wait here in the order they came, and enter the actor in that order once
+// it exists, before any claim that came after. Each of them waiting on the activation alone
+// was resumed in an order nobody chose, and claims arriving just after the actor existed went
+// straight to it: at a 50,000-buyer sale's first instant the 14,244 buyers who came during the
+// load all heard `sold_out`, while the 1,000 units went to buyers who came ~100 ms later.
+import DequeModule
+import Foundation
+import Synchronization
+
+final class ActivationLine: DropClaims {
+    /// How the activation ended, for the claims that came during it and those still to come
+    /// through this line.
+    enum Ending: Sendable {
+        case actor(DropActor)
+        case unknown
+        case remote(owner: String)
+        case failed(EngineError)
+    }
+
+    private struct Waiting {
+        let claim: DropActor.Claim
+        let continuation: CheckedContinuation<DropMachine.Answer, any Error>
+    }
+
+    /// The line ended between a claim's look at it and its place in it: look again.
+    private struct EndedMeanwhile: Error {}
+
+    let dropID: DropID
+    private let clock: any WallClock
+    private let state = Mutex<(waiting: Deque<Waiting>, ending: Ending?, actor: DropActor?)>(([], nil, nil))
+
+    init(dropID: DropID, clock: any WallClock) {
+        self.dropID = dropID
+        self.clock = clock
+    }
+
+    /// Claims waiting for the activation (the queue-depth gauge counts them).
+    var waitingCount: Int { state.withLock { $0.waiting.count } }
+
+    /// The actor the line opens onto, from the moment the first claims in it start going in.
+    var actor: DropActor? { state.withLock { $0.actor } }
+
+    func reserve(user: UserID) async throws -> ReserveOutcome {
+        guard case .reserve(let outcome) = try await submit(.reserve(user)) else {
+            preconditionFailure("reserve answered with another kind")
+        }
+        return outcome
+    }
+
+    func purchase(user: UserID, idempotencyKey: String?, askedAt: Date?) async throws -> PurchaseOutcome {
+        guard
+            case .purchase(let outcome) = try await submit(
+                .purchase(user, idempotencyKey: idempotencyKey, askedAt: askedAt ?? clock.now()))
+        else {
+            preconditionFailure("purchase answered with another kind")
+        }
+        return outcome
+    }
+
+    func cancel(user: UserID) async throws -> CancelOutcome {
+        guard case .cancel(let outcome) = try await submit(.cancel(user)) else {
+            preconditionFailure("cancel answered with another kind")
+        }
+        return outcome
+    }
+
+    /// Lets the claims in line into `actor`, oldest first, then sends every later claim
+    /// straight to it. Claims that join while the first ones enter go in behind them.
+    func open(onto actor: DropActor) async {
+        state.withLock { $0.actor = actor }
+        while true {
+            let next: [Waiting] = state.withLock { state in
+                guard !state.waiting.isEmpty else {
+                    state.ending = .actor(actor)
+                    return []
+                }
+                defer { state.waiting.removeAll() }
+                return Array(state.waiting)
+            }
+            guard !next.isEmpty else { return }
+            await actor.admitInOrder(next.map { ($0.claim, $0.continuation) })
+        }
+    }
+
+    /// Ends the line without an actor here: every claim in it, and every later one through
+    /// it, is answered as the activation found the drop.
+    func end(_ ending: Ending) {
+        let waiting = state.withLock { state in
+            state.ending = ending
+            defer { state.waiting.removeAll() }
+            return state.waiting
+        }
+        for entry in waiting {
+            do { entry.continuation.resume(returning: try Self.answer(entry.claim, ending, dropID)) } catch {
+                entry.continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    private func submit(_ claim: DropActor.Claim) async throws -> DropMachine.Answer {
+        while true {
+            switch state.withLock({ $0.ending }) {
+            case .actor(let actor):
+                return try await actor.decide(claim)
+            case let ending?:
+                return try Self.answer(claim, ending, dropID)
+            case nil:
+                do {
+                    return try await withCheckedThrowingContinuation { continuation in
+                        let joined = state.withLock { state in
+                            guard case .none = state.ending else { return false }
+                            state.waiting.append(Waiting(claim: claim, continuation: continuation))
+                            return true
+                        }
+                        if !joined { continuation.resume(throwing: EndedMeanwhile()) }
+                    }
+                } catch is EndedMeanwhile {
+                    continue
+                }
+            }
+        }
+    }
+
+    /// A claim's answer when the drop is not decided here.
+    private static func answer(_ claim: DropActor.Claim, _ ending: Ending, _ drop: DropID) throws -> DropMachine.Answer
+    {
+        switch ending {
+        case .actor: preconditionFailure("a claim for an open line goes to its actor")
+        case .unknown: return claim.unknownDrop
+        case .remote(let owner): throw EngineError.ownedElsewhere(drop, by: owner)
+        case .failed(let error): throw error
+        }
+    }
+}
