@@ -38,6 +38,8 @@ struct StrategyLoad: Sendable {
         let load = try await self.load(users, drops: dropIDs, clock: RunClock(), observer: observer)
         var history = load.history(databaseURL: target.databaseURL, drops: dropIDs)
         history.startedAtEpochMicroseconds += offset?.offsetMicroseconds ?? 0
+        let tolerance = Self.checkedTolerance(
+            scenario.limits.clockToleranceMilliseconds, offset: offset, strategy: target.strategy, note: note)
 
         // The sampler keeps going through the drain, so the chart shows expiries returning stock.
         let samples: [StockSample]
@@ -50,7 +52,7 @@ struct StrategyLoad: Sendable {
             let checker = try await Self.drainedChecker(
                 drops: dropIDs, observer: observer, longestTTLMilliseconds: scenario.longestReserveTTLMilliseconds,
                 boundSeconds: drainBoundSeconds, strategy: target.strategy,
-                toleranceMilliseconds: scenario.limits.clockToleranceMilliseconds, expiriesJudged: up, note: note)
+                toleranceMilliseconds: tolerance, expiriesJudged: up, note: note)
             load.ticker.cancel()
             samples = await load.ticker.value
             check = try await RetriedRead.run {
@@ -278,6 +280,24 @@ struct StrategyLoad: Sendable {
     func targetAnswersAfterLoad() async -> Bool {
         await target.answers(
             withinSeconds: Double(Self.drainMilliseconds(scenario.longestReserveTTLMilliseconds)) / 1_000)
+    }
+
+    /// The clock tolerance the checker uses: the scenario's, but never below the uncertainty of
+    /// the harness's measured offset to the database's clock (half the shortest round trip of
+    /// `ClockOffset`): within it the history's instants, moved onto that clock, may be off
+    /// either way. With `clockTolerance: 0ms` a purchase asked a few microseconds after its
+    /// send read as asked before it, and invariant 2 broke for a product that kept it. A
+    /// sharded run's merge refuses such a shard instead (it cannot widen what shards agreed).
+    static func checkedTolerance(
+        _ milliseconds: Double, offset: ClockOffset?, strategy: Strategy, note: (String) -> Void
+    ) -> Double {
+        guard let offset else { return milliseconds }
+        let uncertainty = Double(offset.uncertaintyMicroseconds) / 1_000
+        guard uncertainty > milliseconds else { return milliseconds }
+        note(
+            "\(strategy.rawValue): note: limits.clockTolerance \(String(format: "%g", milliseconds)) ms is below the uncertainty of the harness's clock offset to the database's (\(Self.milliseconds(offset.uncertaintyMicroseconds)) ms, half the shortest of \(LoadDefaults.clockOffsetSamples) round trips): the checker allows \(Self.milliseconds(offset.uncertaintyMicroseconds)) ms"
+        )
+        return uncertainty
     }
 
     /// After a load, a run's or a sharded run's merge: drains the run's holds when a server ran
