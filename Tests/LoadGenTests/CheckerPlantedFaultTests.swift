@@ -50,6 +50,29 @@ import Testing
         return try row.int64("id")
     }
 
+    /// A drop of no units has nothing to sell: beside one that sold out, the run sold out (it
+    /// read "never", and `time_to_sell_out_seconds` had no figure). A latency of an operation
+    /// never sent is no figure either, not 0.
+    @Test func aDropOfNoUnitsIsSoldOutFromTheStart() async throws {
+        let (run, pool) = try await Self.realRun(
+            "zero_stock", after: AfterReserve(purchase: 1, cancel: 0, abandon: 0), ttlMilliseconds: 6_000)
+        defer { Task { await pool.close() } }
+        let alone = try await Self.check(run)
+        let soldOut = try #require(alone.timeToSellOutSeconds, "100 buyers for 12 units sell out")
+        let zero = try await Self.plantDrop(pool, stock: 0)
+        let both = try await Checker().check(
+            databaseURL: run.databaseURL, drops: run.drops + [zero], history: run.history)
+        #expect(both.ok)
+        #expect(both.timeToSellOutSeconds == soldOut)
+
+        let report = StrategyReport(
+            run,
+            thresholds: [try Threshold.parse("p99(cancel) < 1s").get(), try Threshold.parse("p99(reserve) < 1h").get()])
+        #expect(report.thresholds.first?.ok == false, "no cancel was sent: no figure")
+        #expect(report.thresholds.first?.actualText == "no figure")
+        #expect(report.thresholds.last?.ok == true)
+    }
+
     @Test(arguments: Strategy.allCases)
     func aRealRunHoldsEveryInvariant(_ strategy: Strategy) async throws {
         // Which buyers win the 12 units depends on timing; with half of them buying, a run in

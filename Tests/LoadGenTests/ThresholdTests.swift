@@ -15,6 +15,16 @@ import Testing
         #expect(try Threshold.parse("max(purchase) <= 1s").get().value == 1_000)
     }
 
+    /// A run that gave no figure misses the threshold whatever its operator (`rss_growth > 0.5`
+    /// of a load too short to sample passed, `< 0.5` failed).
+    @Test func noFigureMissesEveryOperator() throws {
+        for op in ["<", "<=", ">", ">=", "==", "!="] {
+            let result = try Threshold.parse("rss_growth \(op) 0.5").get().evaluate(.infinity)
+            #expect(!result.ok, "\(op)")
+            #expect(result.actualText == "no figure")
+        }
+    }
+
     @Test func evaluatesWithTheRightOperator() throws {
         let threshold = try Threshold.parse("p99(reserve) <= 50ms").get()
         #expect(threshold.evaluate(50).ok)

@@ -252,7 +252,11 @@ public struct Checker: Sendable {
                 ClientHistoryCheck.noUndersell(
                     rows, history, answers: answers, toleranceMicroseconds: Int64(toleranceMilliseconds * 1_000)))
             stampToAnswer = LatencyHistogram(answers.stampToAnswerMicroseconds).percentiles
-            if stockOverTime.soldOutAt.count == dropRows.count, let last = stockOverTime.soldOutAt.values.max() {
+            // A drop of no units has nothing to sell: it is sold out from the start, and a run
+            // of it beside a drop that sold out did sell out (it read "never").
+            let stocked = dropRows.filter { $0.totalStock > 0 }.count
+            if stockOverTime.soldOutAt.count == stocked {
+                let last = stockOverTime.soldOutAt.values.max() ?? history.startedAtEpochMicroseconds
                 timeToSellOut = max(0, Double(last - history.startedAtEpochMicroseconds) / 1e6)
             }
         } else {

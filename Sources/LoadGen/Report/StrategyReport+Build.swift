@@ -100,7 +100,9 @@ extension StrategyReport {
     func value(of metric: Threshold.Metric) -> Double {
         switch metric {
         case .latency(let percentile, let operation):
-            guard let stats = operations[operation.rawValue] else { return 0 }
+            // No request of the kind: no figure (it read 0, so `p99(cancel) < 1s` passed a run
+            // that never cancelled).
+            guard let stats = operations[operation.rawValue], stats.count > 0 else { return .infinity }
             let latency = stats.latencyMilliseconds
             switch percentile {
             case 50: return latency.p50

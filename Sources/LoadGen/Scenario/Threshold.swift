@@ -120,8 +120,10 @@ public struct Threshold: Sendable, Equatable {
         return .success(Threshold(expression: text, metric: metric, comparison: comparison, value: value))
     }
 
+    /// A run that gave no figure (infinite `actual`) misses every threshold on it, whatever its
+    /// operator: `rss_growth > 0.5` of a load too short to sample passed, `< 0.5` failed.
     public func evaluate(_ actual: Double) -> ThresholdResult {
-        ThresholdResult(expression: expression, ok: comparison.holds(actual, value), actual: actual)
+        ThresholdResult(expression: expression, ok: actual.isFinite && comparison.holds(actual, value), actual: actual)
     }
 }
 
@@ -134,7 +136,8 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
     public var expression: String
     public var ok: Bool
     /// Infinite when the run gave no figure (a drop that never sold out, a load too short to
-    /// judge its memory): written as null in report.json, which has no infinity.
+    /// judge its memory, a latency of an operation never sent): written as null in
+    /// report.json, which has no infinity. Such a threshold is missed.
     public var actual: Double
     /// A latency threshold missed only because of the harness's own delay: the same percentile
     /// less that delay (`withoutHarnessDelay`) meets it. The run was harness-limited; the miss
