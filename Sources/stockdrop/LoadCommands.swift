@@ -144,7 +144,11 @@ struct RunCommand: AsyncParsableCommand {
         }
         if dashboard == nil, dashboardLinger > 0 { throw ValidationError("--dashboard-linger needs --dashboard") }
         if planOnly, dashboard != nil { throw ValidationError("--dashboard watches a load: --plan-only sends none") }
+        guard (1...200).contains(poolSize) else { throw ValidationError("--pool-size must be 1…200") }
         guard !planOnly else { return }
+        if !setupOnly, let problem = ReportDirectoryOption.prepare(reportDir) {
+            throw ValidationError("--report-dir: \(problem)")
+        }
         if setupOnly, dashboard != nil {
             throw ValidationError("--dashboard watches a load: --setup-only sends none (give it to each --shard)")
         }
@@ -441,7 +445,7 @@ struct CheckCommand: AsyncParsableCommand {
         commandName: "check",
         abstract: "Run the oversell checker alone against a database (invariants 1–4; 5–6 with --history).",
         discussion:
-            "Exit status: 0 every invariant holds, 1 one is broken, 69 the database is unreachable, 74 every invariant holds but --junit or --summary-md could not be written."
+            "Exit status: 0 every invariant holds, 1 one is broken, 64 the history cannot be read or the database does not hold what was asked (a drop id it has not, or a history of a run before the database was recreated), 69 the database is unreachable, 74 every invariant holds but --junit or --summary-md could not be written."
     )
 
     @Option(help: "The database (default: the history's, else DATABASE_URL, else the embedded one).") var url: String?
@@ -459,6 +463,9 @@ struct CheckCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try dropIDs()
+        guard toleranceMs >= 0, toleranceMs <= 10_000 else {
+            throw ValidationError("--tolerance-ms must be 0…10000 (limits.clockTolerance's range)")
+        }
         guard sweepSlackMs >= 0, sweepSlackMs.isFinite else {
             throw ValidationError("--sweep-slack-ms: \(sweepSlackMs) is not a duration in milliseconds (0 or more)")
         }
@@ -478,7 +485,14 @@ struct CheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         let startedAt = Date()
-        let clientHistory = try history.map(ReportWriter.readHistory)
+        let clientHistory: ClientHistory?
+        do {
+            clientHistory = try history.map(ReportWriter.readHistory)
+        } catch {
+            FileHandle.standardError.write(
+                Data("check refused: --history \(history ?? ""): \(error)\n".utf8))
+            throw ExitCode(ExitStatus.usage)
+        }
         var environment = ProcessInfo.processInfo.environment
         if let url = url ?? clientHistory?.databaseURL { environment["DATABASE_URL"] = url }
         let ids = try dropIDs()
@@ -488,6 +502,9 @@ struct CheckCommand: AsyncParsableCommand {
             database = try await Database.prepare(environment: environment)
             report = try await Checker(toleranceMilliseconds: toleranceMs, sweepSlackMilliseconds: sweepSlackMs).check(
                 databaseURL: database, drops: ids ?? clientHistory?.drops, history: clientHistory)
+        } catch let refusal as CheckRefusal {
+            FileHandle.standardError.write(Data("check refused: \(refusal)\n".utf8))
+            throw ExitCode(ExitStatus.usage)
         } catch {
             // Not a verdict: exit 1 says an invariant broke, so a database that cannot be read
             // is 69, as for `run`.

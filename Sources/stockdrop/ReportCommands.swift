@@ -35,6 +35,7 @@ struct MergeCommand: AsyncParsableCommand {
         if let drain, !(drain >= 0 && drain <= 86_400) {
             throw ValidationError("--drain must be in [0, 86400] seconds")
         }
+        if let problem = ReportDirectoryOption.prepare(reportDir) { throw ValidationError("--report-dir: \(problem)") }
     }
 
     func run() async throws {

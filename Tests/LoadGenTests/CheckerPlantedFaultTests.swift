@@ -314,7 +314,8 @@ import Testing
     static func plantDrop(_ pool: PostgresPool, stock: Int, limit: Int = 1) async throws -> DropID {
         try await pool.query(
             """
-            INSERT INTO drops (name, price_cents, total_stock, per_user_limit, reserve_ttl_ms) VALUES ('planted', 100, $1, $2, 1000) RETURNING id
+            INSERT INTO drops (name, price_cents, total_stock, per_user_limit, reserve_ttl_ms, created_at)
+            VALUES ('planted', 100, $1, $2, 1000, now() - interval '1 hour') RETURNING id
             """, [.int32(Int32(stock)), .int32(Int32(limit))]
         ).first!.int64("id")
     }

@@ -160,12 +160,23 @@ import Testing
     @Test func theCommandsRefuseAPathTheyCannotWriteBeforeSendingAnything() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A load ran to its end before an unwritable --report-dir was found: exit 1, no verdict.
+        try Data("not a directory".utf8).write(to: URL(fileURLWithPath: "\(directory)/afile"))
         for (arguments, complaint) in [
             (
                 ["--junit", "/nonexistent-stockdrop/junit.xml"],
                 "--junit: the directory /nonexistent-stockdrop does not exist"
             ),
             (["--summary-md", directory], "--summary-md: \(directory) is a directory"),
+            (
+                ["--report-dir", "/proc/stockdrop-reports"],
+                "--report-dir: cannot make the directory /proc/stockdrop-reports"
+            ),
+            (
+                ["--report-dir", "\(directory)/afile/reports"],
+                "--report-dir: cannot make the directory \(directory)/afile/reports: \(directory)/afile is a file"
+            ),
+            (["--pool-size", "0"], "--pool-size must be 1…200"),
             (
                 ["--shard", "0/2", "--run-file", "\(directory)/run.json", "--junit", "\(directory)/j.xml"],
                 "a sharded run's verdict is the merge's"
@@ -178,6 +189,49 @@ import Testing
         let (exit, output) = try await Self.run(
             Self.binary, ["report", "merge", "\(directory)/a", "--junit", "/nonexistent-stockdrop/j.xml"])
         #expect(exit == .exited(ExitStatus.usage) && output.contains("--junit: the directory"), "\(output)")
+        // A run's own report directory is not a shard's: it read "no shard directories given".
+        let (plain, why) = try await Self.run(Self.binary, ["report", "merge", directory])
+        #expect(plain == .exited(ExitStatus.usage) && why.contains("\(directory): no shard.json"), "\(why)")
+    }
+
+    /// What `check` cannot judge is refused with the usage (64), never read as a broken
+    /// invariant (1) or a database down (69): a history file that is missing or not one, a
+    /// tolerance out of range, a drop id the database has not, and a history whose database a
+    /// later run recreated (every answer in it read as a lost write).
+    @Test func checkRefusesWhatItCannotJudge() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: "\(directory)/history-actor.json"))
+        for (arguments, complaint) in [
+            (["--history", "\(directory)/none.json"], "--history \(directory)/none.json: no such file"),
+            (["--history", "\(directory)/history-actor.json"], "it is not a client history"),
+            (
+                ["--history", directory],
+                "it is a directory (name a history in it, e.g. \(directory)/history-actor.json)"
+            ),
+            (["--tolerance-ms", "nan"], "--tolerance-ms must be 0…10000"),
+        ] {
+            let (exit, output) = try await Self.run(Self.binary, ["check"] + arguments)
+            #expect(exit == .exited(ExitStatus.usage) && output.contains(complaint), "\(arguments): \(exit) \(output)")
+        }
+
+        let (run, pool) = try await CheckerPlantedFaultTests.realRun("check_refusals")
+        defer { Task { await pool.close() } }
+        let drops = run.drops.map(String.init).joined(separator: ",")
+        let (unknown, said) = try await Self.run(
+            Self.binary, ["check", "--url", run.databaseURL, "--drops", drops + ",99999"])
+        #expect(unknown == .exited(ExitStatus.usage) && said.contains("no drop has id 99999"), "\(said)")
+
+        let history = "\(directory)/history-run.json"
+        try JSONEncoder().encode(run.history).write(to: URL(fileURLWithPath: history))
+        let (own, verdict) = try await Self.run(Self.binary, ["check", "--history", history])
+        #expect(own == .exited(ExitStatus.pass), "the run's own database: \(verdict)")
+        // As if the next run had recreated the database under the same name.
+        try await pool.query(
+            "UPDATE drops SET created_at = now() + interval '1 hour' WHERE id = ANY($1)", [.int64Array(run.drops)])
+        let (foreign, refusal) = try await Self.run(Self.binary, ["check", "--history", history])
+        #expect(foreign == .exited(ExitStatus.usage), "\(refusal)")
+        #expect(refusal.contains("this database is not that run's"), "\(refusal)")
     }
 
     /// `stockdrop check` on a real run's database: JUnit and a summary appended to the file

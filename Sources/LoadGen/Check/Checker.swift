@@ -35,6 +35,12 @@ public struct CheckReport: Sendable, Codable, Equatable {
     public var ok: Bool { broken.isEmpty }
 }
 
+/// The check was asked about what the database does not hold: nothing was judged.
+public struct CheckRefusal: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
 public struct Checker: Sendable {
     public var toleranceMilliseconds: Double
     /// False when no engine ran after the load (every server gone): holds still ACTIVE past
@@ -68,12 +74,42 @@ public struct Checker: Sendable {
         }
     }
 
+    /// Refuses to judge what the database does not hold: drops asked for by id that it has not,
+    /// or, with a history, drops made after that history's run began (a later run recreated
+    /// the database: every answer the history holds would read as a lost write).
+    static func refuseForeign(
+        _ pool: PostgresPool, scope: PostgresValue, requested: [DropID]?, history: ClientHistory?
+    ) async throws {
+        let found = try await pool.query(
+            """
+            SELECT id, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, created_at::text AS created
+            FROM drops WHERE id = ANY($1) ORDER BY id
+            """, [scope]
+        ).rows
+        let foundIDs = Set(try found.map { try $0.int64("id") })
+        let missing = (requested ?? []).filter { !foundIDs.contains($0) }
+        if !missing.isEmpty {
+            throw CheckRefusal(
+                "no drop has id \(missing.map(String.init).joined(separator: ", ")) in this database"
+                    + (history == nil ? "" : " (the history's run had them: is this its database?)"))
+        }
+        guard let history else { return }
+        // A drop is made before its run's clock starts; a minute's slack covers any clock.
+        let latest = history.startedAtEpochMicroseconds + 60_000_000
+        if let late = try found.first(where: { try $0.int64("created_us") > latest }) {
+            throw CheckRefusal(
+                "drop \(try late.int64("id")) was made at \(try late.string("created")), after the history's run began: this database is not that run's (each run recreates its database, so check a run's history before the next run)"
+            )
+        }
+    }
+
     func check(pool: PostgresPool, drops requested: [DropID]?, history: ClientHistory?) async throws -> CheckReport {
         var ids = requested ?? []
         if requested == nil {
             ids = try await pool.query("SELECT id FROM drops ORDER BY id").rows.map { try $0.int64("id") }
         }
         let scope = PostgresValue.int64Array(ids)
+        try await Self.refuseForeign(pool, scope: scope, requested: requested, history: history)
         let tolerance = PostgresValue.double(toleranceMilliseconds / 1_000)
         let grace = PostgresValue.int32(Int32(Defaults.purchaseGraceMilliseconds))
         let holdGrace = Reservation.graceSQL(alias: "r", cap: "$2")

@@ -32,7 +32,26 @@ public enum ReportWriter {
         }
     }
 
+    /// A client history (`run --keep-history`); what is wrong with the file, in words, if it
+    /// is not one.
     public static func readHistory(_ path: String) throws -> ClientHistory {
-        try JSONDecoder().decode(ClientHistory.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HistoryUnreadable(
+                description: UnreadableFile.reason(path, what: "a history") {
+                    $0.hasPrefix("history-") && $0.hasSuffix(".json")
+                })
+        }
+        do {
+            return try JSONDecoder().decode(ClientHistory.self, from: data)
+        } catch {
+            throw HistoryUnreadable(
+                description:
+                    "it is not a client history (`run --keep-history` writes one per strategy, history-<strategy>.json)"
+            )
+        }
+    }
+
+    public struct HistoryUnreadable: Error, CustomStringConvertible {
+        public let description: String
     }
 }

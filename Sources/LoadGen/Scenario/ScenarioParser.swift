@@ -21,17 +21,7 @@ public enum ScenarioParser {
 
     /// The system's reason a path gives no contents.
     static func whyUnreadable(_ path: String) -> String {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            return "no such file"
-        }
-        if isDirectory.boolValue {
-            let files = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
-                .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
-            let example = files.first.map { ", e.g. \((path as NSString).appendingPathComponent($0))" } ?? ""
-            return "it is a directory (name a scenario file in it\(example))"
-        }
-        return FileManager.default.isReadableFile(atPath: path) ? "it could not be read" : "permission denied"
+        UnreadableFile.reason(path, what: "a scenario file") { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
     }
 
     public static func parse(yaml: String, file: String) -> Result<Scenario, ScenarioError> {

@@ -97,7 +97,10 @@ public struct ShardDirectory: Sendable {
             if isShard(path) {
                 found.append(path)
             } else if let children = try? manager.contentsOfDirectory(atPath: path) {
-                found += children.sorted().map { path + "/" + $0 }.filter(isShard)
+                // A directory of no shards (a run's own report) is named as it is, so the merge
+                // says what it lacks instead of "no shard directories given".
+                let shards = children.sorted().map { path + "/" + $0 }.filter(isShard)
+                found += shards.isEmpty ? [path] : shards
             } else {
                 found.append(path)
             }
