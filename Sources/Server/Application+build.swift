@@ -100,14 +100,20 @@ public func buildApplication(
             EngineService(inventory: inventory, pool: pool, forwarder: parts.forwarder, logger: logger), directory,
             overload,
         ]
+    let liveResponder = buildLiveRouter(parts: parts, proxies: configuration.trustedProxies, clock: clock)
+        .buildResponder()
     let application = Application(
         responder: HeadAsGetResponder(base: buildRouter(configuration, parts: parts, clock: clock).buildResponder()),
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: buildLiveRouter(parts: parts, proxies: configuration.trustedProxies, clock: clock),
-            configuration: .init(
-                http1: .init(
-                    additionalChannelHandlers: [ShedHandler(monitor: overload, metrics: metrics)],
-                    idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))))),
+        server: HTTPServerBuilder { responder in
+            GuardedChildChannel(
+                base: HTTP1WebSocketUpgradeChannel(
+                    responder: responder, webSocketResponder: liveResponder,
+                    configuration: .init(
+                        http1: .init(
+                            additionalChannelHandlers: [ShedHandler(monitor: overload, metrics: metrics)],
+                            idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))))),
+                idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds)))
+        },
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop",
             backlog: ServerDefaults.listenBacklog,

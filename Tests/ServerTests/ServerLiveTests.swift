@@ -450,6 +450,52 @@ import Testing
         #expect(merged.report.limitedLines.first?.hasPrefix("TARGET DOWN (actor)") == true)
     }
 
+    /// Connections that never sent a whole request head (a balancer's pre-opened one, a
+    /// half-sent head, bytes that are not HTTP) had none of the server's handlers yet: SIGTERM
+    /// waited out the drain and the cancellation for them, then crashed (exit 132 after 20 s).
+    @Test func sigtermWithConnectionsThatSentNoWholeRequestExitsZero() async throws {
+        let url = try await TestDatabase.fresh("server_sigterm_idle")
+        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
+        defer { server.kill() }
+        let port = try await server.port()
+        var sockets: [Int32] = []
+        defer { for socket in sockets { close(socket) } }
+        for bytes in ["", "GET /health HTTP/1.1\r\nHost: x\r\n", "GET /health HTTP/1.1\r\nX-Foo: a\u{7f}b\r\n\r\n"] {
+            sockets.append(try Self.rawConnection(port: port, sending: Array(bytes.utf8)))
+        }
+        // A whole request answered after them: the server accepted all three before it is told
+        // to stop (a connection is accepted in the order it came).
+        let probe = try Self.rawConnection(
+            port: port, sending: Array("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        sockets.append(probe)
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        while case let count = recv(probe, &buffer, buffer.count, 0), count > 0 { answer += buffer[..<count] }
+        #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+        server.terminate()
+        let status = await server.exitStatus()
+        #expect(status == 0, "stockdrop serve exited \(status) after SIGTERM\n\(server.output())")
+        #expect(!server.output().contains("Fatal error"), "\(server.output())")
+    }
+
+    /// A TCP connection to the server on loopback that sent `bytes` and nothing more.
+    static func rawConnection(port: Int, sending bytes: [UInt8]) throws -> Int32 {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard socket >= 0, connected == 0, bytes.isEmpty || send(socket, bytes, bytes.count, 0) == bytes.count else {
+            throw POSIXError(.ECONNREFUSED)
+        }
+        return socket
+    }
+
     @Test func sigtermUnderLoadLosesNoAcknowledgedWriteAndExitsZero() async throws {
         let url = try await TestDatabase.fresh("server_sigterm")
         let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
