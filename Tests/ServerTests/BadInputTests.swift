@@ -168,6 +168,51 @@ import Testing
         }
     }
 
+    /// Tokens a client may well mint that must authenticate: without `iat` or `name` (the
+    /// documents list sub, name, role and exp; a token without `iat` was "malformed"), and the
+    /// scheme in lower case (RFC 9110 §11.1). A name too long, or one holding control or
+    /// text-direction characters (shown to every buyer in the feed), is refused for what it is.
+    @Test func tokensWithoutOptionalClaimsAuthenticateAndBadNamesAreNamed() async throws {
+        let fixture = try await ServerFixture("tokens_optional_claims")
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: ServerFixture.secret), digestAlgorithm: .sha256)
+        struct Minimal: JWTPayload {
+            var sub: SubjectClaim
+            var name: String?
+            var role: String
+            var exp: ExpirationClaim
+            func verify(using algorithm: some JWTAlgorithm) async throws {}
+        }
+        let later = ExpirationClaim(value: Date().addingTimeInterval(600))
+        let bare = try await keys.sign(Minimal(sub: "50", role: "user", exp: later))
+        let named = try await keys.sign(Minimal(sub: "51", name: "Ada", role: "user", exp: later))
+        let long = try await keys.sign(
+            Minimal(sub: "52", name: String(repeating: "n", count: 201), role: "user", exp: later))
+        let control = try await keys.sign(Minimal(sub: "53", name: "evil\nname \u{202E}gnp", role: "user", exp: later))
+        let minted = try await TokenMinter.forTests().mint(Caller(userID: 54, name: "Lower", role: .user))
+        try await fixture.application().test(.router) { client in
+            for (name, header) in [
+                ("no iat, no name", "Bearer \(bare)"), ("no iat", "Bearer \(named)"),
+                ("lower-case scheme", "bearer \(minted)"),
+            ] {
+                try await client.execute(uri: "/v1/reservations/me", method: .get, headers: [.authorization: header]) {
+                    #expect($0.status == .ok, "\(name): \(String(buffer: $0.body))")
+                }
+            }
+            for (token, reason) in [
+                (long, "the token's name is longer than 200 characters"),
+                (control, "the token's name holds control or text-direction characters"),
+            ] {
+                try await client.execute(
+                    uri: "/v1/reservations/me", method: .get, headers: [.authorization: "Bearer \(token)"]
+                ) { response in
+                    #expect(response.status == .unauthorized)
+                    #expect(String(buffer: response.body).contains(reason), "\(String(buffer: response.body))")
+                }
+            }
+        }
+    }
+
     /// Tokens that must never authenticate: expired, signed with another secret, `alg: none`,
     /// a non-numeric subject, a role that does not exist.
     @Test(arguments: ["router", "live"])

@@ -10,13 +10,23 @@ struct TokenAuthenticator: AuthenticatorMiddleware {
 
     func authenticate(request: Request, context: Context) async throws -> Caller? {
         guard request.headers[.authorization] != nil else { return nil }
-        guard let bearer = request.headers.bearer, !bearer.token.isEmpty else {
+        guard let token = Self.bearerToken(request.headers) else {
             throw APIError.unauthorized("the Authorization header must be \"Bearer <token>\"")
         }
         do {
-            return try await authority.verify(bearer.token)
+            return try await authority.verify(token)
         } catch let error as TokenError {
             throw APIError.unauthorized(error.message)
         }
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header, the scheme in any case (RFC 9110
+    /// §11.1: `bearer` was refused).
+    static func bearerToken(_ headers: HTTPFields) -> String? {
+        guard let value = headers[.authorization] else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
     }
 }

@@ -56,7 +56,7 @@ public final class TokenAuthority: Sendable {
         } catch {
             throw TokenError(message: Self.reason(error))
         }
-        guard let caller = claims.caller else { throw TokenError(message: "the token's subject is not a user id") }
+        let caller = try claims.caller.get()
         // jwt-kit checked expiry against the system clock; ours is the one tests drive.
         guard claims.exp.value > now else { throw TokenError(message: "the token has expired") }
         cache.withLock { cache in

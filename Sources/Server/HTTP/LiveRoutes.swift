@@ -143,7 +143,8 @@ struct LiveRoutes: Sendable {
 
     static func caller(of request: Request, authority: TokenAuthority) async throws -> (caller: Caller, expiresAt: Date)
     {
-        let token = request.headers.bearer?.token ?? request.uri.queryParameters["token"].map(String.init)
+        let token =
+            TokenAuthenticator.bearerToken(request.headers) ?? request.uri.queryParameters["token"].map(String.init)
         guard let token, !token.isEmpty else {
             throw APIError.unauthorized("a bearer token is required (header, or ?token= for browsers)")
         }
