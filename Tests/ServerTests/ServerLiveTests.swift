@@ -468,14 +468,44 @@ import Testing
         let probe = try Self.rawConnection(
             port: port, sending: Array("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
         sockets.append(probe)
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4_096)
-        while case let count = recv(probe, &buffer, buffer.count, 0), count > 0 { answer += buffer[..<count] }
-        #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+        #expect(Self.readToClose(probe).hasPrefix("HTTP/1.1 200"))
         server.terminate()
         let status = await server.exitStatus()
         #expect(status == 0, "stockdrop serve exited \(status) after SIGTERM\n\(server.output())")
         #expect(!server.output().contains("Fatal error"), "\(server.output())")
+    }
+
+    /// A body whose chunked framing is broken is the client's error (it was a 500
+    /// `internal_error`), on every route and before authentication; the connection, which can
+    /// no longer be read in step, is closed after the answer.
+    @Test func aBrokenChunkedBodyIs400AndClosesTheConnection() async throws {
+        let url = try await TestDatabase.fresh("server_bad_chunk")
+        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
+        defer { server.kill() }
+        let port = try await server.port()
+        for path in ["/health", "/v1/drops", "/v1/drops/1/reserve"] {
+            let socket = try Self.rawConnection(
+                port: port,
+                sending: Array(
+                    "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+                        .utf8))
+            defer { close(socket) }
+            let answer = Self.readToClose(socket)
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(path): \(answer)")
+            #expect(answer.contains(#""code":"invalid_parameter""#), "\(path): \(answer)")
+        }
+        server.terminate()
+        #expect(await server.exitStatus() == 0)
+    }
+
+    /// Everything the server sends on `socket` until it closes it (at most 10 s).
+    static func readToClose(_ socket: Int32) -> String {
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        while case let count = recv(socket, &buffer, buffer.count, 0), count > 0 { answer += buffer[..<count] }
+        return String(decoding: answer, as: UTF8.self)
     }
 
     /// A TCP connection to the server on loopback that sent `bytes` and nothing more.

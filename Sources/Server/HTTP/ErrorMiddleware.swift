@@ -6,6 +6,7 @@
 import Engine
 import HTTPTypes
 import Hummingbird
+import NIOHTTP1
 
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = StockdropContext
@@ -28,6 +29,15 @@ struct ErrorMiddleware: RouterMiddleware {
             return try answer.response(from: request, context: context)
         } catch let error as HTTPError {
             return try translate(error, request: request, context: context)
+        } catch let error as HTTPParserError {
+            // The body's framing is broken (a chunk size that is not hex, say): the client's
+            // error, not the server's (it was a 500), and the connection cannot be read on.
+            var response = try APIError(
+                .invalidParameter, "the request body's framing is not valid HTTP/1.1 (\(error))"
+            )
+            .response(from: request, context: context)
+            response.headers[.connection] = "close"
+            return response
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
             return try APIError(.internalError, "internal error; request id \(context.id)").response(
