@@ -35,6 +35,9 @@ public struct ServerParts: Sendable {
     public let overload: OverloadMonitor
     /// Drop reads from committed state in memory (`GET /v1/drops…`, the live page's snapshot).
     public let reads: DropReads
+    /// Set when the graceful shutdown begins (`ShutdownNotice`): answers then close their
+    /// connections.
+    public let draining = DrainingFlag()
 
     public var strategy: Strategy { inventory.strategy }
     public var instance: String { directory.instance }
@@ -137,6 +140,7 @@ func buildRouter(
 ) -> Router<StockdropContext> {
     let router = Router(context: StockdropContext.self)
     let table = RouteTableBox()
+    router.add(middleware: CloseWhileDraining(flag: parts.draining))
     router.add(
         middleware: RequestLogMiddleware(
             metrics: parts.metrics, proxies: configuration.trustedProxies,

@@ -154,7 +154,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.databaseDeadlines.acquireMilliseconds = dbAcquireTimeoutMs
         configuration.databaseDeadlines.answerMilliseconds = dbAnswerTimeoutMs
         configuration.databaseDeadlines.statementMilliseconds = dbAnswerTimeoutMs - 1_000
-        let (application, _) = try await buildApplication(configuration) { [configuration] channel in
+        let (application, parts) = try await buildApplication(configuration) { [configuration] channel in
             // Scripts read the port from the end of the "serving" line: it stays last.
             FileHandle.standardOutput.write(
                 Data(
@@ -169,7 +169,7 @@ struct ServeCommand: AsyncParsableCommand {
         // left, and a cancellation that does not finish either ends the process: an instance
         // that must go away does, whatever it was waiting for.
         var group = ServiceGroupConfiguration(
-            services: [application, ShutdownNotice(logger: application.logger)],
+            services: [application, ShutdownNotice(logger: application.logger, draining: parts.draining)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: application.logger)
         group.maximumGracefulShutdownDuration = .milliseconds(ServerDefaults.gracefulShutdownMilliseconds)

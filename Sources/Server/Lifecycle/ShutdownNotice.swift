@@ -6,11 +6,16 @@ import ServiceLifecycle
 
 public struct ShutdownNotice: Service {
     let logger: Logger
+    let draining: DrainingFlag
 
-    public init(logger: Logger) { self.logger = logger }
+    public init(logger: Logger, draining: DrainingFlag) {
+        self.logger = logger
+        self.draining = draining
+    }
 
     public func run() async throws {
         try? await gracefulShutdown()
+        draining.begin()
         logger.notice(
             "shutting down: draining requests for at most \(ServerDefaults.gracefulShutdownMilliseconds) ms, then cancelling"
         )
