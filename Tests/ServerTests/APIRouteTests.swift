@@ -230,6 +230,22 @@ import Testing
         }
     }
 
+    /// A HEAD answer carries the GET's Content-Length and no content (RFC 9110 §8.6); it sent
+    /// `Content-Length: 0`, which a cache or a probe reads as the resource's size.
+    @Test func headSaysTheLengthGetWouldSend() async throws {
+        let fixture = try await ServerFixture("head_length")
+        try await fixture.application().test(.live) { client in
+            for path in ["/health", "/openapi.json", "/"] {
+                let length = try await client.execute(uri: path, method: .get) { $0.body.readableBytes }
+                try await client.execute(uri: path, method: .head) { response in
+                    #expect(response.status == .ok, "HEAD \(path)")
+                    #expect(response.headers[.contentLength] == String(length), "HEAD \(path)")
+                    #expect(response.body.readableBytes == 0)
+                }
+            }
+        }
+    }
+
     /// A failover can leave an instance's address on a standby: it says it is not ready (the
     /// balancer stops sending) and refuses claims as "nothing applied", retryable.
     @Test func aDatabaseThatTurnedReadOnlyIsNotReadyAndRefusesClaims() async throws {

@@ -13,7 +13,11 @@ struct HeadAsGetResponder<Base: HTTPResponder>: HTTPResponder {
         var head = request.head
         head.method = .get
         var response = try await base.respond(to: Request(head: head, body: request.body), context: context)
-        response.body = .init()
+        // No content, but the GET's length (RFC 9110 §8.6): an empty body alone sent
+        // `Content-Length: 0`, which a cache or a probe reads as the resource's size.
+        response.body = ResponseBody(contentLength: response.body.contentLength) { writer in
+            try await writer.finish(nil)
+        }
         return response
     }
 }
