@@ -63,13 +63,17 @@ import Testing
         let before = try await fixture.rowCounts()
         try await application.test(.live) { client in
             for user in [UserID(1), 3, 4, 5] {
-                try await client.execute(
-                    uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await fixture.headers(user)
-                ) { response in
+                var headers = try await fixture.headers(user)
+                // Every answer carries a request id (the client's own when it sent one), shed ones too.
+                if user == 3 { headers[.xRequestID] = "client-chosen-id-3" }
+                try await client.execute(uri: "/v1/drops/\(drop)/reserve", method: .post, headers: headers) {
+                    response in
                     #expect(response.status == .serviceUnavailable)
                     #expect(HTTPTarget.errorCode(response.body) == "overloaded")
                     let retryAfter = try #require(response.headers[.retryAfter].flatMap { Int($0) })
                     #expect((1...ServerDefaults.maxRetryAfterSeconds).contains(retryAfter))
+                    let id = try #require(response.headers[.xRequestID])
+                    #expect(user != 3 || id == "client-chosen-id-3")
                 }
             }
             var purchase = try await fixture.headers(1)

@@ -11,6 +11,7 @@
 // shed only when no earlier request of the same connection is still being answered, so answers
 // never leave out of order.
 import HTTPTypes
+import Hummingbird
 import NIOCore
 import NIOHTTPTypes
 
@@ -40,7 +41,9 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // answers is left to Hummingbird's backpressure rather than buffered here.
             if answering == 0, monitor.shouldShed, context.channel.isWritable, Self.isReserve(request) {
                 dropping = true
-                shed(context: context)
+                shed(
+                    context: context, requestID: RequestLogMiddleware.clientRequestID(request.headerFields[.xRequestID])
+                )
                 return
             }
             answering += 1
@@ -84,7 +87,9 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func shed(context: ChannelHandlerContext) {
+    /// `requestID`: the client's own, when it sent a valid one; else one of ours. Every answer
+    /// carries one (server.md), the shed ones too.
+    private func shed(context: ChannelHandlerContext, requestID: String?) {
         let started = NIODeadline.now()
         let retryAfter = monitor.retryAfterSeconds
         var body = context.channel.allocator.buffer(capacity: Self.body.utf8.count)
@@ -93,7 +98,8 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
             status: .serviceUnavailable,
             headerFields: [
                 .contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes),
-                .retryAfter: String(retryAfter),
+                .retryAfter: String(retryAfter), .xRequestID: requestID ?? RequestID().description,
+                .server: "stockdrop",
             ])
         context.write(wrapOutboundOut(.head(response)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
