@@ -39,6 +39,19 @@ import Testing
         }
     }
 
+    /// A fresh server's first scrape already has every counter of rare events at 0 (they first
+    /// appeared at 1, so increase() could not see the first batch failure or hand-back).
+    @Test func countersOfRareEventsExistAtZeroFromTheStart() {
+        let text = ServerMetrics().render()
+        for line in [
+            "stockdrop_batch_failures_total 0", "stockdrop_drops_handed_back_total 0",
+            "stockdrop_relay_events_dropped_total 0", #"stockdrop_forwarded_claims_total{result="unreachable"} 0"#,
+            #"stockdrop_live_sockets_total{event="opened"} 0"#,
+        ] {
+            #expect(text.contains(line + "\n"), "\(line)")
+        }
+    }
+
     /// Every family the server can expose, each made once: HELP and TYPE for all of them, and
     /// nothing promtool's lint objects to (counters end in `_total`, nothing else does).
     @Test func everyFamilyHasHelpAndTypeAndPromtoolAcceptsThem() async throws {

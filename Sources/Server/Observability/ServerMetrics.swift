@@ -15,7 +15,19 @@ public final class ServerMetrics: Sendable {
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         shed = registry.makeCounter(descriptor: MetricFamily.httpRequestsShed.descriptor, labels: [])
+        // Counters of events that may not happen for hours exist at 0 from the start: one that
+        // first appears at 1 hides its first event from increase() and rate(), and a family
+        // missing from /metrics reads as a server that does not have it.
+        for family in [MetricFamily.batchFailures, .dropsHandedBack, .relayEventsDropped] { _ = counter(family) }
+        for result in ServerMetrics.forwardResults { _ = counter(.forwardedClaims, [("result", result)]) }
+        for event in ServerMetrics.socketEvents { _ = counter(.liveSocketEvents, [("event", event)]) }
     }
+
+    /// What `recordForward(result:)` and `recordSocket(event:)` count.
+    static let forwardResults = ["answered", "unreachable", "unknown", "refused"]
+    static let socketEvents = [
+        "opened", "closed", "refused_user_limit", "refused_instance_full", "rate_limited", "token_expired",
+    ]
 
     /// Made once: a shed answer costs a few microseconds, and a registry lookup per answer
     /// would be a good part of that.
