@@ -168,12 +168,15 @@ enum OpenAPIDocument {
 
     static func operation(_ operation: Operation) -> JSONValue {
         var codes = operation.codes
-        if operation.access != .open {
+        if operation.path.hasPrefix("/v1") {
+            // A token that is present but invalid is refused on the public reads too; every
+            // route under /v1 needs the database (503 with Retry-After while it does not
+            // answer); a body past the limit is refused on any route that is sent one.
+            codes += [.unauthorized, .rateLimited, .unavailable, .internalError]
+            if operation.method != "get" { codes.append(.payloadTooLarge) }
+        } else if operation.access != .open {
             codes += [.unauthorized, .rateLimited]
-        } else if operation.path.hasPrefix("/v1") {
-            codes += [.rateLimited]
         }
-        if operation.path.hasPrefix("/v1") { codes.append(.internalError) }
         var responses: [(String, JSONValue)] = []
         var success: JSONValue = ["description": .string(operation.success.description)]
         if let schema = operation.success.schema {
@@ -262,7 +265,8 @@ enum OpenAPIDocument {
                 "properties": ["requestsPerSecond": ["type": "number"], "burst": ["type": "number"]],
             ],
             "Readiness": [
-                "type": "object", "required": ["ready", "database", "schemaVersion", "expectedSchemaVersion"],
+                // schemaVersion is absent while the database does not answer.
+                "type": "object", "required": ["ready", "database", "expectedSchemaVersion"],
                 "properties": [
                     "ready": ["type": "boolean"],
                     "database": ["type": "string", "enum": ["ok", "unreachable", "read_only"]],
