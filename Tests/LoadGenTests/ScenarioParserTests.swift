@@ -160,6 +160,18 @@ import Testing
         #expect(scenario.watchers == 0 && scenario.overriding(watchers: 5).watchers == 5)
     }
 
+    /// A rate population stops after its `for`: the users who arrive, not the ones counted, are
+    /// what a run says it sends (`--users 3000` of ci.yaml said 3000 and sent 2500), and the
+    /// plan agrees with them.
+    @Test func usersWhoArriveAreCountedApartFromTheCounted() throws {
+        let ci = try ScenarioParser.parse(contentsOf: Self.scenarioPath("ci")).get()
+        #expect(ci.userCount == 1_500 && ci.arrivingUserCount == 1_500)
+        let more = ci.overriding(users: 3_000)
+        #expect(more.userCount == 3_000)
+        #expect(more.arrivingUserCount == 2_500, "the rate of 500/s for 1 s lets 500 of its 1,000 in")
+        #expect(LoadRunner.plan(more, shard: .whole).count == more.arrivingUserCount)
+    }
+
     @Test func watchersAreCountedAndBounded() throws {
         let base = "name: w\ndrops: [{name: A, stock: 3}]\nusers: [{count: 10}]\n"
         #expect(try ScenarioParser.parse(yaml: base + "watchers: 250\n", file: "w.yaml").get().watchers == 250)

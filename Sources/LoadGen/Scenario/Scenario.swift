@@ -20,6 +20,9 @@ public struct Scenario: Sendable, Equatable {
     public var nemesis: NemesisPlan? = nil
 
     public var userCount: Int { populations.reduce(0) { $0 + $1.count } }
+    /// Users who will arrive: a `rate` population stops after its `for`, so its count may be
+    /// more than `perSecond × for` lets in.
+    public var arrivingUserCount: Int { populations.reduce(0) { $0 + $1.arrival.arrivals(outOf: $1.count) } }
     /// How long the longest-lived hold of the run lasts (0: no drops).
     public var longestReserveTTLMilliseconds: Int { drops.map(\.reserveTTLMilliseconds).max() ?? 0 }
 }
