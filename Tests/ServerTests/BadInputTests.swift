@@ -168,6 +168,43 @@ import Testing
         }
     }
 
+    /// What a refusal says is what was wrong: a valid body whose number does not fit its field
+    /// read "The given data was not valid JSON."; the API's stock range read as the engine's
+    /// (0 and up); a body after a UTF-8 byte-order mark read "must be a JSON object".
+    @Test func refusalsSayWhatWasWrongAndABOMIsNotContent() async throws {
+        let fixture = try await ServerFixture("bad_input_messages")
+        try await fixture.application().test(.router) { client in
+            let admin = try await fixture.headers(1, role: .admin, json: true)
+            for (body, says) in [
+                (
+                    #"{"name":"x","priceCents":100,"totalStock":1.5}"#,
+                    "a number is fractional or out of range"
+                ),
+                (
+                    #"{"name":"x","priceCents":99999999999999999999999,"totalStock":1}"#,
+                    "a number is fractional or out of range"
+                ),
+                (
+                    #"{"name":"x","priceCents":100,"totalStock":100000001}"#,
+                    "totalStock must be at least 1 and at most 100000000"
+                ),
+            ] {
+                try await client.execute(
+                    uri: "/v1/drops", method: .post, headers: admin, body: ByteBuffer(string: body)
+                ) {
+                    #expect($0.status == .unprocessableContent)
+                    #expect(String(buffer: $0.body).contains(says), "\(String(buffer: $0.body))")
+                    #expect(!String(buffer: $0.body).contains("not valid JSON"))
+                }
+            }
+            var bom = ByteBuffer(bytes: [0xEF, 0xBB, 0xBF])
+            bom.writeString(#"{"name":"with a BOM","priceCents":100,"totalStock":1}"#)
+            try await client.execute(uri: "/v1/drops", method: .post, headers: admin, body: bom) {
+                #expect($0.status == .created, "\(String(buffer: $0.body))")
+            }
+        }
+    }
+
     /// Tokens a client may well mint that must authenticate: without `iat` or `name` (the
     /// documents list sub, name, role and exp; a token without `iat` was "malformed"), and the
     /// scheme in lower case (RFC 9110 §11.1). A name too long, or one holding control or

@@ -24,7 +24,10 @@ public struct StrictJSONDecoder: RequestDecoder {
         return try Self.decode(type, from: Data(buffer: buffer))
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+    static func decode<T: Decodable>(_ type: T.Type, from body: Data) throws -> T {
+        // A UTF-8 byte-order mark, which some editors and Windows tools write, is not content
+        // (RFC 8259 §8.1 lets a parser ignore it); it was "the body must be a JSON object".
+        let data = body.starts(with: [0xEF, 0xBB, 0xBF]) ? body.dropFirst(3) : body
         guard data.first(where: { !$0.isASCIIWhitespace }) == UInt8(ascii: "{") else {
             throw APIError(.invalidJSON, "the body must be a JSON object")
         }
@@ -38,7 +41,8 @@ public struct StrictJSONDecoder: RequestDecoder {
             guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
                 throw APIError(.invalidJSON, "the body is not valid JSON")
             }
-            throw APIError(.validationFailed, "a number is fractional or out of range: \(context.debugDescription)")
+            // Foundation's words here ("The given data was not valid JSON.") say the opposite.
+            throw APIError(.validationFailed, "a number is fractional or out of range for its field")
         } catch let DecodingError.typeMismatch(expected, context) {
             throw APIError(.validationFailed, "\(context.fieldName): expected \(Self.jsonName(of: expected))")
         } catch let DecodingError.valueNotFound(expected, context) {
@@ -48,7 +52,14 @@ public struct StrictJSONDecoder: RequestDecoder {
                 .validationFailed, "\((context.codingPath + [key]).map(\.stringValue).joined(separator: ".")): required"
             )
         } catch let DecodingError.dataCorrupted(context) {
-            throw APIError(.validationFailed, "\(context.fieldName): \(context.debugDescription)")
+            // Foundation says "The given data was not valid JSON." of a valid body whose number
+            // does not fit its field (1.5 for an integer, 10^23 for a price).
+            guard context.debugDescription.contains("not valid JSON"),
+                (try? JSONSerialization.jsonObject(with: data)) != nil
+            else {
+                throw APIError(.validationFailed, "\(context.fieldName): \(context.debugDescription)")
+            }
+            throw APIError(.validationFailed, "\(context.fieldName): a number is fractional or out of range for it")
         } catch {
             throw APIError(.invalidJSON, "the body could not be read as JSON")
         }

@@ -38,12 +38,15 @@ struct CreateDropRequest: Decodable {
                 problems.append("startsAt must be an RFC 3339 time from 1970 to 2099, e.g. 2026-12-01T18:00:00Z")
             }
         }
-        if totalStock < 1 { problems.append("totalStock must be at least 1") }
+        // The API's range, not the engine's (which lets a scenario have a drop of no units).
+        if !(1...Defaults.maxTotalStock).contains(totalStock) {
+            problems.append("totalStock must be at least 1 and at most \(Defaults.maxTotalStock)")
+        }
         let spec = DropSpec(
             name: name, priceCents: priceCents, totalStock: totalStock, startsAt: start,
             perUserLimit: perUserLimit ?? 1,
             reserveTTLMilliseconds: reserveTTLMilliseconds ?? Defaults.reserveTTLMilliseconds)
-        problems += spec.problems.filter { !(totalStock < 1 && $0.hasPrefix("totalStock")) }
+        problems += spec.problems.filter { !$0.hasPrefix("totalStock") }
         guard problems.isEmpty else { throw APIError(.validationFailed, problems.joined(separator: "; ")) }
         return spec
     }
