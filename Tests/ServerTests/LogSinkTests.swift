@@ -98,6 +98,12 @@ import Testing
         #expect(BufferedLogHandler.render(metadata) == "a=1 instance=s1")
         metadata = [:]
         #expect(BufferedLogHandler.render(metadata) == "")
+        // libpq's errors carry a newline and a tab: one entry stays one line.
+        metadata = ["error": "could not connect: No such file or directory\n\tIs the server running locally?"]
+        #expect(
+            BufferedLogHandler.render(metadata)
+                == #"error=could not connect: No such file or directory\n\tIs the server running locally?"#)
+        #expect(BufferedLogHandler.oneLine("bell\u{07}") == #"bell\u0007"#)
         #expect(LogSink.timestamp(0) == "1970-01-01T00:00:00+0000")
         #expect(LogSink.timestamp(1_796_148_000) == "2026-12-01T18:00:00+0000")
         #expect(BufferedLogHandler.isErrorLine(level: .info, metadata: ["status": .stringConvertible(404)]))

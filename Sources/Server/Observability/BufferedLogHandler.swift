@@ -32,7 +32,7 @@ public struct BufferedLogHandler: LogHandler {
         var rendered = Self.render(explicit.isEmpty ? base : base.filter { explicit[$0.key] == nil })
         if !explicit.isEmpty { rendered += (rendered.isEmpty ? "" : " ") + Self.render(explicit) }
         let line =
-            "\(sink.timestampNow()) \(event.level) \(label):\(rendered.isEmpty ? "" : " " + rendered) [\(event.source)] \(event.message)\n"
+            "\(sink.timestampNow()) \(event.level) \(label):\(rendered.isEmpty ? "" : " " + rendered) [\(event.source)] \(Self.oneLine("\(event.message)"))\n"
         sink.append(line, droppable: !Self.isErrorLine(level: event.level, metadata: explicit))
     }
 
@@ -51,6 +51,24 @@ public struct BufferedLogHandler: LogHandler {
 
     /// `key=value` pairs sorted by key, as StreamLogHandler prints them.
     static func render(_ metadata: Logger.Metadata) -> String {
-        metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\(oneLine("\($0.value)"))" }.joined(separator: " ")
+    }
+
+    /// One entry, one line: control characters (libpq's errors carry a newline and a tab) are
+    /// escaped, so a log reader never takes the rest of an entry for a new one.
+    static func oneLine(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return text }
+        var escaped = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": escaped += "\\n"
+            case "\t": escaped += "\\t"
+            case "\r": escaped += "\\r"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                escaped += String(format: "\\u%04x", scalar.value)
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
     }
 }
