@@ -130,6 +130,11 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 return port
             } ?? ServerDefaults.port
+        if let problem = ListenProbe.whyCannotListen(host: host, port: listenPort) {
+            FileHandle.standardError.write(
+                Data("serve: cannot listen on \(HTTPAddress.url(host: host, port: listenPort)): \(problem)\n".utf8))
+            throw ExitCode(ExitStatus.unavailable)
+        }
         var configuration = ServerConfiguration(
             host: host, port: listenPort, strategy: strategy, databaseURL: try await Database.prepare(),
             jwtSecret: secret,

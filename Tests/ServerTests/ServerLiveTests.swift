@@ -508,6 +508,34 @@ import Testing
         return String(decoding: answer, as: UTF8.self)
     }
 
+    /// A port another process listens on is said at once, before anything starts (exit 69):
+    /// the engine started and logged its drain before the bind error, exit 1, as if the server
+    /// had run and stopped.
+    @Test func aPortInUseIsSaidBeforeAnythingStarts() async throws {
+        let taken = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(taken) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(taken, $0, length) == 0 && listen(taken, 1) == 0 && getsockname(taken, $0, &length) == 0
+            }
+        }
+        try #require(listening)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let outcome = try await ChildSpawn.run(
+            ServeProcess.binary, ["serve", "--port", String(port)],
+            environment: ["STOCKDROP_JWT_SECRET": ServerFixture.secret, "DATABASE_URL": "postgresql://nowhere/none"],
+            timeoutSeconds: 60)
+        let output = outcome.output
+        #expect(outcome.exit == .exited(ExitStatus.unavailable), "\(output)")
+        #expect(
+            output.contains("serve: cannot listen on http://127.0.0.1:\(port): Address already in use"), "\(output)")
+        #expect(!output.contains("draining"), "\(output)")
+    }
+
     /// A TCP connection to the server on loopback that sent `bytes` and nothing more.
     static func rawConnection(port: Int, sending bytes: [UInt8]) throws -> Int32 {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -597,6 +625,10 @@ final class TextLog: Sendable {
 
 /// `stockdrop serve` as its own process (the binary the build made), on an ephemeral port.
 final class ServeProcess: Sendable {
+    static let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+        .appendingPathComponent(".build/debug/stockdrop").path
+
     private let process: Process
     private let lines: AsyncStream<String>
     private let printed = TextLog()
@@ -604,9 +636,7 @@ final class ServeProcess: Sendable {
     init(
         databaseURL: String, secret: String, environment extra: [String: String] = [:], arguments: [String] = []
     ) throws {
-        let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-            .appendingPathComponent(".build/debug/stockdrop").path
+        let binary = Self.binary
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw FixtureError("\(binary) is missing: run `swift build` first")
         }
