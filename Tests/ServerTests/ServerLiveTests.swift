@@ -508,6 +508,26 @@ import Testing
         return String(decoding: answer, as: UTF8.self)
     }
 
+    /// A refused WebSocket upgrade is a bare 400 (the handshake has no body), so its reason must
+    /// be in the log; it left no line at all.
+    @Test func aRefusedLiveUpgradeIsLoggedWithItsReason() async throws {
+        let url = try await TestDatabase.fresh("server_live_refused_log")
+        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
+        defer { server.kill() }
+        let port = try await server.port()
+        let socket = try Self.rawConnection(
+            port: port,
+            sending: Array(
+                ("GET /v1/live?token=garbage HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                    + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").utf8))
+        defer { close(socket) }
+        #expect(Self.readToClose(socket).hasPrefix("HTTP/1.1 400"))
+        server.terminate()
+        #expect(await server.exitStatus() == 0)
+        let refused = server.output().split(separator: "\n").first { $0.contains("live socket upgrade refused") }
+        #expect(refused?.contains("code=unauthorized reason=the token is malformed") == true, "\(server.output())")
+    }
+
     /// A port another process listens on is said at once, before anything starts (exit 69):
     /// the engine started and logged its drain before the bind error, exit 1, as if the server
     /// had run and stopped.

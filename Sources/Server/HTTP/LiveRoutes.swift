@@ -54,10 +54,23 @@ struct LiveRoutes: Sendable {
                         throw error
                     }
                 }
-                try enforce(addressLimiter, address, scope: "client address")
-                let caller = try await Self.caller(of: request, authority: authority).caller
-                try enforce(userLimiter, "user:\(caller.userID)", scope: "user")
-                return .upgrade([:])
+                // A refused upgrade is a bare 400 (the WebSocket handshake has no body): its
+                // reason is only here, in the log, and a socket opened is logged once too.
+                do {
+                    try enforce(addressLimiter, address, scope: "client address")
+                    let caller = try await Self.caller(of: request, authority: authority).caller
+                    try enforce(userLimiter, "user:\(caller.userID)", scope: "user")
+                    context.logger.info(
+                        "live socket upgrade", metadata: ["client": "\(address)", "user": "\(caller.userID)"])
+                    return .upgrade([:])
+                } catch let error as APIError {
+                    context.logger.notice(
+                        "live socket upgrade refused",
+                        metadata: [
+                            "client": "\(address)", "code": "\(error.code.rawValue)", "reason": "\(error.message)",
+                        ])
+                    throw error
+                }
             }
         ) { inbound, outbound, context in
             guard let (caller, expiresAt) = try? await Self.caller(of: context.request, authority: authority) else {
