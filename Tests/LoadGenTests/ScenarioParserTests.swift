@@ -97,6 +97,29 @@ import Testing
         #expect(has(14, "thresholds[1]", "unknown metric"), "\(lines)")
     }
 
+    /// A drop's bad field does not hide the file's other problems, nor make a population's
+    /// drop "unknown" (a stock of -1 hid two drops of one name and a missing `drop:`; a stock
+    /// of 1.5 read as "no drop is named `ok`"); a drop named `any` or a blank one is refused.
+    @Test func aBadDropFieldHidesNothingElse() {
+        func problems(_ yaml: String) -> [String] {
+            guard case .failure(let error) = ScenarioParser.parse(yaml: yaml, file: "t.yaml") else { return [] }
+            return error.problems.map { "\($0.field): \($0.message)" }
+        }
+        let hidden = problems(
+            "name: c\ndrops:\n  - {name: X, stock: -1}\n  - {name: X, stock: 2}\nusers:\n  - count: 5\n")
+        #expect(hidden.contains { $0.hasPrefix("drops[0].stock: -1 is out of range") }, "\(hidden)")
+        #expect(hidden.contains("drops[1].name: `X` names two drops"), "\(hidden)")
+        #expect(
+            hidden.contains { $0.hasPrefix("users[0].drop: is required when there are several drops") }, "\(hidden)")
+        let fractional = problems("name: c\ndrops:\n  - {name: ok, stock: 1.5}\nusers:\n  - {count: 5, drop: ok}\n")
+        #expect(fractional == ["drops[0].stock: expected a whole number"], "\(fractional)")
+        let names = problems(
+            "name: c\ndrops:\n  - {name: any, stock: 1}\n  - {name: '  ', stock: 1}\nusers:\n  - {count: 5, drop: any}\n"
+        )
+        #expect(names.contains { $0.hasPrefix("drops[0].name: `any` is reserved") }, "\(names)")
+        #expect(names.contains("drops[1].name: must not be blank"), "\(names)")
+    }
+
     @Test func yamlSyntaxErrorsCarryTheirLine() {
         guard
             case .failure(let error) = ScenarioParser.parse(yaml: "name: x\ndrops: [\n  - oops: {\n", file: "bad.yaml")

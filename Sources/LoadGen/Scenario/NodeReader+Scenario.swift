@@ -96,9 +96,16 @@ extension NodeReader {
 
     private mutating func dropPlan(_ node: Node, _ path: String) -> DropPlan? {
         guard let f = fields(node, path, known: Self.dropFields, required: ["name", "stock"]) else { return nil }
-        let problemsBefore = problems.count
         let name = string(f, "name")
         if let name, name.count > 200 { problem(at: f.values["name"], f.path("name"), "at most 200 characters") }
+        if let name, name.allSatisfy(\.isWhitespace) {
+            problem(at: f.values["name"], f.path("name"), "must not be blank")
+        }
+        if name == "any" {
+            problem(
+                at: f.values["name"], f.path("name"),
+                "`any` is reserved: a population's `drop: any` picks a drop at random")
+        }
         let price =
             f.values["priceCents"].flatMap { integer($0, f.path("priceCents"), in: 0...Int(Defaults.maxPriceCents)) }
             ?? 1_000
@@ -110,9 +117,12 @@ extension NodeReader {
                 in: Double(Defaults.minReserveTTLMilliseconds)...Double(Defaults.maxReserveTTLMilliseconds))
             ?? Double(Defaults.reserveTTLMilliseconds)
         let startsIn = duration(f, "startsIn", in: 0...3_600_000) ?? 0
-        guard problems.count == problemsBefore, let name, let stock else { return nil }
+        // A drop with a bad field still has its name: kept (the file is refused anyway), so the
+        // checks of names (two drops of one name, a population's drop) still run and a wrong
+        // field does not hide them or read as "no drop is named" it.
+        guard let name else { return nil }
         return DropPlan(
-            name: name, priceCents: Int64(price), stock: stock, perUserLimit: limit,
+            name: name, priceCents: Int64(price), stock: stock ?? 0, perUserLimit: limit,
             reserveTTLMilliseconds: Int(ttl), startsInMilliseconds: Int(startsIn))
     }
 
