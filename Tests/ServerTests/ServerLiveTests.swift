@@ -498,6 +498,27 @@ import Testing
         #expect(await server.exitStatus() == 0)
     }
 
+    /// A request the HTTP parser refuses is answered 400 and its connection closed: nothing
+    /// answered it, and the connection was held until the server stopped.
+    @Test func aRequestThatIsNotHTTPIs400AndClosed() async throws {
+        let url = try await TestDatabase.fresh("server_not_http")
+        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
+        defer { server.kill() }
+        let port = try await server.port()
+        for request in [
+            "GET /health HTTP/1.1\r\nHost: x\r\nX-Foo: a\u{7f}b\r\n\r\n", "GARBAGE\r\n\r\n",
+            "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", "FOO /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            let socket = try Self.rawConnection(port: port, sending: Array(request.utf8))
+            defer { close(socket) }
+            let answer = Self.readToClose(socket)
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(request.debugDescription): \(answer)")
+            #expect(answer.contains(#""code":"invalid_parameter""#), "\(answer)")
+        }
+        server.terminate()
+        #expect(await server.exitStatus() == 0)
+    }
+
     /// Everything the server sends on `socket` until it closes it (at most 10 s).
     static func readToClose(_ socket: Int32) -> String {
         var timeout = timeval(tv_sec: 10, tv_usec: 0)

@@ -10,6 +10,7 @@ import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOWebSocket
 
 final class UnnegotiatedConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
@@ -52,14 +53,48 @@ final class UnnegotiatedConnectionGuard: ChannelInboundHandler, RemovableChannel
 
     /// Whether a request head was read: the HTTP handlers (a request accepted) or the WebSocket
     /// ones (an upgrade made) replaced the negotiation.
-    private static func negotiated(_ pipeline: ChannelPipeline) -> Bool {
+    static func negotiated(_ pipeline: ChannelPipeline) -> Bool {
         let handlers = pipeline.syncOperations
         return (try? handlers.handler(type: HTTPConnectionStateHandler.self)) != nil
             || (try? handlers.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)) != nil
     }
 }
 
-/// A server's child channel with the guard first in its pipeline.
+/// A request the HTTP parser refuses before any was accepted on its connection (a control byte
+/// in a header, a path with a space, no HTTP version) is answered 400 and the connection
+/// closed, as NIO's own error handler would: nothing answered it, and the connection was held
+/// until the server stopped. Last in the pipeline when the connection opens, behind the
+/// parser; once a request was accepted, Hummingbird's handlers answer such errors.
+final class MalformedRequestRefusal: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    typealias OutboundOut = HTTPServerResponsePart
+
+    static let body = APIError(.invalidParameter, "the request is not valid HTTP/1.1").jsonBody
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError, !UnnegotiatedConnectionGuard.negotiated(context.pipeline) else {
+            context.fireErrorCaught(error)
+            return
+        }
+        var body = context.channel.allocator.buffer(capacity: Self.body.utf8.count)
+        body.writeString(Self.body)
+        let head = HTTPResponseHead(
+            version: .http1_1, status: .badRequest,
+            headers: [
+                "Content-Type": "application/json; charset=utf-8", "Content-Length": String(body.readableBytes),
+                "Connection": "close", "Server": "stockdrop",
+            ])
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            loopBound.value.close(promise: nil)
+        }
+    }
+}
+
+/// A server's child channel with the guard first in its pipeline, and the refusal of malformed
+/// requests last.
 struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
     typealias Value = Base.Value
     let base: Base
@@ -70,7 +105,10 @@ struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(
                 UnnegotiatedConnectionGuard(idleTimeout: idleTimeout), position: .first)
-        }.flatMap { base.setup(channel: channel, logger: logger) }
+        }.flatMap { base.setup(channel: channel, logger: logger) }.flatMapThrowing { value in
+            try channel.pipeline.syncOperations.addHandler(MalformedRequestRefusal(), position: .last)
+            return value
+        }
     }
 
     func handle(value: Value, logger: Logger) async {
