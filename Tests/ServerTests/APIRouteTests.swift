@@ -235,7 +235,8 @@ import Testing
     @Test func headSaysTheLengthGetWouldSend() async throws {
         let fixture = try await ServerFixture("head_length")
         try await fixture.application().test(.live) { client in
-            for path in ["/health", "/openapi.json", "/"] {
+            // Not "/": its script nonce, and so its length, differs per answer.
+            for path in ["/health", "/openapi.json", "/v1/drops"] {
                 let length = try await client.execute(uri: path, method: .get) { $0.body.readableBytes }
                 try await client.execute(uri: path, method: .head) { response in
                     #expect(response.status == .ok, "HEAD \(path)")

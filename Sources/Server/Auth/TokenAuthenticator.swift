@@ -24,9 +24,16 @@ struct TokenAuthenticator: AuthenticatorMiddleware {
     /// §11.1: `bearer` was refused).
     static func bearerToken(_ headers: HTTPFields) -> String? {
         guard let value = headers[.authorization] else { return nil }
-        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        // By bytes, on every authenticated request: no lowercased copy, no split.
+        let bytes = value.utf8
+        let scheme = Array("bearer".utf8)
+        guard bytes.count > scheme.count + 1,
+            zip(bytes, scheme).allSatisfy({ $0 | 0x20 == $1 }),
+            bytes[bytes.index(bytes.startIndex, offsetBy: scheme.count)] == UInt8(ascii: " ")
+        else { return nil }
+        let token = value.utf8.dropFirst(scheme.count + 1).drop { $0 == UInt8(ascii: " ") }
+        let trimmed = token.reversed().drop { $0 == UInt8(ascii: " ") }.count
+        guard trimmed > 0 else { return nil }
+        return String(Substring(token.prefix(trimmed)))
     }
 }
