@@ -10,6 +10,23 @@ import Testing
 @testable import LoadGen
 
 @Suite struct DrainTests {
+    /// A fresh database with one drop of one unit, held by a 1.5 s hold still ACTIVE whose
+    /// expiry and grace (0.75 s, half its TTL) ended `graceEndedSecondsAgo` ago.
+    static func overdueHold(
+        _ name: String, graceEndedSecondsAgo: Double
+    ) async throws -> (pool: PostgresPool, url: String, drop: DropID) {
+        let url = try await TestDatabase.fresh(name)
+        let pool = PostgresPool(url: url, size: 1)
+        let drop = try await CheckerPlantedFaultTests.plantDrop(pool, stock: 1)
+        try await pool.query(
+            """
+            INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at)
+            VALUES ($1, 7, 'ACTIVE', now() - make_interval(secs => $2 + 2.25), now() - make_interval(secs => $2 + 0.75))
+            """, [.int64(drop), .double(graceEndedSecondsAgo)])
+        try await pool.query("UPDATE drops SET reserved = 1 WHERE id = $1", [.int64(drop)])
+        return (pool, url, drop)
+    }
+
     @Test func theWaitIsTheLongestHoldAndItsGraceAtMostAMinuteUnlessAsked() {
         #expect(StrategyLoad.drainMilliseconds(2_000) == 2_000 + 1_000 + 2_000)
         #expect(StrategyLoad.drainMilliseconds(600_000) == LoadDefaults.maxDrainMilliseconds)
@@ -47,17 +64,8 @@ import Testing
     /// swept, not late. The checker gives it the sweepers' slack and counts it live; with no
     /// slack (a settled drain) the same hold is a broken invariant 4, as it must be.
     @Test func aCheckThatCutsInWhileHoldsAreSweptCountsThemLiveNotLate() async throws {
-        let url = try await TestDatabase.fresh("drain_cut_mid_sweep")
-        let pool = PostgresPool(url: url, size: 1)
+        let (pool, _, drop) = try await Self.overdueHold("drain_cut_mid_sweep", graceEndedSecondsAgo: 0.75)
         defer { Task { await pool.close() } }
-        let drop = try await CheckerPlantedFaultTests.plantDrop(pool, stock: 1)
-        // A 1.5 s hold whose expiry and grace (0.75 s, half its TTL) ended 0.75 s ago.
-        try await pool.query(
-            """
-            INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at)
-            VALUES ($1, 7, 'ACTIVE', now() - interval '3 seconds', now() - interval '1.5 seconds')
-            """, [.int64(drop)])
-        try await pool.query("UPDATE drops SET reserved = 1 WHERE id = $1", [.int64(drop)])
 
         // The slack is a minute here, not the run's 2 s, so a slow machine between the insert
         // and the check cannot age the hold past it: what is tested is that a slack applies.
@@ -77,17 +85,8 @@ import Testing
     /// bounded drain does: by default it gives them the same slack (a hold being swept is named
     /// live, not late), and `--sweep-slack-ms 0` judges every hold as a finished run's check does.
     @Test func checkAloneGivesTheSweepersTheirSlackUnlessToldNot() async throws {
-        let url = try await TestDatabase.fresh("check_sweep_slack")
-        let pool = PostgresPool(url: url, size: 1)
+        let (pool, url, drop) = try await Self.overdueHold("check_sweep_slack", graceEndedSecondsAgo: 0.5)
         defer { Task { await pool.close() } }
-        let drop = try await CheckerPlantedFaultTests.plantDrop(pool, stock: 1)
-        // A 1.5 s hold whose grace (0.75 s) ended 0.5 s ago.
-        try await pool.query(
-            """
-            INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at)
-            VALUES ($1, 7, 'ACTIVE', now() - interval '2.75 seconds', now() - interval '1.25 seconds')
-            """, [.int64(drop)])
-        try await pool.query("UPDATE drops SET reserved = 1 WHERE id = $1", [.int64(drop)])
         let check = ["check", "--url", url, "--drops", String(drop)]
 
         let (help, helpText) = try await VerdictFileTests.run(VerdictFileTests.binary, ["check", "--help"])

@@ -8,7 +8,7 @@ import DequeModule
 import Foundation
 import Synchronization
 
-final class ActivationLine: DropClaims {
+final class ActivationLine: ClaimDecider {
     /// How the activation ended, for the claims that came during it and those still to come
     /// through this line.
     enum Ending: Sendable {
@@ -41,29 +41,7 @@ final class ActivationLine: DropClaims {
     /// The actor the line opens onto, from the moment the first claims in it start going in.
     var actor: DropActor? { state.withLock { $0.actor } }
 
-    func reserve(user: UserID) async throws -> ReserveOutcome {
-        guard case .reserve(let outcome) = try await submit(.reserve(user)) else {
-            preconditionFailure("reserve answered with another kind")
-        }
-        return outcome
-    }
-
-    func purchase(user: UserID, idempotencyKey: String?, askedAt: Date?) async throws -> PurchaseOutcome {
-        guard
-            case .purchase(let outcome) = try await submit(
-                .purchase(user, idempotencyKey: idempotencyKey, askedAt: askedAt ?? clock.now()))
-        else {
-            preconditionFailure("purchase answered with another kind")
-        }
-        return outcome
-    }
-
-    func cancel(user: UserID) async throws -> CancelOutcome {
-        guard case .cancel(let outcome) = try await submit(.cancel(user)) else {
-            preconditionFailure("cancel answered with another kind")
-        }
-        return outcome
-    }
+    var claimClock: any WallClock { clock }
 
     /// Lets the claims in line into `actor`, oldest first, then sends every later claim
     /// straight to it. Claims that join while the first ones enter go in behind them.
@@ -98,7 +76,9 @@ final class ActivationLine: DropClaims {
         }
     }
 
-    private func submit(_ claim: DropActor.Claim) async throws -> DropMachine.Answer {
+    /// The claim's answer: at once from the actor once the line has opened, else after its
+    /// turn in line.
+    func decide(_ claim: DropActor.Claim) async throws -> DropMachine.Answer {
         while true {
             switch state.withLock({ $0.ending }) {
             case .actor(let actor):

@@ -2,7 +2,7 @@
 // performs the machine's effects (commit a batch, answer callers, arm the expiry timer).
 import Foundation
 
-actor DropActor: DropClaims {
+actor DropActor: ClaimDecider {
     nonisolated let dropID: DropID
     private var machine: DropMachine
     private let store: any DropStore
@@ -65,29 +65,7 @@ actor DropActor: DropClaims {
         }
     }
 
-    func reserve(user: UserID) async throws -> ReserveOutcome {
-        guard case .reserve(let outcome) = try await decide(.reserve(user)) else {
-            preconditionFailure("reserve answered with another kind")
-        }
-        return outcome
-    }
-
-    func purchase(user: UserID, idempotencyKey: String?, askedAt: Date?) async throws -> PurchaseOutcome {
-        guard
-            case .purchase(let outcome) = try await decide(
-                .purchase(user, idempotencyKey: idempotencyKey, askedAt: askedAt ?? clock.now()))
-        else {
-            preconditionFailure("purchase answered with another kind")
-        }
-        return outcome
-    }
-
-    func cancel(user: UserID) async throws -> CancelOutcome {
-        guard case .cancel(let outcome) = try await decide(.cancel(user)) else {
-            preconditionFailure("cancel answered with another kind")
-        }
-        return outcome
-    }
+    nonisolated var claimClock: any WallClock { clock }
 
     func decide(_ claim: Claim) async throws -> DropMachine.Answer {
         try await admit(admission(claim))
