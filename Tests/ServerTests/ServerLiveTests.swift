@@ -475,45 +475,29 @@ import Testing
         #expect(!server.output().contains("Fatal error"), "\(server.output())")
     }
 
-    /// A body whose chunked framing is broken is the client's error (it was a 500
-    /// `internal_error`), on every route and before authentication; the connection, which can
-    /// no longer be read in step, is closed after the answer.
-    @Test func aBrokenChunkedBodyIs400AndClosesTheConnection() async throws {
-        let url = try await TestDatabase.fresh("server_bad_chunk")
-        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
-        defer { server.kill() }
-        let port = try await server.port()
-        for path in ["/health", "/v1/drops", "/v1/drops/1/reserve"] {
-            let socket = try Self.rawConnection(
-                port: port,
-                sending: Array(
-                    "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
-                        .utf8))
-            defer { close(socket) }
-            let answer = Self.readToClose(socket)
-            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(path): \(answer)")
-            #expect(answer.contains(#""code":"invalid_parameter""#), "\(path): \(answer)")
-        }
-        server.terminate()
-        #expect(await server.exitStatus() == 0)
-    }
-
-    /// A request the HTTP parser refuses is answered 400 and its connection closed: nothing
-    /// answered it, and the connection was held until the server stopped.
-    @Test func aRequestThatIsNotHTTPIs400AndClosed() async throws {
+    /// What the server cannot read is the client's error, 400 `invalid_parameter`, and its
+    /// connection is closed after the answer (it can no longer be read in step): a request the
+    /// HTTP parser refuses got no answer and its connection was held until the server stopped;
+    /// a body whose chunked framing is broken was a 500 `internal_error`, on every route and
+    /// before authentication.
+    @Test func whatCannotBeReadAsHTTPIs400AndClosesTheConnection() async throws {
         let url = try await TestDatabase.fresh("server_not_http")
         let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
         defer { server.kill() }
         let port = try await server.port()
-        for request in [
+        let brokenChunks = ["/health", "/v1/drops", "/v1/drops/1/reserve"].map {
+            "POST \($0) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        }
+        let notHTTP = [
             "GET /health HTTP/1.1\r\nHost: x\r\nX-Foo: a\u{7f}b\r\n\r\n", "GARBAGE\r\n\r\n",
             "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", "FOO /health HTTP/1.1\r\nHost: x\r\n\r\n",
-        ] {
+        ]
+        for request in brokenChunks + notHTTP {
             let socket = try Self.rawConnection(port: port, sending: Array(request.utf8))
             defer { close(socket) }
             let answer = Self.readToClose(socket)
             #expect(answer.hasPrefix("HTTP/1.1 400"), "\(request.debugDescription): \(answer)")
-            #expect(answer.contains(#""code":"invalid_parameter""#), "\(answer)")
+            #expect(answer.contains(#""code":"invalid_parameter""#), "\(request.debugDescription): \(answer)")
         }
         server.terminate()
         #expect(await server.exitStatus() == 0)
