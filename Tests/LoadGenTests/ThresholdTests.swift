@@ -25,6 +25,13 @@ import Testing
         }
     }
 
+    /// A latency's figure says its unit: `p99(reserve) < 1us` missed with "actual 18.127" read
+    /// as microseconds; it was milliseconds.
+    @Test func aLatencyFigureSaysItsUnit() throws {
+        #expect(try Threshold.parse("p99(reserve) < 1us").get().evaluate(18.127).actualText == "18.127 ms")
+        #expect(try Threshold.parse("errors == 0").get().evaluate(3).actualText == "3")
+    }
+
     @Test func evaluatesWithTheRightOperator() throws {
         let threshold = try Threshold.parse("p99(reserve) <= 50ms").get()
         #expect(threshold.evaluate(50).ok)

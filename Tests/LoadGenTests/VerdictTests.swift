@@ -92,7 +92,11 @@ import Testing
     @Test func timeToSellOutReadsAsSoonerOrLater() {
         #expect(RunReport.soonerOrLater(11.5) == "11.5x sooner")
         #expect(RunReport.soonerOrLater(0.2) == "5.0x later")
-        #expect(RunReport.soonerOrLater(1) == "1.0x sooner")
+        #expect(RunReport.soonerOrLater(1) == "about the same")
+        #expect(RunReport.soonerOrLater(0.97) == "about the same")
         #expect(RunReport.soonerOrLater(0) == "n/a")
+        // A ratio of two zeros read "0.0x"; a longer actor run read "0.67x shorter".
+        #expect(RunReport.times(0) == "n/a" && RunReport.times(3.94) == "3.9x")
+        #expect(RunReport.shorterOrLonger(2) == "2.00x shorter" && RunReport.shorterOrLonger(0.5) == "2.00x longer")
     }
 }

@@ -18,7 +18,7 @@ extension RunReport {
         // A drop scenario is bounded by stock: what it measures is how fast buyers hear "yes" or
         // "no", how soon the stock is gone, and how long each answer took. Committed claims per
         // second follow from the stock and come later.
-        row("answers/s", ratio: { String(format: "%.1fx", $0.answersPerSecondRatio) }) {
+        row("answers/s", ratio: { Self.times($0.answersPerSecondRatio) }) {
             count($0.throughput.answersPerSecond)
         }
         row("time to sell out", ratio: { $0.timeToSellOutRatio.map(Self.soonerOrLater) ?? "" }) {
@@ -61,16 +61,16 @@ extension RunReport {
                 $0.expiredPurchases.map { "\($0.sentInTime) / \($0.sentLate)" } ?? "-"
             }
         }
-        row("duration", ratio: { String(format: "%.2fx shorter", $0.durationRatio) }) {
+        row("duration", ratio: { Self.shorterOrLonger($0.durationRatio) }) {
             String(format: "%.2f s", $0.durationSeconds)
         }
         row(
             "committed claims/s (bounded by stock)",
-            ratio: { String(format: "%.1fx", $0.committedClaimsPerSecondRatio) }
+            ratio: { Self.times($0.committedClaimsPerSecondRatio) }
         ) {
             count($0.throughput.committedClaimsPerSecond)
         }
-        row("requests/s", ratio: { String(format: "%.1fx", $0.requestsPerSecondRatio) }) {
+        row("requests/s", ratio: { Self.times($0.requestsPerSecondRatio) }) {
             count($0.throughput.requestsPerSecond)
         }
         row("batch clock to answer p50 / p99") {
@@ -297,7 +297,23 @@ extension RunReport {
     /// when either time was zero (the ratio is then 0).
     static func soonerOrLater(_ ratio: Double) -> String {
         if ratio <= 0 { return "n/a" }
+        // Within 5% either way, "1.0x later" said nothing true.
+        if abs(ratio - 1) < 0.05 { return "about the same" }
         return ratio >= 1 ? String(format: "%.1fx sooner", ratio) : String(format: "%.1fx later", 1 / ratio)
+    }
+
+    /// Rowlock's duration ÷ the actor's: "2.00x shorter", "1.50x longer" (not "0.67x
+    /// shorter"), "about the same" within 5%.
+    static func shorterOrLonger(_ ratio: Double) -> String {
+        if ratio <= 0 { return "n/a" }
+        if abs(ratio - 1) < 0.05 { return "about the same" }
+        return ratio >= 1 ? String(format: "%.2fx shorter", ratio) : String(format: "%.2fx longer", 1 / ratio)
+    }
+
+    /// The actor's figure ÷ rowlock's as "3.9x"; "n/a" when rowlock's was zero (the ratio is
+    /// then 0, which read "0.0x" when both were).
+    static func times(_ ratio: Double) -> String {
+        ratio > 0 ? String(format: "%.1fx", ratio) : "n/a"
     }
 
     /// What the comparison showed, in one sentence for a newcomer (nil with one strategy).
@@ -314,7 +330,7 @@ extension RunReport {
         }
         var sentence =
             "actor answered \(rate(actor.throughput.answersPerSecond)) requests/s against rowlock's "
-            + "\(rate(rowlock.throughput.answersPerSecond)) (\(String(format: "%.1fx", comparison.answersPerSecondRatio))); "
+            + "\(rate(rowlock.throughput.answersPerSecond)) (\(Self.times(comparison.answersPerSecondRatio))); "
         sentence += "time to sell out (every unit held or sold) \(soldOut(actor)) against \(soldOut(rowlock))"
         if let ratio = comparison.timeToSellOutRatio { sentence += " (\(Self.soonerOrLater(ratio)))" }
         sentence += "; reserve p99 \(p99(actor)) against \(p99(rowlock)); "

@@ -123,7 +123,11 @@ public struct Threshold: Sendable, Equatable {
     /// A run that gave no figure (infinite `actual`) misses every threshold on it, whatever its
     /// operator: `rss_growth > 0.5` of a load too short to sample passed, `< 0.5` failed.
     public func evaluate(_ actual: Double) -> ThresholdResult {
-        ThresholdResult(expression: expression, ok: actual.isFinite && comparison.holds(actual, value), actual: actual)
+        var result = ThresholdResult(
+            expression: expression, ok: actual.isFinite && comparison.holds(actual, value), actual: actual)
+        // A latency is compared in milliseconds whatever unit the expression used.
+        if case .latency = metric { result.unit = "ms" }
+        return result
     }
 }
 
@@ -146,8 +150,14 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
     /// A latency threshold's figure less the harness's delay (nil for counts).
     public var withoutHarnessDelay: Double? = nil
 
-    /// The figure as the reports print it: `%g`, or "no figure".
-    public var actualText: String { actual.isFinite ? String(format: "%g", actual) : "no figure" }
+    /// The figure's unit, when it has one (`ms` for a latency: `p99(reserve) < 1us` missed
+    /// with "actual 18.127" read as microseconds).
+    public var unit: String? = nil
+
+    /// The figure as the reports print it: `%g` and its unit, or "no figure".
+    public var actualText: String {
+        actual.isFinite ? String(format: "%g", actual) + (unit.map { " \($0)" } ?? "") : "no figure"
+    }
 
     public init(expression: String, ok: Bool, actual: Double) {
         self.expression = expression
@@ -155,13 +165,16 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
         self.actual = actual
     }
 
-    private enum CodingKeys: String, CodingKey { case expression, ok, actual, decidedByHarness, withoutHarnessDelay }
+    private enum CodingKeys: String, CodingKey {
+        case expression, ok, actual, unit, decidedByHarness, withoutHarnessDelay
+    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         expression = try container.decode(String.self, forKey: .expression)
         ok = try container.decode(Bool.self, forKey: .ok)
         actual = try container.decodeIfPresent(Double.self, forKey: .actual) ?? .infinity
+        unit = try container.decodeIfPresent(String.self, forKey: .unit)
         decidedByHarness = try container.decodeIfPresent(Bool.self, forKey: .decidedByHarness) ?? false
         withoutHarnessDelay = try container.decodeIfPresent(Double.self, forKey: .withoutHarnessDelay)
     }
@@ -175,6 +188,7 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
         } else {
             try container.encodeNil(forKey: .actual)
         }
+        try container.encodeIfPresent(unit, forKey: .unit)
         if decidedByHarness { try container.encode(true, forKey: .decidedByHarness) }
         try container.encodeIfPresent(withoutHarnessDelay, forKey: .withoutHarnessDelay)
     }
