@@ -8,6 +8,18 @@ import Foundation
 import Testing
 
 @Suite struct ActivationOrderTests {
+    /// Waits until `condition` holds; a test whose condition never comes fails after 30 s
+    /// instead of hanging the suite.
+    static func waitUntil(_ what: String, _ condition: () async -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while await !condition() {
+            guard ContinuousClock.now < deadline else { throw WaitedTooLong(what: what) }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    struct WaitedTooLong: Error { let what: String }
+
     /// Starts a reserve for each user in turn, each once the one before is waiting in line.
     private static func reserveInLine(
         _ engine: ActorEngine, _ drop: DropID, _ users: ClosedRange<Int>
@@ -15,7 +27,7 @@ import Testing
         var tasks: [Task<ReserveOutcome, any Error>] = []
         for (index, user) in users.enumerated() {
             tasks.append(Task { try await engine.reserve(drop: drop, user: UserID(user)) })
-            while await engine.queuedClaims() < index + 1 { try await Task.sleep(for: .milliseconds(1)) }
+            try await waitUntil("\(index + 1) claims in line") { await engine.queuedClaims() >= index + 1 }
         }
         return tasks
     }
@@ -59,9 +71,9 @@ import Testing
         let store = GatedLeaseStore(memory)
         let after = ActorEngine(store: store, drivesTimers: false)
         let purchase = Task { try await after.purchase(drop: drop.id, user: 1, idempotencyKey: "k1") }
-        while await after.queuedClaims() < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        try await Self.waitUntil("the purchase in line") { await after.queuedClaims() >= 1 }
         let cancel = Task { try await after.cancel(drop: drop.id, user: 2) }
-        while await after.queuedClaims() < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        try await Self.waitUntil("the cancel in line") { await after.queuedClaims() >= 2 }
         store.open()
         guard case .purchased(_, replayed: false) = try await purchase.value else {
             Issue.record("the purchase in line did not buy the loaded hold")
@@ -76,6 +88,33 @@ import Testing
             return
         }
         await after.shutdown()
+    }
+
+    /// An engine told to shut down while a drop's lease is being asked for starts no actor
+    /// after it: the claims in line hear `shutting_down` (nothing applied) and the lease goes
+    /// back at once, so another instance takes the drop without waiting for it to lapse.
+    @Test func aLoadThatEndsAfterShutdownStartsNoActorAndGivesTheLeaseBack() async throws {
+        let memory = InMemoryStore(clock: SystemClock())
+        let store = GatedLeaseStore(memory)
+        let engine = ActorEngine(store: store, owner: LeaseOwner(instance: "a", leaseMilliseconds: 60_000))
+        let drop = try await engine.createDrop(DropSpec(name: "Gated", priceCents: 100, totalStock: 5))
+        let line = try await Self.reserveInLine(engine, drop.id, 1...3)
+        await engine.shutdown()
+        store.open()
+        for task in line {
+            do {
+                _ = try await task.value
+                Issue.record("a claim was decided by an engine that had shut down")
+            } catch let error as EngineError {
+                #expect(error.code == .shuttingDown, "\(error)")
+            }
+        }
+        #expect(await memory.contents().reservations.isEmpty)
+        let other = LeaseOwner(instance: "b", leaseMilliseconds: 60_000)
+        guard case .granted = try await memory.acquireLease(on: drop.id, for: other) else {
+            Issue.record("the lease was kept by an engine that had shut down")
+            return
+        }
     }
 
     @Test func aLineForADropThatDoesNotExistIsAnsweredUnknown() async throws {

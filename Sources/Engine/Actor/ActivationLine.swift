@@ -43,21 +43,31 @@ final class ActivationLine: ClaimDecider {
 
     var claimClock: any WallClock { clock }
 
-    /// Lets the claims in line into `actor`, oldest first, then sends every later claim
-    /// straight to it. Claims that join while the first ones enter go in behind them.
-    func open(onto actor: DropActor) async {
+    /// The actor the line will open onto, named before it starts (a batch of its first sweep
+    /// may be fenced, and the engine must then know the line's actor is the deposed one).
+    func prepare(_ actor: DropActor) {
         state.withLock { $0.actor = actor }
-        while true {
-            let next: [Waiting] = state.withLock { state in
-                guard !state.waiting.isEmpty else {
-                    state.ending = .actor(actor)
-                    return []
-                }
-                defer { state.waiting.removeAll() }
-                return Array(state.waiting)
-            }
-            guard !next.isEmpty else { return }
-            await actor.admitInOrder(next.map { ($0.claim, $0.continuation) })
+    }
+
+    /// Lets the claims in line into `actor`, oldest first, then sends every later claim
+    /// straight to it: one turn of the actor takes the whole line and opens it under the
+    /// line's lock (`DropActor.admitLine`), so a claim that finds it open reaches the actor
+    /// after every claim that waited, and a line that claims keep joining still opens at once
+    /// (a loop that opened only once it found the line empty could run as long as a sale).
+    func open(onto actor: DropActor) async {
+        prepare(actor)
+        await actor.admitLine(self)
+    }
+
+    /// Every claim still in line, the line opened onto `actor` in the same step: called on the
+    /// actor, within the turn that admits them.
+    func takeAllAndOpen(
+        onto actor: DropActor
+    ) -> [(DropActor.Claim, CheckedContinuation<DropMachine.Answer, any Error>)] {
+        state.withLock { state in
+            state.ending = .actor(actor)
+            defer { state.waiting.removeAll() }
+            return state.waiting.map { ($0.claim, $0.continuation) }
         }
     }
 

@@ -281,6 +281,14 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
             leaveRegistry(drop, line, for: .ownedElsewhere(owner: holder, until: until))
             line.end(.remote(owner: holder))
         case .granted(let recovery, let epoch, let previousOwner):
+            // The engine began shutting down while the lease was asked for: no actor starts
+            // after `shutdown` drained the others; the lease goes back at once.
+            guard accepting.load(ordering: .sequentiallyConsistent) else {
+                leaveRegistry(drop, line)
+                line.end(.failed(EngineError(.shuttingDown, "the engine is shutting down")))
+                try? await store.releaseLeases([drop: epoch], of: owner)
+                return
+            }
             if previousOwner != nil { leaseEvents.tookOver() }
             let tenure = DropMachine.Tenure(
                 owner: owner, epoch: epoch, trustedUntil: owner.trustedUntil(sentAt: askedAt))
@@ -290,6 +298,8 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
                 queueLatencyTarget: queueLatencyTarget,
                 leaseEvents: leaseEvents, timings: timings, onCommit: onCommit
             ) { [weak self] deposed in self?.forget(deposed) }
+            // Named before it starts: a fenced first sweep deposes it, and `forget` must find it.
+            line.prepare(actor)
             await actor.start()
             // The claims that came during the load enter first; only then is the actor the
             // registry's, so no claim that came later reaches it before them.

@@ -71,11 +71,12 @@ actor DropActor: ClaimDecider {
         try await admit(admission(claim))
     }
 
-    /// Claims that waited for this actor's activation (`ActivationLine`), decided in the order
-    /// they came, in one turn of the actor: no claim that came later can go before them. Their
-    /// callers hear back as any claim's do.
-    func admitInOrder(_ claims: [(Claim, CheckedContinuation<DropMachine.Answer, any Error>)]) {
-        for (claim, continuation) in claims {
+    /// The claims that waited for this actor's activation (`ActivationLine`), decided in the
+    /// order they came, in one turn of the actor, the line opened in the same step: a claim
+    /// that finds it open waits for this turn to end, so none that came later goes before
+    /// them. Their callers hear back as any claim's do.
+    func admitLine(_ line: ActivationLine) {
+        for (claim, continuation) in line.takeAllAndOpen(onto: self) {
             switch admission(claim) {
             case .answered(let answer): continuation.resume(returning: answer)
             case .refused(let error): continuation.resume(throwing: error)
