@@ -113,7 +113,9 @@ public func buildApplication(
                     responder: responder, webSocketResponder: liveResponder,
                     configuration: .init(
                         http1: .init(
-                            additionalChannelHandlers: [ShedHandler(monitor: overload, metrics: metrics)],
+                            additionalChannelHandlers: [
+                                ShedHandler(monitor: overload, metrics: metrics, draining: parts.draining)
+                            ],
                             idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))))),
                 idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds)))
         },

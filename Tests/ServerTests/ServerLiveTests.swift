@@ -473,6 +473,7 @@ import Testing
         let status = await server.exitStatus()
         #expect(status == 0, "stockdrop serve exited \(status) after SIGTERM\n\(server.output())")
         #expect(!server.output().contains("Fatal error"), "\(server.output())")
+        #expect(!server.output().contains("Error handling upgrade result"), "\(server.output())")
     }
 
     /// What the server cannot read is the client's error, 400 `invalid_parameter`, and its
@@ -498,9 +499,12 @@ import Testing
             let answer = Self.readToClose(socket)
             #expect(answer.hasPrefix("HTTP/1.1 400"), "\(request.debugDescription): \(answer)")
             #expect(answer.contains(#""code":"invalid_parameter""#), "\(request.debugDescription): \(answer)")
+            #expect(answer.contains("X-Request-Id: "), "\(answer)")
         }
         server.terminate()
         #expect(await server.exitStatus() == 0)
+        // Closing a connection still being negotiated is no error of the server's.
+        #expect(!server.output().contains("Error handling upgrade result"), "\(server.output())")
     }
 
     /// Everything the server sends on `socket` until it closes it (at most 10 s).

@@ -74,6 +74,7 @@ import Testing
                     #expect((1...ServerDefaults.maxRetryAfterSeconds).contains(retryAfter))
                     let id = try #require(response.headers[.xRequestID])
                     #expect(user != 3 || id == "client-chosen-id-3")
+                    #expect(response.headers[.connection] == nil, "not draining yet")
                 }
             }
             var purchase = try await fixture.headers(1)
@@ -88,6 +89,15 @@ import Testing
             }
             try await client.execute(uri: "/metrics", method: .get) { response in
                 #expect(String(buffer: response.body).contains("stockdrop_http_requests_shed_total 4"))
+            }
+            // Written at the event loop, past the router's middleware: during a drain a shed
+            // answer says Connection: close itself, and the connection closes after it.
+            parts.draining.begin()
+            try await client.execute(
+                uri: "/v1/drops/\(drop)/reserve", method: .post, headers: try await fixture.headers(6)
+            ) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.connection] == "close")
             }
         }
         // The shed reserves applied nothing: no reservation beyond the two holds, one purchase.
@@ -155,7 +165,8 @@ import Testing
         let metrics = ServerMetrics()
         let monitor = OverloadMonitor(
             latencyTargetMilliseconds: 250, group: loop, metrics: metrics, logger: Logger(label: "shed-test"))
-        let channel = EmbeddedChannel(handler: ShedHandler(monitor: monitor, metrics: metrics), loop: loop)
+        let channel = EmbeddedChannel(
+            handler: ShedHandler(monitor: monitor, metrics: metrics, draining: DrainingFlag()), loop: loop)
         for path in ["/v1/drops/1/purchase", "/v1/drops/1/reserve", "/health"] {
             var head = HTTPRequest(method: .post, scheme: nil, authority: nil, path: path)
             head.headerFields[.stockdropReadAt] = "1"

@@ -28,10 +28,15 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The parts of a shed request still to come are dropped.
     private var dropping = false
 
-    init(monitor: OverloadMonitor, metrics: ServerMetrics) {
+    init(monitor: OverloadMonitor, metrics: ServerMetrics, draining: DrainingFlag) {
         self.monitor = monitor
         self.metrics = metrics
+        self.draining = draining
     }
+
+    /// Shed answers are written here, past the router's `CloseWhileDraining`: they say
+    /// `Connection: close` during a drain themselves.
+    private let draining: DrainingFlag
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
@@ -94,16 +99,25 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let retryAfter = monitor.retryAfterSeconds
         var body = context.channel.allocator.buffer(capacity: Self.body.utf8.count)
         body.writeString(Self.body)
-        let response = HTTPResponse(
+        var response = HTTPResponse(
             status: .serviceUnavailable,
             headerFields: [
                 .contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes),
                 .retryAfter: String(retryAfter), .xRequestID: requestID ?? RequestID().description,
                 .server: "stockdrop",
             ])
+        if draining.isDraining { response.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(response)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if draining.isDraining {
+            // As it said: the connection closes after this answer.
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                loopBound.value.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
         monitor.shedOne()
         metrics.recordRequest(
             route: RoutePaths.reserve, method: "POST", status: 503,

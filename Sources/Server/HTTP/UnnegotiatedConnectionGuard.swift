@@ -6,6 +6,7 @@
 // after 20 s), and such connections were held for good. This handler, first in every
 // connection's pipeline, closes the connection on quiescing or after the idle timeout while
 // no request has been accepted on it; once one has, the HTTP or WebSocket handlers own it.
+import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
@@ -37,17 +38,25 @@ final class UnnegotiatedConnectionGuard: ChannelInboundHandler, RemovableChannel
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent, !Self.negotiated(context.pipeline) {
-            context.close(promise: nil)
+            Self.close(context.channel)
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Closes a connection still being negotiated as a client's half-close would: the upgrade
+    /// handler then ends its negotiation as "input closed", which Hummingbird logs at trace; a
+    /// plain close ended it as "inappropriate operation for state", an error line each time.
+    static func close(_ channel: any Channel) {
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        channel.close(promise: nil)
     }
 
     private func arm(_ context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) {
             let context = loopBound.value
-            if !Self.negotiated(context.pipeline) { context.close(promise: nil) }
+            if !Self.negotiated(context.pipeline) { Self.close(context.channel) }
         }
     }
 
@@ -82,13 +91,13 @@ final class MalformedRequestRefusal: ChannelInboundHandler, RemovableChannelHand
             version: .http1_1, status: .badRequest,
             headers: [
                 "Content-Type": "application/json; charset=utf-8", "Content-Length": String(body.readableBytes),
-                "Connection": "close", "Server": "stockdrop",
+                "Connection": "close", "Server": "stockdrop", "X-Request-Id": RequestID().description,
             ])
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            loopBound.value.close(promise: nil)
+            UnnegotiatedConnectionGuard.close(loopBound.value.channel)
         }
     }
 }
