@@ -500,7 +500,10 @@ struct CheckCommand: AsyncParsableCommand {
         let database: String
         do {
             database = try await Database.prepare(environment: environment)
-            report = try await Checker(toleranceMilliseconds: toleranceMs, sweepSlackMilliseconds: sweepSlackMs).check(
+            // Never tighter than the run's own clocks were matched (its check was not either).
+            let tolerance = max(
+                toleranceMs, Double(clientHistory?.clockUncertaintyMicroseconds ?? 0) / 1_000)
+            report = try await Checker(toleranceMilliseconds: tolerance, sweepSlackMilliseconds: sweepSlackMs).check(
                 databaseURL: database, drops: ids ?? clientHistory?.drops, history: clientHistory)
         } catch let refusal as CheckRefusal {
             FileHandle.standardError.write(Data("check refused: \(refusal)\n".utf8))

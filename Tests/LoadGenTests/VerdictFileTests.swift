@@ -226,9 +226,11 @@ import Testing
         try JSONEncoder().encode(run.history).write(to: URL(fileURLWithPath: history))
         let (own, verdict) = try await Self.run(Self.binary, ["check", "--history", history])
         #expect(own == .exited(ExitStatus.pass), "the run's own database: \(verdict)")
-        // As if the next run had recreated the database under the same name.
+        // As if the next run, 10 s later, had recreated the database under the same name.
+        #expect(run.history.clockUncertaintyMicroseconds != nil, "the run matched its clock to the database's")
         try await pool.query(
-            "UPDATE drops SET created_at = now() + interval '1 hour' WHERE id = ANY($1)", [.int64Array(run.drops)])
+            "UPDATE drops SET created_at = to_timestamp(($2 + 10000000) / 1e6) WHERE id = ANY($1)",
+            [.int64Array(run.drops), .int64(run.history.startedAtEpochMicroseconds)])
         let (foreign, refusal) = try await Self.run(Self.binary, ["check", "--history", history])
         #expect(foreign == .exited(ExitStatus.usage), "\(refusal)")
         #expect(refusal.contains("this database is not that run's"), "\(refusal)")

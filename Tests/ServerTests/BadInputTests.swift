@@ -226,6 +226,10 @@ import Testing
         let long = try await keys.sign(
             Minimal(sub: "52", name: String(repeating: "n", count: 201), role: "user", exp: later))
         let control = try await keys.sign(Minimal(sub: "53", name: "evil\nname \u{202E}gnp", role: "user", exp: later))
+        let marks = try await keys.sign(Minimal(sub: "55", name: "a\u{200F}b", role: "user", exp: later))
+        let separator = try await keys.sign(Minimal(sub: "56", name: "line\u{2028}two", role: "user", exp: later))
+        let heavy = try await keys.sign(
+            Minimal(sub: "57", name: "e" + String(repeating: "\u{301}", count: 1_000), role: "user", exp: later))
         let minted = try await TokenMinter.forTests().mint(Caller(userID: 54, name: "Lower", role: .user))
         try await fixture.application().test(.router) { client in
             for (name, header) in [
@@ -237,8 +241,11 @@ import Testing
                 }
             }
             for (token, reason) in [
-                (long, "the token's name is longer than 200 characters"),
+                (long, "the token's name is longer than 200 characters or 800 bytes"),
                 (control, "the token's name holds control or text-direction characters"),
+                (marks, "the token's name holds control or text-direction characters"),
+                (separator, "the token's name holds control or text-direction characters"),
+                (heavy, "the token's name is longer than 200 characters or 800 bytes"),
             ] {
                 try await client.execute(
                     uri: "/v1/reservations/me", method: .get, headers: [.authorization: "Bearer \(token)"]

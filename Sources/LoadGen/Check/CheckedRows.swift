@@ -44,6 +44,11 @@ public struct ClientHistory: Sendable, Codable {
     /// Where the run's rows are and which drops it made: `check --history` defaults to them.
     public var databaseURL: String?
     public var drops: [DropID]?
+    /// How well the harness's clock was matched to the database's (the measured offset's
+    /// uncertainty, `ClockOffset`), when it was: `check --history` never judges more tightly
+    /// than this, as the run's own check does not, and refuses a database made after the run
+    /// began by it rather than by a minute.
+    public var clockUncertaintyMicroseconds: Int64? = nil
 
     public struct CutOff: Sendable, Equatable, Codable {
         public var users: Int

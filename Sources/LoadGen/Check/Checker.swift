@@ -94,8 +94,11 @@ public struct Checker: Sendable {
                     + (history == nil ? "" : " (the history's run had them: is this its database?)"))
         }
         guard let history else { return }
-        // A drop is made before its run's clock starts; a minute's slack covers any clock.
-        let latest = history.startedAtEpochMicroseconds + 60_000_000
+        // A drop is made before its run's clock starts. A history moved onto the database's
+        // clock is off by its uncertainty at most: 2 s more is slack; one that was not, a
+        // minute (a run recreated within it is then missed, not a legitimate one refused).
+        let slack = history.clockUncertaintyMicroseconds.map { $0 + 2_000_000 } ?? 60_000_000
+        let latest = history.startedAtEpochMicroseconds + slack
         if let late = try found.first(where: { try $0.int64("created_us") > latest }) {
             throw CheckRefusal(
                 "drop \(try late.int64("id")) was made at \(try late.string("created")), after the history's run began: this database is not that run's (each run recreates its database, so check a run's history before the next run)"

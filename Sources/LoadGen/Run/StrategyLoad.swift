@@ -38,6 +38,7 @@ struct StrategyLoad: Sendable {
         let load = try await self.load(users, drops: dropIDs, clock: RunClock(), observer: observer)
         var history = load.history(databaseURL: target.databaseURL, drops: dropIDs)
         history.startedAtEpochMicroseconds += offset?.offsetMicroseconds ?? 0
+        history.clockUncertaintyMicroseconds = offset?.uncertaintyMicroseconds
         let tolerance = Self.checkedTolerance(
             scenario.limits.clockToleranceMilliseconds, offset: offset, strategy: target.strategy, note: note)
 

@@ -79,9 +79,11 @@ public enum ShardMerge {
             }
         }
         records.sort { ($0.sentMicroseconds, $0.user) < ($1.sentMicroseconds, $1.user) }
-        return ClientHistory(
+        var merged = ClientHistory(
             records: records, startedAtEpochMicroseconds: zero, cutOff: cutOff,
             databaseURL: shards.first?.history.databaseURL, drops: shards.first?.runFile.drops)
+        merged.clockUncertaintyMicroseconds = shards.map(\.manifest.uncertaintyMicroseconds).max()
+        return merged
     }
 
     /// Every shard's histograms added.

@@ -22,8 +22,9 @@ struct TokenClaims: JWTPayload {
             return .failure(TokenError(message: "the token's subject is not a user id"))
         }
         let name = self.name ?? "user \(userID)"
-        guard name.count <= 200 else {
-            return .failure(TokenError(message: "the token's name is longer than 200 characters"))
+        // 200 characters, and bytes bounded too: one character may carry any number of marks.
+        guard name.count <= 200, name.utf8.count <= 800 else {
+            return .failure(TokenError(message: "the token's name is longer than 200 characters or 800 bytes"))
         }
         // Shown to every buyer in the feed: no control characters, no text-direction overrides.
         guard !name.unicodeScalars.contains(where: Self.unprintable) else {
@@ -32,8 +33,14 @@ struct TokenClaims: JWTPayload {
         return .success(Caller(userID: userID, name: name, role: role))
     }
 
+    /// Control characters, line and paragraph separators (they break a feed line), and the
+    /// marks, embeddings, overrides and isolates that turn text's direction.
     private static func unprintable(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.properties.generalCategory == .control || (0x202A...0x202E).contains(scalar.value)
-            || (0x2066...0x2069).contains(scalar.value)
+        switch scalar.properties.generalCategory {
+        case .control, .lineSeparator, .paragraphSeparator: return true
+        default:
+            return [0x061C, 0x200E, 0x200F].contains(scalar.value) || (0x202A...0x202E).contains(scalar.value)
+                || (0x2066...0x2069).contains(scalar.value)
+        }
     }
 }
