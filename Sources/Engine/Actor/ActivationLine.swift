@@ -38,7 +38,7 @@ final class ActivationLine: ClaimDecider {
     /// Claims waiting for the activation (the queue-depth gauge counts them).
     var waitingCount: Int { state.withLock { $0.waiting.count } }
 
-    /// The actor the line opens onto, from the moment the first claims in it start going in.
+    /// The actor the line opens onto, from before that actor starts (`prepare`).
     var actor: DropActor? { state.withLock { $0.actor } }
 
     var claimClock: any WallClock { clock }
