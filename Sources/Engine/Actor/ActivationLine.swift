@@ -64,25 +64,26 @@ final class ActivationLine: ClaimDecider {
     func takeAllAndOpen(
         onto actor: DropActor
     ) -> [(DropActor.Claim, CheckedContinuation<DropMachine.Answer, any Error>)] {
-        state.withLock { state in
-            state.ending = .actor(actor)
-            defer { state.waiting.removeAll() }
-            return state.waiting.map { ($0.claim, $0.continuation) }
-        }
+        finish(.actor(actor)).map { ($0.claim, $0.continuation) }
     }
 
     /// Ends the line without an actor here: every claim in it, and every later one through
     /// it, is answered as the activation found the drop.
     func end(_ ending: Ending) {
-        let waiting = state.withLock { state in
-            state.ending = ending
-            defer { state.waiting.removeAll() }
-            return state.waiting
-        }
-        for entry in waiting {
+        for entry in finish(ending) {
             do { entry.continuation.resume(returning: try Self.answer(entry.claim, ending, dropID)) } catch {
                 entry.continuation.resume(throwing: error)
             }
+        }
+    }
+
+    /// Sets how the line ended and takes every claim still in it, in one step under its lock:
+    /// a claim that joins later finds the ending instead.
+    private func finish(_ ending: Ending) -> Deque<Waiting> {
+        state.withLock { state in
+            state.ending = ending
+            defer { state.waiting.removeAll() }
+            return state.waiting
         }
     }
 

@@ -77,13 +77,7 @@ actor DropActor: ClaimDecider {
     /// them. Their callers hear back as any claim's do.
     func admitLine(_ line: ActivationLine) {
         for (claim, continuation) in line.takeAllAndOpen(onto: self) {
-            switch admission(claim) {
-            case .answered(let answer): continuation.resume(returning: answer)
-            case .refused(let error): continuation.resume(throwing: error)
-            case .queued(let ticket, let effects):
-                waiters[ticket] = continuation
-                perform(effects)
-            }
+            deliver(admission(claim), to: continuation)
         }
     }
 
@@ -158,11 +152,22 @@ actor DropActor: ClaimDecider {
             return answer
         case .refused(let error):
             throw error
+        case .queued:
+            return try await withCheckedThrowingContinuation { deliver(admission, to: $0) }
+        }
+    }
+
+    /// Gives a claim's caller its answer now, or its place among the waiters of the batch
+    /// that will decide it.
+    private func deliver(
+        _ admission: DropMachine.Admission, to continuation: CheckedContinuation<DropMachine.Answer, any Error>
+    ) {
+        switch admission {
+        case .answered(let answer): continuation.resume(returning: answer)
+        case .refused(let error): continuation.resume(throwing: error)
         case .queued(let ticket, let effects):
-            return try await withCheckedThrowingContinuation { continuation in
-                waiters[ticket] = continuation
-                perform(effects)
-            }
+            waiters[ticket] = continuation
+            perform(effects)
         }
     }
 
