@@ -103,6 +103,7 @@ public func buildApplication(
             EngineService(inventory: inventory, pool: pool, forwarder: parts.forwarder, logger: logger), directory,
             overload,
         ]
+    let idleTimeout = TimeAmount.seconds(Int64(configuration.httpIdleTimeoutSeconds))
     let liveResponder = buildLiveRouter(parts: parts, proxies: configuration.trustedProxies, clock: clock)
         .buildResponder()
     let application = Application(
@@ -116,8 +117,7 @@ public func buildApplication(
                             additionalChannelHandlers: [
                                 ShedHandler(monitor: overload, metrics: metrics, draining: parts.draining)
                             ],
-                            idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))))),
-                idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds)))
+                            idleTimeout: idleTimeout))), idleTimeout: idleTimeout)
         },
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: "stockdrop",

@@ -110,9 +110,7 @@ struct RunCommand: AsyncParsableCommand {
         if let duration, !(duration > 0 && duration <= 3_600) {
             throw ValidationError("--duration must be in (0, 3600] seconds")
         }
-        if let drain, !(drain >= 0 && drain <= 86_400) {
-            throw ValidationError("--drain must be in [0, 86400] seconds")
-        }
+        try Self.validateDrain(drain)
         if let watchers, !(0...LoadDefaults.maxWatchers).contains(watchers) {
             throw ValidationError("--watchers must be 0…\(LoadDefaults.maxWatchers)")
         }
@@ -173,6 +171,13 @@ struct RunCommand: AsyncParsableCommand {
             for (name, given) in [("--run-file", runFile != nil), ("--start-at", startAt != nil)] where given {
                 throw ValidationError("\(name) belongs to --setup-only or --shard")
             }
+        }
+    }
+
+    /// `--drain S`, of a run and of a sharded run's merge.
+    static func validateDrain(_ drain: Double?) throws {
+        if let drain, !(drain >= 0 && drain <= 86_400) {
+            throw ValidationError("--drain must be in [0, 86400] seconds")
         }
     }
 
@@ -501,8 +506,8 @@ struct CheckCommand: AsyncParsableCommand {
         do {
             database = try await Database.prepare(environment: environment)
             // Never tighter than the run's own clocks were matched (its check was not either).
-            let tolerance = max(
-                toleranceMs, Double(clientHistory?.clockUncertaintyMicroseconds ?? 0) / 1_000)
+            let tolerance = Checker.tolerance(
+                toleranceMs, uncertaintyMicroseconds: clientHistory?.clockUncertaintyMicroseconds)
             report = try await Checker(toleranceMilliseconds: tolerance, sweepSlackMilliseconds: sweepSlackMs).check(
                 databaseURL: database, drops: ids ?? clientHistory?.drops, history: clientHistory)
         } catch let refusal as CheckRefusal {

@@ -32,9 +32,7 @@ struct MergeCommand: AsyncParsableCommand {
     @OptionGroup var verdictFiles: VerdictFileOptions
 
     func validate() throws {
-        if let drain, !(drain >= 0 && drain <= 86_400) {
-            throw ValidationError("--drain must be in [0, 86400] seconds")
-        }
+        try RunCommand.validateDrain(drain)
         if let problem = ReportDirectoryOption.prepare(reportDir) { throw ValidationError("--report-dir: \(problem)") }
     }
 

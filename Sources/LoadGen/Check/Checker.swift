@@ -74,6 +74,14 @@ public struct Checker: Sendable {
         }
     }
 
+    /// The tolerance a check of a history uses: the one asked for, never below the uncertainty
+    /// of the history's clock offset to the database's (`ClientHistory.clockUncertaintyMicroseconds`),
+    /// within which its instants, moved onto that clock, may be off either way. A run's check
+    /// and `stockdrop check --history` both apply it.
+    public static func tolerance(_ milliseconds: Double, uncertaintyMicroseconds: Int64?) -> Double {
+        max(milliseconds, Double(uncertaintyMicroseconds ?? 0) / 1_000)
+    }
+
     /// Refuses to judge what the database does not hold: drops asked for by id that it has not,
     /// or, with a history, drops made after that history's run began (a later run recreated
     /// the database: every answer the history holds would read as a lost write).

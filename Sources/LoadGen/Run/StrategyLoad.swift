@@ -292,13 +292,12 @@ struct StrategyLoad: Sendable {
     static func checkedTolerance(
         _ milliseconds: Double, offset: ClockOffset?, strategy: Strategy, note: (String) -> Void
     ) -> Double {
-        guard let offset else { return milliseconds }
-        let uncertainty = Double(offset.uncertaintyMicroseconds) / 1_000
-        guard uncertainty > milliseconds else { return milliseconds }
+        let checked = Checker.tolerance(milliseconds, uncertaintyMicroseconds: offset?.uncertaintyMicroseconds)
+        guard let offset, checked > milliseconds else { return milliseconds }
         note(
             "\(strategy.rawValue): note: limits.clockTolerance \(String(format: "%g", milliseconds)) ms is below the uncertainty of the harness's clock offset to the database's (\(Self.milliseconds(offset.uncertaintyMicroseconds)) ms, half the shortest of \(LoadDefaults.clockOffsetSamples) round trips): the checker allows \(Self.milliseconds(offset.uncertaintyMicroseconds)) ms"
         )
-        return uncertainty
+        return checked
     }
 
     /// After a load, a run's or a sharded run's merge: drains the run's holds when a server ran

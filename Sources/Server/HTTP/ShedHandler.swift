@@ -106,10 +106,12 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 .retryAfter: String(retryAfter), .xRequestID: requestID ?? RequestID().description,
                 .server: "stockdrop",
             ])
-        if draining.isDraining { response.headerFields[.connection] = "close" }
+        // Read once: the header and the close must agree.
+        let closing = draining.isDraining
+        if closing { response.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(response)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
-        if draining.isDraining {
+        if closing {
             // As it said: the connection closes after this answer.
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in

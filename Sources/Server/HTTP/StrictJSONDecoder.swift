@@ -38,7 +38,7 @@ public struct StrictJSONDecoder: RequestDecoder {
         } catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {
             // A number that is fractional or does not fit is reported without a path; the
             // body is then valid JSON with a bad value, not malformed.
-            guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
+            guard Self.isJSON(data) else {
                 throw APIError(.invalidJSON, "the body is not valid JSON")
             }
             // Foundation's words here ("The given data was not valid JSON.") say the opposite.
@@ -55,7 +55,7 @@ public struct StrictJSONDecoder: RequestDecoder {
             // Foundation says "The given data was not valid JSON." of a valid body whose number
             // does not fit its field (1.5 for an integer, 10^23 for a price).
             guard context.debugDescription.contains("not valid JSON"),
-                (try? JSONSerialization.jsonObject(with: data)) != nil
+                Self.isJSON(data)
             else {
                 throw APIError(.validationFailed, "\(context.fieldName): \(context.debugDescription)")
             }
@@ -63,6 +63,12 @@ public struct StrictJSONDecoder: RequestDecoder {
         } catch {
             throw APIError(.invalidJSON, "the body could not be read as JSON")
         }
+    }
+
+    /// Whether the body is JSON at all: a decoding error of one that is names a bad value, not
+    /// malformed input.
+    private static func isJSON(_ data: Data) -> Bool {
+        (try? JSONSerialization.jsonObject(with: data)) != nil
     }
 
     private static func jsonName(of type: Any.Type) -> String {
