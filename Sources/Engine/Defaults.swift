@@ -41,6 +41,13 @@ extension Defaults {
     /// behind that batch of one. 300 µs and 1 ms gave the same ~64k claims/s with 1,000
     /// callers here; 300 µs had the lower p99 (22–24 ms against 25–26 ms).
     public static let batchGatherMicroseconds = 300
+    /// Batches one drop may have in flight. With 2, a full batch waiting goes once the store
+    /// holds the drop's lock for the last one (it waits on that lock, so the store applies them
+    /// in order) and the database starts it the moment the last commits; with 1 it waits for
+    /// the last batch's verdict, and the database for the drop's actor. Measured with
+    /// `stockdrop bench --batches-in-flight` (docs/engine.md): 3,000 callers, whose claims keep
+    /// full batches waiting, commit more with 2; 1,000 callers (one batch's worth) the same.
+    public static let maxBatchesInFlight = 2
     /// When a sweep finds nothing due (the database's clock is a hair behind ours), wait this
     /// long before asking again rather than spinning.
     public static let sweepRetryMilliseconds = 5
@@ -50,7 +57,7 @@ extension Defaults {
     /// page's feed): the store's query and the server's read views both keep this many.
     public static let recentPurchases = 3
     /// Connections the actor strategy shares between its drops, in process (`run`, `bench`):
-    /// one batch in flight per drop. A server's pool also serves reads (ServerDefaults).
+    /// up to `maxBatchesInFlight` per drop. A server's pool also serves reads (ServerDefaults).
     public static let actorBatchConnections = 8
     /// How often the rowlock strategy's sweeper looks for overdue holds.
     public static let sweepIntervalMilliseconds = 250

@@ -20,6 +20,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Concurrent callers.") var callers = 1_000
     @Option(help: "Seconds per phase (commit, then sold-out).") var seconds = 5.0
     @Option(help: "Connections of the rowlock strategy's pool.") var poolSize = Defaults.rowLockPoolSize
+    @Option(help: "Batches a drop's actor may have in flight (1: each waits for the last one's verdict).")
+    var batchesInFlight = Defaults.maxBatchesInFlight
     @Flag(help: "Print JSON for machines instead of the table.") var json = false
     @Option(
         help: ArgumentHelp(
@@ -34,12 +36,13 @@ struct BenchCommand: AsyncParsableCommand {
         guard callers > 0, callers <= 100_000 else { throw ValidationError("--callers must be 1…100000") }
         guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
         guard poolSize > 0, poolSize <= 200 else { throw ValidationError("--pool-size must be 1…200") }
+        guard (1...2).contains(batchesInFlight) else { throw ValidationError("--batches-in-flight must be 1 or 2") }
     }
 
     func run() async throws {
         let options = BenchOptions(
             strategies: strategy.strategies, callers: callers, seconds: seconds, rowLockPoolSize: poolSize,
-            databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"])
+            batchesInFlight: batchesInFlight, databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"])
         let progress: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         if let compareUrl {
             let comparison = try await Bench.compare(options, with: compareUrl, rounds: rounds, progress: progress)

@@ -131,6 +131,31 @@ import Testing
         #expect(try await connection.query("SELECT count(*) AS n FROM t").first?.int("n") == 1)
     }
 
+    @Test func aPipelineIsOneTransactionAnsweredStatementByStatement() async throws {
+        let url = try await TestDatabase.fresh("wrapper_pipeline", migrated: false)
+        let connection = try await PostgresConnection.connect(url)
+        defer { Task { await connection.close() } }
+        try await connection.execute("CREATE TABLE t (v integer PRIMARY KEY)")
+        let (rows, completed) = try await connection.withSession { session in
+            var completed: [Int] = []
+            let rows = try session.pipeline(
+                [("INSERT INTO t VALUES ($1) RETURNING v", [.int32(1)]), ("SELECT count(*) AS n FROM t", [])]
+            ) { completed.append($0) }
+            return (rows, completed)
+        }
+        #expect(completed == [0, 1])
+        #expect(try rows[0].first?.int("v") == 1)
+        #expect(try rows[1].first?.int("n") == 1, "the second statement sees the first: one transaction")
+        // A refusal of the second statement takes the first with it, and the session goes on.
+        let refused = await #expect(throws: PostgresError.self) {
+            try await connection.withSession { session in
+                try session.pipeline([("INSERT INTO t VALUES (2)", []), ("INSERT INTO t VALUES (1)", [])]) { _ in }
+            }
+        }
+        #expect(refused?.sqlState == "23505")
+        #expect(try await connection.query("SELECT count(*) AS n FROM t").first?.int("n") == 1)
+    }
+
     /// libpq blocks; if it ran on the cooperative pool (2 threads here), 20 sleeping queries
     /// would hold both threads and no other task could take a step until they returned.
     /// Judged by order, not by timing (the machine is shared): other tasks must finish 20

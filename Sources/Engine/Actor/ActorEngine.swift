@@ -13,6 +13,7 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
     private let gatherWindow: Duration
     private let maxBatchClaims: Int
     private let maxQueuedClaims: Int
+    private let maxBatchesInFlight: Int
     private let queueLatencyTarget: TimeInterval?
     /// Who this engine is in the store's leases.
     public let owner: LeaseOwner
@@ -43,7 +44,7 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
         drivesTimers: Bool = true,
         gatherWindow: Duration = .microseconds(Defaults.batchGatherMicroseconds),
         maxBatchClaims: Int = Defaults.maxBatchClaims, maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop,
-        queueLatencyTarget: TimeInterval? = nil,
+        maxBatchesInFlight: Int = Defaults.maxBatchesInFlight, queueLatencyTarget: TimeInterval? = nil,
         idleSweepInterval: TimeInterval = Double(Defaults.idleSweepMilliseconds) / 1000,
         onCommit: @escaping CommitObserver = { _, _ in }
     ) {
@@ -55,6 +56,7 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
         self.gatherWindow = gatherWindow
         self.maxBatchClaims = maxBatchClaims
         self.maxQueuedClaims = maxQueuedClaims
+        self.maxBatchesInFlight = maxBatchesInFlight
         self.queueLatencyTarget = queueLatencyTarget
         if drivesTimers {
             startLoop(every: idleSweepInterval) { try await $0.sweepOverdueDrops() }
@@ -295,7 +297,7 @@ public final class ActorEngine: StoreBackedInventory, DropLeases, BatchFigures {
             let actor = DropActor(
                 recovery: recovery, tenure: tenure, store: store, clock: clock, drivesTimer: drivesTimers,
                 gatherWindow: gatherWindow, maxBatchClaims: maxBatchClaims, maxQueuedClaims: maxQueuedClaims,
-                queueLatencyTarget: queueLatencyTarget,
+                maxBatchesInFlight: maxBatchesInFlight, queueLatencyTarget: queueLatencyTarget,
                 leaseEvents: leaseEvents, timings: timings, onCommit: onCommit
             ) { [weak self] deposed in self?.forget(deposed) }
             // Named before it starts: a fenced first sweep deposes it, and `forget` must find it.

@@ -24,7 +24,7 @@ public enum ActorMemoryProbe {
             }
             // Commit the batch in flight as the store would, then the next one, until all are held.
             _ = machine.flush(now: start)
-            while case .committing(let batch) = machine.phase {
+            while let batch = machine.inFlight.first?.claims {
                 let results = batch.map { waiting -> ClaimResult in
                     defer { nextID += 1 }
                     return .reserved(

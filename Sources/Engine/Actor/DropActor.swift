@@ -12,11 +12,19 @@ actor DropActor: ClaimDecider {
     private var waiters: [DropMachine.Ticket: CheckedContinuation<DropMachine.Answer, any Error>] = [:]
     private var timer: Task<Void, Never>?
     private var timerAt: Date?
-    private var batchTask: Task<Void, Never>?
+    /// The store calls of the batches in flight, by the machine's batch number, and of a reload.
+    private var batchTasks: [Int: Task<Void, Never>] = [:]
+    private var recoveryTask: Task<Void, Never>?
+    /// Batches sent so far: the machine numbers its batches the same way.
+    private var batchesSent = 0
+    /// The batch whose answer the machine takes next, and answers that came back before it:
+    /// the machine takes them in the order it sent them.
+    private var nextToLand = 1
+    private var landedEarly: [Int: Landing] = [:]
     private let leaseEvents: LeaseEvents
     private let timings: BatchTimings
     /// When the store returned the last batch: the database is idle for this drop from then
-    /// until the next batch starts (the gap the bench reports).
+    /// until the next batch starts (the gap the bench reports), unless one was already sent.
     private var lastBatchReturned: ContinuousClock.Instant?
     private let onCommit: CommitObserver
     /// Called once when the machine steps down, so the engine forgets this actor.
@@ -25,6 +33,7 @@ actor DropActor: ClaimDecider {
     init(
         recovery: DropRecovery, tenure: DropMachine.Tenure?, store: any DropStore, clock: any WallClock,
         drivesTimer: Bool, gatherWindow: Duration, maxBatchClaims: Int, maxQueuedClaims: Int,
+        maxBatchesInFlight: Int = Defaults.maxBatchesInFlight,
         queueLatencyTarget: TimeInterval? = nil, leaseEvents: LeaseEvents, timings: BatchTimings,
         onCommit: @escaping CommitObserver,
         onStepDown: @escaping @Sendable (DropActor) -> Void
@@ -41,7 +50,7 @@ actor DropActor: ClaimDecider {
         machine = DropMachine(
             recovery: recovery, now: clock.now(), tenure: tenure, maxBatchClaims: maxBatchClaims,
             maxQueuedClaims: maxQueuedClaims, queueLatencyTarget: queueLatencyTarget,
-            purchaseGraceMilliseconds: store.purchaseGraceMilliseconds)
+            purchaseGraceMilliseconds: store.purchaseGraceMilliseconds, maxBatchesInFlight: maxBatchesInFlight)
     }
 
     /// Arms the timer for holds loaded at activation (and sweeps overdue ones at once).
@@ -101,9 +110,9 @@ actor DropActor: ClaimDecider {
     /// Waits until no batch is in flight and nothing is queued.
     func drain() async {
         while true {
-            if let task = batchTask {
+            if let task = recoveryTask ?? batchTasks.values.first {
                 await task.value
-            } else if case .gathering = machine.phase {
+            } else if machine.isGathering {
                 flush()
             } else {
                 return
@@ -218,37 +227,71 @@ actor DropActor: ClaimDecider {
     /// frees, must not wait behind the new requests that pile onto this actor meanwhile (under
     /// a 50,000-buyer burst the first batch's answers waited 41 ms on the actor at the default
     /// priority, 17–23 ms at high; its callers heard back 200–255 ms after the batch's clock
-    /// reading against 75–105 ms).
+    /// reading against 75–105 ms). So does the word that the store holds its lock, which lets
+    /// the next batch go.
     private func commit(_ batch: ClaimBatch) {
         let store = self.store
+        batchesSent += 1
+        let number = batchesSent
         let started = ContinuousClock.now
-        let gap = lastBatchReturned.map { started - $0 }
-        batchTask = Task(priority: .high) {
+        // The database waited on this drop only if nothing else was in flight.
+        let gap = batchTasks.isEmpty ? lastBatchReturned.map { started - $0 } : nil
+        let pipelined = machine.maxBatchesInFlight > 1
+        batchTasks[number] = Task(priority: .high) {
             let result: Result<BatchOutcome, any Error>
-            do { result = .success(try await store.apply(batch)) } catch { result = .failure(error) }
-            let returned = ContinuousClock.now
-            self.finish(batch, result, timing: (started, returned, gap))
+            do {
+                if pipelined {
+                    result = .success(
+                        try await store.apply(batch) { Task(priority: .high) { await self.locked(number) } })
+                } else {
+                    result = .success(try await store.apply(batch))
+                }
+            } catch {
+                result = .failure(error)
+            }
+            self.landed(
+                number, Landing(batch: batch, result: result, started: started, returned: .now, gap: gap))
         }
     }
 
-    private func finish(
-        _ batch: ClaimBatch, _ result: Result<BatchOutcome, any Error>,
-        timing: (started: ContinuousClock.Instant, returned: ContinuousClock.Instant, gap: Duration?)
-    ) {
+    private func locked(_ number: Int) {
+        perform(machine.batchLocked(number, now: clock.now()))
+    }
+
+    /// A batch's store call, as it came back.
+    private struct Landing {
+        var batch: ClaimBatch
+        var result: Result<BatchOutcome, any Error>
+        var started: ContinuousClock.Instant
+        var returned: ContinuousClock.Instant
+        var gap: Duration?
+    }
+
+    /// The machine takes the batches' answers in the order it sent them: one that comes
+    /// back early waits for those before it.
+    private func landed(_ number: Int, _ landing: Landing) {
+        batchTasks[number] = nil
+        landedEarly[number] = landing
+        while let next = landedEarly.removeValue(forKey: nextToLand) {
+            nextToLand += 1
+            finish(next)
+        }
+    }
+
+    private func finish(_ landing: Landing) {
         let onActor = ContinuousClock.now
-        lastBatchReturned = timing.returned
+        lastBatchReturned = landing.returned
         defer {
             let ended = ContinuousClock.now
             timings.record(
-                claims: batch.items.count, store: timing.returned - timing.started, hop: onActor - timing.returned,
-                answer: ended - onActor, gap: timing.gap)
+                claims: landing.batch.items.count, store: landing.returned - landing.started,
+                hop: onActor - landing.returned, answer: ended - onActor, gap: landing.gap)
         }
-        batchTask = nil
-        switch result {
+        switch landing.result {
         case .success(let outcome):
             // Observers first (a few microseconds: queue an event, update the read views), so
             // a caller that reads the drop after its answer sees its own commit.
-            onCommit(batch, outcome)
+            onCommit(landing.batch, outcome)
             perform(machine.committed(outcome, now: clock.now()))
         case .failure(let error):
             // A store says whether nothing was applied; an error it did not classify leaves
@@ -260,11 +303,13 @@ actor DropActor: ClaimDecider {
     }
 
     private func startRecovery() {
-        precondition(batchTask == nil, "the machine asked for a reload while a batch or reload was in flight")
+        precondition(
+            batchTasks.isEmpty && landedEarly.isEmpty && recoveryTask == nil,
+            "the machine asked for a reload while a batch or reload was in flight")
         let store = self.store
         let dropID = machine.dropID
         let epoch = machine.tenure?.epoch
-        batchTask = Task(priority: .high) {
+        recoveryTask = Task(priority: .high) {
             do {
                 if let recovery = try await store.recover(dropID, epoch: epoch) {
                     self.recovered(recovery)
@@ -278,12 +323,12 @@ actor DropActor: ClaimDecider {
     }
 
     private func recovered(_ recovery: DropRecovery) {
-        batchTask = nil
+        recoveryTask = nil
         perform(machine.recovered(recovery, now: clock.now()))
     }
 
     private func recoveryFailed(_ error: EngineError) {
-        batchTask = nil
+        recoveryTask = nil
         perform(machine.recoveryFailed(error))
     }
 

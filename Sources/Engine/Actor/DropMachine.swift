@@ -1,9 +1,10 @@
 // The heart of the actor strategy, as a value: commands in, next state and effects out. No
 // I/O, no clock of its own, no concurrency; the DropActor feeds it and performs its effects.
 // It answers from memory whatever needs no write and whose answer it knows to be the store's
-// at that instant (DropMachine+Memory), queues the rest, and keeps at most one batch in flight
-// (group commit): claims arriving meanwhile form the next batch. It also decides when its
-// memory can no longer be trusted and must be reloaded from the store.
+// at that instant (DropMachine+Memory), queues the rest, and sends them in batches (group
+// commit): at most `maxBatchesInFlight`, the next one only once the store holds the drop's lock
+// for the last, so the store applies them in the order they were sent. It also decides when
+// its memory can no longer be trusted and must be reloaded from the store.
 import DequeModule
 import Foundation
 import HeapModule
@@ -28,8 +29,8 @@ struct DropMachine {
         case armTimer(Date)
         /// Reload the drop from the store, then call `recovered` or `recoveryFailed`.
         case recover
-        /// Claims arrived at an idle drop: call `flush` after the gather window, so the
-        /// claims arriving together travel in one batch.
+        /// Claims arrived while a batch may be sent: call `flush` after the gather window, so
+        /// the claims arriving together travel in one batch.
         case gather
     }
 
@@ -82,15 +83,27 @@ struct DropMachine {
         var decidedByMemory: Bool
     }
 
+    /// A batch sent to the store and not yet answered.
+    struct InFlight {
+        /// The machine's count of batches sent, this one included (`batchLocked` names it).
+        var number: Int
+        var claims: [Waiting]
+        var sentAt: Date
+        /// The store holds the drop's lock for it: a batch sent now queues behind it, so the
+        /// store applies the two in the order they were sent.
+        var locked: Bool
+    }
+
     enum Phase {
-        case idle, gathering
-        case committing([Waiting])
-        /// Reloading from the store. Requests wait, undecided, for the fresh memory.
+        /// Deciding claims and sending batches (`inFlight` holds those not yet answered).
+        case running
+        /// Reloading from the store, or about to once the batches in flight have landed (the
+        /// reload must come after them). Requests wait, undecided, for the fresh memory.
         case recovering
         /// A reload failed: memory is stale, and the next request starts another reload.
         case stale
         /// The lease changed hands (a batch or a reload was fenced): nothing more is decided
-        /// here.
+        /// here. The batches still in flight land first; then the machine steps down.
         case deposed(EngineError)
     }
 
@@ -129,13 +142,22 @@ struct DropMachine {
     private var undecided: Deque<Waiting> = []
     /// The timer found overdue holds: the next batch may be a sweep alone.
     private var sweepDue = false
-    private(set) var phase: Phase = .idle
+    private(set) var phase: Phase = .running
+    /// Batches sent and not yet answered, oldest first: the store answers them in this order.
+    private(set) var inFlight: Deque<InFlight> = []
+    /// A gather window is open: `flush` will start a batch.
+    private(set) var isGathering = false
+    private var batchesSent = 0
+    /// When the last batch landed: a batch sent behind another starts its work then.
+    private var lastLandedAt: Date?
     /// Nil: no lease (a machine alone on its store, as in unit tests); memory is always trusted.
     private(set) var tenure: Tenure?
-    /// When the batch in flight was sent: its commit renews the lease from that instant.
-    private var batchSentAt: Date?
     private var nextTicket: Ticket = 1
     let maxBatchClaims: Int
+    /// Batches one drop may have in flight: 1 waits for each verdict before the next batch
+    /// goes; 2 sends the next once the store holds the lock for the first, so the database
+    /// starts it the moment the first commits instead of waiting on this machine.
+    let maxBatchesInFlight: Int
     /// Claims of any kind waiting at most: memory's backstop.
     let maxQueuedClaims: Int
     /// The longest a new reserve should expect to wait in line (nil: only `maxQueuedClaims`
@@ -153,9 +175,11 @@ struct DropMachine {
         recovery: DropRecovery, now: Date, tenure: Tenure? = nil, maxBatchClaims: Int = Defaults.maxBatchClaims,
         maxQueuedClaims: Int = Defaults.maxQueuedClaimsPerDrop,
         maxEndedRemembered: Int = Defaults.maxEndedHoldsRemembered, queueLatencyTarget: TimeInterval? = nil,
-        purchaseGraceMilliseconds: Int = Defaults.purchaseGraceMilliseconds
+        purchaseGraceMilliseconds: Int = Defaults.purchaseGraceMilliseconds,
+        maxBatchesInFlight: Int = Defaults.maxBatchesInFlight
     ) {
-        precondition(maxBatchClaims > 0 && maxQueuedClaims > 0 && maxEndedRemembered > 0)
+        precondition(maxBatchClaims > 0 && maxQueuedClaims > 0 && maxEndedRemembered > 0 && maxBatchesInFlight > 0)
+        self.maxBatchesInFlight = maxBatchesInFlight
         precondition(queueLatencyTarget.map { $0 > 0 } ?? true)
         precondition(purchaseGraceMilliseconds >= 0)
         self.purchaseGraceMilliseconds = purchaseGraceMilliseconds
@@ -169,13 +193,9 @@ struct DropMachine {
     }
 
     var dropID: DropID { drop.id }
-    var isCommitting: Bool {
-        if case .committing = phase { true } else { false }
-    }
-    /// The callers of the batch in flight: their answers will be the store's verdicts.
-    var inFlightTickets: [Ticket] {
-        if case .committing(let batch) = phase { batch.map(\.ticket) } else { [] }
-    }
+    var isCommitting: Bool { !inFlight.isEmpty }
+    /// The callers of the batches in flight: their answers will be the store's verdicts.
+    var inFlightTickets: [Ticket] { inFlight.flatMap { $0.claims.map(\.ticket) } }
     var queuedCount: Int { queue.count + settling.count + parked.count + undecided.count }
     /// How many claims may wait before a new reserve is refused `overloaded`: what the store
     /// takes within the latency target at its measured rate, never under one batch, never
@@ -223,7 +243,7 @@ struct DropMachine {
             guard case .stale = phase else { return .queued(ticket, []) }
             phase = .recovering
             return .queued(ticket, [.recover])
-        case .idle, .gathering, .committing:
+        case .running:
             noteOverdue(now: now)
             let decision = decide(item, now: now)
             if case .answer(let answer) = decision { return .answered(answer) }
@@ -232,10 +252,35 @@ struct DropMachine {
             let ticket = takeTicket()
             _ = place(ticket, item, decision)
             if case .wait = decision { return .queued(ticket, []) }
-            guard case .idle = phase else { return .queued(ticket, []) }
-            phase = .gathering
-            return .queued(ticket, [.gather])
+            return .queued(ticket, inFlight.isEmpty ? gatherIfReady() : startBatchIfReady(now: now))
         }
+    }
+
+    /// Whether a batch may be sent now: none in flight; or fewer than the bound, the store
+    /// holding the lock for the last one sent (a batch sent before that could take the lock
+    /// first), and a full batch waiting. A smaller one waits for the batch in flight to land
+    /// and leaves with what joins it meanwhile: the database, busy anyway, commits more per
+    /// transaction, and a batch of 1,000 callers keeps to cohorts that alternate rather than
+    /// merging into one that leaves the database idle while it comes back.
+    private var maySendBatch: Bool {
+        guard case .running = phase, inFlight.count < maxBatchesInFlight else { return false }
+        guard let last = inFlight.last else { return true }
+        return last.locked && queue.count + settling.count >= maxBatchClaims
+    }
+
+    /// Claims wait at a drop with no batch in flight: open a gather window, unless one is open.
+    private mutating func gatherIfReady() -> [Effect] {
+        guard !isGathering, maySendBatch, !queue.isEmpty || !settling.isEmpty else { return [] }
+        isGathering = true
+        return [.gather]
+    }
+
+    /// The store holds the drop's lock for batch `number` (a late word about a batch that
+    /// has landed since changes nothing): a full batch waiting may go behind it.
+    mutating func batchLocked(_ number: Int, now: Date) -> [Effect] {
+        guard let index = inFlight.firstIndex(where: { $0.number == number }) else { return [] }
+        inFlight[index].locked = true
+        return startBatchIfReady(now: now)
     }
 
     /// A reserve joins the line only within the latency bound. A purchase or cancel of a hold
@@ -258,20 +303,22 @@ struct DropMachine {
             // Holds may be due and only a fresh memory can sweep them: reload now.
             phase = .recovering
             return [.recover]
-        case .idle, .gathering, .committing: break
+        case .running: break
         }
         noteOverdue(now: now)
         // A batch in flight sweeps too; if its clock reading came before a deadline, the
         // retry timer armed after it commits brings the machine back here.
         if !overdue.isEmpty, !isCommitting { sweepDue = true }
-        return decideParked(now: now) + startBatchIfIdle(now: now) + rearm(now: now)
+        let parked = decideParked(now: now)
+        // An open gather window sends the claims when it closes.
+        return parked + (isGathering ? [] : startBatchIfReady(now: now)) + rearm(now: now)
     }
 
     /// The gather window closed: the claims queued meanwhile form one batch.
     mutating func flush(now: Date) -> [Effect] {
-        guard case .gathering = phase else { return [] }
-        phase = .idle
-        return startBatchIfIdle(now: now)
+        guard isGathering else { return [] }
+        isGathering = false
+        return startBatchIfReady(now: now)
     }
 
     /// The engine renewed the lease with a request sent at `sentAt`.
@@ -311,23 +358,44 @@ struct DropMachine {
     // MARK: - Store results
 
     mutating func committed(_ outcome: BatchOutcome, now: Date) -> [Effect] {
-        guard case .committing(let batch) = phase else {
+        guard let landed = inFlight.popFirst() else {
             preconditionFailure("a batch committed while none was in flight")
         }
+        let batch = landed.claims
         precondition(outcome.results.count == batch.count, "one result per claim")
-        phase = .idle
-        if let sentAt = batchSentAt {
-            leaseRenewed(sentAt: sentAt)
-            let seconds = now.timeIntervalSince(sentAt)
-            // Only a batch that was full, or while which claims queued, shows what the store
-            // takes; a half-empty one shows how fast claims came.
-            let saturated = batch.count >= maxBatchClaims || !queue.isEmpty || !settling.isEmpty
-            if seconds > 0, !batch.isEmpty, saturated { claimRate.add(Double(batch.count) / seconds) }
-        }
-        batchSentAt = nil
+        // A batch sent behind another started its work when that one landed.
+        let startedAt = max(landed.sentAt, lastLandedAt ?? landed.sentAt)
+        lastLandedAt = now
         drop.sold = outcome.sold
         drop.reserved = outcome.reserved
         precondition(drop.sold + drop.reserved <= drop.spec.totalStock, "store reported oversold counters")
+        let (answers, disagreed) = applyVerdicts(outcome, to: batch)
+        guard case .running = phase else {
+            // An earlier batch failed or was fenced: these verdicts are the store's, so their
+            // callers hear them; memory is about to be reloaded or dropped.
+            return answers + afterLastLanding()
+        }
+        leaseRenewed(sentAt: landed.sentAt)
+        let seconds = now.timeIntervalSince(startedAt)
+        // Only a batch that was full, or while which claims queued, shows what the store
+        // takes; a half-empty one shows how fast claims came.
+        let saturated = batch.count >= maxBatchClaims || !queue.isEmpty || !settling.isEmpty || !inFlight.isEmpty
+        if seconds > 0, !batch.isEmpty, saturated { claimRate.add(Double(batch.count) / seconds) }
+        // Memory must now equal the store: the same live holds, the same purchases. Anything
+        // else means someone else wrote this drop, or memory has a bug; either way, reload
+        // (once the batches still in flight have landed).
+        if disagreed || holds.count != drop.reserved || purchaseCount != drop.sold {
+            phase = .recovering
+            return answers + afterLastLanding()
+        }
+        noteOverdue(now: now)
+        let parked = decideParked(now: now)
+        return answers + parked + startBatchIfReady(now: now) + rearm(now: now)
+    }
+
+    /// The store's verdicts on a batch, applied to memory in the store's order, and whether
+    /// one contradicted memory.
+    private mutating func applyVerdicts(_ outcome: BatchOutcome, to batch: [Waiting]) -> ([Effect], Bool) {
         for expired in outcome.expired where holds[expired.userID]?.id == expired.reservationID {
             endHold(of: expired.userID, .expired)
         }
@@ -343,38 +411,46 @@ struct DropMachine {
                 answers[index] = answer
             }
         }
-        var effects: [Effect] = zip(batch, answers).map { .answer($0.ticket, $1!) }
-        // Memory must now equal the store: the same live holds, the same purchases. Anything
-        // else means someone else wrote this drop, or memory has a bug; either way, reload.
-        if disagreed || holds.count != drop.reserved || purchaseCount != drop.sold {
-            phase = .recovering
-            effects.append(.recover)
-            return effects
+        return (zip(batch, answers).map { .answer($0.ticket, $1!) }, disagreed)
+    }
+
+    /// What a machine that stopped running does once no batch is in flight any more: reload,
+    /// or step down.
+    private func afterLastLanding() -> [Effect] {
+        guard inFlight.isEmpty else { return [] }
+        switch phase {
+        case .recovering: return [.recover]
+        case .deposed: return [.stepDown]
+        case .running, .stale: return []
         }
-        noteOverdue(now: now)
-        return effects + decideParked(now: now) + startBatchIfIdle(now: now) + rearm(now: now)
     }
 
     /// The batch failed as a whole: each of its callers hears the error (which says whether
-    /// the batch may have committed), and memory is reloaded before anything else is decided.
+    /// the batch may have committed), and memory is reloaded before anything else is decided,
+    /// once the batches sent after it have landed (they may have committed).
     mutating func failed(_ error: EngineError) -> [Effect] {
-        guard case .committing(let batch) = phase else {
+        guard let landed = inFlight.popFirst() else {
             preconditionFailure("a batch failed while none was in flight")
         }
-        batchSentAt = nil
-        if error.code == .fenced { return stepDown(error) }
-        for waiting in batch where waiting.item.kind == .reserve { reservesPending.remove(waiting.item.userID) }
+        lastLandedAt = nil
+        for waiting in landed.claims where waiting.item.kind == .reserve { reservesPending.remove(waiting.item.userID) }
+        let failure: [Effect] = [.fail(landed.claims.map(\.ticket), error)]
+        if case .deposed = phase { return failure + afterLastLanding() }
+        if error.code == .fenced { return failure + stepDown(error) }
         phase = .recovering
-        return [.fail(batch.map(\.ticket), error), .recover]
+        return failure + afterLastLanding()
     }
 
     /// Fresh memory: every request still waiting is decided again from it.
     mutating func recovered(_ recovery: DropRecovery, now: Date) -> [Effect] {
-        guard case .recovering = phase else { preconditionFailure("recovered while no reload was in flight") }
+        guard case .recovering = phase, inFlight.isEmpty else {
+            preconditionFailure("recovered while no reload was in flight")
+        }
         if let epoch = recovery.epoch { tenure?.epoch = epoch }
         drop = recovery.drop
         load(recovery)
-        phase = .idle
+        phase = .running
+        isGathering = false
         let waiting = (Array(queue) + Array(settling) + Array(parked) + Array(undecided)).sorted {
             $0.ticket < $1.ticket
         }
@@ -385,13 +461,15 @@ struct DropMachine {
         noteOverdue(now: now)
         let effects = waiting.compactMap { place($0.ticket, $0.item, decide($0.item, now: now)) }
         if !overdue.isEmpty { sweepDue = true }
-        return effects + startBatchIfIdle(now: now) + rearm(now: now)
+        return effects + startBatchIfReady(now: now) + rearm(now: now)
     }
 
     /// The reload failed (the store is down): everyone waiting hears it, and the next request
     /// tries again.
     mutating func recoveryFailed(_ error: EngineError) -> [Effect] {
-        guard case .recovering = phase else { preconditionFailure("a reload failed while none was in flight") }
+        guard case .recovering = phase, inFlight.isEmpty else {
+            preconditionFailure("a reload failed while none was in flight")
+        }
         if error.code == .fenced { return stepDown(error) }
         let tickets = takeEveryWaitingTicket()
         phase = .stale
@@ -410,18 +488,19 @@ struct DropMachine {
         undecided.removeAll()
         reservesPending.removeAll()
         sweepDue = false
+        isGathering = false
         return tickets
     }
 
-    /// The lease is another instance's: every caller still waiting here (the fenced batch's
-    /// too; the store applied nothing) hears the error, which names the owner when known.
+    /// The lease is another instance's: every caller still waiting here hears the error
+    /// (the store applied nothing of a fenced batch), which names the owner when known. The
+    /// batches still in flight land first (each is fenced too, or committed before the lease
+    /// moved: their callers hear the store), then the machine steps down.
     mutating func stepDown(_ error: EngineError) -> [Effect] {
-        var tickets = inFlightTickets
-        tickets += takeEveryWaitingTicket()
-        tickets.sort()
+        let tickets = takeEveryWaitingTicket()
         tenure?.trustedUntil = .distantPast
         phase = .deposed(error)
-        return (tickets.isEmpty ? [] : [.fail(tickets, error)]) + [.stepDown]
+        return (tickets.isEmpty ? [] : [.fail(tickets, error)]) + afterLastLanding()
     }
 
     private mutating func takeTicket() -> Ticket {
@@ -439,16 +518,16 @@ struct DropMachine {
         }
     }
 
-    private mutating func startBatchIfIdle(now: Date) -> [Effect] {
-        guard case .idle = phase, !queue.isEmpty || !settling.isEmpty || sweepDue else { return [] }
+    private mutating func startBatchIfReady(now: Date) -> [Effect] {
+        guard maySendBatch, !queue.isEmpty || !settling.isEmpty || sweepDue else { return [] }
         let settlingCount = min(settling.count, maxBatchClaims)
         let reserveCount = min(queue.count, maxBatchClaims - settlingCount)
         let batch = Array(settling.prefix(settlingCount)) + Array(queue.prefix(reserveCount))
         settling.removeFirst(settlingCount)
         queue.removeFirst(reserveCount)
         sweepDue = false
-        phase = .committing(batch)
-        batchSentAt = now
+        batchesSent += 1
+        inFlight.append(InFlight(number: batchesSent, claims: batch, sentAt: now, locked: false))
         let lease = tenure.map { BatchLease(epoch: $0.epoch, milliseconds: $0.owner.leaseMilliseconds) }
         let items = batch.map { $0.item.vouched(vouches(for: $0, now: now)) }
         return [.commit(ClaimBatch(dropID: drop.id, items: items, lease: lease))]
@@ -460,7 +539,10 @@ struct DropMachine {
     /// whose answer was lost cannot land after newer ones), for a user with no hold here at
     /// all (an overdue hold the store's clock may not have reached yet would make the vouch
     /// wrong and fail the batch) and under the limit. Memory holds every live hold and
-    /// purchase of the drop, and nothing can change them while no batch is in flight.
+    /// purchase of the drop. A batch in flight changes them only for its own users: a user
+    /// with a reserve in flight has none queued (`reservesPending` parks it), and one whose
+    /// purchase, cancel or sweep is in flight still has a hold in memory, so is not vouched
+    /// for; and should that batch fail, the store is as memory was.
     private func vouches(for waiting: Waiting, now: Date) -> Bool {
         let user = waiting.item.userID
         return waiting.item.kind == .reserve && waiting.decidedByMemory && tenure != nil && memoryTrusted(now: now)

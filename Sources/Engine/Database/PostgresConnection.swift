@@ -36,6 +36,11 @@ public final class PostgresSession {
     @discardableResult
     public func query(_ sql: String, _ parameters: [PostgresValue] = []) throws -> PostgresRows {
         let handle = try open()
+        return try awaitAnswer(sent: Self.send(sql, parameters, on: handle), on: handle)
+    }
+
+    /// Queues one parameterized statement on the connection (libpq sends it at the next flush).
+    private static func send(_ sql: String, _ parameters: [PostgresValue], on handle: OpaquePointer) -> Bool {
         let encoded = parameters.map(\.encoded)
         let types = encoded.map(\.typeOID)
         let lengths = encoded.map { Int32($0.bytes?.count ?? 0) }
@@ -59,7 +64,77 @@ public final class PostgresSession {
                 PQsendQueryParams(handle, sql, Int32(parameters.count), types, values.baseAddress, lengths, formats, 0)
             }
         }
-        return try awaitAnswer(sent: sent == 1, on: handle)
+        return sent == 1
+    }
+
+    /// Parameterized statements sent at once in libpq's pipeline mode, as one implicit
+    /// transaction that commits after the last of them (a failure of any applies none): the
+    /// server runs them back to back without waiting on this client. `completed(i)` is called
+    /// as statement `i`'s answer arrives, before the next ones' (while none has failed).
+    /// Returns each statement's rows once the transaction has committed. Failures are those of
+    /// `query`: a server's refusal applied nothing; a lost link leaves the commit unknown.
+    public func pipeline(
+        _ statements: [(sql: String, parameters: [PostgresValue])], completed: (Int) -> Void
+    ) throws -> [PostgresRows] {
+        let handle = try open()
+        do {
+            guard PQenterPipelineMode(handle) == 1 else {
+                throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+            }
+            var sent = true
+            for statement in statements where sent { sent = Self.send(statement.sql, statement.parameters, on: handle) }
+            guard sent, PQpipelineSync(handle) == 1 else {
+                throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+            }
+            unreplicatedCommit = nil
+            var deadline = ContinuousClock.now.advanced(by: answerTimeout)
+            try flush(handle, until: deadline)
+            var rows = [PostgresRows](
+                repeating: PostgresRows(columns: [], cells: [], affectedRows: 0), count: statements.count)
+            var firstError: PostgresError?
+            var index = 0
+            // Each statement's results end with a null result; the sync's result ends the pipeline.
+            while true {
+                try awaitResult(handle, until: deadline)
+                guard let result = PQgetResult(handle) else {
+                    // A link the server closed, or answers past the statements sent: never wait
+                    // for a sync that cannot come.
+                    guard PQstatus(handle) == CONNECTION_OK, index < statements.count else {
+                        throw PostgresError(
+                            kind: .connection, sqlState: "08006",
+                            message: "the pipeline ended without its sync: \(Self.errorMessage(handle))")
+                    }
+                    if firstError == nil { completed(index) }
+                    index += 1
+                    continue
+                }
+                deadline = ContinuousClock.now.advanced(by: answerTimeout)
+                let status = PQresultStatus(result)
+                if status == PGRES_PIPELINE_SYNC {
+                    PQclear(result)
+                    break
+                }
+                if status == PGRES_PIPELINE_ABORTED {
+                    PQclear(result)
+                    continue
+                }
+                do {
+                    let answer = try Self.consume(result, on: handle)
+                    if index < statements.count { rows[index] = answer }
+                } catch let error as PostgresError {
+                    firstError = firstError ?? error
+                }
+            }
+            guard PQexitPipelineMode(handle) == 1 else {
+                throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+            }
+            if let warning = unreplicatedCommit { throw Self.unreplicated(warning) }
+            if let firstError { throw firstError }
+            return rows
+        } catch let error as PostgresError where error.kind != .server {
+            finish()
+            throw error
+        }
     }
 
     /// Statements without parameters, possibly several separated by semicolons (simple
@@ -153,27 +228,11 @@ public final class PostgresSession {
             }
             unreplicatedCommit = nil
             var deadline = ContinuousClock.now.advanced(by: answerTimeout)
-            while true {
-                let pending = PQflush(handle)
-                if pending == 0 { break }
-                if pending < 0 {
-                    throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
-                }
-                try wait(for: Int16(POLLIN | POLLOUT), on: handle, until: deadline)
-                // Reading while the send buffer is full lets the server's answers (notices) through.
-                guard PQconsumeInput(handle) == 1 else {
-                    throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
-                }
-            }
+            try flush(handle, until: deadline)
             var rows = PostgresRows(columns: [], cells: [], affectedRows: 0)
             var firstError: PostgresError?
             while true {
-                while PQisBusy(handle) == 1 {
-                    try wait(for: Int16(POLLIN), on: handle, until: deadline)
-                    guard PQconsumeInput(handle) == 1 else {
-                        throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
-                    }
-                }
+                try awaitResult(handle, until: deadline)
                 guard let result = PQgetResult(handle) else { break }
                 let status = PQresultStatus(result)
                 if status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH {
@@ -188,20 +247,48 @@ public final class PostgresSession {
                 }
             }
             // First: a commit in doubt followed by a refusal in the same call is still in doubt.
-            if let warning = unreplicatedCommit {
-                // Not a success: the connection goes too (its standby link is suspect), and the
-                // caller treats the statement as it treats a lost answer.
-                throw PostgresError(
-                    kind: .inDoubt, sqlState: "57014",
-                    message:
-                        "the commit stopped waiting for its synchronous standby (\(warning)): applied on this server, perhaps on no standby"
-                )
-            }
+            // Not a success: the connection goes too (its standby link is suspect), and the caller
+            // treats the statement as it treats a lost answer.
+            if let warning = unreplicatedCommit { throw Self.unreplicated(warning) }
             if let firstError { throw firstError }
             return rows
         } catch let error as PostgresError where error.kind != .server {
             finish()
             throw error
+        }
+    }
+
+    private static func unreplicated(_ warning: String) -> PostgresError {
+        PostgresError(
+            kind: .inDoubt, sqlState: "57014",
+            message:
+                "the commit stopped waiting for its synchronous standby (\(warning)): applied on this server, perhaps on no standby"
+        )
+    }
+
+    /// Sends everything queued on the connection, reading meanwhile.
+    private func flush(_ handle: OpaquePointer, until deadline: ContinuousClock.Instant) throws {
+        while true {
+            let pending = PQflush(handle)
+            if pending == 0 { return }
+            if pending < 0 {
+                throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+            }
+            try wait(for: Int16(POLLIN | POLLOUT), on: handle, until: deadline)
+            // Reading while the send buffer is full lets the server's answers (notices) through.
+            guard PQconsumeInput(handle) == 1 else {
+                throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+            }
+        }
+    }
+
+    /// Reads until the next result can be taken without blocking.
+    private func awaitResult(_ handle: OpaquePointer, until deadline: ContinuousClock.Instant) throws {
+        while PQisBusy(handle) == 1 {
+            try wait(for: Int16(POLLIN), on: handle, until: deadline)
+            guard PQconsumeInput(handle) == 1 else {
+                throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
+            }
         }
     }
 

@@ -37,6 +37,11 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
     public var forwarded = 0
     public var takeovers = 0
     public var fencedBatches = 0
+    /// Batches sent while another of the drop's was in flight (behind its lock).
+    public var batchesSentBehindAnother = 0
+    /// Batches that landed after one sent before them had failed or been fenced: their
+    /// verdicts reach their callers, then the machine reloads or steps down.
+    public var landedAfterAFailure = 0
     /// Requests answered with a retryable error while a drop's lease changed hands.
     public var refusedDuringHandover = 0
     public var reserved = 0
@@ -46,7 +51,8 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
         "seed \(seed): \(steps) steps, \(requests) requests (\(answeredFromMemory) answered from memory), "
             + "\(batchesCommitted) batches committed, \(batchesFailed) failed, \(acknowledgementsLost) acks lost, "
             + "\(recoveriesFailed) reloads failed, \(activationsFailed) activations failed, \(crashes) crashes, \(forwarded) forwarded, \(takeovers) takeovers, "
-            + "\(fencedBatches) fenced, \(refusedDuringHandover) refused in handover; "
+            + "\(fencedBatches) fenced, \(batchesSentBehindAnother) sent behind another, "
+            + "\(landedAfterAFailure) landed after a failure, \(refusedDuringHandover) refused in handover; "
             + "\(reserved) holds, \(purchased) purchases, \(expired) expiries"
     }
 }
@@ -58,7 +64,9 @@ public actor Simulator {
     }
     private struct Node {
         var machine: DropMachine
-        var inFlight: ClaimBatch?
+        /// Batches sent and not yet at the store, oldest first (the store takes them in order,
+        /// as the drop's row lock makes PostgreSQL do).
+        var inFlight: [ClaimBatch] = []
     }
     /// One owner's actor of one drop.
     private struct Key: Hashable, Comparable {
@@ -121,9 +129,12 @@ public actor Simulator {
         let owner = running[Int.random(in: 0..<running.count, using: &random)]
         switch roll {
         case 0..<45: try await request(on: drop, reaching: owner)
-        case 45..<68:
+        case 45..<62:
             let busy = nodes.keys.filter { $0.owner != paused }.sorted()
             if !busy.isEmpty { try await complete(busy[Int.random(in: 0..<busy.count, using: &random)]) }
+        case 62..<68:
+            let busy = nodes.keys.filter { $0.owner != paused }.sorted()
+            if !busy.isEmpty { try await lockFirstBatch(busy[Int.random(in: 0..<busy.count, using: &random)]) }
         case 68..<80:
             clock.advance(by: Double(Int.random(in: 0...2_500, using: &random)) / 1000)
             try await tickRunningNodes()
@@ -191,7 +202,9 @@ public actor Simulator {
         let tenure = DropMachine.Tenure(
             owner: owners[key.owner], epoch: epoch, trustedUntil: owners[key.owner].trustedUntil(sentAt: now))
         nodes[key] = Node(
-            machine: DropMachine(recovery: recovery, now: now, tenure: tenure, maxBatchClaims: 4, maxQueuedClaims: 16))
+            machine: DropMachine(
+                recovery: recovery, now: now, tenure: tenure, maxBatchClaims: 4, maxQueuedClaims: 16,
+                maxBatchesInFlight: Int.random(in: 1...2, using: &random)))
         try await perform(nodes[key]!.machine.tick(now: now), on: key)
         return nodes[key]
     }
@@ -251,21 +264,30 @@ public actor Simulator {
         }
     }
 
-    /// The drop's batch in flight reaches the store now (a slow commit is one that waits
-    /// for several steps before this event picks it).
+    /// The drop's oldest batch in flight reaches the store now (a slow commit is one that
+    /// waits for several steps before this event picks it). The store then holds the lock for
+    /// the next one, and the machine may hear so before or after this batch's verdict.
     private func complete(_ key: Key) async throws {
         guard nodes[key] != nil else { return }
         try await perform(nodes[key]!.machine.flush(now: clock.now()), on: key)
-        guard let batch = nodes[key]?.inFlight else { return }
-        nodes[key]!.inFlight = nil
-        let verdicts = Set(nodes[key]!.machine.inFlightTickets)
+        guard let batch = nodes[key]?.inFlight.first else { return }
+        nodes[key]!.inFlight.removeFirst()
+        let verdicts = Set(nodes[key]!.machine.inFlight.first?.claims.map(\.ticket) ?? [])
+        let result: Result<BatchOutcome, EngineError>
         do {
-            let outcome = try await store.apply(batch)
+            result = .success(try await store.apply(batch))
+        } catch let error as EngineError {
+            result = .failure(error)
+        }
+        if Bool.random(using: &random) { try await lockFirstBatch(key, behind: 1) }
+        if case .running = nodes[key]!.machine.phase {} else { summary.landedAfterAFailure += 1 }
+        switch result {
+        case .success(let outcome):
             summary.batchesCommitted += 1
             summary.expired += outcome.expired.count
             try await perform(
                 nodes[key]!.machine.committed(outcome, now: clock.now()), on: key, storeVerdicts: verdicts)
-        } catch let error as EngineError {
+        case .failure(let error):
             summary.batchesFailed += 1
             if error.code == .outcomeUnknown { summary.acknowledgementsLost += 1 }
             if error.code == .fenced { summary.fencedBatches += 1 }
@@ -273,13 +295,22 @@ public actor Simulator {
         }
     }
 
+    /// The store holds the drop's lock for the oldest batch not yet at it (`behind` batches
+    /// whose verdicts the machine has yet to hear come before it): the machine hears so.
+    private func lockFirstBatch(_ key: Key, behind: Int = 0) async throws {
+        guard let machine = nodes[key]?.machine, machine.inFlight.count > behind else { return }
+        let batch = machine.inFlight[behind]
+        guard !batch.locked else { return }
+        try await perform(nodes[key]!.machine.batchLocked(batch.number, now: clock.now()), on: key)
+    }
+
     /// The owner's actor of the drop dies: its waiting callers never hear back (indeterminate),
-    /// a batch in flight may or may not have committed, and the next request to that owner
+    /// each batch in flight may or may not have committed, and the next request to that owner
     /// takes the lease again and recovers from the store.
     private func crash(_ key: Key) async throws {
         guard nodes[key] != nil else { return }
         summary.crashes += 1
-        if let batch = nodes[key]?.inFlight, Bool.random(using: &random) {
+        for batch in nodes[key]!.inFlight where Bool.random(using: &random) {
             _ = try? await store.apply(batch)
         }
         waiting[key] = [:]
@@ -301,8 +332,11 @@ public actor Simulator {
                 for ticket in tickets { waiting[key]?.removeValue(forKey: ticket) }
                 if error.code == .fenced { summary.refusedDuringHandover += tickets.count }
             case .commit(let batch):
-                precondition(nodes[key]!.inFlight == nil, "two batches in flight for one drop")
-                nodes[key]!.inFlight = batch
+                precondition(
+                    nodes[key]!.inFlight.count < nodes[key]!.machine.maxBatchesInFlight,
+                    "more batches in flight for one drop than the machine allows")
+                if !nodes[key]!.inFlight.isEmpty { summary.batchesSentBehindAnother += 1 }
+                nodes[key]!.inFlight.append(batch)
             case .armTimer, .gather:
                 break  // the simulation ticks every drop when it moves the clock, and flushes in `complete`
             case .stepDown:
@@ -458,7 +492,10 @@ public actor Simulator {
         for _ in 0..<8 {
             try await tickRunningNodes()
             for key in nodes.keys.sorted() {
-                repeat { try await complete(key) } while nodes[key]?.inFlight != nil
+                repeat {
+                    try await lockFirstBatch(key)
+                    try await complete(key)
+                } while !(nodes[key]?.inFlight.isEmpty ?? true)
             }
             try await sweepLapsedDrops()
         }

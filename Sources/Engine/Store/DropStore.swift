@@ -25,6 +25,10 @@ public protocol DropStore: Sendable {
     /// a lease is refused (`fenced`) unless its epoch is the drop's; one without is refused
     /// (`leased`) while an instance holds a live lease on the drop.
     func apply(_ batch: ClaimBatch) async throws -> BatchOutcome
+    /// `apply`, calling `locked` once the store holds the drop's lock for this batch (at most
+    /// once, perhaps never if the batch fails): a batch applied after that waits for this
+    /// one, so a caller may send the next batch then and know the two apply in that order.
+    func apply(_ batch: ClaimBatch, locked: @escaping @Sendable () -> Void) async throws -> BatchOutcome
     /// A user's reservations on every drop, newest first.
     func reservations(of user: UserID) async throws -> [Reservation]
     /// The user's ACTIVE hold on the drop, if any (the hold an `already_holding` names).
@@ -43,6 +47,12 @@ public protocol DropStore: Sendable {
 }
 
 extension DropStore {
+    /// A store that cannot tell when it took the lock says so once the batch is applied.
+    public func apply(_ batch: ClaimBatch, locked: @escaping @Sendable () -> Void) async throws -> BatchOutcome {
+        let outcome = try await apply(batch)
+        locked()
+        return outcome
+    }
     public func recover(_ drop: DropID) async throws -> DropRecovery? { try await recover(drop, epoch: nil) }
     public func dropsWithOverdueHolds() async throws -> [DropID] { try await dropsWithOverdueHolds(sweptBy: nil) }
 }

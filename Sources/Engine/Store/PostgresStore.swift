@@ -1,5 +1,5 @@
-// The source of truth: drops in PostgreSQL, each batch one call of stockdrop_apply_batch
-// (one round trip, one transaction holding the drop's row lock).
+// The source of truth: drops in PostgreSQL, each batch one call of stockdrop_apply_batch in
+// one transaction holding the drop's row lock, in one round trip.
 import Foundation
 
 public final class PostgresStore: DropStore {
@@ -240,6 +240,19 @@ public final class PostgresStore: DropStore {
     /// nothing was sent (`storeUnavailable`), but a connection lost after sending, or a reply
     /// that cannot be read, leaves it unknown (`outcomeUnknown`).
     public func apply(_ batch: ClaimBatch) async throws -> BatchOutcome {
+        try await apply(batch, lockingFirst: nil)
+    }
+
+    /// The batch behind a statement of its own that locks the drop's row, so that the store can
+    /// say when it holds the lock: both go in one pipeline, one transaction, one round trip.
+    public func apply(_ batch: ClaimBatch, locked: @escaping @Sendable () -> Void) async throws -> BatchOutcome {
+        try await apply(batch, lockingFirst: locked)
+    }
+
+    private static let applyBatchSQL =
+        "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key, lease_holder, total_stock FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6, $7, $8, $9)"
+
+    private func apply(_ batch: ClaimBatch, lockingFirst locked: (@Sendable () -> Void)?) async throws -> BatchOutcome {
         let kinds = batch.items.map { Int64($0.batchFunctionKind) }
         let users = batch.items.map(\.userID)
         let keys = batch.items.map { $0.idempotencyKey }
@@ -249,17 +262,20 @@ public final class PostgresStore: DropStore {
         let asked: [PostgresValue] = [
             .int64Array(asks.users), .int64Array(asks.epochMicroseconds), .int32(Int32(purchaseGraceMilliseconds)),
         ]
+        let parameters: [PostgresValue] =
+            [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)] + lease + asked
         let rows: PostgresRows
         do {
-            rows = try await sendOnce(
-                "SELECT ord, code, reservation_id, user_id, purchase_id, created_us, expires_us, ended_us, sold, reserved, price_cents, idempotency_key, lease_holder, total_stock FROM stockdrop_apply_batch($1, $2::integer[], $3, $4, $5, $6, $7, $8, $9)",
-                [.int64(batch.dropID), .int64Array(kinds), .int64Array(users), .textArray(keys)] + lease + asked)
+            rows = try await pool.withSession { session in
+                guard let locked else { return try Self.sendOnce(session, Self.applyBatchSQL, parameters) }
+                return try Self.lockThenApply(session, drop: batch.dropID, parameters, locked: locked)
+            }
         } catch let lost as SentStatementLost {
             throw EngineError(.outcomeUnknown, "the batch was sent but its answer was lost: \(lost.underlying)")
         } catch let error as PostgresError where error.kind == .server {
             throw EngineError(.batchFailed, "the database refused the batch; nothing was applied: \(error)")
         } catch let error as PostgresError {
-            throw EngineError(.storeUnavailable, "no connection to the database; nothing was sent: \(error)")
+            throw EngineError(.storeUnavailable, "no usable connection to the database; nothing was applied: \(error)")
         }
         do {
             return try Self.outcome(of: batch, rows: rows)
@@ -270,17 +286,32 @@ public final class PostgresStore: DropStore {
         }
     }
 
-    /// One statement in a session of its own. A failure once the statement has left (the
-    /// connection lost, no answer in time) is `SentStatementLost`: it may have committed. A
-    /// `PostgresError` means it applied nothing: no connection to send it on, or the server
-    /// refused it (and rolled it back).
-    private func sendOnce(_ sql: String, _ parameters: [PostgresValue]) async throws -> PostgresRows {
-        try await pool.withSession { session in
-            do {
-                return try session.query(sql, parameters)
-            } catch let error as PostgresError where error.kind != .server {
-                throw SentStatementLost(underlying: error)
-            }
+    /// One statement, committed on its own. A failure once it has left (the connection lost,
+    /// no answer in time) is `SentStatementLost`: it may have committed. A `PostgresError`
+    /// means it applied nothing: no connection to send it on, or the server refused it (and
+    /// rolled it back).
+    private static func sendOnce(
+        _ session: PostgresSession, _ sql: String, _ parameters: [PostgresValue]
+    ) throws -> PostgresRows {
+        do {
+            return try session.query(sql, parameters)
+        } catch let error as PostgresError where error.kind != .server {
+            throw SentStatementLost(underlying: error)
+        }
+    }
+
+    /// The drop's row lock (the batch function's own `FOR UPDATE` then finds it held), then the
+    /// batch, sent together: `locked` is called when the lock's answer arrives, while the batch
+    /// runs. Lost after it was sent, the pipeline's commit is unknown, as `sendOnce`'s is.
+    private static func lockThenApply(
+        _ session: PostgresSession, drop: DropID, _ parameters: [PostgresValue], locked: () -> Void
+    ) throws -> PostgresRows {
+        do {
+            return try session.pipeline(
+                [("SELECT 1 FROM drops WHERE id = $1 FOR UPDATE", [.int64(drop)]), (applyBatchSQL, parameters)]
+            ) { if $0 == 0 { locked() } }[1]
+        } catch let error as PostgresError where error.kind != .server {
+            throw SentStatementLost(underlying: error)
         }
     }
 
@@ -348,7 +379,7 @@ public final class PostgresStore: DropStore {
     @discardableResult
     func write(_ sql: String, _ parameters: [PostgresValue]) async throws -> PostgresRows {
         do {
-            return try await sendOnce(sql, parameters)
+            return try await pool.withSession { try Self.sendOnce($0, sql, parameters) }
         } catch let lost as SentStatementLost {
             throw EngineError(.outcomeUnknown, "the statement was sent but its answer was lost: \(lost.underlying)")
         } catch let error as PostgresError {

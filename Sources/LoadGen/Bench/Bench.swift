@@ -9,12 +9,15 @@ public struct BenchOptions: Sendable {
     public var callers: Int
     public var seconds: Double
     public var rowLockPoolSize: Int
+    /// Batches the actor strategy's drop may have in flight.
+    public var batchesInFlight: Int
     public var databaseURL: String?
 
     public init(
         strategies: [Strategy], callers: Int, seconds: Double, rowLockPoolSize: Int = Defaults.rowLockPoolSize,
-        databaseURL: String?
+        batchesInFlight: Int = Defaults.maxBatchesInFlight, databaseURL: String?
     ) {
+        self.batchesInFlight = batchesInFlight
         self.strategies = strategies
         self.callers = callers
         self.seconds = seconds
@@ -85,7 +88,9 @@ public enum Bench {
         let pool = PostgresPool(
             url: url, size: strategy == .actor ? Defaults.actorBatchConnections : options.rowLockPoolSize)
         let store = PostgresStore(pool: pool)
-        let inventory: any Inventory = strategy == .actor ? ActorEngine(store: store) : RowLockEngine(store: store)
+        let inventory: any Inventory =
+            strategy == .actor
+            ? ActorEngine(store: store, maxBatchesInFlight: options.batchesInFlight) : RowLockEngine(store: store)
 
         // Sold-out rejections first: answered from memory (actor), they must not share the
         // machine's two cores with the autovacuum that the commit phase's rows set off.

@@ -1,0 +1,57 @@
+// What lets a drop's actor send its next batch before the last one's verdict: PostgresStore
+// says a batch holds the drop's row lock only once it does, and a batch sent after that word,
+// on another connection, waits for the lock and is applied after it.
+import Engine
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+
+@Suite("batches behind the drop's lock") struct BatchLockOrderTests {
+    /// What the store's word of the lock set off.
+    final class Seen: Sendable {
+        let locked = Mutex(false)
+        let behind = Mutex<Task<BatchOutcome, any Error>?>(nil)
+    }
+
+    @Test func theLockIsReportedWhenHeldAndABatchSentThenAppliesAfter() async throws {
+        let url = try await TestDatabase.fresh("batch_lock_order")
+        let pool = PostgresPool(url: url, size: 3)
+        let store = PostgresStore(pool: pool)
+        let drop = try await store.createDrop(DropSpec(name: "order", priceCents: 1, totalStock: 5_000))
+        // Another transaction holds the drop's lock until the test lets it go.
+        let blocker = try await PostgresConnection.connect(url)
+        try await blocker.execute("BEGIN; SELECT 1 FROM drops WHERE id = \(drop.id) FOR UPDATE")
+
+        let seen = Seen()
+        // A large first batch (a thousand reserves) keeps the lock a while after it is taken.
+        let first = ClaimBatch(dropID: drop.id, items: (1...1_000).map { ClaimItem(.reserve, user: UserID($0)) })
+        let firstApplied = Task {
+            try await store.apply(first) {
+                seen.locked.withLock { $0 = true }
+                // As the actor does: the next batch goes on word of the lock, on another connection.
+                let cancel = ClaimBatch(dropID: drop.id, items: [ClaimItem(.cancel, user: 1)])
+                seen.behind.withLock { $0 = Task { try await store.apply(cancel) } }
+            }
+        }
+        // While the other transaction holds the lock, no word of it may come (this wait can
+        // only let a defect pass, never fail a sound store).
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!seen.locked.withLock { $0 }, "the lock was reported while another held it")
+        try await blocker.execute("COMMIT")
+        await blocker.close()
+
+        let firstOutcome = try await firstApplied.value
+        #expect(seen.locked.withLock { $0 })
+        #expect(firstOutcome.results.allSatisfy { if case .reserved = $0 { true } else { false } })
+        let second = try #require(seen.behind.withLock { $0 })
+        let cancelled = try await second.value
+        guard case .cancelled(let hold) = cancelled.results.first else {
+            Issue.record("the cancel sent behind the lock must find user 1's hold: \(cancelled.results)")
+            return
+        }
+        #expect(hold.userID == 1)
+        #expect(cancelled.reserved == 999)
+        await pool.close()
+    }
+}
