@@ -47,6 +47,8 @@ extension Defaults {
     /// the last batch's verdict, and the database for the drop's actor. Measured with
     /// `stockdrop bench --batches-in-flight` (docs/engine.md): 3,000 callers, whose claims keep
     /// full batches waiting, commit more with 2; 1,000 callers (one batch's worth) the same.
+    /// The second batch holds a pool connection while it waits on the lock, and its answer
+    /// deadline runs from its sending, the first batch's time included.
     public static let maxBatchesInFlight = 2
     /// When a sweep finds nothing due (the database's clock is a hair behind ours), wait this
     /// long before asking again rather than spinning.

@@ -54,4 +54,35 @@ import Testing
         #expect(cancelled.reserved == 999)
         await pool.close()
     }
+
+    /// The word comes while the batch is still running, not with its commit: the database
+    /// holds a pipeline's answers until its end unless asked to flush, and a word that came
+    /// only after the commit would leave the next batch no time to wait on the lock. Here the
+    /// batch cannot finish (another transaction holds the reservations table), yet its word
+    /// must come.
+    @Test func theLockIsReportedBeforeTheBatchCanCommit() async throws {
+        let url = try await TestDatabase.fresh("batch_lock_word")
+        let pool = PostgresPool(url: url, size: 2)
+        let store = PostgresStore(pool: pool)
+        let drop = try await store.createDrop(DropSpec(name: "word", priceCents: 1, totalStock: 10))
+        let blocker = try await PostgresConnection.connect(url)
+        try await blocker.execute("BEGIN; LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE")
+        let seen = Seen()
+        let applied = Task {
+            try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)])) {
+                seen.locked.withLock { $0 = true }
+            }
+        }
+        try await ActivationOrderTests.waitUntil("the word of the lock, the batch still blocked") {
+            seen.locked.withLock { $0 }
+        }
+        try await blocker.execute("COMMIT")
+        await blocker.close()
+        guard case .reserved(let hold) = try await applied.value.results.first else {
+            Issue.record("the batch reserves once the table is free")
+            return
+        }
+        #expect(hold.userID == 1)
+        await pool.close()
+    }
 }

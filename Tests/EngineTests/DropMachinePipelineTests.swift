@@ -137,7 +137,8 @@ import Testing
         let fenced = EngineError(.fenced, "epoch moved", owner: "b")
         let first = m.failed(fenced)
         #expect(!first.contains { if case .stepDown = $0 { true } else { false } }, "the second batch is still out")
-        #expect(first.contains { if case .fail(let tickets, _) = $0 { tickets.count == 1 } else { false } })
+        let failed = first.compactMap { if case .fail(let tickets, _) = $0 { tickets.count } else { nil } }
+        #expect(failed == [1, 1], "the fenced batch's caller, then the one queued behind: \(first)")
         #expect(m.isDeposed && !m.memoryTrusted(now: start))
         guard case .refused = m.reserve(user: 4, now: start) else {
             Issue.record("a deposed machine refuses new claims")

@@ -77,12 +77,17 @@ public final class PostgresSession {
         _ statements: [(sql: String, parameters: [PostgresValue])], completed: (Int) -> Void
     ) throws -> [PostgresRows] {
         let handle = try open()
-        do {
+        return try exchange {
             guard PQenterPipelineMode(handle) == 1 else {
                 throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
             }
             var sent = true
-            for statement in statements where sent { sent = Self.send(statement.sql, statement.parameters, on: handle) }
+            for (index, statement) in statements.enumerated() where sent {
+                sent = Self.send(statement.sql, statement.parameters, on: handle)
+                // The server holds a pipeline's answers until the sync (or a full buffer) unless
+                // asked to flush: each statement's answer is then sent as soon as it is ready.
+                if sent, index < statements.count - 1 { sent = PQsendFlushRequest(handle) == 1 }
+            }
             guard sent, PQpipelineSync(handle) == 1 else {
                 throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
             }
@@ -97,14 +102,14 @@ public final class PostgresSession {
             while true {
                 try awaitResult(handle, until: deadline)
                 guard let result = PQgetResult(handle) else {
-                    // A link the server closed, or answers past the statements sent: never wait
-                    // for a sync that cannot come.
-                    guard PQstatus(handle) == CONNECTION_OK, index < statements.count else {
+                    // A link the server closed, or more ends of answers than statements and a
+                    // commit's refusal: never wait for a sync that cannot come.
+                    guard PQstatus(handle) == CONNECTION_OK, index <= statements.count else {
                         throw PostgresError(
                             kind: .connection, sqlState: "08006",
                             message: "the pipeline ended without its sync: \(Self.errorMessage(handle))")
                     }
-                    if firstError == nil { completed(index) }
+                    if firstError == nil, index < statements.count { completed(index) }
                     index += 1
                     continue
                 }
@@ -128,12 +133,7 @@ public final class PostgresSession {
             guard PQexitPipelineMode(handle) == 1 else {
                 throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
             }
-            if let warning = unreplicatedCommit { throw Self.unreplicated(warning) }
-            if let firstError { throw firstError }
-            return rows
-        } catch let error as PostgresError where error.kind != .server {
-            finish()
-            throw error
+            return try outcome(rows, firstError: firstError)
         }
     }
 
@@ -218,11 +218,10 @@ public final class PostgresSession {
     /// Flushes what was queued, then reads every result of the statement(s), each within the
     /// answer deadline (it restarts with every result, as `statement_timeout` does per
     /// statement). The rows are the last result's; the error is the first one (the server stops
-    /// at it). A failure of the link itself, a deadline passed or a COPY (which this wrapper does
-    /// not speak) finishes the connection: half-read results must never be read as the next
-    /// statement's, so the pool sees it closed and replaces it.
+    /// at it). A COPY (which this wrapper does not speak) finishes the connection, as a failure
+    /// of the link does (`exchange`).
     private func awaitAnswer(sent: Bool, on handle: OpaquePointer) throws -> PostgresRows {
-        do {
+        try exchange {
             guard sent else {
                 throw PostgresError(kind: .connection, sqlState: "08006", message: Self.errorMessage(handle))
             }
@@ -246,16 +245,30 @@ public final class PostgresSession {
                     firstError = firstError ?? error
                 }
             }
-            // First: a commit in doubt followed by a refusal in the same call is still in doubt.
-            // Not a success: the connection goes too (its standby link is suspect), and the caller
-            // treats the statement as it treats a lost answer.
-            if let warning = unreplicatedCommit { throw Self.unreplicated(warning) }
-            if let firstError { throw firstError }
-            return rows
+            return try outcome(rows, firstError: firstError)
+        }
+    }
+
+    /// One exchange with the server. A failure of the link itself, a deadline passed or a COPY
+    /// finishes the connection: half-read results must never be read as the next statement's,
+    /// so the pool sees it closed and replaces it.
+    private func exchange<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
         } catch let error as PostgresError where error.kind != .server {
             finish()
             throw error
         }
+    }
+
+    /// An exchange's answer once every result is read. First a commit in doubt (followed by a
+    /// refusal in the same call it is still in doubt): not a success, the connection goes too
+    /// (its standby link is suspect), and the caller treats it as a lost answer. Then the first
+    /// refusal (the server stops at it).
+    private func outcome<T>(_ answer: T, firstError: PostgresError?) throws -> T {
+        if let warning = unreplicatedCommit { throw Self.unreplicated(warning) }
+        if let firstError { throw firstError }
+        return answer
     }
 
     private static func unreplicated(_ warning: String) -> PostgresError {

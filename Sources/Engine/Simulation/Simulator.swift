@@ -39,9 +39,10 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
     public var fencedBatches = 0
     /// Batches sent while another of the drop's was in flight (behind its lock).
     public var batchesSentBehindAnother = 0
-    /// Batches that landed after one sent before them had failed or been fenced: their
-    /// verdicts reach their callers, then the machine reloads or steps down.
-    public var landedAfterAFailure = 0
+    /// Batches that landed after the machine stopped deciding (a batch before them failed, was
+    /// fenced or contradicted memory): their verdicts reach their callers, then the machine
+    /// reloads or steps down.
+    public var landedWhileStopped = 0
     /// Requests answered with a retryable error while a drop's lease changed hands.
     public var refusedDuringHandover = 0
     public var reserved = 0
@@ -52,7 +53,7 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
             + "\(batchesCommitted) batches committed, \(batchesFailed) failed, \(acknowledgementsLost) acks lost, "
             + "\(recoveriesFailed) reloads failed, \(activationsFailed) activations failed, \(crashes) crashes, \(forwarded) forwarded, \(takeovers) takeovers, "
             + "\(fencedBatches) fenced, \(batchesSentBehindAnother) sent behind another, "
-            + "\(landedAfterAFailure) landed after a failure, \(refusedDuringHandover) refused in handover; "
+            + "\(landedWhileStopped) landed while stopped, \(refusedDuringHandover) refused in handover; "
             + "\(reserved) holds, \(purchased) purchases, \(expired) expiries"
     }
 }
@@ -280,7 +281,7 @@ public actor Simulator {
             result = .failure(error)
         }
         if Bool.random(using: &random) { try await lockFirstBatch(key, behind: 1) }
-        if case .running = nodes[key]!.machine.phase {} else { summary.landedAfterAFailure += 1 }
+        if case .running = nodes[key]!.machine.phase {} else { summary.landedWhileStopped += 1 }
         switch result {
         case .success(let outcome):
             summary.batchesCommitted += 1

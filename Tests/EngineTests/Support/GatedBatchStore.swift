@@ -1,0 +1,91 @@
+// A store whose batches wait for the test: it says when each one holds the drop's lock, when it
+// commits (in the store's order) and when its caller hears back (in any order), so a test can
+// put a drop's actor through orders a real database only sometimes produces.
+import Engine
+import Foundation
+import Synchronization
+
+final class GatedBatchStore: DropStore {
+    let base: InMemoryStore
+    private struct Pending {
+        var batch: ClaimBatch
+        var locked: @Sendable () -> Void
+        var outcome: Result<BatchOutcome, any Error>?
+        var caller: CheckedContinuation<BatchOutcome, any Error>?
+    }
+    /// Every batch the actor sent, in the order it sent them.
+    private let pending = Mutex<[Pending]>([])
+
+    init(_ base: InMemoryStore) { self.base = base }
+
+    var batchesSent: Int { pending.withLock { $0.count } }
+    func batch(_ index: Int) -> ClaimBatch { pending.withLock { $0[index].batch } }
+
+    /// The store holds the drop's lock for batch `index`.
+    func lock(_ index: Int) {
+        let locked = pending.withLock { $0[index].locked }
+        locked()
+    }
+
+    /// Batch `index` commits now (its caller has not heard yet).
+    func commit(_ index: Int) async {
+        let batch = self.batch(index)
+        let outcome: Result<BatchOutcome, any Error>
+        do { outcome = .success(try await base.apply(batch)) } catch { outcome = .failure(error) }
+        pending.withLock { $0[index].outcome = outcome }
+    }
+
+    /// Batch `index` is refused: nothing applied.
+    func refuse(_ index: Int, _ error: EngineError) {
+        pending.withLock { $0[index].outcome = .failure(error) }
+    }
+
+    /// Batch `index`'s caller hears its outcome.
+    func answer(_ index: Int) {
+        let (caller, outcome) = pending.withLock { state in
+            defer { state[index].caller = nil }
+            return (state[index].caller, state[index].outcome)
+        }
+        guard let caller, let outcome else { preconditionFailure("batch \(index) unsent, answered or undecided") }
+        caller.resume(with: outcome)
+    }
+
+    func apply(_ batch: ClaimBatch, locked: @escaping @Sendable () -> Void) async throws -> BatchOutcome {
+        try await withCheckedThrowingContinuation { caller in
+            pending.withLock { $0.append(Pending(batch: batch, locked: locked, outcome: nil, caller: caller)) }
+        }
+    }
+
+    func apply(_ batch: ClaimBatch) async throws -> BatchOutcome {
+        try await apply(batch) {}
+    }
+
+    var purchaseGraceMilliseconds: Int { base.purchaseGraceMilliseconds }
+    func acquireLease(on drop: DropID, for owner: LeaseOwner) async throws -> LeaseGrant? {
+        try await base.acquireLease(on: drop, for: owner)
+    }
+    func createDrop(_ spec: DropSpec) async throws -> DropRecord { try await base.createDrop(spec) }
+    func listDrops(after cursor: DropID?, limit: Int) async throws -> [DropSnapshot] {
+        await base.listDrops(after: cursor, limit: limit)
+    }
+    func snapshot(of drop: DropID) async throws -> DropSnapshot? { await base.snapshot(of: drop) }
+    func recover(_ drop: DropID, epoch: Int64?) async throws -> DropRecovery? {
+        try await base.recover(drop, epoch: epoch)
+    }
+    func renewLeases(_ epochs: [DropID: Int64], for owner: LeaseOwner) async throws -> LeaseRenewal {
+        await base.renewLeases(epochs, for: owner)
+    }
+    func releaseLeases(_ epochs: [DropID: Int64], of owner: LeaseOwner) async throws {
+        await base.releaseLeases(epochs, of: owner)
+    }
+    func reservations(of user: UserID) async throws -> [Reservation] { await base.reservations(of: user) }
+    func liveHold(of user: UserID, on drop: DropID) async throws -> Reservation? {
+        await base.liveHold(of: user, on: drop)
+    }
+    func dropsWithOverdueHolds(sweptBy owner: LeaseOwner?) async throws -> [DropID] {
+        await base.dropsWithOverdueHolds(sweptBy: owner)
+    }
+    func upsertUser(_ user: UserID, name: String, role: String) async throws {
+        await base.upsertUser(user, name: name, role: role)
+    }
+}
