@@ -526,14 +526,10 @@ struct DropMachine {
         settling.removeFirst(settlingCount)
         queue.removeFirst(reserveCount)
         sweepDue = false
-        // A batch sent behind another vouches for no one: should the first one's verdicts show
-        // memory wrong, the reload comes too late for this batch, and a wrong vouch about the
-        // limit has nothing in the database behind it.
-        let vouching = inFlight.isEmpty
         batchesSent += 1
         inFlight.append(InFlight(number: batchesSent, claims: batch, sentAt: now, locked: false))
         let lease = tenure.map { BatchLease(epoch: $0.epoch, milliseconds: $0.owner.leaseMilliseconds) }
-        let items = batch.map { $0.item.vouched(vouching && vouches(for: $0, now: now)) }
+        let items = batch.map { $0.item.vouched(vouches(for: $0, now: now)) }
         return [.commit(ClaimBatch(dropID: drop.id, items: items, lease: lease))]
     }
 
@@ -543,7 +539,12 @@ struct DropMachine {
     /// whose answer was lost cannot land after newer ones), for a user with no hold here at
     /// all (an overdue hold the store's clock may not have reached yet would make the vouch
     /// wrong and fail the batch) and under the limit. Memory holds every live hold and
-    /// purchase of the drop, and only a batch sent with none in flight vouches.
+    /// purchase of the drop. A batch in flight changes them only for its own users: a user
+    /// with a reserve in flight has none queued (`reservesPending` parks it), and one whose
+    /// purchase, cancel or sweep is in flight still has a hold in memory, so is not vouched
+    /// for; and should that batch fail, the store is as memory was. (Should its verdicts show
+    /// memory wrong, the batch sent behind it carries vouches of that memory: the reload comes
+    /// one batch later than with one in flight. docs/design.md §3.3.)
     private func vouches(for waiting: Waiting, now: Date) -> Bool {
         let user = waiting.item.userID
         return waiting.item.kind == .reserve && waiting.decidedByMemory && tenure != nil && memoryTrusted(now: now)
