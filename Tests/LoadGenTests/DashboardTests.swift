@@ -226,9 +226,16 @@ import Testing
         }
         #expect(outcome.report.strategies[0].invariantsBroken == 0)
         #expect(frames.last?.invariants.allSatisfy { $0.status == "holds" } == true, "\(frames.last?.invariants ?? [])")
-        // Acknowledgements were looked up as they came (the last answers may come after the
-        // last second's lookup: the checker's verdict in the final frame covers them).
-        #expect(ticks.contains { $0.unconfirmed == 0 } && ticks.allSatisfy { $0.unconfirmed < 1_000 })
+        // Acknowledgements were looked up as they came: at some tick, none was waiting but the
+        // last moments' (at most twice its last second's acknowledgements). A tick with none
+        // waiting at all is not a loaded machine's to promise: the rowlock baseline on the fresh
+        // clone's first suite answered until the load's end, and no tick saw zero. The last
+        // answers are covered by the checker's verdict in the final frame.
+        #expect(
+            ticks.contains { tick in
+                let lastSecond = ["reserve", "purchase"].reduce(0) { $0 + (tick.requestsPerSecond[$1]?["ok"] ?? 0) }
+                return tick.unconfirmed <= 2 * lastSecond
+            } && ticks.allSatisfy { $0.unconfirmed < 1_000 }, "\(ticks.map(\.unconfirmed))")
         // Holds were granted, so the rows and acknowledgements had something to judge (the
         // rowlock baseline on a loaded machine may see every purchase refused `expired`).
         #expect(ticks.contains { ($0.requestsTotal["reserve"]?["ok"] ?? 0) > 0 })
