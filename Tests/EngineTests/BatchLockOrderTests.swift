@@ -14,14 +14,25 @@ import Testing
         let behind = Mutex<Task<BatchOutcome, any Error>?>(nil)
     }
 
-    @Test func theLockIsReportedWhenHeldAndABatchSentThenAppliesAfter() async throws {
-        let url = try await TestDatabase.fresh("batch_lock_order")
-        let pool = PostgresPool(url: url, size: 3)
+    /// A fresh database with one drop, and another connection inside a transaction that has
+    /// run `lock` (given the drop's id) and holds what it took until the test commits it.
+    static func blocked(
+        _ name: String, stock: Int, poolSize: Int, lock: (DropID) -> String
+    ) async throws -> (PostgresPool, PostgresStore, DropRecord, PostgresConnection) {
+        let url = try await TestDatabase.fresh(name)
+        let pool = PostgresPool(url: url, size: poolSize)
         let store = PostgresStore(pool: pool)
-        let drop = try await store.createDrop(DropSpec(name: "order", priceCents: 1, totalStock: 5_000))
-        // Another transaction holds the drop's lock until the test lets it go.
+        let drop = try await store.createDrop(DropSpec(name: name, priceCents: 1, totalStock: stock))
         let blocker = try await PostgresConnection.connect(url)
-        try await blocker.execute("BEGIN; SELECT 1 FROM drops WHERE id = \(drop.id) FOR UPDATE")
+        try await blocker.execute("BEGIN; \(lock(drop.id))")
+        return (pool, store, drop, blocker)
+    }
+
+    @Test func theLockIsReportedWhenHeldAndABatchSentThenAppliesAfter() async throws {
+        // Another transaction holds the drop's lock until the test lets it go.
+        let (pool, store, drop, blocker) = try await Self.blocked("batch_lock_order", stock: 5_000, poolSize: 3) {
+            "SELECT 1 FROM drops WHERE id = \($0) FOR UPDATE"
+        }
 
         let seen = Seen()
         // A large first batch (a thousand reserves) keeps the lock a while after it is taken.
@@ -61,12 +72,9 @@ import Testing
     /// batch cannot finish (another transaction holds the reservations table), yet its word
     /// must come.
     @Test func theLockIsReportedBeforeTheBatchCanCommit() async throws {
-        let url = try await TestDatabase.fresh("batch_lock_word")
-        let pool = PostgresPool(url: url, size: 2)
-        let store = PostgresStore(pool: pool)
-        let drop = try await store.createDrop(DropSpec(name: "word", priceCents: 1, totalStock: 10))
-        let blocker = try await PostgresConnection.connect(url)
-        try await blocker.execute("BEGIN; LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE")
+        let (pool, store, drop, blocker) = try await Self.blocked("batch_lock_word", stock: 10, poolSize: 2) { _ in
+            "LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE"
+        }
         let seen = Seen()
         let applied = Task {
             try await store.apply(ClaimBatch(dropID: drop.id, items: [ClaimItem(.reserve, user: 1)])) {

@@ -194,8 +194,6 @@ struct DropMachine {
 
     var dropID: DropID { drop.id }
     var isCommitting: Bool { !inFlight.isEmpty }
-    /// The callers of the batches in flight: their answers will be the store's verdicts.
-    var inFlightTickets: [Ticket] { inFlight.flatMap { $0.claims.map(\.ticket) } }
     var queuedCount: Int { queue.count + settling.count + parked.count + undecided.count }
     /// How many claims may wait before a new reserve is refused `overloaded`: what the store
     /// takes within the latency target at its measured rate, never under one batch, never
