@@ -26,7 +26,12 @@ import Testing
     }
 
     func sent(_ effects: [DropMachine.Effect]) -> [UserID]? {
-        effects.lazy.compactMap { if case .commit(let batch) = $0 { batch.items.map(\.userID) } else { nil } }.first
+        effects.lazy.compactMap { if case .commit(let batch, _) = $0 { batch.items.map(\.userID) } else { nil } }.first
+    }
+
+    /// Whether the batch sent asked for word of the lock (nil: none sent).
+    func asksForLock(_ effects: [DropMachine.Effect]) -> Bool? {
+        effects.lazy.compactMap { if case .commit(_, let asks) = $0 { asks } else { nil } }.first
     }
 
     func gathers(_ effects: [DropMachine.Effect]) -> Bool {
@@ -59,69 +64,83 @@ import Testing
 
     @Test func aFullBatchGoesBehindTheLastOnceTheStoreHoldsItsLock() {
         var m = machine()
-        reserve(1...2, on: &m)
-        #expect(sent(m.flush(now: start)) == [1, 2])
-        #expect(reserve(3...5, on: &m).isEmpty, "the first batch's lock is not held yet: nothing may go behind it")
-        #expect(sent(m.batchLocked(1, now: start)) == [3, 4, 5], "the lock is held and a full batch waits: it goes")
-        #expect(reserve(6...8, on: &m).isEmpty, "two batches are in flight: the third waits")
+        reserve(1...3, on: &m)
+        let flushed = m.flush(now: start)
+        #expect(sent(flushed) == [1, 2, 3] && asksForLock(flushed) == true, "a full batch asks for the lock's word")
+        #expect(reserve(4...6, on: &m).isEmpty, "the first batch's lock is not held yet: nothing may go behind it")
+        let behind = m.batchLocked(1, now: start)
+        #expect(sent(behind) == [4, 5, 6], "the lock is held and a full batch waits: it goes")
+        #expect(asksForLock(behind) == true, "it asks too, so the next may go behind it once the first lands")
+        #expect(reserve(7...9, on: &m).isEmpty, "two batches are in flight: the third waits")
         #expect(m.batchLocked(2, now: start).isEmpty, "still two in flight")
-        let first = m.committed(reserved([1, 2], firstID: 1, reservedAfter: 2), now: start)
-        #expect(answered(first) == 2)
-        #expect(sent(first) == [6, 7, 8], "the first landed and the second holds the lock: the third goes at once")
+        let first = m.committed(reserved([1, 2, 3], firstID: 1, reservedAfter: 3), now: start)
+        #expect(answered(first) == 3)
+        #expect(sent(first) == [7, 8, 9], "the first landed and the second holds the lock: the third goes at once")
         #expect(m.batchLocked(1, now: start).isEmpty, "word of a batch that has landed changes nothing")
         #expect(m.inFlight.map(\.number) == [2, 3])
     }
 
-    @Test func lessThanAFullBatchWaitsForTheBatchInFlightToLand() {
+    @Test func aSmallerBatchAsksForNoWordAndNothingGoesBehindIt() {
         var m = machine()
-        reserve(1...1, on: &m)
-        #expect(sent(m.flush(now: start)) == [1])
-        reserve(2...3, on: &m)
-        #expect(m.batchLocked(1, now: start).isEmpty, "two claims of a batch of three: they wait for more")
-        #expect(sent(reserve(4...4, on: &m)) == [2, 3, 4], "the third fills the batch: it goes")
-        reserve(5...5, on: &m)
-        let landed = m.committed(reserved([1], firstID: 1, reservedAfter: 1), now: start)
-        #expect(sent(landed) == nil, "the batch behind has no word of its lock: one claim waits")
-        #expect(m.batchLocked(2, now: start).isEmpty, "one claim is not a full batch")
-        #expect(sent(m.committed(reserved([2, 3, 4], firstID: 2, reservedAfter: 4), now: start)) == [5])
+        reserve(1...2, on: &m)
+        let flushed = m.flush(now: start)
+        #expect(sent(flushed) == [1, 2] && asksForLock(flushed) == false)
+        #expect(reserve(3...5, on: &m).isEmpty, "a full batch waits for the smaller one to land")
+        let landed = m.committed(reserved([1, 2], firstID: 1, reservedAfter: 2), now: start)
+        #expect(sent(landed) == [3, 4, 5] && asksForLock(landed) == true)
     }
 
-    @Test func withOneBatchInFlightTheLockChangesNothing() {
+    @Test func lessThanAFullBatchWaitsForTheBatchInFlightToLand() {
+        var m = machine()
+        reserve(1...3, on: &m)
+        #expect(sent(m.flush(now: start)) == [1, 2, 3])
+        reserve(4...5, on: &m)
+        #expect(m.batchLocked(1, now: start).isEmpty, "two claims of a batch of three: they wait for more")
+        #expect(sent(reserve(6...6, on: &m)) == [4, 5, 6], "the third fills the batch: it goes")
+        reserve(7...7, on: &m)
+        let landed = m.committed(reserved([1, 2, 3], firstID: 1, reservedAfter: 3), now: start)
+        #expect(sent(landed) == nil, "the batch behind has no word of its lock: one claim waits")
+        #expect(m.batchLocked(2, now: start).isEmpty, "one claim is not a full batch")
+        let last = m.committed(reserved([4, 5, 6], firstID: 4, reservedAfter: 6), now: start)
+        #expect(sent(last) == [7] && asksForLock(last) == false)
+    }
+
+    @Test func withOneBatchInFlightNoBatchAsksForTheLock() {
         let drop = DropRecord(
             id: 7, spec: DropSpec(name: "p", priceCents: 10, totalStock: 100), sold: 0, reserved: 0, createdAt: start)
         var m = DropMachine(
             recovery: DropRecovery(drop: drop, activeHolds: [], purchases: []), now: start, maxBatchClaims: 3,
             maxQueuedClaims: 50, maxBatchesInFlight: 1)
-        reserve(1...1, on: &m)
-        #expect(sent(m.flush(now: start)) == [1])
-        reserve(2...4, on: &m)
-        #expect(m.batchLocked(1, now: start).isEmpty)
-        #expect(sent(m.committed(reserved([1], firstID: 1, reservedAfter: 1), now: start)) == [2, 3, 4])
+        reserve(1...3, on: &m)
+        let flushed = m.flush(now: start)
+        #expect(sent(flushed) == [1, 2, 3] && asksForLock(flushed) == false)
+        #expect(reserve(4...6, on: &m).isEmpty)
+        #expect(sent(m.committed(reserved([1, 2, 3], firstID: 1, reservedAfter: 3), now: start)) == [4, 5, 6])
     }
 
     @Test func aBatchLandingAfterAFailedOneIsAnsweredAndThenMemoryReloadsOnce() {
         var m = machine()
-        reserve(1...2, on: &m)
+        reserve(1...3, on: &m)
         _ = m.flush(now: start)
-        reserve(3...5, on: &m)
-        #expect(sent(m.batchLocked(1, now: start)) == [3, 4, 5])
+        reserve(4...6, on: &m)
+        #expect(sent(m.batchLocked(1, now: start)) == [4, 5, 6])
         let failure = m.failed(EngineError(.batchFailed, "refused"))
         #expect(failure.count == 1, "the failed batch's callers hear it; no reload while the second is in flight")
-        guard case .fail(let tickets, _) = failure.first, tickets.count == 2 else {
-            Issue.record("the first batch's two callers fail: \(failure)")
+        guard case .fail(let tickets, _) = failure.first, tickets.count == 3 else {
+            Issue.record("the first batch's three callers fail: \(failure)")
             return
         }
         guard case .queued(_, let later) = m.reserve(user: 9, now: start), later.isEmpty else {
             Issue.record("a claim during the wait waits for the fresh memory")
             return
         }
-        let landed = m.committed(reserved([3, 4, 5], firstID: 5, reservedAfter: 3), now: start)
+        let landed = m.committed(reserved([4, 5, 6], firstID: 5, reservedAfter: 3), now: start)
         #expect(answered(landed) == 3, "the second batch committed: its callers hear the store")
         #expect(landed.contains { if case .recover = $0 { true } else { false } }, "then memory reloads")
         let drop = DropRecord(
             id: 7, spec: DropSpec(name: "p", priceCents: 10, totalStock: 100, reserveTTLMilliseconds: 60_000),
             sold: 0, reserved: 3, createdAt: start)
-        let holds = [hold(5, user: 3), hold(6, user: 4), hold(7, user: 5)]
+        let holds = [hold(5, user: 4), hold(6, user: 5), hold(7, user: 6)]
         let fresh = m.recovered(DropRecovery(drop: drop, activeHolds: holds, purchases: []), now: start)
         #expect(sent(fresh) == [9], "the claim that waited is decided from fresh memory and sent")
     }
@@ -129,18 +148,18 @@ import Testing
     @Test func aFencedBatchStepsDownOnlyOnceTheBatchBehindItHasLanded() {
         let owner = LeaseOwner(instance: "a")
         var m = machine(tenure: DropMachine.Tenure(owner: owner, epoch: 3, trustedUntil: start.addingTimeInterval(10)))
-        reserve(1...1, on: &m)
+        reserve(1...3, on: &m)
         _ = m.flush(now: start)
-        reserve(2...4, on: &m)
-        #expect(sent(m.batchLocked(1, now: start)) == [2, 3, 4])
-        reserve(5...5, on: &m)
+        reserve(4...6, on: &m)
+        #expect(sent(m.batchLocked(1, now: start)) == [4, 5, 6])
+        reserve(7...7, on: &m)
         let fenced = EngineError(.fenced, "epoch moved", owner: "b")
         let first = m.failed(fenced)
         #expect(!first.contains { if case .stepDown = $0 { true } else { false } }, "the second batch is still out")
         let failed = first.compactMap { if case .fail(let tickets, _) = $0 { tickets.count } else { nil } }
-        #expect(failed == [1, 1], "the fenced batch's caller, then the one queued behind: \(first)")
+        #expect(failed == [3, 1], "the fenced batch's callers, then the one queued behind: \(first)")
         #expect(m.isDeposed && !m.memoryTrusted(now: start))
-        guard case .refused = m.reserve(user: 4, now: start) else {
+        guard case .refused = m.reserve(user: 8, now: start) else {
             Issue.record("a deposed machine refuses new claims")
             return
         }

@@ -27,7 +27,7 @@ import Testing
     }
 
     func batch(_ effects: [DropMachine.Effect]) -> ClaimBatch? {
-        effects.lazy.compactMap { if case .commit(let batch) = $0 { batch } else { nil } }.first
+        effects.lazy.compactMap { if case .commit(let batch, _) = $0 { batch } else { nil } }.first
     }
 
     @Test func groupCommitKeepsOneBatchInFlightAndGathersTheRest() {

@@ -186,7 +186,7 @@ actor DropActor: ClaimDecider {
         // a batch of 500 here). The machine's state is final before any effect runs, so the
         // order of its effects is the actor's to choose.
         for effect in effects {
-            if case .commit(let batch) = effect { commit(batch) }
+            if case .commit(let batch, let asksForLock) = effect { commit(batch, asksForLock: asksForLock) }
         }
         for effect in effects {
             switch effect {
@@ -229,18 +229,17 @@ actor DropActor: ClaimDecider {
     /// priority, 17–23 ms at high; its callers heard back 200–255 ms after the batch's clock
     /// reading against 75–105 ms). So does the word that the store holds its lock, which lets
     /// the next batch go.
-    private func commit(_ batch: ClaimBatch) {
+    private func commit(_ batch: ClaimBatch, asksForLock: Bool) {
         let store = self.store
         batchesSent += 1
         let number = batchesSent
         let started = ContinuousClock.now
         // The database waited on this drop only if nothing else was in flight.
         let gap = batchTasks.isEmpty ? lastBatchReturned.map { started - $0 } : nil
-        let pipelined = machine.maxBatchesInFlight > 1
         batchTasks[number] = Task(priority: .high) {
             let result: Result<BatchOutcome, any Error>
             do {
-                if pipelined {
+                if asksForLock {
                     result = .success(
                         try await store.apply(batch) { Task(priority: .high) { await self.locked(number) } })
                 } else {

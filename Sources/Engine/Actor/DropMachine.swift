@@ -2,8 +2,8 @@
 // I/O, no clock of its own, no concurrency; the DropActor feeds it and performs its effects.
 // It answers from memory whatever needs no write and whose answer it knows to be the store's
 // at that instant (DropMachine+Memory), queues the rest, and sends them in batches (group
-// commit): at most `maxBatchesInFlight`, the next one only once the store holds the drop's lock
-// for the last, so the store applies them in the order they were sent. It also decides when
+// commit): at most `maxBatchesInFlight`, the next one (a full one) only once the store holds the
+// drop's lock for the last (a full one too), so the store applies them in the order they were sent. It also decides when
 // its memory can no longer be trusted and must be reloaded from the store.
 import DequeModule
 import Foundation
@@ -24,7 +24,9 @@ struct DropMachine {
         /// The drop's lease changed hands: this machine has stepped down for good. Forget it;
         /// the next claim asks for the lease again (and learns who owns the drop).
         case stepDown
-        case commit(ClaimBatch)
+        /// Send this batch. `asksForLock`: ask the store to say when it holds the drop's lock
+        /// (`batchLocked`), so that a full batch may go behind it.
+        case commit(ClaimBatch, asksForLock: Bool)
         /// Wake the machine (`tick`) at this instant.
         case armTimer(Date)
         /// Reload the drop from the store, then call `recovered` or `recoveryFailed`.
@@ -89,6 +91,8 @@ struct DropMachine {
         var number: Int
         var claims: [Waiting]
         var sentAt: Date
+        /// The machine asked the store for word of the lock (`Effect.commit`).
+        var asksForLock: Bool
         /// The store holds the drop's lock for it: a batch sent now queues behind it, so the
         /// store applies the two in the order they were sent.
         var locked: Bool
@@ -155,8 +159,9 @@ struct DropMachine {
     private var nextTicket: Ticket = 1
     let maxBatchClaims: Int
     /// Batches one drop may have in flight: 1 waits for each verdict before the next batch
-    /// goes; 2 sends the next once the store holds the lock for the first, so the database
-    /// starts it the moment the first commits instead of waiting on this machine.
+    /// goes; 2 sends a full batch behind a full first once the store holds the lock for the
+    /// first, so the database starts it the moment the first commits instead of waiting on
+    /// this machine.
     let maxBatchesInFlight: Int
     /// Claims of any kind waiting at most: memory's backstop.
     let maxQueuedClaims: Int
@@ -277,6 +282,7 @@ struct DropMachine {
     /// has landed since changes nothing): a full batch waiting may go behind it.
     mutating func batchLocked(_ number: Int, now: Date) -> [Effect] {
         guard let index = inFlight.firstIndex(where: { $0.number == number }) else { return [] }
+        precondition(inFlight[index].asksForLock, "word of a lock the machine did not ask for")
         inFlight[index].locked = true
         return startBatchIfReady(now: now)
     }
@@ -525,10 +531,16 @@ struct DropMachine {
         queue.removeFirst(reserveCount)
         sweepDue = false
         batchesSent += 1
-        inFlight.append(InFlight(number: batchesSent, claims: batch, sentAt: now, locked: false))
+        // Only a full batch asks for the lock's word: what arrives while a smaller one is out
+        // waits for it to land anyway unless it fills a batch, and a burst that does arrives
+        // behind a full one. The word costs the store a statement and the actor a turn per
+        // batch; over HTTP, where batches are small, it bought nothing (3–6.5% fewer answers).
+        let asksForLock = maxBatchesInFlight > 1 && batch.count >= maxBatchClaims
+        inFlight.append(
+            InFlight(number: batchesSent, claims: batch, sentAt: now, asksForLock: asksForLock, locked: false))
         let lease = tenure.map { BatchLease(epoch: $0.epoch, milliseconds: $0.owner.leaseMilliseconds) }
         let items = batch.map { $0.item.vouched(vouches(for: $0, now: now)) }
-        return [.commit(ClaimBatch(dropID: drop.id, items: items, lease: lease))]
+        return [.commit(ClaimBatch(dropID: drop.id, items: items, lease: lease), asksForLock: asksForLock)]
     }
 
     /// Whether a reserve goes out vouched for, so the store skips its per-user check (see

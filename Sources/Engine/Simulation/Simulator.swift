@@ -204,7 +204,9 @@ public actor Simulator {
             owner: owners[key.owner], epoch: epoch, trustedUntil: owners[key.owner].trustedUntil(sentAt: now))
         nodes[key] = Node(
             machine: DropMachine(
-                recovery: recovery, now: now, tenure: tenure, maxBatchClaims: 4, maxQueuedClaims: 16,
+                recovery: recovery, now: now, tenure: tenure,
+                // Small batches fill often, so full ones go behind others (only they may).
+                maxBatchClaims: Int.random(in: 2...4, using: &random), maxQueuedClaims: 16,
                 maxBatchesInFlight: Int.random(in: 1...2, using: &random)))
         try await perform(nodes[key]!.machine.tick(now: now), on: key)
         return nodes[key]
@@ -301,7 +303,7 @@ public actor Simulator {
     private func lockFirstBatch(_ key: Key, behind: Int = 0) async throws {
         guard let machine = nodes[key]?.machine, machine.inFlight.count > behind else { return }
         let batch = machine.inFlight[behind]
-        guard !batch.locked else { return }
+        guard batch.asksForLock, !batch.locked else { return }
         try await perform(nodes[key]!.machine.batchLocked(batch.number, now: clock.now()), on: key)
     }
 
@@ -332,7 +334,7 @@ public actor Simulator {
             case .fail(let tickets, let error):
                 for ticket in tickets { waiting[key]?.removeValue(forKey: ticket) }
                 if error.code == .fenced { summary.refusedDuringHandover += tickets.count }
-            case .commit(let batch):
+            case .commit(let batch, _):
                 precondition(
                     nodes[key]!.inFlight.count < nodes[key]!.machine.maxBatchesInFlight,
                     "more batches in flight for one drop than the machine allows")

@@ -9,7 +9,8 @@ final class GatedBatchStore: InMemoryForwarding {
     let base: InMemoryStore
     private struct Pending {
         var batch: ClaimBatch
-        var locked: @Sendable () -> Void
+        /// Nil: the actor asked for no word of the lock.
+        var locked: (@Sendable () -> Void)?
         var outcome: Result<BatchOutcome, any Error>?
         var caller: CheckedContinuation<BatchOutcome, any Error>?
     }
@@ -21,9 +22,14 @@ final class GatedBatchStore: InMemoryForwarding {
     var batchesSent: Int { pending.withLock { $0.count } }
     func batch(_ index: Int) -> ClaimBatch { pending.withLock { $0[index].batch } }
 
+    /// Whether the actor asked to hear when the store holds the drop's lock for batch `index`.
+    func asksForLock(_ index: Int) -> Bool { pending.withLock { $0[index].locked != nil } }
+
     /// The store holds the drop's lock for batch `index`.
     func lock(_ index: Int) {
-        let locked = pending.withLock { $0[index].locked }
+        guard let locked = pending.withLock({ $0[index].locked }) else {
+            preconditionFailure("batch \(index) asked for no word of the lock")
+        }
         locked()
     }
 
@@ -51,12 +57,16 @@ final class GatedBatchStore: InMemoryForwarding {
     }
 
     func apply(_ batch: ClaimBatch, locked: @escaping @Sendable () -> Void) async throws -> BatchOutcome {
-        try await withCheckedThrowingContinuation { caller in
-            pending.withLock { $0.append(Pending(batch: batch, locked: locked, outcome: nil, caller: caller)) }
-        }
+        try await gate(batch, locked: locked)
     }
 
     func apply(_ batch: ClaimBatch) async throws -> BatchOutcome {
-        try await apply(batch) {}
+        try await gate(batch, locked: nil)
+    }
+
+    private func gate(_ batch: ClaimBatch, locked: (@Sendable () -> Void)?) async throws -> BatchOutcome {
+        try await withCheckedThrowingContinuation { caller in
+            pending.withLock { $0.append(Pending(batch: batch, locked: locked, outcome: nil, caller: caller)) }
+        }
     }
 }
