@@ -159,6 +159,9 @@ public enum ServerDefaults {
     /// longer than the second bound ends the process (fatalError) rather than leave it running.
     public static let gracefulShutdownMilliseconds = 10_000
     public static let shutdownCancellationMilliseconds = 5_000
+    /// SIGTERM: how long the shutdown waits for every live socket to send its close frame
+    /// (1001, going away) before the HTTP server's drain, which would close them with 1000.
+    public static let liveFarewellMilliseconds = 1_000
     /// How long shutdown waits for the forwarding client to close its connections.
     public static let forwarderShutdownMilliseconds = 2_000
     /// An HTTP connection with no request in flight is closed after this long, so idle or

@@ -174,7 +174,10 @@ struct ServeCommand: AsyncParsableCommand {
         // left, and a cancellation that does not finish either ends the process: an instance
         // that must go away does, whatever it was waiting for.
         var group = ServiceGroupConfiguration(
-            services: [application, ShutdownNotice(logger: application.logger, draining: parts.draining)],
+            services: [
+                application,
+                ShutdownNotice(logger: application.logger, draining: parts.draining, sockets: parts.events.sockets),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: application.logger)
         group.maximumGracefulShutdownDuration = .milliseconds(ServerDefaults.gracefulShutdownMilliseconds)

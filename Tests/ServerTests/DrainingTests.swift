@@ -18,7 +18,7 @@ import Testing
         try await application.test(.router) { client in
             try await client.execute(uri: "/health", method: .get) { #expect($0.headers[.connection] == nil) }
             // As SIGTERM does: the notice hears of the graceful shutdown and sets the flag.
-            let notice = ShutdownNotice(logger: Logger(label: "test"), draining: parts.draining)
+            let notice = ShutdownNotice(logger: Logger(label: "test"), draining: parts.draining, sockets: nil)
             let group = ServiceGroup(configuration: .init(services: [notice], logger: Logger(label: "test")))
             let running = Task { try await group.run() }
             while !parts.draining.isDraining {

@@ -9,6 +9,7 @@ import HummingbirdWSClient
 import LoadGen
 import Logging
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -308,6 +309,36 @@ final class LiveWatcher: Sendable {
             #expect(await watcher.next { _ in false } == nil)
             #expect(started.duration(to: .now) < .seconds(15))
             #expect(watcher.closeCode == 1008)
+        }
+    }
+
+    /// SIGTERM's graceful shutdown closes a socket with 1001 (going away) before the HTTP
+    /// server drains (whose own close would say 1000, normal closure), and one opened after it
+    /// at once.
+    @Test func theShutdownClosesSocketsGoingAway() async throws {
+        let fixture = try await ServerFixture("live_going_away")
+        let (application, parts) = try await buildApplication(fixture.configuration, clock: fixture.clock)
+        try await application.test(.live) { client in
+            let port = try #require(client.port)
+            let watcher = LiveWatcher(port: port, token: try await fixture.token(7))
+            #expect(await watcher.next { $0.type == .snapshot } != nil)
+            // As SIGTERM does: the notice hears of the graceful shutdown.
+            let notice = ShutdownNotice(
+                logger: Logger(label: "test"), draining: parts.draining, sockets: parts.events.sockets)
+            let group = ServiceGroup(configuration: .init(services: [notice], logger: Logger(label: "test")))
+            let running = Task { try await group.run() }
+            while !parts.draining.isDraining {
+                await group.triggerGracefulShutdown()
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            try await running.value
+            #expect(await watcher.next { _ in false } == nil, "the socket ends")
+            #expect(watcher.closeCode == 1001)
+            // The close frame the server sends at once may arrive with the 101 answer and go
+            // undelivered by the client library (aUserPastTheSocketCapIsRefusedAndOthersAreNot).
+            let late = LiveWatcher(port: port, token: try await fixture.token(8), deadlineSeconds: 10)
+            #expect(await late.next { _ in true } == nil, "a socket opened during the shutdown carries nothing")
+            #expect(late.closeCode == 1001 || late.closeCode == nil, "\(String(describing: late.closeCode))")
         }
     }
 

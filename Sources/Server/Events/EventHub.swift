@@ -11,7 +11,7 @@ public final class EventHub: Sendable {
     /// Identifies this instance's events on the shared Redis channel.
     let instanceID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     /// Where events are delivered on this instance.
-    let sockets: SocketRegistry
+    public let sockets: SocketRegistry
     /// The read views: relayed commits move them, and they know buyers' names.
     private let reads: DropReads?
     private let coalescer: Mutex<StockCoalescer>

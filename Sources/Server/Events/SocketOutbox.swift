@@ -20,6 +20,9 @@ final class SocketOutbox: Sendable {
         var dropped = 0
         var waiter: CheckedContinuation<Void, Never>?
         var closed = false
+        /// Closed because the server is shutting down: the socket says so (1001, going away).
+        var goingAway = false
+        var farewellSent = false
     }
     private let state = Mutex(State())
 
@@ -110,7 +113,27 @@ final class SocketOutbox: Sendable {
     }
 
     func close() {
+        close(goingAway: false)
+    }
+
+    /// The server is shutting down: `take` ends, and the socket's writer closes it with 1001
+    /// (going away) rather than the 1000 (normal closure) a socket's end would get.
+    func closeGoingAway() {
+        close(goingAway: true)
+    }
+
+    /// Whether this outbox was closed by the shutdown (and not already closed before it).
+    var isGoingAway: Bool { state.withLock { $0.goingAway } }
+
+    /// The socket's writer has sent its close frame for the shutdown (or could not).
+    func farewellSent() { state.withLock { $0.farewellSent = true } }
+
+    /// Whether the shutdown still waits for this socket's close frame.
+    var awaitsFarewell: Bool { state.withLock { $0.goingAway && !$0.farewellSent } }
+
+    private func close(goingAway: Bool) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if goingAway && !state.closed { state.goingAway = true }
             state.closed = true
             defer { state.waiter = nil }
             return state.waiter

@@ -16,6 +16,8 @@ public final class SocketRegistry: Sendable {
     private let queue = Mutex(DeliveryQueue())
     private let droppedFrames = Atomic<Int>(0)
     private let refusedSockets = Atomic<Int>(0)
+    /// Set when the shutdown closed the sockets: a socket opened after it is closed at once.
+    private let goingAway = Atomic<Bool>(false)
     /// The newest stock frame delivered per drop, and the drops created lately: what a socket
     /// gets after a snapshot that may be older than its subscription (a cached one, or one read
     /// before the events queued ahead of it).
@@ -36,10 +38,14 @@ public final class SocketRegistry: Sendable {
     // MARK: - Subscribers
 
     /// A socket's outbox, or why it may not have one: past the per-user cap (close code 1008,
-    /// policy violation) or the instance's total (1013, try again later).
+    /// policy violation) or the instance's total (1013, try again later), or the server is
+    /// shutting down (1001, going away).
     func subscribe(user: UserID) -> Result<SocketOutbox, SocketRefusal> {
         let outbox = SocketOutbox(userID: user, capacity: outboxCapacity)
         let refusal = subscribers.withLock { table -> SocketRefusal? in
+            // Read under the lock `closeAllGoingAway` takes after setting it: a socket is
+            // either among those it closes or refused here.
+            if goingAway.load(ordering: .relaxed) { return .shuttingDown }
             if table.all.count >= limits.total { return .instanceFull }
             if table.byUser[user, default: [:]].count >= limits.perUser { return .userLimit }
             table.all[ObjectIdentifier(outbox)] = outbox
@@ -47,7 +53,7 @@ public final class SocketRegistry: Sendable {
             return nil
         }
         if let refusal {
-            refusedSockets.add(1, ordering: .relaxed)
+            if refusal != .shuttingDown { refusedSockets.add(1, ordering: .relaxed) }
             return .failure(refusal)
         }
         return .success(outbox)
@@ -60,6 +66,22 @@ public final class SocketRegistry: Sendable {
             guard table.all.removeValue(forKey: id) != nil else { return }
             table.byUser[outbox.userID]?[id] = nil
             if table.byUser[outbox.userID]?.isEmpty == true { table.byUser[outbox.userID] = nil }
+        }
+    }
+
+    /// The server is shutting down: every socket is closed with 1001 (going away), and this
+    /// returns once each has sent its close frame or its socket ended, or after `bound`. Called
+    /// before the HTTP server's own graceful shutdown, which would close them with 1000 (normal
+    /// closure): a client reconnects after 1001 (to another instance) and not after 1000.
+    func closeAllGoingAway(within bound: Duration) async {
+        goingAway.store(true, ordering: .relaxed)
+        let outboxes = subscribers.withLock { Array($0.all.values) }
+        for outbox in outboxes { outbox.closeGoingAway() }
+        let deadline = ContinuousClock.now + bound
+        while ContinuousClock.now < deadline {
+            let open = subscribers.withLock { $0.all }
+            guard outboxes.contains(where: { open[ObjectIdentifier($0)] != nil && $0.awaitsFarewell }) else { return }
+            try? await Task.sleep(for: .milliseconds(5))
         }
     }
 
@@ -160,7 +182,7 @@ struct SocketLimits: Sendable {
 }
 
 enum SocketRefusal: Error, Sendable {
-    case userLimit, instanceFull
+    case userLimit, instanceFull, shuttingDown
 }
 
 private struct Subscribers {

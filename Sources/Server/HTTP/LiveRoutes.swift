@@ -90,6 +90,9 @@ struct LiveRoutes: Sendable {
                 try await outbound.close(
                     .unknown(1013), reason: "this instance has all the live sockets it takes; try again later")
                 return
+            case .failure(.shuttingDown):
+                try await outbound.close(.goingAway, reason: "the server is shutting down")
+                return
             }
             metrics.recordSocket(event: "opened")
             defer {
@@ -118,6 +121,10 @@ struct LiveRoutes: Sendable {
                         try await outbound.write(
                             .text(texts.count == 1 ? texts[0] : "[" + texts.joined(separator: ",") + "]"))
                         try await Task.sleep(until: written.advanced(by: interval), clock: .continuous)
+                    }
+                    if outbox.isGoingAway {
+                        defer { outbox.farewellSent() }
+                        try? await outbound.close(.goingAway, reason: "the server is shutting down")
                     }
                 }
                 group.addTask {
