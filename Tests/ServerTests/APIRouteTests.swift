@@ -244,6 +244,10 @@ import Testing
                     #expect(response.body.readableBytes == 0)
                 }
             }
+            // Counted as what the client sent, not as the GET that answered it.
+            let metrics = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            #expect(metrics.contains(#"stockdrop_http_requests_total{route="/health",method="HEAD",status="200"} 1"#))
+            #expect(metrics.contains(#"stockdrop_http_requests_total{route="/health",method="GET",status="200"} 1"#))
         }
     }
 

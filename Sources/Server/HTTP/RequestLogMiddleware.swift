@@ -48,8 +48,9 @@ struct RequestLogMiddleware: RouterMiddleware {
         response.headers[.xRequestID] = requestID
         // Unmatched paths share one label: raw paths would let any client mint new series.
         let route = context.endpointPath.flatMap { $0 == "NotFound" ? nil : $0 } ?? "unmatched"
+        let method = context.clientMethod(of: request).rawValue
         metrics.recordRequest(
-            route: route, method: request.method.rawValue, status: response.status.code,
+            route: route, method: method, status: response.status.code,
             nanoseconds: elapsed.nanoseconds)
         let status = response.status.code
         if context.logger.logLevel <= .info,
@@ -60,14 +61,14 @@ struct RequestLogMiddleware: RouterMiddleware {
                     Self.line(
                         timestamp: sink.timestampNow(), client: context.clientAddress,
                         duration: Self.milliseconds(elapsed), requestID: requestID, instance: instance,
-                        method: request.method.rawValue, path: request.uri.path, route: route, status: status),
+                        method: method, path: request.uri.path, route: route, status: status),
                     droppable: !BufferedLogHandler.isErrorStatus(status))
                 return response
             }
             context.logger.info(
                 "request",
                 metadata: [
-                    "method": .string(request.method.rawValue), "path": .string(request.uri.path),
+                    "method": .string(method), "path": .string(request.uri.path),
                     "route": .string(route),
                     "status": .stringConvertible(status),
                     "duration_ms": .string(Self.milliseconds(elapsed)),

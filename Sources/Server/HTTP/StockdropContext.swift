@@ -5,7 +5,7 @@ import HummingbirdAuth
 import Logging
 import NIOCore
 
-public struct StockdropContext: AuthRequestContext, RemoteAddressRequestContext {
+public struct StockdropContext: AuthRequestContext, RemoteAddressRequestContext, HeadAnsweringContext {
     public var coreContext: CoreRequestContextStorage
     public var identity: Caller?
     public let remoteAddress: SocketAddress?
@@ -13,6 +13,8 @@ public struct StockdropContext: AuthRequestContext, RemoteAddressRequestContext 
     public var clientAddress: String
     /// The connection, so a body too large to read can be cut off (`BodyLimitMiddleware`).
     let channel: any Channel
+    /// The client sent HEAD, answered as the GET (`HeadAsGetResponder`).
+    var answersHead = false
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
