@@ -682,18 +682,22 @@ final class ServeProcess: Sendable {
         let (lines, continuation) = AsyncStream.makeStream(of: String.self)
         self.lines = lines
         let printed = self.printed
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                continuation.finish()
-                handle.readabilityHandler = nil
-                return
-            }
-            let text = String(decoding: data, as: UTF8.self)
-            printed.append(text)
-            for line in text.split(separator: "\n") { continuation.yield(String(line)) }
-        }
+        // Read by a thread of its own with blocking reads, not a `readabilityHandler`: tearing
+        // down a pipe's dispatch read source on Linux can crash libdispatch's event loop
+        // (`_dispatch_event_loop_drain`, a dangling epoll registration; swift-corelibs-foundation
+        // #5507), and it did once here, killing the whole test process.
+        let reading = pipe.fileHandleForReading
         try process.run()
+        Thread.detachNewThread {
+            while true {
+                let data = reading.availableData
+                if data.isEmpty { break }
+                let text = String(decoding: data, as: UTF8.self)
+                printed.append(text)
+                for line in text.split(separator: "\n") { continuation.yield(String(line)) }
+            }
+            continuation.finish()
+        }
     }
 
     /// Waits for the "serving … on http://host:port" line.
