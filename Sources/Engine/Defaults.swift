@@ -42,7 +42,8 @@ extension Defaults {
     /// callers here; 300 µs had the lower p99 (22–24 ms against 25–26 ms).
     public static let batchGatherMicroseconds = 300
     /// Batches one drop may have in flight. With 2, a full batch waiting goes once the store
-    /// holds the drop's lock for the last one (it waits on that lock, so the store applies them
+    /// holds the drop's lock for the last one, itself full (only a full batch asks for word
+    /// of the lock; the new one waits on that lock, so the store applies them
     /// in order) and the database starts it the moment the last commits; with 1 it waits for
     /// the last batch's verdict, and the database for the drop's actor. Measured with
     /// `stockdrop bench --batches-in-flight` (docs/engine.md): 3,000 callers, whose claims keep

@@ -476,6 +476,23 @@ import Testing
         #expect(!server.output().contains("Error handling upgrade result"), "\(server.output())")
     }
 
+    /// SIGTERM closes a live socket with 1001 (going away), so its client reconnects: the
+    /// WebSocket library's own shutdown says 1000 (normal closure), which a client reads as the
+    /// feed's end. This runs the real command, whose services' order decides which comes first.
+    @Test func sigtermClosesLiveSocketsGoingAway() async throws {
+        let url = try await TestDatabase.fresh("server_sigterm_live")
+        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
+        defer { server.kill() }
+        let port = try await server.port()
+        let token = try await TokenMinter.forTests().mint(Caller(userID: 5, name: "watcher", role: .user))
+        let watcher = LiveWatcher(port: port, token: token)
+        #expect(await watcher.next { $0.type == .snapshot } != nil)
+        server.terminate()
+        #expect(await watcher.next { _ in false } == nil, "the socket ends")
+        #expect(watcher.closeCode == 1001, "\(String(describing: watcher.closeCode))\n\(server.output())")
+        #expect(await server.exitStatus() == 0, "\(server.output())")
+    }
+
     /// What the server cannot read is the client's error, 400 `invalid_parameter`, and its
     /// connection is closed after the answer (it can no longer be read in step): a request the
     /// HTTP parser refuses got no answer and its connection was held until the server stopped;

@@ -78,7 +78,7 @@ public final class SocketRegistry: Sendable {
         let outboxes = subscribers.withLock { Array($0.all.values) }
         for outbox in outboxes { outbox.closeGoingAway() }
         let deadline = ContinuousClock.now + bound
-        while ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline, !Task.isCancelled {
             let open = subscribers.withLock { $0.all }
             guard outboxes.contains(where: { open[ObjectIdentifier($0)] != nil && $0.awaitsFarewell }) else { return }
             try? await Task.sleep(for: .milliseconds(5))

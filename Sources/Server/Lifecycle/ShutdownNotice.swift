@@ -19,11 +19,13 @@ public struct ShutdownNotice: Service {
     }
 
     public func run() async throws {
-        try? await gracefulShutdown()
+        let graceful = (try? await gracefulShutdown()) != nil
         draining.begin()
         logger.notice(
             "shutting down: draining requests for at most \(ServerDefaults.gracefulShutdownMilliseconds) ms, then cancelling"
         )
+        // Cancelled instead (a service failed): nothing waits for farewells.
+        guard graceful, !Task.isCancelled else { return }
         await sockets?.closeAllGoingAway(within: .milliseconds(ServerDefaults.liveFarewellMilliseconds))
     }
 }
