@@ -3,8 +3,9 @@
 // It answers from memory whatever needs no write and whose answer it knows to be the store's
 // at that instant (DropMachine+Memory), queues the rest, and sends them in batches (group
 // commit): at most `maxBatchesInFlight`, the next one (a full one) only once the store holds the
-// drop's lock for the last (a full one too), so the store applies them in the order they were sent. It also decides when
-// its memory can no longer be trusted and must be reloaded from the store.
+// drop's lock for the last (a full one too), so the store applies them in the order they were
+// sent. It also decides when its memory can no longer be trusted and must be reloaded from the
+// store.
 import DequeModule
 import Foundation
 import HeapModule

@@ -50,9 +50,9 @@ struct ErrorMiddleware: RouterMiddleware {
         case .notFound:
             let allowed = routes.methods(matching: request.uri.path)
             guard !allowed.isEmpty else {
-                return try APIError(.notFound, "no route \(context.clientMethod(of: request)) \(request.uri.path)")
-                    .response(
-                        from: request, context: context)
+                let method = context.clientMethod(of: request)
+                return try APIError(.notFound, "no route \(method) \(request.uri.path)").response(
+                    from: request, context: context)
             }
             var response = try APIError(
                 .methodNotAllowed, "\(request.uri.path) accepts \(allowed.joined(separator: ", "))"
