@@ -6,7 +6,6 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
-import ServiceLifecycle
 import Testing
 
 @testable import Server
@@ -18,14 +17,8 @@ import Testing
         try await application.test(.router) { client in
             try await client.execute(uri: "/health", method: .get) { #expect($0.headers[.connection] == nil) }
             // As SIGTERM does: the notice hears of the graceful shutdown and sets the flag.
-            let notice = ShutdownNotice(logger: Logger(label: "test"), draining: parts.draining, sockets: nil)
-            let group = ServiceGroup(configuration: .init(services: [notice], logger: Logger(label: "test")))
-            let running = Task { try await group.run() }
-            while !parts.draining.isDraining {
-                await group.triggerGracefulShutdown()
-                try await Task.sleep(for: .milliseconds(5))
-            }
-            try await running.value
+            try await ShutdownNotice(logger: Logger(label: "test"), draining: parts.draining, sockets: nil)
+                .runAsSIGTERMDoes()
             for (uri, method) in [("/health", HTTPRequest.Method.get), ("/v1/drops/1", .get), ("/nowhere", .get)] {
                 try await client.execute(uri: uri, method: method) { response in
                     #expect(response.headers[.connection] == "close", "\(uri): \(response.status)")

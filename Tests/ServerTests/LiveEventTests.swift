@@ -9,7 +9,6 @@ import HummingbirdWSClient
 import LoadGen
 import Logging
 import NIOCore
-import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -322,16 +321,9 @@ final class LiveWatcher: Sendable {
             let port = try #require(client.port)
             let watcher = LiveWatcher(port: port, token: try await fixture.token(7))
             #expect(await watcher.next { $0.type == .snapshot } != nil)
-            // As SIGTERM does: the notice hears of the graceful shutdown.
-            let notice = ShutdownNotice(
-                logger: Logger(label: "test"), draining: parts.draining, sockets: parts.events.sockets)
-            let group = ServiceGroup(configuration: .init(services: [notice], logger: Logger(label: "test")))
-            let running = Task { try await group.run() }
-            while !parts.draining.isDraining {
-                await group.triggerGracefulShutdown()
-                try await Task.sleep(for: .milliseconds(5))
-            }
-            try await running.value
+            try await ShutdownNotice(
+                logger: Logger(label: "test"), draining: parts.draining, sockets: parts.events.sockets
+            ).runAsSIGTERMDoes()
             #expect(await watcher.next { _ in false } == nil, "the socket ends")
             #expect(watcher.closeCode == 1001)
             // The close frame the server sends at once may arrive with the 101 answer and go
