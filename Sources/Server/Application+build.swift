@@ -115,7 +115,8 @@ public func buildApplication(
                     configuration: .init(
                         http1: .init(
                             additionalChannelHandlers: [
-                                ShedHandler(monitor: overload, metrics: metrics, draining: parts.draining)
+                                LaterRequestRefusal(),
+                                ShedHandler(monitor: overload, metrics: metrics, draining: parts.draining),
                             ],
                             idleTimeout: idleTimeout))), idleTimeout: idleTimeout)
         },

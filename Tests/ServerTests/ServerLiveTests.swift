@@ -524,6 +524,46 @@ import Testing
         #expect(!server.output().contains("Error handling upgrade result"), "\(server.output())")
     }
 
+    /// The same refusal for a request that comes after others on a keep-alive connection: it
+    /// got Hummingbird's bare 400 (no body, no request id). Sent in one packet with the request
+    /// before it, or after that one's answer was read, it is answered after that answer, and
+    /// the connection then closes.
+    @Test func aLaterRequestThatCannotBeReadIsRefusedAfterTheAnswerBeforeIt() async throws {
+        let url = try await TestDatabase.fresh("server_not_http_later")
+        let server = try ServeProcess(databaseURL: url, secret: ServerFixture.secret)
+        defer { server.kill() }
+        let port = try await server.port()
+        // A read answered at once, and a route's answer (401: no token) after the middleware.
+        let firsts = [
+            ("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+            ("POST /v1/drops/1/reserve HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 401),
+        ]
+        let laters = ["GARBAGE\r\n\r\n", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"]
+        for (first, status) in firsts {
+            for later in laters {
+                for together in [true, false] {
+                    let name = "\(first.debugDescription) then \(later.debugDescription), together: \(together)"
+                    let socket = try Self.rawConnection(
+                        port: port, sending: together ? Array((first + later).utf8) : [])
+                    defer { close(socket) }
+                    if !together {
+                        #expect(Self.exchange(socket, first).status == status, "\(name)")
+                        #expect(send(socket, later, later.utf8.count, 0) == later.utf8.count)
+                    }
+                    let answers = Self.readToClose(socket).components(separatedBy: "HTTP/1.1 ").dropFirst()
+                    let refusal = answers.last ?? ""
+                    #expect(answers.count == (together ? 2 : 1), "\(name): \(answers)")
+                    #expect(!together || answers.first?.hasPrefix("\(status) ") == true, "\(name): \(answers)")
+                    #expect(refusal.hasPrefix("400 "), "\(name): \(answers)")
+                    #expect(refusal.contains(#""code":"invalid_parameter""#), "\(name): \(answers)")
+                    #expect(refusal.contains("X-Request-Id: ") && refusal.contains("Connection: close"), "\(name)")
+                }
+            }
+        }
+        server.terminate()
+        #expect(await server.exitStatus() == 0, "\(server.output())")
+    }
+
     /// Everything the server sends on `socket` until it closes it (at most 10 s).
     static func readToClose(_ socket: Int32) -> String {
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
