@@ -8,8 +8,12 @@ runs one at a time).
     summary REPORT LABEL             one line of a flash-sale run's figures
     answers REPORT                   its answers per second
     operations REPORT                purchase and cancel: sent, shed, ok, p99
+    rounds SLICES                    part 2's interleaved rounds ("ROUND KEY RATE" lines): each
+                                     measure's median requests/s and each ratio's median within
+                                     a round, with its range over the rounds
 """
 import json
+import statistics
 import sys
 
 
@@ -82,8 +86,29 @@ def operations(path):
     print("    " + "; ".join(line))
 
 
+def rounds(path):
+    rates = {}
+    with open(path) as f:
+        for line in f:
+            round_, key, rate = line.split()
+            rates.setdefault(int(round_), {})[key] = float(rate)
+    labels = {"bare": "bare Hummingbird: GET /health", "warning": "stockdrop serve --log-level warning: GET /health",
+              "reserve": "stockdrop serve: POST reserve answered sold_out",
+              "info": "stockdrop serve, default log level: GET /health"}
+    for key, label in labels.items():
+        values = [r[key] for r in rates.values() if key in r]
+        print(f"  {label:<52} {statistics.median(values):>10.0f} req/s  (rounds: {min(values):.0f}–{max(values):.0f})")
+    ratios = [("GET /health ÷ bare Hummingbird", "warning", "bare", 0.80),
+              ("reserve from memory ÷ bare Hummingbird's /health", "reserve", "bare", 0.50),
+              ("GET /health at the default log level ÷ at warning", "info", "warning", 0.90)]
+    for label, top, bottom, target in ratios:
+        values = [r[top] / r[bottom] for r in rates.values() if r.get(bottom, 0) > 0 and top in r]
+        print(f"  {label}: {statistics.median(values):.2f} (rounds: {min(values):.2f}–{max(values):.2f})"
+              f" (target ≥ {target:.2f})")
+
+
 if __name__ == "__main__":
     # Plain argv, not argparse: a label such as "--latency-target-ms 0" is an argument.
     commands = {"scenario": scenario, "generator": generator, "summary": summary, "answers": answers,
-                "operations": operations}
+                "operations": operations, "rounds": rounds}
     commands[sys.argv[1]](*sys.argv[2:])
