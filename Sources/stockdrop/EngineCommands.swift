@@ -28,6 +28,11 @@ struct BenchCommand: AsyncParsableCommand {
             "A second database: the bench of one strategy (actor unless --strategy rowlock) against both, alternated round by round, and the ratio.",
             valueName: "URL")) var compareUrl: String?
     @Option(help: "Rounds of each database with --compare-url.") var rounds = 3
+    @Option(
+        help:
+            "Pairs of slices in which the actor's committed claims and ceiling (a) are measured in turn, for their ratio (0: none)."
+    )
+    var pairedRounds = 5
 
     func validate() throws {
         if compareUrl != nil {
@@ -37,12 +42,14 @@ struct BenchCommand: AsyncParsableCommand {
         guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
         guard poolSize > 0, poolSize <= 200 else { throw ValidationError("--pool-size must be 1…200") }
         guard (1...2).contains(batchesInFlight) else { throw ValidationError("--batches-in-flight must be 1 or 2") }
+        guard (0...50).contains(pairedRounds) else { throw ValidationError("--paired-rounds must be 0…50") }
     }
 
     func run() async throws {
         let options = BenchOptions(
             strategies: strategy.strategies, callers: callers, seconds: seconds, rowLockPoolSize: poolSize,
-            batchesInFlight: batchesInFlight, databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"])
+            batchesInFlight: batchesInFlight, pairedRounds: pairedRounds,
+            databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"])
         let progress: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         if let compareUrl {
             let comparison = try await Bench.compare(options, with: compareUrl, rounds: rounds, progress: progress)

@@ -26,6 +26,24 @@ import Testing
         #expect(try rows.first?.int("holds") == total)
         #expect(try rows.first?.int("distinct_holds") == total)
         #expect(try rows.first?.int("counted") == total)
+        // (a) and (b) were measured in turn, a ratio for each pair (five by default).
+        #expect(ceilings.batchFunctionPaired?.count == 5)
+        #expect(ceilings.batchFunctionPaired?.allSatisfy { $0.plainInsertClaimsPerSecond > 0 && $0.ratio > 0 } == true)
+    }
+
+    /// The actor's pairs with (a) commit real holds too: every claim the bench counts, in the
+    /// phase and in the pairs, is a row of the hot drop, and the target is the pairs' median.
+    @Test func theActorIsPairedWithThePlainInsertAndEveryClaimIsARow() async throws {
+        let url = try await TestDatabase.fresh("bench_paired")
+        let options = BenchOptions(strategies: [.actor], callers: 20, seconds: 0.4, pairedRounds: 3, databaseURL: url)
+        let report = try await Bench.run(options) { _ in }
+        let actor = try #require(report.results.first)
+        let rounds = try #require(actor.pairedWithPlainInsert)
+        #expect(rounds.count == 3)
+        #expect(rounds.allSatisfy { $0.plainInsertClaimsPerSecond > 0 && $0.committedClaimsPerSecond > 0 })
+        #expect(actor.committedClaims > 0 && actor.committedClaimsInDatabase == actor.committedClaims)
+        let target = report.targets.first { $0.name == "actor / plain insert" }
+        #expect(target?.value == PairedRound.medianRatio(rounds))
     }
 
     @Test func theTargetsAreRatiosToTheCeilingsOfTheSameRun() {
@@ -51,6 +69,24 @@ import Testing
         let little = try? #require(targets["actor reserve p99 / (callers ÷ claims/s)"])
         #expect(abs((little?.value ?? 0) - 1.8) < 0.01 && little?.met == true)
         #expect(targets["actor sold-out rejections / bare actor"]?.value == 0.8)
+
+        // Measured in pairs taken in turn, a ratio is the median of the pairs' own, not the
+        // phases' totals (60,000 ÷ 100,000 above): here 0.5, 0.8, 0.7, so 0.7, which meets 0.70.
+        actor.pairedWithPlainInsert = [
+            PairedRound(plainInsertClaimsPerSecond: 100_000, committedClaimsPerSecond: 50_000),
+            PairedRound(plainInsertClaimsPerSecond: 60_000, committedClaimsPerSecond: 48_000),
+            PairedRound(plainInsertClaimsPerSecond: 80_000, committedClaimsPerSecond: 56_000),
+        ]
+        var paired = ceilings
+        paired.batchFunctionPaired = [
+            PairedRound(plainInsertClaimsPerSecond: 100_000, committedClaimsPerSecond: 70_000),
+            PairedRound(plainInsertClaimsPerSecond: 100_000, committedClaimsPerSecond: 90_000),
+        ]
+        let pairedTargets = Dictionary(
+            uniqueKeysWithValues: BenchTarget.all(results: [actor], ceilings: paired).map { ($0.name, $0) })
+        #expect(abs((pairedTargets["actor / plain insert"]?.value ?? 0) - 0.7) < 1e-9)
+        #expect(pairedTargets["actor / plain insert"]?.met == true)
+        #expect(abs((pairedTargets["batch function / plain insert"]?.value ?? 0) - 0.8) < 1e-9)
     }
 
     @Test func theServersCPUIsReadFromItsMetrics() {

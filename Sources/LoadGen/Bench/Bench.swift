@@ -11,13 +11,16 @@ public struct BenchOptions: Sendable {
     public var rowLockPoolSize: Int
     /// Batches the actor strategy's drop may have in flight.
     public var batchesInFlight: Int
+    /// Pairs of slices in which the actor and (a) are measured in turn (`Bench.pairedRounds`).
+    public var pairedRounds: Int
     public var databaseURL: String?
 
     public init(
         strategies: [Strategy], callers: Int, seconds: Double, rowLockPoolSize: Int = Defaults.rowLockPoolSize,
-        batchesInFlight: Int = Defaults.maxBatchesInFlight, databaseURL: String?
+        batchesInFlight: Int = Defaults.maxBatchesInFlight, pairedRounds: Int = 5, databaseURL: String?
     ) {
         self.batchesInFlight = batchesInFlight
+        self.pairedRounds = pairedRounds
         self.strategies = strategies
         self.callers = callers
         self.seconds = seconds
@@ -43,6 +46,23 @@ public struct BenchResult: Codable, Sendable {
     public var actorBytesPerActiveReservation: Double?
     /// Where the actor's batches spent their time in the commit phase (actor strategy only).
     public var actorBatches: BatchStatistics?
+    /// The actor's committed claims against (a), measured in turn (actor strategy only).
+    public var pairedWithPlainInsert: [PairedRound]?
+}
+
+/// One pair of slices: (a) and the strategy's committed claims, one right after the other.
+public struct PairedRound: Codable, Sendable, Equatable {
+    public var plainInsertClaimsPerSecond: Double
+    public var committedClaimsPerSecond: Double
+    public var ratio: Double { committedClaimsPerSecond / max(plainInsertClaimsPerSecond, 1e-9) }
+
+    /// The median of the pairs' ratios (the mean of the middle two for an even count).
+    public static func medianRatio(_ rounds: [PairedRound]) -> Double? {
+        let ratios = rounds.map(\.ratio).sorted()
+        guard !ratios.isEmpty else { return nil }
+        let middle = ratios.count / 2
+        return ratios.count.isMultiple(of: 2) ? (ratios[middle - 1] + ratios[middle]) / 2 : ratios[middle]
+    }
 }
 
 public struct BenchReport: Codable, Sendable {
@@ -114,6 +134,15 @@ public enum Bench {
             return false
         }
         let batches = inventory.batches?.batchStatistics()
+        var paired: [PairedRound]?
+        var pairedClaims = 0
+        if strategy == .actor, options.pairedRounds > 0 {
+            progress("bench: \(strategy) and ceiling (a) in turn, \(options.pairedRounds) pairs")
+            (paired, pairedClaims) = try await pairedRounds(options) { user in
+                if case .reserved = try await inventory.reserve(drop: hot.id, user: user) { return true }
+                return false
+            }
+        }
         let inDatabase =
             try await pool.query(
                 "SELECT count(*) AS n FROM reservations WHERE drop_id = $1", [.int64(hot.id)]
@@ -124,7 +153,7 @@ public enum Bench {
             strategy: strategy, callers: options.callers, seconds: options.seconds,
             committedClaims: claims.successes,
             committedClaimsPerSecond: Double(claims.successes) / claims.elapsedSeconds,
-            committedClaimsInDatabase: inDatabase,
+            committedClaimsInDatabase: inDatabase - pairedClaims,
             reserveLatencyMilliseconds: LatencySummary(microseconds: claims.latencies),
             rejections: rejections.successes,
             rejectionsPerSecond: rejections.elapsedSeconds > 0
@@ -132,7 +161,42 @@ public enum Bench {
             rejectionLatencyMilliseconds: LatencySummary(microseconds: rejections.latencies),
             errors: claims.errors + rejections.errors,
             actorBytesPerActiveReservation: strategy == .actor ? ActorMemoryProbe.bytesPerActiveReservation() : nil,
-            actorBatches: batches)
+            actorBatches: batches, pairedWithPlainInsert: paired)
+    }
+
+    /// The committed claims and (a) in slices taken in turn (`pairedRounds` pairs of
+    /// `seconds ÷ pairedRounds` each, which goes first alternating), each pair's ratio its own:
+    /// measured a phase apart, minutes apart on this shared machine, (a) alone moved from 65k
+    /// to 119k claims/s, so a ratio of two phases compared two moments of the machine. (a) runs
+    /// on a database of its own. Returns the pairs and the claims they committed.
+    static func pairedRounds(
+        _ options: BenchOptions, claim: @escaping @Sendable (UserID) async throws -> Bool
+    ) async throws -> (rounds: [PairedRound], claims: Int) {
+        let batchClaims = min(options.callers, Defaults.maxBatchClaims)
+        let url = try await FreshDatabase.url(for: "bench", named: "paired_ceiling", configured: options.databaseURL)
+        let connection = try await PostgresConnection.connect(url)
+        defer { Task { await connection.close() } }
+        try await connection.query("SET synchronous_commit = on")
+        let insert = try await PlainInsertCeiling.open(connection, batchClaims: batchClaims)
+        // Users of their own: (a)'s streams far past the ones the phase alone drew.
+        var users = CallerStreams(callers: batchClaims, firstCall: 1 << 24)
+        let slice = options.seconds / Double(options.pairedRounds)
+        var rounds: [PairedRound] = []
+        var claims = 0
+        for round in 0..<options.pairedRounds {
+            var plain: BenchCeilingRun.Loop?
+            if round.isMultiple(of: 2) { plain = try await insert.measure(seconds: slice, users: &users) }
+            // The actor's callers draw users past every call of the phase before.
+            let committed = try await hammer(
+                callers: options.callers, seconds: slice, firstCall: Int64(round + 1) << 24, claim)
+            if plain == nil { plain = try await insert.measure(seconds: slice, users: &users) }
+            claims += committed.successes
+            rounds.append(
+                PairedRound(
+                    plainInsertClaimsPerSecond: plain?.perSecond ?? 0,
+                    committedClaimsPerSecond: Double(committed.successes) / max(committed.elapsedSeconds, 1e-9)))
+        }
+        return (rounds, claims)
     }
 
     struct Tally {
@@ -151,7 +215,8 @@ public enum Bench {
     /// each caller waits for its answer, as a buyer's client does). Each call gets a user id
     /// of its own, made without shared state so the callers do not contend on a counter.
     static func hammer(
-        callers: Int, seconds: Double, _ operation: @escaping @Sendable (UserID) async throws -> Bool
+        callers: Int, seconds: Double, firstCall: Int64 = 0,
+        _ operation: @escaping @Sendable (UserID) async throws -> Bool
     ) async throws -> Tally {
         let clock = ContinuousClock()
         let started = clock.now
@@ -160,7 +225,7 @@ public enum Bench {
             for caller in 0..<callers {
                 group.addTask {
                     var tally = Tally()
-                    var call: Int64 = 0
+                    var call = firstCall
                     tally.latencies.reserveCapacity(4_096)
                     while clock.now < deadline {
                         let sent = clock.now

@@ -23,6 +23,8 @@ public struct BenchCeilings: Codable, Sendable {
     public var batchFunctionClaimsPerSecond: Double
     public var batchFunctionCallMilliseconds: LatencySummary
     public var bareActorAnswersPerSecond: Double
+    /// (b) against (a), measured in turn (`BenchOptions.pairedRounds`; nil when 0).
+    public var batchFunctionPaired: [PairedRound]?
 }
 
 enum BenchCeilingRun {
@@ -37,38 +39,45 @@ enum BenchCeilingRun {
         try await connection.query("SET synchronous_commit = on")
         var users = CallerStreams(callers: batchClaims)
 
-        progress("bench: ceiling (a), plain locked insert of \(batchClaims) holds per transaction")
-        let insertDrop = try await createDrop(connection, name: "bench ceiling: plain insert")
-        let plainInsert = try await loop(seconds: options.seconds) {
-            let rows = try await connection.query(
-                """
-                WITH d AS (SELECT id, reserve_ttl_ms FROM drops WHERE id = $1 FOR UPDATE),
-                ins AS (
-                    INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at)
-                    SELECT d.id, u, 'ACTIVE', clock_timestamp(), clock_timestamp() + d.reserve_ttl_ms * interval '1 millisecond'
-                    FROM d, unnest($2::bigint[]) AS u
-                    RETURNING 1)
-                UPDATE drops SET reserved = reserved + (SELECT count(*) FROM ins) WHERE id = $1 RETURNING reserved
-                """, [.int64(insertDrop), .int64Array(users.next())])
-            guard rows.rows.count == 1 else { throw BenchCeilingError("the plain insert updated no counter") }
-            return batchClaims
-        }
-
-        progress("bench: ceiling (b), stockdrop_apply_batch alone, \(batchClaims) reserves per call")
+        let insert = try await PlainInsertCeiling.open(connection, batchClaims: batchClaims)
         let functionDrop = try await createDrop(connection, name: "bench ceiling: batch function")
         // The reserves as the actor sends them for new users: vouched for, so not probed.
         let kinds = [Int64](
             repeating: Int64(ClaimItem(.reserve, user: 0, vouched: true).batchFunctionKind), count: batchClaims)
         let keys = [String?](repeating: nil, count: batchClaims)
-        let batchFunction = try await loop(seconds: options.seconds) {
-            let rows = try await connection.query(
-                "SELECT count(*) FILTER (WHERE code = 'reserved') AS n FROM stockdrop_apply_batch($1, $2::integer[], $3, $4)",
-                [.int64(functionDrop), .int64Array(kinds), .int64Array(users.next()), .textArray(keys)])
-            let reserved = try rows.first?.int("n") ?? 0
-            guard reserved == batchClaims else {
-                throw BenchCeilingError("the batch function reserved \(reserved) of \(batchClaims) new users")
+        func batchFunction(seconds: Double) async throws -> Loop {
+            try await loop(seconds: seconds) {
+                let rows = try await connection.query(
+                    "SELECT count(*) FILTER (WHERE code = 'reserved') AS n FROM stockdrop_apply_batch($1, $2::integer[], $3, $4)",
+                    [.int64(functionDrop), .int64Array(kinds), .int64Array(users.next()), .textArray(keys)])
+                let reserved = try rows.first?.int("n") ?? 0
+                guard reserved == batchClaims else {
+                    throw BenchCeilingError("the batch function reserved \(reserved) of \(batchClaims) new users")
+                }
+                return reserved
             }
-            return reserved
+        }
+
+        // (a) and (b) in turn, in pairs of slices whose first alternates, each pair's ratio its
+        // own (as the actor's against (a), `Bench.pairedRounds`); their totals are the figures.
+        let pairs = max(options.pairedRounds, 1)
+        let slice = options.seconds / Double(pairs)
+        progress(
+            "bench: ceilings (a), plain locked insert of \(batchClaims) holds per transaction, and (b),"
+                + " stockdrop_apply_batch alone, \(batchClaims) reserves per call: \(pairs) pairs in turn")
+        var plainInsert = Loop()
+        var function = Loop()
+        var rounds: [PairedRound] = []
+        for round in 0..<pairs {
+            var plain: Loop?
+            if round.isMultiple(of: 2) { plain = try await insert.measure(seconds: slice, users: &users) }
+            let called = try await batchFunction(seconds: slice)
+            if plain == nil { plain = try await insert.measure(seconds: slice, users: &users) }
+            guard let plain else { break }
+            plainInsert.add(plain)
+            function.add(called)
+            rounds.append(
+                PairedRound(plainInsertClaimsPerSecond: plain.perSecond, committedClaimsPerSecond: called.perSecond))
         }
 
         return BenchCeilings(
@@ -76,10 +85,10 @@ enum BenchCeilingRun {
             plainInsertClaims: plainInsert.claims,
             plainInsertClaimsPerSecond: plainInsert.perSecond,
             plainInsertTransactionMilliseconds: LatencySummary(microseconds: plainInsert.latencies),
-            batchFunctionClaims: batchFunction.claims,
-            batchFunctionClaimsPerSecond: batchFunction.perSecond,
-            batchFunctionCallMilliseconds: LatencySummary(microseconds: batchFunction.latencies),
-            bareActorAnswersPerSecond: 0)
+            batchFunctionClaims: function.claims,
+            batchFunctionClaimsPerSecond: function.perSecond,
+            batchFunctionCallMilliseconds: LatencySummary(microseconds: function.latencies),
+            bareActorAnswersPerSecond: 0, batchFunctionPaired: options.pairedRounds > 0 ? rounds : nil)
     }
 
     static func measureBareActor(_ options: BenchOptions, progress: @Sendable (String) -> Void) async throws -> Double {
@@ -91,7 +100,7 @@ enum BenchCeilingRun {
         return Double(answers.successes) / answers.elapsedSeconds
     }
 
-    private static func createDrop(_ connection: PostgresConnection, name: String) async throws -> Int64 {
+    static func createDrop(_ connection: PostgresConnection, name: String) async throws -> Int64 {
         try await connection.query(
             "INSERT INTO drops (name, price_cents, total_stock, reserve_ttl_ms) VALUES ($1, 1, $2, $3) RETURNING id",
             [.text(name), .int32(Int32(Defaults.maxTotalStock)), .int32(Int32(Defaults.maxReserveTTLMilliseconds))]
@@ -103,10 +112,16 @@ enum BenchCeilingRun {
         var latencies: [UInt32] = []
         var elapsedSeconds = 0.0
         var perSecond: Double { Double(claims) / max(elapsedSeconds, 1e-9) }
+
+        mutating func add(_ other: Loop) {
+            claims += other.claims
+            latencies += other.latencies
+            elapsedSeconds += other.elapsedSeconds
+        }
     }
 
     /// One connection, one call after another until the time is up.
-    private static func loop(seconds: Double, _ call: () async throws -> Int) async throws -> Loop {
+    static func loop(seconds: Double, _ call: () async throws -> Int) async throws -> Loop {
         let clock = ContinuousClock()
         let started = clock.now
         let deadline = started.advanced(by: .milliseconds(Int64(seconds * 1000)))
@@ -121,12 +136,45 @@ enum BenchCeilingRun {
     }
 }
 
+/// (a)'s transaction on a drop of its own: measured alone beside (b), and in slices taken in
+/// turn with the actor's (`Bench.pairedRounds`).
+struct PlainInsertCeiling {
+    let connection: PostgresConnection
+    let drop: Int64
+    let batchClaims: Int
+
+    static func open(_ connection: PostgresConnection, batchClaims: Int) async throws -> PlainInsertCeiling {
+        let drop = try await BenchCeilingRun.createDrop(connection, name: "bench ceiling: plain insert")
+        return PlainInsertCeiling(connection: connection, drop: drop, batchClaims: batchClaims)
+    }
+
+    func measure(seconds: Double, users: inout CallerStreams) async throws -> BenchCeilingRun.Loop {
+        try await BenchCeilingRun.loop(seconds: seconds) {
+            let rows = try await connection.query(
+                """
+                WITH d AS (SELECT id, reserve_ttl_ms FROM drops WHERE id = $1 FOR UPDATE),
+                ins AS (
+                    INSERT INTO reservations (drop_id, user_id, status, created_at, expires_at)
+                    SELECT d.id, u, 'ACTIVE', clock_timestamp(), clock_timestamp() + d.reserve_ttl_ms * interval '1 millisecond'
+                    FROM d, unnest($2::bigint[]) AS u
+                    RETURNING 1)
+                UPDATE drops SET reserved = reserved + (SELECT count(*) FROM ins) WHERE id = $1 RETURNING reserved
+                """, [.int64(drop), .int64Array(users.next())])
+            guard rows.rows.count == 1 else { throw BenchCeilingError("the plain insert updated no counter") }
+            return batchClaims
+        }
+    }
+}
+
 /// New users for every transaction, drawn as the bench's callers draw theirs: the k-th
 /// transaction takes the k-th user of each of `callers` streams.
-private struct CallerStreams {
+struct CallerStreams {
     let callers: Int
-    private var call: Int64 = 0
-    init(callers: Int) { self.callers = callers }
+    private var call: Int64
+    init(callers: Int, firstCall: Int64 = 0) {
+        self.callers = callers
+        call = firstCall
+    }
     mutating func next() -> [Int64] {
         call += 1
         return (0..<callers).map { Bench.user(caller: $0, call: call) }

@@ -64,6 +64,7 @@ extension Bench {
         /// The committed-claims phase on an empty database of the server `url` leads to.
         func measure(_ url: String?) async throws -> Double {
             var side = options
+            side.pairedRounds = 0  // no ceiling here: the two databases are each other's reference
             if let url, !url.isEmpty {
                 side.databaseURL = try await Database.fresh("stockdrop_bench_compare", onServerOf: url)
             }

@@ -50,6 +50,7 @@ extension BenchReport {
                 + "  (p50 \(number(ceilings.batchFunctionCallMilliseconds.p50, 2)) ms per call)",
             "  (c) bare actor, from memory  \(number(ceilings.bareActorAnswersPerSecond)) answers/s",
         ]
+        if let rounds = ceilings.batchFunctionPaired { lines.append(Self.pairedLine("(b) / (a)", rounds)) }
         for result in results {
             if let batches = result.actorBatches {
                 lines.append(
@@ -64,6 +65,9 @@ extension BenchReport {
             lines.append(
                 "  \(result.strategy.rawValue) / (a)  \(number(result.committedClaimsPerSecond / max(ceilings.plainInsertClaimsPerSecond, 1e-9), 2))"
             )
+            if let rounds = result.pairedWithPlainInsert {
+                lines.append(Self.pairedLine("\(result.strategy.rawValue) / (a)", rounds))
+            }
         }
         lines.append("targets:")
         for target in targets {
@@ -72,5 +76,15 @@ extension BenchReport {
             )
         }
         return lines
+    }
+
+    /// A ratio measured in pairs of slices taken in turn: its median, the pairs' range, and (a)'s.
+    private static func pairedLine(_ name: String, _ rounds: [PairedRound]) -> String {
+        func number(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
+        let ratios = rounds.map(\.ratio)
+        let plain = rounds.map(\.plainInsertClaimsPerSecond)
+        return "  \(name), \(rounds.count) pairs in turn  \(number(PairedRound.medianRatio(rounds) ?? 0, 2))"
+            + " (pairs \(number(ratios.min() ?? 0, 2))–\(number(ratios.max() ?? 0, 2));"
+            + " (a) \(number(plain.min() ?? 0))–\(number(plain.max() ?? 0)) claims/s)"
     }
 }
