@@ -28,7 +28,7 @@ import Testing
         #expect(try rows.first?.int("counted") == total)
         // (a) and (b) were measured in turn, a ratio for each pair (five by default).
         #expect(ceilings.batchFunctionPaired?.count == 5)
-        #expect(ceilings.batchFunctionPaired?.allSatisfy { $0.plainInsertClaimsPerSecond > 0 && $0.ratio > 0 } == true)
+        #expect(ceilings.batchFunctionPaired?.allSatisfy { $0.referencePerSecond > 0 && $0.ratio > 0 } == true)
     }
 
     /// The actor's pairs with (a) commit real holds too: every claim the bench counts, in the
@@ -40,10 +40,15 @@ import Testing
         let actor = try #require(report.results.first)
         let rounds = try #require(actor.pairedWithPlainInsert)
         #expect(rounds.count == 3)
-        #expect(rounds.allSatisfy { $0.plainInsertClaimsPerSecond > 0 && $0.committedClaimsPerSecond > 0 })
+        #expect(rounds.allSatisfy { $0.referencePerSecond > 0 && $0.measuredPerSecond > 0 })
         #expect(actor.committedClaims > 0 && actor.committedClaimsInDatabase == actor.committedClaims)
         let target = report.targets.first { $0.name == "actor / plain insert" }
         #expect(target?.value == PairedRound.medianRatio(rounds))
+        // The sold-out rejections are paired with the bare actor the same way.
+        let soldOut = try #require(actor.pairedWithBareActor)
+        #expect(soldOut.count == 3 && soldOut.allSatisfy { $0.referencePerSecond > 0 && $0.measuredPerSecond > 0 })
+        let rejections = report.targets.first { $0.name == "actor sold-out rejections / bare actor" }
+        #expect(rejections?.value == PairedRound.medianRatio(soldOut))
     }
 
     @Test func theTargetsAreRatiosToTheCeilingsOfTheSameRun() {
@@ -73,14 +78,14 @@ import Testing
         // Measured in pairs taken in turn, a ratio is the median of the pairs' own, not the
         // phases' totals (60,000 ÷ 100,000 above): here 0.5, 0.8, 0.7, so 0.7, which meets 0.70.
         actor.pairedWithPlainInsert = [
-            PairedRound(plainInsertClaimsPerSecond: 100_000, committedClaimsPerSecond: 50_000),
-            PairedRound(plainInsertClaimsPerSecond: 60_000, committedClaimsPerSecond: 48_000),
-            PairedRound(plainInsertClaimsPerSecond: 80_000, committedClaimsPerSecond: 56_000),
+            PairedRound(referencePerSecond: 100_000, measuredPerSecond: 50_000),
+            PairedRound(referencePerSecond: 60_000, measuredPerSecond: 48_000),
+            PairedRound(referencePerSecond: 80_000, measuredPerSecond: 56_000),
         ]
         var paired = ceilings
         paired.batchFunctionPaired = [
-            PairedRound(plainInsertClaimsPerSecond: 100_000, committedClaimsPerSecond: 70_000),
-            PairedRound(plainInsertClaimsPerSecond: 100_000, committedClaimsPerSecond: 90_000),
+            PairedRound(referencePerSecond: 100_000, measuredPerSecond: 70_000),
+            PairedRound(referencePerSecond: 100_000, measuredPerSecond: 90_000),
         ]
         let pairedTargets = Dictionary(
             uniqueKeysWithValues: BenchTarget.all(results: [actor], ceilings: paired).map { ($0.name, $0) })

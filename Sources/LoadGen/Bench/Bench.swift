@@ -48,13 +48,16 @@ public struct BenchResult: Codable, Sendable {
     public var actorBatches: BatchStatistics?
     /// The actor's committed claims against (a), measured in turn (actor strategy only).
     public var pairedWithPlainInsert: [PairedRound]?
+    /// The actor's sold-out rejections against (c), the bare actor, measured in turn.
+    public var pairedWithBareActor: [PairedRound]?
 }
 
-/// One pair of slices: (a) and the strategy's committed claims, one right after the other.
+/// One pair of slices measured one right after the other: a reference ((a), or the bare actor)
+/// and what is judged against it, each per second.
 public struct PairedRound: Codable, Sendable, Equatable {
-    public var plainInsertClaimsPerSecond: Double
-    public var committedClaimsPerSecond: Double
-    public var ratio: Double { committedClaimsPerSecond / max(plainInsertClaimsPerSecond, 1e-9) }
+    public var referencePerSecond: Double
+    public var measuredPerSecond: Double
+    public var ratio: Double { measuredPerSecond / max(referencePerSecond, 1e-9) }
 
     /// The median of the pairs' ratios (the mean of the middle two for an even count).
     public static func medianRatio(_ rounds: [PairedRound]) -> Double? {
@@ -115,12 +118,19 @@ public enum Bench {
         // Sold-out rejections first: answered from memory (actor), they must not share the
         // machine's two cores with the autovacuum that the commit phase's rows set off.
         var rejections = Tally()
+        var pairedSoldOut: [PairedRound]?
         if soldOut {
             progress("bench: \(strategy), sold-out rejections")
             let empty = try await inventory.createDrop(
                 DropSpec(name: "bench sold-out drop", priceCents: 1, totalStock: 0))
             rejections = try await hammer(callers: options.callers, seconds: options.seconds) { user in
                 try await inventory.reserve(drop: empty.id, user: user) == .soldOut
+            }
+            if strategy == .actor, options.pairedRounds > 0 {
+                progress("bench: \(strategy) sold-out and ceiling (c) in turn, \(options.pairedRounds) pairs")
+                pairedSoldOut = try await pairedWithBareActor(options) { user in
+                    try await inventory.reserve(drop: empty.id, user: user) == .soldOut
+                }
             }
         }
 
@@ -161,7 +171,28 @@ public enum Bench {
             rejectionLatencyMilliseconds: LatencySummary(microseconds: rejections.latencies),
             errors: claims.errors + rejections.errors,
             actorBytesPerActiveReservation: strategy == .actor ? ActorMemoryProbe.bytesPerActiveReservation() : nil,
-            actorBatches: batches, pairedWithPlainInsert: paired)
+            actorBatches: batches, pairedWithPlainInsert: paired, pairedWithBareActor: pairedSoldOut)
+    }
+
+    /// The sold-out rejections and (c) in slices taken in turn, as `pairedRounds` does for (a).
+    static func pairedWithBareActor(
+        _ options: BenchOptions, reject: @escaping @Sendable (UserID) async throws -> Bool
+    ) async throws -> [PairedRound] {
+        let slice = options.seconds / Double(options.pairedRounds)
+        var rounds: [PairedRound] = []
+        for round in 0..<options.pairedRounds {
+            var bare: Double?
+            if round.isMultiple(of: 2) {
+                bare = try await BenchCeilingRun.bareActor(callers: options.callers, seconds: slice)
+            }
+            let rejected = try await hammer(callers: options.callers, seconds: slice, reject)
+            if bare == nil { bare = try await BenchCeilingRun.bareActor(callers: options.callers, seconds: slice) }
+            rounds.append(
+                PairedRound(
+                    referencePerSecond: bare ?? 0,
+                    measuredPerSecond: Double(rejected.successes) / max(rejected.elapsedSeconds, 1e-9)))
+        }
+        return rounds
     }
 
     /// The committed claims and (a) in slices taken in turn (`pairedRounds` pairs of
@@ -193,8 +224,8 @@ public enum Bench {
             claims += committed.successes
             rounds.append(
                 PairedRound(
-                    plainInsertClaimsPerSecond: plain?.perSecond ?? 0,
-                    committedClaimsPerSecond: Double(committed.successes) / max(committed.elapsedSeconds, 1e-9)))
+                    referencePerSecond: plain?.perSecond ?? 0,
+                    measuredPerSecond: Double(committed.successes) / max(committed.elapsedSeconds, 1e-9)))
         }
         return (rounds, claims)
     }

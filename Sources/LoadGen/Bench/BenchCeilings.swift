@@ -77,7 +77,7 @@ enum BenchCeilingRun {
             plainInsert.add(plain)
             function.add(called)
             rounds.append(
-                PairedRound(plainInsertClaimsPerSecond: plain.perSecond, committedClaimsPerSecond: called.perSecond))
+                PairedRound(referencePerSecond: plain.perSecond, measuredPerSecond: called.perSecond))
         }
 
         return BenchCeilings(
@@ -93,11 +93,16 @@ enum BenchCeilingRun {
 
     static func measureBareActor(_ options: BenchOptions, progress: @Sendable (String) -> Void) async throws -> Double {
         progress("bench: ceiling (c), a bare actor answering from memory, \(options.callers) callers")
+        return try await bareActor(callers: options.callers, seconds: options.seconds)
+    }
+
+    /// (c)'s answers per second.
+    static func bareActor(callers: Int, seconds: Double) async throws -> Double {
         let bare = BareActor()
-        let answers = try await Bench.hammer(callers: options.callers, seconds: options.seconds) { user in
+        let answers = try await Bench.hammer(callers: callers, seconds: seconds) { user in
             await bare.answer(user) == .soldOut
         }
-        return Double(answers.successes) / answers.elapsedSeconds
+        return Double(answers.successes) / max(answers.elapsedSeconds, 1e-9)
     }
 
     static func createDrop(_ connection: PostgresConnection, name: String) async throws -> Int64 {

@@ -68,6 +68,11 @@ extension BenchReport {
             if let rounds = result.pairedWithPlainInsert {
                 lines.append(Self.pairedLine("\(result.strategy.rawValue) / (a)", rounds))
             }
+            if let rounds = result.pairedWithBareActor {
+                lines.append(
+                    Self.pairedLine(
+                        "\(result.strategy.rawValue) sold-out / (c)", rounds, reference: "(c)", unit: "answers/s"))
+            }
         }
         lines.append("targets:")
         for target in targets {
@@ -78,13 +83,16 @@ extension BenchReport {
         return lines
     }
 
-    /// A ratio measured in pairs of slices taken in turn: its median, the pairs' range, and (a)'s.
-    private static func pairedLine(_ name: String, _ rounds: [PairedRound]) -> String {
+    /// A ratio measured in pairs of slices taken in turn: its median, the pairs' range, and the
+    /// reference's.
+    private static func pairedLine(
+        _ name: String, _ rounds: [PairedRound], reference referenceName: String = "(a)", unit: String = "claims/s"
+    ) -> String {
         func number(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
         let ratios = rounds.map(\.ratio)
-        let plain = rounds.map(\.plainInsertClaimsPerSecond)
+        let reference = rounds.map(\.referencePerSecond)
         return "  \(name), \(rounds.count) pairs in turn  \(number(PairedRound.medianRatio(rounds) ?? 0, 2))"
             + " (pairs \(number(ratios.min() ?? 0, 2))–\(number(ratios.max() ?? 0, 2));"
-            + " (a) \(number(plain.min() ?? 0))–\(number(plain.max() ?? 0)) claims/s)"
+            + " \(referenceName) \(number(reference.min() ?? 0))–\(number(reference.max() ?? 0)) \(unit))"
     }
 }

@@ -40,7 +40,8 @@ public struct BenchTarget: Codable, Sendable, Equatable {
                     bound: 2.0, atMost: true, unit: "ratio"),
                 BenchTarget(
                     name: "actor sold-out rejections / bare actor",
-                    value: ratio(actor.rejectionsPerSecond, ceilings.bareActorAnswersPerSecond),
+                    value: actor.pairedWithBareActor.flatMap(PairedRound.medianRatio)
+                        ?? ratio(actor.rejectionsPerSecond, ceilings.bareActorAnswersPerSecond),
                     bound: 0.75, atMost: false, unit: "ratio"),
             ]
         }
