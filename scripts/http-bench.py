@@ -11,6 +11,7 @@ runs one at a time).
     rounds SLICES                    part 2's interleaved rounds ("ROUND KEY RATE" lines): each
                                      measure's median requests/s and each ratio's median within
                                      a round, with its range over the rounds
+    pairs PAIRS TOP BOTTOM LABEL T   part 3's pairs: the median of TOP ÷ BOTTOM within each
 """
 import json
 import statistics
@@ -86,12 +87,24 @@ def operations(path):
     print("    " + "; ".join(line))
 
 
-def rounds(path):
+def read_rounds(path):
+    """{round: {key: rate}} from "ROUND KEY RATE" lines."""
     rates = {}
     with open(path) as f:
         for line in f:
             round_, key, rate = line.split()
             rates.setdefault(int(round_), {})[key] = float(rate)
+    return rates
+
+
+def pairs(path, top, bottom, label, target):
+    ratios = [r[top] / r[bottom] for r in read_rounds(path).values() if r.get(bottom, 0) > 0 and top in r]
+    print(f"  {label}: {statistics.median(ratios):.2f} (pairs: {', '.join(f'{x:.2f}' for x in ratios)})"
+          f" (target ≥ {float(target):.2f})")
+
+
+def rounds(path):
+    rates = read_rounds(path)
     labels = {"bare": "bare Hummingbird: GET /health", "warning": "stockdrop serve --log-level warning: GET /health",
               "reserve": "stockdrop serve: POST reserve answered sold_out",
               "info": "stockdrop serve, default log level: GET /health"}
@@ -110,5 +123,5 @@ def rounds(path):
 if __name__ == "__main__":
     # Plain argv, not argparse: a label such as "--latency-target-ms 0" is an argument.
     commands = {"scenario": scenario, "generator": generator, "summary": summary, "answers": answers,
-                "operations": operations, "rounds": rounds}
+                "operations": operations, "rounds": rounds, "pairs": pairs}
     commands[sys.argv[1]](*sys.argv[2:])

@@ -11,7 +11,7 @@
 #      answered from memory, and the default log level against --log-level warning; the four
 #      are measured in interleaved rounds of short slices and each ratio within a round;
 #   3. flash-sale over HTTP beside flash-sale in process, with the harness's and the server's
-#      latencies side by side;
+#      latencies side by side, in pairs (HTTP_BENCH_PAIRS, default 3) and the median ratio;
 #   4. shedding, off (--latency-target-ms 0) then on (the default target): flash-sale with the
 #      server on core 0 and the generator on core 1 (taskset; PostgreSQL wherever the kernel
 #      puts it) and 4,096 connections, more buyers at once than the server answers within its
@@ -90,15 +90,28 @@ if part 2; then
 fi
 
 if part 3; then
-  echo "http-bench 3: flash-sale in process and over HTTP (generator and server on the same 2 cores)"
+  # In pairs, one right after the other (which goes first alternating), each pair's ratio its
+  # own, for the reason part 2 interleaves: the machine's moments differ more than the runs.
+  pairs=${HTTP_BENCH_PAIRS:-3}
+  echo "http-bench 3: flash-sale in process and over HTTP (generator and server on the same 2 cores), $pairs pairs"
   "$bin" db start >/dev/null
-  "$bin" run scenarios/flash-sale.yaml --strategy actor --report-dir "$work/in" >"$work/in.out" 2>&1 || true
-  py summary "$(ls "$work"/in/*/report.json)" "in process"
-  serve serve --no-rate-limit --log-level warning
-  "$bin" run scenarios/flash-sale.yaml --target "$url" --report-dir "$work/http" >"$work/http.out" 2>&1 || true
-  stop
-  py summary "$(ls "$work"/http/*/report.json)" "over HTTP (--connections default)"
-  echo "  HTTP ÷ in process, answers/s: $(ratio "$(py answers "$(ls "$work"/http/*/report.json)")" "$(py answers "$(ls "$work"/in/*/report.json)")") (target ≥ 0.60)"
+  : >"$work/pairs.tsv"
+  for ((pair = 0; pair < pairs; pair++)); do
+    for side in $( ((pair % 2 == 0)) && echo "in http" || echo "http in"); do
+      if [ "$side" = in ]; then
+        "$bin" run scenarios/flash-sale.yaml --strategy actor --report-dir "$work/in-$pair" >"$work/in.out" 2>&1 || true
+        py summary "$(ls "$work"/in-"$pair"/*/report.json)" "in process"
+      else
+        serve serve --no-rate-limit --log-level warning
+        "$bin" run scenarios/flash-sale.yaml --target "$url" --report-dir "$work/http-$pair" >"$work/http.out" 2>&1 || true
+        stop
+        py summary "$(ls "$work"/http-"$pair"/*/report.json)" "over HTTP (--connections default)"
+      fi
+    done
+    echo "$pair http $(py answers "$(ls "$work"/http-"$pair"/*/report.json)")" >>"$work/pairs.tsv"
+    echo "$pair in $(py answers "$(ls "$work"/in-"$pair"/*/report.json)")" >>"$work/pairs.tsv"
+  done
+  py pairs "$work/pairs.tsv" http in "HTTP ÷ in process, answers/s" 0.60
 fi
 
 if part 4; then
