@@ -7,7 +7,6 @@
 // parser refused can be read in step. An error inside a request's body is the route's to
 // answer, and goes on to it.
 import HTTPTypes
-import Hummingbird
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
@@ -59,14 +58,9 @@ final class LaterRequestRefusal: ChannelDuplexHandler, RemovableChannelHandler {
     private func refuseOnceAnswered(_ context: ChannelHandlerContext) {
         guard state == .refusing, answersEnded >= requestsRead else { return }
         state = .refused
-        var body = context.channel.allocator.buffer(capacity: MalformedRequestRefusal.body.utf8.count)
-        body.writeString(MalformedRequestRefusal.body)
-        let head = HTTPResponse(
-            status: .badRequest,
-            headerFields: [
-                .contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes),
-                .connection: "close", .server: "stockdrop", .xRequestID: RequestID().description,
-            ])
+        let (head, body) = HandlerAnswer.parts(
+            .badRequest, body: MalformedRequestRefusal.body, extra: [.connection: "close"],
+            allocator: context.channel.allocator)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         let channel = context.channel

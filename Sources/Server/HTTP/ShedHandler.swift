@@ -97,15 +97,9 @@ final class ShedHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func shed(context: ChannelHandlerContext, requestID: String?) {
         let started = NIODeadline.now()
         let retryAfter = monitor.retryAfterSeconds
-        var body = context.channel.allocator.buffer(capacity: Self.body.utf8.count)
-        body.writeString(Self.body)
-        var response = HTTPResponse(
-            status: .serviceUnavailable,
-            headerFields: [
-                .contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes),
-                .retryAfter: String(retryAfter), .xRequestID: requestID ?? RequestID().description,
-                .server: "stockdrop",
-            ])
+        var (response, body) = HandlerAnswer.parts(
+            .serviceUnavailable, body: Self.body, extra: [.retryAfter: String(retryAfter)], requestID: requestID,
+            allocator: context.channel.allocator)
         // Read once: the header and the close must agree.
         let closing = draining.isDraining
         if closing { response.headerFields[.connection] = "close" }
