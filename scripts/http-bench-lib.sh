@@ -29,7 +29,11 @@ serve_as() {
   urls[$name]=$(grep -o 'http://[0-9.:]*' "$work/serve-$name.out" | head -1)
   [ -n "${urls[$name]}" ] || { cat "$work/serve-$name.log" >&2; echo "http-bench: $bin $1 did not start" >&2; exit 69; }
 }
-stop() { kill -TERM "$server_pid"; wait "$server_pid" || true; }
+stop() {
+  kill -TERM "$server_pid"
+  wait "$server_pid" || true
+  unset "pids[main]"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 declare -A rate cpu
@@ -71,5 +75,7 @@ wrk_slice() {
   local round=$1 key=$2
   shift 2
   wrk -t1 -c"$connections" -d"${slice}s" "$@" >"$work/wrk.out"
-  echo "$round $key $(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")" >>"$work/slices.tsv"
+  local rate
+  rate=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+  echo "$round $key ${rate:-0}" >>"$work/slices.tsv"
 }

@@ -12,6 +12,7 @@ runs one at a time).
                                      measure's median requests/s and each ratio's median within
                                      a round, with its range over the rounds
     pairs PAIRS TOP BOTTOM LABEL T   part 3's pairs: the median of TOP ÷ BOTTOM within each
+                                     pair, against the target T
 """
 import json
 import statistics

@@ -76,7 +76,7 @@ if part 2; then
     for ((i = 0; i < ${#measures[@]}; i++)); do
       measure=${measures[$(((i + round) % ${#measures[@]}))]}
       if [ "$measure" = reserve ]; then
-        wrk_slice "$round" reserve "$reserve_url" -s "$work/reserve.lua"
+        wrk_slice "$round" reserve -s "$work/reserve.lua" "$reserve_url"
       else
         wrk_slice "$round" "$measure" "${urls[$measure]}/health"
       fi
@@ -85,6 +85,7 @@ if part 2; then
   for name in bare warning info; do
     kill -TERM "${pids[$name]}"
     wait "${pids[$name]}" || true
+    unset "pids[$name]"
   done
   py rounds "$work/slices.tsv"
 fi

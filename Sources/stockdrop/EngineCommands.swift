@@ -30,7 +30,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Rounds of each database with --compare-url.") var rounds = 3
     @Option(
         help:
-            "Pairs of slices in which the actor's committed claims and ceiling (a) are measured in turn, for their ratio (0: none)."
+            "Pairs of slices measured in turn, each ratio the pairs' median: ceilings (a) and (b), the actor's committed claims and (a), its sold-out rejections and (c) (0: none)."
     )
     var pairedRounds = 5
 

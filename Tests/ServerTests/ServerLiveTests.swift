@@ -538,7 +538,12 @@ import Testing
             ("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 200),
             ("POST /v1/drops/1/reserve HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 401),
         ]
-        let laters = ["GARBAGE\r\n\r\n", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"]
+        // A version the parser raises twice for, and bytes after the refused head (the failed
+        // decoder raises again for each): one refusal, no second answer.
+        let laters = [
+            "GARBAGE\r\n\r\n", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+            "GARBAGE\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        ]
         for (first, status) in firsts {
             for later in laters {
                 for together in [true, false] {

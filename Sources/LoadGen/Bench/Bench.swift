@@ -153,17 +153,30 @@ public enum Bench {
                 return false
             }
         }
+        // The phase's own rows: its callers' calls are numbered below 2^24, the pairs' above.
         let inDatabase =
             try await pool.query(
-                "SELECT count(*) AS n FROM reservations WHERE drop_id = $1", [.int64(hot.id)]
+                "SELECT count(*) AS n FROM reservations WHERE drop_id = $1 AND (user_id & 4294967295) < 16777216",
+                [.int64(hot.id)]
             ).first?.int("n") ?? -1
+        let pairedInDatabase =
+            pairedClaims == 0
+            ? 0
+            : try await pool.query(
+                "SELECT count(*) AS n FROM reservations WHERE drop_id = $1 AND (user_id & 4294967295) >= 16777216",
+                [.int64(hot.id)]
+            ).first?.int("n") ?? -1
+        guard pairedInDatabase == pairedClaims else {
+            throw BenchCeilingError(
+                "the pairs with (a) acknowledged \(pairedClaims) claims, and the database holds \(pairedInDatabase)")
+        }
         await inventory.shutdown()
         await pool.close()
         return BenchResult(
             strategy: strategy, callers: options.callers, seconds: options.seconds,
             committedClaims: claims.successes,
             committedClaimsPerSecond: Double(claims.successes) / claims.elapsedSeconds,
-            committedClaimsInDatabase: inDatabase - pairedClaims,
+            committedClaimsInDatabase: inDatabase,
             reserveLatencyMilliseconds: LatencySummary(microseconds: claims.latencies),
             rejections: rejections.successes,
             rejectionsPerSecond: rejections.elapsedSeconds > 0
@@ -199,7 +212,9 @@ public enum Bench {
     /// `seconds ÷ pairedRounds` each, which goes first alternating), each pair's ratio its own:
     /// measured a phase apart, minutes apart on this shared machine, (a) alone moved from 65k
     /// to 119k claims/s, so a ratio of two phases compared two moments of the machine. (a) runs
-    /// on a database of its own. Returns the pairs and the claims they committed.
+    /// on a drop of its own (and a database of its own unless `DATABASE_URL` names one). The
+    /// actor's side runs on its hot drop after the phase, its rows behind it; (a)'s drop starts
+    /// empty, and fills as the pairs go. Returns the pairs and the claims they committed.
     static func pairedRounds(
         _ options: BenchOptions, claim: @escaping @Sendable (UserID) async throws -> Bool
     ) async throws -> (rounds: [PairedRound], claims: Int) {
@@ -209,8 +224,9 @@ public enum Bench {
         defer { Task { await connection.close() } }
         try await connection.query("SET synchronous_commit = on")
         let insert = try await PlainInsertCeiling.open(connection, batchClaims: batchClaims)
-        // Users of their own: (a)'s streams far past the ones the phase alone drew.
-        var users = CallerStreams(callers: batchClaims, firstCall: 1 << 24)
+        // Past the calls of the phase (below 2^24) and of every round's actor side ((r + 1) << 24,
+        // at most 50 rounds), though on another drop: the per-user rules are per drop.
+        var users = CallerStreams(callers: batchClaims, firstCall: 64 << 24)
         let slice = options.seconds / Double(options.pairedRounds)
         var rounds: [PairedRound] = []
         var claims = 0

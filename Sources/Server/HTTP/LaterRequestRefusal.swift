@@ -4,8 +4,10 @@
 // is a body whose framing breaks (`ErrorMiddleware`). Behind the HTTP/1 codec, this handler
 // answers the later one the same way, after every request read before it has its answer (so
 // answers never leave out of order), and then closes the connection: nothing after a head the
-// parser refused can be read in step. An error inside a request's body is the route's to
-// answer, and goes on to it.
+// parser refused can be read in step; every error after it (the decoder, once failed, fails
+// again on each byte that follows) is swallowed, so Hummingbird neither answers a second time
+// nor closes the connection before the refusal is written. An error inside a request's body
+// goes on to the route, which answers it (`ErrorMiddleware`) when it reads its body.
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
@@ -47,12 +49,17 @@ final class LaterRequestRefusal: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError, !readingRequest, state == .reading else {
-            context.fireErrorCaught(error)
+        switch state {
+        case .refusing, .refused:
             return
+        case .reading:
+            guard error is HTTPParserError, !readingRequest else {
+                context.fireErrorCaught(error)
+                return
+            }
+            state = .refusing
+            refuseOnceAnswered(context)
         }
-        state = .refusing
-        refuseOnceAnswered(context)
     }
 
     private func refuseOnceAnswered(_ context: ChannelHandlerContext) {
