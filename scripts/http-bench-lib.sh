@@ -42,7 +42,7 @@ wrk_run() {
   local key=$1 label=$2
   shift 2
   /usr/bin/time -f "%U %S" -o "$work/time" wrk -t1 -c"$connections" -d"${seconds}s" "$@" >"$work/wrk.out"
-  rate[$key]=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+  rate[$key]=$(wrk_rate)
   local requests
   requests=$(awk '/requests in/ {print $1}' "$work/wrk.out")
   cpu[$key]=$(awk -v r="$requests" '{ printf "%.2f", ($1 + $2) * 1e6 / (r > 0 ? r : 1) }' "$work/time")
@@ -76,6 +76,9 @@ wrk_slice() {
   shift 2
   wrk -t1 -c"$connections" -d"${slice}s" "$@" >"$work/wrk.out"
   local rate
-  rate=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+  rate=$(wrk_rate)
   echo "$round $key ${rate:-0}" >>"$work/slices.tsv"
 }
+
+# wrk_rate: the requests/s of the last wrk measurement.
+wrk_rate() { awk '/Requests\/sec/ {print $2}' "$work/wrk.out"; }

@@ -98,8 +98,13 @@ def read_rounds(path):
     return rates
 
 
+def ratios_within(rates, top, bottom):
+    """TOP ÷ BOTTOM within each round that measured both."""
+    return [r[top] / r[bottom] for r in rates.values() if r.get(bottom, 0) > 0 and top in r]
+
+
 def pairs(path, top, bottom, label, target):
-    ratios = [r[top] / r[bottom] for r in read_rounds(path).values() if r.get(bottom, 0) > 0 and top in r]
+    ratios = ratios_within(read_rounds(path), top, bottom)
     print(f"  {label}: {statistics.median(ratios):.2f} (pairs: {', '.join(f'{x:.2f}' for x in ratios)})"
           f" (target ≥ {float(target):.2f})")
 
@@ -116,7 +121,7 @@ def rounds(path):
               ("reserve from memory ÷ bare Hummingbird's /health", "reserve", "bare", 0.50),
               ("GET /health at the default log level ÷ at warning", "info", "warning", 0.90)]
     for label, top, bottom, target in ratios:
-        values = [r[top] / r[bottom] for r in rates.values() if r.get(bottom, 0) > 0 and top in r]
+        values = ratios_within(rates, top, bottom)
         print(f"  {label}: {statistics.median(values):.2f} (rounds: {min(values):.2f}–{max(values):.2f})"
               f" (target ≥ {target:.2f})")
 

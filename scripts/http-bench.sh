@@ -40,7 +40,7 @@ work=$(mktemp -d)
 . "$root/scripts/serve-lib.sh"
 # shellcheck source=scripts/http-bench-lib.sh
 . "$root/scripts/http-bench-lib.sh"
-trap 'kill "${server_pid:-}" "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 part() { [[ " $parts " == *" $1 "* ]]; }
 py() { python3 "$root/scripts/http-bench.py" "$@"; }
 

@@ -66,6 +66,25 @@ public struct PairedRound: Codable, Sendable, Equatable {
         let middle = ratios.count / 2
         return ratios.count.isMultiple(of: 2) ? (ratios[middle - 1] + ratios[middle]) / 2 : ratios[middle]
     }
+
+    /// `pairs` pairs of a reference's slice and a measure's, one right after the other, the
+    /// reference first in even pairs and second in odd ones (so neither always follows the
+    /// other); each closure is told the pair's index.
+    static func inTurn<Reference, Measure>(
+        pairs: Int, reference: (Int) async throws -> Reference, measure: (Int) async throws -> Measure
+    ) async throws -> [(reference: Reference, measure: Measure)] {
+        var results: [(reference: Reference, measure: Measure)] = []
+        for pair in 0..<pairs {
+            if pair.isMultiple(of: 2) {
+                let first = try await reference(pair)
+                results.append((first, try await measure(pair)))
+            } else {
+                let first = try await measure(pair)
+                results.append((try await reference(pair), first))
+            }
+        }
+        return results
+    }
 }
 
 public struct BenchReport: Codable, Sendable {
@@ -123,14 +142,13 @@ public enum Bench {
             progress("bench: \(strategy), sold-out rejections")
             let empty = try await inventory.createDrop(
                 DropSpec(name: "bench sold-out drop", priceCents: 1, totalStock: 0))
-            rejections = try await hammer(callers: options.callers, seconds: options.seconds) { user in
+            let reject: @Sendable (UserID) async throws -> Bool = { user in
                 try await inventory.reserve(drop: empty.id, user: user) == .soldOut
             }
+            rejections = try await hammer(callers: options.callers, seconds: options.seconds, reject)
             if strategy == .actor, options.pairedRounds > 0 {
                 progress("bench: \(strategy) sold-out and ceiling (c) in turn, \(options.pairedRounds) pairs")
-                pairedSoldOut = try await pairedWithBareActor(options) { user in
-                    try await inventory.reserve(drop: empty.id, user: user) == .soldOut
-                }
+                pairedSoldOut = try await pairedWithBareActor(options, reject: reject)
             }
         }
 
@@ -139,33 +157,29 @@ public enum Bench {
                 name: "bench hot drop", priceCents: 1, totalStock: Defaults.maxTotalStock,
                 reserveTTLMilliseconds: Defaults.maxReserveTTLMilliseconds))
         progress("bench: \(strategy), committed claims")
-        let claims = try await hammer(callers: options.callers, seconds: options.seconds) { user in
+        let claim: @Sendable (UserID) async throws -> Bool = { user in
             if case .reserved = try await inventory.reserve(drop: hot.id, user: user) { return true }
             return false
         }
+        let claims = try await hammer(callers: options.callers, seconds: options.seconds, claim)
         let batches = inventory.batches?.batchStatistics()
         var paired: [PairedRound]?
         var pairedClaims = 0
         if strategy == .actor, options.pairedRounds > 0 {
             progress("bench: \(strategy) and ceiling (a) in turn, \(options.pairedRounds) pairs")
-            (paired, pairedClaims) = try await pairedRounds(options) { user in
-                if case .reserved = try await inventory.reserve(drop: hot.id, user: user) { return true }
-                return false
-            }
+            (paired, pairedClaims) = try await pairedRounds(options, claim: claim)
         }
-        // The phase's own rows: its callers' calls are numbered below 2^24, the pairs' above.
-        let inDatabase =
-            try await pool.query(
-                "SELECT count(*) AS n FROM reservations WHERE drop_id = $1 AND (user_id & 4294967295) < 16777216",
-                [.int64(hot.id)]
-            ).first?.int("n") ?? -1
-        let pairedInDatabase =
-            pairedClaims == 0
-            ? 0
-            : try await pool.query(
-                "SELECT count(*) AS n FROM reservations WHERE drop_id = $1 AND (user_id & 4294967295) >= 16777216",
-                [.int64(hot.id)]
-            ).first?.int("n") ?? -1
+        // The phase's rows and the pairs' apart: a user id's low 32 bits are its call
+        // (`user(caller:call:)`), the phase's below `firstPairedCall`, the pairs' from it.
+        let counted = try await pool.query(
+            """
+            SELECT count(*) FILTER (WHERE (user_id & 4294967295) < $2) AS phase,
+                   count(*) FILTER (WHERE (user_id & 4294967295) >= $2) AS paired
+            FROM reservations WHERE drop_id = $1
+            """, [.int64(hot.id), .int64(firstPairedCall)]
+        ).first
+        let inDatabase = try counted?.int("phase") ?? -1
+        let pairedInDatabase = try counted?.int("paired") ?? -1
         guard pairedInDatabase == pairedClaims else {
             throw BenchCeilingError(
                 "the pairs with (a) acknowledged \(pairedClaims) claims, and the database holds \(pairedInDatabase)")
@@ -192,20 +206,11 @@ public enum Bench {
         _ options: BenchOptions, reject: @escaping @Sendable (UserID) async throws -> Bool
     ) async throws -> [PairedRound] {
         let slice = options.seconds / Double(options.pairedRounds)
-        var rounds: [PairedRound] = []
-        for round in 0..<options.pairedRounds {
-            var bare: Double?
-            if round.isMultiple(of: 2) {
-                bare = try await BenchCeilingRun.bareActor(callers: options.callers, seconds: slice)
-            }
-            let rejected = try await hammer(callers: options.callers, seconds: slice, reject)
-            if bare == nil { bare = try await BenchCeilingRun.bareActor(callers: options.callers, seconds: slice) }
-            rounds.append(
-                PairedRound(
-                    referencePerSecond: bare ?? 0,
-                    measuredPerSecond: Double(rejected.successes) / max(rejected.elapsedSeconds, 1e-9)))
-        }
-        return rounds
+        return try await PairedRound.inTurn(
+            pairs: options.pairedRounds,
+            reference: { _ in try await BenchCeilingRun.bareActor(callers: options.callers, seconds: slice) },
+            measure: { _ in try await hammer(callers: options.callers, seconds: slice, reject).perSecond }
+        ).map { PairedRound(referencePerSecond: $0.reference, measuredPerSecond: $0.measure) }
     }
 
     /// The committed claims and (a) in slices taken in turn (`pairedRounds` pairs of
@@ -224,33 +229,36 @@ public enum Bench {
         defer { Task { await connection.close() } }
         try await connection.query("SET synchronous_commit = on")
         let insert = try await PlainInsertCeiling.open(connection, batchClaims: batchClaims)
-        // Past the calls of the phase (below 2^24) and of every round's actor side ((r + 1) << 24,
-        // at most 50 rounds), though on another drop: the per-user rules are per drop.
-        var users = CallerStreams(callers: batchClaims, firstCall: 64 << 24)
+        // Past the calls of the phase and of every pair's actor side (pair p from
+        // (p + 1) × firstPairedCall, at most 50 pairs), though on another drop: the per-user
+        // rules are per drop.
+        var users = CallerStreams(callers: batchClaims, firstCall: 64 * firstPairedCall)
         let slice = options.seconds / Double(options.pairedRounds)
-        var rounds: [PairedRound] = []
-        var claims = 0
-        for round in 0..<options.pairedRounds {
-            var plain: BenchCeilingRun.Loop?
-            if round.isMultiple(of: 2) { plain = try await insert.measure(seconds: slice, users: &users) }
-            // The actor's callers draw users past every call of the phase before.
-            let committed = try await hammer(
-                callers: options.callers, seconds: slice, firstCall: Int64(round + 1) << 24, claim)
-            if plain == nil { plain = try await insert.measure(seconds: slice, users: &users) }
-            claims += committed.successes
-            rounds.append(
-                PairedRound(
-                    referencePerSecond: plain?.perSecond ?? 0,
-                    measuredPerSecond: Double(committed.successes) / max(committed.elapsedSeconds, 1e-9)))
-        }
-        return (rounds, claims)
+        let pairs = try await PairedRound.inTurn(
+            pairs: options.pairedRounds,
+            reference: { _ in try await insert.measure(seconds: slice, users: &users) },
+            measure: { pair in
+                try await hammer(
+                    callers: options.callers, seconds: slice, firstCall: Int64(pair + 1) * firstPairedCall, claim)
+            })
+        return (
+            pairs.map {
+                PairedRound(referencePerSecond: $0.reference.perSecond, measuredPerSecond: $0.measure.perSecond)
+            },
+            pairs.reduce(0) { $0 + $1.measure.successes }
+        )
     }
+
+    /// The first call number of the pairs' callers: the phase's callers number theirs from 0
+    /// and never reach it.
+    static let firstPairedCall: Int64 = 1 << 24
 
     struct Tally {
         var successes = 0
         var errors = 0
         var latencies: [UInt32] = []
         var elapsedSeconds = 0.0
+        var perSecond: Double { Double(successes) / max(elapsedSeconds, 1e-9) }
     }
 
     /// The user of a caller's `call`-th claim: each caller a stream of new buyers, the streams

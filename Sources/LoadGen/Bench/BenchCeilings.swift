@@ -65,19 +65,18 @@ enum BenchCeilingRun {
         progress(
             "bench: ceilings (a), plain locked insert of \(batchClaims) holds per transaction, and (b),"
                 + " stockdrop_apply_batch alone, \(batchClaims) reserves per call: \(pairs) pairs in turn")
+        let inTurn = try await PairedRound.inTurn(
+            pairs: pairs,
+            reference: { _ in try await insert.measure(seconds: slice, users: &users) },
+            measure: { _ in try await batchFunction(seconds: slice) })
         var plainInsert = Loop()
         var function = Loop()
-        var rounds: [PairedRound] = []
-        for round in 0..<pairs {
-            var plain: Loop?
-            if round.isMultiple(of: 2) { plain = try await insert.measure(seconds: slice, users: &users) }
-            let called = try await batchFunction(seconds: slice)
-            if plain == nil { plain = try await insert.measure(seconds: slice, users: &users) }
-            guard let plain else { break }
-            plainInsert.add(plain)
-            function.add(called)
-            rounds.append(
-                PairedRound(referencePerSecond: plain.perSecond, measuredPerSecond: called.perSecond))
+        for pair in inTurn {
+            plainInsert.add(pair.reference)
+            function.add(pair.measure)
+        }
+        let rounds = inTurn.map {
+            PairedRound(referencePerSecond: $0.reference.perSecond, measuredPerSecond: $0.measure.perSecond)
         }
 
         return BenchCeilings(
@@ -99,10 +98,9 @@ enum BenchCeilingRun {
     /// (c)'s answers per second.
     static func bareActor(callers: Int, seconds: Double) async throws -> Double {
         let bare = BareActor()
-        let answers = try await Bench.hammer(callers: callers, seconds: seconds) { user in
+        return try await Bench.hammer(callers: callers, seconds: seconds) { user in
             await bare.answer(user) == .soldOut
-        }
-        return Double(answers.successes) / max(answers.elapsedSeconds, 1e-9)
+        }.perSecond
     }
 
     static func createDrop(_ connection: PostgresConnection, name: String) async throws -> Int64 {
